@@ -1,0 +1,93 @@
+//! Events the pipeline reports as it works: what `client.on(type, listener)` delivers.
+//!
+//! Events borrow from the call in flight, so emitting one allocates nothing; the platform converts it
+//! only when somebody listens to its kind.
+
+use crate::core::breaker::StateKind;
+use crate::core::error::Failure;
+
+/// Why an attempt is being retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// A retryable HTTP status.
+    Status(u16),
+    /// The attempt timed out.
+    Timeout,
+    /// The connection failed.
+    Network,
+}
+
+/// One thing that happened inside the pipeline.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An attempt is about to be sent.
+    Request {
+        /// The request URL.
+        url: &'a str,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// An attempt got response headers.
+    Response {
+        /// The request URL.
+        url: &'a str,
+        /// The HTTP status.
+        status: u16,
+        /// 1 for the first attempt.
+        attempt: u32,
+        /// Time from the start of the call.
+        elapsed_ms: u64,
+    },
+    /// The previous attempt failed and another follows after a delay.
+    Retry {
+        /// The request URL.
+        url: &'a str,
+        /// The attempt about to be made (2 for the first retry).
+        attempt: u32,
+        /// How long the pipeline waits first.
+        delay_ms: u64,
+        /// What failed.
+        reason: RetryReason,
+        /// Whether the delay came from the server (`Retry-After` and friends).
+        from_server: bool,
+    },
+    /// A circuit breaker changed state.
+    Breaker {
+        /// The breaker's key (an origin, or "client").
+        key: &'a str,
+        /// The state before.
+        from: StateKind,
+        /// The state now.
+        to: StateKind,
+    },
+    /// The rate limiter delayed or rejected a call.
+    RateLimited {
+        /// The bucket's key.
+        key: &'a str,
+        /// How long the call waits (or would have had to wait, when rejected).
+        wait_ms: u64,
+        /// True when the wait exceeded `maxWaitMs` and the call was rejected.
+        rejected: bool,
+    },
+    /// A call failed with an error (not an HTTP status).
+    Error {
+        /// The request URL.
+        url: &'a str,
+        /// What went wrong.
+        failure: &'a Failure,
+    },
+}
+
+impl Event<'_> {
+    /// The event type name listeners subscribe to.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Request { .. } => "request",
+            Event::Response { .. } => "response",
+            Event::Retry { .. } => "retry",
+            Event::Breaker { .. } => "breaker",
+            Event::RateLimited { .. } => "rateLimited",
+            Event::Error { .. } => "error",
+        }
+    }
+}

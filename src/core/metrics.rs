@@ -1,0 +1,151 @@
+//! `client.metrics()`: the stats in Prometheus text exposition format (version 0.0.4).
+//!
+//! Hand-written and integer-only: a metrics library or float formatting would cost more wasm than the
+//! rest of the pipeline. Latency quantiles are whole milliseconds; bucket levels are floored.
+
+use crate::core::pipeline::BreakerView;
+use crate::core::stats::Stats;
+use std::fmt::Write;
+
+/// Renders the exposition text.
+pub fn prometheus(
+    stats: &Stats,
+    breakers: &[BreakerView],
+    rate_level: Option<(f64, f64)>,
+) -> String {
+    let mut out = String::with_capacity(1024);
+    let counters = [
+        ("requests_total", "Calls started.", stats.requests),
+        (
+            "successes_total",
+            "Calls that ended with a 2xx or 3xx response.",
+            stats.successes,
+        ),
+        (
+            "failures_total",
+            "Calls that ended with an error status or an error.",
+            stats.failures,
+        ),
+        ("retries_total", "Retries made.", stats.retries),
+        (
+            "retry_budget_exhausted_total",
+            "Retries refused by the retry budget.",
+            stats.retry_budget_exhausted,
+        ),
+    ];
+    for (name, help, value) in counters {
+        header(&mut out, name, help, "counter");
+        let _ = writeln!(out, "resilient_llm_{name} {value}");
+    }
+    header(
+        &mut out,
+        "rejected_total",
+        "Calls rejected before reaching the upstream.",
+        "counter",
+    );
+    for (reason, value) in [
+        ("breaker", stats.rejected_breaker),
+        ("rate_limit", stats.rejected_rate_limit),
+        ("budget", stats.rejected_budget),
+    ] {
+        let _ = writeln!(
+            out,
+            "resilient_llm_rejected_total{{reason=\"{reason}\"}} {value}"
+        );
+    }
+    header(
+        &mut out,
+        "latency_ms",
+        "Call latency over the recent window, milliseconds.",
+        "summary",
+    );
+    let p = stats.percentiles();
+    for (quantile, value) in [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)] {
+        let _ = writeln!(
+            out,
+            "resilient_llm_latency_ms{{quantile=\"{quantile}\"}} {value}"
+        );
+    }
+    header(
+        &mut out,
+        "breaker_state",
+        "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+        "gauge",
+    );
+    for view in breakers {
+        let state = match view.state.as_str() {
+            "closed" => 0,
+            "half-open" => 1,
+            _ => 2,
+        };
+        let _ = writeln!(
+            out,
+            "resilient_llm_breaker_state{{key=\"{}\"}} {state}",
+            escape_label(&view.key)
+        );
+    }
+    if let Some((tokens, capacity)) = rate_level {
+        header(
+            &mut out,
+            "rate_limit_tokens",
+            "Request tokens left in the client bucket.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "resilient_llm_rate_limit_tokens {}",
+            tokens.floor() as i64
+        );
+        header(
+            &mut out,
+            "rate_limit_capacity",
+            "Capacity of the client bucket.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "resilient_llm_rate_limit_capacity {}",
+            capacity.floor() as i64
+        );
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP resilient_llm_{name} {help}");
+    let _ = writeln!(out, "# TYPE resilient_llm_{name} {kind}");
+}
+
+/// Escapes a label value: backslash, double quote and line feed.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::breaker::StateKind;
+
+    #[test]
+    fn renders_counters_and_escaped_breaker_keys() {
+        let mut stats = Stats::default();
+        stats.requests = 3;
+        stats.retries = 2;
+        stats.record_latency(40);
+        let breakers = [BreakerView {
+            key: "http://a\"b".to_string(),
+            state: StateKind::Open,
+            failures: 5,
+        }];
+        let text = prometheus(&stats, &breakers, Some((7.9, 10.0)));
+        assert!(text.contains("resilient_llm_requests_total 3\n"));
+        assert!(text.contains("resilient_llm_retries_total 2\n"));
+        assert!(text.contains("resilient_llm_latency_ms{quantile=\"0.5\"} 40\n"));
+        assert!(text.contains("resilient_llm_breaker_state{key=\"http://a\\\"b\"} 2\n"));
+        assert!(text.contains("resilient_llm_rate_limit_tokens 7\n"));
+        assert!(text.contains("# TYPE resilient_llm_rejected_total counter\n"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The pure core: policies, the request pipeline and the SSE parser, with no JavaScript in sight.
+
+pub mod breaker;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod pipeline;
+pub mod platform;
+pub mod race;
+pub mod rate_limit;
+pub mod retry;
+pub mod rng;
+pub mod sse;
+pub mod stats;

@@ -1,0 +1,582 @@
+//! The request pipeline: rate limit -> circuit breaker -> retry loop -> attempt with timeouts.
+//!
+//! One async function composes the policies, generic over the [`Platform`], so the same code runs on
+//! `fetch` in a browser or Worker and on a simulated clock in native tests. Policy state lives in one
+//! `RefCell` that is borrowed only between awaits. Cancellation is `Drop`: when the caller aborts, the
+//! future is dropped, and guards give back what the call held (a rate-limit reservation, a half-open
+//! probe slot) so an abort never leaks capacity.
+
+use crate::core::breaker::{verdict_for_status, Breaker, Permit, StateKind, Verdict};
+use crate::core::config::{ClientConfig, Scope, Timeouts};
+use crate::core::error::{Failure, TimeoutPhase};
+use crate::core::event::{Event, RetryReason};
+use crate::core::platform::{Platform, ResponseMeta};
+use crate::core::race::{race, Either};
+use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
+use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
+use crate::core::rng::Rng;
+use crate::core::stats::Stats;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+/// Most per-key rate-limit buckets kept at once (least recently used evicted).
+const MAX_RATE_KEYS: usize = 10_000;
+/// Retry budget window, as in tower.
+const BUDGET_TTL_MS: u64 = 10_000;
+/// Retries per second always allowed by the retry budget, whatever the success rate.
+const BUDGET_MIN_PER_SEC: u32 = 10;
+
+/// One call as the pipeline sees it.
+#[derive(Debug)]
+pub struct CallSpec<R> {
+    /// The request, sent as is on every attempt.
+    pub request: R,
+    /// The absolute URL, for events and messages.
+    pub url: String,
+    /// `scheme://host:port`, the default breaker and bucket key.
+    pub origin: String,
+    /// Optional per-caller rate-limit key (e.g. a user id).
+    pub rate_key: Option<String>,
+    /// Deadlines for this call.
+    pub timeout: Timeouts,
+    /// Retry policy for this call; `None` sends once.
+    pub retry: Option<RetryConfig>,
+    /// Estimated tokens, charged to a tokens-per-minute bucket.
+    pub tokens: u64,
+}
+
+/// A response handed back to the caller, with what it took to get it.
+#[derive(Debug)]
+pub struct Delivered<R> {
+    /// The final response (possibly an error status after exhausted retries).
+    pub response: R,
+    /// Attempts made, 1 when the first one answered.
+    pub attempts: u32,
+    /// Set when the server asked for a longer wait than `maxRetryAfterMs`: the call returned at once.
+    pub retry_after_ms: Option<u64>,
+}
+
+/// A snapshot of one breaker for `stats()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerView {
+    /// Origin or "client".
+    pub key: String,
+    /// Current state, computed lazily from now.
+    pub state: StateKind,
+    /// Consecutive failures counted.
+    pub failures: u32,
+}
+
+/// The client's policy state and configuration; shared by all calls of one client.
+pub struct Engine {
+    config: ClientConfig,
+    state: RefCell<State>,
+}
+
+struct State {
+    breakers: HashMap<String, TrackedBreaker>,
+    limiter: Option<KeyedRateLimiter>,
+    budget: Option<RetryBudget>,
+    rng: Rng,
+    stats: Stats,
+}
+
+/// A breaker and the state last reported in an event: transitions such as open -> half-open happen
+/// lazily inside the breaker, so the pipeline notices them by comparing.
+struct TrackedBreaker {
+    breaker: Breaker,
+    reported: StateKind,
+}
+
+impl TrackedBreaker {
+    /// The transition since the last report, if any.
+    fn observe(&mut self, now_ms: u64) -> Option<(StateKind, StateKind)> {
+        let current = self.breaker.state(now_ms);
+        let from = std::mem::replace(&mut self.reported, current);
+        (from != current).then_some((from, current))
+    }
+}
+
+enum AttemptFailure {
+    Timeout(TimeoutPhase, u64),
+    Network(String),
+}
+
+impl Engine {
+    /// A new engine; `seed` drives backoff jitter.
+    pub fn new(config: ClientConfig, seed: u64) -> Self {
+        let limiter = config
+            .rate_limit
+            .as_ref()
+            .map(|(cfg, _)| KeyedRateLimiter::new(cfg.clone(), MAX_RATE_KEYS));
+        let budget = config
+            .retry
+            .as_ref()
+            .map(|r| RetryBudget::new(r.budget_ratio, BUDGET_TTL_MS, BUDGET_MIN_PER_SEC));
+        Engine {
+            config,
+            state: RefCell::new(State {
+                breakers: HashMap::new(),
+                limiter,
+                budget,
+                rng: Rng::new(seed),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    /// Re-seeds the jitter RNG (the wasm layer seeds lazily, on first use).
+    pub fn reseed(&self, seed: u64) {
+        self.state.borrow_mut().rng = Rng::new(seed);
+    }
+
+    /// The configuration this engine runs on.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> Stats {
+        self.state.borrow().stats.clone()
+    }
+
+    /// Every breaker's state at `now_ms`.
+    pub fn breakers(&self, now_ms: u64) -> Vec<BreakerView> {
+        let mut state = self.state.borrow_mut();
+        let mut views: Vec<BreakerView> = state
+            .breakers
+            .iter_mut()
+            .map(|(key, tracked)| BreakerView {
+                key: key.clone(),
+                state: tracked.breaker.state(now_ms),
+                failures: tracked.breaker.consecutive_failures(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.key.cmp(&b.key));
+        views
+    }
+
+    /// The client-wide request bucket's (tokens, capacity), when a client-scoped limit is set.
+    pub fn rate_level(&self, now_ms: u64) -> Option<(f64, f64)> {
+        let scope = self.config.rate_limit.as_ref()?.1;
+        let mut state = self.state.borrow_mut();
+        let limiter = state.limiter.as_mut()?;
+        let key = match scope {
+            Scope::Client => "client",
+            Scope::Origin => return None,
+        };
+        Some(limiter.get(key, now_ms).level(now_ms))
+    }
+
+    /// Runs one call through the whole pipeline.
+    ///
+    /// # Errors
+    /// A [`Failure`] when no response can be handed back: a deadline ran out, the network failed on
+    /// the last attempt, the breaker is open or the rate limiter would wait too long. HTTP error
+    /// statuses are not errors: after the retries they are returned as the response.
+    pub async fn execute<P: Platform>(
+        &self,
+        platform: &P,
+        call: &CallSpec<P::Request>,
+    ) -> Result<Delivered<P::Response>, Failure> {
+        let attempts = Cell::new(0);
+        let mut tally = CallTally::start(self, platform);
+        let result = match call.timeout.total_ms {
+            None => self.run(platform, call, &attempts).await,
+            Some(ms) => match race(self.run(platform, call, &attempts), platform.sleep(ms)).await {
+                Either::Left(result) => result,
+                Either::Right(()) => Err(Failure::Timeout {
+                    phase: TimeoutPhase::Total,
+                    after_ms: ms,
+                    attempts: attempts.get(),
+                }),
+            },
+        };
+        match &result {
+            Ok(delivered) => tally.finish(delivered.response.status() < 400),
+            Err(failure) => {
+                tally.finish(false);
+                platform.emit(Event::Error {
+                    url: &call.url,
+                    failure,
+                });
+            }
+        }
+        result
+    }
+
+    async fn run<P: Platform>(
+        &self,
+        platform: &P,
+        call: &CallSpec<P::Request>,
+        attempts: &Cell<u32>,
+    ) -> Result<Delivered<P::Response>, Failure> {
+        self.wait_for_rate_limit(platform, call).await?;
+        let mut breaker = self.admit(platform, call)?;
+        let mut retry = call.retry.as_ref().map(RetryState::new);
+        loop {
+            let attempt = attempts.get() + 1;
+            attempts.set(attempt);
+            platform.emit(Event::Request {
+                url: &call.url,
+                attempt,
+            });
+            let outcome = self.attempt(platform, call).await;
+            if let Ok(response) = &outcome {
+                platform.emit(Event::Response {
+                    url: &call.url,
+                    status: response.status(),
+                    attempt,
+                    elapsed_ms: platform.now_ms().saturating_sub(breaker.started_ms),
+                });
+            }
+            let decision = match (&call.retry, &mut retry) {
+                (Some(cfg), Some(state)) => self.decide(platform, cfg, state, &outcome),
+                _ => Decision::Done,
+            };
+            let retry_after_ms = match decision {
+                Decision::Retry {
+                    delay_ms,
+                    from_server,
+                } if self.withdraw_retry(platform.now_ms()) => {
+                    platform.emit(Event::Retry {
+                        url: &call.url,
+                        attempt: attempt + 1,
+                        delay_ms,
+                        reason: retry_reason(&outcome),
+                        from_server,
+                    });
+                    if let Ok(response) = outcome {
+                        platform.discard(response);
+                    }
+                    platform.sleep(delay_ms).await;
+                    continue;
+                }
+                Decision::HintTooLong { delay_ms } => Some(delay_ms),
+                _ => None,
+            };
+            breaker.finish(match &outcome {
+                Ok(response) => verdict_for_status(response.status()),
+                Err(_) => Verdict::Failure,
+            });
+            return match outcome {
+                Ok(response) => Ok(Delivered {
+                    response,
+                    attempts: attempt,
+                    retry_after_ms,
+                }),
+                Err(AttemptFailure::Timeout(phase, after_ms)) => Err(Failure::Timeout {
+                    phase,
+                    after_ms,
+                    attempts: attempt,
+                }),
+                Err(AttemptFailure::Network(message)) => Err(Failure::Network {
+                    message,
+                    attempts: attempt,
+                }),
+            };
+        }
+    }
+
+    /// One attempt, bounded by the tighter of the attempt and first-byte deadlines.
+    async fn attempt<P: Platform>(
+        &self,
+        platform: &P,
+        call: &CallSpec<P::Request>,
+    ) -> Result<P::Response, AttemptFailure> {
+        let deadline = match (call.timeout.attempt_ms, call.timeout.first_byte_ms) {
+            (Some(a), Some(f)) if f < a => Some((TimeoutPhase::FirstByte, f)),
+            (Some(a), _) => Some((TimeoutPhase::Attempt, a)),
+            (None, Some(f)) => Some((TimeoutPhase::FirstByte, f)),
+            (None, None) => None,
+        };
+        let Some((phase, ms)) = deadline else {
+            return platform
+                .send(&call.request)
+                .await
+                .map_err(AttemptFailure::Network);
+        };
+        match race(platform.send(&call.request), platform.sleep(ms)).await {
+            Either::Left(result) => result.map_err(AttemptFailure::Network),
+            Either::Right(()) => Err(AttemptFailure::Timeout(phase, ms)),
+        }
+    }
+
+    fn decide<P: Platform>(
+        &self,
+        platform: &P,
+        cfg: &RetryConfig,
+        retry: &mut RetryState,
+        outcome: &Result<P::Response, AttemptFailure>,
+    ) -> Decision {
+        let wall = platform.wall_ms();
+        let mut state = self.state.borrow_mut();
+        match outcome {
+            Ok(response) => {
+                let headers = |name: &str| response.header(name);
+                let view = Outcome::Response {
+                    status: response.status(),
+                    headers: &headers,
+                };
+                retry.decide(cfg, &view, wall, &mut state.rng)
+            }
+            Err(AttemptFailure::Timeout(..)) => {
+                retry.decide(cfg, &Outcome::Timeout, wall, &mut state.rng)
+            }
+            Err(AttemptFailure::Network(_)) => {
+                retry.decide(cfg, &Outcome::Network, wall, &mut state.rng)
+            }
+        }
+    }
+
+    /// Takes a retry from the retry budget; counts the retry, or the refusal.
+    fn withdraw_retry(&self, now_ms: u64) -> bool {
+        let mut state = self.state.borrow_mut();
+        let allowed = state
+            .budget
+            .as_mut()
+            .is_none_or(|budget| budget.try_withdraw(now_ms));
+        if allowed {
+            state.stats.retries += 1;
+        } else {
+            state.stats.retry_budget_exhausted += 1;
+        }
+        allowed
+    }
+
+    async fn wait_for_rate_limit<P: Platform>(
+        &self,
+        platform: &P,
+        call: &CallSpec<P::Request>,
+    ) -> Result<(), Failure> {
+        let Some((_, scope)) = &self.config.rate_limit else {
+            return Ok(());
+        };
+        let key = scoped_key(*scope, &call.origin, call.rate_key.as_deref());
+        let now = platform.now_ms();
+        let reserved = {
+            let mut state = self.state.borrow_mut();
+            let Some(limiter) = state.limiter.as_mut() else {
+                return Ok(());
+            };
+            limiter.get(&key, now).reserve(now, call.tokens)
+        };
+        match reserved {
+            Err(retry_after_ms) => {
+                self.state.borrow_mut().stats.rejected_rate_limit += 1;
+                platform.emit(Event::RateLimited {
+                    key: &key,
+                    wait_ms: retry_after_ms,
+                    rejected: true,
+                });
+                Err(Failure::RateLimited {
+                    key,
+                    retry_after_ms,
+                })
+            }
+            Ok(reservation) if reservation.wait_ms == 0 => Ok(()),
+            Ok(reservation) => {
+                let wait_ms = reservation.wait_ms;
+                platform.emit(Event::RateLimited {
+                    key: &key,
+                    wait_ms,
+                    rejected: false,
+                });
+                let guard = ReservationGuard {
+                    engine: self,
+                    platform,
+                    key: &key,
+                    reservation: Some(reservation),
+                };
+                platform.sleep(wait_ms).await;
+                guard.keep();
+                Ok(())
+            }
+        }
+    }
+
+    fn admit<'a, P: Platform>(
+        &'a self,
+        platform: &'a P,
+        call: &CallSpec<P::Request>,
+    ) -> Result<BreakerGuard<'a, P>, Failure> {
+        let started_ms = platform.now_ms();
+        let Some((cfg, scope)) = &self.config.breaker else {
+            return Ok(BreakerGuard {
+                engine: self,
+                platform,
+                key: String::new(),
+                permit: None,
+                started_ms,
+            });
+        };
+        let key = scoped_key(*scope, &call.origin, None);
+        let (transitions, admitted) = {
+            let mut state = self.state.borrow_mut();
+            let tracked = state
+                .breakers
+                .entry(key.clone())
+                .or_insert_with(|| TrackedBreaker {
+                    breaker: Breaker::new(cfg.clone()),
+                    reported: StateKind::Closed,
+                });
+            let before = tracked.observe(started_ms);
+            let admitted = tracked.breaker.try_acquire(started_ms);
+            let after = tracked.observe(started_ms);
+            if admitted.is_err() {
+                state.stats.rejected_breaker += 1;
+            }
+            ([before, after], admitted)
+        };
+        for (from, to) in transitions.into_iter().flatten() {
+            platform.emit(Event::Breaker {
+                key: &key,
+                from,
+                to,
+            });
+        }
+        match admitted {
+            Ok(permit) => Ok(BreakerGuard {
+                engine: self,
+                platform,
+                key,
+                permit: Some(permit),
+                started_ms,
+            }),
+            Err(retry_after_ms) => Err(Failure::CircuitOpen {
+                key,
+                retry_after_ms,
+            }),
+        }
+    }
+}
+
+/// The breaker or bucket key: the origin, or "client", plus a caller key when given.
+fn scoped_key(scope: Scope, origin: &str, caller: Option<&str>) -> String {
+    let base = match scope {
+        Scope::Origin => origin,
+        Scope::Client => "client",
+    };
+    match caller {
+        Some(caller) => format!("{base}|{caller}"),
+        None => base.to_string(),
+    }
+}
+
+fn retry_reason<R: ResponseMeta>(outcome: &Result<R, AttemptFailure>) -> RetryReason {
+    match outcome {
+        Ok(response) => RetryReason::Status(response.status()),
+        Err(AttemptFailure::Timeout(..)) => RetryReason::Timeout,
+        Err(AttemptFailure::Network(_)) => RetryReason::Network,
+    }
+}
+
+/// Counts a call as it ends; a call dropped mid-way (aborted) counts as a failure.
+struct CallTally<'a, P: Platform> {
+    engine: &'a Engine,
+    platform: &'a P,
+    started_ms: u64,
+    done: bool,
+}
+
+impl<'a, P: Platform> CallTally<'a, P> {
+    fn start(engine: &'a Engine, platform: &'a P) -> Self {
+        engine.state.borrow_mut().stats.requests += 1;
+        let started_ms = platform.now_ms();
+        if let Some(budget) = engine.state.borrow_mut().budget.as_mut() {
+            budget.deposit(started_ms);
+        }
+        CallTally {
+            engine,
+            platform,
+            started_ms,
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, success: bool) {
+        self.done = true;
+        let elapsed = self.platform.now_ms().saturating_sub(self.started_ms);
+        let mut state = self.engine.state.borrow_mut();
+        if success {
+            state.stats.successes += 1;
+        } else {
+            state.stats.failures += 1;
+        }
+        state.stats.record_latency(elapsed);
+    }
+}
+
+impl<P: Platform> Drop for CallTally<'_, P> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(false);
+        }
+    }
+}
+
+/// Gives a rate-limit reservation back if the call is dropped while waiting for it.
+struct ReservationGuard<'a, P: Platform> {
+    engine: &'a Engine,
+    platform: &'a P,
+    key: &'a str,
+    reservation: Option<Reservation>,
+}
+
+impl<P: Platform> ReservationGuard<'_, P> {
+    fn keep(mut self) {
+        self.reservation = None;
+    }
+}
+
+impl<P: Platform> Drop for ReservationGuard<'_, P> {
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        let now = self.platform.now_ms();
+        let mut state = self.engine.state.borrow_mut();
+        if let Some(limiter) = state.limiter.as_mut() {
+            limiter.get(self.key, now).cancel(now, reservation);
+        }
+    }
+}
+
+/// Holds a breaker permit; reports the call's verdict, or releases the permit unjudged if dropped.
+struct BreakerGuard<'a, P: Platform> {
+    engine: &'a Engine,
+    platform: &'a P,
+    key: String,
+    permit: Option<Permit>,
+    started_ms: u64,
+}
+
+impl<P: Platform> BreakerGuard<'_, P> {
+    fn finish(&mut self, verdict: Verdict) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let now = self.platform.now_ms();
+        let transition = {
+            let mut state = self.engine.state.borrow_mut();
+            let Some(tracked) = state.breakers.get_mut(&self.key) else {
+                return;
+            };
+            tracked.breaker.record(now, permit, verdict);
+            tracked.observe(now)
+        };
+        if let Some((from, to)) = transition {
+            self.platform.emit(Event::Breaker {
+                key: &self.key,
+                from,
+                to,
+            });
+        }
+    }
+}
+
+impl<P: Platform> Drop for BreakerGuard<'_, P> {
+    fn drop(&mut self) {
+        self.finish(Verdict::Ignored);
+    }
+}

@@ -1,0 +1,39 @@
+//! The `Platform`: everything the pipeline needs from the outside world, and nothing more.
+//!
+//! The wasm build implements it with `fetch`, `setTimeout` and `Date.now`; the native tests implement it
+//! with a simulated clock and a scripted upstream, so the whole interplay of retries, breakers and rate
+//! limits runs deterministically in simulated time. Requests and responses stay opaque to the core: it
+//! only reads a status and headers, so a JS `Response` never has to be copied into Rust.
+
+use crate::core::event::Event;
+use std::future::Future;
+
+/// What the core may read of a response.
+pub trait ResponseMeta {
+    /// The HTTP status code.
+    fn status(&self) -> u16;
+    /// A header value by (case-insensitive) name.
+    fn header(&self, name: &str) -> Option<String>;
+}
+
+/// Clock, timers, transport and event sink. All futures are cancelled by dropping them.
+pub trait Platform {
+    /// A request ready to send; sent again as is on every retry.
+    type Request;
+    /// A response whose status and headers the core can read.
+    type Response: ResponseMeta;
+
+    /// Monotonic milliseconds, for policies.
+    fn now_ms(&self) -> u64;
+    /// Milliseconds since the Unix epoch, for HTTP-dates.
+    fn wall_ms(&self) -> u64;
+    /// Resolves after `ms` milliseconds.
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()>;
+    /// Sends one attempt; resolves when the response headers arrive. `Err` is a network failure.
+    fn send(&self, request: &Self::Request)
+        -> impl Future<Output = Result<Self::Response, String>>;
+    /// Releases a response that will not be handed back (a retried attempt): cancels its body.
+    fn discard(&self, response: Self::Response);
+    /// Tells listeners what happened. Cheap when nobody listens.
+    fn emit(&self, event: Event);
+}

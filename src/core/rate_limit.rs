@@ -1,0 +1,492 @@
+//! Client-side rate limiting: requests per minute and tokens per minute, fair and without timers.
+//!
+//! Why limit on the client when the server already returns 429? A 429 costs a round trip, counts
+//! against some providers' quotas anyway, and arrives only after the damage; many tabs or workers
+//! hammering the same key then all back off and return together. Knowing the provider's published
+//! limits, the client can space its own calls and never hear a 429 in the first place.
+//!
+//! Why token buckets? Provider limits are "N per minute" with some tolerance for bursts, which is
+//! exactly a bucket of capacity `burst` (default: the per-minute figure) refilling continuously at
+//! `rpm / 60000` per millisecond. LLM providers also limit *tokens* per minute, so an optional
+//! second bucket is charged with the request's estimated token count, corrected by
+//! [`RateLimiter::settle`] once the response reports real usage.
+//!
+//! Why reservations in virtual time? A limiter that says "not yet, try later" makes callers poll,
+//! and the lucky poller wins, not the first one. Here [`RateLimiter::reserve`] charges the bucket
+//! immediately, letting it go negative, and returns how long to wait: the next caller sees the
+//! debt and waits behind it. Admission order is call order (FIFO), each caller sleeps exactly once,
+//! and no timer or queue exists in the core. If the wait would exceed `max_wait_ms`, nothing is
+//! charged and the caller gets the wait as a `retry_after` instead.
+//!
+//! Cancelling. A caller that gives up ([`RateLimiter::cancel`]) hands its charge back, capped at
+//! capacity, *if no reservation was made after it*: then undoing it is exact (the bucket is as if
+//! it never reserved), and cancelling the new last in line is exact again. When later callers are
+//! already waiting, their waits were computed on top of this charge and cannot be shortened; giving
+//! the charge back would let a newcomer in at the same time as them and break the bucket's bound
+//! (`capacity + rate * interval` admissions over any interval). The charge is then kept: a cancel
+//! may waste a slot, never overshoot the limit.
+//!
+//! Oversized requests: an estimate above the token bucket's capacity could never be admitted, so it
+//! is charged at capacity (it waits for a full bucket) instead of being rejected forever; settling
+//! then charges the real usage. A rate of 0 admits nothing beyond the bucket's initial content:
+//! the wait is reported as `u64::MAX` ("never"). A request bucket with a positive rate holds at
+//! least one request (`burst = 0` is read as 1), or it could never admit anything.
+//!
+//! Exactness. Levels are integers in sixty-thousandths of a request (or token), so that a rate of
+//! `n` per minute is exactly `n` units per millisecond: waits are computed exactly (rounded up to
+//! the millisecond), with no float drift. `i128` with saturating arithmetic keeps every input
+//! total.
+//!
+//! [`KeyedRateLimiter`] keeps one limiter per key (API key, model...) and bounds memory by evicting
+//! the least recently used key; an evicted key that comes back starts with a full bucket, which is
+//! the price of the bound.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Rate limit configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Requests per minute; `None`: requests are not limited.
+    pub requests_per_minute: Option<u32>,
+    /// Request bucket capacity; `None`: `requests_per_minute`.
+    pub burst: Option<u32>,
+    /// Tokens per minute (also the token bucket's capacity); `None`: tokens are not limited.
+    pub tokens_per_minute: Option<u64>,
+    /// The longest wait a reservation may be given; longer ones are refused.
+    pub max_wait_ms: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            requests_per_minute: None,
+            burst: None,
+            tokens_per_minute: None,
+            max_wait_ms: 5000,
+        }
+    }
+}
+
+/// Sub-units per request or token: a rate of `n` per minute refills `n` units per millisecond.
+const UNIT: i128 = 60_000;
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    level: i128,
+    capacity: i128,
+    /// Units per millisecond.
+    rate: i128,
+}
+
+impl Bucket {
+    fn new(capacity: u64, per_minute: u64) -> Self {
+        let capacity = i128::from(capacity) * UNIT;
+        Bucket {
+            level: capacity,
+            capacity,
+            rate: i128::from(per_minute),
+        }
+    }
+
+    fn refill(&mut self, elapsed_ms: u64) {
+        if self.level < self.capacity {
+            let added = self.rate.saturating_mul(i128::from(elapsed_ms));
+            self.level = self.level.saturating_add(added).min(self.capacity);
+        }
+    }
+
+    /// Milliseconds until the level reaches `cost` (`u64::MAX`: never).
+    fn wait_for(&self, cost: i128) -> u64 {
+        if self.level >= cost {
+            return 0;
+        }
+        if self.rate <= 0 {
+            return u64::MAX;
+        }
+        let deficit = cost.saturating_sub(self.level);
+        let wait = deficit / self.rate + i128::from(deficit % self.rate != 0);
+        u64::try_from(wait).unwrap_or(u64::MAX)
+    }
+
+    fn charge(&mut self, cost: i128) {
+        self.level = self.level.saturating_sub(cost);
+    }
+
+    fn refund(&mut self, amount: i128) {
+        self.level = self.level.saturating_add(amount).min(self.capacity);
+    }
+}
+
+/// An admitted reservation: wait `wait_ms`, then send. Keep it to [`cancel`](RateLimiter::cancel)
+/// (if the caller gives up) or [`settle`](RateLimiter::settle) (when usage is known); dropping it
+/// keeps the charge.
+#[derive(Debug)]
+pub struct Reservation {
+    /// How long to wait before sending.
+    pub wait_ms: u64,
+    seq: u64,
+    request_units: i128,
+    token_units: i128,
+}
+
+impl Reservation {
+    /// The tokens this reservation was charged (the estimate, capped at the bucket capacity; 0
+    /// without a token limit).
+    pub fn charged_tokens(&self) -> u64 {
+        u64::try_from(self.token_units / UNIT).unwrap_or(0)
+    }
+}
+
+/// The rate limiter of one key (see the module doc).
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    requests: Option<Bucket>,
+    tokens: Option<Bucket>,
+    max_wait_ms: u64,
+    last_ms: u64,
+    /// Sequence number of the latest reservation still charged.
+    seq: u64,
+}
+
+impl RateLimiter {
+    /// A limiter with full buckets at `now_ms`.
+    pub fn new(cfg: &RateLimitConfig, now_ms: u64) -> Self {
+        let requests = cfg.requests_per_minute.map(|rpm| {
+            let capacity = cfg.burst.unwrap_or(rpm);
+            let capacity = if rpm > 0 { capacity.max(1) } else { capacity };
+            Bucket::new(u64::from(capacity), u64::from(rpm))
+        });
+        let tokens = cfg.tokens_per_minute.map(|tpm| Bucket::new(tpm, tpm));
+        RateLimiter {
+            requests,
+            tokens,
+            max_wait_ms: cfg.max_wait_ms,
+            last_ms: now_ms,
+            seq: 0,
+        }
+    }
+
+    fn advance(&mut self, now_ms: u64) {
+        // A clock that went backwards refills nothing.
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = self.last_ms.max(now_ms);
+        if elapsed > 0 {
+            if let Some(b) = &mut self.requests {
+                b.refill(elapsed);
+            }
+            if let Some(b) = &mut self.tokens {
+                b.refill(elapsed);
+            }
+        }
+    }
+
+    /// Reserve one request and `tokens` estimated tokens. Fair FIFO by virtual time: each admitted
+    /// reservation is charged at once (the bucket may go negative), so a later caller waits behind
+    /// earlier ones. If the wait would exceed `max_wait_ms`, nothing is charged and
+    /// `Err(retry_after_ms)` is returned (the time until this request could be admitted;
+    /// `u64::MAX` if never).
+    pub fn reserve(&mut self, now_ms: u64, tokens: u64) -> Result<Reservation, u64> {
+        self.advance(now_ms);
+        let request_units = if self.requests.is_some() { UNIT } else { 0 };
+        let token_units = match &self.tokens {
+            Some(b) => {
+                let want = i128::from(tokens) * UNIT;
+                if b.capacity > 0 {
+                    want.min(b.capacity)
+                } else {
+                    want
+                }
+            }
+            None => 0,
+        };
+        let wait_requests = self
+            .requests
+            .as_ref()
+            .map_or(0, |b| b.wait_for(request_units));
+        let wait_tokens = self.tokens.as_ref().map_or(0, |b| b.wait_for(token_units));
+        let wait_ms = wait_requests.max(wait_tokens);
+        // u64::MAX means "never": refused even with an unbounded max_wait_ms.
+        if wait_ms > self.max_wait_ms || wait_ms == u64::MAX {
+            return Err(wait_ms);
+        }
+        if let Some(b) = &mut self.requests {
+            b.charge(request_units);
+        }
+        if let Some(b) = &mut self.tokens {
+            b.charge(token_units);
+        }
+        self.seq = self.seq.wrapping_add(1);
+        Ok(Reservation {
+            wait_ms,
+            seq: self.seq,
+            request_units,
+            token_units,
+        })
+    }
+
+    /// The caller gave up waiting (abort): return its charge (capped at capacity) if it is the
+    /// latest reservation; otherwise keep it, since later callers' waits already count on it (see
+    /// the module doc).
+    pub fn cancel(&mut self, now_ms: u64, reservation: Reservation) {
+        self.advance(now_ms);
+        if reservation.seq != self.seq {
+            return;
+        }
+        self.seq = self.seq.wrapping_sub(1);
+        if let Some(b) = &mut self.requests {
+            b.refund(reservation.request_units);
+        }
+        if let Some(b) = &mut self.tokens {
+            b.refund(reservation.token_units);
+        }
+    }
+
+    /// The response's real token usage is known: correct the token bucket by
+    /// `actual - charged`, either way (`charged` is the estimate unless it was capped at capacity).
+    /// A refund is capped at capacity.
+    pub fn settle(&mut self, now_ms: u64, reservation: Reservation, actual_tokens: u64) {
+        self.advance(now_ms);
+        if let Some(b) = &mut self.tokens {
+            let actual = i128::from(actual_tokens) * UNIT;
+            let correction = actual - reservation.token_units;
+            if correction >= 0 {
+                b.charge(correction);
+            } else {
+                b.refund(-correction);
+            }
+        }
+    }
+
+    /// `(request tokens now, capacity)` of the request bucket; the level is negative while callers
+    /// are queued. `(inf, inf)` when requests are not limited.
+    pub fn level(&mut self, now_ms: u64) -> (f64, f64) {
+        self.advance(now_ms);
+        match &self.requests {
+            Some(b) => (
+                b.level as f64 / UNIT as f64,
+                b.capacity as f64 / UNIT as f64,
+            ),
+            None => (f64::INFINITY, f64::INFINITY),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    limiter: RateLimiter,
+    stamp: u64,
+}
+
+/// Per-key limiters, at most `max_keys` of them; the least recently used key is evicted first.
+/// Each [`get`](Self::get) is O(log n): a hash map of limiters plus an ordered map from recency
+/// stamp to key.
+#[derive(Debug)]
+pub struct KeyedRateLimiter {
+    cfg: RateLimitConfig,
+    max_keys: usize,
+    slots: HashMap<String, Slot>,
+    recency: BTreeMap<u64, String>,
+    tick: u64,
+}
+
+impl KeyedRateLimiter {
+    /// Limiters built from `cfg`, at most `max_keys` of them (at least 1).
+    pub fn new(cfg: RateLimitConfig, max_keys: usize) -> Self {
+        KeyedRateLimiter {
+            cfg,
+            max_keys: max_keys.max(1),
+            slots: HashMap::new(),
+            recency: BTreeMap::new(),
+            tick: 0,
+        }
+    }
+
+    /// The limiter of `key`, created (full, at `now_ms`) if absent, evicting the least recently
+    /// used key if the bound is reached.
+    pub fn get(&mut self, key: &str, now_ms: u64) -> &mut RateLimiter {
+        self.tick = self.tick.wrapping_add(1);
+        let stamp = self.tick;
+        if !self.slots.contains_key(key) {
+            while self.slots.len() >= self.max_keys {
+                match self.recency.pop_first() {
+                    Some((_, oldest)) => {
+                        self.slots.remove(&oldest);
+                    }
+                    None => break,
+                }
+            }
+        }
+        match self.slots.entry(key.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                let slot = entry.into_mut();
+                let previous = std::mem::replace(&mut slot.stamp, stamp);
+                if let Some(k) = self.recency.remove(&previous) {
+                    self.recency.insert(stamp, k);
+                }
+                &mut slot.limiter
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                self.recency.insert(stamp, key.to_owned());
+                &mut entry
+                    .insert(Slot {
+                        limiter: RateLimiter::new(&self.cfg, now_ms),
+                        stamp,
+                    })
+                    .limiter
+            }
+        }
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpm(rpm: u32, burst: Option<u32>) -> RateLimitConfig {
+        RateLimitConfig {
+            requests_per_minute: Some(rpm),
+            burst,
+            tokens_per_minute: None,
+            max_wait_ms: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn unlimited_by_default() {
+        let mut l = RateLimiter::new(&RateLimitConfig::default(), 0);
+        for _ in 0..10_000 {
+            assert_eq!(l.reserve(0, 1_000_000).map(|r| r.wait_ms), Ok(0));
+        }
+        assert_eq!(l.level(0), (f64::INFINITY, f64::INFINITY));
+    }
+
+    #[test]
+    fn fifo_waits() {
+        let mut l = RateLimiter::new(&rpm(60, Some(2)), 0);
+        let waits: Vec<u64> = (0..5)
+            .map(|_| l.reserve(0, 0).map_or(u64::MAX, |r| r.wait_ms))
+            .collect();
+        assert_eq!(waits, [0, 0, 1000, 2000, 3000]);
+        assert_eq!(l.level(0), (-3.0, 2.0));
+        // Refill is continuous: 1.5 s later the debt is 1.5 requests.
+        assert_eq!(l.level(1500), (-1.5, 2.0));
+        assert_eq!(l.reserve(1500, 0).map(|r| r.wait_ms), Ok(2500));
+    }
+
+    #[test]
+    fn rounding_up_to_the_millisecond() {
+        let mut l = RateLimiter::new(&rpm(7, Some(1)), 0);
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+        // 60000 / 7 = 8571.43 ms per request.
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Ok(8572));
+    }
+
+    #[test]
+    fn max_wait_rejects_without_charging() {
+        let mut l = RateLimiter::new(
+            &RateLimitConfig {
+                max_wait_ms: 1000,
+                ..rpm(60, Some(1))
+            },
+            0,
+        );
+        assert!(l.reserve(0, 0).is_ok());
+        assert!(l.reserve(0, 0).is_ok());
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Err(2000));
+        assert_eq!(l.level(0), (-1.0, 1.0));
+    }
+
+    #[test]
+    fn zero_rates() {
+        let mut l = RateLimiter::new(&rpm(0, None), 0);
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Err(u64::MAX));
+        let mut l = RateLimiter::new(&rpm(0, Some(2)), 0);
+        assert!(l.reserve(0, 0).is_ok());
+        assert!(l.reserve(0, 0).is_ok());
+        assert_eq!(l.reserve(9_999_999, 0).map(|r| r.wait_ms), Err(u64::MAX));
+        // burst 0 with a positive rate holds one request.
+        let mut l = RateLimiter::new(&rpm(60, Some(0)), 0);
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Ok(1000));
+        let cfg = RateLimitConfig {
+            tokens_per_minute: Some(0),
+            ..RateLimitConfig::default()
+        };
+        let mut l = RateLimiter::new(&cfg, 0);
+        assert!(l.reserve(0, 0).is_ok());
+        assert_eq!(l.reserve(0, 1).map(|r| r.wait_ms), Err(u64::MAX));
+    }
+
+    #[test]
+    fn tokens_and_settle() {
+        let cfg = RateLimitConfig {
+            tokens_per_minute: Some(6000),
+            max_wait_ms: u64::MAX,
+            ..RateLimitConfig::default()
+        };
+        let mut l = RateLimiter::new(&cfg, 0);
+        let r = l.reserve(0, 5000).map_err(|_| ()).unwrap();
+        assert_eq!(r.wait_ms, 0);
+        // Only 1000 tokens left: a 3000-token call waits 2000 tokens = 20 s.
+        l.settle(0, r, 5000);
+        assert_eq!(l.reserve(0, 3000).map(|r| r.wait_ms), Ok(20_000));
+        // Over capacity: charged at capacity.
+        let mut l = RateLimiter::new(&cfg, 0);
+        let r = l.reserve(0, 1_000_000).map_err(|_| ()).unwrap();
+        assert_eq!((r.wait_ms, r.charged_tokens()), (0, 6000));
+        l.settle(0, r, 100);
+        assert_eq!(l.reserve(0, 5900).map(|r| r.wait_ms), Ok(0));
+        assert_eq!(l.reserve(0, 1).map(|r| r.wait_ms), Ok(10));
+    }
+
+    #[test]
+    fn cancel_latest_is_exact_and_earlier_is_kept() {
+        let mut l = RateLimiter::new(&rpm(60, Some(2)), 0);
+        let a = l.reserve(0, 0).map_err(|_| ()).unwrap();
+        let b = l.reserve(0, 0).map_err(|_| ()).unwrap();
+        let c = l.reserve(0, 0).map_err(|_| ()).unwrap();
+        assert_eq!(c.wait_ms, 1000);
+        // `a` is not the latest: `c`'s wait counts on its charge.
+        l.cancel(0, a);
+        assert_eq!(l.level(0), (-1.0, 2.0));
+        // `c` then `b` are, in turn.
+        l.cancel(10, c);
+        assert_eq!(l.level(10), (0.01, 2.0));
+        l.cancel(10, b);
+        assert_eq!(l.level(10), (1.01, 2.0));
+        // Refunds are capped at capacity.
+        let d = l.reserve(10, 0).map_err(|_| ()).unwrap();
+        l.cancel(100_000, d);
+        assert_eq!(l.level(100_000), (2.0, 2.0));
+    }
+
+    #[test]
+    fn keyed_lru() {
+        let mut k = KeyedRateLimiter::new(rpm(60, Some(1)), 2);
+        assert!(k.is_empty());
+        assert_eq!(k.get("a", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+        assert_eq!(k.get("b", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+        // Touch "a": "b" becomes the least recently used.
+        assert_eq!(k.get("a", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(1000));
+        assert_eq!(k.get("c", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+        assert_eq!(k.len(), 2);
+        // "a" kept its debt; "b" was evicted and comes back full.
+        assert_eq!(k.get("a", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(2000));
+        assert_eq!(k.get("b", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+        assert_eq!(k.len(), 2);
+        let mut k = KeyedRateLimiter::new(RateLimitConfig::default(), 0);
+        k.get("x", 0);
+        k.get("y", 0);
+        assert_eq!(k.len(), 1);
+    }
+}

@@ -1,0 +1,188 @@
+//! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
+
+use crate::core::config::Timeouts;
+use crate::core::pipeline::{CallSpec, Engine};
+use crate::core::race::{race, Either};
+use crate::wasm::errors::{abort_error, failure_to_js};
+use crate::wasm::events::Listeners;
+use crate::wasm::js::set;
+use crate::wasm::options::{parse_client_options, ClientOptions};
+use crate::wasm::platform::JsPlatform;
+use crate::wasm::request::{prepare, Prepared, RequestDefaults};
+use crate::wasm::stats::{metrics_text, stats_to_js};
+use js_sys::{Function, Promise};
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{AbortSignal, AddEventListenerOptions};
+
+/// A fetch wrapper with retries, circuit breakers, rate limits and timeouts.
+#[wasm_bindgen]
+pub struct ResilientClient {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    platform: JsPlatform,
+    options: ClientOptions,
+    seeded: Cell<bool>,
+}
+
+#[wasm_bindgen]
+impl ResilientClient {
+    /// Validates `options`; throws a TypeError or RangeError naming the field when one is wrong.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
+    ) -> Result<ResilientClient, JsValue> {
+        crate::wasm::install_panic_hook();
+        let options = parse_client_options(options)?;
+        let engine = Engine::new(options.config.clone(), 0);
+        Ok(ResilientClient {
+            inner: Rc::new(Inner {
+                engine,
+                platform: JsPlatform {
+                    listeners: Rc::new(Listeners::default()),
+                },
+                options,
+                seeded: Cell::new(false),
+            }),
+        })
+    }
+
+    /// `fetch` with the client's policies. Resolves with the final `Response` (an error status after
+    /// exhausted retries included); rejects with a typed error when there is no response to give.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn fetch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL | Request")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ResilientInit")] init: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.fetch(input, init).await })
+    }
+
+    /// Counters, breaker states, bucket level and latency percentiles.
+    #[wasm_bindgen(unchecked_return_type = "ClientStats")]
+    pub fn stats(&self) -> JsValue {
+        stats_to_js(&self.inner.engine, self.inner.platform_now())
+    }
+
+    /// The stats in Prometheus text exposition format.
+    pub fn metrics(&self) -> String {
+        metrics_text(&self.inner.engine, self.inner.platform_now())
+    }
+
+    /// Subscribes `listener` to events of `type`; returns a function that unsubscribes it.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on(
+        &self,
+        #[wasm_bindgen(js_name = "type", unchecked_param_type = "ClientEventType")] kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "(e: ClientEvent) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let Some(listener) = listener.dyn_ref::<Function>() else {
+            return Err(crate::wasm::reader::type_error(
+                "listener",
+                "a function",
+                &listener,
+            ));
+        };
+        let listeners = self.inner.platform.listeners.clone();
+        let id = listeners.add(kind, listener.clone())?;
+        Ok(Closure::once_into_js(move || listeners.remove(id)))
+    }
+}
+
+impl Inner {
+    fn platform_now(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    /// Seeds jitter on first use: workerd forbids `crypto.getRandomValues` at module scope, where
+    /// clients are commonly constructed.
+    fn seed_once(&self) {
+        if self.seeded.replace(true) {
+            return;
+        }
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_ok() {
+            self.engine.reseed(u64::from_le_bytes(bytes));
+        } else {
+            self.engine.reseed(js_sys::Date::now() as u64);
+        }
+    }
+
+    async fn fetch(&self, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
+        self.seed_once();
+        let defaults = RequestDefaults {
+            base_url: self.options.base_url.as_deref(),
+            headers: &self.options.headers,
+            retry: self.options.config.retry.as_ref(),
+        };
+        let prepared = prepare(input, init, &defaults).await?;
+        let Prepared {
+            request,
+            url,
+            origin,
+            signal,
+            policy,
+            tokens,
+        } = prepared;
+        let config = self.engine.config();
+        let call = CallSpec {
+            request,
+            url,
+            origin,
+            rate_key: policy.rate_limit_key,
+            timeout: Timeouts::overridden_by(config.timeout, &policy.timeout),
+            retry: policy.retry.unwrap_or_else(|| config.retry.clone()),
+            tokens,
+        };
+        let work = self.engine.execute(&self.platform, &call);
+        let result = match &signal {
+            None => work.await,
+            Some(signal) => {
+                if signal.aborted() {
+                    return Err(abort_error(&signal.reason()));
+                }
+                let (aborted, unsubscribe) = abort_future(signal);
+                let outcome = race(work, aborted).await;
+                unsubscribe();
+                match outcome {
+                    Either::Left(result) => result,
+                    Either::Right(_) => return Err(abort_error(&signal.reason())),
+                }
+            }
+        };
+        match result {
+            Ok(delivered) => {
+                if let Some(ms) = delivered.retry_after_ms {
+                    set(&delivered.response, "retryAfterMs", &(ms as f64).into());
+                }
+                Ok(delivered.response.into())
+            }
+            Err(failure) => Err(failure_to_js(&failure)),
+        }
+    }
+}
+
+/// A future that resolves when `signal` aborts, and a function that stops listening.
+fn abort_future(signal: &AbortSignal) -> (JsFuture, impl FnOnce() + '_) {
+    let mut resolver: Option<Function> = None;
+    let promise = Promise::new(&mut |resolve, _reject| {
+        let options = AddEventListenerOptions::new();
+        options.set_once(true);
+        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options(
+            "abort", &resolve, &options,
+        );
+        resolver = Some(resolve);
+    });
+    let unsubscribe = move || {
+        if let Some(resolve) = resolver {
+            let _ = signal.remove_event_listener_with_callback("abort", &resolve);
+        }
+    };
+    (JsFuture::from(promise), unsubscribe)
+}

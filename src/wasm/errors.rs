@@ -1,0 +1,90 @@
+//! JS error objects for failures. Errors are recognised by `name` and a stable `code` (not
+//! `instanceof`, which breaks across two copies of the package), and carry the numbers a caller needs
+//! to act (`retryAfterMs`, `attempts`, ...).
+
+use crate::core::error::Failure;
+use crate::wasm::js::set;
+use wasm_bindgen::prelude::*;
+
+/// An `Error` with the given name, code and message.
+pub fn named_error(name: &str, code: &str, message: &str) -> js_sys::Error {
+    let error = js_sys::Error::new(message);
+    error.set_name(name);
+    set(&error, "code", &JsValue::from_str(code));
+    error
+}
+
+/// The rejection for a caller's abort, as fetch gives it.
+pub fn abort_error(reason: &JsValue) -> JsValue {
+    let error = named_error(
+        "AbortError",
+        "ABORTED",
+        "The request was aborted by its signal.",
+    );
+    if !reason.is_undefined() {
+        set(&error, "cause", reason);
+    }
+    error.into()
+}
+
+/// The JS rejection value for a core failure.
+pub fn failure_to_js(failure: &Failure) -> JsValue {
+    match failure {
+        Failure::Timeout {
+            phase,
+            after_ms,
+            attempts,
+        } => {
+            let error = named_error(
+                "TimeoutError",
+                "TIMEOUT",
+                &format!(
+                    "No response within {after_ms} ms ({}), after {attempts} attempt(s).",
+                    phase.option_name()
+                ),
+            );
+            set(&error, "timeoutMs", &(*after_ms as f64).into());
+            set(&error, "attempts", &(*attempts).into());
+            set(&error, "option", &phase.option_name().into());
+            error.into()
+        }
+        Failure::Network { message, attempts } => {
+            let error = js_sys::TypeError::new(&format!("{message} (after {attempts} attempt(s))"));
+            set(&error, "code", &"NETWORK".into());
+            set(&error, "attempts", &(*attempts).into());
+            error.into()
+        }
+        Failure::CircuitOpen {
+            key,
+            retry_after_ms,
+        } => {
+            let error = named_error(
+                "CircuitOpenError",
+                "CIRCUIT_OPEN",
+                &format!(
+                    "The circuit breaker for {key} is open after repeated failures; \
+                     the next probe is allowed in {retry_after_ms} ms."
+                ),
+            );
+            set(&error, "retryAfterMs", &(*retry_after_ms as f64).into());
+            set(&error, "key", &key.as_str().into());
+            error.into()
+        }
+        Failure::RateLimited {
+            key,
+            retry_after_ms,
+        } => {
+            let error = named_error(
+                "RateLimitError",
+                "RATE_LIMITED",
+                &format!(
+                    "Rate limit for {key}: capacity expected in {retry_after_ms} ms, \
+                     longer than rateLimit.maxWaitMs."
+                ),
+            );
+            set(&error, "retryAfterMs", &(*retry_after_ms as f64).into());
+            set(&error, "key", &key.as_str().into());
+            error.into()
+        }
+    }
+}

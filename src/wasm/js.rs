@@ -1,0 +1,54 @@
+//! Small helpers for building and reading plain JS objects.
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+/// Sets `object[key] = value`, ignoring the (impossible for plain objects) failure.
+pub fn set(object: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(object, &JsValue::from_str(key), value);
+}
+
+/// Reads `object[key]`; `undefined` when absent or unreadable.
+pub fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Builds a plain object field by field.
+pub struct ObjectBuilder(Object);
+
+impl ObjectBuilder {
+    /// An empty object.
+    pub fn new() -> Self {
+        ObjectBuilder(Object::new())
+    }
+    /// Adds a string field.
+    pub fn str(self, key: &str, value: &str) -> Self {
+        set(&self.0, key, &JsValue::from_str(value));
+        self
+    }
+    /// Adds a number field.
+    pub fn num(self, key: &str, value: impl Into<f64>) -> Self {
+        set(&self.0, key, &JsValue::from_f64(value.into()));
+        self
+    }
+    /// Adds a boolean field.
+    pub fn bool(self, key: &str, value: bool) -> Self {
+        set(&self.0, key, &JsValue::from_bool(value));
+        self
+    }
+    /// Adds any JS value.
+    pub fn value(self, key: &str, value: &JsValue) -> Self {
+        set(&self.0, key, value);
+        self
+    }
+    /// The object.
+    pub fn build(self) -> JsValue {
+        self.0.into()
+    }
+}
+
+impl AsRef<JsValue> for ObjectBuilder {
+    fn as_ref(&self) -> &JsValue {
+        &self.0
+    }
+}

@@ -1,0 +1,29 @@
+//! The JavaScript binding layer (wasm32 only): option parsing, type conversion, JS errors, the JS
+//! [`Platform`](crate::core::platform::Platform), and the exported classes. No policy lives here.
+
+mod client;
+mod errors;
+mod events;
+mod js;
+mod options;
+mod platform;
+mod reader;
+mod request;
+mod sse;
+mod stats;
+mod types;
+
+pub use client::ResilientClient;
+pub use sse::SseParser;
+
+/// Reports a panic on the console before the instance traps, so a bug is visible rather than a bare
+/// "unreachable" (nothing is expected to panic: input is validated at the boundary).
+pub fn install_panic_hook() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            web_sys::console::error_1(&format!("resilient-llm panicked: {info}").into());
+        }));
+    });
+}

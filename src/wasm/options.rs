@@ -1,0 +1,265 @@
+//! `ClientOptions` and `RequestPolicy` from JS into the validated core configuration. Every check names
+//! the field path; unknown keys are errors, so a typo never silently means "default".
+
+use crate::core::breaker::BreakerConfig;
+use crate::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::rate_limit::RateLimitConfig;
+use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
+use crate::wasm::reader::{range_error, Reader, Toggle};
+use wasm_bindgen::prelude::*;
+
+/// The client options, parsed.
+pub struct ClientOptions {
+    /// Policy configuration for the pipeline.
+    pub config: ClientConfig,
+    /// Prefix for relative URLs.
+    pub base_url: Option<String>,
+    /// Headers sent on every request.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A per-request `resilience` object, parsed.
+#[derive(Default)]
+pub struct RequestPolicy {
+    /// Per-caller rate-limit bucket.
+    pub rate_limit_key: Option<String>,
+    /// `Some(None)` turns retries off for this request; `Some(Some(cfg))` replaces the retry config.
+    pub retry: Option<Option<RetryConfig>>,
+    /// Timeout fields to override.
+    pub timeout: TimeoutOverrides,
+    /// Sent as `Idempotency-Key` on every attempt.
+    pub idempotency_key: Option<String>,
+}
+
+const CLIENT_KEYS: [&str; 10] = [
+    "baseUrl",
+    "headers",
+    "timeout",
+    "retry",
+    "breaker",
+    "rateLimit",
+    "cache",
+    "dedupe",
+    "targets",
+    "budget",
+];
+
+/// Parses `new ResilientClient(options)`.
+pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
+    let mut options = ClientOptions {
+        config: ClientConfig::default(),
+        base_url: None,
+        headers: Vec::new(),
+    };
+    let Some(o) = Reader::root(value, "options")? else {
+        return Ok(options);
+    };
+    o.only(&CLIENT_KEYS)?;
+    if let Some(base) = o.string("baseUrl")? {
+        if web_sys::Url::new(&base).is_err() {
+            return Err(range_error("baseUrl", "an absolute URL", &base.into()));
+        }
+        options.base_url = Some(base);
+    }
+    options.headers = o.string_map("headers")?.unwrap_or_default();
+    if let Some(t) = o.object("timeout")? {
+        options.config.timeout = Timeouts::default().overridden_by(&parse_timeouts(&t)?);
+    }
+    options.config.retry = match o.toggle("retry")? {
+        Toggle::Off => None,
+        Toggle::Default => Some(RetryConfig::default()),
+        Toggle::On(r) => Some(parse_retry(&r, RetryConfig::default())?),
+    };
+    options.config.breaker = match o.toggle("breaker")? {
+        Toggle::Off => None,
+        Toggle::Default => Some((BreakerConfig::default(), Scope::Origin)),
+        Toggle::On(b) => Some(parse_breaker(&b)?),
+    };
+    options.config.rate_limit = match o.toggle("rateLimit")? {
+        Toggle::Off | Toggle::Default => None,
+        Toggle::On(r) => Some(parse_rate_limit(&r)?),
+    };
+    o.boolean("dedupe")?;
+    Ok(options)
+}
+
+fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
+    t.only(&["attemptMs", "totalMs", "firstByteMs", "idleMs"])?;
+    let positive = |key: &str| -> Result<Option<Option<u64>>, JsValue> {
+        match t.millis(key)? {
+            Some(0) => Err(range_error(
+                &format!("{}.{key}", t.path()),
+                "a positive number of milliseconds",
+                &JsValue::from_f64(0.0),
+            )),
+            other => Ok(other.map(Some)),
+        }
+    };
+    Ok(TimeoutOverrides {
+        attempt_ms: positive("attemptMs")?,
+        total_ms: positive("totalMs")?,
+        first_byte_ms: positive("firstByteMs")?,
+        idle_ms: positive("idleMs")?,
+    })
+}
+
+fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
+    r.only(&[
+        "maxRetries",
+        "baseDelayMs",
+        "maxDelayMs",
+        "jitter",
+        "retryOn",
+        "maxRetryAfterMs",
+        "budgetRatio",
+    ])?;
+    let mut cfg = base;
+    if let Some(n) = r.integer("maxRetries", 0, u64::from(MAX_RETRIES_CAP))? {
+        cfg.max_retries = n as u32;
+    }
+    if let Some(ms) = r.millis("baseDelayMs")? {
+        cfg.base_delay_ms = ms;
+    }
+    if let Some(ms) = r.millis("maxDelayMs")? {
+        cfg.max_delay_ms = ms;
+    }
+    if cfg.max_delay_ms < cfg.base_delay_ms {
+        return Err(range_error(
+            &format!("{}.maxDelayMs", r.path()),
+            &format!("at least baseDelayMs ({})", cfg.base_delay_ms),
+            &JsValue::from_f64(cfg.max_delay_ms as f64),
+        ));
+    }
+    if let Some(jitter) = r.choice("jitter", &["full", "equal", "decorrelated", "none"])? {
+        cfg.jitter = match jitter {
+            "full" => Jitter::Full,
+            "equal" => Jitter::Equal,
+            "decorrelated" => Jitter::Decorrelated,
+            _ => Jitter::None,
+        };
+    }
+    if let Some(statuses) = r.integers("retryOn", 100, 599)? {
+        cfg.retry_on = statuses.into_iter().map(|s| s as u16).collect();
+    }
+    if let Some(ms) = r.millis("maxRetryAfterMs")? {
+        cfg.max_retry_after_ms = ms;
+    }
+    if let Some(ratio) = r.number("budgetRatio", 0.0, 1000.0)? {
+        cfg.budget_ratio = ratio;
+    }
+    Ok(cfg)
+}
+
+fn parse_scope(r: &Reader, default: Scope) -> Result<Scope, JsValue> {
+    Ok(match r.choice("scope", &["origin", "client"])? {
+        Some("client") => Scope::Client,
+        Some(_) => Scope::Origin,
+        None => default,
+    })
+}
+
+fn parse_breaker(b: &Reader) -> Result<(BreakerConfig, Scope), JsValue> {
+    b.only(&[
+        "failureThreshold",
+        "errorThresholdPercentage",
+        "volumeThreshold",
+        "windowMs",
+        "resetTimeoutMs",
+        "halfOpenMaxCalls",
+        "successThreshold",
+        "scope",
+    ])?;
+    let mut cfg = BreakerConfig::default();
+    let count = |key: &str| {
+        b.integer(key, 1, u64::from(u32::MAX))
+            .map(|n| n.map(|n| n as u32))
+    };
+    if let Some(n) = count("failureThreshold")? {
+        cfg.failure_threshold = n;
+    }
+    if let Some(n) = b.integer("errorThresholdPercentage", 1, 100)? {
+        cfg.error_threshold_percentage = n as u32;
+    }
+    if let Some(n) = count("volumeThreshold")? {
+        cfg.volume_threshold = n;
+    }
+    if let Some(n) = count("halfOpenMaxCalls")? {
+        cfg.half_open_max_calls = n;
+    }
+    if let Some(n) = count("successThreshold")? {
+        cfg.success_threshold = n;
+    }
+    if let Some(ms) = b.millis("windowMs")? {
+        if ms == 0 {
+            return Err(range_error(
+                &format!("{}.windowMs", b.path()),
+                "a positive number of milliseconds",
+                &JsValue::from_f64(0.0),
+            ));
+        }
+        cfg.window_ms = ms;
+    }
+    if let Some(ms) = b.millis("resetTimeoutMs")? {
+        cfg.reset_timeout_ms = ms;
+    }
+    Ok((cfg, parse_scope(b, Scope::Origin)?))
+}
+
+fn parse_rate_limit(r: &Reader) -> Result<(RateLimitConfig, Scope), JsValue> {
+    r.only(&[
+        "requestsPerMinute",
+        "burst",
+        "tokensPerMinute",
+        "maxWaitMs",
+        "scope",
+    ])?;
+    let mut cfg = RateLimitConfig::default();
+    let count = |key: &str| r.integer(key, 1, u64::from(u32::MAX));
+    cfg.requests_per_minute = count("requestsPerMinute")?.map(|n| n as u32);
+    cfg.burst = count("burst")?.map(|n| n as u32);
+    cfg.tokens_per_minute = r.integer("tokensPerMinute", 1, 1 << 53)?;
+    if let Some(ms) = r.millis("maxWaitMs")? {
+        cfg.max_wait_ms = ms;
+    }
+    if cfg.requests_per_minute.is_none() && cfg.tokens_per_minute.is_none() {
+        return Err(range_error(
+            r.path(),
+            "an object with requestsPerMinute or tokensPerMinute",
+            r.value(),
+        ));
+    }
+    Ok((cfg, parse_scope(r, Scope::Client)?))
+}
+
+/// Parses `init.resilience`, with the client's retry config as the base for partial overrides.
+pub fn parse_request_policy(
+    value: JsValue,
+    client_retry: Option<&RetryConfig>,
+) -> Result<RequestPolicy, JsValue> {
+    let mut policy = RequestPolicy::default();
+    let Some(p) = Reader::root(value, "resilience")? else {
+        return Ok(policy);
+    };
+    p.only(&[
+        "cache",
+        "rateLimitKey",
+        "retry",
+        "timeout",
+        "idempotencyKey",
+    ])?;
+    p.choice("cache", &["default", "bypass", "force", "only-if-cached"])?;
+    policy.rate_limit_key = p.string("rateLimitKey")?;
+    policy.idempotency_key = p.string("idempotencyKey")?;
+    policy.retry = match p.toggle("retry")? {
+        Toggle::Default => None,
+        Toggle::Off => Some(None),
+        Toggle::On(r) => Some(Some(parse_retry(
+            &r,
+            client_retry.cloned().unwrap_or_default(),
+        )?)),
+    };
+    if let Some(t) = p.object("timeout")? {
+        policy.timeout = parse_timeouts(&t)?;
+    }
+    Ok(policy)
+}

@@ -1,0 +1,131 @@
+//! The [`Platform`] for JS runtimes: global `fetch`, `setTimeout` (through gloo-timers) and `Date.now`.
+//!
+//! `fetch` and the timers are bound from the global scope, never through `Window`, so the same module
+//! runs in a page, a Web Worker, Node and workerd. Every attempt gets its own `AbortController` that is
+//! aborted when the attempt's future is dropped: a timeout or a caller's abort cancels the request on
+//! the wire, not just our interest in it.
+
+use crate::core::event::Event;
+use crate::core::platform::{Platform, ResponseMeta};
+use crate::wasm::events::Listeners;
+use js_sys::{Object, Promise, Reflect};
+use std::future::Future;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Response};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(input: &str, init: &Object) -> Promise;
+}
+
+/// One attempt's worth of request: the URL and a `RequestInit` whose `signal` is set per attempt.
+pub struct JsRequest {
+    /// Absolute URL.
+    pub url: String,
+    /// method, headers, body and the caller's other `RequestInit` fields.
+    pub init: Object,
+}
+
+/// Global fetch and timers, and the client's event listeners.
+pub struct JsPlatform {
+    /// Where events go.
+    pub listeners: Rc<Listeners>,
+}
+
+impl ResponseMeta for Response {
+    fn status(&self) -> u16 {
+        Response::status(self)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers().get(name).ok().flatten()
+    }
+}
+
+/// Aborts the attempt's fetch when dropped before it finished.
+struct AbortOnDrop(Option<AbortController>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(controller) = self.0.take() {
+            controller.abort();
+        }
+    }
+}
+
+/// `setTimeout` fires at once for delays above 2^31-1 ms, so long sleeps are taken in slices.
+const MAX_TIMER_MS: u64 = i32::MAX as u64;
+
+impl Platform for JsPlatform {
+    type Request = JsRequest;
+    type Response = Response;
+
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    fn wall_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    async fn sleep(&self, ms: u64) {
+        let mut left = ms;
+        loop {
+            let slice = left.min(MAX_TIMER_MS);
+            gloo_timers::future::TimeoutFuture::new(slice as u32).await;
+            left -= slice;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+
+    fn send(&self, request: &JsRequest) -> impl Future<Output = Result<Response, String>> {
+        let controller = AbortController::new().ok();
+        if let Some(controller) = &controller {
+            let _ = Reflect::set(&request.init, &"signal".into(), &controller.signal());
+        }
+        let promise = global_fetch(&request.url, &request.init);
+        async move {
+            let mut guard = AbortOnDrop(controller);
+            let result = JsFuture::from(promise).await;
+            guard.0 = None;
+            match result {
+                Ok(value) => value
+                    .dyn_into::<Response>()
+                    .map_err(|_| "fetch resolved with something other than a Response".to_string()),
+                Err(error) => Err(network_message(&error)),
+            }
+        }
+    }
+
+    fn discard(&self, response: Response) {
+        if let Some(body) = response.body() {
+            let _ = body.cancel();
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        self.listeners.dispatch(&event);
+    }
+}
+
+/// "fetch failed (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9)": the message and, when the runtime
+/// gives one (Node does), the cause that says what actually went wrong.
+fn network_message(error: &JsValue) -> String {
+    let text = |value: &JsValue, key: &str| {
+        Reflect::get(value, &key.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    let message = text(error, "message").unwrap_or_else(|| "fetch failed".to_string());
+    let cause = Reflect::get(error, &"cause".into()).unwrap_or(JsValue::UNDEFINED);
+    match (text(&cause, "code"), text(&cause, "message")) {
+        (Some(code), Some(detail)) => format!("{message} ({code}: {detail})"),
+        (None, Some(detail)) => format!("{message} ({detail})"),
+        _ => message,
+    }
+}

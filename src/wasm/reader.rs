@@ -1,0 +1,256 @@
+//! Reading JS option objects field by field, with errors that name the field path
+//! (`TypeError: retry.maxRetries must be a number, got "3"`).
+
+use crate::wasm::js::get;
+use js_sys::{Object, RangeError, TypeError};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// A JS object being read, and where it sits in the options.
+pub struct Reader {
+    value: JsValue,
+    path: String,
+}
+
+/// A field that may be `false` (turned off), absent, or an object.
+pub enum Toggle {
+    /// `undefined`: use the defaults.
+    Default,
+    /// `false`: turned off.
+    Off,
+    /// An object of settings.
+    On(Reader),
+}
+
+/// A TypeError naming `path`.
+pub fn type_error(path: &str, expected: &str, got: &JsValue) -> JsValue {
+    TypeError::new(&format!("{path} must be {expected}, got {}", describe(got))).into()
+}
+
+/// A RangeError naming `path`.
+pub fn range_error(path: &str, expected: &str, got: &JsValue) -> JsValue {
+    RangeError::new(&format!("{path} must be {expected}, got {}", describe(got))).into()
+}
+
+fn describe(value: &JsValue) -> String {
+    if let Some(s) = value.as_string() {
+        return format!("the string \"{s}\"");
+    }
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+impl Reader {
+    /// Reads `value` (which may be `undefined`) as the object at `path`.
+    pub fn root(value: JsValue, path: &str) -> Result<Option<Reader>, JsValue> {
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        if !value.is_object() || value.is_function() || js_sys::Array::is_array(&value) {
+            return Err(type_error(path, "an object", &value));
+        }
+        Ok(Some(Reader {
+            value,
+            path: path.to_string(),
+        }))
+    }
+
+    fn field_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// The raw value of `key`, `None` when undefined.
+    pub fn raw(&self, key: &str) -> Option<JsValue> {
+        let value = get(&self.value, key);
+        (!value.is_undefined()).then_some(value)
+    }
+
+    /// The object itself.
+    pub fn value(&self) -> &JsValue {
+        &self.value
+    }
+
+    /// Rejects keys not in `known`, so a typo (`retries` for `retry`) is an error, not a silent default.
+    pub fn only(&self, known: &[&str]) -> Result<(), JsValue> {
+        let Some(object) = self.value.dyn_ref::<Object>() else {
+            return Ok(());
+        };
+        for key in Object::keys(object).iter() {
+            let name = key.as_string().unwrap_or_default();
+            if !known.contains(&name.as_str()) {
+                return Err(TypeError::new(&format!(
+                    "unknown option {}; expected one of: {}",
+                    self.field_path(&name),
+                    known.join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A nested object.
+    pub fn object(&self, key: &str) -> Result<Option<Reader>, JsValue> {
+        Reader::root(get(&self.value, key), &self.field_path(key))
+    }
+
+    /// `false`, absent, or a nested object.
+    pub fn toggle(&self, key: &str) -> Result<Toggle, JsValue> {
+        let value = get(&self.value, key);
+        if value.as_bool() == Some(false) {
+            return Ok(Toggle::Off);
+        }
+        if value.as_bool() == Some(true) {
+            return Ok(Toggle::Default);
+        }
+        let path = self.field_path(key);
+        match Reader::root(value, &path) {
+            Ok(Some(reader)) => Ok(Toggle::On(reader)),
+            Ok(None) => Ok(Toggle::Default),
+            Err(_) => Err(type_error(
+                &path,
+                "false or an object",
+                &get(&self.value, key),
+            )),
+        }
+    }
+
+    /// A number in `[min, max]`.
+    pub fn number(&self, key: &str, min: f64, max: f64) -> Result<Option<f64>, JsValue> {
+        let Some(value) = self.raw(key) else {
+            return Ok(None);
+        };
+        let path = self.field_path(key);
+        let Some(n) = value.as_f64() else {
+            return Err(type_error(&path, "a number", &value));
+        };
+        if n.is_nan() || n < min || n > max {
+            let expected = if max.is_infinite() {
+                format!("a number >= {min}")
+            } else {
+                format!("a number from {min} to {max}")
+            };
+            return Err(range_error(&path, &expected, &value));
+        }
+        Ok(Some(n))
+    }
+
+    /// A whole number in `[min, max]`.
+    pub fn integer(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, JsValue> {
+        let Some(n) = self.number(key, min as f64, max as f64)? else {
+            return Ok(None);
+        };
+        if n.fract() != 0.0 {
+            return Err(range_error(
+                &self.field_path(key),
+                "a whole number",
+                &JsValue::from_f64(n),
+            ));
+        }
+        Ok(Some(n as u64))
+    }
+
+    /// A non-negative, finite duration in milliseconds (fractions are truncated).
+    pub fn millis(&self, key: &str) -> Result<Option<u64>, JsValue> {
+        Ok(self.number(key, 0.0, MAX_MILLIS)?.map(|n| n as u64))
+    }
+
+    /// A boolean.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, JsValue> {
+        let Some(value) = self.raw(key) else {
+            return Ok(None);
+        };
+        value
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| type_error(&self.field_path(key), "a boolean", &value))
+    }
+
+    /// A string.
+    pub fn string(&self, key: &str) -> Result<Option<String>, JsValue> {
+        let Some(value) = self.raw(key) else {
+            return Ok(None);
+        };
+        value
+            .as_string()
+            .map(Some)
+            .ok_or_else(|| type_error(&self.field_path(key), "a string", &value))
+    }
+
+    /// One of the listed strings.
+    pub fn choice<'a>(&self, key: &str, choices: &[&'a str]) -> Result<Option<&'a str>, JsValue> {
+        let Some(value) = self.string(key)? else {
+            return Ok(None);
+        };
+        match choices.iter().find(|c| **c == value) {
+            Some(choice) => Ok(Some(choice)),
+            None => Err(range_error(
+                &self.field_path(key),
+                &format!("one of \"{}\"", choices.join("\", \"")),
+                &JsValue::from_str(&value),
+            )),
+        }
+    }
+
+    /// An array of whole numbers in `[min, max]`.
+    pub fn integers(&self, key: &str, min: u64, max: u64) -> Result<Option<Vec<u64>>, JsValue> {
+        let Some(value) = self.raw(key) else {
+            return Ok(None);
+        };
+        let path = self.field_path(key);
+        let Some(array) = value.dyn_ref::<js_sys::Array>() else {
+            return Err(type_error(&path, "an array of numbers", &value));
+        };
+        let mut out = Vec::with_capacity(array.length() as usize);
+        for (i, item) in array.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let Some(n) = item.as_f64() else {
+                return Err(type_error(&item_path, "a number", &item));
+            };
+            if n.fract() != 0.0 || n < min as f64 || n > max as f64 {
+                return Err(range_error(
+                    &item_path,
+                    &format!("a whole number from {min} to {max}"),
+                    &item,
+                ));
+            }
+            out.push(n as u64);
+        }
+        Ok(Some(out))
+    }
+
+    /// A plain object of string values (headers).
+    pub fn string_map(&self, key: &str) -> Result<Option<Vec<(String, String)>>, JsValue> {
+        let Some(reader) = self.object(key)? else {
+            return Ok(None);
+        };
+        let Some(object) = reader.value.dyn_ref::<Object>() else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for entry in Object::entries(object).iter() {
+            let pair: js_sys::Array = entry.unchecked_into();
+            let name = pair.get(0).as_string().unwrap_or_default();
+            let value = pair.get(1);
+            let Some(text) = value.as_string() else {
+                return Err(type_error(&reader.field_path(&name), "a string", &value));
+            };
+            out.push((name, text));
+        }
+        Ok(Some(out))
+    }
+
+    /// The path of this object, for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Largest duration accepted: 2^53 ms, beyond which a JS number loses whole milliseconds.
+pub const MAX_MILLIS: f64 = 9_007_199_254_740_991.0;

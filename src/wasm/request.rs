@@ -1,0 +1,205 @@
+//! Turning `fetch(input, init)` arguments into a request that can be sent again on every retry.
+//!
+//! fetch accepts a URL string, a `URL` or a `Request`, and a `RequestInit` whose body may be a one-shot
+//! `ReadableStream`. Retries need a body that can be sent twice, so a stream (or a `Request`'s body) is
+//! read into an `ArrayBuffer` once, up front; strings, buffers, `Blob`s and `FormData` are reusable as
+//! they are and pass through untouched.
+
+use crate::core::retry::RetryConfig;
+use crate::wasm::js::{get, set};
+use crate::wasm::options::{parse_request_policy, RequestPolicy};
+use crate::wasm::platform::JsRequest;
+use crate::wasm::reader::type_error;
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers, Request, Response, Url};
+
+/// A call's request and everything the pipeline needs to know about it.
+pub struct Prepared {
+    /// What each attempt sends.
+    pub request: JsRequest,
+    /// The absolute URL.
+    pub url: String,
+    /// `scheme://host:port`.
+    pub origin: String,
+    /// The caller's abort signal.
+    pub signal: Option<AbortSignal>,
+    /// `init.resilience`.
+    pub policy: RequestPolicy,
+    /// Rough token estimate of the body (bytes / 4), for tokens-per-minute limits.
+    pub tokens: u64,
+}
+
+/// Client-wide request settings.
+pub struct RequestDefaults<'a> {
+    /// Prefix for relative URLs.
+    pub base_url: Option<&'a str>,
+    /// Headers added when the request does not set them.
+    pub headers: &'a [(String, String)],
+    /// The client's retry config, base for per-request overrides.
+    pub retry: Option<&'a RetryConfig>,
+}
+
+/// Normalises `input` and `init`.
+///
+/// # Errors
+/// A `TypeError` for an input that is not a string, URL or Request, an invalid URL, a non-object init,
+/// or a bad `resilience` field.
+pub async fn prepare(
+    input: JsValue,
+    init: JsValue,
+    defaults: &RequestDefaults<'_>,
+) -> Result<Prepared, JsValue> {
+    if !(init.is_undefined() || init.is_null() || init.is_object()) {
+        return Err(type_error("init", "an object", &init));
+    }
+    let init = if init.is_object() {
+        init
+    } else {
+        Object::new().into()
+    };
+    let policy = parse_request_policy(get(&init, "resilience"), defaults.retry)?;
+    let source = input.dyn_ref::<Request>();
+
+    let href = match source {
+        Some(request) => request.url(),
+        None => input_href(&input)?,
+    };
+    let url = resolve_url(&href, defaults.base_url)?;
+
+    let out = Object::assign(&Object::new(), init.unchecked_ref());
+    for key in ["resilience", "signal", "body", "headers", "method"] {
+        let _ = Reflect::delete_property(&out, &key.into());
+    }
+    let method = get(&init, "method")
+        .as_string()
+        .or_else(|| source.map(Request::method))
+        .unwrap_or_else(|| "GET".to_string())
+        .to_ascii_uppercase();
+    set(&out, "method", &method.as_str().into());
+
+    let headers = build_headers(source, &get(&init, "headers"), defaults.headers)?;
+    if let Some(key) = &policy.idempotency_key {
+        let _ = headers.set("idempotency-key", key);
+    }
+    set(&out, "headers", &headers);
+
+    let body = reusable_body(source, &get(&init, "body"), &method).await?;
+    let tokens = body.as_ref().map_or(0, body_len) / 4;
+    if let Some(body) = &body {
+        set(&out, "body", body);
+    }
+
+    let signal = get(&init, "signal")
+        .dyn_into::<AbortSignal>()
+        .ok()
+        .or_else(|| source.map(Request::signal));
+
+    Ok(Prepared {
+        request: JsRequest {
+            url: url.href(),
+            init: out,
+        },
+        origin: url.origin(),
+        url: url.href(),
+        signal,
+        policy,
+        tokens,
+    })
+}
+
+fn input_href(input: &JsValue) -> Result<String, JsValue> {
+    if let Some(s) = input.as_string() {
+        return Ok(s);
+    }
+    if let Some(url) = input.dyn_ref::<Url>() {
+        return Ok(url.href());
+    }
+    Err(type_error("input", "a URL string, URL or Request", input))
+}
+
+fn resolve_url(href: &str, base: Option<&str>) -> Result<Url, JsValue> {
+    let resolved = match base {
+        Some(base) => Url::new_with_base(href, base),
+        None => Url::new(href).or_else(|e| {
+            let location = get(&js_sys::global(), "location");
+            match get(&location, "href").as_string() {
+                Some(page) => Url::new_with_base(href, &page),
+                None => Err(e),
+            }
+        }),
+    };
+    resolved.map_err(|_| {
+        js_sys::TypeError::new(&format!(
+            "Invalid URL \"{href}\": pass an absolute URL or set the baseUrl option"
+        ))
+        .into()
+    })
+}
+
+fn build_headers(
+    source: Option<&Request>,
+    init_headers: &JsValue,
+    defaults: &[(String, String)],
+) -> Result<Headers, JsValue> {
+    let headers = match source {
+        Some(request) => Headers::new_with_headers(&request.headers())?,
+        None => Headers::new()?,
+    };
+    if !init_headers.is_undefined() && !init_headers.is_null() {
+        let given = Headers::new_with_headers(init_headers.unchecked_ref())
+            .map_err(|_| type_error("init.headers", "a valid HeadersInit", init_headers))?;
+        if let Ok(Some(entries)) = js_sys::try_iter(&given) {
+            for entry in entries.flatten() {
+                let pair: js_sys::Array = entry.unchecked_into();
+                if let (Some(name), Some(value)) =
+                    (pair.get(0).as_string(), pair.get(1).as_string())
+                {
+                    headers.set(&name, &value)?;
+                }
+            }
+        }
+    }
+    for (name, value) in defaults {
+        if !headers.has(name).unwrap_or(true) {
+            headers.set(name, value).map_err(|_| {
+                type_error(&format!("headers.{name}"), "a valid header", &value.into())
+            })?;
+        }
+    }
+    Ok(headers)
+}
+
+/// The body as something fetch can send more than once.
+async fn reusable_body(
+    source: Option<&Request>,
+    init_body: &JsValue,
+    method: &str,
+) -> Result<Option<JsValue>, JsValue> {
+    if !init_body.is_undefined() && !init_body.is_null() {
+        if init_body.is_instance_of::<web_sys::ReadableStream>() {
+            let response = Response::new_with_opt_readable_stream(Some(init_body.unchecked_ref()))?;
+            return Ok(Some(JsFuture::from(response.array_buffer()?).await?));
+        }
+        return Ok(Some(init_body.clone()));
+    }
+    match source {
+        Some(request) if method != "GET" && method != "HEAD" && request.body().is_some() => {
+            let copy = Request::clone(request)?;
+            Ok(Some(JsFuture::from(copy.array_buffer()?).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn body_len(body: &JsValue) -> u64 {
+    if let Some(s) = body.as_string() {
+        return s.len() as u64;
+    }
+    ["byteLength", "size"]
+        .iter()
+        .find_map(|key| get(body, key).as_f64())
+        .map_or(0, |n| n as u64)
+}

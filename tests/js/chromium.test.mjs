@@ -1,0 +1,61 @@
+// The built package in headless Chromium: a page imports "resilient-llm" through an import map (as a
+// bundler would resolve the "browser" condition) and runs every scenario against the mock LLM.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startMockLlm } from "../../www/mock-llm.mjs";
+import { startStaticServer } from "../../www/static-server.mjs";
+import { scenarios } from "./scenarios.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+export const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+let mock;
+let site;
+let browser;
+let page;
+const consoleErrors = [];
+before(async () => {
+  mock = await startMockLlm();
+  site = await startStaticServer({ root });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  page = await browser.newPage();
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  await page.goto(`${site.url}/tests/js/browser/index.html`);
+});
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await mock?.close();
+});
+
+for (const name of Object.keys(scenarios)) {
+  test(`chromium: ${name}`, async () => {
+    const outcome = await page.evaluate(
+      async ({ name, mockUrl }) => {
+        const pkg = await import("resilient-llm");
+        const { scenarios } = await import("/tests/js/scenarios.mjs");
+        try {
+          await scenarios[name](pkg, mockUrl);
+          return "ok";
+        } catch (error) {
+          return `${error.name}: ${error.message}`;
+        }
+      },
+      { name, mockUrl: mock.url },
+    );
+    assert.equal(outcome, "ok");
+  });
+}
+
+test("chromium: no uncaught page errors", () => {
+  // Failed requests are the point of several scenarios; Chromium logs each one as a console error.
+  const unexpected = consoleErrors.filter((text) => !/Failed to load resource|net::ERR_/.test(text));
+  assert.deepEqual(unexpected, []);
+});

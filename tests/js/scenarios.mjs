@@ -1,0 +1,258 @@
+// Runtime-neutral scenarios: each takes the package's exports and the mock LLM's URL and throws on
+// failure. Node runs them directly, the Worker bundle runs them inside workerd, and the browser test
+// runs them in a page — the same checks against the same built package in every runtime.
+
+class ScenarioError extends Error {}
+const check = (ok, message) => {
+  if (!ok) throw new ScenarioError(message);
+};
+const equal = (actual, expected, what) =>
+  check(actual === expected, `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+
+async function rejection(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new ScenarioError("expected a rejection, but the promise resolved");
+}
+
+const unique = (name) => `${name}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+
+function chatBody(content, extra = {}) {
+  return JSON.stringify({ model: "mock-1", messages: [{ role: "user", content }], ...extra });
+}
+
+function chatInit(content, fault, extra = {}) {
+  const headers = { "content-type": "application/json" };
+  if (fault) headers["x-mock-fault"] = fault;
+  return { method: "POST", headers, body: chatBody(content), ...extra };
+}
+
+async function upstreamCount(mock) {
+  const stats = await (await fetch(`${mock}/control/stats`)).json();
+  return stats.total;
+}
+
+const fast = { baseDelayMs: 10, maxDelayMs: 50 };
+
+export const scenarios = {
+  async "answers a JSON chat request"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const response = await client.fetch(`${mock}/v1/chat/completions`, chatInit("hello"));
+    equal(response.status, 200, "status");
+    const body = await response.json();
+    check(body.choices[0].message.content.startsWith('You said: "hello"'), `answer: ${JSON.stringify(body)}`);
+    equal(client.stats().requests, 1, "stats().requests");
+    equal(client.stats().successes, 1, "stats().successes");
+    client.free();
+  },
+
+  async "resolves relative URLs against baseUrl and sends default headers"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ baseUrl: mock, headers: { "x-mock-fault": "status=418" }, retry: false });
+    const response = await client.fetch("/v1/chat/completions", { method: "POST", body: chatBody("hi") });
+    equal(response.status, 418, "status set by the default header's fault");
+  },
+
+  async "fetcher is pre-bound and stable"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const { fetcher } = client;
+    equal(typeof fetcher, "function", "typeof fetcher");
+    equal(client.fetcher, fetcher, "same function on every read");
+    const response = await fetcher(`${mock}/health`);
+    equal((await response.json()).ok, true, "health through the detached fetcher");
+  },
+
+  async "accepts a Request object with a body"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const request = new Request(`${mock}/v1/chat/completions`, chatInit("from a Request"));
+    const body = await (await client.fetch(request)).json();
+    check(body.choices[0].message.content.includes("from a Request"), "the body was sent");
+  },
+
+  async "fires the attempt timeout"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ timeout: { attemptMs: 150 }, retry: false });
+    const started = Date.now();
+    const error = await rejection(client.fetch(`${mock}/v1/chat/completions`, chatInit("slow", "delay=3000")));
+    const elapsed = Date.now() - started;
+    equal(error.name, "TimeoutError", "error name");
+    equal(error.code, "TIMEOUT", "error code");
+    equal(error.option, "timeout.attemptMs", "which deadline");
+    check(elapsed >= 140 && elapsed < 2500, `rejected after ${elapsed} ms`);
+  },
+
+  async "fires the total timeout across retries"({ ResilientClient }, mock) {
+    const client = new ResilientClient({
+      timeout: { totalMs: 300 },
+      retry: { maxRetries: 10, baseDelayMs: 100, maxDelayMs: 100, jitter: "none" },
+    });
+    const error = await rejection(client.fetch(`${mock}/v1/chat/completions`, chatInit("x", "status=503")));
+    equal(error.name, "TimeoutError", "error name");
+    equal(error.option, "timeout.totalMs", "which deadline");
+  },
+
+  async "aborts a request in flight"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 100);
+    const error = await rejection(
+      client.fetch(`${mock}/v1/chat/completions`, chatInit("x", "delay=3000", { signal: controller.signal })),
+    );
+    equal(error.name, "AbortError", "error name");
+    check(Date.now() - started < 2500, "rejected promptly");
+  },
+
+  async "rejects at once for an already aborted signal"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const error = await rejection(client.fetch(`${mock}/health`, { signal: AbortSignal.abort() }));
+    equal(error.name, "AbortError", "error name");
+  },
+
+  async "retries 503s and succeeds, counting retries"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const retries = [];
+    client.on("retry", (e) => retries.push(e));
+    const before = await upstreamCount(mock);
+    const fault = `status=503;times=2;key=${unique("retry")}`;
+    const response = await client.fetch(`${mock}/v1/chat/completions`, chatInit("x", fault));
+    equal(response.status, 200, "final status");
+    equal(retries.length, 2, "retry events");
+    equal(retries[0].status, 503, "retry event status");
+    equal(client.stats().retries, 2, "stats().retries");
+    equal((await upstreamCount(mock)) - before, 3, "requests the upstream saw");
+  },
+
+  async "honours retry-after-ms on a 429"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const fault = `status=429;retry-after-ms=400;times=1;key=${unique("429")}`;
+    const started = Date.now();
+    const response = await client.fetch(`${mock}/v1/chat/completions`, chatInit("x", fault));
+    equal(response.status, 200, "final status");
+    check(Date.now() - started >= 390, "waited for the server's hint");
+  },
+
+  async "returns the last response when retries are exhausted"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: { ...fast, maxRetries: 1 }, breaker: false });
+    const response = await client.fetch(`${mock}/v1/chat/completions`, chatInit("x", "status=503"));
+    equal(response.status, 503, "fetch semantics: the error status resolves");
+    equal(client.stats().failures, 1, "counted as a failure");
+  },
+
+  async "does not sleep when Retry-After exceeds maxRetryAfterMs"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: { maxRetryAfterMs: 1000 } });
+    const started = Date.now();
+    const response = await client.fetch(`${mock}/v1/chat/completions`, chatInit("x", "status=429;retry-after=120"));
+    equal(response.status, 429, "status");
+    equal(response.retryAfterMs, 120000, "delay attached to the response");
+    check(Date.now() - started < 1000, "returned at once");
+  },
+
+  async "opens the breaker, rejects fast, recovers after a probe"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, breaker: { failureThreshold: 2, resetTimeoutMs: 300 } });
+    const transitions = [];
+    client.on("breaker", (e) => transitions.push(`${e.from}->${e.to}`));
+    const url = `${mock}/v1/chat/completions`;
+    for (let i = 0; i < 2; i++) equal((await client.fetch(url, chatInit("x", "status=503"))).status, 503, "outage");
+    const before = await upstreamCount(mock);
+    const error = await rejection(client.fetch(url, chatInit("x")));
+    equal(error.name, "CircuitOpenError", "error name");
+    check(error.retryAfterMs > 0 && error.retryAfterMs <= 300, `retryAfterMs ${error.retryAfterMs}`);
+    equal(await upstreamCount(mock), before, "the open breaker kept the request off the wire");
+    equal(client.stats().breakers[0].state, "open", "stats shows it open");
+    await new Promise((r) => setTimeout(r, 350));
+    equal((await client.fetch(url, chatInit("x"))).status, 200, "probe answered");
+    equal(client.stats().breakers[0].state, "closed", "closed after the probe");
+    equal(transitions.join(" "), "closed->open open->half-open half-open->closed", "transitions");
+  },
+
+  async "rate limit rejects beyond maxWaitMs"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ rateLimit: { requestsPerMinute: 60, burst: 1, maxWaitMs: 0 } });
+    equal((await client.fetch(`${mock}/health`)).status, 200, "first call uses the burst");
+    const error = await rejection(client.fetch(`${mock}/health`));
+    equal(error.name, "RateLimitError", "error name");
+    check(error.retryAfterMs > 900 && error.retryAfterMs <= 1000, `retryAfterMs ${error.retryAfterMs}`);
+    equal(client.stats().rejected.rateLimit, 1, "stats().rejected.rateLimit");
+  },
+
+  async "rate limit waits for capacity"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ rateLimit: { requestsPerMinute: 600, burst: 1 } });
+    const started = Date.now();
+    await Promise.all([client.fetch(`${mock}/health`), client.fetch(`${mock}/health`), client.fetch(`${mock}/health`)]);
+    const elapsed = Date.now() - started;
+    check(elapsed >= 190, `three calls at 10/s with burst 1 took ${elapsed} ms`);
+  },
+
+  async "network failure rejects with a TypeError like fetch"({ ResilientClient }) {
+    const client = new ResilientClient({ retry: { ...fast, maxRetries: 1 } });
+    const error = await rejection(client.fetch("http://127.0.0.1:9/"));
+    equal(error.name, "TypeError", "error name");
+    equal(error.code, "NETWORK", "error code");
+    equal(error.attempts, 2, "attempts");
+  },
+
+  async "bad options throw errors naming the field"({ ResilientClient }) {
+    const cases = [
+      [{ timeout: { attemptMs: -1 } }, "RangeError", "timeout.attemptMs"],
+      [{ retry: { maxRetries: "3" } }, "TypeError", "retry.maxRetries"],
+      [{ retry: { maxRetries: 11 } }, "RangeError", "retry.maxRetries"],
+      [{ retry: { jitter: "sometimes" } }, "RangeError", "retry.jitter"],
+      [{ breaker: "on" }, "TypeError", "breaker"],
+      [{ retries: 3 }, "TypeError", "retries"],
+      [{ rateLimit: {} }, "RangeError", "rateLimit"],
+      [{ baseUrl: "not a url" }, "RangeError", "baseUrl"],
+      ["fast", "TypeError", "options"],
+    ];
+    for (const [options, name, field] of cases) {
+      let error;
+      try {
+        new ResilientClient(options);
+      } catch (e) {
+        error = e;
+      }
+      check(error, `${JSON.stringify(options)} was accepted`);
+      equal(error.name, name, `error for ${JSON.stringify(options)}`);
+      check(error.message.includes(field), `message names ${field}: ${error.message}`);
+    }
+    const client = new ResilientClient();
+    const error = await rejection(client.fetch("/relative/without/base"));
+    check(error instanceof TypeError || error.name === "TypeError", "relative URL without baseUrl");
+    const policyError = await rejection(client.fetch("http://127.0.0.1:9/", { resilience: { retry: { maxRetries: -2 } } }));
+    check(policyError.message.includes("resilience.retry.maxRetries"), policyError.message);
+    let onError;
+    try {
+      client.on("nope", () => {});
+    } catch (e) {
+      onError = e;
+    }
+    check(onError && onError.name === "TypeError", "on() rejects unknown event types");
+  },
+
+  async "metrics agree with what the upstream saw"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const before = await upstreamCount(mock);
+    const fault = `status=500;times=1;key=${unique("metrics")}`;
+    await client.fetch(`${mock}/v1/chat/completions`, chatInit("x", fault));
+    await client.fetch(`${mock}/v1/chat/completions`, chatInit("y"));
+    const sent = (await upstreamCount(mock)) - before;
+    const stats = client.stats();
+    equal(stats.requests + stats.retries, sent, "calls + retries = upstream requests");
+    const text = client.metrics();
+    check(text.includes("resilient_llm_requests_total 2\n"), text);
+    check(text.includes("resilient_llm_retries_total 1\n"), text);
+  },
+
+  async "SseParser splits events across chunks"({ SseParser }) {
+    const parser = new SseParser();
+    const bytes = new TextEncoder().encode("\uFEFFdata: a\r\n\r\nid: 7\nevent: x\ndata: b\n\n");
+    const events = [];
+    for (const byte of bytes) events.push(...parser.feed(Uint8Array.of(byte)));
+    events.push(...parser.end());
+    equal(JSON.stringify(events), JSON.stringify([
+      { event: "message", data: "a", id: "" },
+      { event: "x", data: "b", id: "7" },
+    ]), "events");
+    equal(parser.lastEventId, "7", "lastEventId");
+  },
+};

@@ -1,0 +1,863 @@
+/**
+ * mock-llm — a zero-dependency mock LLM upstream (Node 20, ESM).
+ *
+ * It plays the provider side for the resilient-llm demo and for the tests:
+ * deterministic answers, realistic wire formats, and injectable failures.
+ *
+ *   import { startMockLlm } from "./mock-llm.mjs";
+ *   const mock = await startMockLlm({ port: 0 });   // -> { url, port, close, stats, reset, setFaults }
+ *
+ *   node www/mock-llm.mjs [--port N] [--host H] [--seed S]
+ *
+ * Endpoints (any of the first three may be prefixed with /t/<name>, e.g.
+ * /t/primary/v1/chat/completions, so one server can act as several upstream
+ * "targets"; the name, "default" without a prefix, scopes global faults and stats):
+ *
+ *   POST /v1/chat/completions   OpenAI Chat Completions (JSON, or SSE with "stream": true)
+ *   POST /v1/messages           Anthropic Messages (JSON, or SSE with "stream": true)
+ *   GET  /health                {"ok":true}
+ *   POST /control/faults        set global faults (JSON, see below); GET returns them
+ *   POST /control/reset         clear faults, per-key counters and stats
+ *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus } },
+ *                               byFault, inFlight } — completion/unknown-path requests only
+ *                               (not /control/*, /health or OPTIONS preflights)
+ *
+ * Every response carries permissive CORS headers; OPTIONS preflights get a 204.
+ *
+ * Answers: `You said: "<last user message>". ` followed by a fixed filler, so
+ * every answer is ~30 words (the echo collapses whitespace and keeps at most
+ * 24 words). One word is one token: `max_tokens` keeps that many words and the
+ * finish reason becomes "length" / "max_tokens" when that cut the answer short.
+ * Prompt tokens are ceil(characters of all message contents, system included, / 4).
+ * Streams send one chunk per word, 5 ms apart (header `x-mock-chunk-delay-ms` overrides).
+ *
+ * Per-request faults — header `x-mock-fault`, a `;`-separated list of `key=value`
+ * or bare keys (an unknown key or bad value is answered with a 400):
+ *
+ *   status=<400..599>     reply with that status and a provider-shaped error body
+ *   error=<type>          error type/code in that body, e.g. insufficient_quota,
+ *                         context_length_exceeded, content_policy_violation,
+ *                         overloaded_error; status defaults to 400 (429 for quota and
+ *                         rate-limit types, 529 for overloaded_error, 5xx for server types)
+ *   retry-after=<s|date>  set the Retry-After header (seconds or an HTTP date)
+ *   retry-after-ms=<ms>   set the retry-after-ms header
+ *   x-should-retry=<bool> set the x-should-retry header
+ *   delay=<ms>            wait before sending the headers
+ *   stall[=<n>]           stream: send n chunks (default 0), then go silent with the
+ *                         socket open; JSON: send the headers, never the body
+ *   reset[=<n>]           stream: send n chunks (default 0), then destroy the socket;
+ *                         JSON: destroy the socket before sending anything
+ *   malformed             stream: one chunk of invalid JSON after the first chunk, then
+ *                         carry on; JSON: status 200 with a truncated body
+ *   mid-stream-error      stream: after 2 chunks send a provider error event and end
+ *   times=<n>;key=<id>    apply the rest only to the first n requests carrying this key
+ *                         (without key=, the whole header value is the key)
+ *
+ * Global faults — POST /control/faults or setFaults(cfg), with
+ *
+ *   { target?, seed?, errorRate?, errorStatuses? = [500, 503], rate429?, retryAfterMs?,
+ *     latencyMs?, stallRate?, resetRate?, outage? }
+ *
+ * Without `target` the config is the default for every target; with one it
+ * replaces the default for that target. Each config owns a mulberry32 PRNG
+ * (seeded with `seed`, else the server seed) that draws six numbers per request,
+ * in a fixed order, whatever the outcome — so a seed replays the same sequence.
+ * Precedence: outage (503) > error (errorStatuses) > 429 (retry-after-ms and
+ * Retry-After from retryAfterMs) > stall > reset (stream faults after 1..5 chunks).
+ * latencyMs delays every request of the target. A request with an active
+ * `x-mock-fault` header uses the header's faults instead (latency still applies).
+ */
+import http from "node:http";
+import { pathToFileURL } from "node:url";
+
+const FILLER =
+  "The mock model weighs each request with care and answers in calm, deterministic " +
+  "filler text, so every client test sees the same words in the same order.";
+const MAX_ECHO_WORDS = 24;
+const DEFAULT_CHUNK_DELAY_MS = 5;
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const DEFAULT_TARGET = "default";
+const DEFAULT_MODEL = "mock-model";
+
+const CORS_HEADERS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-headers": "*",
+  "access-control-allow-methods": "GET, POST, OPTIONS",
+  "access-control-expose-headers": "*",
+};
+const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+};
+
+// ---------------------------------------------------------------------------
+// Small utilities
+// ---------------------------------------------------------------------------
+
+/** mulberry32: tiny seeded PRNG returning floats in [0, 1). */
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Wait `ms`, waking early if the response closes (client gone, or server closing). */
+function wait(ms, res) {
+  if (!(ms > 0)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off("close", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.once("close", done);
+  });
+}
+
+const isOpen = (res) =>
+  !res.writableEnded && !res.destroyed && res.socket != null && !res.socket.destroyed;
+
+function destroySocket(res) {
+  (res.socket ?? res).destroy();
+}
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new HttpError(413, "request body too large"));
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+/** Parse a JSON object body; returns `{ body }` or `{ error }`. */
+function parseJsonObject(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { error: `invalid JSON body: ${err.message}` };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { error: "request body must be a JSON object" };
+  }
+  return { body: value };
+}
+
+const sseFrame = (data, event) =>
+  `${event ? `event: ${event}\n` : ""}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+
+// ---------------------------------------------------------------------------
+// Deterministic answers
+// ---------------------------------------------------------------------------
+
+/** Text of a message content: a string, or an array of text parts/blocks. */
+function textOf(content) {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content.map((part) => (typeof part === "string" ? part : part?.text ?? "")).join("");
+}
+
+const words = (text) => text.split(/\s+/).filter(Boolean);
+
+function lastUserText(messages) {
+  const last = messages.filter((m) => m?.role === "user").at(-1);
+  return last ? textOf(last.content) : "";
+}
+
+function promptTokens(messages, system) {
+  const chars = messages.reduce((sum, m) => sum + textOf(m?.content).length, textOf(system).length);
+  return Math.ceil(chars / 4);
+}
+
+/**
+ * The answer as stream pieces: every word but the last carries its trailing
+ * space, so pieces.join("") is exactly the JSON answer text.
+ */
+function buildAnswer(userText, maxTokens) {
+  const echoWords = words(userText);
+  const echo =
+    echoWords.slice(0, MAX_ECHO_WORDS).join(" ") + (echoWords.length > MAX_ECHO_WORDS ? " ..." : "");
+  const all = words(`You said: "${echo}". ${FILLER}`);
+  const kept = maxTokens === undefined ? all : all.slice(0, maxTokens);
+  const pieces = kept.map((w, i) => (i < kept.length - 1 ? `${w} ` : w));
+  return { pieces, text: pieces.join(""), truncated: kept.length < all.length };
+}
+
+// ---------------------------------------------------------------------------
+// Providers: request validation, bodies, stream frames, error shapes
+// ---------------------------------------------------------------------------
+
+/** Default status for an `error=<type>` fault without `status=`. */
+const ERROR_TYPE_STATUS = {
+  insufficient_quota: 429,
+  rate_limit_exceeded: 429,
+  rate_limit_error: 429,
+  overloaded_error: 529,
+  api_error: 500,
+  server_error: 500,
+  authentication_error: 401,
+  invalid_api_key: 401,
+  permission_error: 403,
+  not_found_error: 404,
+  request_too_large: 413,
+};
+
+function statusText(status) {
+  return http.STATUS_CODES[status] ?? (status === 529 ? "Overloaded" : "Error");
+}
+
+function positiveInt(value, name) {
+  if (value === undefined || value === null) return undefined;
+  if (!Number.isInteger(value) || value < 1) throw new HttpError(400, `${name} must be a positive integer`);
+  return value;
+}
+
+function requireMessages(body) {
+  if (!Array.isArray(body.messages)) throw new HttpError(400, "messages must be an array");
+  return body.messages;
+}
+
+const openai = {
+  name: "openai",
+
+  /** Normalize a request body into what the answer needs (throws HttpError 400). */
+  parse(body) {
+    const messages = requireMessages(body);
+    return {
+      model: body.model ?? DEFAULT_MODEL,
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+      maxTokens: positiveInt(body.max_tokens ?? body.max_completion_tokens, "max_tokens"),
+      userText: lastUserText(messages),
+      promptTokens: promptTokens(messages),
+    };
+  },
+
+  /** `name` is an error code (context_length_exceeded, ...) or, ending in "_error", a type. */
+  errorBody(status, name, message) {
+    const defaultType = status >= 500 ? "server_error" : "invalid_request_error";
+    if (name?.endsWith("_error")) return { error: { message, type: name, param: null, code: null } };
+    const code = name ?? { 401: "invalid_api_key", 429: "rate_limit_exceeded" }[status] ?? null;
+    const type = { insufficient_quota: "insufficient_quota", rate_limit_exceeded: "requests" }[code] ?? defaultType;
+    return { error: { message, type, param: null, code } };
+  },
+
+  jsonBody(call, answer) {
+    const prompt = call.request.promptTokens;
+    const completion = answer.pieces.length;
+    return {
+      id: call.id,
+      object: "chat.completion",
+      created: call.created,
+      model: call.request.model,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: answer.text },
+          finish_reason: answer.truncated ? "length" : "stop",
+        },
+      ],
+      usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+    };
+  },
+
+  streamFrames(call, answer) {
+    const { model, includeUsage } = call.request;
+    const chunk = (choices, extra) => ({
+      id: call.id,
+      object: "chat.completion.chunk",
+      created: call.created,
+      model,
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
+      ...extra,
+    });
+    const choice = (delta, finishReason = null) => [{ index: 0, delta, finish_reason: finishReason }];
+    const frames = answer.pieces.map((content, i) =>
+      sseFrame(chunk(choice(i === 0 ? { role: "assistant", content } : { content }))),
+    );
+    frames.push(sseFrame(chunk(choice({}, answer.truncated ? "length" : "stop"))));
+    if (includeUsage) {
+      const { usage } = this.jsonBody(call, answer);
+      frames.push(sseFrame(chunk([], { usage })));
+    }
+    frames.push(sseFrame("[DONE]"));
+    return frames;
+  },
+
+  malformedFrame: () => 'data: {"choices":[{"delta":\n\n',
+
+  streamErrorFrame: () =>
+    sseFrame({ error: { message: "mock upstream failed mid-stream", type: "server_error" } }),
+};
+
+const anthropic = {
+  name: "anthropic",
+
+  parse(body) {
+    const messages = requireMessages(body);
+    const maxTokens = positiveInt(body.max_tokens, "max_tokens");
+    if (maxTokens === undefined) throw new HttpError(400, "max_tokens: Field required");
+    return {
+      model: body.model ?? DEFAULT_MODEL,
+      stream: body.stream === true,
+      maxTokens,
+      userText: lastUserText(messages),
+      promptTokens: promptTokens(messages, body.system),
+    };
+  },
+
+  errorBody(status, type, message) {
+    const errorType =
+      type ??
+      {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        529: "overloaded_error",
+      }[status] ??
+      (status >= 500 ? "api_error" : "invalid_request_error");
+    return { type: "error", error: { type: errorType, message } };
+  },
+
+  message(call, content, stopReason, outputTokens) {
+    return {
+      id: call.id,
+      type: "message",
+      role: "assistant",
+      model: call.request.model,
+      content,
+      stop_reason: stopReason,
+      stop_sequence: null,
+      usage: { input_tokens: call.request.promptTokens, output_tokens: outputTokens },
+    };
+  },
+
+  stopReason: (answer) => (answer.truncated ? "max_tokens" : "end_turn"),
+
+  jsonBody(call, answer) {
+    const content = [{ type: "text", text: answer.text }];
+    return this.message(call, content, this.stopReason(answer), answer.pieces.length);
+  },
+
+  streamFrames(call, answer) {
+    const event = (data) => sseFrame(data, data.type);
+    return [
+      event({ type: "message_start", message: this.message(call, [], null, 1) }),
+      event({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
+      event({ type: "ping" }),
+      ...answer.pieces.map((text) =>
+        event({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }),
+      ),
+      event({ type: "content_block_stop", index: 0 }),
+      event({
+        type: "message_delta",
+        delta: { stop_reason: this.stopReason(answer), stop_sequence: null },
+        usage: { output_tokens: answer.pieces.length },
+      }),
+      event({ type: "message_stop" }),
+    ];
+  },
+
+  malformedFrame: () => 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":\n\n',
+
+  streamErrorFrame: () =>
+    sseFrame({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } }, "error"),
+};
+
+const COMPLETION_ROUTES = {
+  "/v1/chat/completions": openai,
+  "/v1/messages": anthropic,
+};
+
+// ---------------------------------------------------------------------------
+// Faults
+// ---------------------------------------------------------------------------
+
+/**
+ * A fault plan says how to mangle one response:
+ * { status?, errorType?, headers, delayMs, stall?, reset?, malformed, midStreamError, labels }
+ */
+const emptyPlan = () => ({ headers: {}, delayMs: 0, malformed: false, midStreamError: false, labels: [] });
+
+const faultValue = {
+  int:
+    (min, max, bare) =>
+    (raw, key) => {
+      if (raw === undefined && bare !== undefined) return bare;
+      const n = Number(raw);
+      if (raw === undefined || raw === "" || !Number.isInteger(n) || n < min || n > max) {
+        throw new HttpError(400, `x-mock-fault: ${key} needs an integer in ${min}..${max}`);
+      }
+      return n;
+    },
+  text: (raw, key) => {
+    if (!raw) throw new HttpError(400, `x-mock-fault: ${key} needs a value`);
+    return raw;
+  },
+  bool: (raw, key) => {
+    if (raw !== "true" && raw !== "false") throw new HttpError(400, `x-mock-fault: ${key} must be true or false`);
+    return raw;
+  },
+  flag: (raw, key) => {
+    if (raw !== undefined && raw !== "true") throw new HttpError(400, `x-mock-fault: ${key} takes no value`);
+    return true;
+  },
+};
+
+const FAULT_KEYS = {
+  status: faultValue.int(400, 599),
+  error: faultValue.text,
+  "retry-after": faultValue.text,
+  "retry-after-ms": faultValue.int(0, Number.MAX_SAFE_INTEGER),
+  "x-should-retry": faultValue.bool,
+  delay: faultValue.int(0, 3_600_000),
+  stall: faultValue.int(0, Number.MAX_SAFE_INTEGER, 0),
+  reset: faultValue.int(0, Number.MAX_SAFE_INTEGER, 0),
+  malformed: faultValue.flag,
+  "mid-stream-error": faultValue.flag,
+  times: faultValue.int(0, Number.MAX_SAFE_INTEGER),
+  key: faultValue.text,
+};
+const HEADER_FAULTS = ["retry-after", "retry-after-ms", "x-should-retry"];
+
+/** Parse an `x-mock-fault` value into `{ key: value }` (throws HttpError 400). */
+function parseFaultHeader(text) {
+  const spec = {};
+  for (const item of text.split(";").map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.indexOf("=");
+    const key = (eq < 0 ? item : item.slice(0, eq)).trim().toLowerCase();
+    const raw = eq < 0 ? undefined : item.slice(eq + 1).trim();
+    if (!Object.hasOwn(FAULT_KEYS, key)) throw new HttpError(400, `x-mock-fault: unknown fault "${key}"`);
+    spec[key] = FAULT_KEYS[key](raw, key);
+  }
+  return spec;
+}
+
+function planFromSpec(spec) {
+  const plan = emptyPlan();
+  for (const name of HEADER_FAULTS) if (spec[name] !== undefined) plan.headers[name] = String(spec[name]);
+  plan.errorType = spec.error;
+  plan.status = spec.status ?? (spec.error ? ERROR_TYPE_STATUS[spec.error] ?? 400 : undefined);
+  plan.delayMs = spec.delay ?? 0;
+  plan.stall = spec.stall;
+  plan.reset = spec.reset;
+  plan.malformed = spec.malformed === true;
+  plan.midStreamError = spec["mid-stream-error"] === true;
+  plan.labels = Object.keys(spec).filter((k) => k !== "times" && k !== "key");
+  return plan;
+}
+
+/** Validate and fill defaults of a global fault config (throws TypeError). */
+function normalizeFaultConfig(cfg, defaultSeed) {
+  if (cfg === null || typeof cfg !== "object" || Array.isArray(cfg)) {
+    throw new TypeError("fault config must be a JSON object");
+  }
+  const known = ["target", "seed", "errorRate", "errorStatuses", "rate429", "retryAfterMs",
+    "latencyMs", "stallRate", "resetRate", "outage"];
+  const unknown = Object.keys(cfg).filter((k) => !known.includes(k));
+  if (unknown.length) throw new TypeError(`unknown fault option(s): ${unknown.join(", ")}`);
+
+  const check = (name, ok, what, fallback) => {
+    const value = cfg[name] ?? fallback;
+    if (!ok(value)) throw new TypeError(`${name} must be ${what}`);
+    return value;
+  };
+  const rate = (name) => check(name, (v) => typeof v === "number" && v >= 0 && v <= 1, "a number in 0..1", 0);
+  const nonNegative = (v) => v === undefined || (Number.isFinite(v) && v >= 0);
+  const isStatus = (s) => Number.isInteger(s) && s >= 400 && s <= 599;
+
+  return {
+    target: check("target", (v) => v === undefined || (typeof v === "string" && v !== ""), "a non-empty string"),
+    seed: check("seed", Number.isFinite, "a number", defaultSeed),
+    errorRate: rate("errorRate"),
+    errorStatuses: check("errorStatuses", (v) => Array.isArray(v) && v.length > 0 && v.every(isStatus),
+      "a non-empty array of statuses 400..599", [500, 503]),
+    rate429: rate("rate429"),
+    retryAfterMs: check("retryAfterMs", nonNegative, "a non-negative number"),
+    latencyMs: check("latencyMs", nonNegative, "a non-negative number", 0),
+    stallRate: rate("stallRate"),
+    resetRate: rate("resetRate"),
+    outage: check("outage", (v) => typeof v === "boolean", "a boolean", false),
+  };
+}
+
+/** Draw one request's global fault plan; always six draws, in this order. */
+function drawGlobalPlan(cfg, rng) {
+  const [rError, rStatus, r429, rStall, rReset, rChunks] = Array.from({ length: 6 }, rng);
+  const plan = emptyPlan();
+  const afterChunks = 1 + Math.floor(rChunks * 5);
+  plan.delayMs = cfg.latencyMs;
+  if (cfg.latencyMs > 0) plan.labels.push("global:latency");
+
+  if (cfg.outage) {
+    plan.status = 503;
+    plan.labels.push("global:outage");
+  } else if (rError < cfg.errorRate) {
+    plan.status = cfg.errorStatuses[Math.floor(rStatus * cfg.errorStatuses.length)];
+    plan.labels.push("global:error");
+  } else if (r429 < cfg.rate429) {
+    plan.status = 429;
+    if (cfg.retryAfterMs !== undefined) {
+      plan.headers["retry-after-ms"] = String(cfg.retryAfterMs);
+      plan.headers["retry-after"] = String(Math.ceil(cfg.retryAfterMs / 1000));
+    }
+    plan.labels.push("global:429");
+  } else if (rStall < cfg.stallRate) {
+    plan.stall = afterChunks;
+    plan.labels.push("global:stall");
+  } else if (rReset < cfg.resetRate) {
+    plan.reset = afterChunks;
+    plan.labels.push("global:reset");
+  }
+  return plan;
+}
+
+/** Global fault configs (default + per target) and the per-key `times=` counters. */
+class FaultState {
+  constructor(seed) {
+    this.seed = seed;
+    this.reset();
+  }
+
+  reset() {
+    this.configs = new Map(); // target name, or null for the default -> { cfg, rng }
+    this.keyCounts = new Map();
+  }
+
+  set(rawCfg) {
+    const cfg = normalizeFaultConfig(rawCfg, this.seed);
+    this.configs.set(cfg.target ?? null, { cfg, rng: mulberry32(cfg.seed) });
+    return this.describe();
+  }
+
+  describe() {
+    return Object.fromEntries([...this.configs].map(([target, { cfg }]) => [target ?? "*", cfg]));
+  }
+
+  /** The plan for one completion request: header faults if active, else global ones. */
+  planFor(target, headerValue) {
+    const entry = this.configs.get(target) ?? this.configs.get(null);
+    const global = entry ? drawGlobalPlan(entry.cfg, entry.rng) : emptyPlan();
+    const spec = headerValue ? this.gate(parseFaultHeader(headerValue), headerValue) : null;
+    if (!spec) return global;
+    const plan = planFromSpec(spec);
+    plan.delayMs += global.delayMs;
+    return plan;
+  }
+
+  /** Apply `times=`/`key=`: returns the spec, or null once the key has used up its times. */
+  gate(spec, headerValue) {
+    if (spec.times === undefined && spec.key === undefined) return spec;
+    const key = spec.key ?? headerValue;
+    const seen = (this.keyCounts.get(key) ?? 0) + 1;
+    this.keyCounts.set(key, seen);
+    return spec.times !== undefined && seen > spec.times ? null : spec;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stats
+// ---------------------------------------------------------------------------
+
+class Stats {
+  constructor() {
+    this.inFlight = 0;
+    this.reset();
+  }
+
+  reset() {
+    this.total = 0;
+    this.byTarget = {};
+    this.byFault = {};
+  }
+
+  target(name) {
+    return (this.byTarget[name] ??= { total: 0, byPath: {}, byStatus: {} });
+  }
+
+  received(target, path) {
+    const t = this.target(target);
+    this.total += 1;
+    this.inFlight += 1;
+    t.total += 1;
+    t.byPath[path] = (t.byPath[path] ?? 0) + 1;
+  }
+
+  responded(target, status) {
+    const t = this.target(target);
+    t.byStatus[status] = (t.byStatus[status] ?? 0) + 1;
+  }
+
+  finished() {
+    this.inFlight -= 1;
+  }
+
+  faulted(labels) {
+    for (const label of labels) this.byFault[label] = (this.byFault[label] ?? 0) + 1;
+  }
+
+  snapshot() {
+    return structuredClone({
+      total: this.total,
+      byTarget: this.byTarget,
+      byFault: this.byFault,
+      inFlight: this.inFlight,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+/** Write the status line + headers, counting the status for tracked requests. */
+function begin(call, status, headers = {}) {
+  if (call.counted) call.stats.responded(call.target, status);
+  call.res.writeHead(status, statusText(status), { ...headers, ...call.extraHeaders });
+  call.res.flushHeaders();
+}
+
+function sendJson(call, status, body, text = JSON.stringify(body)) {
+  begin(call, status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  call.res.end(text);
+}
+
+function sendError(call, status, type, message) {
+  const provider = call.provider ?? openai;
+  sendJson(call, status, provider.errorBody(status, type, message));
+}
+
+/** Write frames one by one, applying stream faults between them. */
+async function pumpFrames(call, frames, plan, chunkDelayMs) {
+  const { res, provider } = call;
+  for (let sent = 0; ; sent += 1) {
+    if (!isOpen(res)) return;
+    if (sent === plan.stall) return; // go silent; the socket stays open
+    if (sent === plan.reset) return destroySocket(res);
+    if (sent === 2 && plan.midStreamError) return void res.end(provider.streamErrorFrame());
+    if (sent === frames.length) return void res.end();
+    if (sent > 0) {
+      await wait(chunkDelayMs, res);
+      if (!isOpen(res)) return;
+    }
+    if (sent === 1 && plan.malformed) res.write(provider.malformedFrame());
+    res.write(frames[sent]);
+  }
+}
+
+function sendCompletion(call, plan, answer) {
+  const { provider, res, request } = call;
+  if (request.stream) {
+    begin(call, 200, SSE_HEADERS);
+    const chunkDelay = Number(call.req.headers["x-mock-chunk-delay-ms"]);
+    return pumpFrames(call, provider.streamFrames(call, answer), plan,
+      Number.isFinite(chunkDelay) && chunkDelay >= 0 ? chunkDelay : DEFAULT_CHUNK_DELAY_MS);
+  }
+  if (plan.stall !== undefined) return begin(call, 200, { "content-type": "application/json" });
+  const text = JSON.stringify(provider.jsonBody(call, answer));
+  if (plan.malformed) return sendJson(call, 200, null, text.slice(0, Math.floor(text.length / 2)));
+  return sendJson(call, 200, null, text);
+}
+
+async function handleCompletion(call, state) {
+  const raw = await readBody(call.req);
+  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
+  state.stats.faulted(plan.labels);
+  call.extraHeaders = plan.headers;
+
+  const parsed = parseJsonObject(raw);
+  const wantsStream = parsed.body?.stream === true;
+
+  await wait(plan.delayMs, call.res);
+  if (!isOpen(call.res)) return;
+  if (plan.reset !== undefined && !wantsStream) return destroySocket(call.res);
+  if (plan.status !== undefined) {
+    return sendError(call, plan.status, plan.errorType, `mock fault: HTTP ${plan.status} ${statusText(plan.status)}`);
+  }
+  if (parsed.error) return sendError(call, 400, undefined, parsed.error);
+
+  call.request = call.provider.parse(parsed.body);
+  call.id = `${call.provider === anthropic ? "msg_mock_" : "chatcmpl-mock-"}${state.nextId++}`;
+  call.created = Math.floor(Date.now() / 1000);
+  return sendCompletion(call, plan, buildAnswer(call.request.userText, call.request.maxTokens));
+}
+
+async function handleControl(call, state, path) {
+  const { method } = call.req;
+  if (path === "/control/stats" && method === "GET") return sendJson(call, 200, state.stats.snapshot());
+  if (path === "/control/faults" && method === "GET") return sendJson(call, 200, state.faults.describe());
+  if (path === "/control/reset" && method === "POST") {
+    await readBody(call.req);
+    state.resetAll();
+    return sendJson(call, 200, { ok: true });
+  }
+  if (path === "/control/faults" && method === "POST") {
+    const parsed = parseJsonObject(await readBody(call.req));
+    if (parsed.error) throw new HttpError(400, parsed.error);
+    try {
+      return sendJson(call, 200, { ok: true, faults: state.faults.set(parsed.body) });
+    } catch (err) {
+      throw err instanceof TypeError ? new HttpError(400, err.message) : err;
+    }
+  }
+  throw new HttpError(404, `no control endpoint ${method} ${path}`);
+}
+
+/** Split an optional `/t/<name>` prefix off the path. */
+function splitTarget(pathname) {
+  const match = /^\/t\/([^/]+)(\/.*)?$/.exec(pathname);
+  if (!match) return { target: DEFAULT_TARGET, path: pathname };
+  let target = match[1];
+  try {
+    target = decodeURIComponent(target);
+  } catch {
+    // keep the raw segment
+  }
+  return { target, path: match[2] ?? "/" };
+}
+
+async function route(call, state) {
+  const { req } = call;
+  const pathname = new URL(req.url ?? "/", "http://mock").pathname;
+  if (req.method === "OPTIONS") {
+    call.res.writeHead(204, { "access-control-max-age": "86400" });
+    return void call.res.end();
+  }
+  if (pathname.startsWith("/control/")) return handleControl(call, state, pathname);
+
+  const { target, path } = splitTarget(pathname);
+  if (path === "/health" && req.method === "GET") return sendJson(call, 200, { ok: true });
+
+  call.target = target;
+  call.counted = true;
+  state.stats.received(target, path);
+  call.res.once("close", () => state.stats.finished());
+  call.provider = COMPLETION_ROUTES[path];
+  if (!call.provider) throw new HttpError(404, `unknown path ${path}`);
+  if (req.method !== "POST") throw new HttpError(405, `${req.method} not allowed on ${path}`);
+  return handleCompletion(call, state);
+}
+
+function onRequest(state, req, res) {
+  for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
+  res.setHeader("x-request-id", `req_mock_${(state.requestSeq += 1)}`);
+  res.on("error", () => {}); // writes racing a client disconnect
+  req.on("error", () => {});
+
+  const call = { req, res, stats: state.stats, target: DEFAULT_TARGET, counted: false, extraHeaders: {} };
+
+  route(call, state).catch((err) => {
+    if (!isOpen(res)) return;
+    if (res.headersSent) return void res.end();
+    const status = err instanceof HttpError ? err.status : 500;
+    sendError(call, status, undefined, err.message);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/**
+ * Start the mock. Resolves once listening.
+ * @returns {Promise<{url: string, port: number, close(): Promise<void>, stats(): object,
+ *   reset(): void, setFaults(cfg: object): void}>}
+ */
+export async function startMockLlm({ port = 0, host = "127.0.0.1", seed = 1 } = {}) {
+  const state = { faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0 };
+  state.resetAll = () => {
+    state.faults.reset();
+    state.stats.reset();
+  };
+
+  const server = http.createServer((req, res) => onRequest(state, req, res));
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  const actualPort = server.address().port;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  let closing;
+  return {
+    url: `http://${urlHost}:${actualPort}`,
+    port: actualPort,
+    close() {
+      closing ??= new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+    stats: () => state.stats.snapshot(),
+    reset: () => state.resetAll(),
+    setFaults(cfg) {
+      state.faults.set(cfg);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const options = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const [flag, inline] = argv[i].split("=", 2);
+    const value = () => inline ?? argv[++i];
+    if (flag === "--port") options.port = Number(value());
+    else if (flag === "--host") options.host = value();
+    else if (flag === "--seed") options.seed = Number(value());
+    else throw new Error(`unknown argument ${argv[i]} (usage: mock-llm.mjs [--port N] [--host H] [--seed S])`);
+  }
+  if (options.port !== undefined && !(Number.isInteger(options.port) && options.port >= 0)) {
+    throw new Error("--port must be a non-negative integer");
+  }
+  return options;
+}
+
+async function main() {
+  const mock = await startMockLlm(parseArgs(process.argv.slice(2)));
+  console.log(`mock-llm listening on ${mock.url}`);
+  const stop = () => mock.close().then(() => process.exit(0));
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+const isDirectRun = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isDirectRun) {
+  main().catch((err) => {
+    console.error(`mock-llm: ${err.message}`);
+    process.exit(1);
+  });
+}
