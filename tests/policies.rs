@@ -342,9 +342,9 @@ fn percentage_mode() {
         volume_threshold: 10,
         ..BreakerConfig::default()
     });
-    // Alternating failure/success never makes 5 in a row, but it is a 50% failure rate.
+    // Alternating success/failure never makes 5 in a row, but it is a 50% failure rate.
     for i in 0..9u64 {
-        let status = if i % 2 == 0 { 500 } else { 200 };
+        let status = if i % 2 == 1 { 500 } else { 200 };
         assert_eq!(call(&mut b, i * 100, status), Ok(()));
         assert_eq!(b.state(i * 100), StateKind::Closed, "call {i}");
     }
@@ -352,9 +352,9 @@ fn percentage_mode() {
     assert_eq!(call(&mut b, 900, 500), Ok(()));
     assert_eq!(b.state(900), StateKind::Open);
 
-    // Failures spread beyond the window never reach the volume.
+    // Failures spread beyond the window never reach the volume (consecutive rule disabled).
     let mut b = Breaker::new(BreakerConfig {
-        failure_threshold: 100,
+        failure_threshold: 0,
         volume_threshold: 10,
         ..BreakerConfig::default()
     });
@@ -545,8 +545,7 @@ proptest! {
         let mut b = Backoff::new(base, max, jitter, Rng::new(seed));
         let mut prev = base;
         for n in 0..80u32 {
-            let attempt = if n == 0 { 0 } else { n };
-            let d = exponential(base, max, attempt);
+            let d = exponential(base, max, n);
             let delay = b.next().unwrap_or(u64::MAX);
             prop_assert!(delay <= max);
             match jitter {
@@ -561,9 +560,14 @@ proptest! {
             }
         }
         // Any attempt number: the exponential saturates at max.
-        prop_assert_eq!(exponential(base, max, skip), if base == 0 { 0 } else {
-            base.checked_mul(1u64.checked_shl(skip).unwrap_or(0)).filter(|_| skip < 64).unwrap_or(u64::MAX).min(max)
-        });
+        let expected = if base == 0 {
+            0
+        } else if skip >= 64 {
+            max
+        } else {
+            u64::try_from(u128::from(base) << skip).unwrap_or(u64::MAX).min(max)
+        };
+        prop_assert_eq!(exponential(base, max, skip), expected);
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Reading JS option objects field by field, with errors that name the field path
 //! (`TypeError: retry.maxRetries must be a number, got "3"`).
 
-use crate::wasm::js::get;
-use js_sys::{Object, RangeError, TypeError};
+use js_sys::{RangeError, Reflect, TypeError};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -65,10 +64,10 @@ impl Reader {
         }
     }
 
-    /// The raw value of `key`, `None` when undefined.
-    pub fn raw(&self, key: &str) -> Option<JsValue> {
-        let value = get(&self.value, key);
-        (!value.is_undefined()).then_some(value)
+    /// The raw value of `key`, `None` when undefined. A throwing getter's error is passed on.
+    pub fn raw(&self, key: &str) -> Result<Option<JsValue>, JsValue> {
+        let value = Reflect::get(&self.value, &JsValue::from_str(key))?;
+        Ok((!value.is_undefined()).then_some(value))
     }
 
     /// The object itself.
@@ -78,11 +77,10 @@ impl Reader {
 
     /// Rejects keys not in `known`, so a typo (`retries` for `retry`) is an error, not a silent default.
     pub fn only(&self, known: &[&str]) -> Result<(), JsValue> {
-        let Some(object) = self.value.dyn_ref::<Object>() else {
-            return Ok(());
-        };
-        for key in Object::keys(object).iter() {
-            let name = key.as_string().unwrap_or_default();
+        for key in Reflect::own_keys(&self.value)?.iter() {
+            let Some(name) = key.as_string() else {
+                continue;
+            };
             if !known.contains(&name.as_str()) {
                 return Err(TypeError::new(&format!(
                     "unknown option {}; expected one of: {}",
@@ -97,12 +95,13 @@ impl Reader {
 
     /// A nested object.
     pub fn object(&self, key: &str) -> Result<Option<Reader>, JsValue> {
-        Reader::root(get(&self.value, key), &self.field_path(key))
+        let value = self.raw(key)?.unwrap_or(JsValue::UNDEFINED);
+        Reader::root(value, &self.field_path(key))
     }
 
     /// `false`, absent, or a nested object.
     pub fn toggle(&self, key: &str) -> Result<Toggle, JsValue> {
-        let value = get(&self.value, key);
+        let value = self.raw(key)?.unwrap_or(JsValue::UNDEFINED);
         if value.as_bool() == Some(false) {
             return Ok(Toggle::Off);
         }
@@ -110,20 +109,16 @@ impl Reader {
             return Ok(Toggle::Default);
         }
         let path = self.field_path(key);
-        match Reader::root(value, &path) {
+        match Reader::root(value.clone(), &path) {
             Ok(Some(reader)) => Ok(Toggle::On(reader)),
             Ok(None) => Ok(Toggle::Default),
-            Err(_) => Err(type_error(
-                &path,
-                "false or an object",
-                &get(&self.value, key),
-            )),
+            Err(_) => Err(type_error(&path, "false or an object", &value)),
         }
     }
 
     /// A number in `[min, max]`.
     pub fn number(&self, key: &str, min: f64, max: f64) -> Result<Option<f64>, JsValue> {
-        let Some(value) = self.raw(key) else {
+        let Some(value) = self.raw(key)? else {
             return Ok(None);
         };
         let path = self.field_path(key);
@@ -163,7 +158,7 @@ impl Reader {
 
     /// A boolean.
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, JsValue> {
-        let Some(value) = self.raw(key) else {
+        let Some(value) = self.raw(key)? else {
             return Ok(None);
         };
         value
@@ -174,7 +169,7 @@ impl Reader {
 
     /// A string.
     pub fn string(&self, key: &str) -> Result<Option<String>, JsValue> {
-        let Some(value) = self.raw(key) else {
+        let Some(value) = self.raw(key)? else {
             return Ok(None);
         };
         value
@@ -200,7 +195,7 @@ impl Reader {
 
     /// An array of whole numbers in `[min, max]`.
     pub fn integers(&self, key: &str, min: u64, max: u64) -> Result<Option<Vec<u64>>, JsValue> {
-        let Some(value) = self.raw(key) else {
+        let Some(value) = self.raw(key)? else {
             return Ok(None);
         };
         let path = self.field_path(key);
@@ -230,18 +225,14 @@ impl Reader {
         let Some(reader) = self.object(key)? else {
             return Ok(None);
         };
-        let Some(object) = reader.value.dyn_ref::<Object>() else {
-            return Ok(None);
-        };
         let mut out = Vec::new();
-        for entry in Object::entries(object).iter() {
-            let pair: js_sys::Array = entry.unchecked_into();
-            let name = pair.get(0).as_string().unwrap_or_default();
-            let value = pair.get(1);
-            let Some(text) = value.as_string() else {
-                return Err(type_error(&reader.field_path(&name), "a string", &value));
+        for name in Reflect::own_keys(&reader.value)?.iter() {
+            let Some(name) = name.as_string() else {
+                continue;
             };
-            out.push((name, text));
+            if let Some(text) = reader.string(&name)? {
+                out.push((name, text));
+            }
         }
         Ok(Some(out))
     }

@@ -60,7 +60,8 @@ pub async fn prepare(
     } else {
         Object::new().into()
     };
-    let policy = parse_request_policy(get(&init, "resilience"), defaults.retry)?;
+    let field = |key: &str| Reflect::get(&init, &JsValue::from_str(key));
+    let policy = parse_request_policy(field("resilience")?, defaults.retry)?;
     let source = input.dyn_ref::<Request>();
 
     let href = match source {
@@ -69,30 +70,30 @@ pub async fn prepare(
     };
     let url = resolve_url(&href, defaults.base_url)?;
 
-    let out = Object::assign(&Object::new(), init.unchecked_ref());
+    let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
     for key in ["resilience", "signal", "body", "headers", "method"] {
         let _ = Reflect::delete_property(&out, &key.into());
     }
-    let method = get(&init, "method")
+    let method = field("method")?
         .as_string()
         .or_else(|| source.map(Request::method))
         .unwrap_or_else(|| "GET".to_string())
         .to_ascii_uppercase();
     set(&out, "method", &method.as_str().into());
 
-    let headers = build_headers(source, &get(&init, "headers"), defaults.headers)?;
+    let headers = build_headers(source, &field("headers")?, defaults.headers)?;
     if let Some(key) = &policy.idempotency_key {
         let _ = headers.set("idempotency-key", key);
     }
     set(&out, "headers", &headers);
 
-    let body = reusable_body(source, &get(&init, "body"), &method).await?;
+    let body = reusable_body(source, &field("body")?, &method).await?;
     let tokens = body.as_ref().map_or(0, body_len) / 4;
     if let Some(body) = &body {
         set(&out, "body", body);
     }
 
-    let signal = get(&init, "signal")
+    let signal = field("signal")?
         .dyn_into::<AbortSignal>()
         .ok()
         .or_else(|| source.map(Request::signal));

@@ -1,0 +1,422 @@
+//! The whole pipeline in simulated time: a scripted upstream, a virtual clock, exact expectations.
+
+mod sim;
+
+use resilient_llm::core::breaker::BreakerConfig;
+use resilient_llm::core::config::{ClientConfig, Scope, Timeouts};
+use resilient_llm::core::error::{Failure, TimeoutPhase};
+use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine};
+use resilient_llm::core::race::{race, Either};
+use resilient_llm::core::rate_limit::RateLimitConfig;
+use resilient_llm::core::retry::{Jitter, RetryConfig};
+use sim::{Reply, Sim, SimPlatform, SimResponse};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+type Outcome = Result<Delivered<SimResponse>, Failure>;
+
+fn retry(max_retries: u32) -> RetryConfig {
+    RetryConfig {
+        max_retries,
+        jitter: Jitter::None,
+        ..RetryConfig::default()
+    }
+}
+
+fn config(retry: Option<RetryConfig>) -> ClientConfig {
+    ClientConfig {
+        timeout: Timeouts::default(),
+        retry,
+        breaker: None,
+        rate_limit: None,
+    }
+}
+
+fn call(engine: &Engine, label: &str) -> CallSpec<String> {
+    CallSpec {
+        request: label.to_string(),
+        url: format!("https://api.example/{label}"),
+        origin: "https://api.example".to_string(),
+        rate_key: None,
+        timeout: engine.config().timeout,
+        retry: engine.config().retry.clone(),
+        tokens: 0,
+    }
+}
+
+/// Runs one call to completion.
+fn run_one(sim: &Rc<Sim>, engine: &Rc<Engine>, spec: CallSpec<String>) -> Outcome {
+    let platform = SimPlatform(sim.clone());
+    let engine = engine.clone();
+    sim.block_on(async move { engine.execute(&platform, &spec).await })
+}
+
+/// Spawns calls at the given virtual times and runs them all; outcomes in spawn order.
+fn run_many(
+    sim: &Rc<Sim>,
+    engine: &Rc<Engine>,
+    calls: Vec<(u64, CallSpec<String>)>,
+) -> Vec<Outcome> {
+    let results: Rc<RefCell<Vec<Option<Outcome>>>> =
+        Rc::new(RefCell::new((0..calls.len()).map(|_| None).collect()));
+    let tasks: Vec<Pin<Box<dyn Future<Output = ()>>>> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, (at, spec))| {
+            let (sim, engine, results) = (sim.clone(), engine.clone(), results.clone());
+            Box::pin(async move {
+                sim.timer(at).await;
+                let outcome = engine.execute(&SimPlatform(sim.clone()), &spec).await;
+                results.borrow_mut()[i] = Some(outcome);
+            }) as Pin<Box<dyn Future<Output = ()>>>
+        })
+        .collect();
+    sim.run(tasks);
+    let outcomes = results
+        .borrow_mut()
+        .drain(..)
+        .map(|o| o.expect("done"))
+        .collect();
+    outcomes
+}
+
+fn status(outcome: &Outcome) -> u16 {
+    outcome.as_ref().expect("a response").response.status
+}
+
+#[test]
+fn three_503s_then_200_succeeds_after_three_retries_with_exponential_delays() {
+    let mut n = 0;
+    let sim = Sim::new(move |_, _| {
+        n += 1;
+        Reply::status(if n <= 3 { 503 } else { 200 })
+    });
+    let engine = Rc::new(Engine::new(config(Some(retry(3))), 7));
+    let outcome = run_one(&sim, &engine, call(&engine, "a"));
+    assert_eq!(status(&outcome), 200);
+    assert_eq!(outcome.unwrap().attempts, 4);
+    // 10 ms per answer, then 500, 1000, 2000 ms of backoff.
+    assert_eq!(sim.send_times(), vec![0, 510, 1520, 3530]);
+    assert_eq!(sim.events_of("retry").len(), 3);
+    assert_eq!(
+        sim.discarded.get(),
+        3,
+        "every retried response body is released"
+    );
+    let stats = engine.stats();
+    assert_eq!((stats.requests, stats.successes, stats.retries), (1, 1, 3));
+}
+
+#[test]
+fn a_429_with_retry_after_ms_waits_exactly_that_long() {
+    let mut n = 0;
+    let sim = Sim::new(move |_, _| {
+        n += 1;
+        if n == 1 {
+            Reply::ok(SimResponse::status(429).with_header("retry-after-ms", "1500"))
+        } else {
+            Reply::status(200)
+        }
+    });
+    let engine = Rc::new(Engine::new(config(Some(retry(2))), 7));
+    assert_eq!(status(&run_one(&sim, &engine, call(&engine, "a"))), 200);
+    assert_eq!(sim.send_times(), vec![0, 1510]);
+    assert!(sim.events_of("retry")[0].1.contains("from_server: true"));
+}
+
+#[test]
+fn a_hint_longer_than_max_retry_after_returns_at_once_with_the_delay() {
+    let sim =
+        Sim::new(|_, _| Reply::ok(SimResponse::status(429).with_header("retry-after", "120")));
+    let engine = Rc::new(Engine::new(config(Some(retry(2))), 7));
+    let delivered = run_one(&sim, &engine, call(&engine, "a")).unwrap();
+    assert_eq!(delivered.response.status, 429);
+    assert_eq!(delivered.retry_after_ms, Some(120_000));
+    assert_eq!(sim.send_times(), vec![0]);
+}
+
+#[test]
+fn exhausted_retries_hand_back_the_last_response() {
+    let sim = Sim::new(|_, _| Reply::status(503));
+    let engine = Rc::new(Engine::new(config(Some(retry(2))), 7));
+    let outcome = run_one(&sim, &engine, call(&engine, "a"));
+    assert_eq!(status(&outcome), 503);
+    assert_eq!(sim.sent.borrow().len(), 3);
+    assert_eq!(engine.stats().failures, 1);
+}
+
+#[test]
+fn network_errors_are_retried_then_reported_with_attempts() {
+    let sim = Sim::new(|_, _| Reply::network());
+    let engine = Rc::new(Engine::new(config(Some(retry(1))), 7));
+    match run_one(&sim, &engine, call(&engine, "a")) {
+        Err(Failure::Network { attempts, .. }) => assert_eq!(attempts, 2),
+        other => panic!("expected a network failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_attempt_timeout_fires_on_a_stalled_upstream_and_is_retried() {
+    let sim = Sim::new(|_, _| Reply::stall());
+    let mut cfg = config(Some(retry(1)));
+    cfg.timeout.attempt_ms = Some(1000);
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let outcome = run_one(&sim, &engine, call(&engine, "a"));
+    assert_eq!(
+        outcome.unwrap_err(),
+        Failure::Timeout {
+            phase: TimeoutPhase::Attempt,
+            after_ms: 1000,
+            attempts: 2
+        }
+    );
+    // First attempt times out at 1000, backoff 500, second attempt times out 1000 later.
+    assert_eq!(sim.send_times(), vec![0, 1500]);
+    assert_eq!(sim.now(), 2500);
+}
+
+#[test]
+fn the_first_byte_timeout_wins_when_it_is_tighter() {
+    let sim = Sim::new(|_, _| Reply::stall());
+    let mut cfg = config(None);
+    cfg.timeout.first_byte_ms = Some(300);
+    let engine = Rc::new(Engine::new(cfg, 7));
+    match run_one(&sim, &engine, call(&engine, "a")) {
+        Err(Failure::Timeout {
+            phase, after_ms, ..
+        }) => {
+            assert_eq!((phase, after_ms), (TimeoutPhase::FirstByte, 300))
+        }
+        other => panic!("expected a first-byte timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_total_deadline_bounds_attempts_and_backoff() {
+    let sim = Sim::new(|_, _| Reply::status(503));
+    let mut cfg = config(Some(retry(10)));
+    cfg.timeout.total_ms = Some(2000);
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let outcome = run_one(&sim, &engine, call(&engine, "a"));
+    assert!(matches!(
+        outcome,
+        Err(Failure::Timeout {
+            phase: TimeoutPhase::Total,
+            after_ms: 2000,
+            ..
+        })
+    ));
+    assert_eq!(sim.now(), 2000);
+}
+
+fn breaker_config() -> ClientConfig {
+    ClientConfig {
+        breaker: Some((BreakerConfig::default(), Scope::Origin)),
+        ..config(None)
+    }
+}
+
+#[test]
+fn a_full_outage_opens_the_breaker_after_five_calls_then_one_probe_closes_it() {
+    let healthy = Rc::new(std::cell::Cell::new(false));
+    let upstream = healthy.clone();
+    let sim = Sim::new(move |_, _| Reply::status(if upstream.get() { 200 } else { 503 }).after(10));
+    let engine = Rc::new(Engine::new(breaker_config(), 7));
+    for _ in 0..5 {
+        assert_eq!(status(&run_one(&sim, &engine, call(&engine, "a"))), 503);
+    }
+    let opened_at = sim.now();
+    match run_one(&sim, &engine, call(&engine, "a")) {
+        Err(Failure::CircuitOpen { retry_after_ms, .. }) => assert_eq!(retry_after_ms, 30_000),
+        other => panic!("expected the breaker open, got {other:?}"),
+    }
+    assert_eq!(
+        sim.sent.borrow().len(),
+        5,
+        "rejected calls never reach the upstream"
+    );
+
+    // After the reset timeout exactly one probe is admitted; a concurrent second call is rejected.
+    sim.advance_to(opened_at + 30_000);
+    healthy.set(true);
+    let outcomes = run_many(
+        &sim,
+        &engine,
+        vec![(0, call(&engine, "probe")), (1, call(&engine, "second"))],
+    );
+    assert_eq!(status(&outcomes[0]), 200);
+    assert!(matches!(outcomes[1], Err(Failure::CircuitOpen { .. })));
+    assert_eq!(sim.sent.borrow().len(), 6);
+    assert_eq!(engine.breakers(sim.now())[0].state.as_str(), "closed");
+    let transitions: Vec<String> = sim
+        .events_of("breaker")
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(transitions.len(), 3, "{transitions:?}");
+    assert!(transitions[0].contains("from: Closed, to: Open"));
+    assert!(transitions[1].contains("from: Open, to: HalfOpen"));
+    assert!(transitions[2].contains("from: HalfOpen, to: Closed"));
+}
+
+#[test]
+fn rate_limit_429s_never_open_the_breaker() {
+    let sim = Sim::new(|_, _| Reply::status(429));
+    let engine = Rc::new(Engine::new(breaker_config(), 7));
+    for _ in 0..20 {
+        assert_eq!(status(&run_one(&sim, &engine, call(&engine, "a"))), 429);
+    }
+    assert_eq!(engine.breakers(sim.now())[0].state.as_str(), "closed");
+}
+
+#[test]
+fn an_aborted_probe_frees_the_half_open_slot() {
+    let sim = Sim::new(|now, _| {
+        if now < 30_000 {
+            Reply::status(503)
+        } else {
+            Reply::stall()
+        }
+    });
+    let engine = Rc::new(Engine::new(breaker_config(), 7));
+    for _ in 0..5 {
+        run_one(&sim, &engine, call(&engine, "a")).ok();
+    }
+    sim.advance_to(30_100);
+    // The probe hangs; its caller gives up after 100 ms (the future is dropped).
+    let (platform, probe_engine, probe) =
+        (SimPlatform(sim.clone()), engine.clone(), call(&engine, "p"));
+    let gave_up = sim.clone();
+    let aborted = sim.block_on(async move {
+        matches!(
+            race(probe_engine.execute(&platform, &probe), gave_up.timer(100)).await,
+            Either::Right(())
+        )
+    });
+    assert!(aborted);
+    // The next call may probe at once instead of being rejected for a slot nobody holds.
+    let platform = SimPlatform(sim.clone());
+    let (next_engine, next) = (engine.clone(), call(&engine, "next"));
+    let admitted = sim.clone().block_on(async move {
+        let waiter = platform.0.clone();
+        matches!(
+            race(next_engine.execute(&platform, &next), waiter.timer(10)).await,
+            Either::Right(())
+        )
+    });
+    assert!(admitted, "the second probe reached the (stalled) upstream");
+    assert_eq!(sim.sent.borrow().len(), 7);
+}
+
+fn rate_config(rpm: u32, burst: u32, max_wait_ms: u64) -> ClientConfig {
+    ClientConfig {
+        rate_limit: Some((
+            RateLimitConfig {
+                requests_per_minute: Some(rpm),
+                burst: Some(burst),
+                tokens_per_minute: None,
+                max_wait_ms,
+            },
+            Scope::Client,
+        )),
+        ..config(None)
+    }
+}
+
+#[test]
+fn a_thousand_requests_against_60_rpm_burst_10_are_spaced_one_second_apart_in_order() {
+    let sim = Sim::new(|_, label| {
+        assert!(!label.is_empty());
+        Reply::status(200).after(1)
+    });
+    let engine = Rc::new(Engine::new(rate_config(60, 10, u64::MAX), 7));
+    let calls = (0..1000)
+        .map(|i| (0, call(&engine, &format!("{i:04}"))))
+        .collect();
+    let outcomes = run_many(&sim, &engine, calls);
+    assert!(outcomes.iter().all(|o| status(o) == 200));
+    let sent = sim.sent.borrow();
+    for (k, (at, label)) in sent.iter().enumerate() {
+        let expected = (k as u64).saturating_sub(9) * 1000;
+        assert_eq!(*at, expected, "request {k} sent at {at}");
+        assert_eq!(label, &format!("{k:04}"), "FIFO order");
+    }
+}
+
+#[test]
+fn the_rate_limiter_rejects_beyond_max_wait_and_an_abandoned_wait_gives_its_slot_back() {
+    let sim = Sim::new(|_, _| Reply::status(200).after(1));
+    let engine = Rc::new(Engine::new(rate_config(60, 1, 1500), 7));
+    assert_eq!(status(&run_one(&sim, &engine, call(&engine, "first"))), 200);
+    // The second caller would wait ~1 s; it gives up after 100 ms.
+    let (platform, e2, c2) = (
+        SimPlatform(sim.clone()),
+        engine.clone(),
+        call(&engine, "second"),
+    );
+    let timer = sim.clone();
+    sim.block_on(async move {
+        assert!(matches!(
+            race(e2.execute(&platform, &c2), timer.timer(100)).await,
+            Either::Right(())
+        ));
+    });
+    // A third caller now waits only for the first token, not behind the abandoned reservation.
+    let third = run_one(&sim, &engine, call(&engine, "third"));
+    assert_eq!(status(&third), 200);
+    assert_eq!(*sim.send_times().last().unwrap(), 1000);
+    // Two more at once: the second would wait 2 s > 1.5 s and is rejected without being charged.
+    let outcomes = run_many(
+        &sim,
+        &engine,
+        vec![(0, call(&engine, "x")), (0, call(&engine, "y"))],
+    );
+    assert_eq!(status(&outcomes[0]), 200);
+    assert!(matches!(outcomes[1], Err(Failure::RateLimited { .. })));
+    assert_eq!(engine.stats().rejected_rate_limit, 1);
+}
+
+#[test]
+fn the_retry_budget_stops_a_retry_storm_under_total_failure() {
+    let sim = Sim::new(|_, _| Reply::status(503).after(1));
+    let mut cfg = config(Some(RetryConfig {
+        max_retries: 2,
+        base_delay_ms: 1,
+        max_delay_ms: 1,
+        ..retry(2)
+    }));
+    cfg.retry.as_mut().unwrap().budget_ratio = 0.2;
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let calls = (0..1000).map(|i| (i, call(&engine, "x"))).collect();
+    run_many(&sim, &engine, calls);
+    let stats = engine.stats();
+    // Without a budget: 2000 retries. With it: the 10/s reserve over 10 s plus 20% of the calls.
+    assert!(stats.retries <= 100 + 200, "retries {}", stats.retries);
+    assert!(stats.retry_budget_exhausted > 0);
+    assert_eq!(
+        stats.requests + stats.retries,
+        sim.sent.borrow().len() as u64
+    );
+}
+
+#[test]
+fn stats_agree_with_what_the_upstream_saw() {
+    let mut n = 0;
+    let sim = Sim::new(move |_, _| {
+        n += 1;
+        Reply::status(if n % 3 == 0 { 200 } else { 500 })
+    });
+    let engine = Rc::new(Engine::new(config(Some(retry(2))), 7));
+    for _ in 0..10 {
+        run_one(&sim, &engine, call(&engine, "a")).ok();
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.requests, 10);
+    assert_eq!(
+        stats.requests + stats.retries,
+        sim.sent.borrow().len() as u64
+    );
+    assert_eq!(stats.successes + stats.failures, 10);
+}
