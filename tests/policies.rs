@@ -591,44 +591,64 @@ proptest! {
     }
 
     #[test]
-    fn bucket_never_exceeds_its_bound(
+    fn buckets_never_exceed_their_bound(
         rpm in 1u32..1_000,
         burst in 1u32..50,
-        ops in prop::collection::vec((0u64..3_000, any::<bool>()), 1..200),
+        tpm in prop::option::of(1u64..200_000),
+        ops in prop::collection::vec((0u64..3_000, 0u8..4, 0u64..50_000, any::<prop::sample::Index>()), 1..150),
     ) {
-        let mut l = RateLimiter::new(&limited(rpm, burst, u64::MAX), 0);
+        let cfg = RateLimitConfig {
+            tokens_per_minute: tpm,
+            ..limited(rpm, burst, u64::MAX)
+        };
+        let mut l = RateLimiter::new(&cfg, 0);
         let mut now = 0u64;
-        let mut admitted = Vec::new();
+        // (admission instant, charged tokens)
+        let mut admitted: Vec<(u64, u64)> = Vec::new();
         let mut pending = Vec::new();
-        for (dt, cancel) in ops {
+        for (dt, op, tokens, index) in ops {
             now += dt;
-            if cancel {
-                // Cancel the most recent outstanding reservation, if still waiting.
-                if let Some((at, r)) = pending.pop() {
-                    if at > now {
-                        l.cancel(now, r);
-                    } else {
-                        admitted.push(at);
-                    }
+            if op < 2 && !pending.is_empty() {
+                // A caller gives up: the latest (op 0) or any (op 1) of those booked.
+                let pick = if op == 0 { pending.len() - 1 } else { index.index(pending.len()) };
+                let (at, r): (u64, _) = pending.remove(pick);
+                if at > now {
+                    l.cancel(now, r);
+                } else {
+                    admitted.push((at, r.charged_tokens()));
                 }
-            } else if let Ok(r) = l.reserve(now, 0) {
+            } else if let Ok(r) = l.reserve(now, tokens) {
+                // FIFO: nobody is booked before an earlier caller still booked.
+                let latest = pending.iter().map(|(at, _)| *at).max().unwrap_or(0);
+                prop_assert!(now + r.wait_ms >= latest);
+                if let Some(tpm) = tpm {
+                    prop_assert_eq!(r.charged_tokens(), tokens.min(tpm));
+                }
                 pending.push((now + r.wait_ms, r));
             }
             let (level, capacity) = l.level(now);
             prop_assert!(level <= capacity);
             prop_assert!((capacity - f64::from(burst)).abs() < 1e-9);
         }
-        admitted.extend(pending.into_iter().map(|(at, _)| at));
+        admitted.extend(pending.into_iter().map(|(at, r)| (at, r.charged_tokens())));
         admitted.sort_unstable();
-        // Over any interval [a, b]: admissions <= burst + rpm/60000 * (b - a).
+        // Over any interval [a, b]: admissions <= burst + rpm/60000 * (b - a), and likewise tokens.
         for i in 0..admitted.len() {
+            let mut tokens = 0u64;
             for j in i..admitted.len() {
                 let count = (j - i + 1) as u64;
-                let span = admitted[j] - admitted[i];
+                tokens += admitted[j].1;
+                let span = admitted[j].0 - admitted[i].0;
                 prop_assert!(
                     count * 60_000 <= u64::from(burst) * 60_000 + u64::from(rpm) * span,
                     "{} admissions in {} ms (rpm {}, burst {})", count, span, rpm, burst
                 );
+                if let Some(tpm) = tpm {
+                    prop_assert!(
+                        u128::from(tokens) * 60_000 <= u128::from(tpm) * 60_000 + u128::from(tpm) * u128::from(span),
+                        "{} tokens in {} ms (tpm {})", tokens, span, tpm
+                    );
+                }
             }
         }
     }

@@ -152,11 +152,11 @@ impl Engine {
                 failures: tracked.breaker.consecutive_failures(),
             })
             .collect();
-        views.sort_by(|a, b| a.key.cmp(&b.key));
+        views.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         views
     }
 
-    /// The client-wide request bucket's (tokens, capacity), when a client-scoped limit is set.
+    /// The client-wide request bucket's (tokens, capacity), when a client-scoped requests limit is set.
     pub fn rate_level(&self, now_ms: u64) -> Option<(f64, f64)> {
         let scope = self.config.rate_limit.as_ref()?.1;
         let mut state = self.state.borrow_mut();
@@ -165,7 +165,9 @@ impl Engine {
             Scope::Client => "client",
             Scope::Origin => return None,
         };
-        Some(limiter.get(key, now_ms).level(now_ms))
+        let (tokens, capacity) = limiter.get(key, now_ms).level(now_ms);
+        // Without a requests-per-minute limit the request bucket is unbounded: nothing to show.
+        capacity.is_finite().then_some((tokens, capacity))
     }
 
     /// Runs one call through the whole pipeline.

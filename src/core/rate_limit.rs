@@ -12,30 +12,39 @@
 //! [`RateLimiter::settle`] once the response reports real usage.
 //!
 //! Why reservations in virtual time? A limiter that says "not yet, try later" makes callers poll,
-//! and the lucky poller wins, not the first one. Here [`RateLimiter::reserve`] charges the bucket
-//! immediately, letting it go negative, and returns how long to wait: the next caller sees the
-//! debt and waits behind it. Admission order is call order (FIFO), each caller sleeps exactly once,
-//! and no timer or queue exists in the core. If the wait would exceed `max_wait_ms`, nothing is
-//! charged and the caller gets the wait as a `retry_after` instead.
+//! and the lucky poller wins, not the first one. Here [`RateLimiter::reserve`] finds the earliest
+//! instant at which the request fits every bucket, books it there at once and returns the wait.
+//! Each bucket keeps its level as of its latest booking, which may lie in the future, and never
+//! books anyone earlier: admission order is call order (FIFO), each caller sleeps exactly once, and
+//! there is no timer or queue in the core. [`RateLimiter::level`] shows the queue as debt: the level
+//! now is negative while callers are booked ahead. If the wait would exceed `max_wait_ms`, nothing
+//! is booked and the caller gets the wait as a `retry_after` instead.
 //!
-//! Cancelling. A caller that gives up ([`RateLimiter::cancel`]) hands its charge back, capped at
-//! capacity, *if no reservation was made after it*: then undoing it is exact (the bucket is as if
-//! it never reserved), and cancelling the new last in line is exact again. When later callers are
-//! already waiting, their waits were computed on top of this charge and cannot be shortened; giving
-//! the charge back would let a newcomer in at the same time as them and break the bucket's bound
-//! (`capacity + rate * interval` admissions over any interval). The charge is then kept: a cancel
-//! may waste a slot, never overshoot the limit.
+//! Why book at the admission instant rather than simply charge now and let the bucket go negative?
+//! On one bucket the waits are the same, but charging early counts the refill during the wait even
+//! where a full bucket would have wasted it: a request held back by the *token* bucket would spend
+//! its *request* slot early, and two requests could leave together beyond the burst. Booking at the
+//! admission instant, with the capped refill evaluated at whole milliseconds, keeps the token
+//! bucket's guarantee exactly: over any `d` ms, at most `capacity + rate * d` requests (and
+//! estimated tokens) are admitted. Waits round up to the millisecond, so they never undercut it.
+//!
+//! Cancelling. A caller that gives up ([`RateLimiter::cancel`]) hands its booking back *if it is the
+//! latest one*: the buckets return exactly to their state before it, and the booking before it
+//! becomes the latest. A booking with later ones behind it is kept: their waits were computed on top
+//! of it and cannot be shortened, and refunding it would let a newcomer leave together with them,
+//! over the limit. A cancel may waste a slot, never overshoot. (If the token bucket was settled in
+//! the meantime, the token charge is refunded at the latest booking's instant, capped at capacity,
+//! instead of restoring the older state.)
 //!
 //! Oversized requests: an estimate above the token bucket's capacity could never be admitted, so it
 //! is charged at capacity (it waits for a full bucket) instead of being rejected forever; settling
-//! then charges the real usage. A rate of 0 admits nothing beyond the bucket's initial content:
-//! the wait is reported as `u64::MAX` ("never"). A request bucket with a positive rate holds at
-//! least one request (`burst = 0` is read as 1), or it could never admit anything.
+//! then charges the real usage. A rate of 0 admits nothing beyond the bucket's initial content: the
+//! reservation is refused with `retry_after = u64::MAX` ("never"). A request bucket with a positive
+//! rate holds at least one request (`burst = 0` is read as 1), or it could never admit anything.
 //!
 //! Exactness. Levels are integers in sixty-thousandths of a request (or token), so that a rate of
-//! `n` per minute is exactly `n` units per millisecond: waits are computed exactly (rounded up to
-//! the millisecond), with no float drift. `i128` with saturating arithmetic keeps every input
-//! total.
+//! `n` per minute is exactly `n` units per millisecond: no float drift, and `i128` with saturating
+//! arithmetic keeps every input total.
 //!
 //! [`KeyedRateLimiter`] keeps one limiter per key (API key, model...) and bounds memory by evicting
 //! the least recently used key; an evicted key that comes back starts with a full bucket, which is
@@ -72,40 +81,100 @@ const UNIT: i128 = 60_000;
 
 #[derive(Debug, Clone)]
 struct Bucket {
+    /// The level at `at`, after every booking so far (all made at or before `at`).
     level: i128,
+    /// The latest booking's instant, or the last time the bucket was looked at if later. May be in
+    /// the future.
+    at: u64,
     capacity: i128,
     /// Units per millisecond.
     rate: i128,
+    /// Bumped by every settle, so that a cancel knows whether restoring an older state is exact.
+    settles: u64,
+}
+
+/// What a booking changed in one bucket, to undo it.
+#[derive(Debug, Clone, Copy)]
+struct Booking {
+    cost: i128,
+    prev_level: i128,
+    prev_at: u64,
+    settles: u64,
 }
 
 impl Bucket {
-    fn new(capacity: u64, per_minute: u64) -> Self {
+    fn new(capacity: u64, per_minute: u64, now_ms: u64) -> Self {
         let capacity = i128::from(capacity) * UNIT;
         Bucket {
             level: capacity,
+            at: now_ms,
             capacity,
             rate: i128::from(per_minute),
+            settles: 0,
         }
     }
 
-    fn refill(&mut self, elapsed_ms: u64) {
-        if self.level < self.capacity {
-            let added = self.rate.saturating_mul(i128::from(elapsed_ms));
-            self.level = self.level.saturating_add(added).min(self.capacity);
+    /// The level at `t >= at`: refilled, capped at capacity.
+    fn level_at(&self, t: u64) -> i128 {
+        if t <= self.at || self.level >= self.capacity {
+            return self.level;
+        }
+        let refill = self.rate.saturating_mul(i128::from(t - self.at));
+        self.level.saturating_add(refill).min(self.capacity)
+    }
+
+    /// The level now, extrapolated backwards (as debt) when bookings lie in the future.
+    fn level_now(&self, now_ms: u64) -> i128 {
+        if now_ms >= self.at {
+            self.level_at(now_ms)
+        } else {
+            let ahead = self.rate.saturating_mul(i128::from(self.at - now_ms));
+            self.level.saturating_sub(ahead)
         }
     }
 
-    /// Milliseconds until the level reaches `cost` (`u64::MAX`: never).
-    fn wait_for(&self, cost: i128) -> u64 {
+    /// Move `at` up to `now_ms` if it is in the past (the state means the same afterwards).
+    fn advance(&mut self, now_ms: u64) {
+        if now_ms > self.at {
+            self.level = self.level_at(now_ms);
+            self.at = now_ms;
+        }
+    }
+
+    /// The earliest instant, not before `at`, at which `cost` fits; `None`: never.
+    fn earliest(&self, cost: i128) -> Option<u64> {
         if self.level >= cost {
-            return 0;
+            return Some(self.at);
         }
-        if self.rate <= 0 {
-            return u64::MAX;
+        if self.rate <= 0 || cost > self.capacity {
+            return None;
         }
         let deficit = cost.saturating_sub(self.level);
         let wait = deficit / self.rate + i128::from(deficit % self.rate != 0);
-        u64::try_from(wait).unwrap_or(u64::MAX)
+        self.at.checked_add(u64::try_from(wait).ok()?)
+    }
+
+    /// Book `cost` at instant `t` (not before `at`).
+    fn book(&mut self, t: u64, cost: i128) -> Booking {
+        let booking = Booking {
+            cost,
+            prev_level: self.level,
+            prev_at: self.at,
+            settles: self.settles,
+        };
+        self.level = self.level_at(t).saturating_sub(cost);
+        self.at = self.at.max(t);
+        booking
+    }
+
+    /// Undo `booking`, which must be the latest one.
+    fn unbook(&mut self, booking: &Booking) {
+        if booking.settles == self.settles {
+            self.level = booking.prev_level;
+            self.at = booking.prev_at;
+        } else {
+            self.refund(booking.cost);
+        }
     }
 
     fn charge(&mut self, cost: i128) {
@@ -125,15 +194,16 @@ pub struct Reservation {
     /// How long to wait before sending.
     pub wait_ms: u64,
     seq: u64,
-    request_units: i128,
-    token_units: i128,
+    request: Option<Booking>,
+    tokens: Option<Booking>,
 }
 
 impl Reservation {
     /// The tokens this reservation was charged (the estimate, capped at the bucket capacity; 0
     /// without a token limit).
     pub fn charged_tokens(&self) -> u64 {
-        u64::try_from(self.token_units / UNIT).unwrap_or(0)
+        self.tokens
+            .map_or(0, |b| u64::try_from(b.cost / UNIT).unwrap_or(0))
     }
 }
 
@@ -143,8 +213,7 @@ pub struct RateLimiter {
     requests: Option<Bucket>,
     tokens: Option<Bucket>,
     max_wait_ms: u64,
-    last_ms: u64,
-    /// Sequence number of the latest reservation still charged.
+    /// Sequence number of the latest booking still standing.
     seq: u64,
 }
 
@@ -154,116 +223,109 @@ impl RateLimiter {
         let requests = cfg.requests_per_minute.map(|rpm| {
             let capacity = cfg.burst.unwrap_or(rpm);
             let capacity = if rpm > 0 { capacity.max(1) } else { capacity };
-            Bucket::new(u64::from(capacity), u64::from(rpm))
+            Bucket::new(u64::from(capacity), u64::from(rpm), now_ms)
         });
-        let tokens = cfg.tokens_per_minute.map(|tpm| Bucket::new(tpm, tpm));
+        let tokens = cfg
+            .tokens_per_minute
+            .map(|tpm| Bucket::new(tpm, tpm, now_ms));
         RateLimiter {
             requests,
             tokens,
             max_wait_ms: cfg.max_wait_ms,
-            last_ms: now_ms,
             seq: 0,
         }
     }
 
     fn advance(&mut self, now_ms: u64) {
-        // A clock that went backwards refills nothing.
-        let elapsed = now_ms.saturating_sub(self.last_ms);
-        self.last_ms = self.last_ms.max(now_ms);
-        if elapsed > 0 {
-            if let Some(b) = &mut self.requests {
-                b.refill(elapsed);
-            }
-            if let Some(b) = &mut self.tokens {
-                b.refill(elapsed);
-            }
+        if let Some(b) = &mut self.requests {
+            b.advance(now_ms);
+        }
+        if let Some(b) = &mut self.tokens {
+            b.advance(now_ms);
         }
     }
 
     /// Reserve one request and `tokens` estimated tokens. Fair FIFO by virtual time: each admitted
-    /// reservation is charged at once (the bucket may go negative), so a later caller waits behind
+    /// reservation is booked at once at its admission instant, so a later caller waits behind
     /// earlier ones. If the wait would exceed `max_wait_ms`, nothing is charged and
     /// `Err(retry_after_ms)` is returned (the time until this request could be admitted;
     /// `u64::MAX` if never).
     pub fn reserve(&mut self, now_ms: u64, tokens: u64) -> Result<Reservation, u64> {
         self.advance(now_ms);
-        let request_units = if self.requests.is_some() { UNIT } else { 0 };
-        let token_units = match &self.tokens {
-            Some(b) => {
-                let want = i128::from(tokens) * UNIT;
-                if b.capacity > 0 {
-                    want.min(b.capacity)
-                } else {
-                    want
+        let token_cost = self.tokens.as_ref().map_or(0, |b| {
+            let want = i128::from(tokens) * UNIT;
+            // Capped at capacity, unless the capacity is 0 (then only 0 tokens ever fit).
+            if b.capacity > 0 {
+                want.min(b.capacity)
+            } else {
+                want
+            }
+        });
+        let mut admit = now_ms;
+        for (bucket, cost) in [(&self.requests, UNIT), (&self.tokens, token_cost)] {
+            if let Some(b) = bucket {
+                match b.earliest(cost) {
+                    Some(t) => admit = admit.max(t),
+                    None => return Err(u64::MAX),
                 }
             }
-            None => 0,
-        };
-        let wait_requests = self
-            .requests
-            .as_ref()
-            .map_or(0, |b| b.wait_for(request_units));
-        let wait_tokens = self.tokens.as_ref().map_or(0, |b| b.wait_for(token_units));
-        let wait_ms = wait_requests.max(wait_tokens);
-        // u64::MAX means "never": refused even with an unbounded max_wait_ms.
-        if wait_ms > self.max_wait_ms || wait_ms == u64::MAX {
+        }
+        let wait_ms = admit - now_ms;
+        if wait_ms > self.max_wait_ms {
             return Err(wait_ms);
         }
-        if let Some(b) = &mut self.requests {
-            b.charge(request_units);
-        }
-        if let Some(b) = &mut self.tokens {
-            b.charge(token_units);
-        }
+        let request = self.requests.as_mut().map(|b| b.book(admit, UNIT));
+        let tokens = self.tokens.as_mut().map(|b| b.book(admit, token_cost));
         self.seq = self.seq.wrapping_add(1);
         Ok(Reservation {
             wait_ms,
             seq: self.seq,
-            request_units,
-            token_units,
+            request,
+            tokens,
         })
     }
 
-    /// The caller gave up waiting (abort): return its charge (capped at capacity) if it is the
-    /// latest reservation; otherwise keep it, since later callers' waits already count on it (see
-    /// the module doc).
+    /// The caller gave up waiting (abort): return its charge if it is the latest reservation
+    /// (restoring the buckets exactly; a refund is capped at capacity); otherwise keep it, since
+    /// later callers' waits already count on it (see the module doc).
     pub fn cancel(&mut self, now_ms: u64, reservation: Reservation) {
         self.advance(now_ms);
         if reservation.seq != self.seq {
             return;
         }
         self.seq = self.seq.wrapping_sub(1);
-        if let Some(b) = &mut self.requests {
-            b.refund(reservation.request_units);
+        if let (Some(b), Some(booking)) = (&mut self.requests, &reservation.request) {
+            b.unbook(booking);
         }
-        if let Some(b) = &mut self.tokens {
-            b.refund(reservation.token_units);
+        if let (Some(b), Some(booking)) = (&mut self.tokens, &reservation.tokens) {
+            b.unbook(booking);
         }
     }
 
-    /// The response's real token usage is known: correct the token bucket by
-    /// `actual - charged`, either way (`charged` is the estimate unless it was capped at capacity).
-    /// A refund is capped at capacity.
+    /// The response's real token usage is known: correct the token bucket by `actual - charged`,
+    /// either way (`charged` is the estimate unless it was capped at capacity). The correction
+    /// applies at the latest booking's instant; a refund is capped at capacity.
     pub fn settle(&mut self, now_ms: u64, reservation: Reservation, actual_tokens: u64) {
         self.advance(now_ms);
         if let Some(b) = &mut self.tokens {
-            let actual = i128::from(actual_tokens) * UNIT;
-            let correction = actual - reservation.token_units;
+            let charged = reservation.tokens.map_or(0, |booking| booking.cost);
+            let correction = i128::from(actual_tokens) * UNIT - charged;
             if correction >= 0 {
                 b.charge(correction);
             } else {
                 b.refund(-correction);
             }
+            b.settles = b.settles.wrapping_add(1);
         }
     }
 
     /// `(request tokens now, capacity)` of the request bucket; the level is negative while callers
-    /// are queued. `(inf, inf)` when requests are not limited.
+    /// are booked ahead. `(inf, inf)` when requests are not limited.
     pub fn level(&mut self, now_ms: u64) -> (f64, f64) {
         self.advance(now_ms);
         match &self.requests {
             Some(b) => (
-                b.level as f64 / UNIT as f64,
+                b.level_now(now_ms) as f64 / UNIT as f64,
                 b.capacity as f64 / UNIT as f64,
             ),
             None => (f64::INFINITY, f64::INFINITY),
@@ -464,10 +526,47 @@ mod tests {
         assert_eq!(l.level(10), (0.01, 2.0));
         l.cancel(10, b);
         assert_eq!(l.level(10), (1.01, 2.0));
-        // Refunds are capped at capacity.
+        // Only `a` stands: a newcomer goes at once.
         let d = l.reserve(10, 0).map_err(|_| ()).unwrap();
+        assert_eq!(d.wait_ms, 0);
         l.cancel(100_000, d);
         assert_eq!(l.level(100_000), (2.0, 2.0));
+    }
+
+    #[test]
+    fn cancel_after_settle_refunds_tokens_at_the_latest_booking() {
+        let cfg = RateLimitConfig {
+            tokens_per_minute: Some(60_000),
+            max_wait_ms: u64::MAX,
+            ..RateLimitConfig::default()
+        };
+        let mut l = RateLimiter::new(&cfg, 0);
+        let a = l.reserve(0, 60_000).map_err(|_| ()).unwrap();
+        let b = l.reserve(0, 10_000).map_err(|_| ()).unwrap();
+        assert_eq!(b.wait_ms, 10_000);
+        l.settle(5, a, 30_000);
+        l.cancel(5, b);
+        // b's 10k come back at its instant (t = 10 s): a really used 30k at t = 0, so 30k left
+        // plus 10 s of refill.
+        assert_eq!(l.reserve(10_000, 40_000).map(|r| r.wait_ms), Ok(0));
+        assert_eq!(l.reserve(10_000, 1).map(|r| r.wait_ms), Ok(1));
+    }
+
+    #[test]
+    fn request_slot_is_spent_when_the_request_leaves() {
+        // A request held back by the token bucket must not spend its request slot early.
+        let cfg = RateLimitConfig {
+            requests_per_minute: Some(60),
+            burst: Some(1),
+            tokens_per_minute: Some(60_000),
+            max_wait_ms: u64::MAX,
+        };
+        let mut l = RateLimiter::new(&cfg, 0);
+        assert_eq!(l.reserve(0, 60_000).map(|r| r.wait_ms), Ok(0));
+        // Tokens hold this one until t = 5 s; the request bucket is full again by then.
+        assert_eq!(l.reserve(0, 5_000).map(|r| r.wait_ms), Ok(5_000));
+        // The next one needs a request slot: one second after the previous *admission*.
+        assert_eq!(l.reserve(0, 0).map(|r| r.wait_ms), Ok(6_000));
     }
 
     #[test]

@@ -126,10 +126,11 @@ impl Reader {
             return Err(type_error(&path, "a number", &value));
         };
         if n.is_nan() || n < min || n > max {
-            let expected = if max.is_infinite() {
-                format!("a number >= {min}")
+            // Bounds are whole numbers: formatting them as integers keeps float printing out of the wasm.
+            let expected = if max.is_infinite() || max >= MAX_MILLIS {
+                format!("a number >= {}", min as i64)
             } else {
-                format!("a number from {min} to {max}")
+                format!("a number from {} to {}", min as i64, max as i64)
             };
             return Err(range_error(&path, &expected, &value));
         }

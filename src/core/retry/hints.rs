@@ -79,10 +79,7 @@ fn parse_decimal(s: &str, frac_digits: u32) -> Option<u64> {
 pub fn parse_http_date(value: &str, wall_now_ms: u64) -> Option<u64> {
     let mut tokens = [""; 6];
     let mut n = 0;
-    for t in value
-        .split(|c: char| c == ' ' || c == '\t' || c == ',' || c == '-')
-        .filter(|t| !t.is_empty())
-    {
+    for t in value.split([' ', '\t', ',', '-']).filter(|t| !t.is_empty()) {
         *tokens.get_mut(n)? = t;
         n += 1;
     }
