@@ -5,7 +5,7 @@ mod sim;
 use resilient_llm::core::breaker::BreakerConfig;
 use resilient_llm::core::config::{ClientConfig, Scope, Timeouts};
 use resilient_llm::core::error::{Failure, TimeoutPhase};
-use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine};
+use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
 use resilient_llm::core::race::{race, Either};
 use resilient_llm::core::rate_limit::RateLimitConfig;
 use resilient_llm::core::retry::{Jitter, RetryConfig};
@@ -419,4 +419,89 @@ fn stats_agree_with_what_the_upstream_saw() {
         sim.sent.borrow().len() as u64
     );
     assert_eq!(stats.successes + stats.failures, 10);
+}
+
+fn run_shared(
+    sim: &Rc<Sim>,
+    engine: &Rc<Engine>,
+    flights: &Rc<SharedCalls<SimResponse>>,
+    calls: Vec<(u64, Option<u64>, CallSpec<String>)>,
+) -> Vec<Option<Outcome>> {
+    let results: Rc<RefCell<Vec<Option<Outcome>>>> =
+        Rc::new(RefCell::new((0..calls.len()).map(|_| None).collect()));
+    let tasks: Vec<Pin<Box<dyn Future<Output = ()>>>> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, (at, give_up_after, spec))| {
+            let (sim, engine, flights, results) = (
+                sim.clone(),
+                engine.clone(),
+                flights.clone(),
+                results.clone(),
+            );
+            Box::pin(async move {
+                sim.timer(at).await;
+                let platform = SimPlatform(sim.clone());
+                let work = engine.execute_shared(&platform, &flights, &spec, "same");
+                let outcome = match give_up_after {
+                    None => Some(work.await),
+                    Some(ms) => match race(work, sim.timer(ms)).await {
+                        Either::Left(outcome) => Some(outcome),
+                        Either::Right(()) => None,
+                    },
+                };
+                results.borrow_mut()[i] = outcome;
+            }) as Pin<Box<dyn Future<Output = ()>>>
+        })
+        .collect();
+    sim.run(tasks);
+    let outcomes = results.borrow_mut().drain(..).collect();
+    outcomes
+}
+
+#[test]
+fn identical_calls_in_flight_share_one_upstream_call() {
+    let sim = Sim::new(|_, _| Reply::status(200).after(100));
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let flights = Rc::new(SharedCalls::default());
+    let calls = (0..3)
+        .map(|i| (i * 10, None, call(&engine, "same")))
+        .collect();
+    let outcomes = run_shared(&sim, &engine, &flights, calls);
+    assert!(outcomes.iter().all(|o| status(o.as_ref().unwrap()) == 200));
+    assert_eq!(sim.sent.borrow().len(), 1);
+    assert_eq!(engine.stats().deduplicated, 2);
+    assert!(flights.is_empty());
+}
+
+#[test]
+fn a_leader_that_aborts_does_not_fail_its_followers() {
+    let sim = Sim::new(|_, _| Reply::status(200).after(100));
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let flights = Rc::new(SharedCalls::default());
+    let calls = vec![
+        (0, Some(50), call(&engine, "same")), // the leader gives up at 50 ms
+        (10, None, call(&engine, "same")),
+    ];
+    let outcomes = run_shared(&sim, &engine, &flights, calls);
+    assert!(outcomes[0].is_none());
+    assert_eq!(status(outcomes[1].as_ref().unwrap()), 200);
+    // The follower became the leader and made its own call when the first one was cancelled.
+    assert_eq!(sim.send_times(), vec![0, 50]);
+}
+
+#[test]
+fn a_shared_failure_reaches_every_caller() {
+    let sim = Sim::new(|_, _| Reply::network());
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let flights = Rc::new(SharedCalls::default());
+    let calls = vec![
+        (0, None, call(&engine, "same")),
+        (1, None, call(&engine, "same")),
+    ];
+    let outcomes = run_shared(&sim, &engine, &flights, calls);
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, Some(Err(Failure::Network { .. })))));
+    assert_eq!(sim.sent.borrow().len(), 1);
 }

@@ -19,7 +19,7 @@
  *   POST /control/faults        set global faults (JSON, see below); GET returns them
  *   POST /control/reset         clear faults, per-key counters and stats
  *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus } },
- *                               byFault, inFlight } — completion/unknown-path requests only
+ *                               byFault, byIdempotencyKey, inFlight } — completion/unknown-path requests only
  *                               (not /control/*, /health or OPTIONS preflights)
  *
  * Every response carries permissive CORS headers; OPTIONS preflights get a 204.
@@ -595,14 +595,16 @@ class Stats {
     this.total = 0;
     this.byTarget = {};
     this.byFault = {};
+    this.byIdempotencyKey = {};
   }
 
   target(name) {
     return (this.byTarget[name] ??= { total: 0, byPath: {}, byStatus: {} });
   }
 
-  received(target, path) {
+  received(target, path, idempotencyKey) {
     const t = this.target(target);
+    if (idempotencyKey) this.byIdempotencyKey[idempotencyKey] = (this.byIdempotencyKey[idempotencyKey] ?? 0) + 1;
     this.total += 1;
     this.inFlight += 1;
     t.total += 1;
@@ -627,6 +629,7 @@ class Stats {
       total: this.total,
       byTarget: this.byTarget,
       byFault: this.byFault,
+      byIdempotencyKey: this.byIdempotencyKey,
       inFlight: this.inFlight,
     });
   }
@@ -756,7 +759,7 @@ async function route(call, state) {
 
   call.target = target;
   call.counted = true;
-  state.stats.received(target, path);
+  state.stats.received(target, path, req.headers["idempotency-key"]);
   call.res.once("close", () => state.stats.finished());
   call.provider = COMPLETION_ROUTES[path];
   if (!call.provider) throw new HttpError(404, `unknown path ${path}`);

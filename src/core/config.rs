@@ -54,6 +54,20 @@ pub struct TimeoutOverrides {
     pub idle_ms: Option<Option<u64>>,
 }
 
+/// A request's `resilience.cache` mode: how it may use stored and in-flight answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Cacheable requests (GET, deterministic POST) use the cache and share identical calls in flight.
+    #[default]
+    Default,
+    /// Always go to the upstream; never share.
+    Bypass,
+    /// Treat the request as cacheable whatever its method or body.
+    Force,
+    /// Answer only from the cache.
+    OnlyIfCached,
+}
+
 /// Whether a breaker or bucket is shared by the whole client or kept per upstream origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

@@ -28,6 +28,11 @@ pub fn prometheus(
         ),
         ("retries_total", "Retries made.", stats.retries),
         (
+            "deduplicated_total",
+            "Calls answered by an identical call in flight.",
+            stats.deduplicated,
+        ),
+        (
             "retry_budget_exhausted_total",
             "Retries refused by the retry budget.",
             stats.retry_budget_exhausted,

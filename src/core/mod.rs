@@ -2,6 +2,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod metrics;

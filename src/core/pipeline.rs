@@ -8,6 +8,7 @@
 
 use crate::core::breaker::{verdict_for_status, Breaker, Permit, StateKind, Verdict};
 use crate::core::config::{ClientConfig, Scope, Timeouts};
+use crate::core::dedupe::{Flights, Role};
 use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::event::{Event, RetryReason};
 use crate::core::platform::{Platform, ResponseMeta};
@@ -205,6 +206,34 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// [`Engine::execute`], sharing one upstream call among identical calls in flight (same `key`).
+    ///
+    /// # Errors
+    /// As [`Engine::execute`]; followers receive the leader's failure.
+    pub async fn execute_shared<P: Platform>(
+        &self,
+        platform: &P,
+        flights: &SharedCalls<P::Response>,
+        call: &CallSpec<P::Request>,
+        key: &str,
+    ) -> Result<Delivered<P::Response>, Failure> {
+        loop {
+            match flights.join(key) {
+                Role::Leader(leader) => {
+                    let outcome = self.execute(platform, call).await;
+                    leader.complete(|| share_outcome(platform, &outcome));
+                    return outcome;
+                }
+                Role::Follower(follower) => {
+                    if let Some(outcome) = follower.outcome().await {
+                        self.state.borrow_mut().stats.deduplicated += 1;
+                        return outcome;
+                    }
+                }
+            }
+        }
     }
 
     async fn run<P: Platform>(
@@ -450,6 +479,25 @@ impl Engine {
                 retry_after_ms,
             }),
         }
+    }
+}
+
+/// Calls in flight that identical calls may share.
+pub type SharedCalls<R> = Flights<Result<Delivered<R>, Failure>>;
+
+fn share_outcome<P: Platform>(
+    platform: &P,
+    outcome: &Result<Delivered<P::Response>, Failure>,
+) -> Option<Result<Delivered<P::Response>, Failure>> {
+    match outcome {
+        Ok(delivered) => platform.share(&delivered.response).map(|response| {
+            Ok(Delivered {
+                response,
+                attempts: delivered.attempts,
+                retry_after_ms: delivered.retry_after_ms,
+            })
+        }),
+        Err(failure) => Some(Err(failure.clone())),
     }
 }
 

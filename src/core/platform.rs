@@ -34,6 +34,9 @@ pub trait Platform {
         -> impl Future<Output = Result<Self::Response, String>>;
     /// Releases a response that will not be handed back (a retried attempt): cancels its body.
     fn discard(&self, response: Self::Response);
+    /// A second, independently readable copy of a response (for callers sharing one upstream call);
+    /// `None` when none can be made (the body was already read).
+    fn share(&self, response: &Self::Response) -> Option<Self::Response>;
     /// Tells listeners what happened. Cheap when nobody listens.
     fn emit(&self, event: Event);
 }

@@ -23,6 +23,8 @@ pub struct Stats {
     pub rejected_rate_limit: u64,
     /// Calls rejected by a token or cost budget.
     pub rejected_budget: u64,
+    /// Calls answered by sharing an identical call in flight (no upstream request of their own).
+    pub deduplicated: u64,
     /// Retries refused by the retry budget.
     pub retry_budget_exhausted: u64,
     latencies: Vec<u32>,

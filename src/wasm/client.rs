@@ -1,7 +1,7 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::config::Timeouts;
-use crate::core::pipeline::{CallSpec, Engine};
+use crate::core::pipeline::{CallSpec, Engine, SharedCalls};
 use crate::core::race::{race, Either};
 use crate::wasm::errors::{abort_error, failure_to_js};
 use crate::wasm::events::Listeners;
@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{AbortSignal, AddEventListenerOptions};
+use web_sys::{AbortSignal, AddEventListenerOptions, Response};
 
 /// A fetch wrapper with retries, circuit breakers, rate limits and timeouts.
 #[wasm_bindgen]
@@ -27,6 +27,7 @@ struct Inner {
     engine: Engine,
     platform: JsPlatform,
     options: ClientOptions,
+    in_flight: SharedCalls<Response>,
     seeded: Cell<bool>,
 }
 
@@ -47,6 +48,7 @@ impl ResilientClient {
                     listeners: Rc::new(Listeners::default()),
                 },
                 options,
+                in_flight: SharedCalls::default(),
                 seeded: Cell::new(false),
             }),
         })
@@ -120,6 +122,7 @@ impl Inner {
             base_url: self.options.base_url.as_deref(),
             headers: &self.options.headers,
             retry: self.options.config.retry.as_ref(),
+            dedupe: self.options.dedupe,
         };
         let prepared = prepare(input, init, &defaults).await?;
         let Prepared {
@@ -129,6 +132,7 @@ impl Inner {
             signal,
             policy,
             tokens,
+            share_key,
         } = prepared;
         let config = self.engine.config();
         let call = CallSpec {
@@ -140,7 +144,16 @@ impl Inner {
             retry: policy.retry.unwrap_or_else(|| config.retry.clone()),
             tokens,
         };
-        let work = self.engine.execute(&self.platform, &call);
+        let work = async {
+            match &share_key {
+                Some(key) => {
+                    self.engine
+                        .execute_shared(&self.platform, &self.in_flight, &call, key)
+                        .await
+                }
+                None => self.engine.execute(&self.platform, &call).await,
+            }
+        };
         let result = match &signal {
             None => work.await,
             Some(signal) => {

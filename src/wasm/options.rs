@@ -2,7 +2,7 @@
 //! the field path; unknown keys are errors, so a typo never silently means "default".
 
 use crate::core::breaker::BreakerConfig;
-use crate::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::reader::{range_error, Reader, Toggle};
@@ -16,11 +16,15 @@ pub struct ClientOptions {
     pub base_url: Option<String>,
     /// Headers sent on every request.
     pub headers: Vec<(String, String)>,
+    /// Share identical cacheable calls in flight.
+    pub dedupe: bool,
 }
 
 /// A per-request `resilience` object, parsed.
 #[derive(Default)]
 pub struct RequestPolicy {
+    /// `resilience.cache`.
+    pub cache: CacheMode,
     /// Per-caller rate-limit bucket.
     pub rate_limit_key: Option<String>,
     /// `Some(None)` turns retries off for this request; `Some(Some(cfg))` replaces the retry config.
@@ -50,6 +54,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         config: ClientConfig::default(),
         base_url: None,
         headers: Vec::new(),
+        dedupe: true,
     };
     let Some(o) = Reader::root(value, "options")? else {
         return Ok(options);
@@ -79,7 +84,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::Off | Toggle::Default => None,
         Toggle::On(r) => Some(parse_rate_limit(&r)?),
     };
-    o.boolean("dedupe")?;
+    options.dedupe = o.boolean("dedupe")?.unwrap_or(true);
     Ok(options)
 }
 
@@ -247,7 +252,12 @@ pub fn parse_request_policy(
         "timeout",
         "idempotencyKey",
     ])?;
-    p.choice("cache", &["default", "bypass", "force", "only-if-cached"])?;
+    policy.cache = match p.choice("cache", &["default", "bypass", "force", "only-if-cached"])? {
+        Some("bypass") => CacheMode::Bypass,
+        Some("force") => CacheMode::Force,
+        Some("only-if-cached") => CacheMode::OnlyIfCached,
+        _ => CacheMode::Default,
+    };
     policy.rate_limit_key = p.string("rateLimitKey")?;
     policy.idempotency_key = p.string("idempotencyKey")?;
     policy.retry = match p.toggle("retry")? {

@@ -108,6 +108,10 @@ impl Platform for JsPlatform {
         }
     }
 
+    fn share(&self, response: &Response) -> Option<Response> {
+        Response::clone(response).ok()
+    }
+
     fn emit(&self, event: Event) {
         self.listeners.dispatch(&event);
     }

@@ -5,6 +5,7 @@
 //! read into an `ArrayBuffer` once, up front; strings, buffers, `Blob`s and `FormData` are reusable as
 //! they are and pass through untouched.
 
+use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
 use crate::wasm::js::{get, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
@@ -30,6 +31,9 @@ pub struct Prepared {
     pub policy: RequestPolicy,
     /// Rough token estimate of the body (bytes / 4), for tokens-per-minute limits.
     pub tokens: u64,
+    /// Identity of a cacheable request (method, URL, credentials, body): identical calls in flight
+    /// share one upstream call. `None` for requests that must not be shared.
+    pub share_key: Option<String>,
 }
 
 /// Client-wide request settings.
@@ -40,6 +44,8 @@ pub struct RequestDefaults<'a> {
     pub headers: &'a [(String, String)],
     /// The client's retry config, base for per-request overrides.
     pub retry: Option<&'a RetryConfig>,
+    /// Whether identical cacheable calls in flight are shared.
+    pub dedupe: bool,
 }
 
 /// Normalises `input` and `init`.
@@ -98,7 +104,13 @@ pub async fn prepare(
         .ok()
         .or_else(|| source.map(Request::signal));
 
+    let share_key = match defaults.dedupe {
+        true => share_key(&method, &url.href(), &headers, body.as_ref(), policy.cache),
+        false => None,
+    };
+
     Ok(Prepared {
+        share_key,
         request: JsRequest {
             url: url.href(),
             init: out,
@@ -109,6 +121,45 @@ pub async fn prepare(
         policy,
         tokens,
     })
+}
+
+/// Credential headers: part of a request's identity, so two API keys never share an answer.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+
+/// The identity of a request that may share an answer: GET/HEAD, a JSON body with `"temperature": 0`,
+/// or any request with `resilience.cache: "force"`; never `bypass` or `Cache-Control: no-store`.
+fn share_key(
+    method: &str,
+    url: &str,
+    headers: &Headers,
+    body: Option<&JsValue>,
+    mode: CacheMode,
+) -> Option<String> {
+    let header = |name: &str| headers.get(name).ok().flatten().unwrap_or_default();
+    if mode == CacheMode::Bypass || header("cache-control").contains("no-store") {
+        return None;
+    }
+    let text = match body {
+        None => String::new(),
+        Some(body) => body.as_string()?,
+    };
+    let deterministic = match method {
+        "GET" | "HEAD" => true,
+        _ => js_sys::JSON::parse(&text)
+            .ok()
+            .is_some_and(|json| get(&json, "temperature").as_f64() == Some(0.0)),
+    };
+    if !deterministic && mode != CacheMode::Force {
+        return None;
+    }
+    let mut key = format!("{method} {url}");
+    for name in CREDENTIAL_HEADERS {
+        key.push('\n');
+        key.push_str(&header(name));
+    }
+    key.push('\n');
+    key.push_str(&text);
+    Some(key)
 }
 
 fn input_href(input: &JsValue) -> Result<String, JsValue> {

@@ -37,6 +37,7 @@ pub fn stats_to_js(engine: &Engine, now_ms: u64) -> JsValue {
         .num("successes", stats.successes as f64)
         .num("failures", stats.failures as f64)
         .num("retries", stats.retries as f64)
+        .num("deduplicated", stats.deduplicated as f64)
         .value(
             "rejected",
             &ObjectBuilder::new()

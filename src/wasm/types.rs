@@ -40,6 +40,8 @@ export interface RequestPolicy {
 export type ResilientInit = RequestInit & { resilience?: RequestPolicy };
 export interface ClientStats {
   requests: number; successes: number; failures: number; retries: number;
+  /** Calls answered by sharing an identical call in flight. */
+  deduplicated: number;
   rejected: { breaker: number; rateLimit: number; budget: number };
   cache: { hits: number; misses: number; entries: number; hitRate: number };
   breakers: { key: string; state: "closed" | "open" | "half-open"; failures: number }[];

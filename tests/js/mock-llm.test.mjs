@@ -499,13 +499,14 @@ describe("stats, CORS, health, lifecycle", () => {
         primary: { total: 3, byPath: { "/v1/messages": 3 }, byStatus: { 200: 1, 400: 1, 429: 1 } },
       },
       byFault: { status: 2, "retry-after-ms": 1 },
+      byIdempotencyKey: {},
       inFlight: 0,
     };
     assert.deepEqual(mock.stats(), expected);
     assert.deepEqual(await (await fetch(`${mock.url}/control/stats`)).json(), expected);
 
     assert.equal((await post("/control/reset", {})).status, 200);
-    assert.deepEqual(mock.stats(), { total: 0, byTarget: {}, byFault: {}, inFlight: 0 });
+    assert.deepEqual(mock.stats(), { total: 0, byTarget: {}, byFault: {}, byIdempotencyKey: {}, inFlight: 0 });
   });
 
   test("CORS preflight -> 204, CORS headers everywhere", async () => {

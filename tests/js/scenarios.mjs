@@ -149,6 +149,47 @@ export const scenarios = {
     check(Date.now() - started < 1000, "returned at once");
   },
 
+  async "sends the same Idempotency-Key on every attempt"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const key = unique("idem");
+    const fault = `status=503;times=2;key=${key}`;
+    const init = chatInit("x", fault, { resilience: { idempotencyKey: key } });
+    equal((await client.fetch(`${mock}/v1/chat/completions`, init)).status, 200, "status");
+    const stats = await (await fetch(`${mock}/control/stats`)).json();
+    equal(stats.byIdempotencyKey[key], 3, "attempts carrying the key");
+  },
+
+  async "shares one upstream call among identical deterministic calls in flight"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("dedupe"), { temperature: 0 });
+    const init = () => ({ method: "POST", headers: { "x-mock-fault": "delay=200" }, body });
+    const before = await upstreamCount(mock);
+    const leaderAbort = new AbortController();
+    const leader = client.fetch(url, { ...init(), signal: leaderAbort.signal });
+    const followers = [client.fetch(url, init()), client.fetch(url, init())];
+    const texts = await Promise.all(followers.map(async (p) => (await p).text()));
+    equal(texts[0], texts[1], "both followers read the same answer");
+    check(texts[0].includes("You said"), "answer body");
+    equal((await upstreamCount(mock)) - before, 1, "one upstream request for three calls");
+    equal(client.stats().deduplicated, 2, "stats().deduplicated");
+    await (await leader).text();
+
+    // The leader aborts: its followers still get an answer (from a call of their own).
+    const body2 = chatBody(unique("dedupe-abort"), { temperature: 0 });
+    const first = client.fetch(url, { method: "POST", headers: { "x-mock-fault": "delay=300" }, body: body2, signal: leaderAbort.signal });
+    const second = client.fetch(url, { method: "POST", headers: { "x-mock-fault": "delay=300" }, body: body2 });
+    setTimeout(() => leaderAbort.abort(), 50);
+    equal((await rejection(first)).name, "AbortError", "the aborting caller");
+    equal((await second).status, 200, "the other caller");
+
+    // Non-deterministic requests are never shared.
+    const sampled = chatBody("x", { temperature: 0.7 });
+    const beforeSampled = await upstreamCount(mock);
+    await Promise.all([client.fetch(url, { method: "POST", body: sampled }), client.fetch(url, { method: "POST", body: sampled })]);
+    equal((await upstreamCount(mock)) - beforeSampled, 2, "temperature 0.7 calls each reach the upstream");
+  },
+
   async "opens the breaker, rejects fast, recovers after a probe"({ ResilientClient }, mock) {
     const client = new ResilientClient({ retry: false, breaker: { failureThreshold: 2, resetTimeoutMs: 300 } });
     const transitions = [];
@@ -179,7 +220,7 @@ export const scenarios = {
   async "rate limit waits for capacity"({ ResilientClient }, mock) {
     const client = new ResilientClient({ rateLimit: { requestsPerMinute: 600, burst: 1 } });
     const started = Date.now();
-    await Promise.all([client.fetch(`${mock}/health`), client.fetch(`${mock}/health`), client.fetch(`${mock}/health`)]);
+    await Promise.all([1, 2, 3].map((i) => client.fetch(`${mock}/health?call=${i}`)));
     const elapsed = Date.now() - started;
     check(elapsed >= 190, `three calls at 10/s with burst 1 took ${elapsed} ms`);
   },

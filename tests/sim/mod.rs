@@ -222,6 +222,9 @@ impl Platform for SimPlatform {
     fn discard(&self, _: SimResponse) {
         self.0.discarded.set(self.0.discarded.get() + 1);
     }
+    fn share(&self, response: &SimResponse) -> Option<SimResponse> {
+        Some(response.clone())
+    }
     fn emit(&self, event: Event) {
         let kind = event.kind();
         self.0
