@@ -505,3 +505,33 @@ fn a_shared_failure_reaches_every_caller() {
         .all(|o| matches!(o, Some(Err(Failure::Network { .. })))));
     assert_eq!(sim.sent.borrow().len(), 1);
 }
+
+#[test]
+fn a_token_estimate_is_corrected_by_the_real_usage() {
+    let sim = Sim::new(|_, _| Reply::status(200));
+    let cfg = ClientConfig {
+        rate_limit: Some((
+            RateLimitConfig {
+                requests_per_minute: None,
+                burst: None,
+                tokens_per_minute: Some(1000),
+                max_wait_ms: 0,
+            },
+            Scope::Client,
+        )),
+        ..config(None)
+    };
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let big = |label: &str| CallSpec {
+        tokens: 750,
+        ..call(&engine, label)
+    };
+    let first = run_one(&sim, &engine, big("first")).unwrap();
+    assert!(matches!(
+        run_one(&sim, &engine, big("over")),
+        Err(Failure::RateLimited { .. })
+    ));
+    // The answer reports 50 tokens, not 750: the bucket gets the difference back.
+    engine.settle_tokens(first.tokens.expect("a token charge"), 50, sim.now());
+    assert_eq!(status(&run_one(&sim, &engine, big("fits"))), 200);
+}

@@ -55,6 +55,22 @@ pub struct Delivered<R> {
     pub attempts: u32,
     /// Set when the server asked for a longer wait than `maxRetryAfterMs`: the call returned at once.
     pub retry_after_ms: Option<u64>,
+    /// The estimated token charge, to settle with [`Engine::settle_tokens`] once usage is known.
+    pub tokens: Option<TokenTicket>,
+}
+
+/// A tokens-per-minute charge made on an estimate. Settle it with the real usage; dropped, the
+/// estimate stands.
+#[derive(Debug)]
+pub struct TokenTicket {
+    key: String,
+    reservation: Reservation,
+}
+
+impl TokenTicket {
+    fn new(key: String, reservation: Reservation) -> Option<TokenTicket> {
+        (reservation.charged_tokens() > 0).then_some(TokenTicket { key, reservation })
+    }
 }
 
 /// A snapshot of one breaker for `stats()`.
@@ -129,6 +145,16 @@ impl Engine {
     /// Re-seeds the jitter RNG (the wasm layer seeds lazily, on first use).
     pub fn reseed(&self, seed: u64) {
         self.state.borrow_mut().rng = Rng::new(seed);
+    }
+
+    /// Corrects a call's token charge with its real usage (from the response's `usage`).
+    pub fn settle_tokens(&self, ticket: TokenTicket, actual_tokens: u64, now_ms: u64) {
+        let mut state = self.state.borrow_mut();
+        if let Some(limiter) = state.limiter.as_mut() {
+            limiter
+                .get(&ticket.key, now_ms)
+                .settle(now_ms, ticket.reservation, actual_tokens);
+        }
     }
 
     /// The configuration this engine runs on.
@@ -242,7 +268,7 @@ impl Engine {
         call: &CallSpec<P::Request>,
         attempts: &Cell<u32>,
     ) -> Result<Delivered<P::Response>, Failure> {
-        self.wait_for_rate_limit(platform, call).await?;
+        let mut tokens = self.wait_for_rate_limit(platform, call).await?;
         let mut breaker = self.admit(platform, call)?;
         let mut retry = call.retry.as_ref().map(RetryState::new);
         loop {
@@ -295,6 +321,7 @@ impl Engine {
                     response,
                     attempts: attempt,
                     retry_after_ms,
+                    tokens: tokens.take(),
                 }),
                 Err(AttemptFailure::Timeout(phase, after_ms)) => Err(Failure::Timeout {
                     phase,
@@ -375,20 +402,21 @@ impl Engine {
         allowed
     }
 
+    /// Waits for rate-limit capacity. Returns the token charge to correct later, if tokens were charged.
     async fn wait_for_rate_limit<P: Platform>(
         &self,
         platform: &P,
         call: &CallSpec<P::Request>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<TokenTicket>, Failure> {
         let Some((_, scope)) = &self.config.rate_limit else {
-            return Ok(());
+            return Ok(None);
         };
         let key = scoped_key(*scope, &call.origin, call.rate_key.as_deref());
         let now = platform.now_ms();
         let reserved = {
             let mut state = self.state.borrow_mut();
             let Some(limiter) = state.limiter.as_mut() else {
-                return Ok(());
+                return Ok(None);
             };
             limiter.get(&key, now).reserve(now, call.tokens)
         };
@@ -405,7 +433,7 @@ impl Engine {
                     retry_after_ms,
                 })
             }
-            Ok(reservation) if reservation.wait_ms == 0 => Ok(()),
+            Ok(reservation) if reservation.wait_ms == 0 => Ok(TokenTicket::new(key, reservation)),
             Ok(reservation) => {
                 let wait_ms = reservation.wait_ms;
                 platform.emit(Event::RateLimited {
@@ -420,8 +448,8 @@ impl Engine {
                     reservation: Some(reservation),
                 };
                 platform.sleep(wait_ms).await;
-                guard.keep();
-                Ok(())
+                let reservation = guard.keep();
+                Ok(reservation.and_then(|r| TokenTicket::new(key, r)))
             }
         }
     }
@@ -495,6 +523,7 @@ fn share_outcome<P: Platform>(
                 response,
                 attempts: delivered.attempts,
                 retry_after_ms: delivered.retry_after_ms,
+                tokens: None,
             })
         }),
         Err(failure) => Some(Err(failure.clone())),
@@ -574,8 +603,8 @@ struct ReservationGuard<'a, P: Platform> {
 }
 
 impl<P: Platform> ReservationGuard<'_, P> {
-    fn keep(mut self) {
-        self.reservation = None;
+    fn keep(mut self) -> Option<Reservation> {
+        self.reservation.take()
     }
 }
 

@@ -1,11 +1,11 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::config::Timeouts;
-use crate::core::pipeline::{CallSpec, Engine, SharedCalls};
+use crate::core::pipeline::{CallSpec, Engine, SharedCalls, TokenTicket};
 use crate::core::race::{race, Either};
 use crate::wasm::errors::{abort_error, failure_to_js};
 use crate::wasm::events::Listeners;
-use crate::wasm::js::set;
+use crate::wasm::js::{get, set};
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
@@ -116,13 +116,19 @@ impl Inner {
         }
     }
 
-    async fn fetch(&self, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
+    async fn fetch(self: &Rc<Self>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
         self.seed_once();
         let defaults = RequestDefaults {
             base_url: self.options.base_url.as_deref(),
             headers: &self.options.headers,
             retry: self.options.config.retry.as_ref(),
             dedupe: self.options.dedupe,
+            count_tokens: self
+                .options
+                .config
+                .rate_limit
+                .as_ref()
+                .is_some_and(|(limit, _)| limit.tokens_per_minute.is_some()),
         };
         let prepared = prepare(input, init, &defaults).await?;
         let Prepared {
@@ -174,11 +180,55 @@ impl Inner {
                 if let Some(ms) = delivered.retry_after_ms {
                     set(&delivered.response, "retryAfterMs", &(ms as f64).into());
                 }
+                if let Some(ticket) = delivered.tokens {
+                    self.settle_from_usage(&delivered.response, ticket);
+                }
                 Ok(delivered.response.into())
             }
             Err(failure) => Err(failure_to_js(&failure)),
         }
     }
+}
+
+impl Inner {
+    /// Corrects the tokens-per-minute charge with the `usage` of a JSON response, read from a copy
+    /// in the background (the caller's body is untouched). Without usage, the estimate stands.
+    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket) {
+        let is_json = response
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.contains("json"));
+        if !is_json || !response.ok() {
+            return;
+        }
+        let Ok(copy) = Response::clone(response) else {
+            return;
+        };
+        let inner = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Ok(promise) = copy.json() else { return };
+            let Ok(body) = JsFuture::from(promise).await else {
+                return;
+            };
+            if let Some(tokens) = usage_tokens(&get(&body, "usage")) {
+                inner
+                    .engine
+                    .settle_tokens(ticket, tokens, inner.platform_now());
+            }
+        });
+    }
+}
+
+/// Total tokens from an OpenAI (`total_tokens`, or prompt + completion) or Anthropic (input + output)
+/// `usage` object.
+fn usage_tokens(usage: &JsValue) -> Option<u64> {
+    let count = |key: &str| get(usage, key).as_f64().filter(|n| *n >= 0.0);
+    let total = count("total_tokens")
+        .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
+        .or_else(|| Some(count("input_tokens")? + count("output_tokens")?))?;
+    Some(total as u64)
 }
 
 /// A future that resolves when `signal` aborts, and a function that stops listening.

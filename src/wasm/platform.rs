@@ -19,13 +19,13 @@ use web_sys::{AbortController, Response};
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(input: &str, init: &Object) -> Promise;
+    fn global_fetch(input: &JsValue, init: &Object) -> Promise;
 }
 
 /// One attempt's worth of request: the URL and a `RequestInit` whose `signal` is set per attempt.
 pub struct JsRequest {
-    /// Absolute URL.
-    pub url: String,
+    /// Absolute URL, as a JS string (not converted again on every attempt).
+    pub url: JsValue,
     /// method, headers, body and the caller's other `RequestInit` fields.
     pub init: Object,
 }

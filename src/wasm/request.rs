@@ -46,9 +46,22 @@ pub struct RequestDefaults<'a> {
     pub retry: Option<&'a RetryConfig>,
     /// Whether identical cacheable calls in flight are shared.
     pub dedupe: bool,
+    /// Whether a tokens-per-minute limit needs the body's token estimate.
+    pub count_tokens: bool,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `JSON.parse` on a JS string, without copying it through wasm memory.
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 /// Normalises `input` and `init`.
+///
+/// The hot path is lean on purpose: the caller's `init` is copied once and passed on as it is (fetch
+/// ignores the extra `resilience` member); headers are rebuilt only when something must be merged into
+/// them, and a body is only read into wasm memory when a shared-call key needs it.
 ///
 /// # Errors
 /// A `TypeError` for an input that is not a string, URL or Request, an invalid URL, a non-object init,
@@ -75,48 +88,73 @@ pub async fn prepare(
         None => input_href(&input)?,
     };
     let url = resolve_url(&href, defaults.base_url)?;
-
     let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
-    for key in ["resilience", "signal", "body", "headers", "method"] {
-        let _ = Reflect::delete_property(&out, &key.into());
-    }
-    let method = field("method")?
-        .as_string()
-        .or_else(|| source.map(Request::method))
-        .unwrap_or_else(|| "GET".to_string())
-        .to_ascii_uppercase();
-    set(&out, "method", &method.as_str().into());
 
-    let headers = build_headers(source, &field("headers")?, defaults.headers)?;
-    if let Some(key) = &policy.idempotency_key {
-        let _ = headers.set("idempotency-key", key);
-    }
-    set(&out, "headers", &headers);
+    let method = match (field("method")?.as_string(), source) {
+        (Some(method), _) => method.to_ascii_uppercase(),
+        (None, Some(request)) => {
+            let method = request.method();
+            set(&out, "method", &method.as_str().into());
+            method
+        }
+        (None, None) => "GET".to_string(),
+    };
 
-    let body = reusable_body(source, &field("body")?, &method).await?;
-    let tokens = body.as_ref().map_or(0, body_len) / 4;
-    if let Some(body) = &body {
+    let init_headers = field("headers")?;
+    let merged =
+        if source.is_some() || !defaults.headers.is_empty() || policy.idempotency_key.is_some() {
+            let headers = build_headers(source, &init_headers, defaults.headers)?;
+            if let Some(key) = &policy.idempotency_key {
+                headers.set("idempotency-key", key)?;
+            }
+            set(&out, "headers", &headers);
+            Some(headers)
+        } else {
+            None
+        };
+
+    let init_body = field("body")?;
+    let body = reusable_body(source, &init_body, &method).await?;
+    if let Some(body) = body.as_ref().filter(|b| !JsValue::eq(b, &init_body)) {
         set(&out, "body", body);
     }
+    let tokens = match (defaults.count_tokens, &body) {
+        (true, Some(body)) => body_len(body) / 4,
+        _ => 0,
+    };
 
     let signal = field("signal")?
         .dyn_into::<AbortSignal>()
         .ok()
         .or_else(|| source.map(Request::signal));
 
+    let href = url.href();
     let share_key = match defaults.dedupe {
-        true => share_key(&method, &url.href(), &headers, body.as_ref(), policy.cache),
+        true => {
+            let headers = match merged {
+                Some(headers) => Some(headers),
+                None if init_headers.is_undefined() || init_headers.is_null() => None,
+                None => Headers::new_with_headers(init_headers.unchecked_ref()).ok(),
+            };
+            share_key(
+                &method,
+                &href,
+                headers.as_ref(),
+                body.as_ref(),
+                policy.cache,
+            )
+        }
         false => None,
     };
 
     Ok(Prepared {
         share_key,
         request: JsRequest {
-            url: url.href(),
+            url: JsValue::from_str(&href),
             init: out,
         },
-        origin: url.origin(),
-        url: url.href(),
+        origin: origin_of(&href).map_or_else(|| url.origin(), str::to_string),
+        url: href,
         signal,
         policy,
         tokens,
@@ -131,25 +169,34 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
 fn share_key(
     method: &str,
     url: &str,
-    headers: &Headers,
+    headers: Option<&Headers>,
     body: Option<&JsValue>,
     mode: CacheMode,
 ) -> Option<String> {
-    let header = |name: &str| headers.get(name).ok().flatten().unwrap_or_default();
-    if mode == CacheMode::Bypass || header("cache-control").contains("no-store") {
+    if mode == CacheMode::Bypass {
         return None;
     }
     let text = match body {
-        None => String::new(),
-        Some(body) => body.as_string()?,
+        None => None,
+        Some(body) if body.is_string() => Some(body),
+        Some(_) => return None,
     };
-    let deterministic = match method {
-        "GET" | "HEAD" => true,
-        _ => js_sys::JSON::parse(&text)
+    let deterministic = match (method, text) {
+        ("GET" | "HEAD", _) => true,
+        (_, Some(text)) => json_parse(text)
             .ok()
             .is_some_and(|json| get(&json, "temperature").as_f64() == Some(0.0)),
+        (_, None) => false,
     };
     if !deterministic && mode != CacheMode::Force {
+        return None;
+    }
+    let header = |name: &str| {
+        headers
+            .and_then(|h| h.get(name).ok().flatten())
+            .unwrap_or_default()
+    };
+    if header("cache-control").contains("no-store") {
         return None;
     }
     let mut key = format!("{method} {url}");
@@ -158,8 +205,21 @@ fn share_key(
         key.push_str(&header(name));
     }
     key.push('\n');
-    key.push_str(&text);
+    key.push_str(&text.and_then(JsValue::as_string).unwrap_or_default());
     Some(key)
+}
+
+/// `scheme://host:port` of a serialized URL (a `URL.href`): everything before the path. Cheaper than
+/// asking `URL.origin` across the boundary on every call; `None` for URLs with credentials or without
+/// an authority, which `URL.origin` handles.
+fn origin_of(href: &str) -> Option<&str> {
+    let scheme_end = href.find("://")? + 3;
+    let rest = &href[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if rest[..authority_end].contains('@') {
+        return None;
+    }
+    Some(&href[..scheme_end + authority_end])
 }
 
 fn input_href(input: &JsValue) -> Result<String, JsValue> {
@@ -247,8 +307,8 @@ async fn reusable_body(
 }
 
 fn body_len(body: &JsValue) -> u64 {
-    if let Some(s) = body.as_string() {
-        return s.len() as u64;
+    if let Some(text) = body.dyn_ref::<js_sys::JsString>() {
+        return u64::from(text.length());
     }
     ["byteLength", "size"]
         .iter()

@@ -202,6 +202,7 @@ export const scenarios = {
     check(error.retryAfterMs > 0 && error.retryAfterMs <= 300, `retryAfterMs ${error.retryAfterMs}`);
     equal(await upstreamCount(mock), before, "the open breaker kept the request off the wire");
     equal(client.stats().breakers[0].state, "open", "stats shows it open");
+    equal(client.stats().breakers[0].key, new URL(mock).origin, "one breaker per origin");
     await new Promise((r) => setTimeout(r, 350));
     equal((await client.fetch(url, chatInit("x"))).status, 200, "probe answered");
     equal(client.stats().breakers[0].state, "closed", "closed after the probe");
@@ -223,6 +224,20 @@ export const scenarios = {
     await Promise.all([1, 2, 3].map((i) => client.fetch(`${mock}/health?call=${i}`)));
     const elapsed = Date.now() - started;
     check(elapsed >= 190, `three calls at 10/s with burst 1 took ${elapsed} ms`);
+  },
+
+  async "corrects a tokens-per-minute estimate with the response's usage"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ rateLimit: { tokensPerMinute: 1000, maxWaitMs: 0 } });
+    // ~3000 bytes of body estimate 750 tokens; the mock reports far fewer in its usage.
+    const body = chatBody("hi", { padding: "x".repeat(3000) });
+    const send = () => client.fetch(`${mock}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const first = await send();
+    const usage = (await first.json()).usage;
+    check(usage.total_tokens < 100, `usage ${JSON.stringify(usage)}`);
+    await new Promise((r) => setTimeout(r, 50)); // the correction reads its own copy of the body
+    equal((await send()).status, 200, "admitted once the estimate was corrected");
+    const error = await rejection(client.fetch(`${mock}/v1/chat/completions`, { method: "POST", body: chatBody("x", { padding: "x".repeat(4500) }) }));
+    equal(error.name, "RateLimitError", "an estimate beyond what is left is still refused");
   },
 
   async "network failure rejects with a TypeError like fetch"({ ResilientClient }) {
