@@ -16,6 +16,8 @@
  *   POST /v1/chat/completions   OpenAI Chat Completions (JSON, or SSE with "stream": true)
  *   POST /v1/messages           Anthropic Messages (JSON, or SSE with "stream": true)
  *   GET  /health                {"ok":true}
+ *   GET  /v1/events?count=N     a plain event stream (id: i / data: tick i, retry: 50) resuming after
+ *                               Last-Event-ID, for reconnection tests
  *   POST /control/faults        set global faults (JSON, see below); GET returns them
  *   POST /control/reset         clear faults, per-key counters and stats
  *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus } },
@@ -711,6 +713,27 @@ async function handleCompletion(call, state) {
   return sendCompletion(call, plan, buildAnswer(call.request.userText, call.request.maxTokens));
 }
 
+/**
+ * GET /v1/events?count=N: a plain (non-LLM) event stream of `id: i` / `data: tick i` events, resuming
+ * after the request's Last-Event-ID, with `retry: 50` — for testing reconnection. Per-request faults
+ * apply (e.g. `reset=2;times=1;key=k` cuts the first connection after two events).
+ */
+async function handleTicker(call, state, search) {
+  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
+  state.stats.faulted(plan.labels);
+  call.extraHeaders = plan.headers;
+  await wait(plan.delayMs, call.res);
+  if (!isOpen(call.res)) return;
+  if (plan.status !== undefined) return sendError(call, plan.status, plan.errorType, `mock fault: HTTP ${plan.status}`);
+  const count = Math.min(Number(search.get("count")) || 10, 10_000);
+  const after = Number(call.req.headers["last-event-id"]) || 0;
+  const frames = ["retry: 50\n\n"];
+  for (let i = after + 1; i <= count; i++) frames.push(`id: ${i}\ndata: tick ${i}\n\n`);
+  begin(call, 200, SSE_HEADERS);
+  const chunkDelay = Number(call.req.headers["x-mock-chunk-delay-ms"]);
+  return pumpFrames(call, frames, plan, Number.isFinite(chunkDelay) && chunkDelay >= 0 ? chunkDelay : DEFAULT_CHUNK_DELAY_MS);
+}
+
 async function handleControl(call, state, path) {
   const { method } = call.req;
   if (path === "/control/stats" && method === "GET") return sendJson(call, 200, state.stats.snapshot());
@@ -747,7 +770,7 @@ function splitTarget(pathname) {
 
 async function route(call, state) {
   const { req } = call;
-  const pathname = new URL(req.url ?? "/", "http://mock").pathname;
+  const { pathname, searchParams } = new URL(req.url ?? "/", "http://mock");
   if (req.method === "OPTIONS") {
     call.res.writeHead(204, { "access-control-max-age": "86400" });
     return void call.res.end();
@@ -761,6 +784,10 @@ async function route(call, state) {
   call.counted = true;
   state.stats.received(target, path, req.headers["idempotency-key"]);
   call.res.once("close", () => state.stats.finished());
+  if (path === "/v1/events" && req.method === "GET") {
+    call.provider = openai;
+    return handleTicker(call, state, searchParams);
+  }
   call.provider = COMPLETION_ROUTES[path];
   if (!call.provider) throw new HttpError(404, `unknown path ${path}`);
   if (req.method !== "POST") throw new HttpError(405, `${req.method} not allowed on ${path}`);

@@ -39,7 +39,7 @@ pub struct SseEvent {
 ///
 /// One parser follows one stream; after [`SseParser::end`] it may be fed the next stream of the same
 /// source (a reconnection), keeping its last event ID and reconnection time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SseParser {
     /// Bytes of a line that began in an earlier chunk and has not been terminated yet.
     line: Vec<u8>,

@@ -1,15 +1,17 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::config::Timeouts;
-use crate::core::pipeline::{CallSpec, Engine, SharedCalls, TokenTicket};
+use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls, TokenTicket};
+use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::errors::{abort_error, failure_to_js};
-use crate::wasm::events::Listeners;
 use crate::wasm::js::{get, set};
+use crate::wasm::listeners::Listeners;
 use crate::wasm::options::{parse_client_options, ClientOptions};
-use crate::wasm::platform::JsPlatform;
+use crate::wasm::platform::{JsPlatform, JsRequest};
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
 use crate::wasm::stats::{metrics_text, stats_to_js};
+use crate::wasm::stream::SseStream;
 use js_sys::{Function, Promise};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -23,9 +25,9 @@ pub struct ResilientClient {
     inner: Rc<Inner>,
 }
 
-struct Inner {
-    engine: Engine,
-    platform: JsPlatform,
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) platform: JsPlatform,
     options: ClientOptions,
     in_flight: SharedCalls<Response>,
     seeded: Cell<bool>,
@@ -66,6 +68,17 @@ impl ResilientClient {
         future_to_promise(async move { inner.fetch(input, init).await })
     }
 
+    /// Opens an SSE stream through the pipeline (the package's `events()` wraps it in an async
+    /// iterator).
+    #[wasm_bindgen(js_name = openEvents)]
+    pub fn open_events(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL | Request")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ResilientInit")] init: JsValue,
+    ) -> SseStream {
+        SseStream::open(self.inner.clone(), input, init)
+    }
+
     /// Counters, breaker states, bucket level and latency percentiles.
     #[wasm_bindgen(unchecked_return_type = "ClientStats")]
     pub fn stats(&self) -> JsValue {
@@ -98,7 +111,7 @@ impl ResilientClient {
 }
 
 impl Inner {
-    fn platform_now(&self) -> u64 {
+    pub(crate) fn platform_now(&self) -> u64 {
         js_sys::Date::now() as u64
     }
 
@@ -117,6 +130,21 @@ impl Inner {
     }
 
     async fn fetch(self: &Rc<Self>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
+        let prepared = self.prepare(input, init).await?;
+        let share_key = prepared.share_key.clone();
+        let shared = share_key.as_deref().map(|key| (&self.in_flight, key));
+        let delivered = self.call(&self.platform, prepared, shared).await?;
+        if let Some(ms) = delivered.retry_after_ms {
+            set(&delivered.response, "retryAfterMs", &(ms as f64).into());
+        }
+        if let Some(ticket) = delivered.tokens {
+            self.settle_from_usage(&delivered.response, ticket);
+        }
+        Ok(delivered.response.into())
+    }
+
+    /// Normalises fetch arguments with the client's defaults.
+    pub(crate) async fn prepare(&self, input: JsValue, init: JsValue) -> Result<Prepared, JsValue> {
         self.seed_once();
         let defaults = RequestDefaults {
             base_url: self.options.base_url.as_deref(),
@@ -130,37 +158,41 @@ impl Inner {
                 .as_ref()
                 .is_some_and(|(limit, _)| limit.tokens_per_minute.is_some()),
         };
-        let prepared = prepare(input, init, &defaults).await?;
-        let Prepared {
-            request,
-            url,
-            origin,
-            signal,
-            policy,
-            tokens,
-            share_key,
-        } = prepared;
+        prepare(input, init, &defaults).await
+    }
+
+    /// Runs a prepared request through the pipeline on `platform`, racing the caller's signal;
+    /// with `shared`, identical calls in flight share one upstream call.
+    pub(crate) async fn call<P: Platform<Request = JsRequest>>(
+        &self,
+        platform: &P,
+        prepared: Prepared,
+        shared: Option<(&SharedCalls<P::Response>, &str)>,
+    ) -> Result<Delivered<P::Response>, JsValue> {
         let config = self.engine.config();
         let call = CallSpec {
-            request,
-            url,
-            origin,
-            rate_key: policy.rate_limit_key,
-            timeout: Timeouts::overridden_by(config.timeout, &policy.timeout),
-            retry: policy.retry.unwrap_or_else(|| config.retry.clone()),
-            tokens,
+            request: prepared.request,
+            url: prepared.url,
+            origin: prepared.origin,
+            rate_key: prepared.policy.rate_limit_key,
+            timeout: Timeouts::overridden_by(config.timeout, &prepared.policy.timeout),
+            retry: prepared
+                .policy
+                .retry
+                .unwrap_or_else(|| config.retry.clone()),
+            tokens: prepared.tokens,
         };
         let work = async {
-            match &share_key {
-                Some(key) => {
+            match shared {
+                Some((flights, key)) => {
                     self.engine
-                        .execute_shared(&self.platform, &self.in_flight, &call, key)
+                        .execute_shared(platform, flights, &call, key)
                         .await
                 }
-                None => self.engine.execute(&self.platform, &call).await,
+                None => self.engine.execute(platform, &call).await,
             }
         };
-        let result = match &signal {
+        let result = match &prepared.signal {
             None => work.await,
             Some(signal) => {
                 if signal.aborted() {
@@ -175,18 +207,7 @@ impl Inner {
                 }
             }
         };
-        match result {
-            Ok(delivered) => {
-                if let Some(ms) = delivered.retry_after_ms {
-                    set(&delivered.response, "retryAfterMs", &(ms as f64).into());
-                }
-                if let Some(ticket) = delivered.tokens {
-                    self.settle_from_usage(&delivered.response, ticket);
-                }
-                Ok(delivered.response.into())
-            }
-            Err(failure) => Err(failure_to_js(&failure)),
-        }
+        result.map_err(|failure| failure_to_js(&failure))
     }
 }
 
@@ -232,7 +253,7 @@ fn usage_tokens(usage: &JsValue) -> Option<u64> {
 }
 
 /// A future that resolves when `signal` aborts, and a function that stops listening.
-fn abort_future(signal: &AbortSignal) -> (JsFuture, impl FnOnce() + '_) {
+pub(crate) fn abort_future(signal: &AbortSignal) -> (JsFuture, impl FnOnce() + '_) {
     let mut resolver: Option<Function> = None;
     let promise = Promise::new(&mut |resolve, _reject| {
         let options = AddEventListenerOptions::new();

@@ -52,3 +52,16 @@ impl AsRef<JsValue> for ObjectBuilder {
         &self.0
     }
 }
+
+thread_local! {
+    static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_: JsValue| {});
+}
+
+/// Marks a promise's rejection as handled: for fire-and-forget calls such as `reader.cancel()` on an
+/// already failed stream, whose rejection would otherwise surface as an unhandled rejection (which
+/// terminates Node).
+pub fn ignore_rejection(promise: &js_sys::Promise) {
+    IGNORE.with(|ignore| {
+        let _ = promise.catch(ignore);
+    });
+}

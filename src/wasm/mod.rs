@@ -3,14 +3,15 @@
 
 mod client;
 mod errors;
-mod events;
 mod js;
+mod listeners;
 mod options;
 mod platform;
 mod reader;
 mod request;
 mod sse;
 mod stats;
+mod stream;
 mod types;
 
 pub use client::ResilientClient;

@@ -33,7 +33,12 @@ pub struct RequestPolicy {
     pub timeout: TimeoutOverrides,
     /// Sent as `Idempotency-Key` on every attempt.
     pub idempotency_key: Option<String>,
+    /// GET event streams: how many times to reconnect (with `Last-Event-ID`) after a cut.
+    pub reconnect: Option<u32>,
 }
+
+/// Reconnections allowed by `resilience.reconnect: true`.
+const DEFAULT_RECONNECTS: u32 = 3;
 
 const CLIENT_KEYS: [&str; 10] = [
     "baseUrl",
@@ -251,7 +256,20 @@ pub fn parse_request_policy(
         "retry",
         "timeout",
         "idempotencyKey",
+        "reconnect",
     ])?;
+    policy.reconnect = match p.toggle("reconnect")? {
+        Toggle::Off => None,
+        Toggle::Default if p.raw("reconnect")?.is_none() => None,
+        Toggle::Default => Some(DEFAULT_RECONNECTS),
+        Toggle::On(r) => {
+            r.only(&["maxAttempts"])?;
+            Some(
+                r.integer("maxAttempts", 0, 1000)?
+                    .map_or(DEFAULT_RECONNECTS, |n| n as u32),
+            )
+        }
+    };
     policy.cache = match p.choice("cache", &["default", "bypass", "force", "only-if-cached"])? {
         Some("bypass") => CacheMode::Bypass,
         Some("force") => CacheMode::Force,

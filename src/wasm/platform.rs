@@ -7,7 +7,8 @@
 
 use crate::core::event::Event;
 use crate::core::platform::{Platform, ResponseMeta};
-use crate::wasm::events::Listeners;
+use crate::wasm::js::ignore_rejection;
+use crate::wasm::listeners::Listeners;
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::rc::Rc;
@@ -104,7 +105,7 @@ impl Platform for JsPlatform {
 
     fn discard(&self, response: Response) {
         if let Some(body) = response.body() {
-            let _ = body.cancel();
+            ignore_rejection(&body.cancel());
         }
     }
 

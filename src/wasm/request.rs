@@ -25,6 +25,8 @@ pub struct Prepared {
     pub url: String,
     /// `scheme://host:port`.
     pub origin: String,
+    /// The upper-cased method.
+    pub method: String,
     /// The caller's abort signal.
     pub signal: Option<AbortSignal>,
     /// `init.resilience`.
@@ -154,6 +156,7 @@ pub async fn prepare(
             init: out,
         },
         origin: origin_of(&href).map_or_else(|| url.origin(), str::to_string),
+        method,
         url: href,
         signal,
         policy,

@@ -50,17 +50,22 @@ impl SseParser {
     }
 
     fn drain(&mut self) -> Array {
-        let events = Array::new_with_length(self.out.len() as u32);
-        for (i, event) in self.out.drain(..).enumerate() {
-            let object = ObjectBuilder::new()
-                .str("event", &event.event)
-                .str("data", &event.data)
-                .str("id", &event.id)
-                .build();
-            events.set(i as u32, object);
-        }
-        events
+        events_to_js(&mut self.out)
     }
+}
+
+/// Moves parsed events into one JS array of `{ event, data, id }` objects.
+pub fn events_to_js(events: &mut Vec<SseEvent>) -> Array {
+    let array = Array::new_with_length(events.len() as u32);
+    for (i, event) in events.drain(..).enumerate() {
+        let object = ObjectBuilder::new()
+            .str("event", &event.event)
+            .str("data", &event.data)
+            .str("id", &event.id)
+            .build();
+        array.set(i as u32, object);
+    }
+    array
 }
 
 impl Default for SseParser {

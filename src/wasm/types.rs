@@ -7,6 +7,14 @@ const TYPES: &'static str = r#"
 export interface ResilientClient {
   /** `fetch` pre-bound to this client: `new OpenAI({ fetch: client.fetcher })`. */
   readonly fetcher: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+  /** Server-Sent Events through the pipeline: retried until the first event, never replayed after. */
+  events(input: string | URL | Request, init?: ResilientInit): EventStream;
+}
+export interface EventStream extends AsyncIterable<SseEvent> {
+  /** The response, once its first event arrived (or the call failed). */
+  readonly response: Promise<Response>;
+  /** Stops the stream and cancels the request body. */
+  cancel(): void;
 }
 export interface TimeoutOptions { attemptMs?: number; totalMs?: number; firstByteMs?: number; idleMs?: number }
 export interface RetryOptions {

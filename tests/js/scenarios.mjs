@@ -30,9 +30,17 @@ function chatInit(content, fault, extra = {}) {
   return { method: "POST", headers, body: chatBody(content), ...extra };
 }
 
+async function mockStats(mock) {
+  return (await fetch(`${mock}/control/stats`)).json();
+}
+
 async function upstreamCount(mock) {
-  const stats = await (await fetch(`${mock}/control/stats`)).json();
-  return stats.total;
+  return (await mockStats(mock)).total;
+}
+
+function streamInit(content, fault) {
+  const body = chatBody(content, { stream: true, stream_options: { include_usage: true } });
+  return { method: "POST", headers: fault ? { "x-mock-fault": fault } : {}, body };
 }
 
 const fast = { baseDelayMs: 10, maxDelayMs: 50 };
@@ -301,6 +309,118 @@ export const scenarios = {
     const text = client.metrics();
     check(text.includes("resilient_llm_requests_total 2\n"), text);
     check(text.includes("resilient_llm_retries_total 1\n"), text);
+  },
+
+  async "streams an OpenAI chat answer and ends at [DONE]"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const stream = client.events(`${mock}/v1/chat/completions`, streamInit("stream me"));
+    const data = [];
+    for await (const event of stream) data.push(event.data);
+    equal(data.at(-1), "[DONE]", "last event");
+    const text = data.slice(0, -1).map((d) => JSON.parse(d).choices[0]?.delta?.content ?? "").join("");
+    const json = await (await client.fetch(`${mock}/v1/chat/completions`, chatInit("stream me"))).json();
+    equal(text, json.choices[0].message.content, "streamed text equals the JSON answer");
+    equal((await stream.response).status, 200, "response");
+  },
+
+  async "streams an Anthropic answer through message_stop"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const body = JSON.stringify({ model: "claude-x", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] });
+    const types = [];
+    for await (const event of client.events(`${mock}/v1/messages`, { method: "POST", body })) types.push(event.event);
+    equal(types[0], "message_start", "first event");
+    equal(types.at(-1), "message_stop", "last event");
+    check(types.includes("content_block_delta"), "deltas");
+  },
+
+  async "retries a 503 that comes before the first event"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const before = await upstreamCount(mock);
+    const fault = `status=503;times=1;key=${unique("sse503")}`;
+    let events = 0;
+    for await (const _ of client.events(`${mock}/v1/chat/completions`, streamInit("x", fault))) events++;
+    check(events > 5, `events ${events}`);
+    equal((await upstreamCount(mock)) - before, 2, "one failed attempt, one streamed");
+  },
+
+  async "the idle timeout fires when a stream stalls"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ timeout: { idleMs: 300 } });
+    let events = 0;
+    const error = await rejection((async () => {
+      for await (const _ of client.events(`${mock}/v1/chat/completions`, streamInit("x", "stall=3"))) events++;
+    })());
+    equal(error.name, "TimeoutError", "error name");
+    equal(error.option, "timeout.idleMs", "which deadline");
+    equal(events, 3, "the events before the stall were delivered");
+    check(error.partialText.startsWith("You said"), `partial text: ${error.partialText}`);
+  },
+
+  async "a mid-stream reset is an IncompleteStreamError and is never replayed"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const before = await upstreamCount(mock);
+    let events = 0;
+    const error = await rejection((async () => {
+      for await (const _ of client.events(`${mock}/v1/chat/completions`, streamInit("x", "reset=6"))) events++;
+    })());
+    equal(error.name, "IncompleteStreamError", "error name");
+    equal(error.code, "INCOMPLETE_STREAM", "error code");
+    check(events >= 1 && error.partialText.length > 0, `events ${events}, partial ${JSON.stringify(error.partialText)}`);
+    equal((await upstreamCount(mock)) - before, 1, "no replay after data was delivered");
+  },
+
+  async "timeout.firstByteMs bounds the time to the first event"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ timeout: { firstByteMs: 250 }, retry: false });
+    const error = await rejection((async () => {
+      // Headers arrive at once, the first event never does.
+      for await (const _ of client.events(`${mock}/v1/chat/completions`, streamInit("x", "stall=0"))) {}
+    })());
+    equal(error.name, "TimeoutError", "error name");
+    equal(error.option, "timeout.firstByteMs", "which deadline");
+  },
+
+  async "an in-band error event becomes an UpstreamError after the data before it"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    let events = 0;
+    const error = await rejection((async () => {
+      for await (const _ of client.events(`${mock}/v1/chat/completions`, streamInit("x", "mid-stream-error"))) events++;
+    })());
+    equal(error.name, "UpstreamError", "error name");
+    equal(error.code, "UPSTREAM_STREAM_ERROR", "error code");
+    equal(events, 2, "events before the error");
+  },
+
+  async "an error status surfaces as an UpstreamError with the status"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const error = await rejection((async () => {
+      for await (const _ of client.events(`${mock}/v1/chat/completions`, streamInit("x", "status=400"))) {}
+    })());
+    equal(error.name, "UpstreamError", "error name");
+    equal(error.status, 400, "status");
+  },
+
+  async "breaking out of the loop cancels the request on the wire"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const init = streamInit("x");
+    init.headers["x-mock-chunk-delay-ms"] = "100";
+    let events = 0;
+    for await (const _ of client.events(`${mock}/v1/chat/completions`, init)) {
+      if (++events === 2) break;
+    }
+    for (let i = 0; i < 50 && (await mockStats(mock)).inFlight > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    equal((await mockStats(mock)).inFlight, 0, "the upstream saw the connection close");
+  },
+
+  async "reconnects a GET stream with Last-Event-ID and the server's retry delay"({ ResilientClient }, mock) {
+    const client = new ResilientClient();
+    const fault = `reset=4;times=1;key=${unique("reconnect")}`;
+    const ids = [];
+    const stream = client.events(`${mock}/v1/events?count=6`, { headers: { "x-mock-fault": fault }, resilience: { reconnect: true } });
+    for await (const event of stream) ids.push(event.id);
+    equal(ids.join(","), "1,2,3,4,5,6", "every event once, in order, across the cut");
+    const error = await rejection((async () => {
+      for await (const _ of client.events(`${mock}/v1/chat/completions`, { ...streamInit("x"), resilience: { reconnect: true } })) {}
+    })());
+    equal(error.name, "TypeError", "reconnect is refused for POST");
   },
 
   async "SseParser splits events across chunks"({ SseParser }) {

@@ -1,0 +1,359 @@
+//! A small JSON reader for the few fields the core needs from LLM responses: stream deltas, usage,
+//! finish reasons, error objects.
+//!
+//! Why not serde_json? It adds about 38 KB (gzip) to the wasm, more than the rest of the core, for
+//! documents whose shape we only probe. This reader is total (any input gives a value or `None`, never
+//! a panic), bounded (nesting deeper than [`MAX_DEPTH`] is rejected instead of overflowing the
+//! stack), and keeps numbers as their source text so no float parsing is linked in: integers are read
+//! by hand where needed ([`Json::as_u64`]).
+
+use std::borrow::Cow;
+
+/// Deepest nesting accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// A parsed JSON value, borrowing from the source where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json<'a> {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(&'a str),
+    /// A string, unescaped (borrowed when it had no escapes).
+    String(Cow<'a, str>),
+    /// An array.
+    Array(Vec<Json<'a>>),
+    /// An object, members in source order.
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+}
+
+impl<'a> Json<'a> {
+    /// Parses a whole document (surrounding whitespace allowed); `None` if it is not valid JSON.
+    pub fn parse(text: &'a str) -> Option<Json<'a>> {
+        let mut reader = Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        let value = reader.value(0)?;
+        reader.skip_space();
+        (reader.at == reader.bytes.len()).then_some(value)
+    }
+
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        match self {
+            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Element `index` of an array.
+    pub fn at(&self, index: usize) -> Option<&Json<'a>> {
+        match self {
+            Json::Array(items) => items.get(index),
+            _ => None,
+        }
+    }
+
+    /// The string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer value (`12`, also `12.0`); `None` for anything else or on overflow.
+    pub fn as_u64(&self) -> Option<u64> {
+        let Json::Number(text) = self else {
+            return None;
+        };
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        if whole.is_empty() || !fraction.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        whole.bytes().try_fold(0u64, |n, b| {
+            b.is_ascii_digit()
+                .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+                .flatten()
+        })
+    }
+
+    /// True for `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.skip_space();
+        (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
+    }
+
+    fn literal(&mut self, word: &str, value: Json<'a>) -> Option<Json<'a>> {
+        self.bytes[self.at..].starts_with(word.as_bytes()).then(|| {
+            self.at += word.len();
+            value
+        })
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Json<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.skip_space();
+        match *self.bytes.get(self.at)? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => self.string().map(Json::String),
+            b't' => self.literal("true", Json::Bool(true)),
+            b'f' => self.literal("false", Json::Bool(false)),
+            b'n' => self.literal("null", Json::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<Json<'a>> {
+        self.at += 1;
+        let mut members = Vec::new();
+        if self.eat(b'}').is_some() {
+            return Some(Json::Object(members));
+        }
+        loop {
+            self.skip_space();
+            if self.bytes.get(self.at) != Some(&b'"') {
+                return None;
+            }
+            let key = self.string()?;
+            self.eat(b':')?;
+            members.push((key, self.value(depth + 1)?));
+            if self.eat(b',').is_none() {
+                self.eat(b'}')?;
+                return Some(Json::Object(members));
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Json<'a>> {
+        self.at += 1;
+        let mut items = Vec::new();
+        if self.eat(b']').is_some() {
+            return Some(Json::Array(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            if self.eat(b',').is_none() {
+                self.eat(b']')?;
+                return Some(Json::Array(items));
+            }
+        }
+    }
+
+    fn number(&mut self) -> Option<Json<'a>> {
+        let start = self.at;
+        if self.bytes[self.at] == b'-' {
+            self.at += 1;
+        }
+        let digits = |r: &mut Self| {
+            let from = r.at;
+            while r.bytes.get(r.at).is_some_and(u8::is_ascii_digit) {
+                r.at += 1;
+            }
+            r.at > from
+        };
+        match self.bytes.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            digits(self).then_some(())?;
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.bytes.get(self.at) {
+                self.at += 1;
+            }
+            digits(self).then_some(())?;
+        }
+        Some(Json::Number(&self.text[start..self.at]))
+    }
+
+    /// A string starting at the opening quote.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.at += 1;
+        let start = self.at;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(Cow::Borrowed(&self.text[start..self.at - 1]));
+                }
+                b'\\' => break,
+                0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+        let mut out = String::from(&self.text[start..self.at]);
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    let escape = *self.bytes.get(self.at)?;
+                    self.at += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => out.push(self.unicode_escape()?),
+                        _ => return None,
+                    }
+                }
+                0..=0x1f => return None,
+                _ => {
+                    // Copy the run of plain characters up to the next quote or backslash.
+                    let from = self.at;
+                    while self
+                        .bytes
+                        .get(self.at)
+                        .is_some_and(|b| !matches!(b, b'"' | b'\\' | 0..=0x1f))
+                    {
+                        self.at += 1;
+                    }
+                    out.push_str(&self.text[from..self.at]);
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.at..self.at + 4)?;
+        self.at += 4;
+        digits
+            .bytes()
+            .try_fold(0u32, |n, b| Some(n * 16 + (b as char).to_digit(16)?))
+    }
+
+    /// The code point of `\uXXXX` (the `\u` already read), joining surrogate pairs; a lone
+    /// surrogate becomes U+FFFD, as browsers' JSON.parse would keep it unpaired.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        if (0xD800..0xDC00).contains(&first) && self.bytes[self.at..].starts_with(b"\\u") {
+            let save = self.at;
+            self.at += 2;
+            let second = self.hex4()?;
+            if (0xDC00..0xE000).contains(&second) {
+                let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                return char::from_u32(code);
+            }
+            self.at = save;
+        }
+        Some(char::from_u32(first).unwrap_or('\u{FFFD}'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_nested_documents() {
+        let doc = Json::parse(
+            r#" {"choices":[{"delta":{"content":"Hi \"there\"\n"},"finish_reason":null}],
+                 "usage":{"prompt_tokens":12,"total_tokens":40.0},"ok":true} "#,
+        )
+        .unwrap();
+        let delta = doc
+            .get("choices")
+            .and_then(|c| c.at(0))
+            .and_then(|c| c.get("delta"));
+        assert_eq!(
+            delta.and_then(|d| d.get("content")).and_then(Json::as_str),
+            Some("Hi \"there\"\n")
+        );
+        let usage = doc.get("usage").unwrap();
+        assert_eq!(usage.get("prompt_tokens").and_then(Json::as_u64), Some(12));
+        assert_eq!(usage.get("total_tokens").and_then(Json::as_u64), Some(40));
+        assert_eq!(doc.get("ok"), Some(&Json::Bool(true)));
+        assert!(doc
+            .get("choices")
+            .and_then(|c| c.at(0))
+            .and_then(|c| c.get("finish_reason"))
+            .is_some_and(Json::is_null));
+    }
+
+    #[test]
+    fn decodes_unicode_escapes_and_surrogate_pairs() {
+        let doc = Json::parse(r#""\u00e9\ud83d\ude00\ud800x""#).unwrap();
+        assert_eq!(doc.as_str(), Some("é😀\u{FFFD}x"));
+    }
+
+    #[test]
+    fn rejects_invalid_documents() {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            "-",
+            "\"\u{1}\"",
+            "tru",
+            "[1] x",
+            "\"\\x\"",
+            "{\"a\":}",
+            "\"\\u12\"",
+        ] {
+            assert_eq!(Json::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(Json::parse(&deep), None);
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(Json::parse(&ok).is_some());
+    }
+
+    #[test]
+    fn integers_are_read_by_hand() {
+        let n = |t: &str| Json::parse(t).and_then(|j| j.as_u64());
+        assert_eq!(n("0"), Some(0));
+        assert_eq!(n("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(n("18446744073709551616"), None);
+        assert_eq!(n("-1"), None);
+        assert_eq!(n("1.5"), None);
+        assert_eq!(n("1e3"), None);
+    }
+}

@@ -1,0 +1,506 @@
+//! `client.events()`: Server-Sent Events over the resilient pipeline, with stream safeguards.
+//!
+//! A stream attempt succeeds only when its first event arrives: the transport used for streams reads
+//! the body until then, so a 503, a reset or silence before the first event is an ordinary failed
+//! attempt that the pipeline retries (and `timeout.firstByteMs` means "time to first event"). After the
+//! first event the caller has seen data and the request is never replayed: a cut becomes an
+//! `IncompleteStreamError` carrying the text received so far, a gap longer than `timeout.idleMs` a
+//! `TimeoutError`, an in-band error event an `UpstreamError`. Events cross to JS one batch per network
+//! chunk. Cancelling (`break`, `cancel()`, the caller's signal) cancels the body on the wire.
+
+use crate::core::error::TimeoutPhase;
+use crate::core::event::Event;
+use crate::core::platform::{Platform, ResponseMeta};
+use crate::core::race::{race, Either};
+use crate::core::sse::{SseEvent, SseParser};
+use crate::core::stream::{Observation, StreamMonitor};
+use crate::wasm::client::{abort_future, Inner};
+use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::js::{get, ignore_rejection, set};
+use crate::wasm::platform::{JsPlatform, JsRequest};
+use crate::wasm::sse::events_to_js;
+use js_sys::{Object, Promise, Uint8Array};
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
+
+/// A response whose event-stream body has been read up to its first event.
+pub struct Primed {
+    response: Response,
+    body: Option<Body>,
+}
+
+/// The body of a live stream: reader, parser, monitor and the events not yet handed out.
+struct Body {
+    reader: ReadableStreamDefaultReader,
+    parser: SseParser,
+    monitor: StreamMonitor,
+    ready: Vec<SseEvent>,
+    ended: bool,
+    failed: Option<JsValue>,
+}
+
+impl ResponseMeta for Primed {
+    fn status(&self) -> u16 {
+        self.response.status()
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        ResponseMeta::header(&self.response, name)
+    }
+}
+
+/// What reading one chunk produced.
+enum Chunk {
+    Bytes(Vec<u8>),
+    End,
+}
+
+impl Body {
+    fn new(reader: ReadableStreamDefaultReader, parser: SseParser, monitor: StreamMonitor) -> Self {
+        Body {
+            reader,
+            parser,
+            monitor,
+            ready: Vec::new(),
+            ended: false,
+            failed: None,
+        }
+    }
+
+    /// Parses a chunk into `ready`. An in-band error or a cut stops the stream after the events
+    /// before it: they are still handed out, then the failure is raised.
+    fn take(&mut self, chunk: Chunk) {
+        let start = self.ready.len();
+        match chunk {
+            Chunk::Bytes(bytes) => self.parser.feed(&bytes, &mut self.ready),
+            Chunk::End => {
+                self.parser.end(&mut self.ready);
+                self.ended = true;
+            }
+        }
+        for index in start..self.ready.len() {
+            if let (_, Observation::Error(error)) = self.monitor.observe(&self.ready[index]) {
+                let js = named_error(
+                    "UpstreamError",
+                    "UPSTREAM_STREAM_ERROR",
+                    &format!(
+                        "The upstream reported an error mid-stream: {} ({})",
+                        error.message, error.kind
+                    ),
+                );
+                set(&js, "kind", &error.kind.as_str().into());
+                set(&js, "partialText", &self.monitor.text().into());
+                self.ready.truncate(index);
+                self.fail(js.into());
+                return;
+            }
+        }
+        if self.ended && !self.monitor.complete() {
+            let error = incomplete(
+                self.monitor.text(),
+                "the stream ended before its end marker",
+            );
+            self.fail(error);
+        }
+    }
+
+    /// Ends the stream with `error`, raised once the events before it are handed out.
+    fn fail(&mut self, error: JsValue) {
+        self.ended = true;
+        self.failed.get_or_insert(error);
+    }
+
+    fn cancel(&self) {
+        ignore_rejection(&self.reader.cancel());
+    }
+}
+
+fn incomplete(partial: &str, reason: &str) -> JsValue {
+    let error = named_error(
+        "IncompleteStreamError",
+        "INCOMPLETE_STREAM",
+        &format!(
+            "The stream was cut off: {reason}. The text received so far is in error.partialText."
+        ),
+    );
+    set(&error, "partialText", &partial.into());
+    error.into()
+}
+
+async fn read_chunk(reader: &ReadableStreamDefaultReader) -> Result<Chunk, String> {
+    let result = JsFuture::from(reader.read()).await.map_err(|e| {
+        get(&e, "message")
+            .as_string()
+            .unwrap_or_else(|| "stream read failed".into())
+    })?;
+    if get(&result, "done").as_bool() == Some(true) {
+        return Ok(Chunk::End);
+    }
+    let value: Uint8Array = get(&result, "value").unchecked_into();
+    Ok(Chunk::Bytes(value.to_vec()))
+}
+
+/// The transport for streams: fetch, then read an event-stream body until its first event. A
+/// reconnection resumes with the previous connection's parser (last event ID, retry) and monitor.
+pub struct StreamPlatform<'a> {
+    platform: &'a JsPlatform,
+    resume: Option<(SseParser, StreamMonitor)>,
+}
+
+impl Platform for StreamPlatform<'_> {
+    type Request = JsRequest;
+    type Response = Primed;
+
+    fn now_ms(&self) -> u64 {
+        self.platform.now_ms()
+    }
+    fn wall_ms(&self) -> u64 {
+        self.platform.wall_ms()
+    }
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
+        self.platform.sleep(ms)
+    }
+
+    async fn send(&self, request: &JsRequest) -> Result<Primed, String> {
+        let response = self.platform.send(request).await?;
+        let streaming = response.ok()
+            && ResponseMeta::header(&response, "content-type")
+                .is_some_and(|t| t.contains("text/event-stream"));
+        let Some(stream) = response.body().filter(|_| streaming) else {
+            return Ok(Primed {
+                response,
+                body: None,
+            });
+        };
+        let (parser, monitor) = self.resume.clone().unwrap_or_default();
+        let mut body = Body::new(stream.get_reader().unchecked_into(), parser, monitor);
+        // Dropped before the first event (a deadline, an abort): the body is cancelled with it.
+        let mut guard = CancelOnDrop(Some(body.reader.clone()));
+        while body.ready.is_empty() {
+            match read_chunk(&body.reader).await? {
+                Chunk::End => return Err("the stream ended before its first event".to_string()),
+                bytes => body.take(bytes),
+            }
+            // An error before the first event: nothing was delivered, so the attempt failed.
+            if let (true, Some(error)) = (body.ready.is_empty(), &body.failed) {
+                return Err(get(error, "message").as_string().unwrap_or_default());
+            }
+        }
+        guard.0 = None;
+        Ok(Primed {
+            response,
+            body: Some(body),
+        })
+    }
+
+    fn discard(&self, primed: Primed) {
+        match primed.body {
+            Some(body) => body.cancel(),
+            None => self.platform.discard(primed.response),
+        }
+    }
+
+    fn share(&self, _: &Primed) -> Option<Primed> {
+        None
+    }
+
+    fn emit(&self, event: Event) {
+        self.platform.emit(event);
+    }
+}
+
+struct CancelOnDrop(Option<ReadableStreamDefaultReader>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(reader) = self.0.take() {
+            ignore_rejection(&reader.cancel());
+        }
+    }
+}
+
+/// What `next_batch` does next, decided under the borrow and done after it.
+enum Step {
+    Read(ReadableStreamDefaultReader),
+    Reconnect(Body),
+}
+
+/// Where a stream is.
+enum Phase {
+    /// The request is in flight.
+    Starting,
+    /// Events flow.
+    Live(Body),
+    /// Nothing more to read (ended, failed, or cancelled).
+    Closed,
+}
+
+struct Shared {
+    phase: Rc<RefCell<Phase>>,
+    started: Promise,
+    signal: Option<AbortSignal>,
+    idle_ms: Option<u64>,
+    inner: Rc<Inner>,
+    /// What to send again on a reconnection.
+    input: JsValue,
+    init: JsValue,
+    /// Reconnections left (GET streams with `resilience.reconnect`).
+    reconnects: Rc<Cell<u32>>,
+}
+
+/// Wait before reconnecting when the server sent no `retry:` field.
+const DEFAULT_RECONNECT_MS: u64 = 1000;
+
+/// The wasm side of an `EventStream` (the JS wrapper in the package adds async iteration).
+#[wasm_bindgen]
+pub struct SseStream {
+    shared: Rc<Shared>,
+}
+
+impl SseStream {
+    /// Starts the request now; events are pulled with `nextBatch()`.
+    pub(crate) fn open(inner: Rc<Inner>, input: JsValue, init: JsValue) -> SseStream {
+        let signal = get(&init, "signal").dyn_into::<AbortSignal>().ok();
+        let idle_ms = inner.engine.config().timeout.idle_ms;
+        let pending = Rc::new(RefCell::new(Phase::Starting));
+        let reconnects = Rc::new(Cell::new(0));
+        let start = {
+            let (inner, phase, reconnects) = (inner.clone(), pending.clone(), reconnects.clone());
+            let (input, init) = (input.clone(), init.clone());
+            async move {
+                let prepared = inner.prepare(input, init).await?;
+                if let Some(max) = prepared.policy.reconnect {
+                    if prepared.method != "GET" {
+                        return Err(js_sys::TypeError::new(
+                            "resilience.reconnect is for GET streams: a POST is never replayed after its first event",
+                        )
+                        .into());
+                    }
+                    reconnects.set(max);
+                }
+                let platform = StreamPlatform {
+                    platform: &inner.platform,
+                    resume: None,
+                };
+                let delivered = inner.call(&platform, prepared, None).await?;
+                let Primed { response, body } = delivered.response;
+                set(&response, "attempts", &delivered.attempts.into());
+                if let Some(body) = body {
+                    *phase.borrow_mut() = Phase::Live(body);
+                }
+                Ok(response.into())
+            }
+        };
+        SseStream {
+            shared: Rc::new(Shared {
+                phase: pending,
+                started: future_to_promise(start),
+                signal,
+                idle_ms,
+                inner,
+                input,
+                init,
+                reconnects,
+            }),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl SseStream {
+    /// The response (after retries), once its first event arrived or it failed.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<Response>")]
+    pub fn response(&self) -> Promise {
+        self.shared.started.clone()
+    }
+
+    /// The next events, `null` at the end; rejects with the stream's error.
+    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<SseEvent[] | null>")]
+    pub fn next_batch(&self) -> Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move { shared.next_batch().await })
+    }
+
+    /// Stops the stream and cancels its body on the wire.
+    pub fn cancel(&self) {
+        if let Phase::Live(body) = self.shared.phase.replace(Phase::Closed) {
+            body.cancel();
+        }
+    }
+}
+
+impl Shared {
+    async fn next_batch(&self) -> Result<JsValue, JsValue> {
+        let response: Response = JsFuture::from(self.started.clone()).await?.unchecked_into();
+        loop {
+            let step = {
+                let mut phase = self.phase.borrow_mut();
+                let body = match &mut *phase {
+                    Phase::Starting => return Err(not_a_stream(&response)),
+                    Phase::Closed => return Ok(JsValue::NULL),
+                    Phase::Live(body) => body,
+                };
+                if !body.ready.is_empty() {
+                    return Ok(events_to_js(&mut body.ready).into());
+                }
+                if body.ended {
+                    body.cancel();
+                    let failed = body.failed.take();
+                    let Phase::Live(body) = std::mem::replace(&mut *phase, Phase::Closed) else {
+                        return Ok(JsValue::NULL);
+                    };
+                    match failed {
+                        None => return Ok(JsValue::NULL),
+                        Some(error) if self.reconnects.get() == 0 => return Err(error),
+                        Some(_) => Step::Reconnect(body),
+                    }
+                } else {
+                    Step::Read(body.reader.clone())
+                }
+            };
+            match step {
+                Step::Reconnect(body) => {
+                    self.reconnects.set(self.reconnects.get() - 1);
+                    let resumed = self.reconnect(body).await?;
+                    *self.phase.borrow_mut() = Phase::Live(resumed);
+                }
+                Step::Read(reader) => {
+                    let chunk = self.read_guarded(&reader).await;
+                    let mut phase = self.phase.borrow_mut();
+                    let Phase::Live(body) = &mut *phase else {
+                        return Ok(JsValue::NULL); // cancelled while reading
+                    };
+                    match chunk {
+                        Ok(chunk) => body.take(chunk),
+                        Err(error) => {
+                            let error = error(body);
+                            body.fail(error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the
+    /// new connection is retried like any call until its first event.
+    async fn reconnect(&self, old: Body) -> Result<Body, JsValue> {
+        let mut parser = old.parser;
+        parser.end(&mut Vec::new());
+        let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
+        let wait = self.inner.platform.sleep(delay);
+        match &self.signal {
+            None => wait.await,
+            Some(signal) => {
+                let (aborted, unsubscribe) = abort_future(signal);
+                let outcome = race(wait, aborted).await;
+                unsubscribe();
+                if let Either::Right(_) = outcome {
+                    return Err(abort_error(&signal.reason()));
+                }
+            }
+        }
+        let init = Object::try_assign(&Object::new(), &Object::from(self.init.clone()))?;
+        let headers = Headers::new_with_headers(get(&self.init, "headers").unchecked_ref())
+            .or_else(|_| Headers::new())?;
+        if !parser.last_event_id().is_empty() {
+            headers.set("last-event-id", parser.last_event_id())?;
+        }
+        set(&init, "headers", &headers);
+        let prepared = self.inner.prepare(self.input.clone(), init.into()).await?;
+        let platform = StreamPlatform {
+            platform: &self.inner.platform,
+            resume: Some((parser, old.monitor)),
+        };
+        let delivered = self.inner.call(&platform, prepared, None).await?;
+        delivered
+            .response
+            .body
+            .ok_or_else(|| not_a_stream(&delivered.response.response))
+    }
+
+    /// One read, bounded by the idle timeout and the caller's signal. The error is built once the
+    /// body's partial text is at hand.
+    async fn read_guarded(
+        &self,
+        reader: &ReadableStreamDefaultReader,
+    ) -> Result<Chunk, Box<dyn FnOnce(&Body) -> JsValue>> {
+        let read = async {
+            match self.idle_ms {
+                None => read_chunk(reader).await.map_err(Some),
+                Some(ms) => match race(read_chunk(reader), self.inner.platform.sleep(ms)).await {
+                    Either::Left(chunk) => chunk.map_err(Some),
+                    Either::Right(()) => Err(None),
+                },
+            }
+        };
+        let outcome = match &self.signal {
+            None => read.await,
+            Some(signal) => {
+                let (aborted, unsubscribe) = abort_future(signal);
+                let outcome = race(read, aborted).await;
+                unsubscribe();
+                match outcome {
+                    Either::Left(outcome) => outcome,
+                    Either::Right(_) => {
+                        let reason = signal.reason();
+                        return Err(Box::new(move |_| abort_error(&reason)));
+                    }
+                }
+            }
+        };
+        let idle_ms = self.idle_ms.unwrap_or(0);
+        outcome.map_err(|failure| -> Box<dyn FnOnce(&Body) -> JsValue> {
+            match failure {
+                Some(message) => Box::new(move |body: &Body| {
+                    incomplete(
+                        body.monitor.text(),
+                        &format!("the connection failed ({message})"),
+                    )
+                }),
+                None => Box::new(move |body: &Body| idle_timeout(idle_ms, body.monitor.text())),
+            }
+        })
+    }
+}
+
+fn idle_timeout(idle_ms: u64, partial: &str) -> JsValue {
+    let error = named_error(
+        "TimeoutError",
+        "TIMEOUT",
+        &format!(
+            "The stream went quiet for {idle_ms} ms ({}).",
+            TimeoutPhase::Idle.option_name()
+        ),
+    );
+    set(&error, "timeoutMs", &(idle_ms as f64).into());
+    set(&error, "option", &TimeoutPhase::Idle.option_name().into());
+    set(&error, "partialText", &partial.into());
+    error.into()
+}
+
+/// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.
+fn not_a_stream(response: &Response) -> JsValue {
+    let status = response.status();
+    let error = if response.ok() {
+        named_error(
+            "UpstreamError",
+            "NOT_AN_EVENT_STREAM",
+            &format!("The upstream answered {status} but not with text/event-stream."),
+        )
+    } else {
+        named_error(
+            "UpstreamError",
+            "UPSTREAM_STATUS",
+            &format!("The upstream answered HTTP {status}; no events to read (error.response has the body)."),
+        )
+    };
+    set(&error, "status", &status.into());
+    set(&error, "attempts", &get(response, "attempts"));
+    set(&error, "response", response);
+    error.into()
+}
