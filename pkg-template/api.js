@@ -1,7 +1,46 @@
 // The public surface shared by every entry: the generated classes plus what wasm-bindgen cannot
-// express: the pre-bound `fetcher` (`new OpenAI({ fetch: client.fetcher })`) and async iteration
-// over SSE streams (`for await (const event of client.events(url, init))`).
-import { ResilientClient, SseParser } from "./resilient_llm.js";
+// express: the pre-bound `fetcher` (`new OpenAI({ fetch: client.fetcher })`), async iteration over SSE
+// streams, and the unpacking of parsed events. Events cross from wasm as one string per chunk,
+// `event CR data CR id CR` per event (no field can hold a CR), because building each event object
+// from Rust costs far more than the parsing.
+import { ResilientClient, SseParserRaw } from "./resilient_llm.js";
+
+/** Splits packed events into `{ event, data, id }` objects. */
+function unpack(packed) {
+  const events = [];
+  if (packed == null) return events;
+  for (let at = 0; at < packed.length; ) {
+    const a = packed.indexOf("\r", at);
+    const b = packed.indexOf("\r", a + 1);
+    const c = packed.indexOf("\r", b + 1);
+    events.push({ event: packed.slice(at, a), data: packed.slice(a + 1, b), id: packed.slice(b + 1, c) });
+    at = c + 1;
+  }
+  return events;
+}
+
+/** An exact, incremental WHATWG event-stream parser: bytes in, complete events out. */
+export class SseParser {
+  #raw = new SseParserRaw();
+  /** Feeds a chunk (boundaries anywhere); returns the events it completed. */
+  feed(chunk) {
+    return unpack(this.#raw.feed(chunk));
+  }
+  /** End of stream: an unterminated event is discarded, as the spec says. */
+  end() {
+    return unpack(this.#raw.end());
+  }
+  get lastEventId() {
+    return this.#raw.lastEventId;
+  }
+  get retry() {
+    return this.#raw.retry;
+  }
+  /** Releases the parser's wasm memory now (it is also reclaimed when the parser is collected). */
+  free() {
+    this.#raw.free();
+  }
+}
 
 Object.defineProperty(ResilientClient.prototype, "fetcher", {
   configurable: true,
@@ -24,7 +63,7 @@ class EventStream {
 
   async *[Symbol.asyncIterator]() {
     try {
-      for (let batch; (batch = await this.#inner.nextBatch()) !== null; ) yield* batch;
+      for (let packed; (packed = await this.#inner.nextBatch()) !== null; ) yield* unpack(packed);
     } finally {
       this.#inner.cancel();
     }
@@ -40,4 +79,4 @@ ResilientClient.prototype.events = function events(input, init) {
   return new EventStream(this.openEvents(input, init));
 };
 
-export { ResilientClient, SseParser };
+export { ResilientClient };

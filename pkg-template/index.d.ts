@@ -1,5 +1,21 @@
-export { ResilientClient, SseParser } from "./resilient_llm.js";
+export { ResilientClient } from "./resilient_llm.js";
 export type {
   ClientOptions, TimeoutOptions, RetryOptions, BreakerOptions, RateLimitOptions, RequestPolicy, ResilientInit,
   ClientStats, ClientEventType, ClientEvent, SseEvent, EventStream,
 } from "./resilient_llm.js";
+import type { SseEvent } from "./resilient_llm.js";
+
+/** An exact, incremental WHATWG event-stream parser: bytes in, complete events out. */
+export declare class SseParser {
+  constructor();
+  /** Feeds a chunk of bytes (boundaries may fall anywhere); returns the events it completed. */
+  feed(chunk: Uint8Array): SseEvent[];
+  /** End of stream: an unterminated event is discarded (spec). */
+  end(): SseEvent[];
+  /** The last event ID (persists across events). */
+  readonly lastEventId: string;
+  /** The last valid `retry:` field, in milliseconds. */
+  readonly retry: number | undefined;
+  /** Releases the parser's wasm memory now. */
+  free(): void;
+}

@@ -18,7 +18,7 @@ use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState
 use crate::core::rng::Rng;
 use crate::core::stats::Stats;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Most per-key rate-limit buckets kept at once (least recently used evicted).
 const MAX_RATE_KEYS: usize = 10_000;
@@ -91,7 +91,7 @@ pub struct Engine {
 }
 
 struct State {
-    breakers: HashMap<String, TrackedBreaker>,
+    breakers: BTreeMap<String, TrackedBreaker>,
     limiter: Option<KeyedRateLimiter>,
     budget: Option<RetryBudget>,
     rng: Rng,
@@ -133,7 +133,7 @@ impl Engine {
         Engine {
             config,
             state: RefCell::new(State {
-                breakers: HashMap::new(),
+                breakers: BTreeMap::new(),
                 limiter,
                 budget,
                 rng: Rng::new(seed),
@@ -167,10 +167,10 @@ impl Engine {
         self.state.borrow().stats.clone()
     }
 
-    /// Every breaker's state at `now_ms`.
+    /// Every breaker's state at `now_ms`, by key.
     pub fn breakers(&self, now_ms: u64) -> Vec<BreakerView> {
         let mut state = self.state.borrow_mut();
-        let mut views: Vec<BreakerView> = state
+        state
             .breakers
             .iter_mut()
             .map(|(key, tracked)| BreakerView {
@@ -178,9 +178,7 @@ impl Engine {
                 state: tracked.breaker.state(now_ms),
                 failures: tracked.breaker.consecutive_failures(),
             })
-            .collect();
-        views.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        views
+            .collect()
     }
 
     /// The client-wide request bucket's (tokens, capacity), when a client-scoped requests limit is set.

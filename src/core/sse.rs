@@ -35,6 +35,25 @@ pub struct SseEvent {
     pub id: String,
 }
 
+/// Where dispatched events go. The parser lends each event's fields; a sink that copies them straight
+/// into its own representation (a packed buffer for JS, say) saves an allocation per event. (A trait
+/// object, not a generic: one copy of the parser in the wasm, and a call per event costs nothing
+/// next to the event's bytes.)
+pub trait EventSink {
+    /// One dispatched event: its type (`"message"` by default), data and the last event ID.
+    fn event(&mut self, event_type: &str, data: &str, id: &str);
+}
+
+impl EventSink for Vec<SseEvent> {
+    fn event(&mut self, event_type: &str, data: &str, id: &str) {
+        self.push(SseEvent {
+            event: event_type.to_string(),
+            data: data.to_string(),
+            id: id.to_string(),
+        });
+    }
+}
+
 /// An incremental `text/event-stream` parser: feed it bytes as they arrive, collect complete events.
 ///
 /// One parser follows one stream; after [`SseParser::end`] it may be fed the next stream of the same
@@ -72,7 +91,7 @@ impl SseParser {
     ///
     /// Chunk boundaries may fall anywhere: inside a line, between the CR and LF of a CRLF, inside a
     /// UTF-8 character or inside the leading byte order mark. The events do not depend on them.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+    pub fn feed(&mut self, chunk: &[u8], out: &mut dyn EventSink) {
         let mut chunk = chunk;
         if !self.bom_done {
             // The UTF-8 decoder strips one BOM, and only if the stream's first three bytes are one.
@@ -144,7 +163,7 @@ impl SseParser {
     /// seen since the last dispatch are all dropped, and no event is pushed to `out`. The last event
     /// ID and the reconnection time are kept, and the parser is ready for the next stream of the same
     /// source (whose leading BOM will be stripped again).
-    pub fn end(&mut self, out: &mut Vec<SseEvent>) {
+    pub fn end(&mut self, out: &mut dyn EventSink) {
         let _ = out; // A stream never completes an event at its end.
         if self.line.capacity() > KEEP_LINE_CAPACITY {
             self.line = Vec::new();
@@ -173,7 +192,7 @@ impl SseParser {
     }
 
     /// Interprets one complete line (without its terminator).
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn process_line(&mut self, line: &[u8], out: &mut dyn EventSink) {
         let (field, value) = match memchr::memchr(b':', line) {
             None if line.is_empty() => return self.dispatch(out),
             // A comment.
@@ -208,7 +227,7 @@ impl SseParser {
     }
 
     /// The spec's "dispatch the event", on an empty line.
-    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+    fn dispatch(&mut self, out: &mut dyn EventSink) {
         if self.last_event_id != self.id_buffer {
             self.last_event_id.clone_from(&self.id_buffer);
         }
@@ -219,16 +238,18 @@ impl SseParser {
         if self.data.ends_with('\n') {
             self.data.pop();
         }
-        let event = if self.event_type.is_empty() {
-            String::from("message")
+        let event_type = if self.event_type.is_empty() {
+            "message"
         } else {
-            mem::take(&mut self.event_type)
+            &self.event_type
         };
-        out.push(SseEvent {
-            event,
-            data: mem::take(&mut self.data),
-            id: self.last_event_id.clone(),
-        });
+        out.event(event_type, &self.data, &self.last_event_id);
+        self.event_type.clear();
+        if self.data.capacity() > KEEP_LINE_CAPACITY {
+            self.data = String::new();
+        } else {
+            self.data.clear();
+        }
     }
 }
 

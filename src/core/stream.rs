@@ -9,7 +9,6 @@
 //! recognisably an LLM stream are passed through and end normally at end of stream.
 
 use crate::core::json::Json;
-use crate::core::sse::SseEvent;
 
 /// The wire dialect, recognised from the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,16 +80,16 @@ impl StreamMonitor {
 
     /// Takes one event into account; returns the text it added (the delta), if any, and what it
     /// meant.
-    pub fn observe(&mut self, event: &SseEvent) -> (Option<String>, Observation) {
-        if event.data == "[DONE]" {
+    pub fn observe(&mut self, event_type: &str, data: &str) -> (Option<String>, Observation) {
+        if data == "[DONE]" {
             self.dialect = Dialect::OpenAi;
             self.done = true;
             return (None, Observation::Done);
         }
-        let Some(json) = Json::parse(&event.data) else {
+        let Some(json) = Json::parse(data) else {
             return (None, Observation::Continue);
         };
-        if event.event == "error" {
+        if event_type == "error" {
             self.dialect = Dialect::Anthropic;
             return (None, Observation::Error(error_of(&json)));
         }
@@ -220,6 +219,13 @@ fn error_of(json: &Json) -> StreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::sse::SseEvent;
+
+    impl StreamMonitor {
+        fn see(&mut self, event: &SseEvent) -> (Option<String>, Observation) {
+            self.observe(&event.event, &event.data)
+        }
+    }
 
     fn event(kind: &str, data: &str) -> SseEvent {
         SseEvent {
@@ -241,15 +247,15 @@ mod tests {
     #[test]
     fn an_openai_stream_is_complete_only_after_done() {
         let mut monitor = StreamMonitor::new();
-        assert_eq!(monitor.observe(&chunk("Hel")).0.as_deref(), Some("Hel"));
-        assert_eq!(monitor.observe(&chunk("lo")).0.as_deref(), Some("lo"));
+        assert_eq!(monitor.see(&chunk("Hel")).0.as_deref(), Some("Hel"));
+        assert_eq!(monitor.see(&chunk("lo")).0.as_deref(), Some("lo"));
         assert!(!monitor.complete(), "cut before [DONE]");
-        monitor.observe(&event(
+        monitor.see(&event(
             "message",
             r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#,
         ));
         assert_eq!(
-            monitor.observe(&event("message", "[DONE]")).1,
+            monitor.see(&event("message", "[DONE]")).1,
             Observation::Done
         );
         assert!(monitor.complete());
@@ -282,11 +288,11 @@ mod tests {
             ),
         ];
         for e in &events {
-            monitor.observe(e);
+            monitor.see(e);
         }
         assert_eq!(monitor.dialect(), Dialect::Anthropic);
         assert!(!monitor.complete());
-        monitor.observe(&event("message_stop", r#"{"type":"message_stop"}"#));
+        monitor.see(&event("message_stop", r#"{"type":"message_stop"}"#));
         assert!(monitor.complete());
         assert_eq!(monitor.text(), "Hi");
         assert_eq!(monitor.finish_reason(), Some("end_turn"));
@@ -296,7 +302,7 @@ mod tests {
     #[test]
     fn in_band_errors_are_reported() {
         let mut monitor = StreamMonitor::new();
-        let (_, seen) = monitor.observe(&event(
+        let (_, seen) = monitor.see(&event(
             "error",
             r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
         ));
@@ -307,7 +313,7 @@ mod tests {
                 message: "Overloaded".into()
             })
         );
-        let (_, seen) = StreamMonitor::new().observe(&event(
+        let (_, seen) = StreamMonitor::new().see(&event(
             "message",
             r#"{"error":{"message":"boom","type":"server_error"}}"#,
         ));
@@ -317,8 +323,8 @@ mod tests {
     #[test]
     fn a_plain_event_stream_ends_normally() {
         let mut monitor = StreamMonitor::new();
-        monitor.observe(&event("tick", "not json"));
-        monitor.observe(&event("message", r#"{"n":1}"#));
+        monitor.see(&event("tick", "not json"));
+        monitor.see(&event("message", r#"{"n":1}"#));
         assert!(monitor.complete());
     }
 }

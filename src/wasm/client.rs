@@ -2,13 +2,12 @@
 
 use crate::core::config::Timeouts;
 use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls, TokenTicket};
-use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::errors::{abort_error, failure_to_js};
 use crate::wasm::js::{get, set};
 use crate::wasm::listeners::Listeners;
 use crate::wasm::options::{parse_client_options, ClientOptions};
-use crate::wasm::platform::{JsPlatform, JsRequest};
+use crate::wasm::platform::{Answer, JsPlatform};
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
@@ -29,7 +28,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) platform: JsPlatform,
     options: ClientOptions,
-    in_flight: SharedCalls<Response>,
+    in_flight: SharedCalls<Answer>,
     seeded: Cell<bool>,
 }
 
@@ -133,14 +132,15 @@ impl Inner {
         let prepared = self.prepare(input, init).await?;
         let share_key = prepared.share_key.clone();
         let shared = share_key.as_deref().map(|key| (&self.in_flight, key));
-        let delivered = self.call(&self.platform, prepared, shared).await?;
+        let delivered = self.call(prepared, shared).await?;
+        let response = delivered.response.response;
         if let Some(ms) = delivered.retry_after_ms {
-            set(&delivered.response, "retryAfterMs", &(ms as f64).into());
+            set(&response, "retryAfterMs", &(ms as f64).into());
         }
         if let Some(ticket) = delivered.tokens {
-            self.settle_from_usage(&delivered.response, ticket);
+            self.settle_from_usage(&response, ticket);
         }
-        Ok(delivered.response.into())
+        Ok(response.into())
     }
 
     /// Normalises fetch arguments with the client's defaults.
@@ -163,12 +163,12 @@ impl Inner {
 
     /// Runs a prepared request through the pipeline on `platform`, racing the caller's signal;
     /// with `shared`, identical calls in flight share one upstream call.
-    pub(crate) async fn call<P: Platform<Request = JsRequest>>(
+    pub(crate) async fn call(
         &self,
-        platform: &P,
         prepared: Prepared,
-        shared: Option<(&SharedCalls<P::Response>, &str)>,
-    ) -> Result<Delivered<P::Response>, JsValue> {
+        shared: Option<(&SharedCalls<Answer>, &str)>,
+    ) -> Result<Delivered<Answer>, JsValue> {
+        let platform = &self.platform;
         let config = self.engine.config();
         let call = CallSpec {
             request: prepared.request,

@@ -15,7 +15,7 @@ mod stream;
 mod types;
 
 pub use client::ResilientClient;
-pub use sse::SseParser;
+pub use sse::SseParserRaw;
 
 /// Reports a panic on the console before the instance traps, so a bug is visible rather than a bare
 /// "unreachable" (nothing is expected to panic: input is validated at the boundary).

@@ -9,6 +9,7 @@ use crate::core::event::Event;
 use crate::core::platform::{Platform, ResponseMeta};
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
+use crate::wasm::stream::{prime, Body, StreamStart};
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::rc::Rc;
@@ -29,21 +30,32 @@ pub struct JsRequest {
     pub url: JsValue,
     /// method, headers, body and the caller's other `RequestInit` fields.
     pub init: Object,
+    /// For `events()`: an attempt succeeds only once its event stream delivered a first event.
+    pub stream: Option<StreamStart>,
+}
+
+/// What an attempt produced: the response and, for an event stream, its body read up to the first
+/// event. One type for both keeps a single copy of the pipeline in the wasm.
+pub struct Answer {
+    /// The fetch `Response`.
+    pub response: Response,
+    /// The live event stream, when the request asked for one and the response is one.
+    pub stream: Option<Body>,
+}
+
+impl ResponseMeta for Answer {
+    fn status(&self) -> u16 {
+        self.response.status()
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.response.headers().get(name).ok().flatten()
+    }
 }
 
 /// Global fetch and timers, and the client's event listeners.
 pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
-}
-
-impl ResponseMeta for Response {
-    fn status(&self) -> u16 {
-        Response::status(self)
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers().get(name).ok().flatten()
-    }
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -62,7 +74,7 @@ const MAX_TIMER_MS: u64 = i32::MAX as u64;
 
 impl Platform for JsPlatform {
     type Request = JsRequest;
-    type Response = Response;
+    type Response = Answer;
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
@@ -84,7 +96,46 @@ impl Platform for JsPlatform {
         }
     }
 
-    fn send(&self, request: &JsRequest) -> impl Future<Output = Result<Response, String>> {
+    async fn send(&self, request: &JsRequest) -> Result<Answer, String> {
+        let response = self.fetch(request).await?;
+        match &request.stream {
+            None => Ok(Answer {
+                response,
+                stream: None,
+            }),
+            Some(start) => prime(response, start.clone()).await,
+        }
+    }
+
+    fn discard(&self, answer: Answer) {
+        match answer.stream {
+            Some(body) => body.cancel(),
+            None => {
+                if let Some(body) = answer.response.body() {
+                    ignore_rejection(&body.cancel());
+                }
+            }
+        }
+    }
+
+    fn share(&self, answer: &Answer) -> Option<Answer> {
+        if answer.stream.is_some() {
+            return None;
+        }
+        Some(Answer {
+            response: Response::clone(&answer.response).ok()?,
+            stream: None,
+        })
+    }
+
+    fn emit(&self, event: Event) {
+        self.listeners.dispatch(&event);
+    }
+}
+
+impl JsPlatform {
+    /// One fetch, aborted on the wire if the future is dropped before the headers arrive.
+    fn fetch(&self, request: &JsRequest) -> impl Future<Output = Result<Response, String>> {
         let controller = AbortController::new().ok();
         if let Some(controller) = &controller {
             let _ = Reflect::set(&request.init, &"signal".into(), &controller.signal());
@@ -101,20 +152,6 @@ impl Platform for JsPlatform {
                 Err(error) => Err(network_message(&error)),
             }
         }
-    }
-
-    fn discard(&self, response: Response) {
-        if let Some(body) = response.body() {
-            ignore_rejection(&body.cancel());
-        }
-    }
-
-    fn share(&self, response: &Response) -> Option<Response> {
-        Response::clone(response).ok()
-    }
-
-    fn emit(&self, event: Event) {
-        self.listeners.dispatch(&event);
     }
 }
 

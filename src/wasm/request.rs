@@ -154,6 +154,7 @@ pub async fn prepare(
         request: JsRequest {
             url: JsValue::from_str(&href),
             init: out,
+            stream: None,
         },
         origin: origin_of(&href).map_or_else(|| url.origin(), str::to_string),
         method,

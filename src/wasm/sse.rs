@@ -1,40 +1,67 @@
 //! `SseParser` for JS: bytes in, events out, over the core parser.
+//!
+//! Crossing the boundary is the expensive part, not parsing: building each `{event, data, id}` object
+//! from Rust costs several calls into JS and a text decode per field. So the events a chunk completes
+//! cross as one packed string, `event CR data CR id CR` per event (no field can contain a CR: the
+//! parser splits lines at CR and LF, and joins data lines with LF only), which the package's JS wrapper
+//! splits into plain objects: one crossing and one decode per chunk.
 
-use crate::core::sse::{SseEvent, SseParser as CoreParser};
-use crate::wasm::js::ObjectBuilder;
-use js_sys::Array;
+use crate::core::sse::{EventSink, SseParser};
 use wasm_bindgen::prelude::*;
 
-/// An exact, incremental WHATWG event-stream parser.
-#[wasm_bindgen]
-pub struct SseParser {
-    inner: CoreParser,
-    out: Vec<SseEvent>,
+/// Events packed as `event\rdata\rid\r` records, written straight from the parser's buffers.
+#[derive(Default)]
+pub struct Packed(String);
+
+impl EventSink for Packed {
+    fn event(&mut self, event_type: &str, data: &str, id: &str) {
+        for field in [event_type, data, id] {
+            self.0.push_str(field);
+            self.0.push('\r');
+        }
+    }
 }
 
-#[wasm_bindgen]
-impl SseParser {
+impl Packed {
+    /// True when no event was packed since the last `take`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The packed events, `None` when there are none.
+    pub fn take(&mut self) -> Option<String> {
+        (!self.0.is_empty()).then(|| std::mem::take(&mut self.0))
+    }
+}
+
+/// The wasm half of the package's `SseParser` (the JS wrapper unpacks the events).
+#[wasm_bindgen(js_name = SseParserRaw)]
+pub struct SseParserRaw {
+    inner: SseParser,
+    out: Packed,
+}
+
+#[wasm_bindgen(js_class = SseParserRaw)]
+impl SseParserRaw {
     /// A parser at the start of a stream.
     #[wasm_bindgen(constructor)]
-    pub fn new() -> SseParser {
-        SseParser {
-            inner: CoreParser::new(),
-            out: Vec::new(),
+    pub fn new() -> SseParserRaw {
+        SseParserRaw {
+            inner: SseParser::new(),
+            out: Packed::default(),
         }
     }
 
-    /// Feeds a chunk of bytes; returns the events it completed. Chunk boundaries may fall anywhere.
-    #[wasm_bindgen(unchecked_return_type = "SseEvent[]")]
-    pub fn feed(&mut self, chunk: &[u8]) -> Array {
+    /// Feeds a chunk of bytes; returns the events it completed, packed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Option<String> {
         self.inner.feed(chunk, &mut self.out);
-        self.drain()
+        self.out.take()
     }
 
     /// End of stream: an unterminated event is discarded, as the spec says.
-    #[wasm_bindgen(unchecked_return_type = "SseEvent[]")]
-    pub fn end(&mut self) -> Array {
+    pub fn end(&mut self) -> Option<String> {
         self.inner.end(&mut self.out);
-        self.drain()
+        self.out.take()
     }
 
     /// The last event ID seen (persists across events).
@@ -48,33 +75,10 @@ impl SseParser {
     pub fn retry(&self) -> Option<f64> {
         self.inner.retry().map(|ms| ms as f64)
     }
-
-    fn drain(&mut self) -> Array {
-        events_to_js(&mut self.out)
-    }
 }
 
-/// Moves parsed events into one JS array of `{ event, data, id }` objects.
-pub fn events_to_js(events: &mut Vec<SseEvent>) -> Array {
-    let array = Array::new_with_length(events.len() as u32);
-    for (i, event) in events.drain(..).enumerate() {
-        let object = ObjectBuilder::new()
-            .str("event", &event.event)
-            .str("data", &event.data)
-            .str("id", &event.id)
-            .build();
-        array.set(i as u32, object);
-    }
-    array
-}
-
-impl Default for SseParser {
+impl Default for SseParserRaw {
     fn default() -> Self {
-        SseParser::new()
+        SseParserRaw::new()
     }
 }
-
-#[wasm_bindgen(typescript_custom_section)]
-const SSE_TYPES: &'static str = r#"
-export interface SseEvent { event: string; data: string; id: string }
-"#;

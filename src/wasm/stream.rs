@@ -9,47 +9,50 @@
 //! chunk. Cancelling (`break`, `cancel()`, the caller's signal) cancels the body on the wire.
 
 use crate::core::error::TimeoutPhase;
-use crate::core::event::Event;
-use crate::core::platform::{Platform, ResponseMeta};
+use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::sse::{SseEvent, SseParser};
-use crate::core::stream::{Observation, StreamMonitor};
+use crate::core::sse::{EventSink, SseParser};
+use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::wasm::client::{abort_future, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::js::{get, ignore_rejection, set};
-use crate::wasm::platform::{JsPlatform, JsRequest};
-use crate::wasm::sse::events_to_js;
+use crate::wasm::platform::Answer;
+use crate::wasm::sse::Packed;
 use js_sys::{Object, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
 
-/// A response whose event-stream body has been read up to its first event.
-pub struct Primed {
-    response: Response,
-    body: Option<Body>,
-}
-
-/// The body of a live stream: reader, parser, monitor and the events not yet handed out.
-struct Body {
+/// The body of a live stream: reader, parser, and the watch holding the monitor and the events not
+/// yet handed out.
+pub struct Body {
     reader: ReadableStreamDefaultReader,
     parser: SseParser,
-    monitor: StreamMonitor,
-    ready: Vec<SseEvent>,
+    watch: Watch,
     ended: bool,
     failed: Option<JsValue>,
 }
 
-impl ResponseMeta for Primed {
-    fn status(&self) -> u16 {
-        self.response.status()
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        ResponseMeta::header(&self.response, name)
+/// The parser's sink for a live stream: each event goes past the monitor, then into the packed batch
+/// for JS; after an in-band error nothing more is passed on.
+struct Watch {
+    monitor: StreamMonitor,
+    packed: Packed,
+    error: Option<StreamError>,
+}
+
+impl EventSink for Watch {
+    fn event(&mut self, event_type: &str, data: &str, id: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.monitor.observe(event_type, data) {
+            (_, Observation::Error(error)) => self.error = Some(error),
+            _ => self.packed.event(event_type, data, id),
+        }
     }
 }
 
@@ -64,44 +67,41 @@ impl Body {
         Body {
             reader,
             parser,
-            monitor,
-            ready: Vec::new(),
+            watch: Watch {
+                monitor,
+                packed: Packed::default(),
+                error: None,
+            },
             ended: false,
             failed: None,
         }
     }
 
-    /// Parses a chunk into `ready`. An in-band error or a cut stops the stream after the events
-    /// before it: they are still handed out, then the failure is raised.
+    /// Parses a chunk. An in-band error or a cut stops the stream after the events before it: they
+    /// are still handed out, then the failure is raised.
     fn take(&mut self, chunk: Chunk) {
-        let start = self.ready.len();
         match chunk {
-            Chunk::Bytes(bytes) => self.parser.feed(&bytes, &mut self.ready),
+            Chunk::Bytes(bytes) => self.parser.feed(&bytes, &mut self.watch),
             Chunk::End => {
-                self.parser.end(&mut self.ready);
+                self.parser.end(&mut self.watch);
                 self.ended = true;
             }
         }
-        for index in start..self.ready.len() {
-            if let (_, Observation::Error(error)) = self.monitor.observe(&self.ready[index]) {
-                let js = named_error(
-                    "UpstreamError",
-                    "UPSTREAM_STREAM_ERROR",
-                    &format!(
-                        "The upstream reported an error mid-stream: {} ({})",
-                        error.message, error.kind
-                    ),
-                );
-                set(&js, "kind", &error.kind.as_str().into());
-                set(&js, "partialText", &self.monitor.text().into());
-                self.ready.truncate(index);
-                self.fail(js.into());
-                return;
-            }
-        }
-        if self.ended && !self.monitor.complete() {
+        if let Some(error) = self.watch.error.take() {
+            let js = named_error(
+                "UpstreamError",
+                "UPSTREAM_STREAM_ERROR",
+                &format!(
+                    "The upstream reported an error mid-stream: {} ({})",
+                    error.message, error.kind
+                ),
+            );
+            set(&js, "kind", &error.kind.as_str().into());
+            set(&js, "partialText", &self.watch.monitor.text().into());
+            self.fail(js.into());
+        } else if self.ended && !self.watch.monitor.complete() {
             let error = incomplete(
-                self.monitor.text(),
+                self.watch.monitor.text(),
                 "the stream ended before its end marker",
             );
             self.fail(error);
@@ -114,7 +114,8 @@ impl Body {
         self.failed.get_or_insert(error);
     }
 
-    fn cancel(&self) {
+    /// Cancels the body on the wire.
+    pub fn cancel(&self) {
         ignore_rejection(&self.reader.cancel());
     }
 }
@@ -144,73 +145,52 @@ async fn read_chunk(reader: &ReadableStreamDefaultReader) -> Result<Chunk, Strin
     Ok(Chunk::Bytes(value.to_vec()))
 }
 
-/// The transport for streams: fetch, then read an event-stream body until its first event. A
-/// reconnection resumes with the previous connection's parser (last event ID, retry) and monitor.
-pub struct StreamPlatform<'a> {
-    platform: &'a JsPlatform,
-    resume: Option<(SseParser, StreamMonitor)>,
+/// Where an event stream starts: fresh, or resuming a cut one (its parser keeps the last event ID and
+/// the `retry:` delay; its monitor the text so far).
+#[derive(Clone, Default)]
+pub struct StreamStart {
+    parser: SseParser,
+    monitor: StreamMonitor,
 }
 
-impl Platform for StreamPlatform<'_> {
-    type Request = JsRequest;
-    type Response = Primed;
-
-    fn now_ms(&self) -> u64 {
-        self.platform.now_ms()
-    }
-    fn wall_ms(&self) -> u64 {
-        self.platform.wall_ms()
-    }
-    fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
-        self.platform.sleep(ms)
-    }
-
-    async fn send(&self, request: &JsRequest) -> Result<Primed, String> {
-        let response = self.platform.send(request).await?;
-        let streaming = response.ok()
-            && ResponseMeta::header(&response, "content-type")
-                .is_some_and(|t| t.contains("text/event-stream"));
-        let Some(stream) = response.body().filter(|_| streaming) else {
-            return Ok(Primed {
-                response,
-                body: None,
-            });
-        };
-        let (parser, monitor) = self.resume.clone().unwrap_or_default();
-        let mut body = Body::new(stream.get_reader().unchecked_into(), parser, monitor);
-        // Dropped before the first event (a deadline, an abort): the body is cancelled with it.
-        let mut guard = CancelOnDrop(Some(body.reader.clone()));
-        while body.ready.is_empty() {
-            match read_chunk(&body.reader).await? {
-                Chunk::End => return Err("the stream ended before its first event".to_string()),
-                bytes => body.take(bytes),
-            }
-            // An error before the first event: nothing was delivered, so the attempt failed.
-            if let (true, Some(error)) = (body.ready.is_empty(), &body.failed) {
-                return Err(get(error, "message").as_string().unwrap_or_default());
-            }
-        }
-        guard.0 = None;
-        Ok(Primed {
+/// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
+/// error status, is handed back as is. An error before the first event fails the attempt (nothing
+/// was delivered, so the pipeline may retry it).
+pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, String> {
+    let streaming = response.ok()
+        && response
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.contains("text/event-stream"));
+    let Some(stream) = response.body().filter(|_| streaming) else {
+        return Ok(Answer {
             response,
-            body: Some(body),
-        })
-    }
-
-    fn discard(&self, primed: Primed) {
-        match primed.body {
-            Some(body) => body.cancel(),
-            None => self.platform.discard(primed.response),
+            stream: None,
+        });
+    };
+    let mut body = Body::new(
+        stream.get_reader().unchecked_into(),
+        start.parser,
+        start.monitor,
+    );
+    // Dropped before the first event (a deadline, an abort): the body is cancelled with it.
+    let mut guard = CancelOnDrop(Some(body.reader.clone()));
+    while body.watch.packed.is_empty() {
+        match read_chunk(&body.reader).await? {
+            Chunk::End => return Err("the stream ended before its first event".to_string()),
+            bytes => body.take(bytes),
+        }
+        if let (true, Some(error)) = (body.watch.packed.is_empty(), &body.failed) {
+            return Err(get(error, "message").as_string().unwrap_or_default());
         }
     }
-
-    fn share(&self, _: &Primed) -> Option<Primed> {
-        None
-    }
-
-    fn emit(&self, event: Event) {
-        self.platform.emit(event);
-    }
+    guard.0 = None;
+    Ok(Answer {
+        response,
+        stream: Some(body),
+    })
 }
 
 struct CancelOnDrop(Option<ReadableStreamDefaultReader>);
@@ -282,12 +262,13 @@ impl SseStream {
                     }
                     reconnects.set(max);
                 }
-                let platform = StreamPlatform {
-                    platform: &inner.platform,
-                    resume: None,
-                };
-                let delivered = inner.call(&platform, prepared, None).await?;
-                let Primed { response, body } = delivered.response;
+                let mut prepared = prepared;
+                prepared.request.stream = Some(StreamStart::default());
+                let delivered = inner.call(prepared, None).await?;
+                let Answer {
+                    response,
+                    stream: body,
+                } = delivered.response;
                 set(&response, "attempts", &delivered.attempts.into());
                 if let Some(body) = body {
                     *phase.borrow_mut() = Phase::Live(body);
@@ -318,8 +299,9 @@ impl SseStream {
         self.shared.started.clone()
     }
 
-    /// The next events, `null` at the end; rejects with the stream's error.
-    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<SseEvent[] | null>")]
+    /// The next events (packed as by `SseParserRaw`), `null` at the end; rejects with the stream's
+    /// error.
+    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
     pub fn next_batch(&self) -> Promise {
         let shared = self.shared.clone();
         future_to_promise(async move { shared.next_batch().await })
@@ -344,8 +326,8 @@ impl Shared {
                     Phase::Closed => return Ok(JsValue::NULL),
                     Phase::Live(body) => body,
                 };
-                if !body.ready.is_empty() {
-                    return Ok(events_to_js(&mut body.ready).into());
+                if let Some(packed) = body.watch.packed.take() {
+                    return Ok(packed.into());
                 }
                 if body.ended {
                     body.cancel();
@@ -411,16 +393,13 @@ impl Shared {
             headers.set("last-event-id", parser.last_event_id())?;
         }
         set(&init, "headers", &headers);
-        let prepared = self.inner.prepare(self.input.clone(), init.into()).await?;
-        let platform = StreamPlatform {
-            platform: &self.inner.platform,
-            resume: Some((parser, old.monitor)),
-        };
-        let delivered = self.inner.call(&platform, prepared, None).await?;
-        delivered
-            .response
-            .body
-            .ok_or_else(|| not_a_stream(&delivered.response.response))
+        let mut prepared = self.inner.prepare(self.input.clone(), init.into()).await?;
+        prepared.request.stream = Some(StreamStart {
+            parser,
+            monitor: old.watch.monitor,
+        });
+        let answer = self.inner.call(prepared, None).await?.response;
+        answer.stream.ok_or_else(|| not_a_stream(&answer.response))
     }
 
     /// One read, bounded by the idle timeout and the caller's signal. The error is built once the
@@ -458,11 +437,13 @@ impl Shared {
             match failure {
                 Some(message) => Box::new(move |body: &Body| {
                     incomplete(
-                        body.monitor.text(),
+                        body.watch.monitor.text(),
                         &format!("the connection failed ({message})"),
                     )
                 }),
-                None => Box::new(move |body: &Body| idle_timeout(idle_ms, body.monitor.text())),
+                None => {
+                    Box::new(move |body: &Body| idle_timeout(idle_ms, body.watch.monitor.text()))
+                }
             }
         })
     }

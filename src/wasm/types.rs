@@ -58,5 +58,6 @@ export interface ClientStats {
   usage: { inputTokens: number; outputTokens: number; costUsd: number };
 }
 export type ClientEventType = "request" | "response" | "retry" | "breaker" | "cache" | "rateLimited" | "fallback" | "budget" | "error";
+export interface SseEvent { event: string; data: string; id: string }
 export interface ClientEvent { type: ClientEventType; [field: string]: unknown }
 "#;
