@@ -69,6 +69,20 @@ pub enum Event<'a> {
         /// True when the wait exceeded `maxWaitMs` and the call was rejected.
         rejected: bool,
     },
+    /// The response cache answered, missed, stored, or served a stale entry.
+    Cache {
+        /// The request URL.
+        url: &'a str,
+        /// `"hit"`, `"miss"`, `"stale"` (served on upstream failure) or `"store"`.
+        result: &'static str,
+    },
+    /// A cache store failed; the request carried on as a miss.
+    StoreError {
+        /// The request URL.
+        url: &'a str,
+        /// The store's message.
+        message: &'a str,
+    },
     /// A call failed with an error (not an HTTP status).
     Error {
         /// The request URL.
@@ -87,7 +101,8 @@ impl Event<'_> {
             Event::Retry { .. } => "retry",
             Event::Breaker { .. } => "breaker",
             Event::RateLimited { .. } => "rateLimited",
-            Event::Error { .. } => "error",
+            Event::Cache { .. } => "cache",
+            Event::StoreError { .. } | Event::Error { .. } => "error",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! rest of the pipeline. Latency quantiles are whole milliseconds; bucket levels are floored.
 
 use crate::core::pipeline::BreakerView;
-use crate::core::stats::Stats;
+use crate::core::stats::{CacheStats, Stats};
 use std::fmt::Write;
 
 /// Renders the exposition text.
@@ -12,6 +12,7 @@ pub fn prometheus(
     stats: &Stats,
     breakers: &[BreakerView],
     rate_level: Option<(f64, f64)>,
+    cache: Option<CacheStats>,
 ) -> String {
     let mut out = String::with_capacity(1024);
     let counters = [
@@ -89,6 +90,27 @@ pub fn prometheus(
             escape_label(&view.key)
         );
     }
+    if let Some(cache) = cache {
+        header(
+            &mut out,
+            "cache_lookups_total",
+            "Response cache lookups by result.",
+            "counter",
+        );
+        for (result, value) in [("hit", cache.hits), ("miss", cache.misses)] {
+            let _ = writeln!(
+                out,
+                "resilient_llm_cache_lookups_total{{result=\"{result}\"}} {value}"
+            );
+        }
+        header(
+            &mut out,
+            "cache_entries",
+            "Entries in the memory cache.",
+            "gauge",
+        );
+        let _ = writeln!(out, "resilient_llm_cache_entries {}", cache.entries);
+    }
     if let Some((tokens, capacity)) = rate_level {
         header(
             &mut out,
@@ -145,7 +167,14 @@ mod tests {
             state: StateKind::Open,
             failures: 5,
         }];
-        let text = prometheus(&stats, &breakers, Some((7.9, 10.0)));
+        let cache = CacheStats {
+            hits: 3,
+            misses: 1,
+            entries: 2,
+        };
+        let text = prometheus(&stats, &breakers, Some((7.9, 10.0)), Some(cache));
+        assert!(text.contains("resilient_llm_cache_lookups_total{result=\"hit\"} 3\n"));
+        assert_eq!(cache.hit_rate_per_mille(), 750);
         assert!(text.contains("resilient_llm_requests_total 3\n"));
         assert!(text.contains("resilient_llm_retries_total 2\n"));
         assert!(text.contains("resilient_llm_latency_ms{quantile=\"0.5\"} 40\n"));

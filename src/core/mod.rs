@@ -1,6 +1,7 @@
 //! The pure core: policies, the request pipeline and the SSE parser, with no JavaScript in sight.
 
 pub mod breaker;
+pub mod cache;
 pub mod config;
 pub mod dedupe;
 pub mod error;

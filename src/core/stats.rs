@@ -31,6 +31,26 @@ pub struct Stats {
     next_slot: usize,
 }
 
+/// Response cache counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered by a fresh entry.
+    pub hits: u64,
+    /// Lookups that went to the upstream.
+    pub misses: u64,
+    /// Entries held (known for the memory store).
+    pub entries: u64,
+}
+
+impl CacheStats {
+    /// Hits per lookup, in per mille (integer, to keep float formatting out of the wasm).
+    pub fn hit_rate_per_mille(&self) -> u64 {
+        (self.hits * 1000)
+            .checked_div(self.hits + self.misses)
+            .unwrap_or(0)
+    }
+}
+
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Percentiles {

@@ -1,8 +1,12 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
-use crate::core::config::Timeouts;
+use crate::core::cache::{response_storable, storable_headers, Freshness};
+use crate::core::config::{CacheMode, Timeouts};
+use crate::core::event::Event;
 use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls, TokenTicket};
+use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
+use crate::wasm::cache::{mark_miss, response_from, Cache, Hit};
 use crate::wasm::errors::{abort_error, failure_to_js};
 use crate::wasm::js::{get, set};
 use crate::wasm::listeners::Listeners;
@@ -29,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) platform: JsPlatform,
     options: ClientOptions,
     in_flight: SharedCalls<Answer>,
+    pub(crate) cache: Option<Cache>,
     seeded: Cell<bool>,
 }
 
@@ -40,8 +45,9 @@ impl ResilientClient {
         #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<ResilientClient, JsValue> {
         crate::wasm::install_panic_hook();
-        let options = parse_client_options(options)?;
+        let mut options = parse_client_options(options)?;
         let engine = Engine::new(options.config.clone(), 0);
+        let cache = options.cache.take().map(Cache::new);
         Ok(ResilientClient {
             inner: Rc::new(Inner {
                 engine,
@@ -50,6 +56,7 @@ impl ResilientClient {
                 },
                 options,
                 in_flight: SharedCalls::default(),
+                cache,
                 seeded: Cell::new(false),
             }),
         })
@@ -78,15 +85,30 @@ impl ResilientClient {
         SseStream::open(self.inner.clone(), input, init)
     }
 
+    /// Empties the response cache (its store included).
+    #[wasm_bindgen(js_name = clearCache, unchecked_return_type = "Promise<void>")]
+    pub fn clear_cache(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.clear_cache().await })
+    }
+
     /// Counters, breaker states, bucket level and latency percentiles.
     #[wasm_bindgen(unchecked_return_type = "ClientStats")]
     pub fn stats(&self) -> JsValue {
-        stats_to_js(&self.inner.engine, self.inner.platform_now())
+        stats_to_js(
+            &self.inner.engine,
+            self.inner.cache.as_ref(),
+            self.inner.platform_now(),
+        )
     }
 
     /// The stats in Prometheus text exposition format.
     pub fn metrics(&self) -> String {
-        metrics_text(&self.inner.engine, self.inner.platform_now())
+        metrics_text(
+            &self.inner.engine,
+            self.inner.cache.as_ref(),
+            self.inner.platform_now(),
+        )
     }
 
     /// Subscribes `listener` to events of `type`; returns a function that unsubscribes it.
@@ -130,8 +152,72 @@ impl Inner {
 
     async fn fetch(self: &Rc<Self>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
         let prepared = self.prepare(input, init).await?;
-        let share_key = prepared.share_key.clone();
-        let shared = share_key.as_deref().map(|key| (&self.in_flight, key));
+        let key = prepared.key.clone();
+        let cache = self.cache.as_ref().zip(key.as_deref());
+        let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
+        else {
+            let shared = key.as_deref().map(|key| (&self.in_flight, key));
+            return Ok(self.fetch_upstream(prepared, shared).await?.into());
+        };
+        let url = prepared.url.clone();
+        let wait_until = prepared.policy.wait_until.clone();
+        let now = self.platform.wall_ms();
+        let found = match cache.lookup(key, now).await {
+            Ok(found) => found,
+            Err(error) => {
+                self.store_error(&url, &error);
+                None
+            }
+        };
+        let stale = match found {
+            Some(Hit {
+                entry,
+                freshness: Freshness::Fresh,
+            }) => {
+                self.platform.emit(Event::Cache {
+                    url: &url,
+                    result: "hit",
+                });
+                return Ok(response_from(&entry, "HIT", now)?.into());
+            }
+            Some(hit) => Some(hit.entry),
+            None => None,
+        };
+        self.platform.emit(Event::Cache {
+            url: &url,
+            result: "miss",
+        });
+        if prepared.policy.cache == CacheMode::OnlyIfCached {
+            return Ok(gateway_timeout()?.into());
+        }
+        let outcome = self
+            .fetch_upstream(prepared, Some((&self.in_flight, key)))
+            .await;
+        let upstream_failed = match &outcome {
+            Ok(response) => response.status() >= 500,
+            Err(error) => get(error, "name").as_string().as_deref() != Some("AbortError"),
+        };
+        if let (true, Some(entry)) = (upstream_failed, &stale) {
+            self.platform.emit(Event::Cache {
+                url: &url,
+                result: "stale",
+            });
+            return Ok(response_from(entry, "STALE", self.platform.wall_ms())?.into());
+        }
+        let response = outcome?;
+        let cache_control = response.headers().get("cache-control").ok().flatten();
+        if response_storable(response.status(), cache_control.as_deref()) {
+            self.store_in_background(&url, key, &response, wait_until.as_ref());
+        }
+        Ok(mark_miss(&response)?.into())
+    }
+
+    /// The pipeline's answer for a prepared request (with dedupe when `shared`).
+    async fn fetch_upstream(
+        self: &Rc<Self>,
+        prepared: Prepared,
+        shared: Option<(&SharedCalls<Answer>, &str)>,
+    ) -> Result<Response, JsValue> {
         let delivered = self.call(prepared, shared).await?;
         let response = delivered.response.response;
         if let Some(ms) = delivered.retry_after_ms {
@@ -140,7 +226,76 @@ impl Inner {
         if let Some(ticket) = delivered.tokens {
             self.settle_from_usage(&response, ticket);
         }
-        Ok(response.into())
+        Ok(response)
+    }
+
+    /// Stores a copy of the response body once it has arrived, without holding up the caller.
+    fn store_in_background(
+        self: &Rc<Self>,
+        url: &str,
+        key: &str,
+        response: &Response,
+        wait_until: Option<&Function>,
+    ) {
+        let Ok(copy) = Response::clone(response) else {
+            return;
+        };
+        let body = async move {
+            let body = JsFuture::from(copy.array_buffer().ok()?).await.ok()?;
+            Some(js_sys::Uint8Array::new(&body).to_vec())
+        };
+        let head = (response.status(), response_headers(response));
+        self.store_later(url, key, head, body, wait_until);
+    }
+
+    /// Stores an entry once `body` resolves (`None`: the body failed, nothing is stored). The work
+    /// runs in the background; `wait_until` (a Worker's `ctx.waitUntil`) keeps it alive past the
+    /// response.
+    pub(crate) fn store_later(
+        self: &Rc<Self>,
+        url: &str,
+        key: &str,
+        (status, headers): (u16, Vec<(String, String)>),
+        body: impl std::future::Future<Output = Option<Vec<u8>>> + 'static,
+        wait_until: Option<&Function>,
+    ) {
+        let (inner, url, key) = (self.clone(), url.to_string(), key.to_string());
+        let task = future_to_promise(async move {
+            let (Some(cache), Some(body)) = (&inner.cache, body.await) else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let now = inner.platform.wall_ms();
+            let entry = cache.entry(status, storable_headers(&headers), body, now);
+            match cache.put(&key, entry, now).await {
+                Ok(()) => inner.platform.emit(Event::Cache {
+                    url: &url,
+                    result: "store",
+                }),
+                Err(error) => inner.store_error(&url, &error),
+            }
+            Ok(JsValue::UNDEFINED)
+        });
+        if let Some(wait_until) = wait_until {
+            let _ = wait_until.call1(&JsValue::NULL, &task);
+        }
+    }
+
+    pub(crate) fn store_error(&self, url: &str, error: &JsValue) {
+        let message = get(error, "message")
+            .as_string()
+            .unwrap_or_else(|| "the cache store failed".to_string());
+        self.platform.emit(Event::StoreError {
+            url,
+            message: &message,
+        });
+    }
+
+    /// Empties the cache.
+    async fn clear_cache(&self) -> Result<JsValue, JsValue> {
+        if let Some(cache) = &self.cache {
+            cache.clear().await?;
+        }
+        Ok(JsValue::UNDEFINED)
     }
 
     /// Normalises fetch arguments with the client's defaults.
@@ -150,7 +305,11 @@ impl Inner {
             base_url: self.options.base_url.as_deref(),
             headers: &self.options.headers,
             retry: self.options.config.retry.as_ref(),
-            dedupe: self.options.dedupe,
+            keyed: self.options.dedupe || self.cache.is_some(),
+            namespace: self
+                .cache
+                .as_ref()
+                .map_or("", |c| c.options.namespace.as_str()),
             count_tokens: self
                 .options
                 .config
@@ -250,6 +409,31 @@ fn usage_tokens(usage: &JsValue) -> Option<u64> {
         .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
         .or_else(|| Some(count("input_tokens")? + count("output_tokens")?))?;
     Some(total as u64)
+}
+
+/// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.
+pub(crate) fn gateway_timeout() -> Result<Response, JsValue> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(504);
+    init.set_status_text("Gateway Timeout");
+    let headers = web_sys::Headers::new()?;
+    headers.set("x-cache", "MISS")?;
+    init.set_headers(&headers);
+    Response::new_with_opt_str_and_init(None, &init)
+}
+
+/// All headers of a response, as (name, value) pairs.
+pub(crate) fn response_headers(response: &Response) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Some(entries)) = js_sys::try_iter(&response.headers()) {
+        for pair in entries.flatten() {
+            let pair: js_sys::Array = pair.unchecked_into();
+            if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                out.push((name, value));
+            }
+        }
+    }
+    out
 }
 
 /// A future that resolves when `signal` aborts, and a function that stops listening.

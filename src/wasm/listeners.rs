@@ -113,6 +113,11 @@ fn event_to_js(event: &Event) -> JsValue {
             .str("key", key)
             .num("waitMs", *wait_ms as f64)
             .bool("rejected", *rejected),
+        Event::Cache { url, result } => o.str("url", url).str("result", result),
+        Event::StoreError { url, message } => {
+            let error = crate::wasm::errors::named_error("CacheStoreError", "CACHE_STORE", message);
+            o.str("url", url).value("error", &error)
+        }
         Event::Error { url, failure } => {
             let o = o.str("url", url);
             set(o.as_ref(), "error", &failure_to_js(failure));

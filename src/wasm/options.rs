@@ -5,8 +5,10 @@ use crate::core::breaker::BreakerConfig;
 use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
-use crate::wasm::reader::{range_error, Reader, Toggle};
+use crate::wasm::cache::{CacheOptions, StoreChoice};
+use crate::wasm::reader::{range_error, type_error, Reader, Toggle};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// The client options, parsed.
 pub struct ClientOptions {
@@ -18,6 +20,8 @@ pub struct ClientOptions {
     pub headers: Vec<(String, String)>,
     /// Share identical cacheable calls in flight.
     pub dedupe: bool,
+    /// The response cache, when enabled.
+    pub cache: Option<CacheOptions>,
 }
 
 /// A per-request `resilience` object, parsed.
@@ -35,6 +39,8 @@ pub struct RequestPolicy {
     pub idempotency_key: Option<String>,
     /// GET event streams: how many times to reconnect (with `Last-Event-ID`) after a cut.
     pub reconnect: Option<u32>,
+    /// Receives background work (cache writes) to keep alive: a Worker's `ctx.waitUntil`.
+    pub wait_until: Option<js_sys::Function>,
 }
 
 /// Reconnections allowed by `resilience.reconnect: true`.
@@ -60,6 +66,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         base_url: None,
         headers: Vec::new(),
         dedupe: true,
+        cache: None,
     };
     let Some(o) = Reader::root(value, "options")? else {
         return Ok(options);
@@ -90,6 +97,76 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::On(r) => Some(parse_rate_limit(&r)?),
     };
     options.dedupe = o.boolean("dedupe")?.unwrap_or(true);
+    options.cache = match o.toggle("cache")? {
+        Toggle::Off => None,
+        Toggle::Default if o.raw("cache")?.is_none() => None,
+        Toggle::Default => Some(parse_cache(None)?),
+        Toggle::On(c) => Some(parse_cache(Some(&c))?),
+    };
+    Ok(options)
+}
+
+/// `cache`: off unless given (`true` or an object). Entries are fresh for `ttlMs` (5 min) and may
+/// answer for `staleIfErrorMs` more when the upstream fails.
+fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
+    let mut options = CacheOptions {
+        store: StoreChoice::Memory,
+        ttl_ms: 300_000,
+        stale_if_error_ms: 0,
+        max_entries: 1000,
+        max_bytes: 50 << 20,
+        namespace: String::new(),
+    };
+    let Some(c) = c else {
+        return Ok(options);
+    };
+    c.only(&[
+        "store",
+        "ttlMs",
+        "maxEntries",
+        "maxBytes",
+        "staleIfErrorMs",
+        "namespace",
+    ])?;
+    options.store = match c.raw("store")? {
+        None => StoreChoice::Memory,
+        Some(value) if value.as_string().as_deref() == Some("memory") => StoreChoice::Memory,
+        Some(value) if value.as_string().as_deref() == Some("indexeddb") => StoreChoice::IndexedDb,
+        Some(value) if value.is_object() => {
+            for method in ["get", "put", "delete"] {
+                if !crate::wasm::js::get(&value, method).is_function() {
+                    return Err(type_error(
+                        &format!("cache.store.{method}"),
+                        "a function (a CacheStore has get, put and delete)",
+                        &crate::wasm::js::get(&value, method),
+                    ));
+                }
+            }
+            StoreChoice::Custom(value)
+        }
+        Some(value) => {
+            return Err(type_error(
+                "cache.store",
+                "\"memory\", \"indexeddb\" or a CacheStore object",
+                &value,
+            ))
+        }
+    };
+    if let Some(ms) = c.millis("ttlMs")? {
+        options.ttl_ms = ms;
+    }
+    if let Some(ms) = c.millis("staleIfErrorMs")? {
+        options.stale_if_error_ms = ms;
+    }
+    if let Some(n) = c.integer("maxEntries", 1, 1 << 32)? {
+        options.max_entries = n as usize;
+    }
+    if let Some(n) = c.integer("maxBytes", 1, 1 << 40)? {
+        options.max_bytes = n as usize;
+    }
+    if let Some(namespace) = c.string("namespace")? {
+        options.namespace = namespace;
+    }
     Ok(options)
 }
 
@@ -257,7 +334,18 @@ pub fn parse_request_policy(
         "timeout",
         "idempotencyKey",
         "reconnect",
+        "waitUntil",
     ])?;
+    policy.wait_until = match p.raw("waitUntil")? {
+        None => None,
+        Some(f) => Some(f.dyn_into().map_err(|f| {
+            type_error(
+                "resilience.waitUntil",
+                "a function (e.g. ctx.waitUntil.bind(ctx))",
+                &f,
+            )
+        })?),
+    };
     policy.reconnect = match p.toggle("reconnect")? {
         Toggle::Off => None,
         Toggle::Default if p.raw("reconnect")?.is_none() => None,

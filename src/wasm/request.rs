@@ -5,6 +5,7 @@
 //! read into an `ArrayBuffer` once, up front; strings, buffers, `Blob`s and `FormData` are reusable as
 //! they are and pass through untouched.
 
+use crate::core::cache::{cache_key, request_cacheable, KeyParts};
 use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
 use crate::wasm::js::{get, set};
@@ -33,9 +34,10 @@ pub struct Prepared {
     pub policy: RequestPolicy,
     /// Rough token estimate of the body (bytes / 4), for tokens-per-minute limits.
     pub tokens: u64,
-    /// Identity of a cacheable request (method, URL, credentials, body): identical calls in flight
-    /// share one upstream call. `None` for requests that must not be shared.
-    pub share_key: Option<String>,
+    /// The cache key of a cacheable request (a hash of method, URL, credentials, canonical body and
+    /// namespace): its cache entry, and the identity under which identical calls in flight share
+    /// one upstream call. `None` for requests that must not be shared or cached.
+    pub key: Option<String>,
 }
 
 /// Client-wide request settings.
@@ -46,17 +48,12 @@ pub struct RequestDefaults<'a> {
     pub headers: &'a [(String, String)],
     /// The client's retry config, base for per-request overrides.
     pub retry: Option<&'a RetryConfig>,
-    /// Whether identical cacheable calls in flight are shared.
-    pub dedupe: bool,
+    /// Whether cacheable requests need their key (for dedupe or the cache).
+    pub keyed: bool,
+    /// The cache namespace, part of every key.
+    pub namespace: &'a str,
     /// Whether a tokens-per-minute limit needs the body's token estimate.
     pub count_tokens: bool,
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// `JSON.parse` on a JS string, without copying it through wasm memory.
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 /// Normalises `input` and `init`.
@@ -131,26 +128,27 @@ pub async fn prepare(
         .or_else(|| source.map(Request::signal));
 
     let href = url.href();
-    let share_key = match defaults.dedupe {
+    let key = match defaults.keyed {
         true => {
             let headers = match merged {
                 Some(headers) => Some(headers),
                 None if init_headers.is_undefined() || init_headers.is_null() => None,
                 None => Headers::new_with_headers(init_headers.unchecked_ref()).ok(),
             };
-            share_key(
+            request_key(
                 &method,
                 &href,
                 headers.as_ref(),
                 body.as_ref(),
                 policy.cache,
+                defaults.namespace,
             )
         }
         false => None,
     };
 
     Ok(Prepared {
-        share_key,
+        key,
         request: JsRequest {
             url: JsValue::from_str(&href),
             init: out,
@@ -168,49 +166,37 @@ pub async fn prepare(
 /// Credential headers: part of a request's identity, so two API keys never share an answer.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
 
-/// The identity of a request that may share an answer: GET/HEAD, a JSON body with `"temperature": 0`,
-/// or any request with `resilience.cache: "force"`; never `bypass` or `Cache-Control: no-store`.
-fn share_key(
+/// The cache key (SHA-256 hex) of a cacheable request, also the identity under which identical calls
+/// in flight share one upstream call; `None` for a request that must not be shared or cached.
+fn request_key(
     method: &str,
     url: &str,
     headers: Option<&Headers>,
     body: Option<&JsValue>,
     mode: CacheMode,
+    namespace: &str,
 ) -> Option<String> {
-    if mode == CacheMode::Bypass {
-        return None;
-    }
+    let header = |name: &str| headers.and_then(|h| h.get(name).ok().flatten());
     let text = match body {
         None => None,
-        Some(body) if body.is_string() => Some(body),
-        Some(_) => return None,
+        Some(body) => Some(body.as_string()?),
     };
-    let deterministic = match (method, text) {
-        ("GET" | "HEAD", _) => true,
-        (_, Some(text)) => json_parse(text)
-            .ok()
-            .is_some_and(|json| get(&json, "temperature").as_f64() == Some(0.0)),
-        (_, None) => false,
-    };
-    if !deterministic && mode != CacheMode::Force {
+    let cache_control = header("cache-control");
+    if !request_cacheable(method, text.as_deref(), mode, cache_control.as_deref()) {
         return None;
     }
-    let header = |name: &str| {
-        headers
-            .and_then(|h| h.get(name).ok().flatten())
-            .unwrap_or_default()
-    };
-    if header("cache-control").contains("no-store") {
-        return None;
-    }
-    let mut key = format!("{method} {url}");
-    for name in CREDENTIAL_HEADERS {
-        key.push('\n');
-        key.push_str(&header(name));
-    }
-    key.push('\n');
-    key.push_str(&text.and_then(JsValue::as_string).unwrap_or_default());
-    Some(key)
+    let values: Vec<(&str, String)> = CREDENTIAL_HEADERS
+        .iter()
+        .filter_map(|name| Some((*name, header(name)?)))
+        .collect();
+    let credentials: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    Some(cache_key(&KeyParts {
+        method,
+        url,
+        body: text.as_deref(),
+        credentials: &credentials,
+        namespace,
+    }))
 }
 
 /// `scheme://host:port` of a serialized URL (a `URL.href`): everything before the path. Cheaper than

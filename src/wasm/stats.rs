@@ -2,11 +2,12 @@
 
 use crate::core::metrics::prometheus;
 use crate::core::pipeline::Engine;
+use crate::wasm::cache::Cache;
 use crate::wasm::js::ObjectBuilder;
 use wasm_bindgen::prelude::*;
 
 /// The `ClientStats` object of the API.
-pub fn stats_to_js(engine: &Engine, now_ms: u64) -> JsValue {
+pub fn stats_to_js(engine: &Engine, cache: Option<&Cache>, now_ms: u64) -> JsValue {
     let stats = engine.stats();
     let breakers = js_sys::Array::new();
     for view in engine.breakers(now_ms) {
@@ -26,11 +27,12 @@ pub fn stats_to_js(engine: &Engine, now_ms: u64) -> JsValue {
         None => JsValue::NULL,
     };
     let p = stats.percentiles();
-    let zero_cache = ObjectBuilder::new()
-        .num("hits", 0)
-        .num("misses", 0)
-        .num("entries", 0)
-        .num("hitRate", 0)
+    let counts = cache.map(Cache::counts).unwrap_or_default();
+    let cache = ObjectBuilder::new()
+        .num("hits", counts.hits as f64)
+        .num("misses", counts.misses as f64)
+        .num("entries", counts.entries as f64)
+        .num("hitRate", counts.hit_rate_per_mille() as f64 / 1000.0)
         .build();
     ObjectBuilder::new()
         .num("requests", stats.requests as f64)
@@ -46,7 +48,7 @@ pub fn stats_to_js(engine: &Engine, now_ms: u64) -> JsValue {
                 .num("budget", stats.rejected_budget as f64)
                 .build(),
         )
-        .value("cache", &zero_cache)
+        .value("cache", &cache)
         .value("breakers", &breakers)
         .value("rateLimit", &rate_limit)
         .value(
@@ -69,10 +71,11 @@ pub fn stats_to_js(engine: &Engine, now_ms: u64) -> JsValue {
 }
 
 /// The Prometheus text.
-pub fn metrics_text(engine: &Engine, now_ms: u64) -> String {
+pub fn metrics_text(engine: &Engine, cache: Option<&Cache>, now_ms: u64) -> String {
     prometheus(
         &engine.stats(),
         &engine.breakers(now_ms),
         engine.rate_level(now_ms),
+        cache.map(Cache::counts),
     )
 }

@@ -8,12 +8,16 @@
 //! `TimeoutError`, an in-band error event an `UpstreamError`. Events cross to JS one batch per network
 //! chunk. Cancelling (`break`, `cancel()`, the caller's signal) cancels the body on the wire.
 
+use crate::core::cache::Freshness;
+use crate::core::config::CacheMode;
 use crate::core::error::TimeoutPhase;
+use crate::core::event::Event;
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::sse::{EventSink, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
-use crate::wasm::client::{abort_future, Inner};
+use crate::wasm::cache::{response_from, Hit};
+use crate::wasm::client::{abort_future, gateway_timeout, response_headers, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::js::{get, ignore_rejection, set};
 use crate::wasm::platform::Answer;
@@ -34,6 +38,8 @@ pub struct Body {
     watch: Watch,
     ended: bool,
     failed: Option<JsValue>,
+    /// The raw bytes so far, for a cacheable stream (stored only if it completes).
+    recording: Option<Vec<u8>>,
 }
 
 /// The parser's sink for a live stream: each event goes past the monitor, then into the packed batch
@@ -63,7 +69,12 @@ enum Chunk {
 }
 
 impl Body {
-    fn new(reader: ReadableStreamDefaultReader, parser: SseParser, monitor: StreamMonitor) -> Self {
+    fn new(reader: ReadableStreamDefaultReader, start: StreamStart) -> Self {
+        let StreamStart {
+            parser,
+            monitor,
+            record,
+        } = start;
         Body {
             reader,
             parser,
@@ -74,6 +85,7 @@ impl Body {
             },
             ended: false,
             failed: None,
+            recording: record.then(Vec::new),
         }
     }
 
@@ -81,7 +93,12 @@ impl Body {
     /// are still handed out, then the failure is raised.
     fn take(&mut self, chunk: Chunk) {
         match chunk {
-            Chunk::Bytes(bytes) => self.parser.feed(&bytes, &mut self.watch),
+            Chunk::Bytes(bytes) => {
+                self.parser.feed(&bytes, &mut self.watch);
+                if let Some(recording) = &mut self.recording {
+                    recording.extend_from_slice(&bytes);
+                }
+            }
             Chunk::End => {
                 self.parser.end(&mut self.watch);
                 self.ended = true;
@@ -151,6 +168,8 @@ async fn read_chunk(reader: &ReadableStreamDefaultReader) -> Result<Chunk, Strin
 pub struct StreamStart {
     parser: SseParser,
     monitor: StreamMonitor,
+    /// Keep the raw bytes, to store the stream in the cache once it completes.
+    record: bool,
 }
 
 /// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
@@ -170,11 +189,7 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
             stream: None,
         });
     };
-    let mut body = Body::new(
-        stream.get_reader().unchecked_into(),
-        start.parser,
-        start.monitor,
-    );
+    let mut body = Body::new(stream.get_reader().unchecked_into(), start);
     // Dropped before the first event (a deadline, an abort): the body is cancelled with it.
     let mut guard = CancelOnDrop(Some(body.reader.clone()));
     while body.watch.packed.is_empty() {
@@ -220,16 +235,26 @@ enum Phase {
 }
 
 struct Shared {
-    phase: Rc<RefCell<Phase>>,
-    started: Promise,
+    phase: RefCell<Phase>,
     signal: Option<AbortSignal>,
     idle_ms: Option<u64>,
     inner: Rc<Inner>,
-    /// What to send again on a reconnection.
+    /// What to send (again, on a reconnection).
     input: JsValue,
     init: JsValue,
     /// Reconnections left (GET streams with `resilience.reconnect`).
-    reconnects: Rc<Cell<u32>>,
+    reconnects: Cell<u32>,
+    /// Where a completed stream is stored, when it is cacheable.
+    recording: RefCell<Option<Recording>>,
+}
+
+/// A cacheable stream being recorded: stored once it completes cleanly.
+struct Recording {
+    url: String,
+    key: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    wait_until: Option<js_sys::Function>,
 }
 
 /// Wait before reconnecting when the server sent no `retry:` field.
@@ -239,55 +264,26 @@ const DEFAULT_RECONNECT_MS: u64 = 1000;
 #[wasm_bindgen]
 pub struct SseStream {
     shared: Rc<Shared>,
+    started: Promise,
 }
 
 impl SseStream {
     /// Starts the request now; events are pulled with `nextBatch()`.
     pub(crate) fn open(inner: Rc<Inner>, input: JsValue, init: JsValue) -> SseStream {
-        let signal = get(&init, "signal").dyn_into::<AbortSignal>().ok();
-        let idle_ms = inner.engine.config().timeout.idle_ms;
-        let pending = Rc::new(RefCell::new(Phase::Starting));
-        let reconnects = Rc::new(Cell::new(0));
-        let start = {
-            let (inner, phase, reconnects) = (inner.clone(), pending.clone(), reconnects.clone());
-            let (input, init) = (input.clone(), init.clone());
-            async move {
-                let prepared = inner.prepare(input, init).await?;
-                if let Some(max) = prepared.policy.reconnect {
-                    if prepared.method != "GET" {
-                        return Err(js_sys::TypeError::new(
-                            "resilience.reconnect is for GET streams: a POST is never replayed after its first event",
-                        )
-                        .into());
-                    }
-                    reconnects.set(max);
-                }
-                let mut prepared = prepared;
-                prepared.request.stream = Some(StreamStart::default());
-                let delivered = inner.call(prepared, None).await?;
-                let Answer {
-                    response,
-                    stream: body,
-                } = delivered.response;
-                set(&response, "attempts", &delivered.attempts.into());
-                if let Some(body) = body {
-                    *phase.borrow_mut() = Phase::Live(body);
-                }
-                Ok(response.into())
-            }
-        };
-        SseStream {
-            shared: Rc::new(Shared {
-                phase: pending,
-                started: future_to_promise(start),
-                signal,
-                idle_ms,
-                inner,
-                input,
-                init,
-                reconnects,
-            }),
-        }
+        let shared = Rc::new(Shared {
+            phase: RefCell::new(Phase::Starting),
+            signal: get(&init, "signal").dyn_into::<AbortSignal>().ok(),
+            idle_ms: inner.engine.config().timeout.idle_ms,
+            inner,
+            input,
+            init,
+            reconnects: Cell::new(0),
+            recording: RefCell::new(None),
+        });
+        // The request starts now; `started` settles with its response (or its failure).
+        let starter = Rc::clone(&shared);
+        let started = future_to_promise(async move { starter.start().await });
+        SseStream { shared, started }
     }
 }
 
@@ -296,15 +292,15 @@ impl SseStream {
     /// The response (after retries), once its first event arrived or it failed.
     #[wasm_bindgen(getter, unchecked_return_type = "Promise<Response>")]
     pub fn response(&self) -> Promise {
-        self.shared.started.clone()
+        self.started.clone()
     }
 
     /// The next events (packed as by `SseParserRaw`), `null` at the end; rejects with the stream's
     /// error.
     #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
     pub fn next_batch(&self) -> Promise {
-        let shared = self.shared.clone();
-        future_to_promise(async move { shared.next_batch().await })
+        let (shared, started) = (self.shared.clone(), self.started.clone());
+        future_to_promise(async move { shared.next_batch(started).await })
     }
 
     /// Stops the stream and cancels its body on the wire.
@@ -316,8 +312,98 @@ impl SseStream {
 }
 
 impl Shared {
-    async fn next_batch(&self) -> Result<JsValue, JsValue> {
-        let response: Response = JsFuture::from(self.started.clone()).await?.unchecked_into();
+    /// Sends the request (or answers it from the cache) and reads up to the first event.
+    async fn start(&self) -> Result<JsValue, JsValue> {
+        let inner = &self.inner;
+        let mut prepared = inner.prepare(self.input.clone(), self.init.clone()).await?;
+        if let Some(max) = prepared.policy.reconnect {
+            if prepared.method != "GET" {
+                return Err(js_sys::TypeError::new(
+                    "resilience.reconnect is for GET streams: a POST is never replayed after its first event",
+                )
+                .into());
+            }
+            self.reconnects.set(max);
+        }
+        let mode = prepared.policy.cache;
+        let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
+        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
+            let url = prepared.url.as_str();
+            let now = inner.platform.wall_ms();
+            match cache.lookup(key, now).await {
+                Ok(Some(Hit {
+                    entry,
+                    freshness: Freshness::Fresh,
+                })) => {
+                    inner.platform.emit(Event::Cache { url, result: "hit" });
+                    let response = response_from(&entry, "HIT", now)?;
+                    let replay = prime(Clone::clone(&response), StreamStart::default()).await;
+                    if let Ok(Answer {
+                        stream: Some(body), ..
+                    }) = replay
+                    {
+                        *self.phase.borrow_mut() = Phase::Live(body);
+                    }
+                    return Ok(response.into());
+                }
+                Ok(_) => {}
+                Err(error) => inner.store_error(url, &error),
+            }
+            inner.platform.emit(Event::Cache {
+                url,
+                result: "miss",
+            });
+            if mode == CacheMode::OnlyIfCached {
+                return Ok(gateway_timeout()?.into());
+            }
+        }
+        let url = prepared.url.clone();
+        let wait_until = prepared.policy.wait_until.clone();
+        prepared.request.stream = Some(StreamStart {
+            record: key.is_some() && inner.cache.is_some(),
+            ..StreamStart::default()
+        });
+        let delivered = inner.call(prepared, None).await?;
+        let Answer { response, stream } = delivered.response;
+        set(&response, "attempts", &delivered.attempts.into());
+        if let Some(body) = stream {
+            if let (Some(key), true) = (key, body.recording.is_some()) {
+                *self.recording.borrow_mut() = Some(Recording {
+                    url,
+                    key,
+                    status: response.status(),
+                    headers: response_headers(&response),
+                    wait_until,
+                });
+            }
+            *self.phase.borrow_mut() = Phase::Live(body);
+        }
+        Ok(response.into())
+    }
+
+    /// Stores a stream that completed cleanly, if it was being recorded.
+    fn store_recording(&self, body: &mut Body) {
+        let (Some(recording), Some(bytes)) = (self.recording.take(), body.recording.take()) else {
+            return;
+        };
+        let Recording {
+            url,
+            key,
+            status,
+            headers,
+            wait_until,
+        } = recording;
+        self.inner.store_later(
+            &url,
+            &key,
+            (status, headers),
+            async move { Some(bytes) },
+            wait_until.as_ref(),
+        );
+    }
+
+    async fn next_batch(&self, started: Promise) -> Result<JsValue, JsValue> {
+        let response: Response = JsFuture::from(started).await?.unchecked_into();
         loop {
             let step = {
                 let mut phase = self.phase.borrow_mut();
@@ -332,6 +418,9 @@ impl Shared {
                 if body.ended {
                     body.cancel();
                     let failed = body.failed.take();
+                    if failed.is_none() {
+                        self.store_recording(body);
+                    }
                     let Phase::Live(body) = std::mem::replace(&mut *phase, Phase::Closed) else {
                         return Ok(JsValue::NULL);
                     };
@@ -397,6 +486,7 @@ impl Shared {
         prepared.request.stream = Some(StreamStart {
             parser,
             monitor: old.watch.monitor,
+            record: false,
         });
         let answer = self.inner.call(prepared, None).await?.response;
         answer.stream.ok_or_else(|| not_a_stream(&answer.response))

@@ -29,6 +29,23 @@ export interface BreakerOptions {
 export interface RateLimitOptions {
   requestsPerMinute?: number; burst?: number; tokensPerMinute?: number; maxWaitMs?: number; scope?: "client" | "origin";
 }
+/** A stored answer. Times are milliseconds since the epoch; headers never include credentials. */
+export interface CachedEntry {
+  status: number; headers: [string, string][]; body: Uint8Array;
+  storedAt: number; freshUntil: number; staleUntil: number;
+}
+/** Where cached answers live: Workers KV, the Cache API, Redis over HTTP... (see "resilient-llm/stores"). */
+export interface CacheStore {
+  get(key: string): Promise<CachedEntry | undefined>;
+  put(key: string, entry: CachedEntry, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  clear?(): Promise<void>;
+}
+export interface CacheOptions {
+  /** ["memory"] LRU in this client; "indexeddb" in browsers (survives reloads); or your CacheStore. */
+  store?: "memory" | "indexeddb" | CacheStore;
+  ttlMs?: number; maxEntries?: number; maxBytes?: number; staleIfErrorMs?: number; namespace?: string;
+}
 export interface ClientOptions {
   baseUrl?: string;
   headers?: Record<string, string>;
@@ -36,6 +53,8 @@ export interface ClientOptions {
   retry?: false | RetryOptions;
   breaker?: false | BreakerOptions;
   rateLimit?: false | RateLimitOptions;
+  /** Off unless given: caches deterministic answers (GET, temperature 0, or resilience.cache "force"). */
+  cache?: boolean | CacheOptions;
   dedupe?: boolean;
 }
 export interface RequestPolicy {
@@ -44,6 +63,10 @@ export interface RequestPolicy {
   retry?: false | RetryOptions;
   timeout?: TimeoutOptions;
   idempotencyKey?: string;
+  /** GET event streams: reconnect after a cut with Last-Event-ID (true = up to 3 times). */
+  reconnect?: boolean | { maxAttempts?: number };
+  /** Keeps background work (cache writes) alive after the response: pass ctx.waitUntil.bind(ctx) in a Worker. */
+  waitUntil?: (promise: Promise<unknown>) => void;
 }
 export type ResilientInit = RequestInit & { resilience?: RequestPolicy };
 export interface ClientStats {

@@ -59,3 +59,51 @@ test("chromium: no uncaught page errors", () => {
   const unexpected = consoleErrors.filter((text) => !/Failed to load resource|net::ERR_/.test(text));
   assert.deepEqual(unexpected, []);
 });
+
+test("chromium: the IndexedDB cache answers after a page reload, with no credential stored in clear", async () => {
+  const cachePage = await browser.newPage();
+  await cachePage.goto(`${site.url}/tests/js/browser/index.html`);
+  const secret = `sk-test-${Date.now()}`;
+  const body = JSON.stringify({ model: "m", temperature: 0, messages: [{ role: "user", content: `reload ${Date.now()}` }] });
+  const ask = () =>
+    cachePage.evaluate(
+      async ({ mockUrl, body, secret }) => {
+        const { ResilientClient } = await import("resilient-llm");
+        const client = new ResilientClient({ cache: { store: "indexeddb", namespace: "reload-test" } });
+        const stored = new Promise((resolve) => client.on("cache", (e) => e.result === "store" && resolve()));
+        const response = await client.fetch(`${mockUrl}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${secret}` },
+          body,
+        });
+        const text = await response.text();
+        const cache = response.headers.get("x-cache");
+        if (cache === "MISS") await stored;
+        return { cache, text };
+      },
+      { mockUrl: mock.url, body, secret },
+    );
+  const first = await ask();
+  assert.equal(first.cache, "MISS");
+  const upstream = mock.stats().total;
+  await cachePage.reload();
+  const second = await ask();
+  assert.equal(second.cache, "HIT");
+  assert.equal(second.text, first.text);
+  assert.equal(mock.stats().total, upstream, "the upstream was not asked again");
+  const records = await cachePage.evaluate(async () => {
+    const db = await new Promise((resolve, reject) => {
+      const open = indexedDB.open("resilient-llm:reload-test");
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const all = await new Promise((resolve) => {
+      const request = db.transaction("entries").objectStore("entries").getAll();
+      request.onsuccess = () => resolve(request.result);
+    });
+    return all.map((r) => JSON.stringify({ ...r, body: new TextDecoder().decode(r.body) }));
+  });
+  assert.ok(records.length >= 1);
+  for (const record of records) assert.ok(!record.includes(secret), `credential in a stored record: ${record}`);
+  await cachePage.close();
+});

@@ -45,6 +45,12 @@ function streamInit(content, fault) {
 
 const fast = { baseDelayMs: 10, maxDelayMs: 50 };
 
+/** Waits (up to ~2 s) for a condition that background work makes true. */
+async function settle(condition) {
+  for (let i = 0; i < 100 && !condition(); i++) await new Promise((r) => setTimeout(r, 20));
+  check(condition(), "timed out waiting for background work");
+}
+
 export const scenarios = {
   async "answers a JSON chat request"({ ResilientClient }, mock) {
     const client = new ResilientClient();
@@ -421,6 +427,106 @@ export const scenarios = {
       for await (const _ of client.events(`${mock}/v1/chat/completions`, { ...streamInit("x"), resilience: { reconnect: true } })) {}
     })());
     equal(error.name, "TypeError", "reconnect is refused for POST");
+  },
+
+  async "caches a deterministic answer: the second call is a HIT the upstream never sees"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: { ttlMs: 60_000 } });
+    const events = [];
+    client.on("cache", (e) => events.push(e.result));
+    const body = chatBody(unique("cache"), { temperature: 0 });
+    const first = await client.fetch(`${mock}/v1/chat/completions`, { method: "POST", body });
+    equal(first.headers.get("x-cache"), "MISS", "first x-cache");
+    const text = await first.text();
+    await settle(() => events.includes("store"));
+    const before = await upstreamCount(mock);
+    // Same request, keys in another order and other whitespace: same canonical body, same entry.
+    const parsed = JSON.parse(body);
+    const reordered = JSON.stringify(Object.fromEntries(Object.entries(parsed).reverse()), null, 2);
+    const second = await client.fetch(`${mock}/v1/chat/completions`, { method: "POST", body: reordered });
+    equal(second.headers.get("x-cache"), "HIT", "second x-cache");
+    check(second.headers.get("age") !== null, "Age header");
+    equal(await second.text(), text, "same body");
+    equal(await upstreamCount(mock), before, "served without the upstream");
+    const stats = client.stats().cache;
+    equal(stats.hits, 1, "stats().cache.hits");
+    equal(stats.entries, 1, "stats().cache.entries");
+    check(client.metrics().includes('resilient_llm_cache_lookups_total{result="hit"} 1'), "metrics");
+    await client.clearCache();
+    equal(client.stats().cache.entries, 0, "cleared");
+  },
+
+  async "never caches sampled answers, no-store, errors, or across API keys"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true, retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const twice = async (init) => {
+      await (await client.fetch(url, init)).text();
+      await new Promise((r) => setTimeout(r, 30));
+      return (await client.fetch(url, init)).headers.get("x-cache");
+    };
+    equal(await twice({ method: "POST", body: chatBody(unique("t"), { temperature: 0.7 }) }), null, "sampled: not even looked up");
+    const deterministic = chatBody(unique("ns"), { temperature: 0 });
+    equal(await twice({ method: "POST", body: deterministic, headers: { "cache-control": "no-store" } }), null, "request no-store");
+    equal(await twice({ method: "POST", body: deterministic, headers: { "x-mock-fault": "status=500" } }), "MISS", "a 500 is not stored");
+    const keyed = chatBody(unique("keys"), { temperature: 0 });
+    await (await client.fetch(url, { method: "POST", body: keyed, headers: { authorization: "Bearer alice" } })).text();
+    await new Promise((r) => setTimeout(r, 30));
+    const bob = await client.fetch(url, { method: "POST", body: keyed, headers: { authorization: "Bearer bob" } });
+    equal(bob.headers.get("x-cache"), "MISS", "another API key never sees alice's entry");
+    const alice = await client.fetch(url, { method: "POST", body: keyed, headers: { authorization: "Bearer alice" } });
+    equal(alice.headers.get("x-cache"), "HIT", "alice hits her own entry");
+  },
+
+  async "only-if-cached misses with a 504 and force caches any request"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true });
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("force"), { temperature: 1 });
+    const miss = await client.fetch(url, { method: "POST", body, resilience: { cache: "only-if-cached" } });
+    equal(miss.status, 504, "only-if-cached miss");
+    await (await client.fetch(url, { method: "POST", body, resilience: { cache: "force" } })).text();
+    await new Promise((r) => setTimeout(r, 30));
+    const hit = await client.fetch(url, { method: "POST", body, resilience: { cache: "only-if-cached" } });
+    equal(hit.headers.get("x-cache"), "HIT", "forced entry");
+  },
+
+  async "serves a stale entry when the upstream fails (staleIfErrorMs)"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: { ttlMs: 50, staleIfErrorMs: 60_000 }, retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("stale"), { temperature: 0 });
+    const fresh = await (await client.fetch(url, { method: "POST", body })).text();
+    await new Promise((r) => setTimeout(r, 120));
+    const failing = await client.fetch(url, { method: "POST", body, headers: { "x-mock-fault": "status=503" } });
+    equal(failing.headers.get("x-cache"), "STALE", "x-cache");
+    equal(failing.status, 200, "the stored answer's status");
+    equal(await failing.text(), fresh, "the stored answer");
+  },
+
+  async "records a completed stream and replays the same events from the cache"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true });
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    const body = chatBody(unique("stream-cache"), { temperature: 0, stream: true });
+    const collect = async (init) => {
+      const stream = client.events(`${mock}/v1/chat/completions`, init);
+      const events = [];
+      for await (const event of stream) events.push(event);
+      return { events, cache: (await stream.response).headers.get("x-cache") };
+    };
+    const first = await collect({ method: "POST", body });
+    await settle(() => stored.length === 1);
+    const before = await upstreamCount(mock);
+    const second = await collect({ method: "POST", body });
+    equal(second.cache, "HIT", "replayed from the cache");
+    equal(JSON.stringify(second.events), JSON.stringify(first.events), "same events, same order");
+    equal(await upstreamCount(mock), before, "the upstream was not asked");
+
+    // A cut stream is never stored: the next identical request goes upstream.
+    const cut = chatBody(unique("stream-cut"), { temperature: 0, stream: true });
+    const headers = { "x-mock-fault": "reset=4" };
+    await rejection(collect({ method: "POST", body: cut, headers }));
+    await new Promise((r) => setTimeout(r, 50));
+    const again = await collect({ method: "POST", body: cut });
+    equal(again.cache, null, "not a cache hit");
+    equal(stored.length, 2, "only the complete streams were stored");
   },
 
   async "SseParser splits events across chunks"({ SseParser }) {

@@ -37,6 +37,7 @@ before(async () => {
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     compatibilityDate: "2025-09-01",
+    kvNamespaces: ["LLM_CACHE"],
   });
   await mf.ready;
 });
@@ -55,3 +56,23 @@ for (const name of Object.keys(scenarios)) {
     assert.equal(response.status, 200, text);
   });
 }
+
+test("workerd: a cache in Workers KV answers a second request (another client) without the upstream", async () => {
+  const url = new URL("http://worker/kv-cache");
+  url.searchParams.set("mock", mock.url);
+  url.searchParams.set("body", JSON.stringify({ model: "m", temperature: 0, messages: [{ role: "user", content: `kv ${Date.now()}` }] }));
+  const first = await mf.dispatchFetch(url);
+  const firstText = await first.text();
+  assert.equal(first.headers.get("x-cache"), "MISS", firstText);
+  const upstream = mock.stats().total;
+  let second;
+  for (let i = 0; i < 20; i++) {
+    second = await mf.dispatchFetch(url);
+    if (second.headers.get("x-cache") === "HIT") break;
+    await second.text();
+    await new Promise((r) => setTimeout(r, 50)); // the KV write runs in waitUntil
+  }
+  assert.equal(second.headers.get("x-cache"), "HIT");
+  assert.equal(await second.text(), firstText);
+  assert.equal(mock.stats().total, upstream, "answered from KV");
+});

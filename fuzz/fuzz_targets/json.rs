@@ -1,0 +1,31 @@
+//! Upstream bytes the core reads as JSON (stream events, usage, cache keys) never panic it, and the
+//! canonical form used in cache keys is a fixed point: canonicalizing it again changes nothing, and
+//! it parses to the same value.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use resilient_llm::core::cache::canonical_json;
+use resilient_llm::core::json::Json;
+use resilient_llm::core::stream::StreamMonitor;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let parsed = Json::parse(&text);
+    if let Some(canonical) = canonical_json(&text) {
+        assert!(
+            parsed.is_some(),
+            "canonical form of something that does not parse"
+        );
+        assert_eq!(
+            canonical_json(&canonical).as_deref(),
+            Some(canonical.as_str())
+        );
+        assert!(Json::parse(&canonical).is_some());
+    }
+    // The stream monitor reads the same bytes as an event's data, under both dialects' event names.
+    let mut monitor = StreamMonitor::new();
+    for event_type in ["message", "content_block_delta", "message_start", "error"] {
+        monitor.observe(event_type, &text);
+    }
+    let _ = monitor.complete();
+});
