@@ -1,6 +1,6 @@
 // The public surface shared by every entry: the generated classes plus what wasm-bindgen cannot
 // express: the pre-bound `fetcher` (`new OpenAI({ fetch: client.fetcher })`), async iteration over SSE
-// streams, and the unpacking of parsed events. Events cross from wasm as one string per chunk,
+// streams and chat streams, and the unpacking of parsed events. Events cross from wasm as one string per chunk,
 // `event CR data CR id CR` per event (no field can hold a CR), because building each event object
 // from Rust costs far more than the parsing.
 import { ResilientClient, SseParserRaw } from "./resilient_llm.js";
@@ -77,6 +77,36 @@ class EventStream {
 
 ResilientClient.prototype.events = function events(input, init) {
   return new EventStream(this.openEvents(input, init));
+};
+
+/**
+ * A streamed chat answer: async iterable of `{ text }` deltas (one per network chunk); `result`
+ * settles with the ChatResult once the iteration has consumed the stream.
+ */
+class ChatStream {
+  #inner;
+  constructor(inner) {
+    this.#inner = inner;
+    this.result = inner.result;
+    this.result.catch(() => {});
+  }
+
+  async *[Symbol.asyncIterator]() {
+    try {
+      for (let text; (text = await this.#inner.nextBatch()) !== null; ) yield { text };
+    } finally {
+      this.#inner.cancel();
+    }
+  }
+
+  /** Stops the stream and cancels the request body. */
+  cancel() {
+    this.#inner.cancel();
+  }
+}
+
+ResilientClient.prototype.chatStream = function chatStream(request) {
+  return new ChatStream(this.openChat(request));
 };
 
 export { ResilientClient };

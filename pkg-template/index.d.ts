@@ -2,6 +2,7 @@ export { ResilientClient } from "./resilient_llm.js";
 export type {
   ClientOptions, TimeoutOptions, RetryOptions, BreakerOptions, RateLimitOptions, RequestPolicy, ResilientInit,
   ClientStats, ClientEventType, ClientEvent, SseEvent, EventStream, CacheOptions, CacheStore, CachedEntry,
+  ChatStream, ChatRequest, ChatResult, ChatDelta, ChatMessage, Target, BudgetOptions,
 } from "./resilient_llm.js";
 import type { SseEvent } from "./resilient_llm.js";
 

@@ -76,6 +76,24 @@ pub enum Event<'a> {
         /// `"hit"`, `"miss"`, `"stale"` (served on upstream failure) or `"store"`.
         result: &'static str,
     },
+    /// A chat call moved on to the next target of its fallback chain.
+    Fallback {
+        /// The target that failed.
+        from: &'a str,
+        /// The target tried next.
+        to: &'a str,
+        /// Why: the failed target's error code.
+        reason: &'a str,
+    },
+    /// A budget crossed a threshold (80% or 100% of a cap) for a user.
+    Budget {
+        /// The user (or "anonymous").
+        user: &'a str,
+        /// Which cap (the option name).
+        cap: &'static str,
+        /// How much of it is used, per mille.
+        used_per_mille: u64,
+    },
     /// A cache store failed; the request carried on as a miss.
     StoreError {
         /// The request URL.
@@ -102,6 +120,8 @@ impl Event<'_> {
             Event::Breaker { .. } => "breaker",
             Event::RateLimited { .. } => "rateLimited",
             Event::Cache { .. } => "cache",
+            Event::Fallback { .. } => "fallback",
+            Event::Budget { .. } => "budget",
             Event::StoreError { .. } | Event::Error { .. } => "error",
         }
     }

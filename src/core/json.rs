@@ -6,6 +6,9 @@
 //! a panic), bounded (nesting deeper than [`MAX_DEPTH`] is rejected instead of overflowing the
 //! stack), and keeps numbers as their source text so no float parsing is linked in: integers are read
 //! by hand where needed ([`Json::as_u64`]).
+//!
+//! Writing is left to the callers, who know their few shapes, except for the one part that is easy
+//! to get wrong: string escaping ([`write_string`]).
 
 use std::borrow::Cow;
 
@@ -86,6 +89,36 @@ impl<'a> Json<'a> {
     pub fn is_null(&self) -> bool {
         matches!(self, Json::Null)
     }
+}
+
+/// Appends `s` to `out` as a JSON string literal, quotes included, escaped minimally and one way:
+/// `"` and `\` and the control characters U+0000..U+001F only (`\b \f \n \r \t` in short form,
+/// the others as `\u00xx`, lowercase hex); everything else, `/` and non-ASCII included, is
+/// written as itself (valid JSON, since a Rust string holds no lone surrogate). [`Json::parse`]
+/// reads the result back as `s` exactly. The core's JSON *writer*: the cache key's canonical form
+/// and the LLM request bodies both use it, so there is one escaping rule to get right.
+pub fn write_string(s: &str, out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0'..='\u{1f}' => {
+                let b = c as u8;
+                out.push_str("\\u00");
+                out.push(char::from(DIGITS[usize::from(b >> 4)]));
+                out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 struct Reader<'a> {

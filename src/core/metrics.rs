@@ -3,6 +3,7 @@
 //! Hand-written and integer-only: a metrics library or float formatting would cost more wasm than the
 //! rest of the pipeline. Latency quantiles are whole milliseconds; bucket levels are floored.
 
+use crate::core::llm::CostTally;
 use crate::core::pipeline::BreakerView;
 use crate::core::stats::{CacheStats, Stats};
 use std::fmt::Write;
@@ -13,6 +14,7 @@ pub fn prometheus(
     breakers: &[BreakerView],
     rate_level: Option<(f64, f64)>,
     cache: Option<CacheStats>,
+    costs: &CostTally,
 ) -> String {
     let mut out = String::with_capacity(1024);
     let counters = [
@@ -111,6 +113,40 @@ pub fn prometheus(
         );
         let _ = writeln!(out, "resilient_llm_cache_entries {}", cache.entries);
     }
+    let models = costs.by_model();
+    if !models.is_empty() {
+        header(
+            &mut out,
+            "tokens_total",
+            "Tokens used by chat calls, by model and direction.",
+            "counter",
+        );
+        for (model, usage, _) in &models {
+            let model = escape_label(model);
+            for (direction, value) in [
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "resilient_llm_tokens_total{{model=\"{model}\",direction=\"{direction}\"}} {value}"
+                );
+            }
+        }
+        header(
+            &mut out,
+            "cost_microdollars_total",
+            "Cost of chat calls in millionths of a US dollar, by model.",
+            "counter",
+        );
+        for (model, _, micros) in &models {
+            let _ = writeln!(
+                out,
+                "resilient_llm_cost_microdollars_total{{model=\"{}\"}} {micros}",
+                escape_label(model)
+            );
+        }
+    }
     if let Some((tokens, capacity)) = rate_level {
         header(
             &mut out,
@@ -172,7 +208,17 @@ mod tests {
             misses: 1,
             entries: 2,
         };
-        let text = prometheus(&stats, &breakers, Some((7.9, 10.0)), Some(cache));
+        let mut costs = CostTally::default();
+        let usage = crate::core::llm::Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+        };
+        costs.add("gpt-x", "u1", &usage, 42);
+        let text = prometheus(&stats, &breakers, Some((7.9, 10.0)), Some(cache), &costs);
+        assert!(
+            text.contains("resilient_llm_tokens_total{model=\"gpt-x\",direction=\"output\"} 5\n")
+        );
+        assert!(text.contains("resilient_llm_cost_microdollars_total{model=\"gpt-x\"} 42\n"));
         assert!(text.contains("resilient_llm_cache_lookups_total{result=\"hit\"} 3\n"));
         assert_eq!(cache.hit_rate_per_mille(), 750);
         assert!(text.contains("resilient_llm_requests_total 3\n"));

@@ -142,6 +142,11 @@ impl Engine {
         }
     }
 
+    /// Counts a call refused by a token or cost budget (checked before the pipeline).
+    pub fn count_budget_rejection(&self) {
+        self.state.borrow_mut().stats.rejected_budget += 1;
+    }
+
     /// Re-seeds the jitter RNG (the wasm layer seeds lazily, on first use).
     pub fn reseed(&self, seed: u64) {
         self.state.borrow_mut().rng = Rng::new(seed);
@@ -305,6 +310,8 @@ impl Engine {
                         platform.discard(response);
                     }
                     platform.sleep(delay_ms).await;
+                    // Counted once the retry is really sent: an abort during the wait is no retry.
+                    self.state.borrow_mut().stats.retries += 1;
                     continue;
                 }
                 Decision::HintTooLong { delay_ms } => Some(delay_ms),
@@ -385,16 +392,14 @@ impl Engine {
         }
     }
 
-    /// Takes a retry from the retry budget; counts the retry, or the refusal.
+    /// Takes a retry from the retry budget; counts a refusal.
     fn withdraw_retry(&self, now_ms: u64) -> bool {
         let mut state = self.state.borrow_mut();
         let allowed = state
             .budget
             .as_mut()
             .is_none_or(|budget| budget.try_withdraw(now_ms));
-        if allowed {
-            state.stats.retries += 1;
-        } else {
+        if !allowed {
             state.stats.retry_budget_exhausted += 1;
         }
         allowed

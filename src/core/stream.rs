@@ -179,6 +179,11 @@ impl StreamMonitor {
         self.done || self.dialect == Dialect::Unknown
     }
 
+    /// True once the stream was recognised as an LLM answer (OpenAI or Anthropic).
+    pub fn is_llm(&self) -> bool {
+        self.dialect != Dialect::Unknown
+    }
+
     /// The dialect recognised so far.
     pub fn dialect(&self) -> Dialect {
         self.dialect

@@ -1,14 +1,11 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
-use crate::core::cache::{response_storable, storable_headers, Freshness};
-use crate::core::config::{CacheMode, Timeouts};
-use crate::core::event::Event;
-use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls, TokenTicket};
-use crate::core::platform::Platform;
+use crate::core::config::Timeouts;
+use crate::core::llm::{CostTally, Ledger};
+use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
 use crate::core::race::{race, Either};
-use crate::wasm::cache::{mark_miss, response_from, Cache, Hit};
+use crate::wasm::cache::Cache;
 use crate::wasm::errors::{abort_error, failure_to_js};
-use crate::wasm::js::{get, set};
 use crate::wasm::listeners::Listeners;
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::{Answer, JsPlatform};
@@ -16,11 +13,11 @@ use crate::wasm::request::{prepare, Prepared, RequestDefaults};
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
 use js_sys::{Function, Promise};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{AbortSignal, AddEventListenerOptions, Response};
+use web_sys::{AbortSignal, AddEventListenerOptions};
 
 /// A fetch wrapper with retries, circuit breakers, rate limits and timeouts.
 #[wasm_bindgen]
@@ -31,9 +28,13 @@ pub struct ResilientClient {
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) platform: JsPlatform,
-    options: ClientOptions,
-    in_flight: SharedCalls<Answer>,
+    pub(crate) options: ClientOptions,
+    pub(crate) in_flight: SharedCalls<Answer>,
     pub(crate) cache: Option<Cache>,
+    /// Token and cost budgets for chat calls.
+    pub(crate) budget: Option<RefCell<Ledger>>,
+    /// What chat calls have cost, per model and per user.
+    pub(crate) costs: RefCell<CostTally>,
     seeded: Cell<bool>,
 }
 
@@ -48,6 +49,10 @@ impl ResilientClient {
         let mut options = parse_client_options(options)?;
         let engine = Engine::new(options.config.clone(), 0);
         let cache = options.cache.take().map(Cache::new);
+        let budget = options
+            .budget
+            .take()
+            .map(|cfg| RefCell::new(Ledger::new(cfg)));
         Ok(ResilientClient {
             inner: Rc::new(Inner {
                 engine,
@@ -57,6 +62,8 @@ impl ResilientClient {
                 options,
                 in_flight: SharedCalls::default(),
                 cache,
+                budget,
+                costs: RefCell::new(CostTally::default()),
                 seeded: Cell::new(false),
             }),
         })
@@ -85,6 +92,26 @@ impl ResilientClient {
         SseStream::open(self.inner.clone(), input, init)
     }
 
+    /// One chat call across the fallback chain (`options.targets`), within the budgets.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ChatResult>")]
+    pub fn chat(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ChatRequest")] request: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.chat(request).await })
+    }
+
+    /// A streamed chat call (the package's `chatStream()` wraps it): text deltas, then `result`.
+    #[wasm_bindgen(js_name = openChat)]
+    pub fn open_chat(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ChatRequest")] request: JsValue,
+    ) -> Result<ChatStreamRaw, JsValue> {
+        let (stream, result) = SseStream::open_chat(self.inner.clone(), request)?;
+        Ok(ChatStreamRaw { stream, result })
+    }
+
     /// Empties the response cache (its store included).
     #[wasm_bindgen(js_name = clearCache, unchecked_return_type = "Promise<void>")]
     pub fn clear_cache(&self) -> Promise {
@@ -98,6 +125,7 @@ impl ResilientClient {
         stats_to_js(
             &self.inner.engine,
             self.inner.cache.as_ref(),
+            &self.inner.costs.borrow(),
             self.inner.platform_now(),
         )
     }
@@ -107,6 +135,7 @@ impl ResilientClient {
         metrics_text(
             &self.inner.engine,
             self.inner.cache.as_ref(),
+            &self.inner.costs.borrow(),
             self.inner.platform_now(),
         )
     }
@@ -148,146 +177,6 @@ impl Inner {
         } else {
             self.engine.reseed(js_sys::Date::now() as u64);
         }
-    }
-
-    async fn fetch(self: &Rc<Self>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
-        let prepared = self.prepare(input, init).await?;
-        let key = prepared.key.clone();
-        let cache = self.cache.as_ref().zip(key.as_deref());
-        let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
-        else {
-            let shared = key.as_deref().map(|key| (&self.in_flight, key));
-            return Ok(self.fetch_upstream(prepared, shared).await?.into());
-        };
-        let url = prepared.url.clone();
-        let wait_until = prepared.policy.wait_until.clone();
-        let now = self.platform.wall_ms();
-        let found = match cache.lookup(key, now).await {
-            Ok(found) => found,
-            Err(error) => {
-                self.store_error(&url, &error);
-                None
-            }
-        };
-        let stale = match found {
-            Some(Hit {
-                entry,
-                freshness: Freshness::Fresh,
-            }) => {
-                self.platform.emit(Event::Cache {
-                    url: &url,
-                    result: "hit",
-                });
-                return Ok(response_from(&entry, "HIT", now)?.into());
-            }
-            Some(hit) => Some(hit.entry),
-            None => None,
-        };
-        self.platform.emit(Event::Cache {
-            url: &url,
-            result: "miss",
-        });
-        if prepared.policy.cache == CacheMode::OnlyIfCached {
-            return Ok(gateway_timeout()?.into());
-        }
-        let outcome = self
-            .fetch_upstream(prepared, Some((&self.in_flight, key)))
-            .await;
-        let upstream_failed = match &outcome {
-            Ok(response) => response.status() >= 500,
-            Err(error) => get(error, "name").as_string().as_deref() != Some("AbortError"),
-        };
-        if let (true, Some(entry)) = (upstream_failed, &stale) {
-            self.platform.emit(Event::Cache {
-                url: &url,
-                result: "stale",
-            });
-            return Ok(response_from(entry, "STALE", self.platform.wall_ms())?.into());
-        }
-        let response = outcome?;
-        let cache_control = response.headers().get("cache-control").ok().flatten();
-        if response_storable(response.status(), cache_control.as_deref()) {
-            self.store_in_background(&url, key, &response, wait_until.as_ref());
-        }
-        Ok(mark_miss(&response)?.into())
-    }
-
-    /// The pipeline's answer for a prepared request (with dedupe when `shared`).
-    async fn fetch_upstream(
-        self: &Rc<Self>,
-        prepared: Prepared,
-        shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<Response, JsValue> {
-        let delivered = self.call(prepared, shared).await?;
-        let response = delivered.response.response;
-        if let Some(ms) = delivered.retry_after_ms {
-            set(&response, "retryAfterMs", &(ms as f64).into());
-        }
-        if let Some(ticket) = delivered.tokens {
-            self.settle_from_usage(&response, ticket);
-        }
-        Ok(response)
-    }
-
-    /// Stores a copy of the response body once it has arrived, without holding up the caller.
-    fn store_in_background(
-        self: &Rc<Self>,
-        url: &str,
-        key: &str,
-        response: &Response,
-        wait_until: Option<&Function>,
-    ) {
-        let Ok(copy) = Response::clone(response) else {
-            return;
-        };
-        let body = async move {
-            let body = JsFuture::from(copy.array_buffer().ok()?).await.ok()?;
-            Some(js_sys::Uint8Array::new(&body).to_vec())
-        };
-        let head = (response.status(), response_headers(response));
-        self.store_later(url, key, head, body, wait_until);
-    }
-
-    /// Stores an entry once `body` resolves (`None`: the body failed, nothing is stored). The work
-    /// runs in the background; `wait_until` (a Worker's `ctx.waitUntil`) keeps it alive past the
-    /// response.
-    pub(crate) fn store_later(
-        self: &Rc<Self>,
-        url: &str,
-        key: &str,
-        (status, headers): (u16, Vec<(String, String)>),
-        body: impl std::future::Future<Output = Option<Vec<u8>>> + 'static,
-        wait_until: Option<&Function>,
-    ) {
-        let (inner, url, key) = (self.clone(), url.to_string(), key.to_string());
-        let task = future_to_promise(async move {
-            let (Some(cache), Some(body)) = (&inner.cache, body.await) else {
-                return Ok(JsValue::UNDEFINED);
-            };
-            let now = inner.platform.wall_ms();
-            let entry = cache.entry(status, storable_headers(&headers), body, now);
-            match cache.put(&key, entry, now).await {
-                Ok(()) => inner.platform.emit(Event::Cache {
-                    url: &url,
-                    result: "store",
-                }),
-                Err(error) => inner.store_error(&url, &error),
-            }
-            Ok(JsValue::UNDEFINED)
-        });
-        if let Some(wait_until) = wait_until {
-            let _ = wait_until.call1(&JsValue::NULL, &task);
-        }
-    }
-
-    pub(crate) fn store_error(&self, url: &str, error: &JsValue) {
-        let message = get(error, "message")
-            .as_string()
-            .unwrap_or_else(|| "the cache store failed".to_string());
-        self.platform.emit(Event::StoreError {
-            url,
-            message: &message,
-        });
     }
 
     /// Empties the cache.
@@ -370,70 +259,31 @@ impl Inner {
     }
 }
 
-impl Inner {
-    /// Corrects the tokens-per-minute charge with the `usage` of a JSON response, read from a copy
-    /// in the background (the caller's body is untouched). Without usage, the estimate stands.
-    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket) {
-        let is_json = response
-            .headers()
-            .get("content-type")
-            .ok()
-            .flatten()
-            .is_some_and(|t| t.contains("json"));
-        if !is_json || !response.ok() {
-            return;
-        }
-        let Ok(copy) = Response::clone(response) else {
-            return;
-        };
-        let inner = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let Ok(promise) = copy.json() else { return };
-            let Ok(body) = JsFuture::from(promise).await else {
-                return;
-            };
-            if let Some(tokens) = usage_tokens(&get(&body, "usage")) {
-                inner
-                    .engine
-                    .settle_tokens(ticket, tokens, inner.platform_now());
-            }
-        });
+/// The wasm side of a `ChatStream`: text batches from the stream, and the call's result.
+#[wasm_bindgen]
+pub struct ChatStreamRaw {
+    stream: SseStream,
+    result: Promise,
+}
+
+#[wasm_bindgen]
+impl ChatStreamRaw {
+    /// The next text (one batch per network chunk), `null` at the end.
+    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
+    pub fn next_batch(&self) -> Promise {
+        self.stream.next_batch()
     }
-}
 
-/// Total tokens from an OpenAI (`total_tokens`, or prompt + completion) or Anthropic (input + output)
-/// `usage` object.
-fn usage_tokens(usage: &JsValue) -> Option<u64> {
-    let count = |key: &str| get(usage, key).as_f64().filter(|n| *n >= 0.0);
-    let total = count("total_tokens")
-        .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
-        .or_else(|| Some(count("input_tokens")? + count("output_tokens")?))?;
-    Some(total as u64)
-}
-
-/// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.
-pub(crate) fn gateway_timeout() -> Result<Response, JsValue> {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(504);
-    init.set_status_text("Gateway Timeout");
-    let headers = web_sys::Headers::new()?;
-    headers.set("x-cache", "MISS")?;
-    init.set_headers(&headers);
-    Response::new_with_opt_str_and_init(None, &init)
-}
-
-/// All headers of a response, as (name, value) pairs.
-pub(crate) fn response_headers(response: &Response) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Ok(Some(entries)) = js_sys::try_iter(&response.headers()) {
-        for pair in entries.flatten() {
-            let pair: js_sys::Array = pair.unchecked_into();
-            if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                out.push((name, value));
-            }
-        }
+    /// Settles with the `ChatResult` when the stream ends (rejects if it fails).
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<ChatResult>")]
+    pub fn result(&self) -> Promise {
+        self.result.clone()
     }
-    out
+
+    /// Stops the stream and cancels the request body.
+    pub fn cancel(&self) {
+        self.stream.cancel();
+    }
 }
 
 /// A future that resolves when `signal` aborts, and a function that stops listening.

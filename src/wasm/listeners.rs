@@ -114,6 +114,17 @@ fn event_to_js(event: &Event) -> JsValue {
             .num("waitMs", *wait_ms as f64)
             .bool("rejected", *rejected),
         Event::Cache { url, result } => o.str("url", url).str("result", result),
+        Event::Fallback { from, to, reason } => {
+            o.str("from", from).str("to", to).str("reason", reason)
+        }
+        Event::Budget {
+            user,
+            cap,
+            used_per_mille,
+        } => o
+            .str("user", user)
+            .str("cap", cap)
+            .num("used", *used_per_mille as f64 / 1000.0),
         Event::StoreError { url, message } => {
             let error = crate::wasm::errors::named_error("CacheStoreError", "CACHE_STORE", message);
             o.str("url", url).value("error", &error)

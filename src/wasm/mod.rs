@@ -2,8 +2,10 @@
 //! [`Platform`](crate::core::platform::Platform), and the exported classes. No policy lives here.
 
 mod cache;
+mod chat;
 mod client;
 mod errors;
+mod fetch;
 mod js;
 mod listeners;
 mod options;

@@ -3,6 +3,7 @@
 
 use crate::core::breaker::BreakerConfig;
 use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
@@ -22,6 +23,28 @@ pub struct ClientOptions {
     pub dedupe: bool,
     /// The response cache, when enabled.
     pub cache: Option<CacheOptions>,
+    /// The fallback chain for `chat()` / `chatStream()`, in order.
+    pub targets: Vec<TargetConfig>,
+    /// Token and cost budgets for `chat()` / `chatStream()`.
+    pub budget: Option<BudgetConfig>,
+}
+
+/// One entry of `targets`.
+pub struct TargetConfig {
+    /// `name`, or `provider:model`.
+    pub name: String,
+    /// The wire protocol.
+    pub provider: Provider,
+    /// Where the provider lives (`https://api.openai.com`), without `/v1`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic).
+    pub api_key: Option<String>,
+    /// The model asked for.
+    pub model: String,
+    /// Extra headers for this target.
+    pub headers: Vec<(String, String)>,
+    /// Prices per million tokens, for cost tracking and cost budgets.
+    pub pricing: Pricing,
 }
 
 /// A per-request `resilience` object, parsed.
@@ -67,6 +90,8 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         headers: Vec::new(),
         dedupe: true,
         cache: None,
+        targets: Vec::new(),
+        budget: None,
     };
     let Some(o) = Reader::root(value, "options")? else {
         return Ok(options);
@@ -97,6 +122,12 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::On(r) => Some(parse_rate_limit(&r)?),
     };
     options.dedupe = o.boolean("dedupe")?.unwrap_or(true);
+    if let Some(targets) = o.raw("targets")? {
+        options.targets = parse_targets(&targets)?;
+    }
+    if let Some(b) = o.object("budget")? {
+        options.budget = Some(parse_budget(&b)?);
+    }
     options.cache = match o.toggle("cache")? {
         Toggle::Off => None,
         Toggle::Default if o.raw("cache")?.is_none() => None,
@@ -104,6 +135,103 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::On(c) => Some(parse_cache(Some(&c))?),
     };
     Ok(options)
+}
+
+/// Most targets in a chain.
+const MAX_TARGETS: usize = 16;
+
+fn parse_targets(value: &JsValue) -> Result<Vec<TargetConfig>, JsValue> {
+    let Some(array) = value.dyn_ref::<js_sys::Array>() else {
+        return Err(type_error("targets", "an array of targets", value));
+    };
+    if array.length() as usize > MAX_TARGETS {
+        return Err(range_error(
+            "targets",
+            &format!("at most {MAX_TARGETS} targets"),
+            &array.length().into(),
+        ));
+    }
+    let mut targets: Vec<TargetConfig> = Vec::new();
+    for (i, item) in array.iter().enumerate() {
+        let path = format!("targets[{i}]");
+        let Some(t) = Reader::root(item.clone(), &path)? else {
+            return Err(type_error(&path, "a target object", &item));
+        };
+        t.only(&[
+            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
+        ])?;
+        let provider_name = t
+            .choice("provider", &["openai", "anthropic"])?
+            .ok_or_else(|| required(&path, "provider"))?;
+        let provider = Provider::parse(provider_name).ok_or_else(|| required(&path, "provider"))?;
+        let base_url = t
+            .string("baseUrl")?
+            .ok_or_else(|| required(&path, "baseUrl"))?;
+        if web_sys::Url::new(&base_url).is_err() {
+            return Err(range_error(
+                &format!("{path}.baseUrl"),
+                "an absolute URL",
+                &base_url.into(),
+            ));
+        }
+        let model = t.string("model")?.ok_or_else(|| required(&path, "model"))?;
+        let name = t
+            .string("name")?
+            .unwrap_or_else(|| format!("{provider_name}:{model}"));
+        if targets.iter().any(|other| other.name == name) {
+            return Err(range_error(
+                &format!("{path}.name"),
+                "unique within targets (it names the target's breaker)",
+                &name.into(),
+            ));
+        }
+        let pricing = match t.object("pricing")? {
+            None => Pricing::default(),
+            Some(p) => {
+                p.only(&["inputPerMTok", "outputPerMTok"])?;
+                let micros = |key: &str| -> Result<u64, JsValue> {
+                    Ok(p.number(key, 0.0, 1e6)?
+                        .map_or(0, |usd| (usd * 1e6).round() as u64))
+                };
+                Pricing {
+                    input_micros_per_mtok: micros("inputPerMTok")?,
+                    output_micros_per_mtok: micros("outputPerMTok")?,
+                }
+            }
+        };
+        targets.push(TargetConfig {
+            name,
+            provider,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: t.string("apiKey")?,
+            model,
+            headers: t.string_map("headers")?.unwrap_or_default(),
+            pricing,
+        });
+    }
+    Ok(targets)
+}
+
+fn required(path: &str, field: &str) -> JsValue {
+    js_sys::TypeError::new(&format!("{path}.{field} is required")).into()
+}
+
+fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
+    b.only(&[
+        "perRequestTokens",
+        "perUserDailyTokens",
+        "perUserMonthlyTokens",
+        "dailyCostUsd",
+    ])?;
+    let tokens = |key: &str| b.integer(key, 1, 1 << 53);
+    Ok(BudgetConfig {
+        per_request_tokens: tokens("perRequestTokens")?,
+        per_user_daily_tokens: tokens("perUserDailyTokens")?,
+        per_user_monthly_tokens: tokens("perUserMonthlyTokens")?,
+        daily_cost_micros: b
+            .number("dailyCostUsd", 0.0, 1e9)?
+            .map(|usd| (usd * 1e6).round() as u64),
+    })
 }
 
 /// `cache`: off unless given (`true` or an object). Entries are fresh for `ttlMs` (5 min) and may

@@ -6,6 +6,7 @@
 //! the wire, not just our interest in it.
 
 use crate::core::event::Event;
+use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, ResponseMeta};
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
@@ -16,12 +17,15 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Response};
+use web_sys::{AbortController, AbortSignal, Response};
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(input: &JsValue, init: &Object) -> Promise;
+    /// `AbortSignal.any` (absent in older runtimes: then `Err`).
+    #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
+    fn any_signal(signals: &js_sys::Array) -> Result<AbortSignal, JsValue>;
 }
 
 /// One attempt's worth of request: the URL and a `RequestInit` whose `signal` is set per attempt.
@@ -32,6 +36,11 @@ pub struct JsRequest {
     pub init: Object,
     /// For `events()`: an attempt succeeds only once its event stream delivered a first event.
     pub stream: Option<StreamStart>,
+    /// For chat calls: read error bodies, so that an error retrying cannot fix (an exhausted quota
+    /// behind a 429) is not retried.
+    pub classify_errors: bool,
+    /// The caller's signal: it must cancel the response body too, not only the wait for headers.
+    pub signal: Option<AbortSignal>,
 }
 
 /// What an attempt produced: the response and, for an event stream, its body read up to the first
@@ -41,13 +50,22 @@ pub struct Answer {
     pub response: Response,
     /// The live event stream, when the request asked for one and the response is one.
     pub stream: Option<Body>,
+    /// For chat calls: the class of an error answer, read from its body.
+    pub error_class: Option<ErrorClass>,
 }
 
 impl ResponseMeta for Answer {
     fn status(&self) -> u16 {
         self.response.status()
     }
+    /// An error class that retrying cannot fix reads as `x-should-retry: false`, the hint the retry
+    /// policy already honours.
     fn header(&self, name: &str) -> Option<String> {
+        if name.eq_ignore_ascii_case("x-should-retry")
+            && self.error_class.is_some_and(|class| !class.retryable())
+        {
+            return Some("false".to_string());
+        }
         self.response.headers().get(name).ok().flatten()
     }
 }
@@ -98,10 +116,19 @@ impl Platform for JsPlatform {
 
     async fn send(&self, request: &JsRequest) -> Result<Answer, String> {
         let response = self.fetch(request).await?;
+        if request.classify_errors && !response.ok() {
+            let error_class = error_class(&response).await;
+            return Ok(Answer {
+                response,
+                stream: None,
+                error_class,
+            });
+        }
         match &request.stream {
             None => Ok(Answer {
                 response,
                 stream: None,
+                error_class: None,
             }),
             Some(start) => prime(response, start.clone()).await,
         }
@@ -125,6 +152,7 @@ impl Platform for JsPlatform {
         Some(Answer {
             response: Response::clone(&answer.response).ok()?,
             stream: None,
+            error_class: answer.error_class,
         })
     }
 
@@ -138,7 +166,14 @@ impl JsPlatform {
     fn fetch(&self, request: &JsRequest) -> impl Future<Output = Result<Response, String>> {
         let controller = AbortController::new().ok();
         if let Some(controller) = &controller {
-            let _ = Reflect::set(&request.init, &"signal".into(), &controller.signal());
+            // The attempt's own signal (deadlines, drops) and the caller's: the caller's must also
+            // reach the body after the headers, as with plain fetch (an SDK stops a stream that way).
+            let own = controller.signal();
+            let signal = match &request.signal {
+                Some(caller) => any_signal(&js_sys::Array::of2(caller, &own)).unwrap_or(own),
+                None => own,
+            };
+            let _ = Reflect::set(&request.init, &"signal".into(), &signal);
         }
         let promise = global_fetch(&request.url, &request.init);
         async move {
@@ -153,6 +188,13 @@ impl JsPlatform {
             }
         }
     }
+}
+
+/// The class of an error answer, from a copy of its body (the caller's stays unread).
+async fn error_class(response: &Response) -> Option<ErrorClass> {
+    let copy = Response::clone(response).ok()?;
+    let body = JsFuture::from(copy.text().ok()?).await.ok()?.as_string()?;
+    Some(classify(response.status(), &body))
 }
 
 /// "fetch failed (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9)": the message and, when the runtime

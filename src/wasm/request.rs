@@ -153,6 +153,8 @@ pub async fn prepare(
             url: JsValue::from_str(&href),
             init: out,
             stream: None,
+            classify_errors: false,
+            signal: signal.clone(),
         },
         origin: origin_of(&href).map_or_else(|| url.origin(), str::to_string),
         method,

@@ -1,5 +1,6 @@
 //! `stats()` and `metrics()` for JS.
 
+use crate::core::llm::{CostTally, Usage};
 use crate::core::metrics::prometheus;
 use crate::core::pipeline::Engine;
 use crate::wasm::cache::Cache;
@@ -7,7 +8,12 @@ use crate::wasm::js::ObjectBuilder;
 use wasm_bindgen::prelude::*;
 
 /// The `ClientStats` object of the API.
-pub fn stats_to_js(engine: &Engine, cache: Option<&Cache>, now_ms: u64) -> JsValue {
+pub fn stats_to_js(
+    engine: &Engine,
+    cache: Option<&Cache>,
+    costs: &CostTally,
+    now_ms: u64,
+) -> JsValue {
     let stats = engine.stats();
     let breakers = js_sys::Array::new();
     for view in engine.breakers(now_ms) {
@@ -59,23 +65,49 @@ pub fn stats_to_js(engine: &Engine, cache: Option<&Cache>, now_ms: u64) -> JsVal
                 .num("p99", p.p99 as f64)
                 .build(),
         )
+        .value("usage", &usage_to_js(&costs.total().0, costs.total().1))
         .value(
-            "usage",
+            "costs",
             &ObjectBuilder::new()
-                .num("inputTokens", 0)
-                .num("outputTokens", 0)
-                .num("costUsd", 0)
+                .value("byModel", &lines_to_js("model", costs.by_model()))
+                .value("byUser", &lines_to_js("user", costs.by_user()))
                 .build(),
         )
         .build()
 }
 
+fn usage_to_js(usage: &Usage, micros: u64) -> JsValue {
+    ObjectBuilder::new()
+        .num("inputTokens", usage.input_tokens as f64)
+        .num("outputTokens", usage.output_tokens as f64)
+        .num("costUsd", micros as f64 / 1e6)
+        .build()
+}
+
+/// `[{ model|user, inputTokens, outputTokens, costUsd }]`.
+fn lines_to_js(label: &str, lines: Vec<(String, Usage, u64)>) -> js_sys::Array {
+    lines
+        .into_iter()
+        .map(|(key, usage, micros)| {
+            let line = usage_to_js(&usage, micros);
+            crate::wasm::js::set(&line, label, &key.into());
+            line
+        })
+        .collect()
+}
+
 /// The Prometheus text.
-pub fn metrics_text(engine: &Engine, cache: Option<&Cache>, now_ms: u64) -> String {
+pub fn metrics_text(
+    engine: &Engine,
+    cache: Option<&Cache>,
+    costs: &CostTally,
+    now_ms: u64,
+) -> String {
     prometheus(
         &engine.stats(),
         &engine.breakers(now_ms),
         engine.rate_level(now_ms),
         cache.map(Cache::counts),
+        costs,
     )
 }

@@ -12,15 +12,22 @@ use crate::core::cache::Freshness;
 use crate::core::config::CacheMode;
 use crate::core::error::TimeoutPhase;
 use crate::core::event::Event;
+use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::sse::{EventSink, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::wasm::cache::{response_from, Hit};
-use crate::wasm::client::{abort_future, gateway_timeout, response_headers, Inner};
+use crate::wasm::chat::{
+    all_targets_failed, chat_result, parse_chat_request, target_error, upstream_failure, Answered,
+    ChatCall, TargetFailure,
+};
+use crate::wasm::client::{abort_future, Inner};
 use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{get, ignore_rejection, set};
 use crate::wasm::platform::Answer;
+use crate::wasm::request::Prepared;
 use crate::wasm::sse::Packed;
 use js_sys::{Object, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
@@ -42,12 +49,37 @@ pub struct Body {
     recording: Option<Vec<u8>>,
 }
 
-/// The parser's sink for a live stream: each event goes past the monitor, then into the packed batch
-/// for JS; after an in-band error nothing more is passed on.
+/// The parser's sink for a live stream: each event goes past the monitor, then into the batch for JS
+/// (whole events for `events()`, the text deltas for `chatStream()`); after an in-band error nothing
+/// more is passed on.
 struct Watch {
     monitor: StreamMonitor,
-    packed: Packed,
+    output: Output,
     error: Option<StreamError>,
+}
+
+/// What a stream hands to JS.
+enum Output {
+    /// Events, packed.
+    Events(Packed),
+    /// Generated text, concatenated per batch.
+    Deltas(String),
+}
+
+impl Output {
+    fn is_empty(&self) -> bool {
+        match self {
+            Output::Events(packed) => packed.is_empty(),
+            Output::Deltas(text) => text.is_empty(),
+        }
+    }
+
+    fn take(&mut self) -> Option<String> {
+        match self {
+            Output::Events(packed) => packed.take(),
+            Output::Deltas(text) => (!text.is_empty()).then(|| std::mem::take(text)),
+        }
+    }
 }
 
 impl EventSink for Watch {
@@ -55,9 +87,11 @@ impl EventSink for Watch {
         if self.error.is_some() {
             return;
         }
-        match self.monitor.observe(event_type, data) {
-            (_, Observation::Error(error)) => self.error = Some(error),
-            _ => self.packed.event(event_type, data, id),
+        match (self.monitor.observe(event_type, data), &mut self.output) {
+            ((_, Observation::Error(error)), _) => self.error = Some(error),
+            (_, Output::Events(packed)) => packed.event(event_type, data, id),
+            ((Some(delta), _), Output::Deltas(text)) => text.push_str(&delta),
+            ((None, _), Output::Deltas(_)) => {}
         }
     }
 }
@@ -74,13 +108,18 @@ impl Body {
             parser,
             monitor,
             record,
+            deltas,
         } = start;
         Body {
             reader,
             parser,
             watch: Watch {
                 monitor,
-                packed: Packed::default(),
+                output: if deltas {
+                    Output::Deltas(String::new())
+                } else {
+                    Output::Events(Packed::default())
+                },
                 error: None,
             },
             ended: false,
@@ -170,6 +209,8 @@ pub struct StreamStart {
     monitor: StreamMonitor,
     /// Keep the raw bytes, to store the stream in the cache once it completes.
     record: bool,
+    /// Hand out text deltas (`chatStream()`) rather than events.
+    deltas: bool,
 }
 
 /// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
@@ -187,24 +228,26 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
         return Ok(Answer {
             response,
             stream: None,
+            error_class: None,
         });
     };
     let mut body = Body::new(stream.get_reader().unchecked_into(), start);
     // Dropped before the first event (a deadline, an abort): the body is cancelled with it.
     let mut guard = CancelOnDrop(Some(body.reader.clone()));
-    while body.watch.packed.is_empty() {
-        match read_chunk(&body.reader).await? {
-            Chunk::End => return Err("the stream ended before its first event".to_string()),
-            bytes => body.take(bytes),
-        }
-        if let (true, Some(error)) = (body.watch.packed.is_empty(), &body.failed) {
+    while body.watch.output.is_empty() && !body.ended {
+        body.take(read_chunk(&body.reader).await?);
+        if let (true, Some(error)) = (body.watch.output.is_empty(), &body.failed) {
             return Err(get(error, "message").as_string().unwrap_or_default());
         }
+    }
+    if body.ended && body.watch.output.is_empty() && !body.watch.monitor.is_llm() {
+        return Err("the stream ended before its first event".to_string());
     }
     guard.0 = None;
     Ok(Answer {
         response,
         stream: Some(body),
+        error_class: None,
     })
 }
 
@@ -239,9 +282,8 @@ struct Shared {
     signal: Option<AbortSignal>,
     idle_ms: Option<u64>,
     inner: Rc<Inner>,
-    /// What to send (again, on a reconnection).
-    input: JsValue,
-    init: JsValue,
+    /// `events()` or `chatStream()`.
+    purpose: Purpose,
     /// Reconnections left (GET streams with `resilience.reconnect`).
     reconnects: Cell<u32>,
     /// Where a completed stream is stored, when it is cacheable.
@@ -257,6 +299,32 @@ struct Recording {
     wait_until: Option<js_sys::Function>,
 }
 
+/// What a stream serves.
+enum Purpose {
+    /// `client.events(input, init)`: what to send (again, on a reconnection).
+    Events { input: JsValue, init: JsValue },
+    /// `client.chatStream(request)`.
+    Chat(ChatProgress),
+}
+
+/// A chat stream's call, its target and how its `result` promise is settled.
+struct ChatProgress {
+    call: ChatCall,
+    hold: RefCell<Option<Hold>>,
+    target: Cell<usize>,
+    attempts: Cell<u32>,
+    cached: Cell<bool>,
+    resolve: js_sys::Function,
+    reject: js_sys::Function,
+}
+
+/// A stream opened on a prepared request.
+struct Opened {
+    response: Response,
+    attempts: u32,
+    cached: bool,
+}
+
 /// Wait before reconnecting when the server sent no `retry:` field.
 const DEFAULT_RECONNECT_MS: u64 = 1000;
 
@@ -270,19 +338,57 @@ pub struct SseStream {
 impl SseStream {
     /// Starts the request now; events are pulled with `nextBatch()`.
     pub(crate) fn open(inner: Rc<Inner>, input: JsValue, init: JsValue) -> SseStream {
+        let signal = get(&init, "signal").dyn_into::<AbortSignal>().ok();
+        SseStream::begin(inner, signal, Purpose::Events { input, init })
+    }
+
+    /// A `chatStream()`: text deltas over the fallback chain; `result` settles when it ends.
+    pub(crate) fn open_chat(
+        inner: Rc<Inner>,
+        request: JsValue,
+    ) -> Result<(SseStream, Promise), JsValue> {
+        let call = parse_chat_request(request)?;
+        let hold = inner.reserve_budget(&call)?;
+        let signal = call.signal.dyn_ref::<AbortSignal>().cloned();
+        let mut settle = None;
+        let result = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let Some((resolve, reject)) = settle else {
+            return Err(js_sys::Error::new("Promise executor did not run").into());
+        };
+        let progress = ChatProgress {
+            call,
+            hold: RefCell::new(hold),
+            target: Cell::new(0),
+            attempts: Cell::new(0),
+            cached: Cell::new(false),
+            resolve,
+            reject,
+        };
+        Ok((
+            SseStream::begin(inner, signal, Purpose::Chat(progress)),
+            result,
+        ))
+    }
+
+    fn begin(inner: Rc<Inner>, signal: Option<AbortSignal>, purpose: Purpose) -> SseStream {
         let shared = Rc::new(Shared {
             phase: RefCell::new(Phase::Starting),
-            signal: get(&init, "signal").dyn_into::<AbortSignal>().ok(),
+            signal,
             idle_ms: inner.engine.config().timeout.idle_ms,
             inner,
-            input,
-            init,
+            purpose,
             reconnects: Cell::new(0),
             recording: RefCell::new(None),
         });
         // The request starts now; `started` settles with its response (or its failure).
         let starter = Rc::clone(&shared);
-        let started = future_to_promise(async move { starter.start().await });
+        let started = future_to_promise(async move {
+            let started = starter.start().await;
+            if let Err(error) = &started {
+                starter.fail_chat(error);
+            }
+            started
+        });
         SseStream { shared, started }
     }
 }
@@ -314,8 +420,11 @@ impl SseStream {
 impl Shared {
     /// Sends the request (or answers it from the cache) and reads up to the first event.
     async fn start(&self) -> Result<JsValue, JsValue> {
-        let inner = &self.inner;
-        let mut prepared = inner.prepare(self.input.clone(), self.init.clone()).await?;
+        let (input, init) = match &self.purpose {
+            Purpose::Chat(progress) => return self.start_chat(progress).await,
+            Purpose::Events { input, init } => (input.clone(), init.clone()),
+        };
+        let prepared = self.inner.prepare(input, init).await?;
         if let Some(max) = prepared.policy.reconnect {
             if prepared.method != "GET" {
                 return Err(js_sys::TypeError::new(
@@ -325,6 +434,45 @@ impl Shared {
             }
             self.reconnects.set(max);
         }
+        let opened = self.open_prepared(prepared, false).await?;
+        set(&opened.response, "attempts", &opened.attempts.into());
+        Ok(opened.response.into())
+    }
+
+    /// Tries the chain's targets in order until one streams its first delta.
+    async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
+        let inner = &self.inner;
+        let mut errors = Vec::new();
+        for (hop, target) in inner.chain()?.iter().enumerate() {
+            if hop > 0 {
+                inner.announce_fallback(hop, &errors);
+            }
+            let failure = match inner.chat_request(target, &progress.call, true).await {
+                Err(failure) => failure,
+                Ok(prepared) => match self.open_prepared(prepared, true).await {
+                    Err(error) => target_error(target, error),
+                    Ok(opened) if opened.response.ok() => {
+                        progress.target.set(hop);
+                        progress.attempts.set(opened.attempts);
+                        progress.cached.set(opened.cached);
+                        return Ok(opened.response.into());
+                    }
+                    Ok(opened) => upstream_failure(target, &opened.response, opened.attempts).await,
+                },
+            };
+            match failure {
+                TargetFailure::Stop(error) => return Err(error),
+                TargetFailure::Next(error) => errors.push((target.name.clone(), error)),
+            }
+        }
+        Err(all_targets_failed(errors))
+    }
+
+    /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
+    /// it when cacheable. A live body becomes the stream's phase; a response without one (an error
+    /// status) is returned as is.
+    async fn open_prepared(&self, mut prepared: Prepared, deltas: bool) -> Result<Opened, JsValue> {
+        let inner = &self.inner;
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
         if let (Some(cache), Some(key)) = (&inner.cache, &key) {
@@ -337,14 +485,21 @@ impl Shared {
                 })) => {
                     inner.platform.emit(Event::Cache { url, result: "hit" });
                     let response = response_from(&entry, "HIT", now)?;
-                    let replay = prime(Clone::clone(&response), StreamStart::default()).await;
+                    let start = StreamStart {
+                        deltas,
+                        ..StreamStart::default()
+                    };
                     if let Ok(Answer {
                         stream: Some(body), ..
-                    }) = replay
+                    }) = prime(Clone::clone(&response), start).await
                     {
                         *self.phase.borrow_mut() = Phase::Live(body);
                     }
-                    return Ok(response.into());
+                    return Ok(Opened {
+                        response,
+                        attempts: 0,
+                        cached: true,
+                    });
                 }
                 Ok(_) => {}
                 Err(error) => inner.store_error(url, &error),
@@ -354,18 +509,24 @@ impl Shared {
                 result: "miss",
             });
             if mode == CacheMode::OnlyIfCached {
-                return Ok(gateway_timeout()?.into());
+                return Ok(Opened {
+                    response: gateway_timeout()?,
+                    attempts: 0,
+                    cached: false,
+                });
             }
         }
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
         prepared.request.stream = Some(StreamStart {
             record: key.is_some() && inner.cache.is_some(),
+            deltas,
             ..StreamStart::default()
         });
         let delivered = inner.call(prepared, None).await?;
-        let Answer { response, stream } = delivered.response;
-        set(&response, "attempts", &delivered.attempts.into());
+        let Answer {
+            response, stream, ..
+        } = delivered.response;
         if let Some(body) = stream {
             if let (Some(key), true) = (key, body.recording.is_some()) {
                 *self.recording.borrow_mut() = Some(Recording {
@@ -378,7 +539,47 @@ impl Shared {
             }
             *self.phase.borrow_mut() = Phase::Live(body);
         }
-        Ok(response.into())
+        Ok(Opened {
+            response,
+            attempts: delivered.attempts,
+            cached: false,
+        })
+    }
+
+    /// A chat stream that ended cleanly: settle its budget and resolve `result`.
+    fn finish_chat(&self, body: &Body) {
+        let Purpose::Chat(progress) = &self.purpose else {
+            return;
+        };
+        let inner = &self.inner;
+        let Some(target) = inner.options.targets.get(progress.target.get()) else {
+            return;
+        };
+        let monitor = &body.watch.monitor;
+        let usage = reported_or_estimated(monitor, &progress.call);
+        let micros = inner.settle(progress.hold.take(), &progress.call, target, &usage);
+        let answered = Answered {
+            completion: Completion {
+                text: monitor.text().to_string(),
+                finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
+                usage,
+            },
+            attempts: progress.attempts.get(),
+            cached: progress.cached.get(),
+        };
+        let _ = progress
+            .resolve
+            .call1(&JsValue::NULL, &chat_result(target, &answered, micros));
+    }
+
+    /// A chat stream that failed: give the budget hold back (or charge what was generated) and
+    /// reject `result`.
+    fn fail_chat(&self, error: &JsValue) {
+        let Purpose::Chat(progress) = &self.purpose else {
+            return;
+        };
+        self.inner.release(progress.hold.take());
+        let _ = progress.reject.call1(&JsValue::NULL, error);
     }
 
     /// Stores a stream that completed cleanly, if it was being recorded.
@@ -412,21 +613,25 @@ impl Shared {
                     Phase::Closed => return Ok(JsValue::NULL),
                     Phase::Live(body) => body,
                 };
-                if let Some(packed) = body.watch.packed.take() {
-                    return Ok(packed.into());
+                if let Some(batch) = body.watch.output.take() {
+                    return Ok(batch.into());
                 }
                 if body.ended {
                     body.cancel();
                     let failed = body.failed.take();
                     if failed.is_none() {
                         self.store_recording(body);
+                        self.finish_chat(body);
                     }
                     let Phase::Live(body) = std::mem::replace(&mut *phase, Phase::Closed) else {
                         return Ok(JsValue::NULL);
                     };
                     match failed {
                         None => return Ok(JsValue::NULL),
-                        Some(error) if self.reconnects.get() == 0 => return Err(error),
+                        Some(error) if self.reconnects.get() == 0 => {
+                            self.fail_chat(&error);
+                            return Err(error);
+                        }
                         Some(_) => Step::Reconnect(body),
                     }
                 } else {
@@ -460,6 +665,9 @@ impl Shared {
     /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the
     /// new connection is retried like any call until its first event.
     async fn reconnect(&self, old: Body) -> Result<Body, JsValue> {
+        let Purpose::Events { input, init } = &self.purpose else {
+            return Err(js_sys::Error::new("only event streams reconnect").into());
+        };
         let mut parser = old.parser;
         parser.end(&mut Vec::new());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
@@ -475,18 +683,19 @@ impl Shared {
                 }
             }
         }
-        let init = Object::try_assign(&Object::new(), &Object::from(self.init.clone()))?;
-        let headers = Headers::new_with_headers(get(&self.init, "headers").unchecked_ref())
+        let headers = Headers::new_with_headers(get(init, "headers").unchecked_ref())
             .or_else(|_| Headers::new())?;
         if !parser.last_event_id().is_empty() {
             headers.set("last-event-id", parser.last_event_id())?;
         }
+        let init = Object::try_assign(&Object::new(), &Object::from(init.clone()))?;
         set(&init, "headers", &headers);
-        let mut prepared = self.inner.prepare(self.input.clone(), init.into()).await?;
+        let mut prepared = self.inner.prepare(input.clone(), init.into()).await?;
         prepared.request.stream = Some(StreamStart {
             parser,
             monitor: old.watch.monitor,
             record: false,
+            deltas: false,
         });
         let answer = self.inner.call(prepared, None).await?.response;
         answer.stream.ok_or_else(|| not_a_stream(&answer.response))
@@ -552,6 +761,19 @@ fn idle_timeout(idle_ms: u64, partial: &str) -> JsValue {
     set(&error, "option", &TimeoutPhase::Idle.option_name().into());
     set(&error, "partialText", &partial.into());
     error.into()
+}
+
+/// The stream's reported usage; where it reported none, the pre-flight estimate of the input and a
+/// chars/4 estimate of the text generated.
+fn reported_or_estimated(monitor: &StreamMonitor, call: &ChatCall) -> Usage {
+    let usage = monitor.usage();
+    if usage.input_tokens + usage.output_tokens > 0 {
+        return usage;
+    }
+    Usage {
+        input_tokens: estimate_tokens(&call.messages),
+        output_tokens: (monitor.text().chars().count() as u64).div_ceil(4),
+    }
 }
 
 /// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.

@@ -9,7 +9,39 @@ export interface ResilientClient {
   readonly fetcher: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
   /** Server-Sent Events through the pipeline: retried until the first event, never replayed after. */
   events(input: string | URL | Request, init?: ResilientInit): EventStream;
+  /** A streamed chat across the fallback chain: falls back only before the first delta. */
+  chatStream(request: ChatRequest): ChatStream;
 }
+export interface ChatStream extends AsyncIterable<ChatDelta> {
+  /** The ChatResult, once iteration has consumed the stream (rejects with the stream's error). */
+  readonly result: Promise<ChatResult>;
+  /** Stops the stream and cancels the request body. */
+  cancel(): void;
+}
+export interface Target {
+  /** Names the target's breaker, bucket and cost lines; default `provider:model`. */
+  name?: string;
+  provider: "openai" | "anthropic";
+  /** The server root, e.g. "https://api.openai.com" (no /v1). */
+  baseUrl: string;
+  apiKey?: string;
+  model: string;
+  headers?: Record<string, string>;
+  /** US dollars per million tokens. */
+  pricing?: { inputPerMTok: number; outputPerMTok: number };
+}
+export interface ChatMessage { role: "system" | "user" | "assistant"; content: string }
+export interface ChatRequest {
+  messages: ChatMessage[]; maxTokens?: number; temperature?: number;
+  /** Budgets are per user ("anonymous" when absent). */
+  user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
+}
+export interface ChatResult {
+  text: string; target: string; provider: string; model: string; finishReason: string;
+  usage: { inputTokens: number; outputTokens: number }; costUsd: number; cached: boolean; attempts: number;
+}
+export interface ChatDelta { text: string }
+export interface BudgetOptions { perRequestTokens?: number; perUserDailyTokens?: number; perUserMonthlyTokens?: number; dailyCostUsd?: number }
 export interface EventStream extends AsyncIterable<SseEvent> {
   /** The response, once its first event arrived (or the call failed). */
   readonly response: Promise<Response>;
@@ -56,6 +88,9 @@ export interface ClientOptions {
   /** Off unless given: caches deterministic answers (GET, temperature 0, or resilience.cache "force"). */
   cache?: boolean | CacheOptions;
   dedupe?: boolean;
+  /** The fallback chain for chat() and chatStream(), in order (at most 5 are tried per call). */
+  targets?: Target[];
+  budget?: BudgetOptions;
 }
 export interface RequestPolicy {
   cache?: "default" | "bypass" | "force" | "only-if-cached";
@@ -79,6 +114,11 @@ export interface ClientStats {
   rateLimit: { tokens: number; capacity: number } | null;
   latencyMs: { p50: number; p95: number; p99: number };
   usage: { inputTokens: number; outputTokens: number; costUsd: number };
+  /** Chat usage and cost per model and per user. */
+  costs: {
+    byModel: { model: string; inputTokens: number; outputTokens: number; costUsd: number }[];
+    byUser: { user: string; inputTokens: number; outputTokens: number; costUsd: number }[];
+  };
 }
 export type ClientEventType = "request" | "response" | "retry" | "breaker" | "cache" | "rateLimited" | "fallback" | "budget" | "error";
 export interface SseEvent { event: string; data: string; id: string }

@@ -38,6 +38,16 @@ async function upstreamCount(mock) {
   return (await mockStats(mock)).total;
 }
 
+/** A target on the mock, under its own name (its own faults and counters: /t/<name>/...). */
+function target(mock, name, extra = {}) {
+  return { name, provider: "openai", baseUrl: `${mock}/t/${name}`, apiKey: "sk-test", model: "mock-1", ...extra };
+}
+
+async function setFaults(mock, faults) {
+  const response = await fetch(`${mock}/control/faults`, { method: "POST", body: JSON.stringify(faults) });
+  check(response.ok, `setting faults: ${await response.text()}`);
+}
+
 function streamInit(content, fault) {
   const body = chatBody(content, { stream: true, stream_options: { include_usage: true } });
   return { method: "POST", headers: fault ? { "x-mock-fault": fault } : {}, body };
@@ -527,6 +537,179 @@ export const scenarios = {
     const again = await collect({ method: "POST", body: cut });
     equal(again.cache, null, "not a cache hit");
     equal(stored.length, 2, "only the complete streams were stored");
+  },
+
+  async "chat answers from the first target with usage and cost"({ ResilientClient }, mock) {
+    const name = unique("primary");
+    const client = new ResilientClient({ targets: [target(mock, name, { pricing: { inputPerMTok: 2, outputPerMTok: 8 } })] });
+    const result = await client.chat({ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "hello" }], maxTokens: 100 });
+    check(result.text.startsWith('You said: "hello"'), result.text);
+    equal(result.target, name, "target");
+    equal(result.provider, "openai", "provider");
+    equal(result.finishReason, "stop", "finishReason");
+    check(result.usage.inputTokens > 0 && result.usage.outputTokens > 0, JSON.stringify(result.usage));
+    const expected = (result.usage.inputTokens * 2 + result.usage.outputTokens * 8) / 1e6;
+    check(Math.abs(result.costUsd - expected) < 1e-6, `cost ${result.costUsd} vs ${expected}`);
+    equal(result.attempts, 1, "attempts");
+    equal(result.cached, false, "cached");
+    equal(client.stats().usage.outputTokens, result.usage.outputTokens, "stats().usage");
+  },
+
+  async "chat speaks Anthropic's Messages API"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ targets: [target(mock, unique("claude"), { provider: "anthropic", model: "claude-x" })] });
+    const result = await client.chat({ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "bonjour" }] });
+    check(result.text.startsWith('You said: "bonjour"'), result.text);
+    equal(result.provider, "anthropic", "provider");
+    equal(result.finishReason, "end_turn", "finishReason");
+  },
+
+  async "chat falls back during an outage, the breaker opens, and traffic returns after recovery"({ ResilientClient }, mock) {
+    const primary = unique("primary");
+    const backup = unique("backup");
+    const client = new ResilientClient({
+      targets: [target(mock, primary), target(mock, backup)],
+      retry: false,
+      breaker: { failureThreshold: 2, resetTimeoutMs: 300 },
+    });
+    const hops = [];
+    client.on("fallback", (e) => hops.push(`${e.from}->${e.to}`));
+    await setFaults(mock, { target: primary, outage: true });
+    const ask = () => client.chat({ messages: [{ role: "user", content: "status?" }] });
+    equal((await ask()).target, backup, "first call: fallback");
+    equal((await ask()).target, backup, "second call: fallback, breaker opens");
+    const primaryBefore = (await mockStats(mock)).byTarget[primary]?.total;
+    equal((await ask()).target, backup, "third call: the open breaker skips the primary");
+    equal((await mockStats(mock)).byTarget[primary]?.total, primaryBefore, "the primary saw nothing");
+    equal(client.stats().breakers.find((b) => b.key === `target:${primary}`)?.state, "open", "primary breaker open");
+    await setFaults(mock, { target: primary });
+    await new Promise((r) => setTimeout(r, 350));
+    equal((await ask()).target, primary, "after recovery the primary answers again");
+    equal(hops.length, 3, `fallback events: ${hops.join(" ")}`);
+  },
+
+  async "an exhausted quota is not retried and falls back; an auth error stops the chain"({ ResilientClient }, mock) {
+    const broke = unique("broke");
+    const backup = unique("backup");
+    const quota = new ResilientClient({
+      targets: [target(mock, broke, { headers: { "x-mock-fault": "error=insufficient_quota" } }), target(mock, backup)],
+      retry: { maxRetries: 3, baseDelayMs: 10 },
+    });
+    equal((await quota.chat({ messages: [{ role: "user", content: "x" }] })).target, backup, "answered by the backup");
+    equal((await mockStats(mock)).byTarget[broke].total, 1, "the quota error was not retried");
+    const denied = unique("denied");
+    const spare = unique("spare");
+    const auth = new ResilientClient({
+      targets: [target(mock, denied, { headers: { "x-mock-fault": "status=401" } }), target(mock, spare)],
+    });
+    const error = await rejection(auth.chat({ messages: [{ role: "user", content: "x" }] }));
+    equal(error.name, "UpstreamError", "error name");
+    equal(error.kind, "auth", "error kind");
+    equal(error.status, 401, "status");
+    equal((await mockStats(mock)).byTarget[spare], undefined, "no fallback on an auth error");
+  },
+
+  async "when every target fails the error lists each one"({ ResilientClient }, mock) {
+    const a = unique("a");
+    const b = unique("b");
+    const client = new ResilientClient({ targets: [target(mock, a), target(mock, b)], retry: false });
+    await setFaults(mock, { target: a, outage: true });
+    await setFaults(mock, { target: b, outage: true });
+    const error = await rejection(client.chat({ messages: [{ role: "user", content: "x" }] }));
+    equal(error.name, "AllTargetsFailedError", "error name");
+    equal(error.errors.length, 2, "one error per target");
+    equal(error.errors[1].target, b, "errors name their target");
+    await setFaults(mock, { target: a });
+    await setFaults(mock, { target: b });
+  },
+
+  async "100 concurrent chats against a budget for 10 never overshoot"({ ResilientClient }, mock) {
+    const name = unique("budget");
+    // Each call holds its worst case: the input estimate (ceil(2/4) + 4 = 5 tokens) plus maxTokens 95.
+    const client = new ResilientClient({ targets: [target(mock, name)], budget: { perUserDailyTokens: 1000 } });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 100 }, () => client.chat({ messages: [{ role: "user", content: "hi" }], maxTokens: 95, user: "u1" })),
+    );
+    const ok = outcomes.filter((o) => o.status === "fulfilled").length;
+    const refused = outcomes.filter((o) => o.status === "rejected" && o.reason.name === "BudgetExceededError");
+    equal(ok, 10, "calls admitted");
+    equal(refused.length, 90, "calls refused");
+    equal(refused[0].reason.cap, "perUserDailyTokens", "which cap");
+    equal((await mockStats(mock)).byTarget[name].total, 10, "requests the upstream saw");
+    equal(client.stats().rejected.budget, 90, "stats().rejected.budget");
+    const other = await client.chat({ messages: [{ role: "user", content: "hi" }], maxTokens: 95, user: "u2" });
+    equal(other.target, name, "budgets are per user");
+  },
+
+  async "chatStream streams deltas and resolves its result"({ ResilientClient }, mock) {
+    const name = unique("stream");
+    const client = new ResilientClient({ targets: [target(mock, name)] });
+    const stream = client.chatStream({ messages: [{ role: "user", content: "stream please" }] });
+    let text = "";
+    let deltas = 0;
+    for await (const delta of stream) {
+      text += delta.text;
+      deltas++;
+    }
+    const result = await stream.result;
+    const json = await client.chat({ messages: [{ role: "user", content: "stream please" }] });
+    equal(text, json.text, "streamed text equals the JSON answer");
+    equal(result.text, text, "result.text");
+    check(deltas > 5, `deltas ${deltas}`);
+    equal(result.target, name, "result.target");
+    check(result.usage.outputTokens > 0, "usage from the stream");
+  },
+
+  async "chatStream falls back before the first delta, never after"({ ResilientClient }, mock) {
+    const down = unique("down");
+    const backup = unique("backup");
+    const client = new ResilientClient({ targets: [target(mock, down), target(mock, backup)], retry: false });
+    await setFaults(mock, { target: down, outage: true });
+    const stream = client.chatStream({ messages: [{ role: "user", content: "x" }] });
+    let text = "";
+    for await (const delta of stream) text += delta.text;
+    equal((await stream.result).target, backup, "answered by the backup");
+    check(text.startsWith("You said"), text);
+    await setFaults(mock, { target: down });
+
+    const cut = unique("cut");
+    const spare = unique("spare");
+    const cutting = new ResilientClient({
+      targets: [target(mock, cut, { headers: { "x-mock-fault": "reset=8" } }), target(mock, spare)],
+    });
+    const broken = cutting.chatStream({ messages: [{ role: "user", content: "x" }] });
+    let partial = "";
+    const error = await rejection((async () => {
+      for await (const delta of broken) partial += delta.text;
+    })());
+    equal(error.name, "IncompleteStreamError", "error name");
+    equal(error.partialText, partial, "the partial text is attached");
+    equal((await mockStats(mock)).byTarget[spare], undefined, "no fallback after data was delivered");
+    equal((await rejection(broken.result)).name, "IncompleteStreamError", "result rejects too");
+  },
+
+  async "chat options are validated"({ ResilientClient }, mock) {
+    const cases = [
+      [{ targets: [{ provider: "gemini", baseUrl: mock, model: "m" }] }, "RangeError", "targets[0].provider"],
+      [{ targets: [{ provider: "openai", baseUrl: mock }] }, "TypeError", "targets[0].model"],
+      [{ targets: [{ provider: "openai", baseUrl: "nope", model: "m" }] }, "RangeError", "targets[0].baseUrl"],
+      [{ targets: "openai" }, "TypeError", "targets"],
+      [{ budget: { perUserDailyTokens: -1 } }, "RangeError", "budget.perUserDailyTokens"],
+    ];
+    for (const [options, name, field] of cases) {
+      let error;
+      try {
+        new ResilientClient(options);
+      } catch (e) {
+        error = e;
+      }
+      check(error, `${JSON.stringify(options)} was accepted`);
+      equal(error.name, name, `error for ${JSON.stringify(options)}`);
+      check(error.message.includes(field), `message names ${field}: ${error.message}`);
+    }
+    const client = new ResilientClient({ targets: [target(mock, unique("v"))] });
+    equal((await rejection(client.chat({ messages: [] }))).name, "TypeError", "empty messages");
+    equal((await rejection(client.chat({ messages: [{ role: "robot", content: "x" }] }))).name, "RangeError", "bad role");
+    equal((await rejection(new ResilientClient().chat({ messages: [{ role: "user", content: "x" }] }))).name, "TypeError", "no targets");
   },
 
   async "SseParser splits events across chunks"({ SseParser }) {

@@ -30,7 +30,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::core::cache::sha256::{hex, Sha256};
-use crate::core::json::Json;
+use crate::core::json::{write_string, Json};
 
 /// Label opening every key's hashed input (bump the version if the derivation changes).
 const KEY_LABEL: &[u8] = b"resilient-llm cache key v1\0";
@@ -178,30 +178,6 @@ fn write_value(value: &Json, out: &mut String) {
             out.push('}');
         }
     }
-}
-
-fn write_string(s: &str, out: &mut String) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0'..='\u{1f}' => {
-                let b = c as u8;
-                out.push_str("\\u00");
-                out.push(char::from(DIGITS[usize::from(b >> 4)]));
-                out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-            }
-            _ => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Whether valid JSON `text` has a `\uD800..\uDFFF` escape that is not half of a

@@ -1,0 +1,462 @@
+//! `client.chat()`: one call across a fallback chain of targets, inside token and cost budgets, that
+//! says what it cost.
+//!
+//! Each target is tried through the whole pipeline (its own breaker and bucket, keyed by the target's
+//! name; retries with the provider's hints), and the chain moves on when a target fails in a way
+//! another target may not: an outage, an open breaker, an exhausted quota, a context too long for the
+//! model, a refused prompt. Auth errors and malformed requests stop the chain (another target would
+//! fail the same way, or the caller must fix something). Budgets hold the worst case before the first
+//! attempt and settle to the real usage after, so concurrent calls can never overshoot a cap.
+
+use crate::core::event::Event;
+use crate::core::llm::{
+    build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
+    ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
+};
+use crate::core::platform::Platform;
+use crate::wasm::client::Inner;
+use crate::wasm::errors::named_error;
+use crate::wasm::fetch::Fetched;
+use crate::wasm::js::{get, set, ObjectBuilder};
+use crate::wasm::options::TargetConfig;
+use crate::wasm::reader::{type_error, Reader};
+use crate::wasm::request::Prepared;
+use js_sys::Array;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Response};
+
+/// Most targets tried for one call.
+pub const MAX_HOPS: usize = 5;
+/// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
+pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
+
+/// A parsed `ChatRequest`.
+pub struct ChatCall {
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// `maxTokens`.
+    pub max_tokens: Option<u32>,
+    /// `temperature` × 1000.
+    pub temperature_milli: Option<u32>,
+    /// `user`, or "anonymous": budgets are per user.
+    pub user: String,
+    /// `signal`, passed on to every attempt.
+    pub signal: JsValue,
+    /// `resilience`, passed on as the request policy.
+    pub resilience: JsValue,
+}
+
+/// How one target's attempt ended, when it did not answer.
+pub enum TargetFailure {
+    /// Try the next target.
+    Next(JsValue),
+    /// Stop the chain (abort, auth, bad request).
+    Stop(JsValue),
+}
+
+/// A target's answer.
+pub struct Answered {
+    /// Text, finish reason, usage.
+    pub completion: Completion,
+    /// Attempts the target took (0 when cached).
+    pub attempts: u32,
+    /// From the cache.
+    pub cached: bool,
+}
+
+/// Parses `chat(request)`.
+pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
+    let Some(r) = Reader::root(value.clone(), "request")? else {
+        return Err(type_error("request", "a ChatRequest object", &value));
+    };
+    r.only(&[
+        "messages",
+        "maxTokens",
+        "temperature",
+        "user",
+        "signal",
+        "resilience",
+    ])?;
+    let list = r.raw("messages")?.unwrap_or(JsValue::UNDEFINED);
+    let Some(list) = list.dyn_ref::<Array>().filter(|a| a.length() > 0) else {
+        return Err(type_error(
+            "request.messages",
+            "a non-empty array of messages",
+            &list,
+        ));
+    };
+    let mut messages = Vec::with_capacity(list.length() as usize);
+    for (i, item) in list.iter().enumerate() {
+        let path = format!("request.messages[{i}]");
+        let Some(m) = Reader::root(item.clone(), &path)? else {
+            return Err(type_error(&path, "a { role, content } object", &item));
+        };
+        m.only(&["role", "content"])?;
+        let role = match m.choice("role", &["system", "user", "assistant"])? {
+            Some("system") => Role::System,
+            Some("assistant") => Role::Assistant,
+            Some(_) => Role::User,
+            None => {
+                return Err(type_error(
+                    &format!("{path}.role"),
+                    "a role",
+                    &JsValue::UNDEFINED,
+                ))
+            }
+        };
+        let content = m.string("content")?.ok_or_else(|| {
+            type_error(&format!("{path}.content"), "a string", &JsValue::UNDEFINED)
+        })?;
+        messages.push(Message { role, content });
+    }
+    let temperature_milli = r
+        .number("temperature", 0.0, 2.0)?
+        .map(|t| (t * 1000.0).round() as u32);
+    Ok(ChatCall {
+        messages,
+        max_tokens: r.integer("maxTokens", 1, 1 << 24)?.map(|n| n as u32),
+        temperature_milli,
+        user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
+        signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
+        resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+    })
+}
+
+impl ChatCall {
+    /// The provider-neutral parameters for `target`.
+    pub fn params<'a>(&'a self, target: &'a TargetConfig, stream: bool) -> ChatParams<'a> {
+        ChatParams {
+            model: &target.model,
+            messages: &self.messages,
+            max_tokens: self.max_tokens,
+            temperature_milli: self.temperature_milli,
+            user: (self.user != "anonymous").then_some(self.user.as_str()),
+            stream,
+        }
+    }
+}
+
+impl Inner {
+    /// `client.chat(request)`.
+    pub(crate) async fn chat(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
+        let call = parse_chat_request(request)?;
+        let hold = self.reserve_budget(&call)?;
+        let mut errors = Vec::new();
+        for (hop, target) in self.chain()?.iter().enumerate() {
+            if hop > 0 {
+                self.announce_fallback(hop, &errors);
+            }
+            match self.ask(target, &call).await {
+                Ok(answered) => {
+                    let result = self.settle(hold, &call, target, &answered.completion.usage);
+                    return Ok(chat_result(target, &answered, result));
+                }
+                Err(TargetFailure::Stop(error)) => {
+                    self.release(hold);
+                    return Err(error);
+                }
+                Err(TargetFailure::Next(error)) => errors.push((target.name.clone(), error)),
+            }
+        }
+        self.release(hold);
+        Err(all_targets_failed(errors))
+    }
+
+    /// The targets a call may try, at most [`MAX_HOPS`].
+    pub(crate) fn chain(&self) -> Result<&[TargetConfig], JsValue> {
+        let targets = &self.options.targets;
+        if targets.is_empty() {
+            return Err(js_sys::TypeError::new(
+                "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
+            )
+            .into());
+        }
+        Ok(&targets[..targets.len().min(MAX_HOPS)])
+    }
+
+    /// Emits the `fallback` event for moving to hop `hop`.
+    pub(crate) fn announce_fallback(&self, hop: usize, errors: &[(String, JsValue)]) {
+        let targets = &self.options.targets;
+        let reason = errors
+            .last()
+            .and_then(|(_, e)| get(e, "code").as_string())
+            .unwrap_or_default();
+        self.platform.emit(Event::Fallback {
+            from: &targets[hop - 1].name,
+            to: &targets[hop].name,
+            reason: &reason,
+        });
+    }
+
+    /// One target, through dedupe, the cache and the pipeline.
+    async fn ask(
+        self: &Rc<Self>,
+        target: &TargetConfig,
+        call: &ChatCall,
+    ) -> Result<Answered, TargetFailure> {
+        let response = self.send_to(target, call).await?;
+        let text = body_text(&response.response)
+            .await
+            .map_err(TargetFailure::Next)?;
+        let completion = parse_completion(target.provider, &text).ok_or_else(|| {
+            TargetFailure::Next(
+                named_error(
+                    "UpstreamError",
+                    "UNREADABLE_ANSWER",
+                    &format!(
+                        "{} answered, but not with a {} completion",
+                        target.name,
+                        target.provider.as_str()
+                    ),
+                )
+                .into(),
+            )
+        })?;
+        Ok(Answered {
+            completion,
+            attempts: response.attempts,
+            cached: response.cached,
+        })
+    }
+
+    /// The prepared request for `call` on `target`, streamed or not.
+    pub(crate) async fn chat_request(
+        &self,
+        target: &TargetConfig,
+        call: &ChatCall,
+        stream: bool,
+    ) -> Result<Prepared, TargetFailure> {
+        let http = build_request(
+            target.provider,
+            &call.params(target, stream),
+            target.api_key.as_deref(),
+        );
+        let headers = Headers::new().map_err(TargetFailure::Stop)?;
+        let _ = headers.set("content-type", "application/json");
+        for (name, value) in &http.headers {
+            let _ = headers.set(name, value);
+        }
+        for (name, value) in &target.headers {
+            let _ = headers.set(name, value);
+        }
+        let init = ObjectBuilder::new()
+            .str("method", "POST")
+            .value("headers", &headers)
+            .str("body", &http.body)
+            .value("signal", &call.signal)
+            .value("resilience", &call.resilience)
+            .build();
+        let url = format!("{}{}", target.base_url, http.path);
+        let mut prepared = self
+            .prepare(url.into(), init)
+            .await
+            .map_err(TargetFailure::Stop)?;
+        // One breaker and bucket per target, even for targets sharing an origin.
+        prepared.origin = format!("target:{}", target.name);
+        prepared.request.classify_errors = true;
+        Ok(prepared)
+    }
+
+    /// Sends `call` to `target`; a non-2xx answer becomes the target's failure.
+    async fn send_to(
+        self: &Rc<Self>,
+        target: &TargetConfig,
+        call: &ChatCall,
+    ) -> Result<Fetched, TargetFailure> {
+        let prepared = self.chat_request(target, call, false).await?;
+        let fetched = self
+            .fetch_prepared(prepared)
+            .await
+            .map_err(|error| target_error(target, error))?;
+        if fetched.response.ok() {
+            return Ok(fetched);
+        }
+        Err(upstream_failure(target, &fetched.response, fetched.attempts).await)
+    }
+
+    /// Holds the call's worst case in the budgets; `BudgetExceededError` when a cap would be passed.
+    pub(crate) fn reserve_budget(&self, call: &ChatCall) -> Result<Option<Hold>, JsValue> {
+        let Some(ledger) = &self.budget else {
+            return Ok(None);
+        };
+        let input = estimate_tokens(&call.messages);
+        let output = call.max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from);
+        let worst = Usage {
+            input_tokens: input,
+            output_tokens: output,
+        };
+        let worst_cost = self
+            .options
+            .targets
+            .iter()
+            .take(MAX_HOPS)
+            .map(|t| cost_micros(&t.pricing, &worst))
+            .max()
+            .unwrap_or(0);
+        let now = self.platform.wall_ms();
+        let held = ledger
+            .borrow_mut()
+            .reserve(&call.user, input + output, worst_cost, now);
+        held.map(Some).map_err(|exceeded| {
+            self.engine.count_budget_rejection();
+            budget_exceeded(&call.user, &exceeded)
+        })
+    }
+
+    /// Replaces the budget hold with the real usage, tallies the cost, and reports a crossed
+    /// threshold; returns the call's cost in micro-dollars.
+    pub(crate) fn settle(
+        &self,
+        hold: Option<Hold>,
+        call: &ChatCall,
+        target: &TargetConfig,
+        usage: &Usage,
+    ) -> u64 {
+        let micros = cost_micros(&target.pricing, usage);
+        self.costs
+            .borrow_mut()
+            .add(&target.model, &call.user, usage, micros);
+        let (Some(ledger), Some(hold)) = (&self.budget, hold) else {
+            return micros;
+        };
+        let now = self.platform.wall_ms();
+        let mut ledger = ledger.borrow_mut();
+        let before = ledger.usage_per_mille(&call.user, now);
+        ledger.settle(hold, usage.input_tokens + usage.output_tokens, micros);
+        let after = ledger.usage_per_mille(&call.user, now);
+        drop(ledger);
+        if let Some((cap, used)) = after {
+            let was = before.map_or(0, |(_, used)| used);
+            if [800, 1000].iter().any(|mark| was < *mark && used >= *mark) {
+                self.platform.emit(Event::Budget {
+                    user: &call.user,
+                    cap: cap.as_str(),
+                    used_per_mille: used,
+                });
+            }
+        }
+        micros
+    }
+
+    /// Gives a budget hold back (the call failed).
+    pub(crate) fn release(&self, hold: Option<Hold>) {
+        if let (Some(ledger), Some(hold)) = (&self.budget, hold) {
+            ledger.borrow_mut().release(hold);
+        }
+    }
+}
+
+async fn body_text(response: &Response) -> Result<String, JsValue> {
+    let text = JsFuture::from(response.text()?).await?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
+/// A target's pipeline error: an abort stops the chain, anything else moves on.
+pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
+    set(&error, "target", &target.name.as_str().into());
+    if get(&error, "name").as_string().as_deref() == Some("AbortError") {
+        TargetFailure::Stop(error)
+    } else {
+        TargetFailure::Next(error)
+    }
+}
+
+/// The error for a target's non-2xx answer: classified from its status and body.
+pub(crate) async fn upstream_failure(
+    target: &TargetConfig,
+    response: &Response,
+    attempts: u32,
+) -> TargetFailure {
+    let status = response.status();
+    let body = body_text(response).await.unwrap_or_default();
+    let class = classify(status, &body);
+    let message = error_message(&body).unwrap_or_else(|| "no error message".to_string());
+    let error = named_error(
+        "UpstreamError",
+        &class.as_str().to_ascii_uppercase(),
+        &format!(
+            "{} answered HTTP {status} ({}): {message}",
+            target.name,
+            class.as_str()
+        ),
+    );
+    set(&error, "status", &status.into());
+    set(&error, "kind", &class.as_str().into());
+    set(&error, "attempts", &attempts.into());
+    set(&error, "target", &target.name.as_str().into());
+    if class.falls_back() {
+        TargetFailure::Next(error.into())
+    } else {
+        TargetFailure::Stop(error.into())
+    }
+}
+
+/// `BudgetExceededError`: which cap, its limit, what remains and what the call needed.
+fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
+    let cap = exceeded.cap.as_str();
+    let unit = if exceeded.cap == Cap::DailyCost {
+        "micro-dollars"
+    } else {
+        "tokens"
+    };
+    let error = named_error(
+        "BudgetExceededError",
+        "BUDGET_EXCEEDED",
+        &format!(
+            "The {cap} budget for {user} would be exceeded: the call may use {} {unit}, {} remain of {}.",
+            exceeded.needed, exceeded.remaining, exceeded.limit
+        ),
+    );
+    set(&error, "cap", &cap.into());
+    set(&error, "limit", &(exceeded.limit as f64).into());
+    set(&error, "remaining", &(exceeded.remaining as f64).into());
+    set(&error, "needed", &(exceeded.needed as f64).into());
+    set(&error, "user", &user.into());
+    error.into()
+}
+
+/// `AllTargetsFailedError` with every target's error.
+pub(crate) fn all_targets_failed(errors: Vec<(String, JsValue)>) -> JsValue {
+    let summary: Vec<String> = errors
+        .iter()
+        .map(|(name, e)| {
+            format!(
+                "{name}: {}",
+                get(e, "message").as_string().unwrap_or_default()
+            )
+        })
+        .collect();
+    let error = named_error(
+        "AllTargetsFailedError",
+        "ALL_TARGETS_FAILED",
+        &format!("Every target failed. {}", summary.join("; ")),
+    );
+    let list: Array = errors.into_iter().map(|(_, e)| e).collect();
+    set(&error, "errors", &list);
+    error.into()
+}
+
+/// The `ChatResult` object.
+pub(crate) fn chat_result(target: &TargetConfig, answered: &Answered, cost_micros: u64) -> JsValue {
+    let completion = &answered.completion;
+    ObjectBuilder::new()
+        .str("text", &completion.text)
+        .str("target", &target.name)
+        .str("provider", target.provider.as_str())
+        .str("model", &target.model)
+        .str("finishReason", &completion.finish_reason)
+        .value(
+            "usage",
+            &ObjectBuilder::new()
+                .num("inputTokens", completion.usage.input_tokens as f64)
+                .num("outputTokens", completion.usage.output_tokens as f64)
+                .build(),
+        )
+        .num("costUsd", cost_micros as f64 / 1e6)
+        .bool("cached", answered.cached)
+        .num("attempts", answered.attempts)
+        .build()
+}

@@ -1,0 +1,264 @@
+//! `client.fetch`: dedupe, the response cache (hit, miss, stale-if-error, background store), then the
+//! pipeline; and the corrections made after a response (tokens-per-minute usage).
+
+use crate::core::cache::{response_storable, storable_headers, Freshness};
+use crate::core::config::CacheMode;
+use crate::core::event::Event;
+use crate::core::pipeline::{SharedCalls, TokenTicket};
+use crate::core::platform::Platform;
+use crate::wasm::cache::{mark_miss, response_from, Hit};
+use crate::wasm::client::Inner;
+use crate::wasm::js::{get, set};
+use crate::wasm::platform::Answer;
+use crate::wasm::request::Prepared;
+use js_sys::Function;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::Response;
+
+/// A response, and how it was obtained.
+pub struct Fetched {
+    /// The response handed to the caller.
+    pub response: Response,
+    /// Attempts made (0 when the cache answered).
+    pub attempts: u32,
+    /// Answered from the cache.
+    pub cached: bool,
+}
+
+impl Fetched {
+    fn cached(response: Response) -> Result<Fetched, JsValue> {
+        Ok(Fetched {
+            response,
+            attempts: 0,
+            cached: true,
+        })
+    }
+}
+
+impl Inner {
+    /// `client.fetch`.
+    pub(crate) async fn fetch(
+        self: &Rc<Self>,
+        input: JsValue,
+        init: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let prepared = self.prepare(input, init).await?;
+        Ok(self.fetch_prepared(prepared).await?.response.into())
+    }
+
+    /// A prepared request through dedupe, the cache and the pipeline.
+    pub(crate) async fn fetch_prepared(
+        self: &Rc<Self>,
+        prepared: Prepared,
+    ) -> Result<Fetched, JsValue> {
+        let key = prepared.key.clone();
+        let cache = self.cache.as_ref().zip(key.as_deref());
+        let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
+        else {
+            let shared = key.as_deref().map(|key| (&self.in_flight, key));
+            return self.fetch_upstream(prepared, shared).await;
+        };
+        let url = prepared.url.clone();
+        let wait_until = prepared.policy.wait_until.clone();
+        let now = self.platform.wall_ms();
+        let found = match cache.lookup(key, now).await {
+            Ok(found) => found,
+            Err(error) => {
+                self.store_error(&url, &error);
+                None
+            }
+        };
+        let stale = match found {
+            Some(Hit {
+                entry,
+                freshness: Freshness::Fresh,
+            }) => {
+                self.platform.emit(Event::Cache {
+                    url: &url,
+                    result: "hit",
+                });
+                return Fetched::cached(response_from(&entry, "HIT", now)?);
+            }
+            Some(hit) => Some(hit.entry),
+            None => None,
+        };
+        self.platform.emit(Event::Cache {
+            url: &url,
+            result: "miss",
+        });
+        if prepared.policy.cache == CacheMode::OnlyIfCached {
+            return Fetched::cached(gateway_timeout()?);
+        }
+        let outcome = self
+            .fetch_upstream(prepared, Some((&self.in_flight, key)))
+            .await;
+        let upstream_failed = match &outcome {
+            Ok(fetched) => fetched.response.status() >= 500,
+            Err(error) => get(error, "name").as_string().as_deref() != Some("AbortError"),
+        };
+        if let (true, Some(entry)) = (upstream_failed, &stale) {
+            self.platform.emit(Event::Cache {
+                url: &url,
+                result: "stale",
+            });
+            return Fetched::cached(response_from(entry, "STALE", self.platform.wall_ms())?);
+        }
+        let mut fetched = outcome?;
+        let response = &fetched.response;
+        let cache_control = response.headers().get("cache-control").ok().flatten();
+        if response_storable(response.status(), cache_control.as_deref()) {
+            self.store_in_background(&url, key, response, wait_until.as_ref());
+        }
+        fetched.response = mark_miss(response)?;
+        Ok(fetched)
+    }
+
+    /// The pipeline's answer for a prepared request (with dedupe when `shared`).
+    async fn fetch_upstream(
+        self: &Rc<Self>,
+        prepared: Prepared,
+        shared: Option<(&SharedCalls<Answer>, &str)>,
+    ) -> Result<Fetched, JsValue> {
+        let delivered = self.call(prepared, shared).await?;
+        let response = delivered.response.response;
+        if let Some(ms) = delivered.retry_after_ms {
+            set(&response, "retryAfterMs", &(ms as f64).into());
+        }
+        if let Some(ticket) = delivered.tokens {
+            self.settle_from_usage(&response, ticket);
+        }
+        Ok(Fetched {
+            response,
+            attempts: delivered.attempts,
+            cached: false,
+        })
+    }
+
+    /// Stores a copy of the response body once it has arrived, without holding up the caller.
+    fn store_in_background(
+        self: &Rc<Self>,
+        url: &str,
+        key: &str,
+        response: &Response,
+        wait_until: Option<&Function>,
+    ) {
+        let Ok(copy) = Response::clone(response) else {
+            return;
+        };
+        let body = async move {
+            let body = JsFuture::from(copy.array_buffer().ok()?).await.ok()?;
+            Some(js_sys::Uint8Array::new(&body).to_vec())
+        };
+        let head = (response.status(), response_headers(response));
+        self.store_later(url, key, head, body, wait_until);
+    }
+
+    /// Stores an entry once `body` resolves (`None`: the body failed, nothing is stored). The work
+    /// runs in the background; `wait_until` (a Worker's `ctx.waitUntil`) keeps it alive past the
+    /// response.
+    pub(crate) fn store_later(
+        self: &Rc<Self>,
+        url: &str,
+        key: &str,
+        (status, headers): (u16, Vec<(String, String)>),
+        body: impl std::future::Future<Output = Option<Vec<u8>>> + 'static,
+        wait_until: Option<&Function>,
+    ) {
+        let (inner, url, key) = (self.clone(), url.to_string(), key.to_string());
+        let task = future_to_promise(async move {
+            let (Some(cache), Some(body)) = (&inner.cache, body.await) else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let now = inner.platform.wall_ms();
+            let entry = cache.entry(status, storable_headers(&headers), body, now);
+            match cache.put(&key, entry, now).await {
+                Ok(()) => inner.platform.emit(Event::Cache {
+                    url: &url,
+                    result: "store",
+                }),
+                Err(error) => inner.store_error(&url, &error),
+            }
+            Ok(JsValue::UNDEFINED)
+        });
+        if let Some(wait_until) = wait_until {
+            let _ = wait_until.call1(&JsValue::NULL, &task);
+        }
+    }
+
+    pub(crate) fn store_error(&self, url: &str, error: &JsValue) {
+        let message = get(error, "message")
+            .as_string()
+            .unwrap_or_else(|| "the cache store failed".to_string());
+        self.platform.emit(Event::StoreError {
+            url,
+            message: &message,
+        });
+    }
+
+    /// Corrects the tokens-per-minute charge with the `usage` of a JSON response, read from a copy
+    /// in the background (the caller's body is untouched). Without usage, the estimate stands.
+    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket) {
+        let is_json = response
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.contains("json"));
+        if !is_json || !response.ok() {
+            return;
+        }
+        let Ok(copy) = Response::clone(response) else {
+            return;
+        };
+        let inner = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Ok(promise) = copy.json() else { return };
+            let Ok(body) = JsFuture::from(promise).await else {
+                return;
+            };
+            if let Some(tokens) = usage_tokens(&get(&body, "usage")) {
+                inner
+                    .engine
+                    .settle_tokens(ticket, tokens, inner.platform_now());
+            }
+        });
+    }
+}
+
+/// Total tokens from an OpenAI (`total_tokens`, or prompt + completion) or Anthropic (input + output)
+/// `usage` object.
+fn usage_tokens(usage: &JsValue) -> Option<u64> {
+    let count = |key: &str| get(usage, key).as_f64().filter(|n| *n >= 0.0);
+    let total = count("total_tokens")
+        .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
+        .or_else(|| Some(count("input_tokens")? + count("output_tokens")?))?;
+    Some(total as u64)
+}
+
+/// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.
+pub(crate) fn gateway_timeout() -> Result<Response, JsValue> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(504);
+    init.set_status_text("Gateway Timeout");
+    let headers = web_sys::Headers::new()?;
+    headers.set("x-cache", "MISS")?;
+    init.set_headers(&headers);
+    Response::new_with_opt_str_and_init(None, &init)
+}
+
+/// All headers of a response, as (name, value) pairs.
+pub(crate) fn response_headers(response: &Response) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Some(entries)) = js_sys::try_iter(&response.headers()) {
+        for pair in entries.flatten() {
+            let pair: js_sys::Array = pair.unchecked_into();
+            if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                out.push((name, value));
+            }
+        }
+    }
+    out
+}

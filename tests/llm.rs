@@ -1,0 +1,658 @@
+//! Scenarios for the LLM layer as a caller uses it: build a request for either provider, read the
+//! answer or classify the failure, and keep budgets and costs straight across concurrent calls,
+//! midnight and month ends. Property tests check the two guarantees that examples cannot: request
+//! bodies carry any text exactly, and no sequence of reservations gets past a cap.
+
+use resilient_llm::core::json::Json;
+use resilient_llm::core::llm::{
+    build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
+    BudgetConfig, Cap, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message, Pricing,
+    Provider, Role, Usage,
+};
+use resilient_llm::core::stream::StreamMonitor;
+
+const DAY_MS: u64 = 86_400_000;
+/// 2026-01-31T23:59:59Z.
+const JAN_31_LAST_SECOND: u64 = 1_769_903_999_000;
+
+fn msg(role: Role, content: &str) -> Message {
+    Message {
+        role,
+        content: content.to_string(),
+    }
+}
+
+fn daily(cap: u64) -> Ledger {
+    Ledger::new(BudgetConfig {
+        per_user_daily_tokens: Some(cap),
+        ..BudgetConfig::default()
+    })
+}
+
+#[test]
+fn hundred_concurrent_reservations_admit_exactly_ten() {
+    let mut ledger = daily(1000);
+    let now = JAN_31_LAST_SECOND - 3_600_000;
+    // All reserved before any settles: the calls are in flight together.
+    let results: Vec<_> = (0..100)
+        .map(|_| ledger.reserve("alice", 100, 0, now))
+        .collect();
+    let admitted: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+    assert_eq!(admitted.len(), 10);
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(
+            refused,
+            &Exceeded {
+                cap: Cap::UserDailyTokens,
+                limit: 1000,
+                remaining: 0,
+                needed: 100
+            }
+        );
+    }
+    assert_eq!(ledger.spent("alice", now), (1000, 1000, 0));
+    assert_eq!(
+        ledger.usage_per_mille("alice", now),
+        Some((Cap::UserDailyTokens, 1000))
+    );
+
+    let mut holds = results.into_iter().filter_map(Result::ok);
+    // Settling with less than held frees the difference...
+    let first = holds.next().expect("ten holds");
+    ledger.settle(first, 40, 0);
+    assert_eq!(ledger.spent("alice", now).0, 940);
+    assert!(ledger.reserve("alice", 61, 0, now).is_err());
+    let small = ledger.reserve("alice", 60, 0, now).expect("60 fit");
+    // ...and releasing frees the whole hold.
+    let second = holds.next().expect("ten holds");
+    ledger.release(second);
+    assert_eq!(ledger.spent("alice", now).0, 900);
+    let refill = ledger.reserve("alice", 100, 0, now).expect("100 fit again");
+    assert!(ledger.reserve("alice", 1, 0, now).is_err());
+    ledger.release(small);
+    ledger.release(refill);
+    for hold in holds {
+        ledger.settle(hold, 100, 0);
+    }
+    assert_eq!(ledger.spent("alice", now), (840, 840, 0));
+}
+
+#[test]
+fn day_and_month_roll_over_by_utc_date() {
+    let mut ledger = Ledger::new(BudgetConfig {
+        per_user_daily_tokens: Some(1000),
+        per_user_monthly_tokens: Some(3000),
+        daily_cost_micros: Some(5_000),
+        ..BudgetConfig::default()
+    });
+    // January 29-31: a full day each, the month fills up.
+    for day in (0..3).rev() {
+        let now = JAN_31_LAST_SECOND - day * DAY_MS;
+        let hold = ledger.reserve("bob", 1000, 5_000, now).expect("fits");
+        ledger.settle(hold, 1000, 5_000);
+    }
+    let err = ledger
+        .reserve("bob", 1, 0, JAN_31_LAST_SECOND)
+        .expect_err("January is full");
+    assert_eq!((err.cap, err.remaining), (Cap::UserDailyTokens, 0));
+    assert_eq!(ledger.spent("bob", JAN_31_LAST_SECOND), (1000, 3000, 5_000));
+
+    // One second later it is 2026-02-01: a new day and a new month.
+    let feb_1 = JAN_31_LAST_SECOND + 1_000;
+    assert_eq!(ledger.spent("bob", feb_1), (0, 0, 0));
+    let hold = ledger.reserve("bob", 1000, 5_000, feb_1).expect("new day");
+    assert_eq!(
+        ledger.usage_per_mille("bob", feb_1),
+        Some((Cap::UserDailyTokens, 1000))
+    );
+    ledger.settle(hold, 700, 1_000);
+    assert_eq!(ledger.spent("bob", feb_1), (700, 700, 1_000));
+    // 2026-02-02: the day resets, the month keeps February's spend.
+    assert_eq!(ledger.spent("bob", feb_1 + DAY_MS), (0, 700, 0));
+}
+
+#[test]
+fn a_hold_from_before_midnight_settles_against_its_own_day() {
+    let mut ledger = Ledger::new(BudgetConfig {
+        per_user_daily_tokens: Some(1000),
+        per_user_monthly_tokens: Some(10_000),
+        ..BudgetConfig::default()
+    });
+    let jan_30_late = JAN_31_LAST_SECOND - DAY_MS;
+    let hold = ledger.reserve("dan", 900, 0, jan_30_late).expect("fits");
+    // Past midnight (Jan 31), a new reservation sees an empty day.
+    let today = ledger
+        .reserve("dan", 1000, 0, jan_30_late + 2_000)
+        .expect("new day");
+    // The old call reports more than it held: only the month (shared) is charged the extra.
+    ledger.settle(hold, 1200, 0);
+    assert_eq!(ledger.spent("dan", jan_30_late + 2_000), (1000, 2200, 0));
+    ledger.release(today);
+    assert_eq!(ledger.spent("dan", jan_30_late + 2_000), (0, 1200, 0));
+}
+
+#[test]
+fn one_chat_two_providers_then_settle_and_tally() {
+    let messages = [
+        msg(Role::System, "You are terse."),
+        msg(Role::User, "Name a colour."),
+    ];
+    let params = ChatParams {
+        model: "claude-sonnet-4-5",
+        messages: &messages,
+        max_tokens: Some(256),
+        temperature_milli: Some(200),
+        user: Some("erin"),
+        stream: false,
+    };
+    let pricing = Pricing {
+        input_micros_per_mtok: 3_000_000,
+        output_micros_per_mtok: 15_000_000,
+    };
+    let mut ledger = Ledger::new(BudgetConfig {
+        per_request_tokens: Some(4096),
+        per_user_daily_tokens: Some(100_000),
+        daily_cost_micros: Some(1_000_000),
+        ..BudgetConfig::default()
+    });
+    let mut tally = CostTally::new();
+    let now = JAN_31_LAST_SECOND;
+
+    // Reserve the worst case: estimated input + all of max_tokens.
+    let estimate = estimate_tokens(&messages);
+    assert_eq!(estimate, 28 / 4 + 2 * 4);
+    let worst = Usage {
+        input_tokens: estimate,
+        output_tokens: 256,
+    };
+    let worst_cost = cost_micros(&pricing, &worst);
+    assert_eq!(worst_cost, 3_885); // 15 × $3 + 256 × $15 per Mtok
+    let hold = ledger
+        .reserve("erin", estimate + 256, worst_cost, now)
+        .expect("within budget");
+
+    // The primary (Anthropic) is overloaded: retryable, and another target may serve it.
+    let overloaded = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}"#;
+    let class = classify(529, overloaded);
+    assert_eq!(class, ErrorClass::Overloaded);
+    assert!(class.retryable() && class.falls_back());
+    assert_eq!(error_message(overloaded).as_deref(), Some("Overloaded"));
+    let request = build_request(Provider::Anthropic, &params, Some("sk-ant-x"));
+    let body = Json::parse(&request.body).expect("valid JSON");
+    assert_eq!(
+        body.get("system").and_then(Json::as_str),
+        Some("You are terse.")
+    );
+
+    // The fallback (OpenAI) answers.
+    let params = ChatParams {
+        model: "gpt-4o-mini",
+        ..params
+    };
+    let request = build_request(Provider::OpenAi, &params, Some("sk-x"));
+    assert_eq!(request.path, "/v1/chat/completions");
+    let body = Json::parse(&request.body).expect("valid JSON");
+    assert_eq!(body.get("temperature"), Some(&Json::Number("0.2")));
+    assert_eq!(body.get("user").and_then(Json::as_str), Some("erin"));
+    let answer = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1769903990,"model":"gpt-4o-mini-2024-07-18",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"Teal.","refusal":null},"logprobs":null,"finish_reason":"stop"}],
+        "usage":{"prompt_tokens":22,"completion_tokens":3,"total_tokens":25}}"#;
+    let completion = parse_completion(Provider::OpenAi, answer).expect("a completion");
+    assert_eq!(
+        (completion.text.as_str(), completion.finish_reason.as_str()),
+        ("Teal.", "stop")
+    );
+    let mini = Pricing {
+        input_micros_per_mtok: 150_000,
+        output_micros_per_mtok: 600_000,
+    };
+    let real_cost = cost_micros(&mini, &completion.usage);
+    assert_eq!(real_cost, 6); // 3.3 + 1.8 = 5.1 µ$, rounded up
+    ledger.settle(hold, 25, real_cost);
+    assert_eq!(ledger.spent("erin", now), (25, 25, 6));
+    tally.add("gpt-4o-mini", "erin", &completion.usage, real_cost);
+    assert_eq!(tally.total(), (completion.usage, 6));
+    assert_eq!(tally.by_user()[0].0, "erin");
+
+    // A request over the per-request cap is refused before anything is sent.
+    let err = ledger
+        .reserve("erin", 5000, 0, now)
+        .expect_err("per request");
+    assert_eq!((err.cap, err.limit), (Cap::PerRequestTokens, 4096));
+}
+
+#[test]
+fn streamed_answers_settle_from_the_monitor_usage() {
+    let messages = [msg(Role::User, "Hi")];
+    let params = ChatParams {
+        model: "claude-haiku-4-5",
+        messages: &messages,
+        max_tokens: None,
+        temperature_milli: None,
+        user: None,
+        stream: true,
+    };
+    let request = build_request(Provider::Anthropic, &params, None);
+    let body = Json::parse(&request.body).expect("valid JSON");
+    assert_eq!(body.get("stream"), Some(&Json::Bool(true)));
+    assert_eq!(body.get("max_tokens").and_then(Json::as_u64), Some(1024));
+
+    let mut ledger = daily(2000);
+    let hold = ledger
+        .reserve("frank", estimate_tokens(&messages) + 1024, 0, 0)
+        .expect("fits");
+    let mut monitor = StreamMonitor::new();
+    for (event, data) in [
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-haiku-4-5","stop_reason":null,"usage":{"input_tokens":8,"output_tokens":1}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello!"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}"#,
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ] {
+        monitor.observe(event, data);
+    }
+    assert!(monitor.complete());
+    let usage = monitor.usage();
+    ledger.settle(hold, usage.input_tokens + usage.output_tokens, 0);
+    assert_eq!(ledger.spent("frank", 0).0, 13);
+}
+
+#[test]
+fn errors_decide_retry_and_fallback() {
+    let openai = |kind: &str, code: &str, message: &str| {
+        format!(
+            r#"{{"error":{{"message":"{message}","type":"{kind}","param":null,"code":"{code}"}}}}"#
+        )
+    };
+    let cases = [
+        (
+            429,
+            openai("insufficient_quota", "insufficient_quota", "You exceeded your current quota, please check your plan and billing details."),
+            ErrorClass::QuotaExhausted,
+            false,
+            true,
+        ),
+        (
+            429,
+            openai("requests", "rate_limit_exceeded", "Rate limit reached for requests"),
+            ErrorClass::RateLimited,
+            true,
+            true,
+        ),
+        (
+            400,
+            openai("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 128000 tokens."),
+            ErrorClass::ContextLength,
+            false,
+            true,
+        ),
+        (
+            401,
+            openai("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+            ErrorClass::Auth,
+            false,
+            false,
+        ),
+        (
+            404,
+            openai("invalid_request_error", "model_not_found", "The model `x` does not exist."),
+            ErrorClass::NotFound,
+            false,
+            true,
+        ),
+        (
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate between \"user\" and \"assistant\""}}"#.to_string(),
+            ErrorClass::BadRequest,
+            false,
+            false,
+        ),
+        (
+            500,
+            r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#.to_string(),
+            ErrorClass::Server,
+            true,
+            true,
+        ),
+        (502, "<html><body>502 Bad Gateway</body></html>".to_string(), ErrorClass::Server, true, true),
+    ];
+    for (status, body, class, retry, fallback) in cases {
+        let got = classify(status, &body);
+        assert_eq!(got, class, "{status} {body}");
+        assert_eq!(
+            (got.retryable(), got.falls_back()),
+            (retry, fallback),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        error_message(r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate between \"user\" and \"assistant\""}}"#).as_deref(),
+        Some(r#"messages: roles must alternate between "user" and "assistant""#)
+    );
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text with every kind of character a JSON escaper can get wrong.
+    fn text() -> impl Strategy<Value = String> {
+        let tricky = prop_oneof![
+            Just('"'),
+            Just('\\'),
+            Just('/'),
+            Just('\n'),
+            Just('\r'),
+            Just('\t'),
+            Just('\u{8}'),
+            Just('\u{c}'),
+            Just('\u{7f}'),
+            Just('\u{2028}'),
+            Just('\u{FFFD}'),
+            Just('é'),
+            Just('😀'),
+            (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap_or('\0')),
+        ];
+        let chars =
+            prop_oneof![3 => tricky, 2 => any::<char>(), 2 => proptest::char::range('a', 'z')];
+        proptest::collection::vec(chars, 0..24).prop_map(|v| v.into_iter().collect())
+    }
+
+    fn role() -> impl Strategy<Value = Role> {
+        prop_oneof![Just(Role::System), Just(Role::User), Just(Role::Assistant)]
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        (role(), text()).prop_map(|(role, content)| Message { role, content })
+    }
+
+    /// Anthropic's view of a conversation: the system texts joined, the rest with consecutive
+    /// same-role messages merged.
+    fn anthropic_view(messages: &[Message]) -> (Option<String>, Vec<(Role, String)>) {
+        let system: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        let mut turns: Vec<(Role, String)> = Vec::new();
+        for m in messages.iter().filter(|m| m.role != Role::System) {
+            match turns.last_mut() {
+                Some((role, text)) if *role == m.role => {
+                    text.push_str("\n\n");
+                    text.push_str(&m.content);
+                }
+                _ => turns.push((m.role, m.content.clone())),
+            }
+        }
+        ((!system.is_empty()).then(|| system.join("\n\n")), turns)
+    }
+
+    fn turns_of(body: &Json) -> Vec<(Option<Role>, String)> {
+        let Some(Json::Array(items)) = body.get("messages") else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .map(|m| {
+                (
+                    m.get("role").and_then(Json::as_str).and_then(Role::parse),
+                    m.get("content")
+                        .and_then(Json::as_str)
+                        .unwrap_or("<missing>")
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn request_bodies_carry_any_text_exactly(
+            messages in proptest::collection::vec(message(), 0..8),
+            model in text(),
+            user in proptest::option::of(text()),
+            max_tokens in proptest::option::of(any::<u32>()),
+            temperature in proptest::option::of(any::<u32>()),
+            stream in any::<bool>(),
+        ) {
+            let params = ChatParams {
+                model: &model,
+                messages: &messages,
+                max_tokens,
+                temperature_milli: temperature,
+                user: user.as_deref(),
+                stream,
+            };
+
+            let openai = build_request(Provider::OpenAi, &params, Some("k"));
+            let body = Json::parse(&openai.body).expect("OpenAI body is JSON");
+            prop_assert_eq!(body.get("model").and_then(Json::as_str), Some(model.as_str()));
+            let expected: Vec<(Option<Role>, String)> =
+                messages.iter().map(|m| (Some(m.role), m.content.clone())).collect();
+            prop_assert_eq!(turns_of(&body), expected);
+            prop_assert_eq!(body.get("user").and_then(Json::as_str), user.as_deref());
+            prop_assert_eq!(body.get("max_tokens").and_then(Json::as_u64), max_tokens.map(u64::from));
+            prop_assert_eq!(body.get("stream").is_some(), stream);
+            if let Some(t) = temperature {
+                let Some(Json::Number(n)) = body.get("temperature") else {
+                    return Err(TestCaseError::fail("no temperature"));
+                };
+                // The decimal reads back as the same thousandths.
+                let (whole, fraction) = n.split_once('.').unwrap_or((n, ""));
+                prop_assert!(fraction.len() <= 3 && !fraction.ends_with('0'));
+                let scaled = format!("{whole}{fraction:0<3}");
+                prop_assert_eq!(scaled.parse::<u64>().ok(), Some(u64::from(t)));
+            }
+
+            let anthropic = build_request(Provider::Anthropic, &params, Some("k"));
+            let body = Json::parse(&anthropic.body).expect("Anthropic body is JSON");
+            let (system, turns) = anthropic_view(&messages);
+            prop_assert_eq!(body.get("model").and_then(Json::as_str), Some(model.as_str()));
+            prop_assert_eq!(body.get("system").and_then(Json::as_str), system.as_deref());
+            let expected: Vec<(Option<Role>, String)> =
+                turns.into_iter().map(|(r, t)| (Some(r), t)).collect();
+            let got = turns_of(&body);
+            prop_assert!(got.windows(2).all(|w| w[0].0 != w[1].0), "roles alternate");
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(
+                body.get("metadata").and_then(|m| m.get("user_id")).and_then(Json::as_str),
+                user.as_deref()
+            );
+            prop_assert_eq!(
+                body.get("max_tokens").and_then(Json::as_u64),
+                Some(u64::from(max_tokens.unwrap_or(1024)))
+            );
+        }
+
+        #[test]
+        fn classification_and_completion_parsing_are_total(status in any::<u16>(), body in text()) {
+            let _ = classify(status, &body);
+            let _ = error_message(&body);
+            let _ = parse_completion(Provider::OpenAi, &body);
+            let _ = parse_completion(Provider::Anthropic, &body);
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Reserve {
+            user: usize,
+            tokens: u64,
+            cost: u64,
+        },
+        /// Settle hold `index % outstanding` with `per_mille` ‰ of what it held.
+        Settle {
+            index: usize,
+            per_mille: u64,
+        },
+        Release {
+            index: usize,
+        },
+        /// Move the clock forward (or a little back).
+        Advance {
+            ms: u64,
+            back: bool,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (0..3usize, 0..400u64, 0..300u64)
+                .prop_map(|(user, tokens, cost)| Op::Reserve { user, tokens, cost }),
+            2 => (any::<usize>(), 0..=1000u64)
+                .prop_map(|(index, per_mille)| Op::Settle { index, per_mille }),
+            1 => any::<usize>().prop_map(|index| Op::Release { index }),
+            1 => (prop_oneof![0..3_600_000u64, 0..40 * DAY_MS], any::<bool>())
+                .prop_map(|(ms, back)| Op::Advance { ms, back: back && ms < 3_600_000 }),
+        ]
+    }
+
+    /// What one reservation counts for, in a reference model of the ledger.
+    struct Record {
+        user: usize,
+        day: u64,
+        month: u64,
+        tokens: u64,
+        cost: u64,
+    }
+
+    fn month_of(ms: u64) -> u64 {
+        // Independent of the ledger's arithmetic: count whole months from 1970-01.
+        let mut days = ms / DAY_MS;
+        let mut year = 1970u64;
+        let mut month = 0usize;
+        loop {
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+            let length = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][month % 12];
+            if days < length {
+                return year * 12 + (month % 12) as u64;
+            }
+            days -= length;
+            month += 1;
+            if month % 12 == 0 {
+                year += 1;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn spent_plus_held_never_exceeds_a_cap(ops in proptest::collection::vec(op(), 0..120)) {
+            const USERS: [&str; 3] = ["a", "b", ""];
+            let cfg = BudgetConfig {
+                per_request_tokens: Some(350),
+                per_user_daily_tokens: Some(1000),
+                per_user_monthly_tokens: Some(2500),
+                daily_cost_micros: Some(900),
+            };
+            let mut ledger = Ledger::new(cfg.clone());
+            // Start two days before a month end.
+            let mut now = JAN_31_LAST_SECOND - 2 * DAY_MS;
+            let mut clock = now; // the latest time seen: the ledger never goes back
+            let mut records: Vec<Record> = Vec::new();
+            let mut holds: Vec<(resilient_llm::core::llm::Hold, usize)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Reserve { user, tokens, cost } => {
+                        let (day, month) = (clock / DAY_MS, month_of(clock));
+                        let used = |f: &dyn Fn(&Record) -> bool, cost: bool| -> u64 {
+                            records.iter().filter(|r| f(r)).map(|r| if cost { r.cost } else { r.tokens }).sum()
+                        };
+                        let day_used = used(&|r| r.user == user && r.day == day, false);
+                        let month_used = used(&|r| r.user == user && r.month == month, false);
+                        let cost_used = used(&|r| r.day == day, true);
+                        let fits = tokens <= 350
+                            && day_used + tokens <= 1000
+                            && month_used + tokens <= 2500
+                            && cost_used + cost <= 900;
+                        match ledger.reserve(USERS[user], tokens, cost, now) {
+                            Ok(hold) => {
+                                prop_assert!(fits, "admitted over a cap");
+                                prop_assert_eq!((hold.tokens(), hold.cost_micros()), (tokens, cost));
+                                records.push(Record { user, day, month, tokens, cost });
+                                holds.push((hold, records.len() - 1));
+                            }
+                            Err(e) => {
+                                prop_assert!(!fits, "refused though it fits: {:?}", e);
+                                prop_assert!(e.needed > e.remaining);
+                            }
+                        }
+                    }
+                    Op::Settle { index, per_mille } if !holds.is_empty() => {
+                        let (hold, record) = holds.swap_remove(index % holds.len());
+                        let r = &mut records[record];
+                        r.tokens = r.tokens * per_mille / 1000;
+                        r.cost = r.cost * per_mille / 1000;
+                        ledger.settle(hold, r.tokens, r.cost);
+                    }
+                    Op::Release { index } if !holds.is_empty() => {
+                        let (hold, record) = holds.swap_remove(index % holds.len());
+                        records[record].tokens = 0;
+                        records[record].cost = 0;
+                        ledger.release(hold);
+                    }
+                    Op::Advance { ms, back } => {
+                        now = if back { now.saturating_sub(ms) } else { now + ms };
+                        clock = clock.max(now);
+                    }
+                    _ => {}
+                }
+                // The ledger agrees with the model, and no cap is exceeded.
+                let (day, month) = (clock / DAY_MS, month_of(clock));
+                let cost_today: u64 = records.iter().filter(|r| r.day == day).map(|r| r.cost).sum();
+                for (i, name) in USERS.iter().enumerate() {
+                    let day_tokens: u64 = records.iter().filter(|r| r.user == i && r.day == day).map(|r| r.tokens).sum();
+                    let month_tokens: u64 = records.iter().filter(|r| r.user == i && r.month == month).map(|r| r.tokens).sum();
+                    let spent = ledger.spent(name, now);
+                    prop_assert_eq!(spent, (day_tokens, month_tokens, cost_today));
+                    prop_assert!(spent.0 <= 1000 && spent.1 <= 2500 && spent.2 <= 900);
+                    let (_, per_mille) = ledger.usage_per_mille(name, now).unwrap_or((Cap::DailyCost, 0));
+                    prop_assert!(per_mille <= 1000);
+                }
+            }
+            // Giving everything back leaves nothing spent but what was settled.
+            for (hold, record) in holds {
+                ledger.release(hold);
+                records[record].tokens = 0;
+                records[record].cost = 0;
+            }
+            let day = clock / DAY_MS;
+            let cost_today: u64 = records.iter().filter(|r| r.day == day).map(|r| r.cost).sum();
+            prop_assert_eq!(ledger.spent("a", now).2, cost_today);
+        }
+    }
+}
