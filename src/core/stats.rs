@@ -1,7 +1,8 @@
 //! Counters and a latency window behind `client.stats()` and `client.metrics()`.
 //!
-//! Latency percentiles come from the most recent [`LATENCY_WINDOW`] calls, kept in a ring: exact for that
-//! window, constant memory, and the sort happens only when somebody asks.
+//! Latency percentiles come from the most recent [`LATENCY_WINDOW`] calls, kept in a ring and, beside
+//! it, in sorted order (a binary search and a short move per call): exact for that window, constant
+//! memory, and no sort at all.
 
 /// How many recent call latencies the percentiles are computed over.
 pub const LATENCY_WINDOW: usize = 1024;
@@ -27,7 +28,10 @@ pub struct Stats {
     pub deduplicated: u64,
     /// Retries refused by the retry budget.
     pub retry_budget_exhausted: u64,
+    /// The window in arrival order (a ring) ...
     latencies: Vec<u32>,
+    /// ... and the same values kept sorted, so percentiles need no sort.
+    sorted: Vec<u32>,
     next_slot: usize,
 }
 
@@ -69,15 +73,18 @@ impl Stats {
         if self.latencies.len() < LATENCY_WINDOW {
             self.latencies.push(ms);
         } else {
-            self.latencies[self.next_slot] = ms;
+            let evicted = std::mem::replace(&mut self.latencies[self.next_slot], ms);
+            let at = self.sorted.partition_point(|v| *v < evicted);
+            self.sorted.remove(at);
         }
+        let at = self.sorted.partition_point(|v| *v < ms);
+        self.sorted.insert(at, ms);
         self.next_slot = (self.next_slot + 1) % LATENCY_WINDOW;
     }
 
     /// Nearest-rank percentiles over the recent window; zeros before the first call.
     pub fn percentiles(&self) -> Percentiles {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
+        let sorted = &self.sorted;
         let rank = |p: usize| -> u64 {
             if sorted.is_empty() {
                 return 0;

@@ -397,23 +397,26 @@ pub(crate) async fn upstream_failure(
 /// `BudgetExceededError`: which cap, its limit, what remains and what the call needed.
 fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
     let cap = exceeded.cap.as_str();
-    let unit = if exceeded.cap == Cap::DailyCost {
-        "micro-dollars"
+    // The cost cap is kept in micro-dollars; it is reported in dollars, like the option.
+    let (scale, unit) = if exceeded.cap == Cap::DailyCost {
+        (1e6, "USD")
     } else {
-        "tokens"
+        (1.0, "tokens")
     };
+    let [needed, remaining, limit] =
+        [exceeded.needed, exceeded.remaining, exceeded.limit].map(|n| n as f64 / scale);
     let error = named_error(
         "BudgetExceededError",
         "BUDGET_EXCEEDED",
         &format!(
-            "The {cap} budget for {user} would be exceeded: the call may use {} {unit}, {} remain of {}.",
-            exceeded.needed, exceeded.remaining, exceeded.limit
+            "The {cap} budget for {user} would be exceeded by this call (it may use more {unit} than remain); \
+             see error.needed, error.remaining and error.limit."
         ),
     );
     set(&error, "cap", &cap.into());
-    set(&error, "limit", &(exceeded.limit as f64).into());
-    set(&error, "remaining", &(exceeded.remaining as f64).into());
-    set(&error, "needed", &(exceeded.needed as f64).into());
+    set(&error, "limit", &limit.into());
+    set(&error, "remaining", &remaining.into());
+    set(&error, "needed", &needed.into());
     set(&error, "user", &user.into());
     error.into()
 }

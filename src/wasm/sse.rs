@@ -6,33 +6,8 @@
 //! parser splits lines at CR and LF, and joins data lines with LF only), which the package's JS wrapper
 //! splits into plain objects: one crossing and one decode per chunk.
 
-use crate::core::sse::{EventSink, SseParser};
+use crate::core::sse::{Packed, SseParser};
 use wasm_bindgen::prelude::*;
-
-/// Events packed as `event\rdata\rid\r` records, written straight from the parser's buffers.
-#[derive(Default)]
-pub struct Packed(String);
-
-impl EventSink for Packed {
-    fn event(&mut self, event_type: &str, data: &str, id: &str) {
-        for field in [event_type, data, id] {
-            self.0.push_str(field);
-            self.0.push('\r');
-        }
-    }
-}
-
-impl Packed {
-    /// True when no event was packed since the last `take`.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The packed events, `None` when there are none.
-    pub fn take(&mut self) -> Option<String> {
-        (!self.0.is_empty()).then(|| std::mem::take(&mut self.0))
-    }
-}
 
 /// The wasm half of the package's `SseParser` (the JS wrapper unpacks the events).
 #[wasm_bindgen(js_name = SseParserRaw)]

@@ -15,7 +15,7 @@ use crate::core::event::Event;
 use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::sse::{EventSink, SseParser};
+use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
@@ -28,7 +28,6 @@ use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{get, ignore_rejection, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
-use crate::wasm::sse::Packed;
 use js_sys::{Object, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

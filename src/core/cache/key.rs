@@ -109,7 +109,7 @@ fn credentials_digest(credentials: &[(&str, &str)]) -> [u8; 32] {
         .iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), *value))
         .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    sort_stable_by_key(&mut pairs, |pair| pair.0.as_str());
     let mut hasher = Sha256::new();
     hasher.update(CREDENTIALS_LABEL);
     hasher.update(&(pairs.len() as u64).to_be_bytes());
@@ -165,7 +165,7 @@ fn write_value(value: &Json, out: &mut String) {
         }
         Json::Object(members) => {
             let mut sorted: Vec<&(Cow<str>, Json)> = members.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            sort_stable_by_key(&mut sorted, |member| member.0.as_ref());
             out.push('{');
             for (i, (key, item)) in sorted.into_iter().enumerate() {
                 if i > 0 {
@@ -216,6 +216,18 @@ fn has_lone_surrogate_escape(text: &str) -> bool {
         }
     }
     high_pending
+}
+
+/// A stable insertion sort. The lists sorted here are short (credential headers, one object's
+/// members), and the standard library's sorts would add some 15 KB of code to the wasm.
+fn sort_stable_by_key<T, K: Ord + ?Sized>(items: &mut [T], key: impl Fn(&T) -> &K) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && key(&items[j - 1]) > key(&items[j]) {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,13 +56,13 @@ pub enum Cap {
 
 impl Cap {
     /// The JS option name: `"perRequestTokens"`, `"perUserDailyTokens"`,
-    /// `"perUserMonthlyTokens"`, `"dailyCostMicros"`.
+    /// `"perUserMonthlyTokens"`, `"dailyCostUsd"` (the JS option names; the cost cap is counted in micro-dollars).
     pub fn as_str(self) -> &'static str {
         match self {
             Cap::PerRequestTokens => "perRequestTokens",
             Cap::UserDailyTokens => "perUserDailyTokens",
             Cap::UserMonthlyTokens => "perUserMonthlyTokens",
-            Cap::DailyCost => "dailyCostMicros",
+            Cap::DailyCost => "dailyCostUsd",
         }
     }
 }

@@ -10,7 +10,7 @@
 //! beyond [`MAX_USERS`] (the grand total keeps their spend); models are bounded the same way by
 //! [`MAX_MODELS`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::core::stream::Usage;
 
@@ -58,7 +58,8 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 struct Bounded {
     limit: usize,
-    entries: HashMap<String, Entry>,
+    /// By key: a BTreeMap keeps them sorted for the reports (no sort code in the wasm).
+    entries: BTreeMap<String, Entry>,
     /// Key of each entry by its last tick: the first is the least recently charged.
     by_tick: BTreeMap<u64, String>,
 }
@@ -97,13 +98,10 @@ impl Bounded {
     }
 
     fn sorted(&self) -> Vec<(String, Usage, u64)> {
-        let mut rows: Vec<(String, Usage, u64)> = self
-            .entries
+        self.entries
             .iter()
             .map(|(key, e)| (key.clone(), e.usage, e.micros))
-            .collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0)); // keys are unique
-        rows
+            .collect()
     }
 }
 
