@@ -52,6 +52,12 @@ pub enum Failure {
         /// When a probe may be admitted.
         retry_after_ms: u64,
     },
+    /// The shared state store (breakers and buckets shared across isolates) is unreachable, and the
+    /// client is configured to fail closed.
+    SharedStateUnavailable {
+        /// The breaker or bucket key.
+        key: String,
+    },
     /// The rate limiter would have made the call wait longer than `maxWaitMs`.
     RateLimited {
         /// The bucket's key.

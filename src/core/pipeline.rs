@@ -534,7 +534,7 @@ fn share_outcome<P: Platform>(
 }
 
 /// The breaker or bucket key: the origin, or "client", plus a caller key when given.
-fn scoped_key(scope: Scope, origin: &str, caller: Option<&str>) -> String {
+pub fn scoped_key(scope: Scope, origin: &str, caller: Option<&str>) -> String {
     let base = match scope {
         Scope::Origin => origin,
         Scope::Client => "client",

@@ -354,10 +354,16 @@ async fn body_text(response: &Response) -> Result<String, JsValue> {
     Ok(text.as_string().unwrap_or_default())
 }
 
-/// A target's pipeline error: an abort stops the chain, anything else moves on.
+/// A target's pipeline error: an abort stops the chain, and so does the client's own rate limit
+/// (a client-wide bucket, the same whichever target is next); anything else moves on.
 pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
     set(&error, "target", &target.name.as_str().into());
-    if get(&error, "name").as_string().as_deref() == Some("AbortError") {
+    let name = get(&error, "name").as_string().unwrap_or_default();
+    let client_wide_limit = name == "RateLimitError"
+        && get(&error, "key")
+            .as_string()
+            .is_some_and(|key| key == "client" || key.starts_with("client|"));
+    if name == "AbortError" || client_wide_limit {
         TargetFailure::Stop(error)
     } else {
         TargetFailure::Next(error)

@@ -1,8 +1,11 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
-use crate::core::config::Timeouts;
+use crate::core::breaker::{verdict_for_status, Verdict};
+use crate::core::config::{Scope, Timeouts};
+use crate::core::error::Failure;
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
+use crate::core::pipeline::{scoped_key, CallSpec, Delivered, Engine, SharedCalls};
+use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::{abort_error, failure_to_js};
@@ -10,6 +13,7 @@ use crate::wasm::listeners::Listeners;
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::{Answer, JsPlatform};
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
+use crate::wasm::shared_state::{SharedState, Ticket};
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
 use js_sys::{Function, Promise};
@@ -35,7 +39,16 @@ pub(crate) struct Inner {
     pub(crate) budget: Option<RefCell<Ledger>>,
     /// What chat calls have cost, per model and per user.
     pub(crate) costs: RefCell<CostTally>,
+    /// Breaker and bucket state shared across isolates.
+    shared_state: Option<SharedState>,
+    shared_policies: SharedPolicies,
     seeded: Cell<bool>,
+}
+
+/// Which policies the shared store plays for this client.
+struct SharedPolicies {
+    breaker: bool,
+    rate_limit: bool,
 }
 
 #[wasm_bindgen]
@@ -47,7 +60,18 @@ impl ResilientClient {
     ) -> Result<ResilientClient, JsValue> {
         crate::wasm::install_panic_hook();
         let mut options = parse_client_options(options)?;
-        let engine = Engine::new(options.config.clone(), 0);
+        let shared_state = options.shared_state.take().map(SharedState::new);
+        let mut config = options.config.clone();
+        let shared_policies = SharedPolicies {
+            breaker: shared_state.is_some() && config.breaker.is_some(),
+            rate_limit: shared_state.is_some() && config.rate_limit.is_some(),
+        };
+        // With shared state, the shared store plays the breaker and the bucket instead.
+        if shared_state.is_some() {
+            config.breaker = None;
+            config.rate_limit = None;
+        }
+        let engine = Engine::new(config, 0);
         let cache = options.cache.take().map(Cache::new);
         let budget = options
             .budget
@@ -64,6 +88,8 @@ impl ResilientClient {
                 cache,
                 budget,
                 costs: RefCell::new(CostTally::default()),
+                shared_state,
+                shared_policies,
                 seeded: Cell::new(false),
             }),
         })
@@ -230,15 +256,23 @@ impl Inner {
                 .unwrap_or_else(|| config.retry.clone()),
             tokens: prepared.tokens,
         };
+        let rate_key = call.rate_key.clone();
         let work = async {
-            match shared {
+            let ticket = self
+                .shared_admission(&call.origin, rate_key.as_deref(), call.tokens)
+                .await?;
+            let result = match shared {
                 Some((flights, key)) => {
                     self.engine
                         .execute_shared(platform, flights, &call, key)
                         .await
                 }
                 None => self.engine.execute(platform, &call).await,
+            };
+            if let (Some(state), Some(ticket)) = (&self.shared_state, ticket) {
+                state.record(ticket, verdict_of(&result));
             }
+            result
         };
         let result = match &prepared.signal {
             None => work.await,
@@ -256,6 +290,46 @@ impl Inner {
             }
         };
         result.map_err(|failure| failure_to_js(&failure))
+    }
+}
+
+impl Inner {
+    /// With shared state: the shared breaker's admission, then the shared bucket's wait (slept here).
+    async fn shared_admission(
+        &self,
+        origin: &str,
+        rate_key: Option<&str>,
+        tokens: u64,
+    ) -> Result<Option<Ticket>, Failure> {
+        let Some(state) = &self.shared_state else {
+            return Ok(None);
+        };
+        let now = self.platform.now_ms();
+        let ticket = match self.shared_policies.breaker {
+            true => Some(
+                state
+                    .admit(&scoped_key(Scope::Origin, origin, None), now)
+                    .await?,
+            ),
+            false => None,
+        };
+        if self.shared_policies.rate_limit {
+            let key = scoped_key(Scope::Client, origin, rate_key);
+            let wait = state.take(&key, tokens).await?;
+            if wait > 0 {
+                self.platform.sleep(wait).await;
+            }
+        }
+        Ok(ticket)
+    }
+}
+
+/// A call's verdict for a breaker.
+fn verdict_of(result: &Result<Delivered<Answer>, Failure>) -> Verdict {
+    match result {
+        Ok(delivered) => verdict_for_status(delivered.response.response.status()),
+        Err(Failure::Timeout { .. } | Failure::Network { .. }) => Verdict::Failure,
+        Err(_) => Verdict::Ignored,
     }
 }
 

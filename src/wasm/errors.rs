@@ -70,6 +70,19 @@ pub fn failure_to_js(failure: &Failure) -> JsValue {
             set(&error, "key", &key.as_str().into());
             error.into()
         }
+        Failure::SharedStateUnavailable { key } => {
+            let error = named_error(
+                "CircuitOpenError",
+                "SHARED_STATE_UNAVAILABLE",
+                &format!(
+                    "The shared state store for {key} is unreachable and sharedState.failOpen is \
+                     false, so the call is refused."
+                ),
+            );
+            set(&error, "retryAfterMs", &1000.into());
+            set(&error, "key", &key.as_str().into());
+            error.into()
+        }
         Failure::RateLimited {
             key,
             retry_after_ms,

@@ -12,12 +12,14 @@ mod options;
 mod platform;
 mod reader;
 mod request;
+mod shared_state;
 mod sse;
 mod stats;
 mod stream;
 mod types;
 
 pub use client::ResilientClient;
+pub use shared_state::PolicyBoard;
 pub use sse::SseParserRaw;
 
 /// Reports a panic on the console before the instance traps, so a bug is visible rather than a bare

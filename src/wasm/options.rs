@@ -8,6 +8,7 @@ use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
 use crate::wasm::reader::{range_error, type_error, Reader, Toggle};
+use crate::wasm::shared_state::SharedStateOptions;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -27,6 +28,8 @@ pub struct ClientOptions {
     pub targets: Vec<TargetConfig>,
     /// Token and cost budgets for `chat()` / `chatStream()`.
     pub budget: Option<BudgetConfig>,
+    /// Breaker and rate-limit state shared across isolates, when set.
+    pub shared_state: Option<SharedStateOptions>,
 }
 
 /// One entry of `targets`.
@@ -69,7 +72,7 @@ pub struct RequestPolicy {
 /// Reconnections allowed by `resilience.reconnect: true`.
 const DEFAULT_RECONNECTS: u32 = 3;
 
-const CLIENT_KEYS: [&str; 10] = [
+const CLIENT_KEYS: [&str; 11] = [
     "baseUrl",
     "headers",
     "timeout",
@@ -80,6 +83,7 @@ const CLIENT_KEYS: [&str; 10] = [
     "dedupe",
     "targets",
     "budget",
+    "sharedState",
 ];
 
 /// Parses `new ResilientClient(options)`.
@@ -92,6 +96,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         cache: None,
         targets: Vec::new(),
         budget: None,
+        shared_state: None,
     };
     let Some(o) = Reader::root(value, "options")? else {
         return Ok(options);
@@ -124,6 +129,25 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
     options.dedupe = o.boolean("dedupe")?.unwrap_or(true);
     if let Some(targets) = o.raw("targets")? {
         options.targets = parse_targets(&targets)?;
+    }
+    if let Some(shared) = o.object("sharedState")? {
+        shared.only(&["store", "failOpen", "leaseMs"])?;
+        let store = shared.raw("store")?.unwrap_or(JsValue::UNDEFINED);
+        for method in ["admit", "record", "take"] {
+            let function = crate::wasm::js::get(&store, method);
+            if !function.is_function() {
+                return Err(type_error(
+                    &format!("sharedState.store.{method}"),
+                    "a function (a StateStore has admit, record and take)",
+                    &function,
+                ));
+            }
+        }
+        options.shared_state = Some(SharedStateOptions {
+            store,
+            fail_open: shared.boolean("failOpen")?.unwrap_or(true),
+            lease_ms: shared.millis("leaseMs")?.unwrap_or(1000),
+        });
     }
     if let Some(b) = o.object("budget")? {
         options.budget = Some(parse_budget(&b)?);

@@ -78,6 +78,19 @@ export interface CacheOptions {
   store?: "memory" | "indexeddb" | CacheStore;
   ttlMs?: number; maxEntries?: number; maxBytes?: number; staleIfErrorMs?: number; namespace?: string;
 }
+/** Breaker and rate-limit state shared across isolates (see "resilient-llm/workers"). */
+export interface StateStore {
+  admit(key: string): Promise<{ ok: boolean; state: "closed" | "open" | "half-open"; probe?: boolean; permit?: number; retryAfterMs?: number }>;
+  record(key: string, verdict: "success" | "failure" | "ignored", permit?: number): Promise<unknown>;
+  take(key: string, tokens: number): Promise<{ ok: boolean; waitMs?: number; retryAfterMs?: number }>;
+}
+export interface SharedStateOptions {
+  store: StateStore;
+  /** [true] carry on with no breaker/limit when the store is unreachable; false refuses the call. */
+  failOpen?: boolean;
+  /** [1000] while the shared breaker is closed, admit calls locally for this long before asking again. */
+  leaseMs?: number;
+}
 export interface ClientOptions {
   baseUrl?: string;
   headers?: Record<string, string>;
@@ -91,6 +104,8 @@ export interface ClientOptions {
   /** The fallback chain for chat() and chatStream(), in order (at most 5 are tried per call). */
   targets?: Target[];
   budget?: BudgetOptions;
+  /** Shared breaker and rate-limit state (the store plays them instead of this client's own). */
+  sharedState?: SharedStateOptions;
 }
 export interface RequestPolicy {
   cache?: "default" | "bypass" | "force" | "only-if-cached";

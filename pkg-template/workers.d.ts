@@ -1,0 +1,13 @@
+import type { StateStore } from "./resilient_llm.js";
+
+/** The Durable Object holding shared breaker and rate-limit state; export it from your Worker. */
+export declare class ResilienceState {
+  constructor(state: unknown, env: { RESILIENCE_OPTIONS?: string });
+  fetch(request: Request): Promise<Response>;
+}
+
+/** A StateStore on a `ResilienceState` Durable Object namespace binding. */
+export declare function durableObjectStateStore(
+  namespace: { idFromName(name: string): unknown; get(id: unknown): { fetch(input: string, init?: RequestInit): Promise<Response> } },
+  options?: { name?: string },
+): StateStore;
