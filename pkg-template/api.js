@@ -51,19 +51,21 @@ Object.defineProperty(ResilientClient.prototype, "fetcher", {
   },
 });
 
-/** An SSE stream: async iterable of `{ event, data, id }`, events arriving one batch per chunk. */
-class EventStream {
+/**
+ * A stream pulled from wasm one batch per network chunk. Iterating to the end, or stopping early
+ * (`break`), or `cancel()`, cancels the request body.
+ */
+class PulledStream {
   #inner;
-  constructor(inner) {
+  #expand;
+  constructor(inner, expand) {
     this.#inner = inner;
-    // Failures surface through iteration; `response` is for callers who want the headers.
-    this.response = inner.response;
-    this.response.catch(() => {});
+    this.#expand = expand;
   }
 
   async *[Symbol.asyncIterator]() {
     try {
-      for (let packed; (packed = await this.#inner.nextBatch()) !== null; ) yield* unpack(packed);
+      for (let batch; (batch = await this.#inner.nextBatch()) !== null; ) yield* this.#expand(batch);
     } finally {
       this.#inner.cancel();
     }
@@ -75,33 +77,29 @@ class EventStream {
   }
 }
 
+/** An SSE stream: async iterable of `{ event, data, id }`. */
+class EventStream extends PulledStream {
+  constructor(inner) {
+    super(inner, unpack);
+    // Failures surface through iteration; `response` is for callers who want the headers.
+    this.response = inner.response;
+    this.response.catch(() => {});
+  }
+}
+
 ResilientClient.prototype.events = function events(input, init) {
   return new EventStream(this.openEvents(input, init));
 };
 
 /**
- * A streamed chat answer: async iterable of `{ text }` deltas (one per network chunk); `result`
- * settles with the ChatResult once the iteration has consumed the stream.
+ * A streamed chat answer: async iterable of `{ text }` deltas; `result` settles with the ChatResult
+ * once the iteration has consumed the stream.
  */
-class ChatStream {
-  #inner;
+class ChatStream extends PulledStream {
   constructor(inner) {
-    this.#inner = inner;
+    super(inner, (text) => [{ text }]);
     this.result = inner.result;
     this.result.catch(() => {});
-  }
-
-  async *[Symbol.asyncIterator]() {
-    try {
-      for (let text; (text = await this.#inner.nextBatch()) !== null; ) yield { text };
-    } finally {
-      this.#inner.cancel();
-    }
-  }
-
-  /** Stops the stream and cancels the request body. */
-  cancel() {
-    this.#inner.cancel();
   }
 }
 

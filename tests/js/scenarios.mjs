@@ -9,6 +9,21 @@ const check = (ok, message) => {
 const equal = (actual, expected, what) =>
   check(actual === expected, `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
 
+/** Each `[options, errorName, field]`: the constructor throws that error, naming the field. */
+function rejectsOptions(ResilientClient, cases) {
+  for (const [options, name, field] of cases) {
+    let error;
+    try {
+      new ResilientClient(options);
+    } catch (e) {
+      error = e;
+    }
+    check(error, `${JSON.stringify(options)} was accepted`);
+    equal(error.name, name, `error for ${JSON.stringify(options)}`);
+    check(error.message.includes(field), `message names ${field}: ${error.message}`);
+  }
+}
+
 async function rejection(promise) {
   try {
     await promise;
@@ -284,17 +299,7 @@ export const scenarios = {
       [{ baseUrl: "not a url" }, "RangeError", "baseUrl"],
       ["fast", "TypeError", "options"],
     ];
-    for (const [options, name, field] of cases) {
-      let error;
-      try {
-        new ResilientClient(options);
-      } catch (e) {
-        error = e;
-      }
-      check(error, `${JSON.stringify(options)} was accepted`);
-      equal(error.name, name, `error for ${JSON.stringify(options)}`);
-      check(error.message.includes(field), `message names ${field}: ${error.message}`);
-    }
+    rejectsOptions(ResilientClient, cases);
     const client = new ResilientClient();
     if (globalThis.location === undefined) {
       // Outside a page there is nothing to resolve a relative URL against (in a page, fetch uses the page's URL).
@@ -695,17 +700,7 @@ export const scenarios = {
       [{ targets: "openai" }, "TypeError", "targets"],
       [{ budget: { perUserDailyTokens: -1 } }, "RangeError", "budget.perUserDailyTokens"],
     ];
-    for (const [options, name, field] of cases) {
-      let error;
-      try {
-        new ResilientClient(options);
-      } catch (e) {
-        error = e;
-      }
-      check(error, `${JSON.stringify(options)} was accepted`);
-      equal(error.name, name, `error for ${JSON.stringify(options)}`);
-      check(error.message.includes(field), `message names ${field}: ${error.message}`);
-    }
+    rejectsOptions(ResilientClient, cases);
     const client = new ResilientClient({ targets: [target(mock, unique("v"))] });
     equal((await rejection(client.chat({ messages: [] }))).name, "TypeError", "empty messages");
     equal((await rejection(client.chat({ messages: [{ role: "robot", content: "x" }] }))).name, "RangeError", "bad role");

@@ -3,42 +3,19 @@
 // per-user limits shared through the Durable Object, and /stats.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { startWorker } from "./workerd/harness.mjs";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = join(here, "../artifacts/example-worker");
 let mock;
 let mf;
 
 before(async () => {
   mock = await startMockLlm();
-  await mkdir(outDir, { recursive: true });
-  await build({
-    entryPoints: [join(here, "../../examples/worker/src/index.js")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["*.wasm"],
-    nodePaths: [join(here, "node_modules")], // the package as installed for the tests
-    outfile: join(outDir, "worker.mjs"),
-    logLevel: "error",
-  });
-  await copyFile(join(here, "node_modules/resilient-llm/resilient_llm_bg.wasm"), join(outDir, "resilient_llm_bg.wasm"));
   const targets = ["primary", "backup"].map((name) => ({ name, provider: "openai", baseUrl: `${mock.url}/t/${name}`, model: "mock-1" }));
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: join(outDir, "worker.mjs"),
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.mjs", "**/*.js"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-09-01",
+  mf = await startWorker(join(here, "../../examples/worker/src/index.js"), "example-worker", {
     kvNamespaces: ["LLM_CACHE"],
     durableObjects: { RESILIENCE: "ResilienceState" },
     bindings: {
@@ -48,7 +25,6 @@ before(async () => {
       RESILIENCE_OPTIONS: JSON.stringify({ rateLimit: { requestsPerMinute: 3, maxWaitMs: 0 } }),
     },
   });
-  await mf.ready;
 });
 after(async () => {
   await mf?.dispose();

@@ -2,40 +2,18 @@
 // Durable Object see one breaker (opened once for all, one half-open probe) and one bucket per user.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { startWorker } from "./workerd/harness.mjs";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = join(here, "../artifacts/shared-worker");
 let mock;
 let mf;
 
 before(async () => {
   mock = await startMockLlm();
-  await mkdir(outDir, { recursive: true });
-  await build({
-    entryPoints: [join(here, "workerd/shared-worker.mjs")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["*.wasm"],
-    outfile: join(outDir, "worker.mjs"),
-    logLevel: "error",
-  });
-  await copyFile(join(here, "node_modules/resilient-llm/resilient_llm_bg.wasm"), join(outDir, "resilient_llm_bg.wasm"));
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: join(outDir, "worker.mjs"),
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.mjs", "**/*.js"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-09-01",
+  mf = await startWorker(join(here, "workerd/shared-worker.mjs"), "shared-worker", {
     durableObjects: { RESILIENCE: "ResilienceState" },
     bindings: {
       RESILIENCE_OPTIONS: JSON.stringify({
@@ -44,7 +22,6 @@ before(async () => {
       }),
     },
   });
-  await mf.ready;
 });
 after(async () => {
   await mf?.dispose();

@@ -2,44 +2,19 @@
 // with the "workerd" export condition, the .wasm kept as a separate CompiledWasm module).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { startWorker } from "./workerd/harness.mjs";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 import { scenarios } from "./scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = join(here, "../artifacts/worker");
 
 let mock;
 let mf;
 before(async () => {
   mock = await startMockLlm();
-  await mkdir(outDir, { recursive: true });
-  await build({
-    entryPoints: [join(here, "workerd/worker.mjs")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["*.wasm"],
-    outfile: join(outDir, "worker.mjs"),
-    logLevel: "error",
-  });
-  await copyFile(join(here, "node_modules/resilient-llm/resilient_llm_bg.wasm"), join(outDir, "resilient_llm_bg.wasm"));
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: join(outDir, "worker.mjs"),
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.mjs", "**/*.js"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-09-01",
-    kvNamespaces: ["LLM_CACHE"],
-  });
-  await mf.ready;
+  mf = await startWorker(join(here, "workerd/worker.mjs"), "worker", { kvNamespaces: ["LLM_CACHE"] });
 });
 after(async () => {
   await mf?.dispose();
