@@ -14,8 +14,9 @@ use crate::core::llm::{
     ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
 };
 use crate::core::platform::Platform;
+use crate::core::race::{race, Either};
 use crate::wasm::client::Inner;
-use crate::wasm::errors::named_error;
+use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::Fetched;
 use crate::wasm::js::{get, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
@@ -26,7 +27,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, Response};
+use web_sys::{AbortSignal, Headers, Response};
 
 /// Most targets tried for one call.
 pub const MAX_HOPS: usize = 5;
@@ -182,7 +183,11 @@ impl Inner {
         let targets = &self.options.targets;
         let reason = errors
             .last()
-            .and_then(|(_, e)| get(e, "code").as_string())
+            .and_then(|(_, e)| {
+                get(e, "code")
+                    .as_string()
+                    .or_else(|| get(e, "name").as_string())
+            })
             .unwrap_or_default();
         self.platform.emit(Event::Fallback {
             from: &targets[hop - 1].name,
@@ -198,9 +203,7 @@ impl Inner {
         call: &ChatCall,
     ) -> Result<Answered, TargetFailure> {
         let response = self.send_to(target, call).await?;
-        let text = body_text(&response.response)
-            .await
-            .map_err(TargetFailure::Next)?;
+        let text = self.read_answer(&response.response, call).await?;
         let completion = parse_completion(target.provider, &text).ok_or_else(|| {
             TargetFailure::Next(
                 named_error(
@@ -219,6 +222,44 @@ impl Inner {
             completion,
             attempts: response.attempts,
             cached: response.cached,
+        })
+    }
+
+    /// Reads an answer's body, bounded like a stream's gap between chunks (`timeout.idleMs`, else
+    /// `timeout.attemptMs`): a server that stalls after its headers must not hang the call.
+    async fn read_answer(
+        &self,
+        response: &Response,
+        call: &ChatCall,
+    ) -> Result<String, TargetFailure> {
+        let timeouts = self.engine.config().timeout;
+        let (option, limit) = match (timeouts.idle_ms, timeouts.attempt_ms) {
+            (Some(ms), _) => ("timeout.idleMs", ms),
+            (None, Some(ms)) => ("timeout.attemptMs", ms),
+            (None, None) => ("", 0),
+        };
+        let read = body_text(response);
+        let outcome = if limit == 0 {
+            read.await
+        } else {
+            match race(read, self.platform.sleep(limit)).await {
+                Either::Left(outcome) => outcome,
+                Either::Right(()) => {
+                    let error = named_error(
+                        "TimeoutError",
+                        "TIMEOUT",
+                        &format!("The answer's body did not arrive within {limit} ms ({option})."),
+                    );
+                    set(&error, "option", &option.into());
+                    set(&error, "timeoutMs", &(limit as f64).into());
+                    return Err(TargetFailure::Next(error.into()));
+                }
+            }
+        };
+        outcome.map_err(|error| match call.signal.dyn_ref::<AbortSignal>() {
+            // The caller's signal errors the body too: that is an abort, which ends the chain.
+            Some(signal) if signal.aborted() => TargetFailure::Stop(abort_error(&signal.reason())),
+            _ => TargetFailure::Next(error),
         })
     }
 

@@ -374,6 +374,9 @@ pub(crate) fn abort_future(signal: &AbortSignal) -> (JsFuture, impl FnOnce() + '
     let unsubscribe = move || {
         if let Some(resolve) = resolver {
             let _ = signal.remove_event_listener_with_callback("abort", &resolve);
+            // Settle the promise, so the future's callbacks are released even when the signal is
+            // never aborted (a long-lived signal would otherwise keep two closures per call).
+            let _ = resolve.call0(&JsValue::UNDEFINED);
         }
     };
     (JsFuture::from(promise), unsubscribe)

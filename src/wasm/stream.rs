@@ -279,7 +279,8 @@ enum Phase {
 struct Shared {
     phase: RefCell<Phase>,
     signal: Option<AbortSignal>,
-    idle_ms: Option<u64>,
+    /// The longest gap between chunks, and the option that set it.
+    idle: Option<(u64, TimeoutPhase)>,
     inner: Rc<Inner>,
     /// `events()` or `chatStream()`.
     purpose: Purpose,
@@ -373,7 +374,15 @@ impl SseStream {
         let shared = Rc::new(Shared {
             phase: RefCell::new(Phase::Starting),
             signal,
-            idle_ms: inner.engine.config().timeout.idle_ms,
+            // A stream always has a bound on its gaps: idleMs, else attemptMs (600 s by default).
+            idle: {
+                let timeouts = inner.engine.config().timeout;
+                match (timeouts.idle_ms, timeouts.attempt_ms) {
+                    (Some(ms), _) => Some((ms, TimeoutPhase::Idle)),
+                    (None, Some(ms)) => Some((ms, TimeoutPhase::Attempt)),
+                    (None, None) => None,
+                }
+            },
             inner,
             purpose,
             reconnects: Cell::new(0),
@@ -707,12 +716,14 @@ impl Shared {
         reader: &ReadableStreamDefaultReader,
     ) -> Result<Chunk, Box<dyn FnOnce(&Body) -> JsValue>> {
         let read = async {
-            match self.idle_ms {
+            match self.idle {
                 None => read_chunk(reader).await.map_err(Some),
-                Some(ms) => match race(read_chunk(reader), self.inner.platform.sleep(ms)).await {
-                    Either::Left(chunk) => chunk.map_err(Some),
-                    Either::Right(()) => Err(None),
-                },
+                Some((ms, _)) => {
+                    match race(read_chunk(reader), self.inner.platform.sleep(ms)).await {
+                        Either::Left(chunk) => chunk.map_err(Some),
+                        Either::Right(()) => Err(None),
+                    }
+                }
             }
         };
         let outcome = match &self.signal {
@@ -730,7 +741,14 @@ impl Shared {
                 }
             }
         };
-        let idle_ms = self.idle_ms.unwrap_or(0);
+        // The caller's signal also errors the body itself: a read failing because of it is an abort.
+        if let (Err(_), Some(signal)) = (&outcome, &self.signal) {
+            if signal.aborted() {
+                let reason = signal.reason();
+                return Err(Box::new(move |_| abort_error(&reason)));
+            }
+        }
+        let idle = self.idle.unwrap_or((0, TimeoutPhase::Idle));
         outcome.map_err(|failure| -> Box<dyn FnOnce(&Body) -> JsValue> {
             match failure {
                 Some(message) => Box::new(move |body: &Body| {
@@ -739,25 +757,23 @@ impl Shared {
                         &format!("the connection failed ({message})"),
                     )
                 }),
-                None => {
-                    Box::new(move |body: &Body| idle_timeout(idle_ms, body.watch.monitor.text()))
-                }
+                None => Box::new(move |body: &Body| idle_timeout(idle, body.watch.monitor.text())),
             }
         })
     }
 }
 
-fn idle_timeout(idle_ms: u64, partial: &str) -> JsValue {
+fn idle_timeout((idle_ms, phase): (u64, TimeoutPhase), partial: &str) -> JsValue {
     let error = named_error(
         "TimeoutError",
         "TIMEOUT",
         &format!(
             "The stream went quiet for {idle_ms} ms ({}).",
-            TimeoutPhase::Idle.option_name()
+            phase.option_name()
         ),
     );
     set(&error, "timeoutMs", &(idle_ms as f64).into());
-    set(&error, "option", &TimeoutPhase::Idle.option_name().into());
+    set(&error, "option", &phase.option_name().into());
     set(&error, "partialText", &partial.into());
     error.into()
 }

@@ -692,6 +692,31 @@ export const scenarios = {
     equal((await rejection(broken.result)).name, "IncompleteStreamError", "result rejects too");
   },
 
+  async "a chat answer that stalls after its headers times out and falls back"({ ResilientClient }, mock) {
+    const stalls = unique("stalls");
+    const backup = unique("backup");
+    const client = new ResilientClient({
+      targets: [target(mock, stalls, { headers: { "x-mock-fault": "stall" } }), target(mock, backup)],
+      timeout: { idleMs: 300 },
+    });
+    const result = await client.chat({ messages: [{ role: "user", content: "x" }] });
+    equal(result.target, backup, "answered by the backup");
+  },
+
+  async "aborting a chat while its body is read is an AbortError, with no fallback"({ ResilientClient }, mock) {
+    const stalls = unique("stalls");
+    const backup = unique("backup");
+    const client = new ResilientClient({ targets: [target(mock, stalls, { headers: { "x-mock-fault": "stall" } }), target(mock, backup)] });
+    const hops = [];
+    client.on("fallback", (e) => hops.push(e));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const error = await rejection(client.chat({ messages: [{ role: "user", content: "x" }], signal: controller.signal }));
+    equal(error.name, "AbortError", "error name");
+    equal(hops.length, 0, "no fallback after an abort");
+    equal((await mockStats(mock)).byTarget[backup], undefined, "the backup was not asked");
+  },
+
   async "chat options are validated"({ ResilientClient }, mock) {
     const cases = [
       [{ targets: [{ provider: "gemini", baseUrl: mock, model: "m" }] }, "RangeError", "targets[0].provider"],

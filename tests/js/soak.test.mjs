@@ -1,0 +1,144 @@
+// Bounded soaks, so that resilience and memory regressions fail CI (about 1.5 minutes):
+//   - chaos: 600 chat calls (half chatStream), 16 at a time, ~30% of attempts failing (tests/js/soak/chaos.mjs);
+//   - leak: 20,000 mixed requests in a child `node --expose-gc` (tests/js/soak/leak.mjs), sampled every
+//     2,000, then the same run without never-aborted caller signals as a control.
+// Run: node --test tests/js/soak.test.mjs   (full size: node tests/js/soak/chaos.mjs; node --expose-gc tests/js/soak/leak.mjs)
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { runChaos, formatChaos } from "./soak/chaos.mjs";
+
+// Regressions these soaks found and that are fixed: a chat() whose JSON body stalled after its
+// headers never settled (no deadline bounded the body read); a caller signal that was never aborted
+// leaked two closures per call and per stream read (the abort promise never settled).
+
+const pct = (x) => `${(100 * x).toFixed(2)}%`;
+const LEAK_SCRIPT = fileURLToPath(new URL("./soak/leak.mjs", import.meta.url));
+
+function runLeakChild(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", LEAK_SCRIPT, "--json", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.stderr.on("data", (chunk) => (err += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split("\n").at(-1)));
+      } catch {
+        reject(new Error(`leak.mjs exited with ${code} without JSON output:\n${out}\n${err}`));
+      }
+    });
+  });
+}
+
+function sampleTable(figures) {
+  const mb = (b) => (b / 1048576).toFixed(2).padStart(7);
+  return [
+    "requests heapUsed  arrayBuf  rss      wasmMem  table  liveHandles cache",
+    ...figures.samples.map(
+      (s) =>
+        `${String(s.requests).padStart(8)} ${mb(s.heapUsed)}M ${mb(s.arrayBuffers)}M ${mb(s.rss)}M ${mb(s.wasmMemory)}M` +
+        ` ${String(s.tableLength).padStart(6)} ${String(s.liveHandles).padStart(11)} ${String(s.cacheEntries).padStart(5)}`,
+    ),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chaos
+// ---------------------------------------------------------------------------------------------
+
+let chaos;
+let chaosError;
+try {
+  chaos = await runChaos({ requests: 600, concurrency: 16, watchdogMs: 25_000, quiet: true });
+} catch (error) {
+  chaosError = error;
+}
+
+if (chaosError) {
+  test("chaos soak ran", () => {
+    throw chaosError;
+  });
+} else {
+  const r = chaos.resilient;
+  const broken = (rule) => chaos.invariants.find((v) => v.rule === rule);
+  const assertHolds = (rule) => {
+    const v = broken(rule);
+    assert.equal(v, undefined, v && `${v.rule}: ${v.count} ${v.detail ?? ""}\n${JSON.stringify(v.examples, null, 1)}`);
+  };
+  const figures = (t) => t.diagnostic(formatChaos(chaos));
+
+  test("chaos: no unhandled rejection", () => {
+    assertHolds("no unhandled rejection");
+  });
+
+  test(`chaos: streamed text never delivered twice or altered (${r.byKind.stream.requests} chatStreams, ${r.byKind.chat.requests} chats checked)`, () => {
+    assertHolds("no streamed text delivered twice or altered");
+    assertHolds("result agrees with the iteration");
+  });
+
+  test("chaos: every failure is typed", () => {
+    assertHolds("every failure typed");
+  });
+
+  test(
+    `chaos: ${pct(r.successRateExcludingMidStreamAndHung)} success >= 99% excluding by-design mid-stream cuts (${r.midStreamFailures}) ` +
+      `and hung calls (${r.hung}); raw ${pct(r.successRate)}, plain fetch ${pct(chaos.plain.successRate)}`,
+    (t) => {
+      figures(t);
+      assert.ok(r.successRateExcludingMidStreamAndHung >= 0.99, `success rate ${pct(r.successRateExcludingMidStreamAndHung)}`);
+      assert.ok(r.successRate > chaos.plain.successRate, "the client does better than plain fetch");
+      assert.ok(r.retries > 0, "retries happened");
+    },
+  );
+
+  test(`chaos: no call left pending (${r.hung} hung)`, () => {
+    assertHolds("no request left pending");
+  });
+
+  test(
+    `chaos: ${pct(r.successRateExcludingMidStream)} success >= 99% excluding only by-design mid-stream cuts`,
+    () => {
+      assert.ok(r.successRateExcludingMidStream >= 0.99, `success rate ${pct(r.successRateExcludingMidStream)}`);
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leak: the full mix, and a control without never-aborted signals (20k each, one after the other:
+// on 2 cores running them side by side takes as long and makes the high-water marks noisier)
+// ---------------------------------------------------------------------------------------------
+
+const LEAK_ARGS = ["--requests", "20000", "--sample-every", "2000"];
+const settle = (promise) => promise.then((value) => ({ status: "fulfilled", value }), (reason) => ({ status: "rejected", reason }));
+const full = await settle(runLeakChild(LEAK_ARGS));
+const control = await settle(runLeakChild([...LEAK_ARGS, "--no-signals"]));
+
+const MEMORY_CHECKS = ["heapUsed plateau", "wasm memory plateau", "externref table plateau", "live handles not growing"];
+
+for (const [label, settled] of [
+  ["leak (control: no never-aborted signals)", control],
+  ["leak (full mix)", full],
+]) {
+  if (settled.status === "rejected") {
+    test(`${label}: ran`, () => {
+      throw settled.reason;
+    });
+    continue;
+  }
+  const figures = settled.value;
+  for (const check of figures.checks) {
+    test(`${label}: ${check.name} (${check.detail})`, (t) => {
+      if (check.name === MEMORY_CHECKS[0]) {
+        t.diagnostic(sampleTable(figures));
+        t.diagnostic(`live handles at the end by type: ${JSON.stringify(figures.liveTypesAtEnd)}; run ${figures.seconds.toFixed(1)} s`);
+      }
+      assert.ok(check.pass, `${check.name}: ${check.detail}`);
+    });
+  }
+}
