@@ -1,0 +1,298 @@
+// The demo page (www/) in headless Chromium, driven like a person would: type, press Enter, click Stop,
+// flip the mock's fault switches, reload. The servers are the ones www/serve.mjs starts, in-process,
+// so the test can read the mock's own counters. Screenshots go to tests/artifacts/ and docs/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFile, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startMockLlm } from "../../www/mock-llm.mjs";
+import { startDemo } from "../../www/serve.mjs";
+import { renderMarkdown } from "../../www/ui/markdown.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const ARTIFACTS = join(root, "tests/artifacts");
+const DOCS = join(root, "docs");
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const DESKTOP = { width: 1280, height: 800 };
+const NARROW = { width: 390, height: 844 };
+// HTTP errors the fault switches cause on purpose: Chromium logs each failed response like this.
+const FAILED_RESOURCE = /^Failed to load resource: the server responded with a status of \d{3} \([^)]*\)$/;
+
+let demo;
+let browser;
+let page;
+const consoleErrors = [];
+
+before(async () => {
+  demo = await startDemo({ port: 0, env: {} }); // env without LLM_BASE_URL: the embedded mock
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  const context = await browser.newContext({ viewport: DESKTOP, reducedMotion: "reduce" });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(`pageerror: ${e.stack ?? e}`));
+  await page.goto(demo.url);
+  await ready();
+});
+
+/** Waits for the page to have its client up; on failure, says what the console said. */
+async function ready() {
+  try {
+    await page.waitForSelector('body[data-ready="true"]', { state: "attached" });
+  } catch (error) {
+    error.message += `\nconsole errors: ${JSON.stringify(consoleErrors)}`;
+    throw error;
+  }
+}
+
+after(async () => {
+  await browser?.close();
+  await demo?.close();
+});
+
+test("demo: the answer renderer escapes HTML and knows a little Markdown", () => {
+  assert.equal(
+    renderMarkdown("Hi **there** `<b>` <img src=x onerror=alert(1)>"),
+    "<p>Hi <strong>there</strong> <code>&lt;b&gt;</code> &lt;img src=x onerror=alert(1)&gt;</p>",
+  );
+  assert.equal(
+    renderMarkdown("One\ntwo\n\n- a\n- b\n\n```js\nif (a < b) x();\n```"),
+    '<p>One<br>two</p><ul><li>a</li><li>b</li></ul><pre data-lang="js"><code>if (a &lt; b) x();</code></pre>',
+  );
+  // Half a stream: an unclosed fence is already a code block.
+  assert.equal(renderMarkdown("```\npartial"), '<pre data-open=""><code>partial</code></pre>');
+  assert.equal(renderMarkdown("[x](javascript:alert(1))"), "<p>[x](javascript:alert(1))</p>");
+});
+
+const messages = () => page.locator('[data-testid="assistant-message"]');
+
+/** Types `text` into the message box and presses Enter; returns the new assistant message. */
+async function ask(text) {
+  const before = await messages().count();
+  await page.locator("#prompt").fill(text);
+  await page.locator("#prompt").press("Enter");
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid="assistant-message"]').length > n, before);
+  return messages().nth(before);
+}
+
+/** Waits for an assistant message to settle (done, stopped or error) and returns its state. */
+async function settled(message, timeout = 20_000) {
+  const handle = await message.elementHandle();
+  await page.waitForFunction((el) => ["done", "stopped", "error"].includes(el.dataset.state), handle, { timeout });
+  return message.getAttribute("data-state");
+}
+
+/** Polls `check` (a Node-side condition) until it holds. */
+async function until(check, what, timeout = 5_000) {
+  const deadline = Date.now() + timeout;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const answerLength = (message) => message.locator('[data-testid="answer"]').evaluate((el) => el.textContent.length);
+
+test("demo: streams an answer token by token, rendered as Markdown", { timeout: 60_000 }, async () => {
+  const prompt = page.locator("#prompt");
+  await assert.doesNotReject(page.locator('label[for="prompt"]').waitFor({ state: "attached" }));
+  assert.equal(await page.locator("#deterministic").isChecked(), true, "deterministic is on by default");
+
+  // Shift+Enter is a new line, not a send.
+  await prompt.fill("Explain **circuit breakers** in `resilient-llm`");
+  await prompt.press("Shift+Enter");
+  await page.keyboard.type("and why retries need jitter.");
+  assert.match(await prompt.inputValue(), /resilient-llm`\nand why/);
+  assert.equal(await messages().count(), 0);
+
+  // Record every length the answer goes through while it streams.
+  await page.evaluate(() => {
+    window.__lengths = [];
+    const log = document.getElementById("messages");
+    new MutationObserver(() => {
+      const answer = [...log.querySelectorAll('[data-testid="answer"]')].at(-1);
+      const message = answer?.closest('[data-testid="assistant-message"]');
+      if (message?.dataset.state === "streaming") window.__lengths.push(answer.textContent.length);
+    }).observe(log, { subtree: true, childList: true, characterData: true });
+  });
+  await prompt.press("Enter");
+  const message = messages().last();
+  await page.waitForFunction(() => document.querySelector('[data-testid="assistant-message"]')?.dataset.state === "streaming");
+  assert.equal(await page.locator("#stop").isVisible(), true, "Stop replaces Send while streaming");
+  assert.equal(await settled(message), "done");
+
+  const lengths = await page.evaluate(() => window.__lengths.filter((n) => n > 0));
+  const distinct = [...new Set(lengths)];
+  assert.ok(distinct.length >= 5, `the answer grew in steps (saw lengths ${distinct.join(", ")})`);
+  assert.deepEqual(distinct, [...distinct].sort((a, b) => a - b), "the streamed text only grows");
+
+  assert.equal(await message.getAttribute("data-target"), "primary");
+  assert.equal(await message.getAttribute("aria-busy"), "false");
+  const answer = message.locator('[data-testid="answer"]');
+  assert.equal(await answer.locator("strong").first().textContent(), "circuit breakers");
+  assert.equal(await answer.locator("code").first().textContent(), "resilient-llm");
+  assert.match(await answer.textContent(), /^You said: "Explain circuit breakers in resilient-llm and why retries need jitter\."/);
+  assert.match(await message.locator('[data-testid="message-meta"]').textContent(), /primary.*tokens/);
+  assert.equal(await page.locator("#send").isVisible(), true);
+  await page.waitForFunction(() => document.getElementById("m-requests").textContent === "1");
+  assert.equal(await page.locator('[data-testid="breaker-primary"]').getAttribute("data-state"), "closed");
+});
+
+test("demo: a deterministic answer replays from IndexedDB after a reload", { timeout: 60_000 }, async () => {
+  await page.locator("#new-chat").click();
+  assert.equal(await messages().count(), 0);
+  const question = "What does a circuit breaker do?";
+  const first = await ask(question);
+  assert.equal(await settled(first), "done");
+  assert.equal(await first.getAttribute("data-cached"), "false");
+  await page.locator('[data-testid="log"] li[data-type="cache"][data-result="store"]').first().waitFor({ state: "attached" });
+  const upstream = demo.mock.stats().total;
+  const text = await first.locator('[data-testid="answer"]').textContent();
+
+  await page.reload();
+  await ready();
+  const again = await ask(question);
+  assert.equal(await settled(again), "done");
+  assert.equal(await again.getAttribute("data-cached"), "true");
+  assert.match(await again.locator('[data-testid="message-meta"]').textContent(), /from cache/);
+  assert.equal(await again.locator('[data-testid="answer"]').textContent(), text);
+  assert.equal(demo.mock.stats().total, upstream, "the mock was not asked again");
+  await page.waitForFunction(() => document.getElementById("m-cache").textContent === "100%");
+});
+
+test("demo: Stop (button and Escape) aborts mid-stream and closes the upstream request", { timeout: 60_000 }, async () => {
+  await page.locator("#fault-pace").selectOption("250"); // 250 ms per token: a ~8 s answer
+  for (const how of ["button", "Escape"]) {
+    const message = await ask(`Tell me a long story about retries, stopped with the ${how}`);
+    await page.waitForFunction(
+      (el) => el.dataset.state === "streaming" && el.querySelector('[data-testid="answer"]').textContent.length > 12,
+      await message.elementHandle(),
+    );
+    assert.equal(demo.mock.stats().inFlight, 1, "the stream is open upstream");
+    if (how === "button") await page.locator("#stop").click();
+    else await page.keyboard.press("Escape");
+    assert.equal(await settled(message, 5_000), "stopped");
+    assert.match(await message.locator('[data-testid="message-meta"]').textContent(), /stopped/);
+    const kept = await answerLength(message);
+    assert.ok(kept > 12 && kept < 120, `the partial answer stays (${kept} characters)`);
+    await until(() => demo.mock.stats().inFlight === 0, "the mock to see the request closed");
+    assert.equal(await page.locator("#send").isVisible(), true);
+  }
+  await page.locator("#fault-pace").selectOption("40");
+});
+
+test("demo: a primary outage opens its breaker and the chain falls back to the backup", { timeout: 90_000 }, async () => {
+  await page.locator("#fault-outage").check();
+  await page.waitForSelector('#faults[data-applied="true"]');
+  const breaker = page.locator('[data-testid="breaker-primary"]');
+
+  // Each failed call (3 attempts of 503) counts once; the third opens the breaker (failureThreshold 3).
+  // The conversation so far goes with every question, so the prompt grows.
+  let promptTokens = 0;
+  for (let i = 1; i <= 3; i++) {
+    const message = await ask(`Outage question ${i}`);
+    assert.equal(await settled(message), "done");
+    assert.equal(await message.getAttribute("data-target"), "backup");
+    const meta = await message.locator('[data-testid="message-meta"]').textContent();
+    assert.match(meta, /fell back from primary/);
+    const tokens = Number(/(\d+) → \d+ tokens/.exec(meta)?.[1]);
+    assert.ok(tokens > promptTokens, `the history is sent (${tokens} prompt tokens after ${promptTokens})`);
+    promptTokens = tokens;
+  }
+  await page.waitForSelector('[data-testid="breaker-primary"][data-state="open"]');
+  assert.match(await breaker.textContent(), /open.*probe in \d+(\.\d)? s/s);
+  await page.locator('[data-testid="log"] li[data-type="breaker"][data-state="open"]').first().waitFor({ state: "attached" });
+
+  // With the breaker open the primary is not even asked: the backup answers at once.
+  const primaryCalls = demo.mock.stats().byTarget.primary.total;
+  const fast = await ask("With the breaker **open**, does `chatStream()` still answer?");
+  assert.equal(await settled(fast), "done");
+  assert.equal(await fast.getAttribute("data-target"), "backup");
+  assert.equal(demo.mock.stats().byTarget.primary.total, primaryCalls, "an open breaker fails fast");
+  assert.equal(await fast.locator('[data-testid="answer"] strong').textContent(), "open");
+
+  // Let the dashboard and the mock's counters catch up, then take the pictures.
+  await page.waitForFunction(() => Number(document.getElementById("m-fallbacks").textContent) >= 4);
+  await page.waitForSelector('#mock-stats[data-in-flight="0"]');
+  await mkdir(ARTIFACTS, { recursive: true });
+  await mkdir(DOCS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "demo.png") });
+  await page.setViewportSize(NARROW);
+  const layout = await page.evaluate(() => {
+    const chat = document.querySelector(".chat").getBoundingClientRect();
+    const dash = document.querySelector(".dashboard").getBoundingClientRect();
+    return { chatWidth: chat.width, dashTop: dash.top, chatBottom: chat.bottom, scroll: document.documentElement.scrollWidth };
+  });
+  assert.ok(layout.dashTop >= layout.chatBottom, "the dashboard stacks under the chat");
+  assert.ok(layout.scroll <= NARROW.width, `no horizontal scrolling (${layout.scroll} px)`);
+  await page.locator("#messages").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.screenshot({ path: join(ARTIFACTS, "demo-narrow.png") });
+  await page.setViewportSize(DESKTOP);
+  await copyFile(join(ARTIFACTS, "demo.png"), join(DOCS, "demo.png"));
+  await copyFile(join(ARTIFACTS, "demo-narrow.png"), join(DOCS, "demo-narrow.png"));
+});
+
+test("demo: after Reset the breaker probes the primary and closes again", { timeout: 60_000 }, async () => {
+  await page.locator("#fault-reset").click();
+  await page.waitForSelector('#faults[data-applied="true"]');
+  assert.equal(await page.locator("#fault-outage").isChecked(), false);
+  // resetTimeoutMs is 10 s: wait for the countdown to run out.
+  await page.waitForFunction(
+    () => {
+      const row = document.querySelector('[data-testid="breaker-primary"]');
+      return row.dataset.state === "half-open" || /probe on next call/.test(row.textContent);
+    },
+    null,
+    { timeout: 15_000 },
+  );
+  const message = await ask("Are we back on the primary?");
+  assert.equal(await settled(message), "done");
+  assert.equal(await message.getAttribute("data-target"), "primary");
+  await page.waitForSelector('[data-testid="breaker-primary"][data-state="closed"]');
+  await page.locator('[data-testid="log"] li[data-type="breaker"][data-state="closed"]').first().waitFor({ state: "attached" });
+});
+
+test("demo: with LLM_BASE_URL the page talks to that server: one target, no fault controls", { timeout: 60_000 }, async () => {
+  // Another mock plays the "real" OpenAI-compatible server (no /t/<name> prefix: target "default").
+  const upstream = await startMockLlm({ port: 0 });
+  const real = await startDemo({
+    port: 0,
+    env: { LLM_BASE_URL: `${upstream.url}/v1`, LLM_MODEL: "served-model", LLM_API_KEY: "sk-demo-test" },
+  });
+  const realPage = await page.context().newPage();
+  const errors = [];
+  realPage.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  realPage.on("pageerror", (e) => errors.push(`pageerror: ${e.stack ?? e}`));
+  try {
+    assert.equal(real.mock, null);
+    await realPage.goto(real.url);
+    await realPage.waitForSelector('body[data-ready="true"]', { state: "attached" });
+    assert.equal(await realPage.locator("#faults").isHidden(), true, "no fault controls");
+    assert.equal(await realPage.locator("#chain-field").isHidden(), true, "no chain to pick");
+    assert.match(await realPage.locator("#upstream").textContent(), /served-model/);
+    assert.equal(await realPage.locator('[data-testid="breakers"] li').count(), 1);
+    await realPage.locator("#prompt").fill("Hello, real server");
+    await realPage.locator("#prompt").press("Enter");
+    const message = realPage.locator('[data-testid="assistant-message"]').last();
+    await realPage.waitForFunction(() => document.querySelector('[data-testid="assistant-message"]')?.dataset.state === "done");
+    assert.equal(await message.getAttribute("data-target"), "upstream");
+    assert.match(await message.locator('[data-testid="answer"]').textContent(), /^You said: "Hello, real server"\./);
+    const stats = upstream.stats();
+    assert.equal(stats.byTarget.default.byPath["/v1/chat/completions"], 1, "one request to the server's /v1/chat/completions");
+    assert.deepEqual(errors, []);
+  } finally {
+    await realPage.close();
+    await real.close();
+    await upstream.close();
+  }
+});
+
+test("demo: no console errors besides the failed requests the faults cause", () => {
+  const unexpected = consoleErrors.filter((text) => !FAILED_RESOURCE.test(text));
+  assert.deepEqual(unexpected, []);
+});
