@@ -1,6 +1,7 @@
 // The demo page (www/) in headless Chromium, driven like a person would: type, press Enter, click Stop,
 // flip the mock's fault switches, reload. The servers are the ones www/serve.mjs starts, in-process,
-// so the test can read the mock's own counters. Screenshots go to tests/artifacts/ and docs/.
+// so the test can read the mock's own counters. Screenshots go to tests/artifacts/; with
+// UPDATE_SCREENSHOTS=1 they also replace the README's docs/demo.png and docs/demo-narrow.png.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFile, mkdir } from "node:fs/promises";
@@ -220,7 +221,6 @@ test("demo: a primary outage opens its breaker and the chain falls back to the b
   await page.waitForFunction(() => Number(document.getElementById("m-fallbacks").textContent) >= 4);
   await page.waitForSelector('#mock-stats[data-in-flight="0"]');
   await mkdir(ARTIFACTS, { recursive: true });
-  await mkdir(DOCS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, "demo.png") });
   await page.setViewportSize(NARROW);
   const layout = await page.evaluate(() => {
@@ -233,8 +233,10 @@ test("demo: a primary outage opens its breaker and the chain falls back to the b
   await page.locator("#messages").evaluate((el) => (el.scrollTop = el.scrollHeight));
   await page.screenshot({ path: join(ARTIFACTS, "demo-narrow.png") });
   await page.setViewportSize(DESKTOP);
-  await copyFile(join(ARTIFACTS, "demo.png"), join(DOCS, "demo.png"));
-  await copyFile(join(ARTIFACTS, "demo-narrow.png"), join(DOCS, "demo-narrow.png"));
+  if (process.env.UPDATE_SCREENSHOTS === "1") {
+    await copyFile(join(ARTIFACTS, "demo.png"), join(DOCS, "demo.png"));
+    await copyFile(join(ARTIFACTS, "demo-narrow.png"), join(DOCS, "demo-narrow.png"));
+  }
 });
 
 test("demo: after Reset the breaker probes the primary and closes again", { timeout: 60_000 }, async () => {
