@@ -1,17 +1,11 @@
 // Benchmark: requests/s of client.fetch with every policy on (retry, breaker, rate limit, dedupe,
 // timeouts; no cache) versus plain fetch, against the same loopback server in the same run.
-//   node tests/js/bench/fetch-overhead.mjs [--requests 4000] [--concurrency 32] [--rounds 5]
+//   node tests/js/bench/fetch-overhead.mjs [--requests 4000] [--concurrency 32] [--rounds 5] [--quick]
+//   (or: import { run } from "./fetch-overhead.mjs"; quick mode, --quick or BENCH_QUICK=1: 1500 x 3 rounds)
 // Rounds alternate plain / resilient so drift in the machine's speed hits both; the medians are compared.
 import { Worker } from "node:worker_threads";
+import { pathToFileURL } from "node:url";
 import { ResilientClient } from "resilient-llm";
-
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const REQUESTS = arg("requests", 4000);
-const CONCURRENCY = arg("concurrency", 32);
-const ROUNDS = arg("rounds", 5);
 
 // The upstream runs in its own thread so that serving does not compete with the client under test.
 const SERVER = `
@@ -32,7 +26,7 @@ async function startServer() {
   return { url: `http://127.0.0.1:${port}/v1/chat/completions`, stop: () => worker.terminate() };
 }
 
-async function measure(fetchImpl, url) {
+async function measure(fetchImpl, url, REQUESTS, CONCURRENCY) {
   let next = 0;
   const started = performance.now();
   const lane = async () => {
@@ -49,48 +43,70 @@ async function measure(fetchImpl, url) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const server = await startServer();
-const client = new ResilientClient({
-  timeout: { attemptMs: 10_000, totalMs: 30_000 },
-  retry: { maxRetries: 2 },
-  breaker: { failureThreshold: 5 },
-  rateLimit: { requestsPerMinute: 10_000_000, burst: 100_000 },
-  dedupe: true,
-});
-const plainFetch = (input, init) => fetch(input, init);
-// What any fetch with a cancellable timeout costs, in plain JS: the floor for a client with timeouts.
-const timeoutFetch = async (input, init) => {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), 10_000);
-  try {
-    return await fetch(input, { ...init, signal: controller.signal });
-  } finally {
-    clearTimeout(timer);
+/** Requests/s (medians over rounds) of plain fetch, fetch + an AbortController timeout, and client.fetch. */
+export async function run({ requests, concurrency = 32, rounds, quick = process.env.BENCH_QUICK === "1" } = {}) {
+  const REQUESTS = requests ?? (quick ? 1500 : 4000);
+  const ROUNDS = rounds ?? (quick ? 3 : 5);
+  const CONCURRENCY = concurrency;
+  const server = await startServer();
+  const client = new ResilientClient({
+    timeout: { attemptMs: 10_000, totalMs: 30_000 },
+    retry: { maxRetries: 2 },
+    breaker: { failureThreshold: 5 },
+    rateLimit: { requestsPerMinute: 10_000_000, burst: 100_000 },
+    dedupe: true,
+  });
+  const plainFetch = (input, init) => fetch(input, init);
+  // What any fetch with a cancellable timeout costs, in plain JS: the floor for a client with timeouts.
+  const timeoutFetch = async (input, init) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 10_000);
+    try {
+      return await fetch(input, { ...init, signal: controller.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  await measure(plainFetch, server.url, REQUESTS, CONCURRENCY); // warm up connections and JIT
+  await measure(client.fetcher, server.url, REQUESTS, CONCURRENCY);
+  const plain = [];
+  const withTimeout = [];
+  const resilient = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    plain.push(await measure(plainFetch, server.url, REQUESTS, CONCURRENCY));
+    withTimeout.push(await measure(timeoutFetch, server.url, REQUESTS, CONCURRENCY));
+    resilient.push(await measure(client.fetcher, server.url, REQUESTS, CONCURRENCY));
   }
-};
+  await server.stop();
 
-await measure(plainFetch, server.url); // warm up connections and JIT
-await measure(client.fetcher, server.url);
-const plain = [];
-const withTimeout = [];
-const resilient = [];
-for (let round = 0; round < ROUNDS; round++) {
-  plain.push(await measure(plainFetch, server.url));
-  withTimeout.push(await measure(timeoutFetch, server.url));
-  resilient.push(await measure(client.fetcher, server.url));
+  const stats = client.stats();
+  if (stats.requests !== REQUESTS * (ROUNDS + 1) || stats.failures !== 0) {
+    throw new Error(`unexpected client stats: ${JSON.stringify(stats)}`);
+  }
+  const p = median(plain);
+  const t = median(withTimeout);
+  const r = median(resilient);
+  return {
+    requests: REQUESTS, rounds: ROUNDS, concurrency: CONCURRENCY,
+    plain: p, timeout: t, resilient: r, timeoutRatio: t / p, ratio: r / p,
+    samples: { plain, timeout: withTimeout, resilient },
+  };
 }
-await server.stop();
 
-const p = median(plain);
-const t = median(withTimeout);
-const r = median(resilient);
-console.log(`fetch overhead: ${REQUESTS} POSTs x ${ROUNDS} rounds, concurrency ${CONCURRENCY}, loopback`);
-console.log(`  plain fetch           ${p.toFixed(0).padStart(7)} req/s (median)`);
-console.log(`  fetch + AbortController timeout (plain JS) ${t.toFixed(0).padStart(7)} req/s, ratio ${(t / p).toFixed(3)}`);
-console.log(`  ResilientClient.fetch ${r.toFixed(0).padStart(7)} req/s (median; retry, breaker, rate limit, dedupe, timeouts)`);
-console.log(`  ratio                 ${(r / p).toFixed(3)}  (target >= 0.95)`);
-const stats = client.stats();
-if (stats.requests !== REQUESTS * (ROUNDS + 1) || stats.failures !== 0) {
-  console.error("unexpected client stats", stats);
-  process.exit(1);
+function print({ requests, rounds, concurrency, plain: p, timeout: t, resilient: r }) {
+  console.log(`fetch overhead: ${requests} POSTs x ${rounds} rounds, concurrency ${concurrency}, loopback`);
+  console.log(`  plain fetch           ${p.toFixed(0).padStart(7)} req/s (median)`);
+  console.log(`  fetch + AbortController timeout (plain JS) ${t.toFixed(0).padStart(7)} req/s, ratio ${(t / p).toFixed(3)}`);
+  console.log(`  ResilientClient.fetch ${r.toFixed(0).padStart(7)} req/s (median; retry, breaker, rate limit, dedupe, timeouts)`);
+  console.log(`  ratio                 ${(r / p).toFixed(3)}  (target >= 0.95)`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const arg = (name) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? Number(process.argv[i + 1]) : undefined;
+  };
+  print(await run({ requests: arg("requests"), concurrency: arg("concurrency"), rounds: arg("rounds"),
+    quick: process.argv.includes("--quick") || undefined }));
 }

@@ -1,7 +1,7 @@
 // Benchmark: events/s and MB/s of the wasm SseParser ("resilient-llm") versus eventsource-parser (v3, pure JS)
 // on the same inputs in the same run, and a correctness check: both must see the same number of events
 // carrying the same total data length.
-//   node tests/js/bench/sse-parse.mjs [--seconds 1]
+//   node tests/js/bench/sse-parse.mjs [--seconds 1] [--quick]      (or: import { run } from "./sse-parse.mjs")
 // Inputs (built once, pre-split into chunks, so neither building nor splitting is measured):
 //   (a) an OpenAI-shaped chat completion stream of ~10 MB, fed in 1 KiB chunks;
 //   (b) a few single-line image-delta-like events of 1 to 8 MB each (48 MB in all), in 16 KiB chunks;
@@ -9,15 +9,11 @@
 // Each parser is used as its docs say: SseParser is fed the bytes; eventsource-parser is fed the strings a
 // streaming TextDecoder makes of them. Per input and parser: one warm-up pass, then timed passes (at least 3,
 // and at least --seconds in all), interleaved between the two parsers; the medians are compared.
-// MB = 10^6 bytes of input.
+// MB = 10^6 bytes of input. Quick mode (--quick or BENCH_QUICK=1): at least 0.3 s per input and parser.
+import { pathToFileURL } from "node:url";
 import { createParser } from "eventsource-parser";
 import { SseParser } from "resilient-llm";
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const MIN_SECONDS = arg("seconds", 1);
 const MIN_PASSES = 3;
 const MB = 1e6;
 const KiB = 1024;
@@ -137,7 +133,7 @@ function assertSameTally(input, expected, actual, who) {
 
 // A warm-up pass per parser, then timed passes, interleaved so drift in the machine's speed hits both,
 // until each parser has run at least MIN_PASSES passes and MIN_SECONDS in all.
-function measure(input) {
+function measure(input, MIN_SECONDS) {
   const sides = PARSERS.map((parser) => ({ parser, tally: timedPass(parser, input.chunks).tally, times: [] }));
   const reference = sides[0].tally;
   assertSameTally(input.name, reference, sides[1].tally, sides[1].parser.name);
@@ -163,7 +159,7 @@ const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toPreci
 
 function printTable(rows) {
   const header = ["input", "SseParser events/s", "MB/s", "eventsource-parser events/s", "MB/s", "ratio"];
-  const cells = rows.map(({ input, results: [wasm, js] }) => [input.name, fmt(wasm.eventsPerSecond),
+  const cells = rows.map(({ name, ours: wasm, peer: js }) => [name, fmt(wasm.eventsPerSecond),
     fmt(wasm.mbPerSecond), fmt(js.eventsPerSecond), fmt(js.mbPerSecond), `${(wasm.mbPerSecond / js.mbPerSecond).toFixed(2)}x`]);
   const widths = header.map((title, i) => Math.max(title.length, ...cells.map((row) => row[i].length)));
   const line = (row) => `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(" | ")} |`;
@@ -172,18 +168,36 @@ function printTable(rows) {
   for (const row of cells) console.log(line(row));
 }
 
-const chat = openAiChatStream(10 * MB);
-const images = imageDeltaStream([8, 1, 6, 3, 7, 2, 5, 4, 8, 4]);
-const INPUTS = [
-  { name: "(a) chat ~10 MB, 1 KiB chunks", bytes: chat, chunks: split(chat, KiB) },
-  { name: "(b) image deltas 48 MB, 16 KiB chunks", bytes: images, chunks: split(images, 16 * KiB) },
-  { name: "(c) chat ~10 MB, 64 B chunks", bytes: chat, chunks: split(chat, 64) },
-];
+/** Runs the three inputs; returns per input the throughput of both parsers and the ratio (ours / peer). */
+export async function run({ seconds, quick = process.env.BENCH_QUICK === "1" } = {}) {
+  const minSeconds = seconds ?? (quick ? 0.3 : 1);
+  const chat = openAiChatStream(10 * MB);
+  const images = imageDeltaStream([8, 1, 6, 3, 7, 2, 5, 4, 8, 4]);
+  const INPUTS = [
+    { key: "a", name: "(a) chat ~10 MB, 1 KiB chunks", bytes: chat, chunks: split(chat, KiB) },
+    { key: "b", name: "(b) image deltas 48 MB, 16 KiB chunks", bytes: images, chunks: split(images, 16 * KiB) },
+    { key: "c", name: "(c) chat ~10 MB, 64 B chunks", bytes: chat, chunks: split(chat, 64) },
+  ];
+  const rows = INPUTS.map((input) => ({ input, results: measure(input, minSeconds) }));
+  return {
+    minSeconds,
+    inputs: rows.map(({ input, results: [wasm, js] }) => ({
+      key: input.key, name: input.name, chunks: input.chunks.length, ours: wasm, peer: js,
+      ratio: wasm.mbPerSecond / js.mbPerSecond,
+    })),
+  };
+}
 
-const rows = INPUTS.map((input) => ({ input, results: measure(input) }));
-printTable(rows);
-console.log("ratio = SseParser / eventsource-parser throughput (medians); targets: >= 1.0 on (a), >= 3 on (b).");
-for (const { input, results: [wasm, js] } of rows) {
-  console.log(`${input.name.slice(0, 3)} ${wasm.events.toLocaleString("en-US")} events, ${input.chunks.length.toLocaleString("en-US")} ` +
-    `chunks; timed passes ${wasm.passes} / ${js.passes}; event counts and data lengths matched on every pass`);
+function print({ inputs }) {
+  printTable(inputs);
+  console.log("ratio = SseParser / eventsource-parser throughput (medians); targets: >= 1.0 on (a), >= 3 on (b).");
+  for (const { name, chunks, ours: wasm, peer: js } of inputs) {
+    console.log(`${name.slice(0, 3)} ${wasm.events.toLocaleString("en-US")} events, ${chunks.toLocaleString("en-US")} ` +
+      `chunks; timed passes ${wasm.passes} / ${js.passes}; event counts and data lengths matched on every pass`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const i = process.argv.indexOf("--seconds");
+  print(await run({ seconds: i > 0 ? Number(process.argv[i + 1]) : undefined, quick: process.argv.includes("--quick") || undefined }));
 }

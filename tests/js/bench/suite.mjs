@@ -1,0 +1,183 @@
+// The benchmark suite: runs every benchmark in its own Node process (one after another, so they do not
+// compete with each other) and prints one markdown table: benchmark | ours | peer (same run) | ratio |
+// target | met?.
+//   node tests/js/bench/suite.mjs [--quick] [--only sse,fetch,cache,cold,concurrency,size] [--json out.json]
+//   (tests/bench builds and installs the package first when needed, then runs this)
+// Quick mode (--quick or BENCH_QUICK=1) passes quick: true to every benchmark (fewer iterations).
+// The ratio column is always "how many times faster / smaller ours is": ours / peer for throughputs,
+// peer / ours for times and sizes; > 1 means ours is ahead.
+import { execFileSync, spawn } from "node:child_process";
+import { cpus, loadavg } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { KB, packageSizes } from "./size.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "../../..");
+const MARK = "@@bench-result@@";
+
+// ---- child mode: `node suite.mjs --child <module> <options json>` runs one benchmark's run() ----
+
+if (process.argv[2] === "--child") {
+  const module = await import(pathToFileURL(join(here, process.argv[3])).href);
+  const result = await module.run(JSON.parse(process.argv[4]));
+  process.stdout.write(`\n${MARK}${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes("--quick") || process.env.BENCH_QUICK === "1";
+const onlyArg = argv.indexOf("--only");
+const ONLY = onlyArg >= 0 ? new Set(argv[onlyArg + 1].split(",")) : null;
+const jsonArg = argv.indexOf("--json");
+const JSON_OUT = jsonArg >= 0 ? argv[jsonArg + 1] : null;
+const wanted = (key) => !ONLY || ONLY.has(key);
+
+function child(module, options, nodeFlags = []) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const proc = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), "--child", module, JSON.stringify(options)], {
+      cwd: join(root, "tests/js"),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    proc.stdout.on("data", (d) => (out += d));
+    proc.on("error", reject);
+    proc.on("exit", (code) => {
+      const at = out.lastIndexOf(MARK);
+      if (code !== 0 || at < 0) return reject(new Error(`${module} failed (exit ${code})\n${out}`));
+      const before = out.slice(0, at).trim();
+      if (before) process.stderr.write(`${before}\n`);
+      process.stderr.write(`  ${module} done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      resolve(JSON.parse(out.slice(at + MARK.length)));
+    });
+  });
+}
+
+// ---- formatting ----
+
+const int = (x) => Math.round(x).toLocaleString("en-US");
+const ms = (x) => `${x.toFixed(x < 10 ? 2 : 1)} ms`;
+const us = (xMs) => `${int(xMs * 1000)} µs`;
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const kb = (bytes) => `${(bytes / KB).toFixed(1)} KB`;
+const x = (ratio, digits = 2) => `${ratio.toFixed(digits)}x`;
+const verdict = (ok) => (ok ? "yes" : "**no**");
+
+const rows = [];
+const row = (benchmark, ours, peer, ratio, target = "—", met = "—") => rows.push({ benchmark, ours, peer, ratio, target, met });
+
+function table() {
+  const header = ["benchmark", "ours", "peer (same run)", "ratio", "target", "met?"];
+  const lines = [`| ${header.join(" | ")} |`, "|---|--:|--:|--:|--:|:-:|"];
+  for (const r of rows) lines.push(`| ${[r.benchmark, r.ours, r.peer, r.ratio, r.target, r.met].join(" | ")} |`);
+  return lines.join("\n");
+}
+
+function budgetNumbers() {
+  const script = readFileSync(join(root, "tests/size"), "utf8");
+  const target = Number(/^TARGET_KB=(\d+)/m.exec(script)?.[1]);
+  const ceiling = Number(/^CEILING_KB=(\d+)/m.exec(script)?.[1]);
+  return { target, ceiling };
+}
+
+function environment() {
+  let chromium = "not found";
+  try {
+    chromium = execFileSync("chromium", ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {}
+  let commit = "";
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    if (execFileSync("git", ["status", "--porcelain", "--", "src", "crates", "pkg-template", "Cargo.toml"], { cwd: root, encoding: "utf8" }).trim()) commit += " (+ uncommitted source changes)";
+  } catch {}
+  const pkg = JSON.parse(readFileSync(join(root, "tests/js/node_modules/resilient-llm/package.json"), "utf8"));
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    node: process.version,
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
+    chromium,
+    package: `resilient-llm ${pkg.version}`,
+    commit,
+    load: loadavg().map((l) => l.toFixed(2)).join(" "),
+  };
+}
+
+// ---- the runs ----
+
+const env = environment();
+const results = {};
+process.stderr.write(`bench suite (${QUICK ? "quick" : "full"} mode); load average at start: ${env.load}\n`);
+const opts = { quick: QUICK };
+
+if (wanted("sse")) {
+  const r = (results.sse = await child("sse-parse.mjs", opts));
+  const targets = { a: 1.0, b: 3 };
+  for (const input of r.inputs) {
+    const target = targets[input.key];
+    row(`SSE parse ${input.name}`,
+      `${int(input.ours.mbPerSecond)} MB/s (${int(input.ours.eventsPerSecond)} ev/s)`,
+      `eventsource-parser ${int(input.peer.mbPerSecond)} MB/s`,
+      x(input.ratio),
+      target === undefined ? "—" : `>= ${target.toFixed(1)}x`,
+      target === undefined ? "—" : verdict(input.ratio >= target));
+  }
+}
+
+if (wanted("fetch")) {
+  const r = (results.fetch = await child("fetch-overhead.mjs", opts));
+  row(`\`client.fetch\`, all policies on (${int(r.requests)} POSTs x ${r.rounds} rounds, ${r.concurrency} in flight, loopback)`,
+    `${int(r.resilient)} req/s`, `plain fetch ${int(r.plain)} req/s`, x(r.ratio, 3), ">= 0.95x", verdict(r.ratio >= 0.95));
+  row("baseline: fetch + AbortController timeout (plain JS)",
+    `${int(r.timeout)} req/s`, `plain fetch ${int(r.plain)} req/s`, x(r.timeoutRatio, 3), "—", "—");
+}
+
+if (wanted("cache")) {
+  const r = (results.cache = await child("cache-hit.mjs", opts));
+  row(`memory-cache hit vs loopback fetch, Node (median of ${int(r.node.calls)})`,
+    us(r.node.hitMs), `loopback fetch ${us(r.node.loopbackMs)}`, x(r.node.ratio, 1), ">= 20x", verdict(r.node.ratio >= 20));
+  row(`IndexedDB cache hit, Chromium ${r.chromium.version} (median of ${r.chromium.calls})`,
+    us(r.chromium.idbMs), `loopback fetch in the page ${us(r.chromium.loopbackMs)}`, x(r.chromium.ratio, 1), "—", "—");
+}
+
+if (wanted("cold")) {
+  const r = (results.cold = await child("cold-start.mjs", opts));
+  const n = r.node;
+  row(`cold start, Node: \`import\` + \`new ResilientClient()\` (median of ${n.runs} processes)`,
+    `${ms(n.package.ms)} (+${ms(n.package.ms - n.noop.ms)} over an empty module)`,
+    `eventsource-parser ${ms(n.eventsourceParser.ms)}; empty module ${ms(n.noop.ms)}`,
+    x(n.eventsourceParser.ms / n.package.ms), "—", "—");
+  const w = r.workerd;
+  row(`cold start, workerd: \`new Miniflare()\` to first response (median of ${w.runs})`,
+    `${ms(w.packageMs)} (package cost +${ms(w.costMs)})`, `same Worker without the package ${ms(w.emptyMs)}`,
+    x(w.emptyMs / w.packageMs), "—", "—");
+}
+
+if (wanted("concurrency")) {
+  const r = (results.concurrency = await child("concurrency.mjs", opts, ["--expose-gc"]));
+  row(`${int(r.requests)} concurrent requests, server answers after 200 ms: wall time (median of ${r.rounds})`,
+    ms(r.resilient.ms), `plain fetch ${ms(r.plain.ms)}`, x(r.ratio), "—", "—");
+  row(`${int(r.requests)} concurrent requests: JS heap with all in flight`,
+    `+${mb(r.resilient.heapDelta)} (wasm memory ${mb(r.wasmMemory.before)} → ${mb(r.wasmMemory.highWater)})`,
+    `plain fetch +${mb(r.plain.heapDelta)}`, x(r.plain.heapDelta / r.resilient.heapDelta), "—", "—");
+}
+
+if (wanted("size")) {
+  const s = (results.size = packageSizes(join(root, "pkg")));
+  const { target, ceiling } = budgetNumbers();
+  results.size.budget = { targetKb: target, ceilingKb: ceiling };
+  row("wasm size: `pkg/resilient_llm_bg.wasm`",
+    `${int(s.wasmRaw)} B raw; ${kb(s.wasmGzip)} gzip -9; ${kb(s.wasmBrotli)} brotli`, "—", "—", "—", "—");
+  row(`wasm + JS glue (${s.glueFiles} files, ${kb(s.glueGzip)} gzip -9), gzip -9`,
+    kb(s.totalGzip), "—", "—", `<= ${target} KB`,
+    s.totalGzip <= target * KB ? "yes" : `**no** (+${kb(s.totalGzip - target * KB)}; ceiling ${ceiling} KB ${s.totalGzip <= ceiling * KB ? "ok" : "EXCEEDED"})`);
+}
+
+results.environment = { ...env, loadAtEnd: loadavg().map((l) => l.toFixed(2)).join(" "), quick: QUICK };
+console.log(`## Benchmarks (${QUICK ? "quick" : "full"} run, ${env.date})\n`);
+console.log(`${env.package} at ${env.commit}; Node ${env.node}; ${env.chromium}; ${env.cpus}; ` +
+  `load average ${env.load} at start, ${results.environment.loadAtEnd} at end.\n`);
+console.log(table());
+console.log("\nratio: ours / peer for throughputs, peer / ours for times and sizes (> 1: ours ahead). KB = 1024 B.");
+if (JSON_OUT) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
