@@ -52,8 +52,9 @@ Object.defineProperty(ResilientClient.prototype, "fetcher", {
 });
 
 /**
- * A stream pulled from wasm one batch per network chunk. Iterating to the end, or stopping early
- * (`break`), or `cancel()`, cancels the request body.
+ * A stream pulled from wasm one batch per network chunk. Iterating to the end, stopping early
+ * (`break`) or `cancel()` cancels the request body and frees the stream's wasm side at once (not
+ * whenever the garbage collector gets to it: a long-lived Worker may not collect for a long time).
  */
 class PulledStream {
   #inner;
@@ -65,15 +66,18 @@ class PulledStream {
 
   async *[Symbol.asyncIterator]() {
     try {
-      for (let batch; (batch = await this.#inner.nextBatch()) !== null; ) yield* this.#expand(batch);
+      for (let batch; this.#inner && (batch = await this.#inner.nextBatch()) !== null; ) yield* this.#expand(batch);
     } finally {
-      this.#inner.cancel();
+      this.cancel();
     }
   }
 
   /** Stops the stream and cancels the request body. */
   cancel() {
+    if (!this.#inner) return;
     this.#inner.cancel();
+    this.#inner.free();
+    this.#inner = undefined;
   }
 }
 

@@ -1,11 +1,12 @@
-//! Upstream bytes the core reads as JSON (stream events, usage, cache keys) never panic it, and the
-//! canonical form used in cache keys is a fixed point: canonicalizing it again changes nothing, and
-//! it parses to the same value.
+//! Upstream bytes the core reads as JSON (stream events, usage, completions, error bodies, cache keys)
+//! never panic it, and the canonical form used in cache keys is a fixed point: canonicalizing it again
+//! changes nothing, and it parses to the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use resilient_llm::core::cache::canonical_json;
 use resilient_llm::core::json::Json;
+use resilient_llm::core::llm::{classify, error_message, parse_completion, Provider};
 use resilient_llm::core::stream::StreamMonitor;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,4 +29,12 @@ fuzz_target!(|data: &[u8]| {
         monitor.observe(event_type, &text);
     }
     let _ = monitor.complete();
+    // The provider adapters read the same bytes as a completion or an error body.
+    for provider in [Provider::OpenAi, Provider::Anthropic] {
+        let _ = parse_completion(provider, &text);
+    }
+    for status in [400, 401, 404, 429, 500, 529] {
+        let _ = classify(status, &text);
+    }
+    let _ = error_message(&text);
 });

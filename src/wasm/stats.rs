@@ -67,6 +67,16 @@ pub fn stats_to_js(
         )
         .value("usage", &usage_to_js(&costs.total().0, costs.total().1))
         .value(
+            "memory",
+            // wasm memory only grows: this is the high-water mark of what the client held at once.
+            &ObjectBuilder::new()
+                .num(
+                    "wasmBytes",
+                    (core::arch::wasm32::memory_size(0) * 65536) as f64,
+                )
+                .build(),
+        )
+        .value(
             "costs",
             &ObjectBuilder::new()
                 .value("byModel", &lines_to_js("model", costs.by_model()))

@@ -129,6 +129,8 @@ export interface ClientStats {
   rateLimit: { tokens: number; capacity: number } | null;
   latencyMs: { p50: number; p95: number; p99: number };
   usage: { inputTokens: number; outputTokens: number; costUsd: number };
+  /** The wasm module's memory (it only grows: the high-water mark of what was held at once). */
+  memory: { wasmBytes: number };
   /** Chat usage and cost per model and per user. */
   costs: {
     byModel: { model: string; inputTokens: number; outputTokens: number; costUsd: number }[];
