@@ -14,19 +14,18 @@ use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use resilient_llm::core::breaker::{Breaker, BreakerConfig, Permit, State, StateKind, Verdict};
 
-/// A number biased towards the interesting: small, 16-bit, any `u64`, or an edge value.
+#[path = "numbers.rs"]
+mod numbers;
+
+/// This target's edge value: its default timeout or rate.
+const EDGE: u64 = 30_000;
+
 fn num(u: &mut Unstructured) -> u64 {
-    let tag = u.arbitrary::<u8>().unwrap_or(0);
-    match tag % 4 {
-        0 => u64::from(tag >> 2),
-        1 => u64::from(u.arbitrary::<u16>().unwrap_or(0)),
-        2 => u.arbitrary::<u64>().unwrap_or(0),
-        _ => [0, 1, 30_000, u64::from(u32::MAX), u64::MAX - 1, u64::MAX][usize::from(tag >> 2) % 6],
-    }
+    numbers::num(u, EDGE)
 }
 
 fn num32(u: &mut Unstructured) -> u32 {
-    u32::try_from(num(u)).unwrap_or(u32::MAX)
+    numbers::num32(u, EDGE)
 }
 
 fn kind(state: State) -> StateKind {
