@@ -257,12 +257,17 @@ impl Engine {
                 }
                 Role::Follower(follower) => {
                     if let Some(outcome) = follower.outcome().await {
-                        self.state.borrow_mut().stats.deduplicated += 1;
+                        self.count_deduplicated();
                         return outcome;
                     }
                 }
             }
         }
+    }
+
+    /// Counts a call answered by an identical call's upstream request (shared outside the pipeline).
+    pub fn count_deduplicated(&self) {
+        self.state.borrow_mut().stats.deduplicated += 1;
     }
 
     async fn run<P: Platform>(

@@ -152,7 +152,12 @@ impl Inner {
             }
             match self.ask(target, &call).await {
                 Ok(answered) => {
-                    let result = self.settle(hold, &call, target, &answered.completion.usage);
+                    let result = self.settle(
+                        hold,
+                        &call,
+                        target,
+                        (&answered.completion.usage, answered.cached),
+                    );
                     return Ok(chat_result(target, &answered, result));
                 }
                 Err(TargetFailure::Stop(error)) => {
@@ -348,14 +353,19 @@ impl Inner {
     }
 
     /// Replaces the budget hold with the real usage, tallies the cost, and reports a crossed
-    /// threshold; returns the call's cost in micro-dollars.
+    /// threshold; returns the call's cost in micro-dollars. An answer that made no upstream call of
+    /// its own (`free`: a cache hit, a shared stream) costs nothing and spends no budget.
     pub(crate) fn settle(
         &self,
         hold: Option<Hold>,
         call: &ChatCall,
         target: &TargetConfig,
-        usage: &Usage,
+        (usage, free): (&Usage, bool),
     ) -> u64 {
+        if free {
+            self.release(hold);
+            return 0;
+        }
         let micros = cost_micros(&target.pricing, usage);
         self.costs
             .borrow_mut()

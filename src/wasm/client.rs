@@ -16,6 +16,7 @@ use crate::wasm::request::{prepare, Prepared, RequestDefaults};
 use crate::wasm::shared_state::{SharedState, Ticket};
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
+use crate::wasm::tap::SharedStreams;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -34,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) platform: JsPlatform,
     pub(crate) options: ClientOptions,
     pub(crate) in_flight: SharedCalls<Answer>,
+    /// Identical stream requests in flight, sharing one upstream body.
+    pub(crate) streams: SharedStreams,
     pub(crate) cache: Option<Cache>,
     /// Token and cost budgets for chat calls.
     pub(crate) budget: Option<RefCell<Ledger>>,
@@ -85,6 +88,7 @@ impl ResilientClient {
                 },
                 options,
                 in_flight: SharedCalls::default(),
+                streams: SharedStreams::default(),
                 cache,
                 budget,
                 costs: RefCell::new(CostTally::default()),

@@ -16,6 +16,7 @@ mod shared_state;
 mod sse;
 mod stats;
 mod stream;
+mod tap;
 mod types;
 
 pub use client::ResilientClient;

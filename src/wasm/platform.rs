@@ -135,13 +135,9 @@ impl Platform for JsPlatform {
     }
 
     fn discard(&self, answer: Answer) {
-        match answer.stream {
-            Some(body) => body.cancel(),
-            None => {
-                if let Some(body) = answer.response.body() {
-                    ignore_rejection(&body.cancel());
-                }
-            }
+        // A stream's body is released (and cancelled) when its reader drops.
+        if let (None, Some(body)) = (answer.stream, answer.response.body()) {
+            ignore_rejection(&body.cancel());
         }
     }
 

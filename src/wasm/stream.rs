@@ -10,6 +10,7 @@
 
 use crate::core::cache::Freshness;
 use crate::core::config::CacheMode;
+use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
 use crate::core::event::Event;
 use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
@@ -25,27 +26,32 @@ use crate::wasm::chat::{
 use crate::wasm::client::{abort_future, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::{gateway_timeout, response_headers};
-use crate::wasm::js::{get, ignore_rejection, set};
+use crate::wasm::js::{get, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
-use js_sys::{Object, Promise, Uint8Array};
+use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
+use js_sys::{Object, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
+use web_sys::{AbortSignal, Headers, Response, ResponseInit};
 
-/// The body of a live stream: reader, parser, and the watch holding the monitor and the events not
-/// yet handed out.
+/// One reader of a live stream: its place in the body, parser, and the watch holding the monitor and
+/// the events not yet handed out. Dropping it releases its place (the last one cancels the body).
 pub struct Body {
-    reader: ReadableStreamDefaultReader,
+    cursor: Cursor,
     parser: SseParser,
     watch: Watch,
     ended: bool,
     failed: Option<JsValue>,
-    /// The raw bytes so far, for a cacheable stream (stored only if it completes).
-    recording: Option<Vec<u8>>,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        self.cursor.release();
+    }
 }
 
 /// The parser's sink for a live stream: each event goes past the monitor, then into the batch for JS
@@ -95,22 +101,16 @@ impl EventSink for Watch {
     }
 }
 
-/// What reading one chunk produced.
-enum Chunk {
-    Bytes(Vec<u8>),
-    End,
-}
-
 impl Body {
-    fn new(reader: ReadableStreamDefaultReader, start: StreamStart) -> Self {
+    fn new(cursor: Cursor, start: StreamStart) -> Self {
         let StreamStart {
             parser,
             monitor,
-            record,
             deltas,
+            ..
         } = start;
         Body {
-            reader,
+            cursor,
             parser,
             watch: Watch {
                 monitor,
@@ -123,7 +123,6 @@ impl Body {
             },
             ended: false,
             failed: None,
-            recording: record.then(Vec::new),
         }
     }
 
@@ -131,12 +130,7 @@ impl Body {
     /// are still handed out, then the failure is raised.
     fn take(&mut self, chunk: Chunk) {
         match chunk {
-            Chunk::Bytes(bytes) => {
-                self.parser.feed(&bytes, &mut self.watch);
-                if let Some(recording) = &mut self.recording {
-                    recording.extend_from_slice(&bytes);
-                }
-            }
+            Chunk::Bytes(bytes) => self.parser.feed(&bytes, &mut self.watch),
             Chunk::End => {
                 self.parser.end(&mut self.watch);
                 self.ended = true;
@@ -168,11 +162,6 @@ impl Body {
         self.ended = true;
         self.failed.get_or_insert(error);
     }
-
-    /// Cancels the body on the wire.
-    pub fn cancel(&self) {
-        ignore_rejection(&self.reader.cancel());
-    }
 }
 
 fn incomplete(partial: &str, reason: &str) -> JsValue {
@@ -187,27 +176,15 @@ fn incomplete(partial: &str, reason: &str) -> JsValue {
     error.into()
 }
 
-async fn read_chunk(reader: &ReadableStreamDefaultReader) -> Result<Chunk, String> {
-    let result = JsFuture::from(reader.read()).await.map_err(|e| {
-        get(&e, "message")
-            .as_string()
-            .unwrap_or_else(|| "stream read failed".into())
-    })?;
-    if get(&result, "done").as_bool() == Some(true) {
-        return Ok(Chunk::End);
-    }
-    let value: Uint8Array = get(&result, "value").unchecked_into();
-    Ok(Chunk::Bytes(value.to_vec()))
-}
-
 /// Where an event stream starts: fresh, or resuming a cut one (its parser keeps the last event ID and
 /// the `retry:` delay; its monitor the text so far).
 #[derive(Clone, Default)]
 pub struct StreamStart {
     parser: SseParser,
     monitor: StreamMonitor,
-    /// Keep the raw bytes, to store the stream in the cache once it completes.
-    record: bool,
+    /// Keep the whole body, so that identical requests can join it and it can be stored in the
+    /// cache once it completes.
+    retain: bool,
     /// Hand out text deltas (`chatStream()`) rather than events.
     deltas: bool,
 }
@@ -230,11 +207,11 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
             error_class: None,
         });
     };
-    let mut body = Body::new(stream.get_reader().unchecked_into(), start);
-    // Dropped before the first event (a deadline, an abort): the body is cancelled with it.
-    let mut guard = CancelOnDrop(Some(body.reader.clone()));
+    // Dropped before the first event (a deadline, an abort), the body is cancelled with it.
+    let tap = Tap::new(stream.get_reader().unchecked_into(), start.retain);
+    let mut body = Body::new(tap.cursor(), start);
     while body.watch.output.is_empty() && !body.ended {
-        body.take(read_chunk(&body.reader).await?);
+        body.take(body.cursor.next().await?);
         if let (true, Some(error)) = (body.watch.output.is_empty(), &body.failed) {
             return Err(get(error, "message").as_string().unwrap_or_default());
         }
@@ -242,7 +219,6 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     if body.ended && body.watch.output.is_empty() && !body.watch.monitor.is_llm() {
         return Err("the stream ended before its first event".to_string());
     }
-    guard.0 = None;
     Ok(Answer {
         response,
         stream: Some(body),
@@ -250,19 +226,9 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     })
 }
 
-struct CancelOnDrop(Option<ReadableStreamDefaultReader>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some(reader) = self.0.take() {
-            ignore_rejection(&reader.cancel());
-        }
-    }
-}
-
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
-    Read(ReadableStreamDefaultReader),
+    Read(Cursor),
     Reconnect(Body),
 }
 
@@ -314,6 +280,8 @@ struct ChatProgress {
     target: Cell<usize>,
     attempts: Cell<u32>,
     cached: Cell<bool>,
+    /// Joined an identical request's stream.
+    shared: Cell<bool>,
     resolve: js_sys::Function,
     reject: js_sys::Function,
 }
@@ -322,7 +290,10 @@ struct ChatProgress {
 struct Opened {
     response: Response,
     attempts: u32,
+    /// Answered from the cache.
     cached: bool,
+    /// Joined an identical request's stream (no upstream call of its own).
+    shared: bool,
 }
 
 /// Wait before reconnecting when the server sent no `retry:` field.
@@ -361,6 +332,7 @@ impl SseStream {
             target: Cell::new(0),
             attempts: Cell::new(0),
             cached: Cell::new(false),
+            shared: Cell::new(false),
             resolve,
             reject,
         };
@@ -417,11 +389,9 @@ impl SseStream {
         future_to_promise(async move { shared.next_batch(started).await })
     }
 
-    /// Stops the stream and cancels its body on the wire.
+    /// Stops the stream and cancels its body on the wire (unless identical streams still read it).
     pub fn cancel(&self) {
-        if let Phase::Live(body) = self.shared.phase.replace(Phase::Closed) {
-            body.cancel();
-        }
+        self.shared.phase.replace(Phase::Closed);
     }
 }
 
@@ -463,6 +433,7 @@ impl Shared {
                         progress.target.set(hop);
                         progress.attempts.set(opened.attempts);
                         progress.cached.set(opened.cached);
+                        progress.shared.set(opened.shared);
                         return Ok(opened.response.into());
                     }
                     Ok(opened) => upstream_failure(target, &opened.response, opened.attempts).await,
@@ -507,6 +478,7 @@ impl Shared {
                         response,
                         attempts: 0,
                         cached: true,
+                        shared: false,
                     });
                 }
                 Ok(_) => {}
@@ -521,29 +493,105 @@ impl Shared {
                     response: gateway_timeout()?,
                     attempts: 0,
                     cached: false,
+                    shared: false,
                 });
             }
         }
-        let url = prepared.url.clone();
-        let wait_until = prepared.policy.wait_until.clone();
-        prepared.request.stream = Some(StreamStart {
-            record: key.is_some() && inner.cache.is_some(),
+        // The stream's reads watch the caller's signal themselves; the body must not be tied to one
+        // caller's signal, since identical requests may share it.
+        prepared.request.signal = None;
+        let start = StreamStart {
+            retain: key.is_some(),
             deltas,
             ..StreamStart::default()
-        });
+        };
+        match key {
+            None => self.open_upstream(prepared, start, None).await,
+            Some(key) => self.open_shared(prepared, start, &key).await,
+        }
+    }
+
+    /// A request identical streams may share: joins the one live or opening, else opens it for all.
+    async fn open_shared(
+        &self,
+        prepared: Prepared,
+        start: StreamStart,
+        key: &str,
+    ) -> Result<Opened, JsValue> {
+        let streams = &self.inner.streams;
+        loop {
+            if let Some((cursor, response)) = streams.join(key) {
+                self.inner.engine.count_deduplicated();
+                let head = ResponseInit::new();
+                head.set_status(response.status());
+                head.set_headers(&response.headers());
+                *self.phase.borrow_mut() = Phase::Live(Body::new(cursor, start));
+                return Ok(Opened {
+                    response: Response::new_with_opt_str_and_init(None, &head)?,
+                    attempts: 0,
+                    cached: false,
+                    shared: true,
+                });
+            }
+            match streams.opening.join(key) {
+                Role::Leader(leader) => {
+                    let opened = self.open_upstream(prepared, start, Some(key)).await;
+                    leader.complete(|| match &opened {
+                        Err(error) => Some(Opening::Failed(error.clone())),
+                        Ok(_) if matches!(*self.phase.borrow(), Phase::Live(_)) => {
+                            Some(Opening::Live)
+                        }
+                        Ok(opened) => Response::clone(&opened.response)
+                            .ok()
+                            .map(Opening::Answered),
+                    });
+                    return opened;
+                }
+                Role::Follower(follower) => match follower.outcome().await {
+                    None | Some(Opening::Live) => {}
+                    Some(Opening::Failed(error)) => return Err(error),
+                    Some(Opening::Answered(response)) => {
+                        self.inner.engine.count_deduplicated();
+                        return Ok(Opened {
+                            response,
+                            attempts: 0,
+                            cached: false,
+                            shared: true,
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sends the request through the pipeline; a live body becomes the stream's phase (recorded for
+    /// the cache, and offered to identical requests, under `key`).
+    async fn open_upstream(
+        &self,
+        mut prepared: Prepared,
+        start: StreamStart,
+        key: Option<&str>,
+    ) -> Result<Opened, JsValue> {
+        let inner = &self.inner;
+        let url = prepared.url.clone();
+        let wait_until = prepared.policy.wait_until.clone();
+        prepared.request.stream = Some(start);
         let delivered = inner.call(prepared, None).await?;
         let Answer {
             response, stream, ..
         } = delivered.response;
         if let Some(body) = stream {
-            if let (Some(key), true) = (key, body.recording.is_some()) {
-                *self.recording.borrow_mut() = Some(Recording {
-                    url,
-                    key,
-                    status: response.status(),
-                    headers: response_headers(&response),
-                    wait_until,
-                });
+            if let Some(key) = key {
+                inner.streams.offer(key, body.cursor.tap(), &response);
+                if inner.cache.is_some() {
+                    *self.recording.borrow_mut() = Some(Recording {
+                        url,
+                        key: key.to_string(),
+                        status: response.status(),
+                        headers: response_headers(&response),
+                        wait_until,
+                    });
+                }
             }
             *self.phase.borrow_mut() = Phase::Live(body);
         }
@@ -551,6 +599,7 @@ impl Shared {
             response,
             attempts: delivered.attempts,
             cached: false,
+            shared: false,
         })
     }
 
@@ -565,7 +614,12 @@ impl Shared {
         };
         let monitor = &body.watch.monitor;
         let usage = reported_or_estimated(monitor, &progress.call);
-        let micros = inner.settle(progress.hold.take(), &progress.call, target, &usage);
+        let micros = inner.settle(
+            progress.hold.take(),
+            &progress.call,
+            target,
+            (&usage, progress.cached.get() || progress.shared.get()),
+        );
         let answered = Answered {
             completion: Completion {
                 text: monitor.text().to_string(),
@@ -592,7 +646,8 @@ impl Shared {
 
     /// Stores a stream that completed cleanly, if it was being recorded.
     fn store_recording(&self, body: &mut Body) {
-        let (Some(recording), Some(bytes)) = (self.recording.take(), body.recording.take()) else {
+        let (Some(recording), Some(bytes)) = (self.recording.take(), body.cursor.tap().recorded())
+        else {
             return;
         };
         let Recording {
@@ -625,7 +680,6 @@ impl Shared {
                     return Ok(batch.into());
                 }
                 if body.ended {
-                    body.cancel();
                     let failed = body.failed.take();
                     if failed.is_none() {
                         self.store_recording(body);
@@ -643,7 +697,7 @@ impl Shared {
                         Some(_) => Step::Reconnect(body),
                     }
                 } else {
-                    Step::Read(body.reader.clone())
+                    Step::Read(body.cursor.clone())
                 }
             };
             match step {
@@ -652,8 +706,8 @@ impl Shared {
                     let resumed = self.reconnect(body).await?;
                     *self.phase.borrow_mut() = Phase::Live(resumed);
                 }
-                Step::Read(reader) => {
-                    let chunk = self.read_guarded(&reader).await;
+                Step::Read(cursor) => {
+                    let chunk = self.read_guarded(&cursor).await;
                     let mut phase = self.phase.borrow_mut();
                     let Phase::Live(body) = &mut *phase else {
                         return Ok(JsValue::NULL); // cancelled while reading
@@ -672,11 +726,11 @@ impl Shared {
 
     /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the
     /// new connection is retried like any call until its first event.
-    async fn reconnect(&self, old: Body) -> Result<Body, JsValue> {
+    async fn reconnect(&self, mut old: Body) -> Result<Body, JsValue> {
         let Purpose::Events { input, init } = &self.purpose else {
             return Err(js_sys::Error::new("only event streams reconnect").into());
         };
-        let mut parser = old.parser;
+        let mut parser = std::mem::take(&mut old.parser);
         parser.end(&mut Vec::new());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
         let wait = self.inner.platform.sleep(delay);
@@ -701,8 +755,8 @@ impl Shared {
         let mut prepared = self.inner.prepare(input.clone(), init.into()).await?;
         prepared.request.stream = Some(StreamStart {
             parser,
-            monitor: old.watch.monitor,
-            record: false,
+            monitor: std::mem::take(&mut old.watch.monitor),
+            retain: false,
             deltas: false,
         });
         let answer = self.inner.call(prepared, None).await?.response;
@@ -713,17 +767,15 @@ impl Shared {
     /// body's partial text is at hand.
     async fn read_guarded(
         &self,
-        reader: &ReadableStreamDefaultReader,
+        cursor: &Cursor,
     ) -> Result<Chunk, Box<dyn FnOnce(&Body) -> JsValue>> {
         let read = async {
             match self.idle {
-                None => read_chunk(reader).await.map_err(Some),
-                Some((ms, _)) => {
-                    match race(read_chunk(reader), self.inner.platform.sleep(ms)).await {
-                        Either::Left(chunk) => chunk.map_err(Some),
-                        Either::Right(()) => Err(None),
-                    }
-                }
+                None => cursor.next().await.map_err(Some),
+                Some((ms, _)) => match race(cursor.next(), self.inner.platform.sleep(ms)).await {
+                    Either::Left(chunk) => chunk.map_err(Some),
+                    Either::Right(()) => Err(None),
+                },
             }
         };
         let outcome = match &self.signal {

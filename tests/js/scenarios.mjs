@@ -544,6 +544,85 @@ export const scenarios = {
     equal(stored.length, 2, "only the complete streams were stored");
   },
 
+  async "identical deterministic streams share one upstream stream, each at its own pace"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const url = `${mock}/v1/chat/completions`;
+    const slow = { "x-mock-chunk-delay-ms": "20" };
+    const textOf = (events) =>
+      events.slice(0, -1).map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? "").join("");
+    const read = async (stream, { stopAfter = Infinity, onEvent = () => {} } = {}) => {
+      const events = [];
+      for await (const event of stream) {
+        events.push(event);
+        onEvent(events.length);
+        if (events.length >= stopAfter) break;
+      }
+      return events;
+    };
+    const body = chatBody(unique("tee"), { temperature: 0, stream: true });
+    const before = await upstreamCount(mock);
+    // The leader stops after 3 events; a second caller starts at once, a third joins mid-way.
+    const leader = client.events(url, { method: "POST", headers: slow, body });
+    const second = client.events(url, { method: "POST", headers: slow, body });
+    let late;
+    const secondDone = read(second, {
+      onEvent: (n) => n === 6 && (late = read(client.events(url, { method: "POST", headers: slow, body }))),
+    });
+    const leaderEvents = await read(leader, { stopAfter: 3 });
+    const [secondEvents, lateEvents] = [await secondDone, await late];
+    equal(leaderEvents.length, 3, "the leader stopped early");
+    equal(secondEvents.at(-1).data, "[DONE]", "the second caller read to the end");
+    equal(JSON.stringify(lateEvents), JSON.stringify(secondEvents), "a late joiner sees every event from the first");
+    check(textOf(secondEvents).includes("You said"), "the answer");
+    equal(JSON.stringify(secondEvents.slice(0, 3)), JSON.stringify(leaderEvents), "the same stream");
+    equal((await upstreamCount(mock)) - before, 1, "one upstream stream for three callers");
+    equal(client.stats().deduplicated, 2, "stats().deduplicated");
+    equal((await second.response).status, 200, "a joiner's response");
+
+    // Every caller cancelling cancels the upstream stream; the next identical request opens a new one.
+    const cut = chatBody(unique("tee-cancel"), { temperature: 0, stream: true });
+    const a = client.events(url, { method: "POST", headers: slow, body: cut });
+    const b = client.events(url, { method: "POST", headers: slow, body: cut });
+    await Promise.all([read(a, { stopAfter: 2 }), read(b, { stopAfter: 1 })]);
+    const afterCancel = await upstreamCount(mock);
+    const fresh = await read(client.events(url, { method: "POST", body: cut }));
+    equal(fresh.at(-1).data, "[DONE]", "a complete stream after the others cancelled");
+    equal((await upstreamCount(mock)) - afterCancel, 1, "a new upstream stream");
+
+    // A cut reaches every reader of the shared stream, each with its own partial text.
+    const reset = chatBody(unique("tee-reset"), { temperature: 0, stream: true });
+    const failing = () => rejection(read(client.events(url, { method: "POST", headers: { "x-mock-fault": "reset=4" }, body: reset })));
+    const errors = await Promise.all([failing(), failing()]);
+    for (const error of errors) equal(error.name, "IncompleteStreamError", "each reader fails typed");
+
+    // Sampled streams are never shared.
+    const sampled = chatBody(unique("tee-sampled"), { temperature: 0.7, stream: true });
+    const beforeSampled = await upstreamCount(mock);
+    await Promise.all([read(client.events(url, { method: "POST", body: sampled })), read(client.events(url, { method: "POST", body: sampled }))]);
+    equal((await upstreamCount(mock)) - beforeSampled, 2, "temperature 0.7 streams each reach the upstream");
+  },
+
+  async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
+    const name = unique("free");
+    const client = new ResilientClient({
+      cache: true,
+      targets: [target(mock, name, { pricing: { inputPerMTok: 1, outputPerMTok: 2 } })],
+    });
+    const messages = [{ role: "user", content: unique("free") }];
+    const streams = [client.chatStream({ messages, temperature: 0 }), client.chatStream({ messages, temperature: 0 })];
+    const results = await Promise.all(streams.map(async (s) => { for await (const _ of s); return s.result; }));
+    const paid = results.filter((r) => r.costUsd > 0);
+    equal(paid.length, 1, "one of two identical streams paid");
+    equal(results[0].text, results[1].text, "both got the answer");
+    await settle(() => client.stats().cache.entries === 1);
+    const replay = client.chatStream({ messages, temperature: 0 });
+    for await (const _ of replay);
+    const hit = await replay.result;
+    check(hit.cached, "answered from the cache");
+    equal(hit.costUsd, 0, "a cache hit costs nothing");
+    equal(client.stats().usage.costUsd, paid[0].costUsd, "the tally holds one call's cost");
+  },
+
   async "chat answers from the first target with usage and cost"({ ResilientClient }, mock) {
     const name = unique("primary");
     const client = new ResilientClient({ targets: [target(mock, name, { pricing: { inputPerMTok: 2, outputPerMTok: 8 } })] });

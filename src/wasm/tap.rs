@@ -1,0 +1,227 @@
+//! One upstream event-stream body, read once, for every stream that reads it.
+//!
+//! Two identical deterministic stream requests made at the same time (a re-render, a fan-out) should
+//! cost one upstream generation, like identical `fetch` calls do. So a stream's body is not read by
+//! the stream itself but through a [`Tap`]: each reader holds a [`Cursor`] and parses the bytes on its
+//! own, at its own pace, with its own timeouts and its own caller's signal. A tap that can be joined
+//! keeps its chunks from the first one on, so a reader that joins late still sees every event, and a
+//! complete stream can be stored in the cache from the same bytes; past [`RETAIN_LIMIT_BYTES`] it
+//! stops keeping them (a long-lived event stream must not grow without bound) and keeps only what
+//! its slowest reader has not read yet.
+//!
+//! Reads are shared, not raced: the read in progress is one JS promise that every waiting reader
+//! awaits, so a reader that gives up (its idle timeout, its caller's abort) never loses a chunk for
+//! the others. The body is cancelled on the wire when the last reader is released before the end.
+
+use crate::core::dedupe::Flights;
+use crate::wasm::js::{get, ignore_rejection};
+use js_sys::{Object, Promise, Uint8Array};
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ReadableStreamDefaultReader, Response};
+
+/// A tap stops keeping its whole body (and so can no longer be joined or stored) past this size.
+pub const RETAIN_LIMIT_BYTES: usize = 4 << 20;
+
+/// What the next read produced.
+pub enum Chunk {
+    Bytes(Rc<Vec<u8>>),
+    End,
+}
+
+/// An upstream body and the chunks its readers still need.
+pub struct Tap {
+    reader: ReadableStreamDefaultReader,
+    state: RefCell<State>,
+}
+
+struct State {
+    /// Chunks from number `first` on.
+    chunks: Vec<Rc<Vec<u8>>>,
+    first: usize,
+    /// Bytes kept from the very first chunk while the whole body is kept; `None` once it is not.
+    retained: Option<usize>,
+    /// Where each reader is: the chunk it reads next.
+    cursors: Vec<Rc<Cell<usize>>>,
+    /// The read in progress, awaited by every reader that needs its chunk.
+    pending: Option<Promise>,
+    /// How the body ended, after its last chunk.
+    end: Option<Result<(), String>>,
+}
+
+impl Tap {
+    /// A tap on `reader`; with `retain`, the whole body is kept (up to the limit).
+    pub fn new(reader: ReadableStreamDefaultReader, retain: bool) -> Rc<Tap> {
+        Rc::new(Tap {
+            reader,
+            state: RefCell::new(State {
+                chunks: Vec::new(),
+                first: 0,
+                retained: retain.then_some(0),
+                cursors: Vec::new(),
+                pending: None,
+                end: None,
+            }),
+        })
+    }
+
+    /// A new reader from the first chunk, if the tap still has it and did not fail.
+    pub fn join(self: &Rc<Self>) -> Option<Cursor> {
+        let joinable = {
+            let state = self.state.borrow();
+            state.first == 0 && !matches!(state.end, Some(Err(_)))
+        };
+        joinable.then(|| self.cursor())
+    }
+
+    /// The first reader (the one that opened the body).
+    pub fn cursor(self: &Rc<Self>) -> Cursor {
+        let at = Rc::new(Cell::new(0));
+        self.state.borrow_mut().cursors.push(at.clone());
+        Cursor {
+            tap: self.clone(),
+            at,
+        }
+    }
+
+    /// The whole body, once it ended cleanly and was kept from its first byte.
+    pub fn recorded(&self) -> Option<Vec<u8>> {
+        let state = self.state.borrow();
+        if state.first != 0 || state.retained.is_none() || state.end != Some(Ok(())) {
+            return None;
+        }
+        Some(
+            state
+                .chunks
+                .iter()
+                .flat_map(|c| c.iter().copied())
+                .collect(),
+        )
+    }
+
+    /// Records the outcome of `read` (a `reader.read()` promise), unless another reader did.
+    fn settle(&self, read: &Promise, outcome: Result<JsValue, JsValue>) {
+        let mut state = self.state.borrow_mut();
+        if !state.pending.as_ref().is_some_and(|p| Object::is(p, read)) {
+            return;
+        }
+        state.pending = None;
+        match outcome {
+            Err(error) => {
+                let message = get(&error, "message").as_string();
+                state.end = Some(Err(message.unwrap_or_else(|| "stream read failed".into())));
+            }
+            Ok(result) if get(&result, "done").as_bool() == Some(true) => state.end = Some(Ok(())),
+            Ok(result) => {
+                let bytes = get(&result, "value")
+                    .unchecked_into::<Uint8Array>()
+                    .to_vec();
+                state.retained = state
+                    .retained
+                    .map(|kept| kept + bytes.len())
+                    .filter(|kept| *kept <= RETAIN_LIMIT_BYTES);
+                state.chunks.push(Rc::new(bytes));
+            }
+        }
+    }
+}
+
+impl State {
+    /// Drops the chunks every reader has read, unless the whole body is kept.
+    fn trim(&mut self) {
+        if self.retained.is_some() {
+            return;
+        }
+        let slowest = self.cursors.iter().map(|at| at.get()).min();
+        let upto = slowest.unwrap_or(self.first + self.chunks.len());
+        if upto > self.first {
+            self.chunks.drain(..upto - self.first);
+            self.first = upto;
+        }
+    }
+}
+
+/// One reader's place in a tap (a clone is the same reader).
+#[derive(Clone)]
+pub struct Cursor {
+    tap: Rc<Tap>,
+    at: Rc<Cell<usize>>,
+}
+
+impl Cursor {
+    /// The next chunk, or how the body ended. Dropping the future loses nothing.
+    pub async fn next(&self) -> Result<Chunk, String> {
+        loop {
+            let read = {
+                let mut state = self.tap.state.borrow_mut();
+                let at = self.at.get();
+                if let Some(chunk) = state.chunks.get(at - state.first).cloned() {
+                    self.at.set(at + 1);
+                    state.trim();
+                    return Ok(Chunk::Bytes(chunk));
+                }
+                if let Some(end) = &state.end {
+                    return end.clone().map(|()| Chunk::End);
+                }
+                let reader = &self.tap.reader;
+                state.pending.get_or_insert_with(|| reader.read()).clone()
+            };
+            let outcome = JsFuture::from(read.clone()).await;
+            self.tap.settle(&read, outcome);
+        }
+    }
+
+    /// The tap this cursor reads.
+    pub fn tap(&self) -> &Rc<Tap> {
+        &self.tap
+    }
+
+    /// This reader is done: the body is cancelled on the wire if it was the last one before the end.
+    pub fn release(&self) {
+        let mut state = self.tap.state.borrow_mut();
+        state.cursors.retain(|at| !Rc::ptr_eq(at, &self.at));
+        if state.cursors.is_empty() && state.end.is_none() {
+            state.end = Some(Err("the stream was cancelled".into()));
+            ignore_rejection(&self.tap.reader.cancel());
+        } else {
+            state.trim();
+        }
+    }
+}
+
+/// How an identical stream request's opening went, for the requests that waited on it.
+pub enum Opening {
+    /// Its stream is live: join it.
+    Live,
+    /// It ended in a response without a stream (an error status): a copy of it.
+    Answered(Response),
+    /// It failed.
+    Failed(JsValue),
+}
+
+/// Identical stream requests: single flight while one is opening, then the live streams to join.
+#[derive(Default)]
+pub struct SharedStreams {
+    /// Requests still opening, by key.
+    pub opening: Flights<Opening>,
+    live: RefCell<Vec<(String, Weak<Tap>, Response)>>,
+}
+
+impl SharedStreams {
+    /// Makes `tap` joinable under `key`; `response` is the head its readers are given.
+    pub fn offer(&self, key: &str, tap: &Rc<Tap>, response: &Response) {
+        let mut live = self.live.borrow_mut();
+        live.retain(|(_, tap, _)| tap.strong_count() > 0);
+        live.push((key.to_string(), Rc::downgrade(tap), Clone::clone(response)));
+    }
+
+    /// A reader on the live stream for `key` and that stream's response, if one can be joined.
+    pub fn join(&self, key: &str) -> Option<(Cursor, Response)> {
+        let live = self.live.borrow();
+        live.iter()
+            .filter(|(k, _, _)| k == key)
+            .find_map(|(_, tap, response)| Some((tap.upgrade()?.join()?, Clone::clone(response))))
+    }
+}
