@@ -52,6 +52,8 @@
  *   malformed             stream: one chunk of invalid JSON after the first chunk, then
  *                         carry on; JSON: status 200 with a truncated body
  *   mid-stream-error      stream: after 2 chunks send a provider error event and end
+ *   sampled               answer as a model sampling at temperature > 0 would: every
+ *                         request a different answer ("Take <n>: " before the usual text)
  *   times=<n>;key=<id>    apply the rest only to the first n requests carrying this key
  *                         (without key=, the whole header value is the key)
  *
@@ -197,11 +199,11 @@ function promptTokens(messages, system) {
  * The answer as stream pieces: every word but the last carries its trailing
  * space, so pieces.join("") is exactly the JSON answer text.
  */
-function buildAnswer(userText, maxTokens) {
+function buildAnswer(userText, maxTokens, take = "") {
   const echoWords = words(userText);
   const echo =
     echoWords.slice(0, MAX_ECHO_WORDS).join(" ") + (echoWords.length > MAX_ECHO_WORDS ? " ..." : "");
-  const all = words(`You said: "${echo}". ${FILLER}`);
+  const all = words(`${take}You said: "${echo}". ${FILLER}`);
   const kept = maxTokens === undefined ? all : all.slice(0, maxTokens);
   const pieces = kept.map((w, i) => (i < kept.length - 1 ? `${w} ` : w));
   return { pieces, text: pieces.join(""), truncated: kept.length < all.length };
@@ -443,6 +445,7 @@ const FAULT_KEYS = {
   reset: faultValue.int(0, Number.MAX_SAFE_INTEGER, 0),
   malformed: faultValue.flag,
   "mid-stream-error": faultValue.flag,
+  sampled: faultValue.flag,
   times: faultValue.int(0, Number.MAX_SAFE_INTEGER),
   key: faultValue.text,
 };
@@ -471,6 +474,7 @@ function planFromSpec(spec) {
   plan.reset = spec.reset;
   plan.malformed = spec.malformed === true;
   plan.midStreamError = spec["mid-stream-error"] === true;
+  plan.sampled = spec.sampled === true;
   plan.labels = Object.keys(spec).filter((k) => k !== "times" && k !== "key");
   return plan;
 }
@@ -710,7 +714,8 @@ async function handleCompletion(call, state) {
   call.request = call.provider.parse(parsed.body);
   call.id = `${call.provider === anthropic ? "msg_mock_" : "chatcmpl-mock-"}${state.nextId++}`;
   call.created = Math.floor(Date.now() / 1000);
-  return sendCompletion(call, plan, buildAnswer(call.request.userText, call.request.maxTokens));
+  const take = plan.sampled ? `Take ${call.id}: ` : "";
+  return sendCompletion(call, plan, buildAnswer(call.request.userText, call.request.maxTokens, take));
 }
 
 /**

@@ -15,6 +15,8 @@ pub enum RetryReason {
     Timeout,
     /// The connection failed.
     Network,
+    /// A chat stream was cut after its first delta and is resumed.
+    StreamCut,
 }
 
 /// One thing that happened inside the pipeline.

@@ -99,6 +99,7 @@ fn event_to_js(event: &Event) -> JsValue {
                 RetryReason::Status(status) => o.str("reason", "status").num("status", *status),
                 RetryReason::Timeout => o.str("reason", "timeout"),
                 RetryReason::Network => o.str("reason", "network"),
+                RetryReason::StreamCut => o.str("reason", "cut"),
             }
         }
         Event::Breaker { key, from, to } => o

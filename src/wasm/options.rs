@@ -351,6 +351,7 @@ fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
         "retryOn",
         "maxRetryAfterMs",
         "budgetRatio",
+        "resumeStreams",
     ])?;
     let mut cfg = base;
     if let Some(n) = r.integer("maxRetries", 0, u64::from(MAX_RETRIES_CAP))? {
@@ -385,6 +386,9 @@ fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
     }
     if let Some(ratio) = r.number("budgetRatio", 0.0, 1000.0)? {
         cfg.budget_ratio = ratio;
+    }
+    if let Some(resume) = r.boolean("resumeStreams")? {
+        cfg.resume_streams = resume;
     }
     Ok(cfg)
 }

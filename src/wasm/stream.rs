@@ -3,16 +3,19 @@
 //! A stream attempt succeeds only when its first event arrives: the transport used for streams reads
 //! the body until then, so a 503, a reset or silence before the first event is an ordinary failed
 //! attempt that the pipeline retries (and `timeout.firstByteMs` means "time to first event"). After the
-//! first event the caller has seen data and the request is never replayed: a cut becomes an
+//! first event the caller has seen data and events are never replayed: a cut becomes an
 //! `IncompleteStreamError` carrying the text received so far, a gap longer than `timeout.idleMs` a
-//! `TimeoutError`, an in-band error event an `UpstreamError`. Events cross to JS one batch per network
-//! chunk. Cancelling (`break`, `cancel()`, the caller's signal) cancels the body on the wire.
+//! `TimeoutError`, an in-band error event an `UpstreamError`. Two recoveries hand out nothing twice: a
+//! GET stream may reconnect with `Last-Event-ID`, and a cut `chatStream()` is sent again and resumed
+//! past the text already delivered when the new answer starts with exactly that text. Events cross to
+//! JS one batch per network chunk. Cancelling (`break`, `cancel()`, the caller's signal) cancels the
+//! body on the wire (once no identical stream shares it; see [`crate::wasm::tap`]).
 
 use crate::core::cache::Freshness;
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
-use crate::core::event::Event;
+use crate::core::event::{Event, RetryReason};
 use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -46,6 +49,9 @@ pub struct Body {
     watch: Watch,
     ended: bool,
     failed: Option<JsValue>,
+    /// The failure is a cut (the connection failed, went quiet, or ended early): a chat stream may
+    /// be resumed after it.
+    cut: bool,
 }
 
 impl Drop for Body {
@@ -61,6 +67,34 @@ struct Watch {
     monitor: StreamMonitor,
     output: Output,
     error: Option<StreamError>,
+    /// A resumed chat stream's text already delivered, checked against the new answer, not handed
+    /// out again; `resumed` bytes of it matched so far.
+    delivered: String,
+    resumed: usize,
+    /// The new answer does not start with the text already delivered.
+    diverged: bool,
+}
+
+impl Watch {
+    /// Hands out a delta, past the part of it a resumed stream already delivered.
+    fn deliver(&mut self, delta: &str) {
+        let Output::Deltas(text) = &mut self.output else {
+            return;
+        };
+        let expected = &self.delivered[self.resumed..];
+        let fresh = if delta.len() <= expected.len() {
+            expected.starts_with(delta).then_some("")
+        } else {
+            delta.strip_prefix(expected)
+        };
+        match fresh {
+            Some(fresh) => {
+                self.resumed += delta.len() - fresh.len();
+                text.push_str(fresh);
+            }
+            None => self.diverged = true,
+        }
+    }
 }
 
 /// What a stream hands to JS.
@@ -89,13 +123,13 @@ impl Output {
 
 impl EventSink for Watch {
     fn event(&mut self, event_type: &str, data: &str, id: &str) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.diverged {
             return;
         }
         match (self.monitor.observe(event_type, data), &mut self.output) {
             ((_, Observation::Error(error)), _) => self.error = Some(error),
             (_, Output::Events(packed)) => packed.event(event_type, data, id),
-            ((Some(delta), _), Output::Deltas(text)) => text.push_str(&delta),
+            ((Some(delta), _), Output::Deltas(_)) => self.deliver(&delta),
             ((None, _), Output::Deltas(_)) => {}
         }
     }
@@ -107,6 +141,7 @@ impl Body {
             parser,
             monitor,
             deltas,
+            delivered,
             ..
         } = start;
         Body {
@@ -120,9 +155,13 @@ impl Body {
                     Output::Events(Packed::default())
                 },
                 error: None,
+                delivered,
+                resumed: 0,
+                diverged: false,
             },
             ended: false,
             failed: None,
+            cut: false,
         }
     }
 
@@ -146,13 +185,20 @@ impl Body {
                 ),
             );
             set(&js, "kind", &error.kind.as_str().into());
-            set(&js, "partialText", &self.watch.monitor.text().into());
+            set(&js, "partialText", &self.partial_text().into());
             self.fail(js.into());
+        } else if self.watch.diverged {
+            let error = incomplete(
+                self.partial_text(),
+                "it was resumed, but the new answer does not start with the text already delivered",
+            );
+            self.fail(error);
         } else if self.ended && !self.watch.monitor.complete() {
             let error = incomplete(
-                self.watch.monitor.text(),
+                self.partial_text(),
                 "the stream ended before its end marker",
             );
+            self.cut = self.failed.is_none();
             self.fail(error);
         }
     }
@@ -161,6 +207,33 @@ impl Body {
     fn fail(&mut self, error: JsValue) {
         self.ended = true;
         self.failed.get_or_insert(error);
+    }
+
+    /// Ends the stream after a failed read; a broken or quiet connection is a cut.
+    fn fail_read(&mut self, failure: ReadFailure) {
+        let (error, cut) = match failure {
+            ReadFailure::Aborted(reason) => (abort_error(&reason), false),
+            ReadFailure::Broken(message) => (
+                incomplete(
+                    self.partial_text(),
+                    &format!("the connection failed ({message})"),
+                ),
+                true,
+            ),
+            ReadFailure::Quiet(idle) => (idle_timeout(idle, self.partial_text()), true),
+        };
+        self.cut = cut && self.failed.is_none();
+        self.fail(error);
+    }
+
+    /// The text the caller has received: all of it comes from this stream, unless it resumed one
+    /// and has not caught up yet.
+    fn partial_text(&self) -> &str {
+        let text = self.watch.monitor.text();
+        match text.len() < self.watch.delivered.len() {
+            true => &self.watch.delivered,
+            false => text,
+        }
     }
 }
 
@@ -187,6 +260,16 @@ pub struct StreamStart {
     retain: bool,
     /// Hand out text deltas (`chatStream()`) rather than events.
     deltas: bool,
+    /// Resuming a cut chat stream: the text already delivered (checked, not handed out again).
+    delivered: String,
+}
+
+/// A chat stream's start: text deltas.
+fn chat_start() -> StreamStart {
+    StreamStart {
+        deltas: true,
+        ..StreamStart::default()
+    }
 }
 
 /// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
@@ -212,7 +295,13 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     let mut body = Body::new(tap.cursor(), start);
     while body.watch.output.is_empty() && !body.ended {
         body.take(body.cursor.next().await?);
-        if let (true, Some(error)) = (body.watch.output.is_empty(), &body.failed) {
+        // A resumed answer that diverged is final (sending it again would not help); anything
+        // else failing before the first event fails the attempt.
+        if let (true, false, Some(error)) = (
+            body.watch.output.is_empty(),
+            body.watch.diverged,
+            &body.failed,
+        ) {
             return Err(get(error, "message").as_string().unwrap_or_default());
         }
     }
@@ -229,7 +318,8 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
     Read(Cursor),
-    Reconnect(Body),
+    /// Reconnect or resume after the body's failure.
+    Recover(Box<Body>, JsValue),
 }
 
 /// Where a stream is.
@@ -237,7 +327,7 @@ enum Phase {
     /// The request is in flight.
     Starting,
     /// Events flow.
-    Live(Body),
+    Live(Box<Body>),
     /// Nothing more to read (ended, failed, or cancelled).
     Closed,
 }
@@ -250,8 +340,9 @@ struct Shared {
     inner: Rc<Inner>,
     /// `events()` or `chatStream()`.
     purpose: Purpose,
-    /// Reconnections left (GET streams with `resilience.reconnect`).
-    reconnects: Cell<u32>,
+    /// Recoveries left after a failure: reconnections (GET event streams with
+    /// `resilience.reconnect`) or resumptions (chat streams cut after their first delta).
+    recoveries: Cell<u32>,
     /// Where a completed stream is stored, when it is cacheable.
     recording: RefCell<Option<Recording>>,
 }
@@ -357,7 +448,7 @@ impl SseStream {
             },
             inner,
             purpose,
-            reconnects: Cell::new(0),
+            recoveries: Cell::new(0),
             recording: RefCell::new(None),
         });
         // The request starts now; `started` settles with its response (or its failure).
@@ -410,9 +501,9 @@ impl Shared {
                 )
                 .into());
             }
-            self.reconnects.set(max);
+            self.recoveries.set(max);
         }
-        let opened = self.open_prepared(prepared, false).await?;
+        let opened = self.open_prepared(prepared, StreamStart::default()).await?;
         set(&opened.response, "attempts", &opened.attempts.into());
         Ok(opened.response.into())
     }
@@ -420,6 +511,11 @@ impl Shared {
     /// Tries the chain's targets in order until one streams its first delta.
     async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
+        let resumes = match &inner.engine.config().retry {
+            Some(retry) if retry.resume_streams => retry.max_retries,
+            _ => 0,
+        };
+        self.recoveries.set(resumes);
         let mut errors = Vec::new();
         for (hop, target) in inner.chain()?.iter().enumerate() {
             if hop > 0 {
@@ -427,7 +523,7 @@ impl Shared {
             }
             let failure = match inner.chat_request(target, &progress.call, true).await {
                 Err(failure) => failure,
-                Ok(prepared) => match self.open_prepared(prepared, true).await {
+                Ok(prepared) => match self.open_prepared(prepared, chat_start()).await {
                     Err(error) => target_error(target, error),
                     Ok(opened) if opened.response.ok() => {
                         progress.target.set(hop);
@@ -450,7 +546,11 @@ impl Shared {
     /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
     /// it when cacheable. A live body becomes the stream's phase; a response without one (an error
     /// status) is returned as is.
-    async fn open_prepared(&self, mut prepared: Prepared, deltas: bool) -> Result<Opened, JsValue> {
+    async fn open_prepared(
+        &self,
+        mut prepared: Prepared,
+        mut start: StreamStart,
+    ) -> Result<Opened, JsValue> {
         let inner = &self.inner;
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
@@ -464,15 +564,11 @@ impl Shared {
                 })) => {
                     inner.platform.emit(Event::Cache { url, result: "hit" });
                     let response = response_from(&entry, "HIT", now)?;
-                    let start = StreamStart {
-                        deltas,
-                        ..StreamStart::default()
-                    };
                     if let Ok(Answer {
                         stream: Some(body), ..
                     }) = prime(Clone::clone(&response), start).await
                     {
-                        *self.phase.borrow_mut() = Phase::Live(body);
+                        *self.phase.borrow_mut() = Phase::Live(Box::new(body));
                     }
                     return Ok(Opened {
                         response,
@@ -500,11 +596,7 @@ impl Shared {
         // The stream's reads watch the caller's signal themselves; the body must not be tied to one
         // caller's signal, since identical requests may share it.
         prepared.request.signal = None;
-        let start = StreamStart {
-            retain: key.is_some(),
-            deltas,
-            ..StreamStart::default()
-        };
+        start.retain = key.is_some();
         match key {
             None => self.open_upstream(prepared, start, None).await,
             Some(key) => self.open_shared(prepared, start, &key).await,
@@ -525,7 +617,7 @@ impl Shared {
                 let head = ResponseInit::new();
                 head.set_status(response.status());
                 head.set_headers(&response.headers());
-                *self.phase.borrow_mut() = Phase::Live(Body::new(cursor, start));
+                *self.phase.borrow_mut() = Phase::Live(Box::new(Body::new(cursor, start)));
                 return Ok(Opened {
                     response: Response::new_with_opt_str_and_init(None, &head)?,
                     attempts: 0,
@@ -593,7 +685,7 @@ impl Shared {
                     });
                 }
             }
-            *self.phase.borrow_mut() = Phase::Live(body);
+            *self.phase.borrow_mut() = Phase::Live(Box::new(body));
         }
         Ok(Opened {
             response,
@@ -690,21 +782,37 @@ impl Shared {
                     };
                     match failed {
                         None => return Ok(JsValue::NULL),
-                        Some(error) if self.reconnects.get() == 0 => {
+                        Some(error) if self.recoveries.get() == 0 || !self.recoverable(&body) => {
                             self.fail_chat(&error);
                             return Err(error);
                         }
-                        Some(_) => Step::Reconnect(body),
+                        Some(error) => Step::Recover(body, error),
                     }
                 } else {
                     Step::Read(body.cursor.clone())
                 }
             };
             match step {
-                Step::Reconnect(body) => {
-                    self.reconnects.set(self.reconnects.get() - 1);
-                    let resumed = self.reconnect(body).await?;
-                    *self.phase.borrow_mut() = Phase::Live(resumed);
+                Step::Recover(body, error) => {
+                    self.recoveries.set(self.recoveries.get() - 1);
+                    match &self.purpose {
+                        Purpose::Events { input, init } => {
+                            let resumed = self.reconnect(input, init, *body).await?;
+                            *self.phase.borrow_mut() = Phase::Live(Box::new(resumed));
+                        }
+                        Purpose::Chat(progress) => {
+                            let delivered = body.partial_text().to_string();
+                            drop(body);
+                            // A resumption that could not even open uses up a resumption too.
+                            while !self.resume(progress, &delivered).await {
+                                if self.recoveries.get() == 0 {
+                                    self.fail_chat(&error);
+                                    return Err(error);
+                                }
+                                self.recoveries.set(self.recoveries.get() - 1);
+                            }
+                        }
+                    }
                 }
                 Step::Read(cursor) => {
                     let chunk = self.read_guarded(&cursor).await;
@@ -714,10 +822,7 @@ impl Shared {
                     };
                     match chunk {
                         Ok(chunk) => body.take(chunk),
-                        Err(error) => {
-                            let error = error(body);
-                            body.fail(error);
-                        }
+                        Err(failure) => body.fail_read(failure),
                     }
                 }
             }
@@ -726,10 +831,12 @@ impl Shared {
 
     /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the
     /// new connection is retried like any call until its first event.
-    async fn reconnect(&self, mut old: Body) -> Result<Body, JsValue> {
-        let Purpose::Events { input, init } = &self.purpose else {
-            return Err(js_sys::Error::new("only event streams reconnect").into());
-        };
+    async fn reconnect(
+        &self,
+        input: &JsValue,
+        init: &JsValue,
+        mut old: Body,
+    ) -> Result<Body, JsValue> {
         let mut parser = std::mem::take(&mut old.parser);
         parser.end(&mut Vec::new());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
@@ -756,63 +863,91 @@ impl Shared {
         prepared.request.stream = Some(StreamStart {
             parser,
             monitor: std::mem::take(&mut old.watch.monitor),
-            retain: false,
-            deltas: false,
+            ..StreamStart::default()
         });
         let answer = self.inner.call(prepared, None).await?.response;
         answer.stream.ok_or_else(|| not_a_stream(&answer.response))
     }
 
-    /// One read, bounded by the idle timeout and the caller's signal. The error is built once the
-    /// body's partial text is at hand.
-    async fn read_guarded(
-        &self,
-        cursor: &Cursor,
-    ) -> Result<Chunk, Box<dyn FnOnce(&Body) -> JsValue>> {
+    /// Whether a failed stream may recover: an event stream reconnects after any failure, a chat
+    /// stream resumes only after a cut.
+    fn recoverable(&self, body: &Body) -> bool {
+        match self.purpose {
+            Purpose::Events { .. } => true,
+            Purpose::Chat(_) => body.cut,
+        }
+    }
+
+    /// Sends a cut chat stream's request to the same target again. The new stream hands out only
+    /// what follows the text already `delivered`, and fails if the new answer does not start with
+    /// exactly that text. False when no new stream could be opened.
+    async fn resume(&self, progress: &ChatProgress, delivered: &str) -> bool {
+        let inner = &self.inner;
+        let Some(target) = inner.options.targets.get(progress.target.get()) else {
+            return false;
+        };
+        let Ok(prepared) = inner.chat_request(target, &progress.call, true).await else {
+            return false;
+        };
+        inner.platform.emit(Event::Retry {
+            url: &prepared.url,
+            attempt: progress.attempts.get() + 1,
+            delay_ms: 0,
+            reason: RetryReason::StreamCut,
+            from_server: false,
+        });
+        let start = StreamStart {
+            delivered: delivered.to_string(),
+            ..chat_start()
+        };
+        match self.open_prepared(prepared, start).await {
+            Ok(opened) if matches!(*self.phase.borrow(), Phase::Live(_)) => {
+                progress
+                    .attempts
+                    .set(progress.attempts.get() + opened.attempts);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One read, bounded by the idle timeout and the caller's signal.
+    async fn read_guarded(&self, cursor: &Cursor) -> Result<Chunk, ReadFailure> {
         let read = async {
             match self.idle {
-                None => cursor.next().await.map_err(Some),
-                Some((ms, _)) => match race(cursor.next(), self.inner.platform.sleep(ms)).await {
-                    Either::Left(chunk) => chunk.map_err(Some),
-                    Either::Right(()) => Err(None),
+                None => cursor.next().await.map_err(ReadFailure::Broken),
+                Some(idle) => match race(cursor.next(), self.inner.platform.sleep(idle.0)).await {
+                    Either::Left(chunk) => chunk.map_err(ReadFailure::Broken),
+                    Either::Right(()) => Err(ReadFailure::Quiet(idle)),
                 },
             }
         };
-        let outcome = match &self.signal {
-            None => read.await,
-            Some(signal) => {
-                let (aborted, unsubscribe) = abort_future(signal);
-                let outcome = race(read, aborted).await;
-                unsubscribe();
-                match outcome {
-                    Either::Left(outcome) => outcome,
-                    Either::Right(_) => {
-                        let reason = signal.reason();
-                        return Err(Box::new(move |_| abort_error(&reason)));
-                    }
-                }
-            }
+        let Some(signal) = &self.signal else {
+            return read.await;
         };
-        // The caller's signal also errors the body itself: a read failing because of it is an abort.
-        if let (Err(_), Some(signal)) = (&outcome, &self.signal) {
-            if signal.aborted() {
-                let reason = signal.reason();
-                return Err(Box::new(move |_| abort_error(&reason)));
+        let (aborted, unsubscribe) = abort_future(signal);
+        let outcome = race(read, aborted).await;
+        unsubscribe();
+        match outcome {
+            // The caller's signal also errors the body itself: a read failing because of it is an
+            // abort.
+            Either::Left(Err(_)) | Either::Right(_) if signal.aborted() => {
+                Err(ReadFailure::Aborted(signal.reason()))
             }
+            Either::Left(outcome) => outcome,
+            Either::Right(_) => Err(ReadFailure::Aborted(signal.reason())),
         }
-        let idle = self.idle.unwrap_or((0, TimeoutPhase::Idle));
-        outcome.map_err(|failure| -> Box<dyn FnOnce(&Body) -> JsValue> {
-            match failure {
-                Some(message) => Box::new(move |body: &Body| {
-                    incomplete(
-                        body.watch.monitor.text(),
-                        &format!("the connection failed ({message})"),
-                    )
-                }),
-                None => Box::new(move |body: &Body| idle_timeout(idle, body.watch.monitor.text())),
-            }
-        })
     }
+}
+
+/// Why a read gave no chunk.
+enum ReadFailure {
+    /// The caller's signal fired (its reason).
+    Aborted(JsValue),
+    /// The connection failed.
+    Broken(String),
+    /// No chunk within the idle bound.
+    Quiet((u64, TimeoutPhase)),
 }
 
 fn idle_timeout((idle_ms, phase): (u64, TimeoutPhase), partial: &str) -> JsValue {

@@ -53,6 +53,8 @@ export interface RetryOptions {
   maxRetries?: number; baseDelayMs?: number; maxDelayMs?: number;
   jitter?: "full" | "equal" | "decorrelated" | "none";
   retryOn?: number[]; maxRetryAfterMs?: number; budgetRatio?: number;
+  /** chatStream(): resume a stream cut after its first delta (see the README). Default true. */
+  resumeStreams?: boolean;
 }
 export interface BreakerOptions {
   failureThreshold?: number; errorThresholdPercentage?: number; volumeThreshold?: number; windowMs?: number;

@@ -771,6 +771,52 @@ export const scenarios = {
     equal((await rejection(broken.result)).name, "IncompleteStreamError", "result rejects too");
   },
 
+  async "chatStream resumes a cut stream without repeating or altering a word"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("resume") }];
+    const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
+    const read = async (stream) => {
+      let text = "";
+      for await (const delta of stream) text += delta.text;
+      return text;
+    };
+    // The first connection is cut after 6 chunks; the stream resumes on the same target.
+    const name = unique("resumed");
+    const once = { headers: { "x-mock-fault": `times=1;key=${name};reset=6` } };
+    const client = new ResilientClient({ targets: [target(mock, name, once)], retry: fast });
+    const retries = [];
+    client.on("retry", (e) => retries.push(e));
+    const stream = client.chatStream({ messages });
+    equal(await read(stream), expected, "every word once, in order");
+    const result = await stream.result;
+    equal(result.text, expected, "result.text");
+    equal(result.attempts, 2, "two attempts");
+    equal(retries.map((e) => e.reason).join(), "cut", "a retry event for the cut");
+    equal((await mockStats(mock)).byTarget[name].total, 2, "two upstream requests");
+
+    // An answer that comes out differently the second time is not spliced: the cut stands.
+    const sampledName = unique("sampled");
+    const sampled = { headers: { "x-mock-fault": "sampled;reset=6" } };
+    const sampling = new ResilientClient({ targets: [target(mock, sampledName, sampled)], retry: fast });
+    const diverging = sampling.chatStream({ messages });
+    let partial = "";
+    const error = await rejection((async () => {
+      for await (const delta of diverging) partial += delta.text;
+    })());
+    equal(error.name, "IncompleteStreamError", "error name");
+    check(error.message.includes("does not start with the text already delivered"), error.message);
+    equal(error.partialText, partial, "partialText is what was delivered");
+    check(partial.startsWith("Take "), partial);
+    equal((await mockStats(mock)).byTarget[sampledName].total, 2, "one resumption, then no more");
+
+    // resumeStreams: false keeps the cut.
+    const off = unique("off");
+    const noResume = new ResilientClient({
+      targets: [target(mock, off, { headers: { "x-mock-fault": `times=1;key=${off};reset=6` } })],
+      retry: { ...fast, resumeStreams: false },
+    });
+    equal((await rejection(read(noResume.chatStream({ messages })))).name, "IncompleteStreamError", "not resumed");
+  },
+
   async "a chat answer that stalls after its headers times out and falls back"({ ResilientClient }, mock) {
     const stalls = unique("stalls");
     const backup = unique("backup");

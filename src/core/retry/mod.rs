@@ -66,6 +66,10 @@ pub struct RetryConfig {
     pub max_retry_after_ms: u64,
     /// Retries allowed per original request across calls (see [`budget`]).
     pub budget_ratio: f64,
+    /// Resume a chat stream cut after its first delta (up to `max_retries` times) by sending it again
+    /// and handing out only what follows the text already delivered, provided the new answer starts
+    /// with exactly that text.
+    pub resume_streams: bool,
 }
 
 impl Default for RetryConfig {
@@ -78,6 +82,7 @@ impl Default for RetryConfig {
             retry_on: vec![408, 409, 429, 500, 502, 503, 504, 529],
             max_retry_after_ms: 60_000,
             budget_ratio: 0.2,
+            resume_streams: true,
         }
     }
 }

@@ -473,8 +473,8 @@ export async function runChaos(options = {}) {
           },
         ]),
       ),
-      // What the library cannot recover by design: a chatStream cut (reset, stall, in-band error)
-      // after its first delta is never replayed.
+      // chatStreams that failed after their first delta: cuts the resumptions (up to maxRetries,
+      // checked against the text already delivered) did not recover, and in-band errors.
       midStreamFailures: midStream.length,
       successRateExcludingMidStream: ok.length / Math.max(1, o.requests - midStream.length),
       hung: hung.length,
@@ -572,7 +572,7 @@ export function formatChaos(f) {
   lines.push("");
   lines.push(`by kind: stream ${JSON.stringify(r.byKind.stream)}, chat ${JSON.stringify(r.byKind.chat)}`);
   lines.push(`latency by kind (ok, ms): stream p50 ${r.latencyMsByKind.stream.p50.toFixed(0)} p95 ${r.latencyMsByKind.stream.p95.toFixed(0)}; chat p50 ${r.latencyMsByKind.chat.p50.toFixed(0)} p95 ${r.latencyMsByKind.chat.p95.toFixed(0)}`);
-  lines.push(`mid-stream failures (cut after the first delta; not retryable by design): ${r.midStreamFailures}`);
+  lines.push(`mid-stream failures (after the first delta, not recovered by resumption): ${r.midStreamFailures}`);
   lines.push(`success rate excluding mid-stream cuts: ${pct(r.successRateExcludingMidStream)}; excluding mid-stream cuts and hung calls: ${pct(r.successRateExcludingMidStreamAndHung)}`);
   lines.push(`hung (not settled within ${f.options.watchdogMs} ms): ${r.hung}`);
   lines.push(`failures by type: ${JSON.stringify(r.failuresByName)}`);
@@ -588,7 +588,7 @@ export function formatChaos(f) {
   lines.push(
     r.successRate >= target
       ? `target >= 99.5% success: MET (${pct(r.successRate)})`
-      : `target >= 99.5% success: MISSED (${pct(r.successRate)}); limited by ${r.midStreamFailures} mid-stream stream cuts (IncompleteStreamError / idle TimeoutError after the first delta, by design never replayed)` +
+      : `target >= 99.5% success: MISSED (${pct(r.successRate)}); limited by ${r.midStreamFailures} mid-stream failures (IncompleteStreamError / idle TimeoutError after the first delta that resumption did not recover)` +
           `${r.hung ? `, ${r.hung} hung call(s)` : ""}, and ${r.requests - r.successes - r.midStreamFailures - r.hung} other failure(s)`,
   );
   if (f.invariants.length === 0) lines.push("invariants: all hold");
