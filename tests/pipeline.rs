@@ -148,6 +148,30 @@ fn exhausted_retries_hand_back_the_last_response() {
 }
 
 #[test]
+fn a_request_the_platform_refuses_is_neither_retried_nor_held_against_the_upstream() {
+    let sim = Sim::new(|_, label| match label {
+        "ok" => Reply::status(200),
+        _ => Reply::refused(),
+    });
+    let engine = Rc::new(Engine::new(
+        ClientConfig {
+            breaker: Some((BreakerConfig::default(), Scope::Origin)),
+            ..config(Some(retry(2)))
+        },
+        7,
+    ));
+    for _ in 0..10 {
+        match run_one(&sim, &engine, call(&engine, "bad")) {
+            Err(Failure::InvalidRequest { message }) => assert!(message.contains("GET/HEAD")),
+            other => panic!("expected an invalid request, got {other:?}"),
+        }
+    }
+    assert_eq!(sim.sent.borrow().len(), 10, "each sent once, never retried");
+    assert_eq!(status(&run_one(&sim, &engine, call(&engine, "ok"))), 200);
+    assert_eq!(engine.stats().retries, 0);
+}
+
+#[test]
 fn network_errors_are_retried_then_reported_with_attempts() {
     let sim = Sim::new(|_, _| Reply::network());
     let engine = Rc::new(Engine::new(config(Some(retry(1))), 7));

@@ -38,6 +38,12 @@ pub enum Failure {
         /// Attempts made.
         attempts: u32,
     },
+    /// The platform refused to send the request (fetch rejected it as malformed); nothing was
+    /// retried and no breaker counted it.
+    InvalidRequest {
+        /// The platform's message.
+        message: String,
+    },
     /// The connection failed (fetch rejected).
     Network {
         /// The platform's message.

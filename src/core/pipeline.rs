@@ -11,7 +11,7 @@ use crate::core::config::{ClientConfig, Scope, Timeouts};
 use crate::core::dedupe::{Flights, Role};
 use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::event::{Event, RetryReason};
-use crate::core::platform::{Platform, ResponseMeta};
+use crate::core::platform::{Platform, ResponseMeta, SendError};
 use crate::core::race::{race, Either};
 use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
@@ -116,7 +116,7 @@ impl TrackedBreaker {
 
 enum AttemptFailure {
     Timeout(TimeoutPhase, u64),
-    Network(String),
+    Send(SendError),
 }
 
 impl Engine {
@@ -324,6 +324,7 @@ impl Engine {
             };
             breaker.finish(match &outcome {
                 Ok(response) => verdict_for_status(response.status()),
+                Err(AttemptFailure::Send(SendError::Invalid(_))) => Verdict::Ignored,
                 Err(_) => Verdict::Failure,
             });
             return match outcome {
@@ -338,10 +339,13 @@ impl Engine {
                     after_ms,
                     attempts: attempt,
                 }),
-                Err(AttemptFailure::Network(message)) => Err(Failure::Network {
+                Err(AttemptFailure::Send(SendError::Network(message))) => Err(Failure::Network {
                     message,
                     attempts: attempt,
                 }),
+                Err(AttemptFailure::Send(SendError::Invalid(message))) => {
+                    Err(Failure::InvalidRequest { message })
+                }
             };
         }
     }
@@ -362,10 +366,10 @@ impl Engine {
             return platform
                 .send(&call.request)
                 .await
-                .map_err(AttemptFailure::Network);
+                .map_err(AttemptFailure::Send);
         };
         match race(platform.send(&call.request), platform.sleep(ms)).await {
-            Either::Left(result) => result.map_err(AttemptFailure::Network),
+            Either::Left(result) => result.map_err(AttemptFailure::Send),
             Either::Right(()) => Err(AttemptFailure::Timeout(phase, ms)),
         }
     }
@@ -391,9 +395,10 @@ impl Engine {
             Err(AttemptFailure::Timeout(..)) => {
                 retry.decide(cfg, &Outcome::Timeout, wall, &mut state.rng)
             }
-            Err(AttemptFailure::Network(_)) => {
+            Err(AttemptFailure::Send(SendError::Network(_))) => {
                 retry.decide(cfg, &Outcome::Network, wall, &mut state.rng)
             }
+            Err(AttemptFailure::Send(SendError::Invalid(_))) => Decision::Done,
         }
     }
 
@@ -554,7 +559,7 @@ fn retry_reason<R: ResponseMeta>(outcome: &Result<R, AttemptFailure>) -> RetryRe
     match outcome {
         Ok(response) => RetryReason::Status(response.status()),
         Err(AttemptFailure::Timeout(..)) => RetryReason::Timeout,
-        Err(AttemptFailure::Network(_)) => RetryReason::Network,
+        Err(AttemptFailure::Send(_)) => RetryReason::Network,
     }
 }
 

@@ -16,6 +16,16 @@ pub trait ResponseMeta {
     fn header(&self, name: &str) -> Option<String>;
 }
 
+/// Why an attempt got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection failed: worth retrying.
+    Network(String),
+    /// The platform refused to send the request at all (a malformed method, header or body):
+    /// retrying cannot help, and it says nothing about the upstream's health.
+    Invalid(String),
+}
+
 /// Clock, timers, transport and event sink. All futures are cancelled by dropping them.
 pub trait Platform {
     /// A request ready to send; sent again as is on every retry.
@@ -29,9 +39,11 @@ pub trait Platform {
     fn wall_ms(&self) -> u64;
     /// Resolves after `ms` milliseconds.
     fn sleep(&self, ms: u64) -> impl Future<Output = ()>;
-    /// Sends one attempt; resolves when the response headers arrive. `Err` is a network failure.
-    fn send(&self, request: &Self::Request)
-        -> impl Future<Output = Result<Self::Response, String>>;
+    /// Sends one attempt; resolves when the response headers arrive.
+    fn send(
+        &self,
+        request: &Self::Request,
+    ) -> impl Future<Output = Result<Self::Response, SendError>>;
     /// Releases a response that will not be handed back (a retried attempt): cancels its body.
     fn discard(&self, response: Self::Response);
     /// A second, independently readable copy of a response (for callers sharing one upstream call);

@@ -48,6 +48,11 @@ pub fn failure_to_js(failure: &Failure) -> JsValue {
             set(&error, "option", &phase.option_name().into());
             error.into()
         }
+        Failure::InvalidRequest { message } => {
+            let error = js_sys::TypeError::new(message);
+            set(&error, "code", &"INVALID_REQUEST".into());
+            error.into()
+        }
         Failure::Network { message, attempts } => {
             let error = js_sys::TypeError::new(&format!("{message} (after {attempts} attempt(s))"));
             set(&error, "code", &"NETWORK".into());

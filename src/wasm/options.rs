@@ -521,7 +521,7 @@ pub fn parse_request_policy(
         _ => CacheMode::Default,
     };
     policy.rate_limit_key = p.string("rateLimitKey")?;
-    policy.idempotency_key = p.string("idempotencyKey")?;
+    policy.idempotency_key = p.header_value("idempotencyKey")?;
     policy.retry = match p.toggle("retry")? {
         Toggle::Default => None,
         Toggle::Off => Some(None),

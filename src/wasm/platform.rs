@@ -7,7 +7,7 @@
 
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
-use crate::core::platform::{Platform, ResponseMeta};
+use crate::core::platform::{Platform, ResponseMeta, SendError};
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::stream::{prime, Body, StreamStart};
@@ -114,7 +114,7 @@ impl Platform for JsPlatform {
         }
     }
 
-    async fn send(&self, request: &JsRequest) -> Result<Answer, String> {
+    async fn send(&self, request: &JsRequest) -> Result<Answer, SendError> {
         let response = self.fetch(request).await?;
         if request.classify_errors && !response.ok() {
             let error_class = error_class(&response).await;
@@ -130,7 +130,9 @@ impl Platform for JsPlatform {
                 stream: None,
                 error_class: None,
             }),
-            Some(start) => prime(response, start.clone()).await,
+            Some(start) => prime(response, start.clone())
+                .await
+                .map_err(SendError::Network),
         }
     }
 
@@ -159,7 +161,7 @@ impl Platform for JsPlatform {
 
 impl JsPlatform {
     /// One fetch, aborted on the wire if the future is dropped before the headers arrive.
-    fn fetch(&self, request: &JsRequest) -> impl Future<Output = Result<Response, String>> {
+    fn fetch(&self, request: &JsRequest) -> impl Future<Output = Result<Response, SendError>> {
         let controller = AbortController::new().ok();
         if let Some(controller) = &controller {
             // The attempt's own signal (deadlines, drops) and the caller's: the caller's must also
@@ -172,18 +174,35 @@ impl JsPlatform {
             let _ = Reflect::set(&request.init, &"signal".into(), &signal);
         }
         let promise = global_fetch(&request.url, &request.init);
+        let (url, init) = (request.url.clone(), request.init.clone());
         async move {
             let mut guard = AbortOnDrop(controller);
             let result = JsFuture::from(promise).await;
             guard.0 = None;
             match result {
-                Ok(value) => value
-                    .dyn_into::<Response>()
-                    .map_err(|_| "fetch resolved with something other than a Response".to_string()),
-                Err(error) => Err(network_message(&error)),
+                Ok(value) => value.dyn_into::<Response>().map_err(|_| {
+                    SendError::Network("fetch resolved with something other than a Response".into())
+                }),
+                Err(error) if refused(&url, &init) => Err(SendError::Invalid(
+                    Reflect::get(&error, &"message".into())
+                        .ok()
+                        .and_then(|m| m.as_string())
+                        .unwrap_or_else(|| "fetch refused the request".into()),
+                )),
+                Err(error) => Err(SendError::Network(network_message(&error))),
             }
         }
     }
+}
+
+/// Whether fetch rejected the request itself rather than failed to send it: building the same
+/// `Request` throws too. Only asked after a rejection (a `Request` costs ~20 µs). A streamed body
+/// was consumed by the attempt, so it cannot be asked about again: that counts as a network failure.
+fn refused(url: &JsValue, init: &Object) -> bool {
+    let streamed = Reflect::get(init, &"body".into())
+        .is_ok_and(|body| body.is_instance_of::<web_sys::ReadableStream>());
+    let url = url.as_string().unwrap_or_default();
+    !streamed && web_sys::Request::new_with_str_and_init(&url, init.unchecked_ref()).is_err()
 }
 
 /// The class of an error answer, from a copy of its body (the caller's stays unread).

@@ -31,14 +31,30 @@ pub fn range_error(path: &str, expected: &str, got: &JsValue) -> JsValue {
     RangeError::new(&format!("{path} must be {expected}, got {}", describe(got))).into()
 }
 
+/// What was given, in a few words: a primitive as written, anything else by its kind (never by
+/// walking it: a hostile or self-referencing object must not make the error message expensive).
 fn describe(value: &JsValue) -> String {
     if let Some(s) = value.as_string() {
-        return format!("the string \"{s}\"");
+        let shown: String = s.chars().take(40).collect();
+        let more = if shown.len() < s.len() { "..." } else { "" };
+        return format!("the string \"{shown}{more}\"");
     }
-    js_sys::JSON::stringify(value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
+    let primitive = value.as_f64().is_some() || value.as_bool().is_some();
+    if primitive || value.is_null() || value.is_undefined() {
+        return format!("{value:?}");
+    }
+    let kind = if js_sys::Array::is_array(value) {
+        "an array"
+    } else if value.is_function() {
+        "a function"
+    } else if value.is_symbol() {
+        "a symbol"
+    } else if value.is_bigint() {
+        "a bigint"
+    } else {
+        "an object"
+    };
+    kind.to_string()
 }
 
 impl Reader {
@@ -177,6 +193,22 @@ impl Reader {
             .as_string()
             .map(Some)
             .ok_or_else(|| type_error(&self.field_path(key), "a string", &value))
+    }
+
+    /// A string sent as an HTTP header value: visible ASCII, spaces and tabs only.
+    pub fn header_value(&self, key: &str) -> Result<Option<String>, JsValue> {
+        let safe = |text: &str| {
+            text.bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        };
+        match self.string(key)? {
+            Some(text) if !safe(&text) => Err(type_error(
+                &self.field_path(key),
+                "a string of visible ASCII characters (it is sent as a header)",
+                &text.into(),
+            )),
+            value => Ok(value),
+        }
     }
 
     /// One of the listed strings.

@@ -229,6 +229,20 @@ export const scenarios = {
     equal((await upstreamCount(mock)) - beforeSampled, 2, "temperature 0.7 calls each reach the upstream");
   },
 
+  async "a request fetch refuses is neither retried nor held against the upstream"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast, breaker: { failureThreshold: 2 } });
+    for (let i = 0; i < 3; i++) {
+      const error = await rejection(client.fetch(`${mock}/control/stats`, { method: "GET", body: "x" }));
+      equal(error.name, "TypeError", "fetch's own error type");
+      equal(error.code, "INVALID_REQUEST", "error.code");
+      check(/GET|HEAD|body/.test(error.message), `the runtime's reason: ${error.message}`);
+    }
+    equal(client.stats().retries, 0, "never retried");
+    equal((await client.fetch(`${mock}/control/stats`)).status, 200, "the breaker stayed closed");
+    const badKey = await rejection(client.fetch(mock, { resilience: { idempotencyKey: "k\n" } }));
+    check(badKey.message.includes("resilience.idempotencyKey"), badKey.message);
+  },
+
   async "opens the breaker, rejects fast, recovers after a probe"({ ResilientClient }, mock) {
     const client = new ResilientClient({ retry: false, breaker: { failureThreshold: 2, resetTimeoutMs: 300 } });
     const transitions = [];

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use resilient_llm::core::event::Event;
-use resilient_llm::core::platform::{Platform, ResponseMeta};
+use resilient_llm::core::platform::{Platform, ResponseMeta, SendError};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -45,7 +45,7 @@ impl ResponseMeta for SimResponse {
 /// What the upstream does with one attempt: answer after `after_ms` (never, if `None`).
 pub struct Reply {
     pub after_ms: Option<u64>,
-    pub result: Result<SimResponse, String>,
+    pub result: Result<SimResponse, SendError>,
 }
 
 impl Reply {
@@ -61,13 +61,22 @@ impl Reply {
     pub fn network() -> Self {
         Reply {
             after_ms: Some(10),
-            result: Err("connection reset".to_string()),
+            result: Err(SendError::Network("connection reset".to_string())),
+        }
+    }
+    /// The platform refuses the request itself (as fetch does a GET with a body).
+    pub fn refused() -> Self {
+        Reply {
+            after_ms: Some(0),
+            result: Err(SendError::Invalid(
+                "Request with GET/HEAD method cannot have body.".into(),
+            )),
         }
     }
     pub fn stall() -> Self {
         Reply {
             after_ms: None,
-            result: Err("never".to_string()),
+            result: Err(SendError::Network("never".to_string())),
         }
     }
     pub fn after(mut self, ms: u64) -> Self {
@@ -206,7 +215,7 @@ impl Platform for SimPlatform {
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
         self.0.timer(ms)
     }
-    fn send(&self, request: &String) -> impl Future<Output = Result<SimResponse, String>> {
+    fn send(&self, request: &String) -> impl Future<Output = Result<SimResponse, SendError>> {
         let now = self.0.now();
         self.0.sent.borrow_mut().push((now, request.clone()));
         let reply = (self.0.script.borrow_mut())(now, request);
