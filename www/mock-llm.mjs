@@ -45,6 +45,7 @@
  *   retry-after-ms=<ms>   set the retry-after-ms header
  *   x-should-retry=<bool> set the x-should-retry header
  *   delay=<ms>            wait before sending the headers
+ *   body-delay=<ms>       JSON: send the headers at once, the body this much later
  *   stall[=<n>]           stream: send n chunks (default 0), then go silent with the
  *                         socket open; JSON: send the headers, never the body
  *   reset[=<n>]           stream: send n chunks (default 0), then destroy the socket;
@@ -441,6 +442,7 @@ const FAULT_KEYS = {
   "retry-after-ms": faultValue.int(0, Number.MAX_SAFE_INTEGER),
   "x-should-retry": faultValue.bool,
   delay: faultValue.int(0, 3_600_000),
+  "body-delay": faultValue.int(0, 3_600_000),
   stall: faultValue.int(0, Number.MAX_SAFE_INTEGER, 0),
   reset: faultValue.int(0, Number.MAX_SAFE_INTEGER, 0),
   malformed: faultValue.flag,
@@ -470,6 +472,7 @@ function planFromSpec(spec) {
   plan.errorType = spec.error;
   plan.status = spec.status ?? (spec.error ? ERROR_TYPE_STATUS[spec.error] ?? 400 : undefined);
   plan.delayMs = spec.delay ?? 0;
+  plan.bodyDelayMs = spec["body-delay"];
   plan.stall = spec.stall;
   plan.reset = spec.reset;
   plan.malformed = spec.malformed === true;
@@ -691,6 +694,10 @@ function sendCompletion(call, plan, answer) {
   if (plan.stall !== undefined) return begin(call, 200, { "content-type": "application/json" });
   const text = JSON.stringify(provider.jsonBody(call, answer));
   if (plan.malformed) return sendJson(call, 200, null, text.slice(0, Math.floor(text.length / 2)));
+  if (plan.bodyDelayMs !== undefined) {
+    begin(call, 200, { "content-type": "application/json" });
+    return void setTimeout(() => isOpen(res) && res.end(text), plan.bodyDelayMs);
+  }
   return sendJson(call, 200, null, text);
 }
 

@@ -119,11 +119,20 @@ impl Inner {
     /// The pipeline's answer for a prepared request (with dedupe when `shared`).
     async fn fetch_upstream(
         self: &Rc<Self>,
-        prepared: Prepared,
+        mut prepared: Prepared,
         shared: Option<(&SharedCalls<Answer>, &str)>,
     ) -> Result<Fetched, JsValue> {
+        // A shared call's body is read by every caller that joined it: one caller's abort must cut
+        // only its own copy, not the fetch.
+        let own_signal = match shared {
+            Some(_) => prepared.request.signal.take(),
+            None => None,
+        };
         let delivered = self.call(prepared, shared).await?;
-        let response = delivered.response.response;
+        let mut response = delivered.response.response;
+        if let Some(signal) = own_signal {
+            response = abortable(&response, &signal);
+        }
         if let Some(ms) = delivered.retry_after_ms {
             set(&response, "retryAfterMs", &(ms as f64).into());
         }
@@ -236,6 +245,16 @@ fn usage_tokens(usage: &JsValue) -> Option<u64> {
         .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
         .or_else(|| Some(count("input_tokens")? + count("output_tokens")?))?;
     Some(total as u64)
+}
+
+#[wasm_bindgen(inline_js = "export function abortable(response, signal) {
+  if (!response.body) return response;
+  return new Response(response.body.pipeThrough(new TransformStream(), { signal }), response);
+}")]
+extern "C" {
+    /// `response` with a body that `signal` errors (with its reason, as fetch does) without
+    /// cancelling the copies other callers read.
+    fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Response;
 }
 
 /// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.

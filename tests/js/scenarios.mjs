@@ -222,6 +222,21 @@ export const scenarios = {
     equal((await rejection(first)).name, "AbortError", "the aborting caller");
     equal((await second).status, 200, "the other caller");
 
+    // The leader aborts after the headers, while the body is still coming: only its own copy fails.
+    const body3 = chatBody(unique("dedupe-abort-body"), { temperature: 0 });
+    const slowBody = { method: "POST", headers: { "x-mock-fault": "body-delay=200" }, body: body3 };
+    const aborter = new AbortController();
+    const slowLeader = client.fetch(url, { ...slowBody, signal: aborter.signal });
+    const slowFollower = client.fetch(url, slowBody);
+    const [leaderResponse, followerResponse] = await Promise.all([slowLeader, slowFollower]);
+    aborter.abort();
+    // (Node and workerd reject with the signal's AbortError; Chromium reports any failed body read as a
+    // TypeError.)
+    const leaderError = await rejection(leaderResponse.text());
+    check(["AbortError", "TypeError"].includes(leaderError.name), `the aborting caller's body: ${leaderError.name}`);
+    check((await followerResponse.text()).includes("You said"), "the other caller still reads the whole body");
+    equal(client.stats().deduplicated, 3, "the follower shared the call");
+
     // Non-deterministic requests are never shared.
     const sampled = chatBody("x", { temperature: 0.7 });
     const beforeSampled = await upstreamCount(mock);
