@@ -8,7 +8,7 @@
 //! fail the same way, or the caller must fix something). Budgets hold the worst case before the first
 //! attempt and settle to the real usage after, so concurrent calls can never overshoot a cap.
 
-use crate::core::event::Event;
+use crate::core::event::{Event, RetryReason};
 use crate::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
     ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
@@ -201,14 +201,45 @@ impl Inner {
         });
     }
 
-    /// One target, through dedupe, the cache and the pipeline.
+    /// One target, through dedupe, the cache and the pipeline. An answer whose body fails after its
+    /// headers (a stall, a reset) is asked again, up to `retry.maxRetries` times, before the chain
+    /// moves on: nothing was delivered yet.
     async fn ask(
         self: &Rc<Self>,
         target: &TargetConfig,
         call: &ChatCall,
     ) -> Result<Answered, TargetFailure> {
-        let response = self.send_to(target, call).await?;
-        let text = self.read_answer(&response.response, call).await?;
+        let mut again = self
+            .engine
+            .config()
+            .retry
+            .as_ref()
+            .map_or(0, |r| r.max_retries);
+        let mut attempts = 0;
+        let (response, text) = loop {
+            let response = self.send_to(target, call).await?;
+            attempts += response.attempts;
+            match self.read_answer(&response.response, call).await {
+                Ok(text) => break (response, text),
+                Err(TargetFailure::Next(error)) if again > 0 => {
+                    again -= 1;
+                    let timed_out =
+                        get(&error, "name").as_string().as_deref() == Some("TimeoutError");
+                    self.platform.emit(Event::Retry {
+                        url: &response.response.url(),
+                        attempt: attempts + 1,
+                        delay_ms: 0,
+                        reason: if timed_out {
+                            RetryReason::Timeout
+                        } else {
+                            RetryReason::Network
+                        },
+                        from_server: false,
+                    });
+                }
+                Err(failure) => return Err(failure),
+            }
+        };
         let completion = parse_completion(target.provider, &text).ok_or_else(|| {
             TargetFailure::Next(
                 named_error(
@@ -225,7 +256,7 @@ impl Inner {
         })?;
         Ok(Answered {
             completion,
-            attempts: response.attempts,
+            attempts,
             cached: response.cached,
         })
     }

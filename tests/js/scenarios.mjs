@@ -846,15 +846,29 @@ export const scenarios = {
     equal((await rejection(read(noResume.chatStream({ messages })))).name, "IncompleteStreamError", "not resumed");
   },
 
-  async "a chat answer that stalls after its headers times out and falls back"({ ResilientClient }, mock) {
+  async "a chat answer that stalls after its headers is asked again, then falls back"({ ResilientClient }, mock) {
     const stalls = unique("stalls");
     const backup = unique("backup");
     const client = new ResilientClient({
       targets: [target(mock, stalls, { headers: { "x-mock-fault": "stall" } }), target(mock, backup)],
       timeout: { idleMs: 300 },
+      retry: { ...fast, maxRetries: 1 },
     });
+    const retries = [];
+    client.on("retry", (e) => retries.push(e.reason));
     const result = await client.chat({ messages: [{ role: "user", content: "x" }] });
     equal(result.target, backup, "answered by the backup");
+    equal((await mockStats(mock)).byTarget[stalls].total, 2, "the stalling target was asked twice");
+    equal(retries.join(), "timeout", "one retry, for the timeout");
+
+    const once = unique("stalls-once");
+    const recovering = new ResilientClient({
+      targets: [target(mock, once, { headers: { "x-mock-fault": `times=1;key=${once};stall` } }), target(mock, backup)],
+      timeout: { idleMs: 300 },
+    });
+    const recovered = await recovering.chat({ messages: [{ role: "user", content: "x" }] });
+    equal(recovered.target, once, "answered by the same target the second time");
+    equal(recovered.attempts, 2, "two attempts");
   },
 
   async "aborting a chat while its body is read is an AbortError, with no fallback"({ ResilientClient }, mock) {
