@@ -11,13 +11,14 @@
  *
  * The mock LLM runs in a child process (`node www/mock-llm.mjs --port 0`), so its sockets and
  * buffers are not in the heap measured here; faults are per request (`x-mock-fault`), streams use
- * `x-mock-chunk-delay-ms: 0`. The mix cycles through thirteen kinds: cache hits and misses (chat()
+ * `x-mock-chunk-delay-ms: 0`. The mix cycles through fourteen kinds: cache hits and misses (chat()
  * and fetch(), temperature 0, `cache: { maxEntries: 200 }` so the cache reaches its bound early),
  * aborted requests, attempt timeouts, SSE streams left with `break` after a few events, chatStreams
  * left with `break` (with a caller signal that is never aborted, as a UI's stop button), complete
  * chat() and chatStream() calls (cached and not), streams cut by the server (IncompleteStreamError),
- * fetches with a signal that is never aborted (as the OpenAI SDK sends every request) and 503s
- * retried once. The breaker is off (the fault kinds share one origin with the rest).
+ * fetches with a signal that is never aborted (as the OpenAI SDK sends every request), 503s
+ * retried once, and pairs of identical streams sharing one upstream stream (one reader leaving
+ * early). The breaker is off (the fault kinds share one origin with the rest).
  *
  * Every `sampleEvery` requests, once every call has settled: `global.gc()` (several passes, so the
  * FinalizationRegistry callbacks that free wasm objects have run), then heapUsed, arrayBuffers, rss,
@@ -138,10 +139,11 @@ const KINDS = [
   "fetch+signal",
   "fetch-503-retried",
   "chatStream",
+  "chatStream-shared",
 ];
 const HOT_PROMPTS = 20;
 
-function makeRequest(client, url, i, signals) {
+async function makeRequest(client, url, i, signals) {
   const idleSignal = () => (signals ? { signal: new AbortController().signal } : {});
   const kind = KINDS[i % KINDS.length];
   const hot = `hot prompt ${Math.floor(i / KINDS.length) % HOT_PROMPTS}`;
@@ -221,6 +223,12 @@ function makeRequest(client, url, i, signals) {
         .then(async (res) => `HTTP ${res.status}${(await res.text()).length > 0 ? "" : " (empty)"}`);
     case "chatStream":
       return drainChat(client.chatStream({ messages: user(unique) }));
+    case "chatStream-shared": {
+      // Two identical deterministic streams at once share one upstream stream; one leaves early.
+      const request = { messages: user(unique), temperature: 0 };
+      const [whole] = await Promise.all([drainChat(client.chatStream(request)), drainChat(client.chatStream(request), 2)]);
+      return whole;
+    }
     default:
       throw new Error(kind);
   }
