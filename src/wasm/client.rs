@@ -265,13 +265,13 @@ impl Inner {
             let ticket = self
                 .shared_admission(&call.origin, rate_key.as_deref(), call.tokens)
                 .await?;
+            // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would
+            // be counted once per path a call can take (~10 KB per call in flight instead of ~4).
             let result = match shared {
                 Some((flights, key)) => {
-                    self.engine
-                        .execute_shared(platform, flights, &call, key)
-                        .await
+                    Box::pin(self.engine.execute_shared(platform, flights, &call, key)).await
                 }
-                None => self.engine.execute(platform, &call).await,
+                None => Box::pin(self.engine.execute(platform, &call)).await,
             };
             if let (Some(state), Some(ticket)) = (&self.shared_state, ticket) {
                 state.record(ticket, verdict_of(&result));
