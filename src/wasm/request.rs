@@ -5,7 +5,7 @@
 //! read into an `ArrayBuffer` once, up front; strings, buffers, `Blob`s and `FormData` are reusable as
 //! they are and pass through untouched.
 
-use crate::core::cache::{cache_key, request_cacheable, KeyParts};
+use crate::core::cache::{cache_key, request_cacheable, Body, KeyParts};
 use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
 use crate::wasm::js::{get, set};
@@ -183,8 +183,9 @@ fn request_key(
         None => None,
         Some(body) => Some(body.as_string()?),
     };
+    let body = text.as_deref().map(Body::new);
     let cache_control = header("cache-control");
-    if !request_cacheable(method, text.as_deref(), mode, cache_control.as_deref()) {
+    if !request_cacheable(method, body.as_ref(), mode, cache_control.as_deref()) {
         return None;
     }
     let values: Vec<(&str, String)> = CREDENTIAL_HEADERS
@@ -195,7 +196,7 @@ fn request_key(
     Some(cache_key(&KeyParts {
         method,
         url,
-        body: text.as_deref(),
+        body: body.as_ref(),
         credentials: &credentials,
         namespace,
     }))
