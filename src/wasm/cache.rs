@@ -20,9 +20,12 @@ extern "C" {
     fn new(name: &str) -> IndexedDbStore;
 }
 
-#[wasm_bindgen(module = "/src/wasm/replay.js")]
+#[wasm_bindgen(module = "/src/wasm/cache.js")]
 extern "C" {
-    /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see replay.js).
+    /// The Cache-Control and credential headers of a `HeadersInit`, packed (see cache.js).
+    #[wasm_bindgen(js_name = keyHeaders)]
+    pub fn key_headers(init: &JsValue) -> String;
+    /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see cache.js).
     #[wasm_bindgen(catch)]
     fn replay(
         status: u16,

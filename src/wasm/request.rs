@@ -8,6 +8,7 @@
 use crate::core::cache::{cache_key, request_cacheable, Body, KeyParts};
 use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
+use crate::wasm::cache::key_headers;
 use crate::wasm::js::{get, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
 use crate::wasm::platform::JsRequest;
@@ -129,21 +130,14 @@ pub async fn prepare(
 
     let href = url.href();
     let key = match defaults.keyed {
-        true => {
-            let headers = match merged {
-                Some(headers) => Some(headers),
-                None if init_headers.is_undefined() || init_headers.is_null() => None,
-                None => Headers::new_with_headers(init_headers.unchecked_ref()).ok(),
-            };
-            request_key(
-                &method,
-                &href,
-                headers.as_ref(),
-                body.as_ref(),
-                policy.cache,
-                defaults.namespace,
-            )
-        }
+        true => request_key(
+            &method,
+            &href,
+            merged.as_ref().map_or(&init_headers, |headers| headers),
+            body.as_ref(),
+            policy.cache,
+            defaults.namespace,
+        ),
         false => None,
     };
 
@@ -165,34 +159,35 @@ pub async fn prepare(
     })
 }
 
-/// Credential headers: part of a request's identity, so two API keys never share an answer.
-const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
-
 /// The cache key (SHA-256 hex) of a cacheable request, also the identity under which identical calls
-/// in flight share one upstream call; `None` for a request that must not be shared or cached.
+/// in flight share one upstream call; `None` for a request that must not be shared or cached. Its
+/// credential headers are part of it, so two API keys never share an answer.
 fn request_key(
     method: &str,
     url: &str,
-    headers: Option<&Headers>,
+    headers: &JsValue,
     body: Option<&JsValue>,
     mode: CacheMode,
     namespace: &str,
 ) -> Option<String> {
-    let header = |name: &str| headers.and_then(|h| h.get(name).ok().flatten());
     let text = match body {
         None => None,
         Some(body) => Some(body.as_string()?),
     };
     let body = text.as_deref().map(Body::new);
-    let cache_control = header("cache-control");
-    if !request_cacheable(method, body.as_ref(), mode, cache_control.as_deref()) {
+    let packed = key_headers(headers);
+    let mut fields = packed.split_terminator('\r');
+    let mut cache_control = None;
+    let mut credentials = Vec::new();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        match name {
+            "cache-control" => cache_control = Some(value),
+            _ => credentials.push((name, value)),
+        }
+    }
+    if !request_cacheable(method, body.as_ref(), mode, cache_control) {
         return None;
     }
-    let values: Vec<(&str, String)> = CREDENTIAL_HEADERS
-        .iter()
-        .filter_map(|name| Some((*name, header(name)?)))
-        .collect();
-    let credentials: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_str())).collect();
     Some(cache_key(&KeyParts {
         method,
         url,
