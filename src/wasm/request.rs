@@ -13,7 +13,7 @@ use crate::wasm::js::{get, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
 use crate::wasm::platform::JsRequest;
 use crate::wasm::reader::type_error;
-use js_sys::{Object, Reflect};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -39,6 +39,23 @@ pub struct Prepared {
     /// namespace): its cache entry, and the identity under which identical calls in flight share
     /// one upstream call. `None` for requests that must not be shared or cached.
     pub key: Option<String>,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The members of a fetch `init` read here. Getters name the member in the JS glue, where
+    /// `Reflect.get` would pass its name across the boundary on every call.
+    type InitFields;
+    #[wasm_bindgen(method, getter, catch)]
+    fn resilience(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn method(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn headers(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn body(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn signal(this: &InitFields) -> Result<JsValue, JsValue>;
 }
 
 /// Client-wide request settings.
@@ -79,8 +96,8 @@ pub async fn prepare(
     } else {
         Object::new().into()
     };
-    let field = |key: &str| Reflect::get(&init, &JsValue::from_str(key));
-    let policy = parse_request_policy(field("resilience")?, defaults.retry)?;
+    let fields: &InitFields = init.unchecked_ref();
+    let policy = parse_request_policy(fields.resilience()?, defaults.retry)?;
     let source = input.dyn_ref::<Request>();
 
     let href = match source {
@@ -90,7 +107,7 @@ pub async fn prepare(
     let url = resolve_url(&href, defaults.base_url)?;
     let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
 
-    let method = match (field("method")?.as_string(), source) {
+    let method = match (fields.method()?.as_string(), source) {
         (Some(method), _) => method.to_ascii_uppercase(),
         (None, Some(request)) => {
             let method = request.method();
@@ -100,7 +117,7 @@ pub async fn prepare(
         (None, None) => "GET".to_string(),
     };
 
-    let init_headers = field("headers")?;
+    let init_headers = fields.headers()?;
     let merged =
         if source.is_some() || !defaults.headers.is_empty() || policy.idempotency_key.is_some() {
             let headers = build_headers(source, &init_headers, defaults.headers)?;
@@ -113,7 +130,7 @@ pub async fn prepare(
             None
         };
 
-    let init_body = field("body")?;
+    let init_body = fields.body()?;
     let body = reusable_body(source, &init_body, &method).await?;
     if let Some(body) = body.as_ref().filter(|b| !JsValue::eq(b, &init_body)) {
         set(&out, "body", body);
@@ -123,7 +140,8 @@ pub async fn prepare(
         _ => 0,
     };
 
-    let signal = field("signal")?
+    let signal = fields
+        .signal()?
         .dyn_into::<AbortSignal>()
         .ok()
         .or_else(|| source.map(Request::signal));
