@@ -58,6 +58,13 @@ extern "C" {
     fn signal(this: &InitFields) -> Result<JsValue, JsValue>;
 }
 
+#[wasm_bindgen(module = "/src/wasm/request.js")]
+extern "C" {
+    /// `new URL(input, base ?? location.href).href` (see request.js).
+    #[wasm_bindgen(js_name = resolveUrl, catch)]
+    fn resolve_url_js(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue>;
+}
+
 /// Client-wide request settings.
 pub struct RequestDefaults<'a> {
     /// Prefix for relative URLs.
@@ -100,11 +107,14 @@ pub async fn prepare(
     let policy = parse_request_policy(fields.resilience()?, defaults.retry)?;
     let source = input.dyn_ref::<Request>();
 
-    let href = match source {
-        Some(request) => request.url(),
-        None => input_href(&input)?,
+    let url = match source {
+        Some(request) => resolve_url(&request.url().into(), defaults.base_url)?,
+        None if input.is_string() || input.is_instance_of::<Url>() => {
+            resolve_url(&input, defaults.base_url)?
+        }
+        None => return Err(type_error("input", "a URL string, URL or Request", &input)),
     };
-    let url = resolve_url(&href, defaults.base_url)?;
+    let href = url.as_string().unwrap_or_default();
     let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
 
     let method = match (fields.method()?.as_string(), source) {
@@ -146,7 +156,6 @@ pub async fn prepare(
         .ok()
         .or_else(|| source.map(Request::signal));
 
-    let href = url.href();
     let key = match defaults.keyed {
         true => request_key(
             &method,
@@ -162,13 +171,16 @@ pub async fn prepare(
     Ok(Prepared {
         key,
         request: JsRequest {
-            url: JsValue::from_str(&href),
+            url,
             init: out,
             stream: None,
             classify_errors: false,
             signal: signal.clone(),
         },
-        origin: origin_of(&href).map_or_else(|| url.origin(), str::to_string),
+        origin: origin_of(&href).map_or_else(
+            || Url::new(&href).map(|url| url.origin()).unwrap_or_default(),
+            str::to_string,
+        ),
         method,
         url: href,
         signal,
@@ -228,28 +240,11 @@ fn origin_of(href: &str) -> Option<&str> {
     Some(&href[..scheme_end + authority_end])
 }
 
-fn input_href(input: &JsValue) -> Result<String, JsValue> {
-    if let Some(s) = input.as_string() {
-        return Ok(s);
-    }
-    if let Some(url) = input.dyn_ref::<Url>() {
-        return Ok(url.href());
-    }
-    Err(type_error("input", "a URL string, URL or Request", input))
-}
-
-fn resolve_url(href: &str, base: Option<&str>) -> Result<Url, JsValue> {
-    let resolved = match base {
-        Some(base) => Url::new_with_base(href, base),
-        None => Url::new(href).or_else(|e| {
-            let location = get(&js_sys::global(), "location");
-            match get(&location, "href").as_string() {
-                Some(page) => Url::new_with_base(href, &page),
-                None => Err(e),
-            }
-        }),
-    };
-    resolved.map_err(|_| {
+/// The `href` of `input` (a string or `URL`) resolved against the base URL, or else the page's
+/// address.
+fn resolve_url(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue> {
+    resolve_url_js(input, base).map_err(|_| {
+        let href = input.as_string().unwrap_or_default();
         js_sys::TypeError::new(&format!(
             "Invalid URL \"{href}\": pass an absolute URL or set the baseUrl option"
         ))
