@@ -1,15 +1,12 @@
-// The JS half of a memory-cache hit: reading the request headers the key needs, and building the
-// Response that replays an entry. Each is one call across the wasm boundary, where doing it from Rust
-// costs a crossing per header; on a hit that was most of the time spent outside `new Response`
-// itself. Headers cross as one string, `name CR value CR` per header (no header can hold a CR).
+// A memory-cache hit's two trips to JS, one call each (from Rust, each header costs a crossing).
+// Headers cross packed in one string, `name CR value CR` per header (no header can hold a CR).
 
-/** The headers that enter a cache key: its Cache-Control, then the credentials. */
 const KEY_HEADERS = ["cache-control", "authorization", "x-api-key", "api-key"];
 
-/** The key headers present in `init` (any HeadersInit), packed; none if `init` is not valid. */
+/** The headers of `init` (a HeadersInit) that enter a cache key, packed; none if it is invalid. */
 export function keyHeaders(init) {
   if (init == null) return "";
-  // A plain object naming none of them, the common case, needs no Headers object.
+  // A plain object naming none of them, the usual case, needs no Headers object.
   const plain = Object.getPrototypeOf(init) === Object.prototype;
   if (plain && !Object.keys(init).some((name) => KEY_HEADERS.includes(name.toLowerCase()))) return "";
   let headers;
@@ -26,7 +23,7 @@ export function keyHeaders(init) {
   return packed;
 }
 
-/** A Response with the packed headers, `x-cache` and `age`; a header the platform rejects is dropped. */
+/** A stored entry's Response; a header the platform rejects is dropped. */
 export function replay(status, packed, body, label, age) {
   const headers = new Headers();
   for (let at = 0; at < packed.length; ) {
@@ -39,7 +36,6 @@ export function replay(status, packed, body, label, age) {
   }
   headers.set("x-cache", label);
   headers.set("age", age);
-  // A copy owned by JS: a view into wasm memory may be read lazily (workerd does), after the entry
-  // it borrowed from is gone.
+  // A copy: a view into wasm memory may be read lazily (workerd does), after the entry is gone.
   return new Response(body.slice(), { status, headers });
 }
