@@ -4,7 +4,7 @@
 
 use resilient_llm::core::cache::{
     cache_key, canonical_json, request_cacheable, response_storable, sha256, storable_headers,
-    Entry, Freshness, KeyParts, MemoryStore, ENTRY_OVERHEAD,
+    Body, Entry, Freshness, KeyParts, MemoryStore, ENTRY_OVERHEAD,
 };
 use resilient_llm::core::config::CacheMode;
 
@@ -36,7 +36,7 @@ fn key_derivation_matches_an_independent_implementation() {
     let key = cache_key(&KeyParts {
         method: "POST",
         url: CHAT_URL,
-        body: Some(body),
+        body: Some(&Body::new(body)),
         credentials: &[
             ("OpenAI-Organization", "org-1"),
             ("Authorization", "Bearer sk-test"),
@@ -65,7 +65,9 @@ fn keys_hold_no_secret_or_prompt() {
     let key = cache_key(&KeyParts {
         method: "POST",
         url: CHAT_URL,
-        body: Some(r#"{"temperature":0,"messages":"secret prompt"}"#),
+        body: Some(&Body::new(
+            r#"{"temperature":0,"messages":"secret prompt"}"#,
+        )),
         credentials: &[("authorization", "Bearer sk-live-123")],
         namespace: "tenant-a",
     });
@@ -82,7 +84,7 @@ fn json_layout_does_not_matter_but_values_do() {
         cache_key(&KeyParts {
             method: "POST",
             url: CHAT_URL,
-            body: Some(body),
+            body: Some(&Body::new(body)),
             credentials: &[("x-api-key", api_key)],
             namespace: "",
         })
@@ -100,23 +102,24 @@ fn json_layout_does_not_matter_but_values_do() {
 
 #[test]
 fn the_pipeline_flow() {
-    let body = r#"{"model":"m","temperature":0.0,"messages":[]}"#;
+    // The body is parsed once, for the policy and the key.
+    let body = Body::new(r#"{"model":"m","temperature":0.0,"messages":[]}"#);
     assert!(request_cacheable(
         "POST",
-        Some(body),
+        Some(&body),
         CacheMode::Default,
         None
     ));
     assert!(!request_cacheable(
         "POST",
-        Some(body),
+        Some(&body),
         CacheMode::Default,
         Some("no-store")
     ));
     let key = cache_key(&KeyParts {
         method: "POST",
         url: CHAT_URL,
-        body: Some(body),
+        body: Some(&body),
         credentials: &[("authorization", "Bearer sk")],
         namespace: "",
     });
@@ -435,7 +438,7 @@ mod property {
             let key = |body: &str| cache_key(&KeyParts {
                 method: "POST",
                 url: CHAT_URL,
-                body: Some(body),
+                body: Some(&Body::new(body)),
                 credentials: &[],
                 namespace: "",
             });

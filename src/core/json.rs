@@ -100,24 +100,37 @@ impl<'a> Json<'a> {
 pub fn write_string(s: &str, out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0'..='\u{1f}' => {
-                let b = c as u8;
-                out.push_str("\\u00");
-                out.push(char::from(DIGITS[usize::from(b >> 4)]));
-                out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    // Runs of characters written as themselves are copied whole. Only ASCII is ever escaped, so a
+    // run always starts and ends on a character boundary.
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let b = bytes[at];
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "\\u00",
+            _ => {
+                at += 1;
+                continue;
             }
-            _ => out.push(c),
+        };
+        out.push_str(&s[run..at]);
+        out.push_str(escape);
+        if escape == "\\u00" {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
         }
+        at += 1;
+        run = at;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 

@@ -20,6 +20,22 @@ extern "C" {
     fn new(name: &str) -> IndexedDbStore;
 }
 
+#[wasm_bindgen(module = "/src/wasm/cache.js")]
+extern "C" {
+    /// The Cache-Control and credential headers of a `HeadersInit`, packed (see cache.js).
+    #[wasm_bindgen(js_name = keyHeaders)]
+    pub fn key_headers(init: &JsValue) -> String;
+    /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see cache.js).
+    #[wasm_bindgen(catch)]
+    fn replay(
+        status: u16,
+        packed: &str,
+        body: &[u8],
+        label: &str,
+        age: u32,
+    ) -> Result<Response, JsValue>;
+}
+
 /// Cache settings, parsed from `options.cache`.
 pub struct CacheOptions {
     /// Where entries live.
@@ -249,22 +265,16 @@ fn entry_from_js(value: &JsValue) -> Option<Entry> {
     })
 }
 
-/// A `Response` replaying a stored entry, marked `x-cache: HIT|STALE` with its `Age`.
+/// A `Response` replaying a stored entry, marked `x-cache: HIT|STALE` with its `Age`. A header
+/// holding a CR (which no platform accepts, so only a malformed custom-store entry has one) is dropped.
 pub fn response_from(entry: &Entry, label: &str, now_ms: u64) -> Result<Response, JsValue> {
-    let headers = Headers::new()?;
-    for (name, value) in &entry.headers {
-        let _ = headers.append(name, value);
+    let mut packed = String::new();
+    let plain = |text: &str| !text.contains('\r');
+    for (name, value) in entry.headers.iter().filter(|(n, v)| plain(n) && plain(v)) {
+        packed.extend([name.as_str(), "\r", value.as_str(), "\r"]);
     }
-    headers.set("x-cache", label)?;
     let age = now_ms.saturating_sub(entry.stored_at_ms) / 1000;
-    headers.set("age", &age.to_string())?;
-    let init = ResponseInit::new();
-    init.set_status(entry.status);
-    init.set_headers(&headers);
-    // A copy owned by JS: a view into wasm memory may be read lazily (workerd does), after the
-    // entry it borrowed from is gone.
-    let body = Uint8Array::from(entry.body.as_slice());
-    Response::new_with_opt_buffer_source_and_init(Some(&body), &init)
+    replay(entry.status, &packed, &entry.body, label, age as u32)
 }
 
 /// The same response with `x-cache: MISS` added (fetched headers are immutable, so it is re-wrapped

@@ -19,7 +19,9 @@ use crate::wasm::stream::SseStream;
 use crate::wasm::tap::SharedStreams;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{AbortSignal, AddEventListenerOptions};
@@ -108,7 +110,7 @@ impl ResilientClient {
         #[wasm_bindgen(unchecked_param_type = "ResilientInit")] init: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.fetch(input, init).await })
+        promise_now(async move { inner.fetch(input, init).await })
     }
 
     /// Opens an SSE stream through the pipeline (the package's `events()` wraps it in an async
@@ -361,6 +363,22 @@ impl ChatStreamRaw {
     /// Stops the stream and cancels the request body.
     pub fn cancel(&self) {
         self.stream.cancel();
+    }
+}
+
+/// `future` as a promise, polled once at once: a call that completes without waiting (a memory-cache
+/// hit) settles without a round trip through the executor (a promise, closures and a microtask of
+/// its own, a good part of such a call's time). Otherwise the executor carries it on; its polls
+/// replace the no-op waker, as every future must allow.
+fn promise_now(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let mut future = Box::pin(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Ok(value)) => Promise::resolve(&value),
+        Poll::Ready(Err(error)) => Promise::reject(&error),
+        Poll::Pending => future_to_promise(future),
     }
 }
 

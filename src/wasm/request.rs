@@ -5,14 +5,15 @@
 //! read into an `ArrayBuffer` once, up front; strings, buffers, `Blob`s and `FormData` are reusable as
 //! they are and pass through untouched.
 
-use crate::core::cache::{cache_key, request_cacheable, KeyParts};
+use crate::core::cache::{cache_key, request_cacheable, Body, KeyParts};
 use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
+use crate::wasm::cache::key_headers;
 use crate::wasm::js::{get, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
 use crate::wasm::platform::JsRequest;
 use crate::wasm::reader::type_error;
-use js_sys::{Object, Reflect};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -38,6 +39,30 @@ pub struct Prepared {
     /// namespace): its cache entry, and the identity under which identical calls in flight share
     /// one upstream call. `None` for requests that must not be shared or cached.
     pub key: Option<String>,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The members of a fetch `init` read here. Getters name the member in the JS glue, where
+    /// `Reflect.get` would pass its name across the boundary on every call.
+    type InitFields;
+    #[wasm_bindgen(method, getter, catch)]
+    fn resilience(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn method(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn headers(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn body(this: &InitFields) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn signal(this: &InitFields) -> Result<JsValue, JsValue>;
+}
+
+#[wasm_bindgen(module = "/src/wasm/request.js")]
+extern "C" {
+    /// `new URL(input, base ?? location.href).href` (see request.js).
+    #[wasm_bindgen(js_name = resolveUrl, catch)]
+    fn resolve_url_js(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue>;
 }
 
 /// Client-wide request settings.
@@ -78,18 +103,21 @@ pub async fn prepare(
     } else {
         Object::new().into()
     };
-    let field = |key: &str| Reflect::get(&init, &JsValue::from_str(key));
-    let policy = parse_request_policy(field("resilience")?, defaults.retry)?;
+    let fields: &InitFields = init.unchecked_ref();
+    let policy = parse_request_policy(fields.resilience()?, defaults.retry)?;
     let source = input.dyn_ref::<Request>();
 
-    let href = match source {
-        Some(request) => request.url(),
-        None => input_href(&input)?,
+    let url = match source {
+        Some(request) => resolve_url(&request.url().into(), defaults.base_url)?,
+        None if input.is_string() || input.is_instance_of::<Url>() => {
+            resolve_url(&input, defaults.base_url)?
+        }
+        None => return Err(type_error("input", "a URL string, URL or Request", &input)),
     };
-    let url = resolve_url(&href, defaults.base_url)?;
+    let href = url.as_string().unwrap_or_default();
     let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
 
-    let method = match (field("method")?.as_string(), source) {
+    let method = match (fields.method()?.as_string(), source) {
         (Some(method), _) => method.to_ascii_uppercase(),
         (None, Some(request)) => {
             let method = request.method();
@@ -99,7 +127,7 @@ pub async fn prepare(
         (None, None) => "GET".to_string(),
     };
 
-    let init_headers = field("headers")?;
+    let init_headers = fields.headers()?;
     let merged =
         if source.is_some() || !defaults.headers.is_empty() || policy.idempotency_key.is_some() {
             let headers = build_headers(source, &init_headers, defaults.headers)?;
@@ -112,7 +140,7 @@ pub async fn prepare(
             None
         };
 
-    let init_body = field("body")?;
+    let init_body = fields.body()?;
     let body = reusable_body(source, &init_body, &method).await?;
     if let Some(body) = body.as_ref().filter(|b| !JsValue::eq(b, &init_body)) {
         set(&out, "body", body);
@@ -122,41 +150,37 @@ pub async fn prepare(
         _ => 0,
     };
 
-    let signal = field("signal")?
+    let signal = fields
+        .signal()?
         .dyn_into::<AbortSignal>()
         .ok()
         .or_else(|| source.map(Request::signal));
 
-    let href = url.href();
     let key = match defaults.keyed {
-        true => {
-            let headers = match merged {
-                Some(headers) => Some(headers),
-                None if init_headers.is_undefined() || init_headers.is_null() => None,
-                None => Headers::new_with_headers(init_headers.unchecked_ref()).ok(),
-            };
-            request_key(
-                &method,
-                &href,
-                headers.as_ref(),
-                body.as_ref(),
-                policy.cache,
-                defaults.namespace,
-            )
-        }
+        true => request_key(
+            &method,
+            &href,
+            merged.as_ref().map_or(&init_headers, |headers| headers),
+            body.as_ref(),
+            policy.cache,
+            defaults.namespace,
+        ),
         false => None,
     };
 
     Ok(Prepared {
         key,
         request: JsRequest {
-            url: JsValue::from_str(&href),
+            url,
             init: out,
             stream: None,
             classify_errors: false,
             signal: signal.clone(),
         },
-        origin: origin_of(&href).map_or_else(|| url.origin(), str::to_string),
+        origin: origin_of(&href).map_or_else(
+            || Url::new(&href).map(|url| url.origin()).unwrap_or_default(),
+            str::to_string,
+        ),
         method,
         url: href,
         signal,
@@ -165,37 +189,39 @@ pub async fn prepare(
     })
 }
 
-/// Credential headers: part of a request's identity, so two API keys never share an answer.
-const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
-
 /// The cache key (SHA-256 hex) of a cacheable request, also the identity under which identical calls
-/// in flight share one upstream call; `None` for a request that must not be shared or cached.
+/// in flight share one upstream call; `None` for a request that must not be shared or cached. Its
+/// credential headers are part of it, so two API keys never share an answer.
 fn request_key(
     method: &str,
     url: &str,
-    headers: Option<&Headers>,
+    headers: &JsValue,
     body: Option<&JsValue>,
     mode: CacheMode,
     namespace: &str,
 ) -> Option<String> {
-    let header = |name: &str| headers.and_then(|h| h.get(name).ok().flatten());
     let text = match body {
         None => None,
         Some(body) => Some(body.as_string()?),
     };
-    let cache_control = header("cache-control");
-    if !request_cacheable(method, text.as_deref(), mode, cache_control.as_deref()) {
+    let body = text.as_deref().map(Body::new);
+    let packed = key_headers(headers);
+    let mut fields = packed.split_terminator('\r');
+    let mut cache_control = None;
+    let mut credentials = Vec::new();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        match name {
+            "cache-control" => cache_control = Some(value),
+            _ => credentials.push((name, value)),
+        }
+    }
+    if !request_cacheable(method, body.as_ref(), mode, cache_control) {
         return None;
     }
-    let values: Vec<(&str, String)> = CREDENTIAL_HEADERS
-        .iter()
-        .filter_map(|name| Some((*name, header(name)?)))
-        .collect();
-    let credentials: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_str())).collect();
     Some(cache_key(&KeyParts {
         method,
         url,
-        body: text.as_deref(),
+        body: body.as_ref(),
         credentials: &credentials,
         namespace,
     }))
@@ -214,28 +240,11 @@ fn origin_of(href: &str) -> Option<&str> {
     Some(&href[..scheme_end + authority_end])
 }
 
-fn input_href(input: &JsValue) -> Result<String, JsValue> {
-    if let Some(s) = input.as_string() {
-        return Ok(s);
-    }
-    if let Some(url) = input.dyn_ref::<Url>() {
-        return Ok(url.href());
-    }
-    Err(type_error("input", "a URL string, URL or Request", input))
-}
-
-fn resolve_url(href: &str, base: Option<&str>) -> Result<Url, JsValue> {
-    let resolved = match base {
-        Some(base) => Url::new_with_base(href, base),
-        None => Url::new(href).or_else(|e| {
-            let location = get(&js_sys::global(), "location");
-            match get(&location, "href").as_string() {
-                Some(page) => Url::new_with_base(href, &page),
-                None => Err(e),
-            }
-        }),
-    };
-    resolved.map_err(|_| {
+/// The `href` of `input` (a string or `URL`) resolved against the base URL, or else the page's
+/// address.
+fn resolve_url(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue> {
+    resolve_url_js(input, base).map_err(|_| {
+        let href = input.as_string().unwrap_or_default();
         js_sys::TypeError::new(&format!(
             "Invalid URL \"{href}\": pass an absolute URL or set the baseUrl option"
         ))

@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::core::cache::sha256::{hex, Sha256};
+use crate::core::cache::Body;
 use crate::core::json::{write_string, Json};
 
 /// Label opening every key's hashed input (bump the version if the derivation changes).
@@ -50,7 +51,7 @@ pub struct KeyParts<'a> {
     /// The full request URL, as sent.
     pub url: &'a str,
     /// The request body, if any (canonicalized when it is JSON).
-    pub body: Option<&'a str>,
+    pub body: Option<&'a Body<'a>>,
     /// Credential headers as `(name, value)`: `authorization`, `x-api-key`, `api-key`...
     pub credentials: &'a [(&'a str, &'a str)],
     /// A caller-chosen partition of the key space.
@@ -80,14 +81,14 @@ pub fn cache_key(parts: &KeyParts) -> String {
     field(&mut hasher, parts.url.as_bytes());
     match parts.body {
         None => hasher.update(&[BODY_NONE]),
-        Some(body) => match canonical_json(body) {
+        Some(body) => match canonical(body) {
             Some(canonical) => {
                 hasher.update(&[BODY_JSON]);
                 field(&mut hasher, canonical.as_bytes());
             }
             None => {
                 hasher.update(&[BODY_RAW]);
-                field(&mut hasher, body.as_bytes());
+                field(&mut hasher, body.text.as_bytes());
             }
         },
     }
@@ -137,12 +138,17 @@ fn credentials_digest(credentials: &[(&str, &str)]) -> [u8; 32] {
 /// hashed raw, like any non-JSON body. Documents nested deeper than the reader's limit also give
 /// `None`.
 pub fn canonical_json(text: &str) -> Option<String> {
-    let value = Json::parse(text)?;
-    if has_lone_surrogate_escape(text) {
+    canonical(&Body::new(text))
+}
+
+/// [`canonical_json`] of a parsed body.
+fn canonical(body: &Body) -> Option<String> {
+    let value = body.json.as_ref()?;
+    if has_lone_surrogate_escape(body.text) {
         return None;
     }
-    let mut out = String::with_capacity(text.len());
-    write_value(&value, &mut out);
+    let mut out = String::with_capacity(body.text.len());
+    write_value(value, &mut out);
     Some(out)
 }
 
@@ -248,7 +254,7 @@ mod tests {
         cache_key(&KeyParts {
             method,
             url,
-            body,
+            body: body.map(Body::new).as_ref(),
             credentials: creds,
             namespace: ns,
         })

@@ -15,15 +15,18 @@
 //! bypass mode always win, and neither credentials nor per-transfer headers are ever stored.
 //!
 //! The pieces are separate so that the pipeline composes them and other stores can reuse the first
-//! three: [`sha256`](mod@sha256) (the hash, written here to keep the wasm small), [`key`], [`policy`], and
+//! three: [`sha256`](mod@sha256) (the hash, written here to keep the wasm small), [`key`], [`policy`]
+//! (both reading a request [`body`] parsed once), and
 //! [`memory`] (an LRU bounded in entries and bytes, with fresh and stale-if-error lifetimes). Like
 //! the rest of the core, nothing here reads a clock: times are arguments.
 
+pub mod body;
 pub mod key;
 pub mod memory;
 pub mod policy;
 pub mod sha256;
 
+pub use body::Body;
 pub use key::{cache_key, canonical_json, KeyParts};
 pub use memory::{Entry, Freshness, MemoryStore, ENTRY_OVERHEAD};
 pub use policy::{request_cacheable, response_storable, storable_headers};

@@ -17,6 +17,7 @@
 //! describes one transfer rather than the resource (hop-by-hop headers, the length and content
 //! encoding of a body that is stored decoded).
 
+use crate::core::cache::Body;
 use crate::core::config::CacheMode;
 use crate::core::json::Json;
 
@@ -50,7 +51,7 @@ const DROPPED_HEADERS: &[&str] = &[
 /// [`Bypass`](CacheMode::Bypass), and never with `Cache-Control: no-store` on the request.
 pub fn request_cacheable(
     method: &str,
-    body: Option<&str>,
+    body: Option<&Body>,
     mode: CacheMode,
     request_cache_control: Option<&str>,
 ) -> bool {
@@ -67,8 +68,8 @@ pub fn request_cacheable(
 }
 
 /// A JSON object whose `temperature` members are all the number zero, and there is at least one.
-fn is_greedy_body(body: &str) -> bool {
-    let Some(Json::Object(members)) = Json::parse(body) else {
+fn is_greedy_body(body: &Body) -> bool {
+    let Some(Json::Object(members)) = &body.json else {
         return false;
     };
     let mut temperatures = members
@@ -157,7 +158,7 @@ mod tests {
     const POST: &str = "POST";
 
     fn cacheable(body: &str) -> bool {
-        request_cacheable(POST, Some(body), CacheMode::Default, None)
+        request_cacheable(POST, Some(&Body::new(body)), CacheMode::Default, None)
     }
 
     #[test]
@@ -176,7 +177,7 @@ mod tests {
             assert!(!request_cacheable(method, None, CacheMode::Default, None));
             assert!(request_cacheable(
                 method,
-                Some("{}"),
+                Some(&Body::new("{}")),
                 CacheMode::OnlyIfCached,
                 None
             ));
@@ -214,7 +215,8 @@ mod tests {
 
     #[test]
     fn no_store_and_bypass_always_win() {
-        let body = Some(r#"{"temperature":0}"#);
+        let body = Body::new(r#"{"temperature":0}"#);
+        let body = Some(&body);
         assert!(request_cacheable(
             POST,
             body,

@@ -111,10 +111,14 @@ impl Sha256 {
 }
 
 /// One round of the compression function over a 64-byte block.
+#[allow(clippy::needless_range_loop)] // Index loops on purpose, see below.
 fn compress(state: &mut [u32; 8], block: &[u8]) {
+    // Plain index loops: at the size-first optimisation level of the wasm build, iterator adapters
+    // (`zip`, an array's `into_iter`) stay out-of-line calls, which cost more than the arithmetic.
     let mut w = [0u32; 64];
-    for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
-        *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    for t in 0..16 {
+        let at = 4 * t;
+        w[t] = u32::from_be_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]]);
     }
     for t in 16..64 {
         let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
@@ -125,14 +129,14 @@ fn compress(state: &mut [u32; 8], block: &[u8]) {
             .wrapping_add(s1);
     }
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-    for (k, w) in K.iter().zip(w) {
+    for t in 0..64 {
         let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
         let ch = (e & f) ^ (!e & g);
         let t1 = h
             .wrapping_add(s1)
             .wrapping_add(ch)
-            .wrapping_add(*k)
-            .wrapping_add(w);
+            .wrapping_add(K[t])
+            .wrapping_add(w[t]);
         let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
         let maj = (a & b) ^ (a & c) ^ (b & c);
         let t2 = s0.wrapping_add(maj);
@@ -145,8 +149,9 @@ fn compress(state: &mut [u32; 8], block: &[u8]) {
         b = a;
         a = t1.wrapping_add(t2);
     }
-    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-        *s = s.wrapping_add(v);
+    let worked = [a, b, c, d, e, f, g, h];
+    for i in 0..8 {
+        state[i] = state[i].wrapping_add(worked[i]);
     }
 }
 
