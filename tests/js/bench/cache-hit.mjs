@@ -15,7 +15,8 @@ const init = { method: "POST", headers: { "content-type": "application/json" }, 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function latencies(call, CALLS) {
-  for (let i = 0; i < 200; i++) await call(); // warm up
+  // Warm up until both sides run optimised code (the hit path settles after about a thousand calls).
+  for (let i = 0; i < 1000; i++) await call();
   const out = [];
   for (let i = 0; i < CALLS; i++) {
     const started = performance.now();
