@@ -50,7 +50,8 @@
 //! the least recently used key; an evicted key that comes back starts with a full bucket, which is
 //! the price of the bound.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::core::ordered_keys::OrderedKeys;
+use std::collections::HashMap;
 
 /// Rate limit configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,14 +341,14 @@ struct Slot {
 }
 
 /// Per-key limiters, at most `max_keys` of them; the least recently used key is evicted first.
-/// Each [`get`](Self::get) is O(log n): a hash map of limiters plus an ordered map from recency
-/// stamp to key.
+/// Each [`get`](Self::get) is O(log n) amortised: a hash map of limiters plus an index from
+/// recency stamp to key ([`OrderedKeys`]).
 #[derive(Debug)]
 pub struct KeyedRateLimiter {
     cfg: RateLimitConfig,
     max_keys: usize,
     slots: HashMap<String, Slot>,
-    recency: BTreeMap<u64, String>,
+    recency: OrderedKeys<u64>,
     tick: u64,
 }
 
@@ -358,7 +359,7 @@ impl KeyedRateLimiter {
             cfg,
             max_keys: max_keys.max(1),
             slots: HashMap::new(),
-            recency: BTreeMap::new(),
+            recency: OrderedKeys::new(),
             tick: 0,
         }
     }
@@ -371,7 +372,7 @@ impl KeyedRateLimiter {
         if !self.slots.contains_key(key) {
             while self.slots.len() >= self.max_keys {
                 match self.recency.pop_first() {
-                    Some((_, oldest)) => {
+                    Some(oldest) => {
                         self.slots.remove(&oldest);
                     }
                     None => break,

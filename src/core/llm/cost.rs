@@ -10,8 +10,8 @@
 //! beyond [`MAX_USERS`] (the grand total keeps their spend); models are bounded the same way by
 //! [`MAX_MODELS`].
 
-use std::collections::BTreeMap;
-
+use crate::core::ordered_keys::OrderedKeys;
+use crate::core::sorted_map::SortedMap;
 use crate::core::stream::Usage;
 
 /// Users kept in [`CostTally::by_user`] by default.
@@ -58,10 +58,10 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 struct Bounded {
     limit: usize,
-    /// By key: a BTreeMap keeps them sorted for the reports (no sort code in the wasm).
-    entries: BTreeMap<String, Entry>,
+    /// By key: kept sorted for the reports (no sort code in the wasm).
+    entries: SortedMap<String, Entry>,
     /// Key of each entry by its last tick: the first is the least recently charged.
-    by_tick: BTreeMap<u64, String>,
+    by_tick: OrderedKeys<u64>,
 }
 
 impl Bounded {
@@ -90,7 +90,7 @@ impl Bounded {
         }
         self.by_tick.insert(tick, key.to_string());
         while self.entries.len() > self.limit {
-            let Some((_, oldest)) = self.by_tick.pop_first() else {
+            let Some(oldest) = self.by_tick.pop_first() else {
                 break;
             };
             self.entries.remove(&oldest);
