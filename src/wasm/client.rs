@@ -9,6 +9,7 @@ use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::{abort_error, failure_to_js};
+use crate::wasm::js::promise;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::{Answer, JsPlatform};
@@ -20,7 +21,7 @@ use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, AddEventListenerOptions};
 
 /// A fetch wrapper with retries, circuit breakers, rate limits and timeouts.
@@ -104,7 +105,7 @@ impl ResilientClient {
         #[wasm_bindgen(unchecked_param_type = "ResilientInit")] init: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.fetch(input, init).await })
+        promise(async move { inner.fetch(input, init).await })
     }
 
     /// Opens an SSE stream through the pipeline (the package's `events()` wraps it in an async
@@ -125,7 +126,7 @@ impl ResilientClient {
         #[wasm_bindgen(unchecked_param_type = "ChatRequest")] request: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.chat(request).await })
+        promise(async move { inner.chat(request).await })
     }
 
     /// A streamed chat call (the package's `chatStream()` wraps it): text deltas, then `result`.
@@ -142,7 +143,7 @@ impl ResilientClient {
     #[wasm_bindgen(js_name = clearCache, unchecked_return_type = "Promise<void>")]
     pub fn clear_cache(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.clear_cache().await })
+        promise(async move { inner.clear_cache().await })
     }
 
     /// Counters, breaker states, bucket level and latency percentiles.

@@ -1,6 +1,8 @@
-//! Small helpers for building and reading plain JS objects.
+//! Small helpers for building and reading plain JS objects, and for turning futures into promises.
 
-use js_sys::{Object, Reflect};
+use js_sys::{Object, Promise, Reflect};
+use std::future::Future;
+use std::pin::Pin;
 use wasm_bindgen::prelude::*;
 
 /// Sets `object[key] = value`, ignoring the (impossible for plain objects) failure.
@@ -64,4 +66,13 @@ pub fn ignore_rejection(promise: &js_sys::Promise) {
     IGNORE.with(|ignore| {
         let _ = promise.catch(ignore);
     });
+}
+
+/// The promise of `future`, which runs at once in the background.
+///
+/// Every future goes through one boxed type, so wasm-bindgen-futures' spawning code is compiled once
+/// rather than once per call site.
+pub fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let boxed: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(future);
+    wasm_bindgen_futures::future_to_promise(boxed)
 }

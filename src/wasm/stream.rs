@@ -25,7 +25,7 @@ use crate::wasm::chat::{
 use crate::wasm::client::{abort_future, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::{gateway_timeout, response_headers};
-use crate::wasm::js::{get, ignore_rejection, set};
+use crate::wasm::js::{get, ignore_rejection, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
 use js_sys::{Object, Promise, Uint8Array};
@@ -33,7 +33,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
 
 /// The body of a live stream: reader, parser, and the watch holding the monitor and the events not
@@ -390,7 +390,7 @@ impl SseStream {
         });
         // The request starts now; `started` settles with its response (or its failure).
         let starter = Rc::clone(&shared);
-        let started = future_to_promise(async move {
+        let started = promise(async move {
             let started = starter.start().await;
             if let Err(error) = &started {
                 starter.fail_chat(error);
@@ -414,7 +414,7 @@ impl SseStream {
     #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
     pub fn next_batch(&self) -> Promise {
         let (shared, started) = (self.shared.clone(), self.started.clone());
-        future_to_promise(async move { shared.next_batch(started).await })
+        promise(async move { shared.next_batch(started).await })
     }
 
     /// Stops the stream and cancels its body on the wire.
