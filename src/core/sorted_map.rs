@@ -7,16 +7,27 @@
 
 use std::borrow::Borrow;
 
-/// Pairs sorted by key, each key once.
+/// Keys sorted, each once, and their values.
 #[derive(Debug, Clone)]
 pub struct SortedMap<K, V> {
-    items: Vec<(K, V)>,
+    /// Apart from the values, so that the binary search is compiled once per key type, not once
+    /// per map.
+    keys: Vec<K>,
+    values: Vec<V>,
 }
 
 impl<K, V> Default for SortedMap<K, V> {
     fn default() -> Self {
-        SortedMap { items: Vec::new() }
+        SortedMap {
+            keys: Vec::new(),
+            values: Vec::new(),
+        }
     }
+}
+
+/// Where `key` is (`Ok`) or would go (`Err`) in `keys`.
+fn find<K: Borrow<Q>, Q: Ord + ?Sized>(keys: &[K], key: &Q) -> Result<usize, usize> {
+    keys.binary_search_by(|k| k.borrow().cmp(key))
 }
 
 impl<K: Ord, V> SortedMap<K, V> {
@@ -25,21 +36,13 @@ impl<K: Ord, V> SortedMap<K, V> {
         SortedMap::default()
     }
 
-    /// Where `key` is (`Ok`) or would go (`Err`).
-    fn find<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>
-    where
-        K: Borrow<Q>,
-    {
-        self.items.binary_search_by(|(k, _)| k.borrow().cmp(key))
-    }
-
     /// The value of `key`.
     pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
     {
-        let i = self.find(key).ok()?;
-        Some(&self.items[i].1)
+        let i = find(&self.keys, key).ok()?;
+        Some(&self.values[i])
     }
 
     /// The value of `key`, mutably.
@@ -47,27 +50,31 @@ impl<K: Ord, V> SortedMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let i = self.find(key).ok()?;
-        Some(&mut self.items[i].1)
+        let i = find(&self.keys, key).ok()?;
+        Some(&mut self.values[i])
     }
 
     /// The value of `key`, inserting `default()` first if absent.
     pub fn get_or_insert_with(&mut self, key: K, default: impl FnOnce() -> V) -> &mut V {
-        let i = match self.find(&key) {
+        let i = match find(&self.keys, &key) {
             Ok(i) => i,
             Err(i) => {
-                self.items.insert(i, (key, default()));
+                self.keys.insert(i, key);
+                self.values.insert(i, default());
                 i
             }
         };
-        &mut self.items[i].1
+        &mut self.values[i]
     }
 
     /// Sets the value of `key`.
     pub fn insert(&mut self, key: K, value: V) {
-        match self.find(&key) {
-            Ok(i) => self.items[i].1 = value,
-            Err(i) => self.items.insert(i, (key, value)),
+        match find(&self.keys, &key) {
+            Ok(i) => self.values[i] = value,
+            Err(i) => {
+                self.keys.insert(i, key);
+                self.values.insert(i, value);
+            }
         }
     }
 
@@ -76,35 +83,37 @@ impl<K: Ord, V> SortedMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let i = self.find(key).ok()?;
-        Some(self.items.remove(i).1)
+        let i = find(&self.keys, key).ok()?;
+        self.keys.remove(i);
+        Some(self.values.remove(i))
     }
 
     /// Removes the smallest key.
     pub fn pop_first(&mut self) {
-        if !self.items.is_empty() {
-            self.items.remove(0);
+        if !self.keys.is_empty() {
+            self.keys.remove(0);
+            self.values.remove(0);
         }
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.keys.len()
     }
 
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.keys.is_empty()
     }
 
     /// The pairs in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.items.iter().map(|(k, v)| (k, v))
+        self.keys.iter().zip(&self.values)
     }
 
     /// The pairs in key order, values mutable.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
-        self.items.iter_mut().map(|(k, v)| (&*k, v))
+        self.keys.iter().zip(&mut self.values)
     }
 }
 
