@@ -20,3 +20,4 @@ pub mod sorted_map;
 pub mod sse;
 pub mod stats;
 pub mod stream;
+pub mod text;

@@ -6,6 +6,7 @@ use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
+use crate::core::text;
 use crate::wasm::cache::{mark_miss, response_from, Hit};
 use crate::wasm::client::Inner;
 use crate::wasm::js::{get, promise, set};
@@ -206,7 +207,7 @@ impl Inner {
             .get("content-type")
             .ok()
             .flatten()
-            .is_some_and(|t| t.contains("json"));
+            .is_some_and(|t| text::contains(&t, "json"));
         if !is_json || !response.ok() {
             return;
         }

@@ -17,6 +17,7 @@ use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
+use crate::core::text;
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
     all_targets_failed, chat_result, parse_chat_request, target_error, upstream_failure, Answered,
@@ -222,7 +223,7 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
             .get("content-type")
             .ok()
             .flatten()
-            .is_some_and(|t| t.contains("text/event-stream"));
+            .is_some_and(|t| text::contains(&t, "text/event-stream"));
     let Some(stream) = response.body().filter(|_| streaming) else {
         return Ok(Answer {
             response,
