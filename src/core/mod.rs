@@ -20,4 +20,5 @@ pub mod sorted_map;
 pub mod sse;
 pub mod stats;
 pub mod stream;
+pub mod string_map;
 pub mod text;

@@ -51,7 +51,7 @@
 //! the price of the bound.
 
 use crate::core::ordered_keys::OrderedKeys;
-use std::collections::HashMap;
+use crate::core::string_map::StringMap;
 
 /// Rate limit configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,7 +347,7 @@ struct Slot {
 pub struct KeyedRateLimiter {
     cfg: RateLimitConfig,
     max_keys: usize,
-    slots: HashMap<String, Slot>,
+    slots: StringMap<Slot>,
     recency: OrderedKeys<u64>,
     tick: u64,
 }
@@ -358,7 +358,7 @@ impl KeyedRateLimiter {
         KeyedRateLimiter {
             cfg,
             max_keys: max_keys.max(1),
-            slots: HashMap::new(),
+            slots: StringMap::new(),
             recency: OrderedKeys::new(),
             tick: 0,
         }
@@ -369,7 +369,12 @@ impl KeyedRateLimiter {
     pub fn get(&mut self, key: &str, now_ms: u64) -> &mut RateLimiter {
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
-        if !self.slots.contains_key(key) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            let previous = std::mem::replace(&mut slot.stamp, stamp);
+            if let Some(k) = self.recency.remove(&previous) {
+                self.recency.insert(stamp, k);
+            }
+        } else {
             while self.slots.len() >= self.max_keys {
                 match self.recency.pop_first() {
                     Some(oldest) => {
@@ -378,26 +383,16 @@ impl KeyedRateLimiter {
                     None => break,
                 }
             }
+            self.recency.insert(stamp, key.to_owned());
         }
-        match self.slots.entry(key.to_owned()) {
-            std::collections::hash_map::Entry::Occupied(entry) => {
-                let slot = entry.into_mut();
-                let previous = std::mem::replace(&mut slot.stamp, stamp);
-                if let Some(k) = self.recency.remove(&previous) {
-                    self.recency.insert(stamp, k);
-                }
-                &mut slot.limiter
-            }
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                self.recency.insert(stamp, key.to_owned());
-                &mut entry
-                    .insert(Slot {
-                        limiter: RateLimiter::new(&self.cfg, now_ms),
-                        stamp,
-                    })
-                    .limiter
-            }
-        }
+        let cfg = &self.cfg;
+        &mut self
+            .slots
+            .get_or_insert_with(key, || Slot {
+                limiter: RateLimiter::new(cfg, now_ms),
+                stamp,
+            })
+            .limiter
     }
 
     /// Number of keys held.

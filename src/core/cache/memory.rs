@@ -23,7 +23,7 @@
 //! nothing.
 
 use crate::core::ordered_keys::OrderedKeys;
-use std::collections::HashMap;
+use crate::core::string_map::StringMap;
 use std::fmt;
 
 /// Bytes counted for an entry on top of its body and header text: the bookkeeping around it.
@@ -83,7 +83,7 @@ pub struct MemoryStore {
     /// `usize::MAX` when unbounded.
     max_bytes: usize,
     bytes: usize,
-    slots: HashMap<String, Slot>,
+    slots: StringMap<Slot>,
     /// Recency stamp -> key, least recently used first.
     recency: OrderedKeys<u64>,
     /// `(stale_until_ms, id)` -> key, first to die first.
@@ -115,7 +115,7 @@ impl MemoryStore {
                 max_bytes
             },
             bytes: 0,
-            slots: HashMap::new(),
+            slots: StringMap::new(),
             recency: OrderedKeys::new(),
             expiry: OrderedKeys::new(),
             tick: 0,
