@@ -5,7 +5,8 @@
 //! documents whose shape we only probe. This reader is total (any input gives a value or `None`, never
 //! a panic), bounded (nesting deeper than [`MAX_DEPTH`] is rejected instead of overflowing the
 //! stack), and keeps numbers as their source text so no float parsing is linked in: integers are read
-//! by hand where needed ([`Json::as_u64`]).
+//! by hand where needed ([`Json::as_u64`]). Text is sliced with `str::get`, never `&text[a..b]`:
+//! the index operator's char-boundary panic links some 4 KB of message formatting into the wasm.
 //!
 //! Writing is left to the callers, who know their few shapes, except for the one part that is easy
 //! to get wrong: string escaping ([`write_string`]).
@@ -229,7 +230,7 @@ impl<'a> Reader<'a> {
             }
             digits(self).then_some(())?;
         }
-        Some(Json::Number(&self.text[start..self.at]))
+        self.text.get(start..self.at).map(Json::Number)
     }
 
     /// A string starting at the opening quote.
@@ -240,14 +241,14 @@ impl<'a> Reader<'a> {
             match *self.bytes.get(self.at)? {
                 b'"' => {
                     self.at += 1;
-                    return Some(Cow::Borrowed(&self.text[start..self.at - 1]));
+                    return self.text.get(start..self.at - 1).map(Cow::Borrowed);
                 }
                 b'\\' => break,
                 0..=0x1f => return None,
                 _ => self.at += 1,
             }
         }
-        let mut out = String::from(&self.text[start..self.at]);
+        let mut out = String::from(self.text.get(start..self.at)?);
         loop {
             match *self.bytes.get(self.at)? {
                 b'"' => {
@@ -282,7 +283,7 @@ impl<'a> Reader<'a> {
                     {
                         self.at += 1;
                     }
-                    out.push_str(&self.text[from..self.at]);
+                    out.push_str(self.text.get(from..self.at)?);
                 }
             }
         }

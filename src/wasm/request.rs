@@ -207,12 +207,12 @@ fn request_key(
 /// an authority, which `URL.origin` handles.
 fn origin_of(href: &str) -> Option<&str> {
     let scheme_end = text::find(href, "://")? + 3;
-    let rest = &href[scheme_end..];
+    let rest = href.get(scheme_end..)?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if rest[..authority_end].contains('@') {
+    if rest.get(..authority_end)?.contains('@') {
         return None;
     }
-    Some(&href[..scheme_end + authority_end])
+    href.get(..scheme_end + authority_end)
 }
 
 fn input_href(input: &JsValue) -> Result<String, JsValue> {
