@@ -678,7 +678,7 @@ impl Shared {
             return Err(js_sys::Error::new("only event streams reconnect").into());
         };
         let mut parser = old.parser;
-        parser.end(&mut Vec::new());
+        parser.end(&mut Packed::default());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
         let wait = self.inner.platform.sleep(delay);
         match &self.signal {
