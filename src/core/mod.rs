@@ -22,3 +22,4 @@ pub mod stats;
 pub mod stream;
 pub mod string_map;
 pub mod text;
+pub mod wide;

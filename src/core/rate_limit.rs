@@ -52,6 +52,7 @@
 
 use crate::core::ordered_keys::OrderedKeys;
 use crate::core::string_map::StringMap;
+use crate::core::wide;
 
 /// Rate limit configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,8 +151,8 @@ impl Bucket {
         if self.rate <= 0 || cost > self.capacity {
             return None;
         }
-        let deficit = cost.saturating_sub(self.level);
-        let wait = deficit / self.rate + i128::from(deficit % self.rate != 0);
+        let deficit = u128::try_from(cost.saturating_sub(self.level)).ok()?;
+        let wait = wide::div_ceil(deficit, u64::try_from(self.rate).ok()?);
         self.at.checked_add(u64::try_from(wait).ok()?)
     }
 
@@ -204,7 +205,10 @@ impl Reservation {
     /// without a token limit).
     pub fn charged_tokens(&self) -> u64 {
         self.tokens
-            .map_or(0, |b| u64::try_from(b.cost / UNIT).unwrap_or(0))
+            .and_then(|b| u128::try_from(b.cost).ok())
+            .map_or(0, |cost| {
+                u64::try_from(wide::div_rem(cost, UNIT as u64).0).unwrap_or(0)
+            })
     }
 }
 

@@ -25,6 +25,7 @@
 //! a lost hold can only make the budget stricter, never looser.
 
 use crate::core::string_map::StringMap;
+use crate::core::wide;
 
 const MS_PER_DAY: u64 = 86_400_000;
 
@@ -244,7 +245,8 @@ impl Ledger {
             let Some(limit) = limit else { continue };
             let per_mille = match limit {
                 0 => 1000,
-                _ => u64::try_from(u128::from(used) * 1000 / u128::from(limit)).unwrap_or(u64::MAX),
+                _ => u64::try_from(wide::div_rem(u128::from(used) * 1000, limit).0)
+                    .unwrap_or(u64::MAX),
             };
             if tightest.is_none_or(|(_, best)| per_mille > best) {
                 tightest = Some((cap, per_mille));

@@ -13,6 +13,7 @@
 use crate::core::ordered_keys::OrderedKeys;
 use crate::core::sorted_map::SortedMap;
 use crate::core::stream::Usage;
+use crate::core::wide;
 
 /// Users kept in [`CostTally::by_user`] by default.
 pub const MAX_USERS: usize = 10_000;
@@ -34,7 +35,7 @@ pub fn cost_micros(pricing: &Pricing, usage: &Usage) -> u64 {
     let input = u128::from(usage.input_tokens) * u128::from(pricing.input_micros_per_mtok);
     let output = u128::from(usage.output_tokens) * u128::from(pricing.output_micros_per_mtok);
     let total = input.saturating_add(output);
-    u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    u64::try_from(wide::div_ceil(total, 1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// Usage and cost of one key.
