@@ -10,8 +10,8 @@
 //! and makes its own call: one caller's abort never fails another caller. There is no background
 //! task, so nothing here needs a spawner, and nothing outlives the callers who wait for it.
 
+use crate::core::string_map::StringMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -27,13 +27,13 @@ type SharedSlot<T> = Rc<RefCell<Slot<T>>>;
 
 /// The calls in flight, by key.
 pub struct Flights<T> {
-    waiting: RefCell<HashMap<String, Vec<SharedSlot<T>>>>,
+    waiting: RefCell<StringMap<Vec<SharedSlot<T>>>>,
 }
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
         Flights {
-            waiting: RefCell::new(HashMap::new()),
+            waiting: RefCell::new(StringMap::new()),
         }
     }
 }

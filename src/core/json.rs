@@ -5,7 +5,8 @@
 //! documents whose shape we only probe. This reader is total (any input gives a value or `None`, never
 //! a panic), bounded (nesting deeper than [`MAX_DEPTH`] is rejected instead of overflowing the
 //! stack), and keeps numbers as their source text so no float parsing is linked in: integers are read
-//! by hand where needed ([`Json::as_u64`]).
+//! by hand where needed ([`Json::as_u64`]). Text is sliced with `str::get`, never `&text[a..b]`:
+//! the index operator's char-boundary panic links some 4 KB of message formatting into the wasm.
 //!
 //! Writing is left to the callers, who know their few shapes, except for the one part that is easy
 //! to get wrong: string escaping ([`write_string`]).
@@ -121,7 +122,7 @@ pub fn write_string(s: &str, out: &mut String) {
                 continue;
             }
         };
-        out.push_str(&s[run..at]);
+        out.push_str(s.get(run..at).unwrap_or_default());
         out.push_str(escape);
         if escape == "\\u00" {
             out.push(char::from(DIGITS[usize::from(b >> 4)]));
@@ -130,7 +131,7 @@ pub fn write_string(s: &str, out: &mut String) {
         at += 1;
         run = at;
     }
-    out.push_str(&s[run..]);
+    out.push_str(s.get(run..).unwrap_or_default());
     out.push('"');
 }
 
@@ -242,7 +243,7 @@ impl<'a> Reader<'a> {
             }
             digits(self).then_some(())?;
         }
-        Some(Json::Number(&self.text[start..self.at]))
+        self.text.get(start..self.at).map(Json::Number)
     }
 
     /// A string starting at the opening quote.
@@ -253,14 +254,14 @@ impl<'a> Reader<'a> {
             match *self.bytes.get(self.at)? {
                 b'"' => {
                     self.at += 1;
-                    return Some(Cow::Borrowed(&self.text[start..self.at - 1]));
+                    return self.text.get(start..self.at - 1).map(Cow::Borrowed);
                 }
                 b'\\' => break,
                 0..=0x1f => return None,
                 _ => self.at += 1,
             }
         }
-        let mut out = String::from(&self.text[start..self.at]);
+        let mut out = String::from(self.text.get(start..self.at)?);
         loop {
             match *self.bytes.get(self.at)? {
                 b'"' => {
@@ -295,7 +296,7 @@ impl<'a> Reader<'a> {
                     {
                         self.at += 1;
                     }
-                    out.push_str(&self.text[from..self.at]);
+                    out.push_str(self.text.get(from..self.at)?);
                 }
             }
         }

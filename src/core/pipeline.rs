@@ -16,9 +16,9 @@ use crate::core::race::{race, Either};
 use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
 use crate::core::rng::Rng;
+use crate::core::sorted_map::SortedMap;
 use crate::core::stats::Stats;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 
 /// Most per-key rate-limit buckets kept at once (least recently used evicted).
 const MAX_RATE_KEYS: usize = 10_000;
@@ -91,7 +91,7 @@ pub struct Engine {
 }
 
 struct State {
-    breakers: BTreeMap<String, TrackedBreaker>,
+    breakers: SortedMap<String, TrackedBreaker>,
     limiter: Option<KeyedRateLimiter>,
     budget: Option<RetryBudget>,
     rng: Rng,
@@ -133,7 +133,7 @@ impl Engine {
         Engine {
             config,
             state: RefCell::new(State {
-                breakers: BTreeMap::new(),
+                breakers: SortedMap::new(),
                 limiter,
                 budget,
                 rng: Rng::new(seed),
@@ -487,8 +487,7 @@ impl Engine {
             let mut state = self.state.borrow_mut();
             let tracked = state
                 .breakers
-                .entry(key.clone())
-                .or_insert_with(|| TrackedBreaker {
+                .get_or_insert_with(key.clone(), || TrackedBreaker {
                     breaker: Breaker::new(cfg.clone()),
                     reported: StateKind::Closed,
                 });

@@ -50,7 +50,9 @@
 //! the least recently used key; an evicted key that comes back starts with a full bucket, which is
 //! the price of the bound.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::core::ordered_keys::OrderedKeys;
+use crate::core::string_map::StringMap;
+use crate::core::wide;
 
 /// Rate limit configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +151,8 @@ impl Bucket {
         if self.rate <= 0 || cost > self.capacity {
             return None;
         }
-        let deficit = cost.saturating_sub(self.level);
-        let wait = deficit / self.rate + i128::from(deficit % self.rate != 0);
+        let deficit = u128::try_from(cost.saturating_sub(self.level)).ok()?;
+        let wait = wide::div_ceil(deficit, u64::try_from(self.rate).ok()?);
         self.at.checked_add(u64::try_from(wait).ok()?)
     }
 
@@ -203,7 +205,10 @@ impl Reservation {
     /// without a token limit).
     pub fn charged_tokens(&self) -> u64 {
         self.tokens
-            .map_or(0, |b| u64::try_from(b.cost / UNIT).unwrap_or(0))
+            .and_then(|b| u128::try_from(b.cost).ok())
+            .map_or(0, |cost| {
+                u64::try_from(wide::div_rem(cost, UNIT as u64).0).unwrap_or(0)
+            })
     }
 }
 
@@ -340,14 +345,14 @@ struct Slot {
 }
 
 /// Per-key limiters, at most `max_keys` of them; the least recently used key is evicted first.
-/// Each [`get`](Self::get) is O(log n): a hash map of limiters plus an ordered map from recency
-/// stamp to key.
+/// Each [`get`](Self::get) is O(log n) amortised: a hash map of limiters plus an index from
+/// recency stamp to key ([`OrderedKeys`]).
 #[derive(Debug)]
 pub struct KeyedRateLimiter {
     cfg: RateLimitConfig,
     max_keys: usize,
-    slots: HashMap<String, Slot>,
-    recency: BTreeMap<u64, String>,
+    slots: StringMap<Slot>,
+    recency: OrderedKeys<u64>,
     tick: u64,
 }
 
@@ -357,8 +362,8 @@ impl KeyedRateLimiter {
         KeyedRateLimiter {
             cfg,
             max_keys: max_keys.max(1),
-            slots: HashMap::new(),
-            recency: BTreeMap::new(),
+            slots: StringMap::new(),
+            recency: OrderedKeys::new(),
             tick: 0,
         }
     }
@@ -368,35 +373,30 @@ impl KeyedRateLimiter {
     pub fn get(&mut self, key: &str, now_ms: u64) -> &mut RateLimiter {
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
-        if !self.slots.contains_key(key) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            let previous = std::mem::replace(&mut slot.stamp, stamp);
+            if let Some(k) = self.recency.remove(&previous) {
+                self.recency.insert(stamp, k);
+            }
+        } else {
             while self.slots.len() >= self.max_keys {
                 match self.recency.pop_first() {
-                    Some((_, oldest)) => {
+                    Some(oldest) => {
                         self.slots.remove(&oldest);
                     }
                     None => break,
                 }
             }
+            self.recency.insert(stamp, key.to_owned());
         }
-        match self.slots.entry(key.to_owned()) {
-            std::collections::hash_map::Entry::Occupied(entry) => {
-                let slot = entry.into_mut();
-                let previous = std::mem::replace(&mut slot.stamp, stamp);
-                if let Some(k) = self.recency.remove(&previous) {
-                    self.recency.insert(stamp, k);
-                }
-                &mut slot.limiter
-            }
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                self.recency.insert(stamp, key.to_owned());
-                &mut entry
-                    .insert(Slot {
-                        limiter: RateLimiter::new(&self.cfg, now_ms),
-                        stamp,
-                    })
-                    .limiter
-            }
-        }
+        let cfg = &self.cfg;
+        &mut self
+            .slots
+            .get_or_insert_with(key, || Slot {
+                limiter: RateLimiter::new(cfg, now_ms),
+                stamp,
+            })
+            .limiter
     }
 
     /// Number of keys held.

@@ -511,20 +511,13 @@ fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
 
 /// `AllTargetsFailedError` with every target's error.
 pub(crate) fn all_targets_failed(errors: Vec<(String, JsValue)>) -> JsValue {
-    let summary: Vec<String> = errors
-        .iter()
-        .map(|(name, e)| {
-            format!(
-                "{name}: {}",
-                get(e, "message").as_string().unwrap_or_default()
-            )
-        })
-        .collect();
-    let error = named_error(
-        "AllTargetsFailedError",
-        "ALL_TARGETS_FAILED",
-        &format!("Every target failed. {}", summary.join("; ")),
-    );
+    let mut summary = String::from("Every target failed. ");
+    for (i, (name, e)) in errors.iter().enumerate() {
+        let message = get(e, "message").as_string().unwrap_or_default();
+        let separator = if i == 0 { "" } else { "; " };
+        summary += &format!("{separator}{name}: {message}");
+    }
+    let error = named_error("AllTargetsFailedError", "ALL_TARGETS_FAILED", &summary);
     let list: Array = errors.into_iter().map(|(_, e)| e).collect();
     set(&error, "errors", &list);
     error.into()

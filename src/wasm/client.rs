@@ -9,6 +9,7 @@ use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::{abort_error, failure_to_js};
+use crate::wasm::js::{promise, promise_now};
 use crate::wasm::listeners::Listeners;
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::{Answer, JsPlatform};
@@ -19,11 +20,9 @@ use crate::wasm::stream::SseStream;
 use crate::wasm::tap::SharedStreams;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, AddEventListenerOptions};
 
 /// A fetch wrapper with retries, circuit breakers, rate limits and timeouts.
@@ -131,7 +130,7 @@ impl ResilientClient {
         #[wasm_bindgen(unchecked_param_type = "ChatRequest")] request: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.chat(request).await })
+        promise(async move { inner.chat(request).await })
     }
 
     /// A streamed chat call (the package's `chatStream()` wraps it): text deltas, then `result`.
@@ -148,7 +147,7 @@ impl ResilientClient {
     #[wasm_bindgen(js_name = clearCache, unchecked_return_type = "Promise<void>")]
     pub fn clear_cache(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.clear_cache().await })
+        promise(async move { inner.clear_cache().await })
     }
 
     /// Counters, breaker states, bucket level and latency percentiles.
@@ -363,22 +362,6 @@ impl ChatStreamRaw {
     /// Stops the stream and cancels the request body.
     pub fn cancel(&self) {
         self.stream.cancel();
-    }
-}
-
-/// `future` as a promise, polled once at once: a call that completes without waiting (a memory-cache
-/// hit) settles without a round trip through the executor (a promise, closures and a microtask of
-/// its own, a good part of such a call's time). Otherwise the executor carries it on; its polls
-/// replace the no-op waker, as every future must allow.
-fn promise_now(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
-    let mut future = Box::pin(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(Ok(value)) => Promise::resolve(&value),
-        Poll::Ready(Err(error)) => Promise::reject(&error),
-        Poll::Pending => future_to_promise(future),
     }
 }
 

@@ -6,16 +6,17 @@ use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
+use crate::core::text;
 use crate::wasm::cache::{mark_miss, response_from, Hit};
 use crate::wasm::client::Inner;
-use crate::wasm::js::{get, set};
+use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
 use js_sys::Function;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
 /// A response, and how it was obtained.
@@ -177,7 +178,7 @@ impl Inner {
         wait_until: Option<&Function>,
     ) {
         let (inner, url, key) = (self.clone(), url.to_string(), key.to_string());
-        let task = future_to_promise(async move {
+        let task = promise(async move {
             let (Some(cache), Some(body)) = (&inner.cache, body.await) else {
                 return Ok(JsValue::UNDEFINED);
             };
@@ -215,7 +216,7 @@ impl Inner {
             .get("content-type")
             .ok()
             .flatten()
-            .is_some_and(|t| t.contains("json"));
+            .is_some_and(|t| text::contains(&t, "json"));
         if !is_json || !response.ok() {
             return;
         }

@@ -1,6 +1,9 @@
-//! Small helpers for building and reading plain JS objects.
+//! Small helpers for building and reading plain JS objects, and for turning futures into promises.
 
-use js_sys::{Object, Reflect};
+use js_sys::{Object, Promise, Reflect};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
 
 /// Sets `object[key] = value`, ignoring the (impossible for plain objects) failure.
@@ -64,4 +67,34 @@ pub fn ignore_rejection(promise: &js_sys::Promise) {
     IGNORE.with(|ignore| {
         let _ = promise.catch(ignore);
     });
+}
+
+/// The promise of `future`, which runs at once in the background.
+///
+/// Every future goes through one boxed type, so wasm-bindgen-futures' spawning code is compiled once
+/// rather than once per call site.
+pub fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    wasm_bindgen_futures::future_to_promise(boxed(future))
+}
+
+/// `future` as a promise, polled once at once: a call that completes without waiting (a memory-cache
+/// hit) settles without a round trip through the executor (a promise, closures and a microtask of
+/// its own, a good part of such a call's time). Otherwise the executor carries it on; its polls
+/// replace the no-op waker, as every future must allow.
+pub fn promise_now(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let mut future = boxed(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Ok(value)) => Promise::resolve(&value),
+        Poll::Ready(Err(error)) => Promise::reject(&error),
+        Poll::Pending => wasm_bindgen_futures::future_to_promise(future),
+    }
+}
+
+type BoxedCall = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
+
+fn boxed(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> BoxedCall {
+    Box::pin(future)
 }

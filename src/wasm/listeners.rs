@@ -2,6 +2,7 @@
 //! plain JS objects — done only when somebody listens to that type.
 
 use crate::core::event::{Event, RetryReason};
+use crate::core::text;
 use crate::wasm::errors::failure_to_js;
 use crate::wasm::js::{set, ObjectBuilder};
 use js_sys::Function;
@@ -34,7 +35,7 @@ impl Listeners {
         let Some(kind) = EVENT_TYPES.iter().find(|k| **k == kind) else {
             return Err(js_sys::TypeError::new(&format!(
                 "on(): unknown event type \"{kind}\"; expected one of {}",
-                EVENT_TYPES.join(", ")
+                text::join(&EVENT_TYPES, ", ")
             ))
             .into());
         };

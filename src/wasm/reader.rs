@@ -1,6 +1,7 @@
 //! Reading JS option objects field by field, with errors that name the field path
 //! (`TypeError: retry.maxRetries must be a number, got "3"`).
 
+use crate::core::text;
 use js_sys::{RangeError, Reflect, TypeError};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -101,7 +102,7 @@ impl Reader {
                 return Err(TypeError::new(&format!(
                     "unknown option {}; expected one of: {}",
                     self.field_path(&name),
-                    known.join(", ")
+                    text::join(known, ", ")
                 ))
                 .into());
             }
@@ -220,7 +221,7 @@ impl Reader {
             Some(choice) => Ok(Some(choice)),
             None => Err(range_error(
                 &self.field_path(key),
-                &format!("one of \"{}\"", choices.join("\", \"")),
+                &format!("one of \"{}\"", text::join(choices, "\", \"")),
                 &JsValue::from_str(&value),
             )),
         }

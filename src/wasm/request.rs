@@ -8,6 +8,7 @@
 use crate::core::cache::{cache_key, request_cacheable, Body, KeyParts};
 use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
+use crate::core::text;
 use crate::wasm::cache::key_headers;
 use crate::wasm::js::{get, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
@@ -231,13 +232,13 @@ fn request_key(
 /// asking `URL.origin` across the boundary on every call; `None` for URLs with credentials or without
 /// an authority, which `URL.origin` handles.
 fn origin_of(href: &str) -> Option<&str> {
-    let scheme_end = href.find("://")? + 3;
-    let rest = &href[scheme_end..];
+    let scheme_end = text::find(href, "://")? + 3;
+    let rest = href.get(scheme_end..)?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if rest[..authority_end].contains('@') {
+    if rest.get(..authority_end)?.contains('@') {
         return None;
     }
-    Some(&href[..scheme_end + authority_end])
+    href.get(..scheme_end + authority_end)
 }
 
 /// The `href` of `input` (a string or `URL`) resolved against the base URL, or else the page's

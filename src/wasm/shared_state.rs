@@ -16,11 +16,11 @@
 use crate::core::breaker::{Breaker, BreakerConfig, Permit, StateKind, Verdict};
 use crate::core::error::Failure;
 use crate::core::rate_limit::KeyedRateLimiter;
+use crate::core::sorted_map::SortedMap;
 use crate::wasm::js::{get, ignore_rejection, ObjectBuilder};
 use crate::wasm::options::parse_client_options;
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -38,7 +38,7 @@ pub struct SharedStateOptions {
 /// The client side: asks the store, with leases.
 pub struct SharedState {
     options: SharedStateOptions,
-    closed_until: RefCell<BTreeMap<String, u64>>,
+    closed_until: RefCell<SortedMap<String, u64>>,
 }
 
 /// What an admission holds until the call's verdict is reported.
@@ -52,7 +52,7 @@ impl SharedState {
     pub fn new(options: SharedStateOptions) -> SharedState {
         SharedState {
             options,
-            closed_until: RefCell::new(BTreeMap::new()),
+            closed_until: RefCell::new(SortedMap::new()),
         }
     }
 
@@ -170,8 +170,8 @@ const MAX_PERMITS: usize = 10_000;
 #[wasm_bindgen]
 pub struct PolicyBoard {
     breaker: Option<BreakerConfig>,
-    breakers: BTreeMap<String, Breaker>,
-    probes: BTreeMap<u32, (String, Permit)>,
+    breakers: SortedMap<String, Breaker>,
+    probes: SortedMap<u32, (String, Permit)>,
     next_probe: u32,
     limiter: Option<KeyedRateLimiter>,
 }
@@ -187,8 +187,8 @@ impl PolicyBoard {
         let config = parse_client_options(options)?.config;
         Ok(PolicyBoard {
             breaker: config.breaker.map(|(cfg, _)| cfg),
-            breakers: BTreeMap::new(),
-            probes: BTreeMap::new(),
+            breakers: SortedMap::new(),
+            probes: SortedMap::new(),
             next_probe: 0,
             limiter: config
                 .rate_limit
@@ -207,8 +207,7 @@ impl PolicyBoard {
         };
         let breaker = self
             .breakers
-            .entry(key.to_string())
-            .or_insert_with(|| Breaker::new(cfg.clone()));
+            .get_or_insert_with(key.to_string(), || Breaker::new(cfg.clone()));
         let answer = match breaker.try_acquire(now) {
             Ok(permit) if permit.probe => {
                 let id = self.next_probe;
@@ -281,7 +280,7 @@ impl PolicyBoard {
     }
 }
 
-fn breaker_state(breakers: &mut BTreeMap<String, Breaker>, key: &str, now: u64) -> &'static str {
+fn breaker_state(breakers: &mut SortedMap<String, Breaker>, key: &str, now: u64) -> &'static str {
     breakers
         .get_mut(key)
         .map_or(StateKind::Closed, |b| b.state(now))

@@ -21,6 +21,7 @@ use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
+use crate::core::text;
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
     all_targets_failed, chat_result, parse_chat_request, target_error, upstream_failure, Answered,
@@ -29,7 +30,7 @@ use crate::wasm::chat::{
 use crate::wasm::client::{abort_future, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::{gateway_timeout, response_headers};
-use crate::wasm::js::{get, set};
+use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
 use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
@@ -38,7 +39,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response, ResponseInit};
 
 /// One reader of a live stream: its place in the body, parser, and the watch holding the monitor and
@@ -81,7 +82,7 @@ impl Watch {
         let Output::Deltas(text) = &mut self.output else {
             return;
         };
-        let expected = &self.delivered[self.resumed..];
+        let expected = self.delivered.get(self.resumed..).unwrap_or_default();
         let fresh = if delta.len() <= expected.len() {
             expected.starts_with(delta).then_some("")
         } else {
@@ -282,7 +283,7 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
             .get("content-type")
             .ok()
             .flatten()
-            .is_some_and(|t| t.contains("text/event-stream"));
+            .is_some_and(|t| text::contains(&t, "text/event-stream"));
     let Some(stream) = response.body().filter(|_| streaming) else {
         return Ok(Answer {
             response,
@@ -453,7 +454,7 @@ impl SseStream {
         });
         // The request starts now; `started` settles with its response (or its failure).
         let starter = Rc::clone(&shared);
-        let started = future_to_promise(async move {
+        let started = promise(async move {
             let started = starter.start().await;
             if let Err(error) = &started {
                 starter.fail_chat(error);
@@ -477,7 +478,7 @@ impl SseStream {
     #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
     pub fn next_batch(&self) -> Promise {
         let (shared, started) = (self.shared.clone(), self.started.clone());
-        future_to_promise(async move { shared.next_batch(started).await })
+        promise(async move { shared.next_batch(started).await })
     }
 
     /// Stops the stream and cancels its body on the wire (unless identical streams still read it).
@@ -838,7 +839,7 @@ impl Shared {
         mut old: Body,
     ) -> Result<Body, JsValue> {
         let mut parser = std::mem::take(&mut old.parser);
-        parser.end(&mut Vec::new());
+        parser.end(&mut Packed::default());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
         let wait = self.inner.platform.sleep(delay);
         match &self.signal {

@@ -11,9 +11,10 @@
 //! finds dead, and [`MemoryStore::put`] drops every dead entry before evicting any live one, so a
 //! store full of expired answers never pushes out a fresh one.
 //!
-//! Every operation is O(log n), never a scan. A hash map holds the entries; an ordered map from a
-//! recency stamp (a counter bumped on every use) to key gives the least recently used entry first;
-//! a second ordered map from `(stale_until_ms, id)` to key gives the first entry to die first.
+//! No operation scans the store. A hash map holds the entries; an index from a recency stamp (a
+//! counter bumped on every use) to key gives the least recently used entry first; a second index
+//! from `(stale_until_ms, id)` to key gives the first entry to die first (both [`OrderedKeys`]:
+//! O(log n) amortised, and a `put` whose deadline is not the latest shifts the later ones).
 //! Dropping dead entries at `put` costs O(log n) per entry dropped, and each entry dies once.
 //!
 //! Bounds are kept exactly: after every call, `len() <= max_entries` and `bytes() <= max_bytes`,
@@ -21,7 +22,8 @@
 //! fit (larger than `max_bytes` alone) is refused up front rather than emptying the store for
 //! nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::core::ordered_keys::OrderedKeys;
+use crate::core::string_map::StringMap;
 use std::fmt;
 
 /// Bytes counted for an entry on top of its body and header text: the bookkeeping around it.
@@ -81,11 +83,11 @@ pub struct MemoryStore {
     /// `usize::MAX` when unbounded.
     max_bytes: usize,
     bytes: usize,
-    slots: HashMap<String, Slot>,
+    slots: StringMap<Slot>,
     /// Recency stamp -> key, least recently used first.
-    recency: BTreeMap<u64, String>,
+    recency: OrderedKeys<u64>,
     /// `(stale_until_ms, id)` -> key, first to die first.
-    expiry: BTreeMap<(u64, u64), String>,
+    expiry: OrderedKeys<(u64, u64)>,
     tick: u64,
 }
 
@@ -113,9 +115,9 @@ impl MemoryStore {
                 max_bytes
             },
             bytes: 0,
-            slots: HashMap::new(),
-            recency: BTreeMap::new(),
-            expiry: BTreeMap::new(),
+            slots: StringMap::new(),
+            recency: OrderedKeys::new(),
+            expiry: OrderedKeys::new(),
             tick: 0,
         }
     }
@@ -177,17 +179,19 @@ impl MemoryStore {
             return false;
         }
         self.delete(&key);
-        while let Some(first) = self.expiry.first_entry() {
-            if first.key().0 > now_ms {
-                break;
+        while self
+            .expiry
+            .first()
+            .is_some_and(|(until, _)| *until <= now_ms)
+        {
+            if let Some(dead) = self.expiry.pop_first() {
+                self.remove_slot(&dead);
             }
-            let dead = first.remove();
-            self.remove_slot(&dead);
         }
         while self.slots.len() >= self.max_entries
             || self.bytes.saturating_add(size) > self.max_bytes
         {
-            let Some((_, oldest)) = self.recency.pop_first() else {
+            let Some(oldest) = self.recency.pop_first() else {
                 break;
             };
             self.remove_slot(&oldest);

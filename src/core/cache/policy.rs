@@ -120,7 +120,7 @@ fn directives(value: &str) -> impl Iterator<Item = &str> {
                 _ => {}
             }
         }
-        let directive = &rest[..end];
+        let directive = rest.get(..end)?;
         rest = rest.get(end + 1..).unwrap_or("");
         let name = directive.split('=').next().unwrap_or(directive);
         Some(name.trim())

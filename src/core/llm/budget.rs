@@ -24,7 +24,8 @@
 //! A [`Hold`] that is dropped instead of settled or released stays counted until its period ends:
 //! a lost hold can only make the budget stricter, never looser.
 
-use std::collections::HashMap;
+use crate::core::string_map::StringMap;
+use crate::core::wide;
 
 const MS_PER_DAY: u64 = 86_400_000;
 
@@ -118,7 +119,7 @@ pub struct Ledger {
     day: u64,
     /// Current UTC month, as `year * 12 + month - 1`.
     month: u64,
-    users: HashMap<String, UserSpend>,
+    users: StringMap<UserSpend>,
     cost_today: u64,
 }
 
@@ -129,7 +130,7 @@ impl Ledger {
             cfg,
             day: 0,
             month: month_of_day(0),
-            users: HashMap::new(),
+            users: StringMap::new(),
             cost_today: 0,
         }
     }
@@ -194,7 +195,7 @@ impl Ledger {
                 });
             }
         }
-        let spend = self.users.entry(user.to_string()).or_default();
+        let spend = self.users.get_or_insert_with(user, UserSpend::default);
         spend.day_tokens = spend.day_tokens.saturating_add(tokens);
         spend.month_tokens = spend.month_tokens.saturating_add(tokens);
         self.cost_today = self.cost_today.saturating_add(cost_micros);
@@ -244,7 +245,8 @@ impl Ledger {
             let Some(limit) = limit else { continue };
             let per_mille = match limit {
                 0 => 1000,
-                _ => u64::try_from(u128::from(used) * 1000 / u128::from(limit)).unwrap_or(u64::MAX),
+                _ => u64::try_from(wide::div_rem(u128::from(used) * 1000, limit).0)
+                    .unwrap_or(u64::MAX),
             };
             if tightest.is_none_or(|(_, best)| per_mille > best) {
                 tightest = Some((cap, per_mille));
@@ -297,7 +299,7 @@ impl Ledger {
         let month = month_of_day(day);
         let new_month = month != self.month;
         self.month = month;
-        self.users.retain(|_, spend| {
+        self.users.retain(|spend| {
             spend.day_tokens = 0;
             if new_month {
                 spend.month_tokens = 0;

@@ -10,9 +10,10 @@
 //! beyond [`MAX_USERS`] (the grand total keeps their spend); models are bounded the same way by
 //! [`MAX_MODELS`].
 
-use std::collections::BTreeMap;
-
+use crate::core::ordered_keys::OrderedKeys;
+use crate::core::sorted_map::SortedMap;
 use crate::core::stream::Usage;
+use crate::core::wide;
 
 /// Users kept in [`CostTally::by_user`] by default.
 pub const MAX_USERS: usize = 10_000;
@@ -34,7 +35,7 @@ pub fn cost_micros(pricing: &Pricing, usage: &Usage) -> u64 {
     let input = u128::from(usage.input_tokens) * u128::from(pricing.input_micros_per_mtok);
     let output = u128::from(usage.output_tokens) * u128::from(pricing.output_micros_per_mtok);
     let total = input.saturating_add(output);
-    u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    u64::try_from(wide::div_ceil(total, 1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// Usage and cost of one key.
@@ -58,10 +59,10 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 struct Bounded {
     limit: usize,
-    /// By key: a BTreeMap keeps them sorted for the reports (no sort code in the wasm).
-    entries: BTreeMap<String, Entry>,
+    /// By key: kept sorted for the reports (no sort code in the wasm).
+    entries: SortedMap<String, Entry>,
     /// Key of each entry by its last tick: the first is the least recently charged.
-    by_tick: BTreeMap<u64, String>,
+    by_tick: OrderedKeys<u64>,
 }
 
 impl Bounded {
@@ -90,7 +91,7 @@ impl Bounded {
         }
         self.by_tick.insert(tick, key.to_string());
         while self.entries.len() > self.limit {
-            let Some((_, oldest)) = self.by_tick.pop_first() else {
+            let Some(oldest) = self.by_tick.pop_first() else {
                 break;
             };
             self.entries.remove(&oldest);

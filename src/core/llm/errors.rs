@@ -8,6 +8,7 @@
 //! the body together.
 
 use crate::core::json::Json;
+use crate::core::text;
 
 /// The kind of an upstream failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,7 @@ pub fn classify(status: u16, body: &str) -> ErrorClass {
         f.kind.is_some_and(|k| names.contains(&k)) || f.code.is_some_and(|c| names.contains(&c))
     };
     let message = f.message.map(str::to_ascii_lowercase).unwrap_or_default();
-    let says = |phrases: &[&str]| phrases.iter().any(|p| message.contains(p));
+    let says = |phrases: &[&str]| phrases.iter().any(|p| text::contains(&message, p));
 
     if is(&[
         "insufficient_quota",

@@ -13,6 +13,7 @@
 
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
+use crate::core::text;
 
 /// The `max_tokens` sent to Anthropic when the caller gives none: its API requires the field, and
 /// 1024 is the figure of Anthropic's own examples, enough for a usual chat answer. OpenAI gets no
@@ -224,7 +225,7 @@ pub fn build_request(
                 .collect();
             if !system.is_empty() {
                 body.push_str(",\"system\":");
-                write_string(&system.join("\n\n"), &mut body);
+                write_string(&text::join(&system, "\n\n"), &mut body);
             }
             body.push_str(",\"messages\":[");
             let mut turns = params.messages.iter().filter(|m| m.role != Role::System);
