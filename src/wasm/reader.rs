@@ -40,11 +40,22 @@ fn describe(value: &JsValue) -> String {
         let more = if shown.len() < s.len() { "..." } else { "" };
         return format!("the string \"{shown}{more}\"");
     }
-    let primitive = value.as_f64().is_some() || value.as_bool().is_some();
-    if primitive || value.is_null() || value.is_undefined() {
-        return format!("{value:?}");
+    if let Some(number) = value.as_f64() {
+        // As JS writes it: NaN, Infinity, 1e+300.
+        let text = js_sys::Number::from(number).to_string_with_radix(10);
+        return text.map(String::from).unwrap_or_default();
     }
-    let kind = if js_sys::Array::is_array(value) {
+    let kind = if let Some(flag) = value.as_bool() {
+        if flag {
+            "true"
+        } else {
+            "false"
+        }
+    } else if value.is_null() {
+        "null"
+    } else if value.is_undefined() {
+        "undefined"
+    } else if js_sys::Array::is_array(value) {
         "an array"
     } else if value.is_function() {
         "a function"

@@ -36,6 +36,7 @@ use crate::wasm::request::Prepared;
 use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
 use js_sys::{Object, Promise};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -77,6 +78,11 @@ struct Watch {
 }
 
 impl Watch {
+    /// A resumed stream that has not yet reached the end of the text already delivered.
+    fn catching_up(&self) -> bool {
+        self.resumed < self.delivered.len()
+    }
+
     /// Hands out a delta, past the part of it a resumed stream already delivered.
     fn deliver(&mut self, delta: &str) {
         let Output::Deltas(text) = &mut self.output else {
@@ -188,18 +194,23 @@ impl Body {
             set(&js, "kind", &error.kind.as_str().into());
             set(&js, "partialText", &self.partial_text().into());
             self.fail(js.into());
-        } else if self.watch.diverged {
-            let error = incomplete(
-                self.partial_text(),
-                "it was resumed, but the new answer does not start with the text already delivered",
-            );
-            self.fail(error);
+        } else if self.ended && self.watch.monitor.complete() && self.watch.catching_up() {
+            // A resumed answer that ended before reaching the text already delivered.
+            self.watch.diverged = true;
         } else if self.ended && !self.watch.monitor.complete() {
             let error = incomplete(
                 self.partial_text(),
                 "the stream ended before its end marker",
             );
             self.cut = self.failed.is_none();
+            self.cursor.tap().spoil();
+            self.fail(error);
+        }
+        if self.watch.diverged {
+            let error = incomplete(
+                self.partial_text(),
+                "it was resumed, but the new answer does not start with the text already delivered",
+            );
             self.fail(error);
         }
     }
@@ -224,16 +235,18 @@ impl Body {
             ReadFailure::Quiet(idle) => (idle_timeout(idle, self.partial_text()), true),
         };
         self.cut = cut && self.failed.is_none();
+        if self.cut {
+            self.cursor.tap().spoil();
+        }
         self.fail(error);
     }
 
-    /// The text the caller has received: all of it comes from this stream, unless it resumed one
-    /// and has not caught up yet.
+    /// The text the caller has received: all of this stream's, unless it resumed one and has not
+    /// caught up with (or diverged from) the text already delivered.
     fn partial_text(&self) -> &str {
-        let text = self.watch.monitor.text();
-        match text.len() < self.watch.delivered.len() {
+        match self.watch.diverged || self.watch.catching_up() {
             true => &self.watch.delivered,
-            false => text,
+            false => self.watch.monitor.text(),
         }
     }
 }
@@ -294,7 +307,10 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     // Dropped before the first event (a deadline, an abort), the body is cancelled with it.
     let tap = Tap::new(stream.get_reader().unchecked_into(), start.retain);
     let mut body = Body::new(tap.cursor(), start);
-    while body.watch.output.is_empty() && !body.ended {
+    // A resumed stream is under way once its first delta matched: catching up with the text
+    // already delivered is bounded by the idle timeout, not by the time to first byte.
+    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resumed > 0;
+    while !under_way(&body) && !body.ended {
         body.take(body.cursor.next().await?);
         // A resumed answer that diverged is final (sending it again would not help); anything
         // else failing before the first event fails the attempt.
@@ -319,8 +335,8 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
     Read(Cursor),
-    /// Reconnect or resume after the body's failure.
-    Recover(Box<Body>, JsValue),
+    /// The body ended (cleanly, or with its failure).
+    End(Box<Body>),
 }
 
 /// Where a stream is.
@@ -346,6 +362,8 @@ struct Shared {
     recoveries: Cell<u32>,
     /// Where a completed stream is stored, when it is cacheable.
     recording: RefCell<Option<Recording>>,
+    /// `cancel()` was called (a resumption in flight then stops where it lands).
+    cancelled: Cell<bool>,
 }
 
 /// A cacheable stream being recorded: stored once it completes cleanly.
@@ -451,6 +469,7 @@ impl SseStream {
             purpose,
             recoveries: Cell::new(0),
             recording: RefCell::new(None),
+            cancelled: Cell::new(false),
         });
         // The request starts now; `started` settles with its response (or its failure).
         let starter = Rc::clone(&shared);
@@ -482,8 +501,16 @@ impl SseStream {
     }
 
     /// Stops the stream and cancels its body on the wire (unless identical streams still read it).
+    /// A chat stream's `result`, if still pending, rejects with an AbortError and its budget hold is
+    /// given back.
     pub fn cancel(&self) {
+        self.shared.cancelled.set(true);
         self.shared.phase.replace(Phase::Closed);
+        self.shared.fail_chat(&named_error(
+            "AbortError",
+            "CANCELLED",
+            "The stream was cancelled before it ended.",
+        ));
     }
 }
 
@@ -594,13 +621,19 @@ impl Shared {
                 });
             }
         }
-        // The stream's reads watch the caller's signal themselves; the body must not be tied to one
-        // caller's signal, since identical requests may share it.
-        prepared.request.signal = None;
-        start.retain = key.is_some();
-        match key {
-            None => self.open_upstream(prepared, start, None).await,
-            Some(key) => self.open_shared(prepared, start, &key).await,
+        // Identical deterministic requests with a body (an LLM prompt) share one stream, replayed
+        // from its start for those who join late. Not GETs: a late subscriber to a live feed wants
+        // what comes next, not what came before.
+        let shared = key.as_ref().filter(|_| prepared.method != "GET");
+        start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
+        match shared {
+            None => self.open_upstream(prepared, start, key.as_deref()).await,
+            Some(key) => {
+                // The stream's reads watch the caller's signal themselves: the body must outlive
+                // one caller's abort.
+                prepared.request.signal = None;
+                self.open_shared(prepared, start, key).await
+            }
         }
     }
 
@@ -629,6 +662,11 @@ impl Shared {
             match streams.opening.join(key) {
                 Role::Leader(leader) => {
                     let opened = self.open_upstream(prepared, start, Some(key)).await;
+                    if opened.is_err() && self.aborted().is_some() {
+                        // Its own caller's abort: the others open the stream without it.
+                        drop(leader);
+                        return opened;
+                    }
                     leader.complete(|| match &opened {
                         Err(error) => Some(Opening::Failed(error.clone())),
                         Ok(_) if matches!(*self.phase.borrow(), Phase::Live(_)) => {
@@ -640,7 +678,7 @@ impl Shared {
                     });
                     return opened;
                 }
-                Role::Follower(follower) => match follower.outcome().await {
+                Role::Follower(follower) => match self.until_aborted(follower.outcome()).await? {
                     None | Some(Opening::Live) => {}
                     Some(Opening::Failed(error)) => return Err(error),
                     Some(Opening::Answered(response)) => {
@@ -668,6 +706,7 @@ impl Shared {
         let inner = &self.inner;
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
+        let shareable = prepared.method != "GET";
         prepared.request.stream = Some(start);
         let delivered = inner.call(prepared, None).await?;
         let Answer {
@@ -675,7 +714,9 @@ impl Shared {
         } = delivered.response;
         if let Some(body) = stream {
             if let Some(key) = key {
-                inner.streams.offer(key, body.cursor.tap(), &response);
+                if shareable {
+                    inner.streams.offer(key, body.cursor.tap(), &response);
+                }
                 if inner.cache.is_some() {
                     *self.recording.borrow_mut() = Some(Recording {
                         url,
@@ -762,6 +803,14 @@ impl Shared {
     async fn next_batch(&self, started: Promise) -> Result<JsValue, JsValue> {
         let response: Response = JsFuture::from(started).await?.unchecked_into();
         loop {
+            // The caller's signal ends the stream between reads too (a shared body does not error
+            // with it, and stored chunks are read without waiting).
+            if let Some(error) = self.aborted() {
+                if let Phase::Live(_) = self.phase.replace(Phase::Closed) {
+                    self.fail_chat(&error);
+                    return Err(error);
+                }
+            }
             let step = {
                 let mut phase = self.phase.borrow_mut();
                 let body = match &mut *phase {
@@ -773,47 +822,31 @@ impl Shared {
                     return Ok(batch.into());
                 }
                 if body.ended {
-                    let failed = body.failed.take();
-                    if failed.is_none() {
-                        self.store_recording(body);
-                        self.finish_chat(body);
-                    }
-                    let Phase::Live(body) = std::mem::replace(&mut *phase, Phase::Closed) else {
-                        return Ok(JsValue::NULL);
-                    };
-                    match failed {
-                        None => return Ok(JsValue::NULL),
-                        Some(error) if self.recoveries.get() == 0 || !self.recoverable(&body) => {
-                            self.fail_chat(&error);
-                            return Err(error);
-                        }
-                        Some(error) => Step::Recover(body, error),
+                    match std::mem::replace(&mut *phase, Phase::Closed) {
+                        Phase::Live(body) => Step::End(body),
+                        _ => return Ok(JsValue::NULL),
                     }
                 } else {
                     Step::Read(body.cursor.clone())
                 }
             };
+            // No borrow of the phase is held from here on: settling runs listeners, which may
+            // call back into this stream.
             match step {
-                Step::Recover(body, error) => {
-                    self.recoveries.set(self.recoveries.get() - 1);
-                    match &self.purpose {
-                        Purpose::Events { input, init } => {
-                            let resumed = self.reconnect(input, init, *body).await?;
-                            *self.phase.borrow_mut() = Phase::Live(Box::new(resumed));
+                Step::End(mut body) => {
+                    let error = match body.failed.take() {
+                        None => {
+                            self.store_recording(&mut body);
+                            self.finish_chat(&body);
+                            return Ok(JsValue::NULL);
                         }
-                        Purpose::Chat(progress) => {
-                            let delivered = body.partial_text().to_string();
-                            drop(body);
-                            // A resumption that could not even open uses up a resumption too.
-                            while !self.resume(progress, &delivered).await {
-                                if self.recoveries.get() == 0 {
-                                    self.fail_chat(&error);
-                                    return Err(error);
-                                }
-                                self.recoveries.set(self.recoveries.get() - 1);
-                            }
-                        }
+                        Some(error) => error,
+                    };
+                    if self.recoveries.get() == 0 || !self.recoverable(&body) {
+                        self.fail_chat(&error);
+                        return Err(error);
                     }
+                    self.recover(body, error).await?;
                 }
                 Step::Read(cursor) => {
                     let chunk = self.read_guarded(&cursor).await;
@@ -828,6 +861,70 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Reconnects an event stream or resumes a chat stream after `body` failed with `error`; the
+    /// new body becomes the stream's phase. A resumption that could not even open uses up a
+    /// resumption too.
+    async fn recover(&self, body: Box<Body>, error: JsValue) -> Result<(), JsValue> {
+        self.recoveries.set(self.recoveries.get() - 1);
+        let progress = match &self.purpose {
+            Purpose::Events { input, init } => {
+                let resumed = self.reconnect(input, init, *body).await?;
+                *self.phase.borrow_mut() = Phase::Live(Box::new(resumed));
+                return Ok(());
+            }
+            Purpose::Chat(progress) => progress,
+        };
+        let delivered = body.partial_text().to_string();
+        drop(body);
+        loop {
+            if let Some(aborted) = self.aborted() {
+                self.fail_chat(&aborted);
+                return Err(aborted);
+            }
+            match self.resume(progress, &delivered).await {
+                Err(stop) => {
+                    self.fail_chat(&stop);
+                    return Err(stop);
+                }
+                Ok(true) => {
+                    if self.cancelled.get() {
+                        self.phase.replace(Phase::Closed);
+                    }
+                    return Ok(());
+                }
+                Ok(false) => {}
+            }
+            if self.recoveries.get() == 0 {
+                self.fail_chat(&error);
+                return Err(error);
+            }
+            self.recoveries.set(self.recoveries.get() - 1);
+        }
+    }
+
+    /// `work`, or the caller's abort if its signal fires first.
+    async fn until_aborted<T>(&self, work: impl Future<Output = T>) -> Result<T, JsValue> {
+        let Some(signal) = &self.signal else {
+            return Ok(work.await);
+        };
+        if let Some(error) = self.aborted() {
+            return Err(error);
+        }
+        let (aborted, unsubscribe) = abort_future(signal);
+        let outcome = race(work, aborted).await;
+        unsubscribe();
+        match outcome {
+            Either::Left(value) => Ok(value),
+            Either::Right(_) => Err(abort_error(&signal.reason())),
+        }
+    }
+
+    /// The caller's abort, once its signal fired.
+    fn aborted(&self) -> Option<JsValue> {
+        let signal = self.signal.as_ref().filter(|signal| signal.aborted())?;
+        Some(abort_error(&signal.reason()))
     }
 
     /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the
@@ -881,14 +978,17 @@ impl Shared {
 
     /// Sends a cut chat stream's request to the same target again. The new stream hands out only
     /// what follows the text already `delivered`, and fails if the new answer does not start with
-    /// exactly that text. False when no new stream could be opened.
-    async fn resume(&self, progress: &ChatProgress, delivered: &str) -> bool {
+    /// exactly that text. `Ok(false)` when no new stream could be opened; an error that ends the
+    /// call (an abort, a budget) is passed on.
+    async fn resume(&self, progress: &ChatProgress, delivered: &str) -> Result<bool, JsValue> {
         let inner = &self.inner;
         let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return false;
+            return Ok(false);
         };
-        let Ok(prepared) = inner.chat_request(target, &progress.call, true).await else {
-            return false;
+        let prepared = match inner.chat_request(target, &progress.call, true).await {
+            Ok(prepared) => prepared,
+            Err(TargetFailure::Stop(error)) => return Err(error),
+            Err(TargetFailure::Next(_)) => return Ok(false),
         };
         inner.platform.emit(Event::Retry {
             url: &prepared.url,
@@ -906,9 +1006,16 @@ impl Shared {
                 progress
                     .attempts
                     .set(progress.attempts.get() + opened.attempts);
-                true
+                // What is charged follows the stream that finishes the answer.
+                progress.cached.set(opened.cached);
+                progress.shared.set(opened.shared);
+                Ok(true)
             }
-            _ => false,
+            Ok(_) => Ok(false),
+            Err(error) => match target_error(target, error) {
+                TargetFailure::Stop(error) => Err(error),
+                TargetFailure::Next(_) => Ok(false),
+            },
         }
     }
 

@@ -49,6 +49,9 @@ struct State {
     pending: Option<Promise>,
     /// How the body ended, after its last chunk.
     end: Option<Result<(), String>>,
+    /// A reader saw the stream cut (stalled, or ended without its end marker): nobody may join it,
+    /// least of all a resumption of it.
+    spoiled: bool,
 }
 
 impl Tap {
@@ -63,6 +66,7 @@ impl Tap {
                 cursors: Vec::new(),
                 pending: None,
                 end: None,
+                spoiled: false,
             }),
         })
     }
@@ -71,7 +75,7 @@ impl Tap {
     pub fn join(self: &Rc<Self>) -> Option<Cursor> {
         let joinable = {
             let state = self.state.borrow();
-            state.first == 0 && !matches!(state.end, Some(Err(_)))
+            state.first == 0 && !state.spoiled && !matches!(state.end, Some(Err(_)))
         };
         joinable.then(|| self.cursor())
     }
@@ -84,6 +88,11 @@ impl Tap {
             tap: self.clone(),
             at,
         }
+    }
+
+    /// Stops anyone from joining: a reader saw the stream cut.
+    pub fn spoil(&self) {
+        self.state.borrow_mut().spoiled = true;
     }
 
     /// The whole body, once it ended cleanly and was kept from its first byte.
@@ -104,7 +113,7 @@ impl Tap {
     /// Records the outcome of `read` (a `reader.read()` promise), unless another reader did.
     fn settle(&self, read: &Promise, outcome: Result<JsValue, JsValue>) {
         let mut state = self.state.borrow_mut();
-        if !state.pending.as_ref().is_some_and(|p| Object::is(p, read)) {
+        if !state.pending.as_ref().is_some_and(|p| Object::is(p, read)) || state.end.is_some() {
             return;
         }
         state.pending = None;
@@ -157,7 +166,11 @@ impl Cursor {
             let read = {
                 let mut state = self.tap.state.borrow_mut();
                 let at = self.at.get();
-                if let Some(chunk) = state.chunks.get(at - state.first).cloned() {
+                // A released reader may have been trimmed past: it reads nothing more.
+                let Some(index) = at.checked_sub(state.first) else {
+                    return Err("the stream was cancelled".into());
+                };
+                if let Some(chunk) = state.chunks.get(index).cloned() {
                     self.at.set(at + 1);
                     state.trim();
                     return Ok(Chunk::Bytes(chunk));

@@ -631,6 +631,67 @@ export const scenarios = {
     equal((await upstreamCount(mock)) - beforeSampled, 2, "temperature 0.7 streams each reach the upstream");
   },
 
+  async "a shared stream honours each caller's abort, before and after it opened"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: fast });
+    const url = `${mock}/v1/chat/completions`;
+    // The first caller aborts while the stream is still opening: the second opens it for itself.
+    const opening = chatBody(unique("tee-abort-opening"), { temperature: 0, stream: true });
+    const slowStart = { "x-mock-fault": "delay=300" };
+    const early = new AbortController();
+    const first = client.events(url, { method: "POST", headers: slowStart, body: opening, signal: early.signal });
+    const second = client.events(url, { method: "POST", headers: slowStart, body: opening });
+    setTimeout(() => early.abort(), 50);
+    const drain = async (stream) => {
+      const events = [];
+      for await (const event of stream) events.push(event);
+      return events;
+    };
+    equal((await rejection(drain(first))).name, "AbortError", "the aborting caller");
+    equal((await drain(second)).at(-1).data, "[DONE]", "the other caller streams to the end");
+
+    // An abort between two reads ends that caller's iteration at once; the other reads on.
+    const live = chatBody(unique("tee-abort-live"), { temperature: 0, stream: true });
+    const paced = { "x-mock-chunk-delay-ms": "20" };
+    const stop = new AbortController();
+    const a = client.events(url, { method: "POST", headers: paced, body: live, signal: stop.signal });
+    const b = client.events(url, { method: "POST", headers: paced, body: live });
+    const bDone = drain(b);
+    const aEvents = [];
+    const aError = await rejection((async () => {
+      for await (const event of a) {
+        aEvents.push(event);
+        if (aEvents.length === 2) stop.abort();
+      }
+    })());
+    equal(aError.name, "AbortError", "the aborted reader");
+    equal(aEvents.length, 2, "no event after the abort");
+    equal((await bDone).at(-1).data, "[DONE]", "the other reader");
+  },
+
+  async "identical chat streams cut together resume on a fresh upstream stream"({ ResilientClient }, mock) {
+    const name = unique("tee-resume");
+    const once = { headers: { "x-mock-fault": `times=1;key=${name};reset=6` } };
+    const client = new ResilientClient({ targets: [target(mock, name, once)], retry: fast });
+    const messages = [{ role: "user", content: unique("tee-resume") }];
+    const read = async (stream) => {
+      let text = "";
+      for await (const delta of stream) text += delta.text;
+      return text;
+    };
+    const [x, y] = await Promise.all([
+      read(client.chatStream({ messages, temperature: 0 })),
+      read(client.chatStream({ messages, temperature: 0 })),
+    ]);
+    check(x.startsWith("You said") && x.endsWith("order."), x);
+    equal(y, x, "both readers got the whole answer once");
+    equal((await mockStats(mock)).byTarget[name].total, 2, "the cut stream, then one fresh stream for both");
+
+    // Leaving a chatStream early settles its result (an AbortError) instead of leaving it pending.
+    const left = client.chatStream({ messages: [{ role: "user", content: unique("left") }] });
+    for await (const _ of left) break;
+    equal((await rejection(left.result)).name, "AbortError", "result of a stream left early");
+  },
+
   async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
     const name = unique("free");
     const client = new ResilientClient({
