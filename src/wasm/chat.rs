@@ -18,16 +18,16 @@ use crate::core::race::{race, Either};
 use crate::wasm::client::Inner;
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::Fetched;
-use crate::wasm::js::{get, set, ObjectBuilder};
+use crate::wasm::js::{get, ignore_rejection, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
 use crate::wasm::reader::{type_error, Reader};
 use crate::wasm::request::Prepared;
-use js_sys::Array;
+use js_sys::{Array, Uint8Array};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, Response};
+use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
 
 /// Most targets tried for one call.
 pub const MAX_HOPS: usize = 5;
@@ -262,7 +262,8 @@ impl Inner {
     }
 
     /// Reads an answer's body, bounded like a stream's gap between chunks (`timeout.idleMs`, else
-    /// `timeout.attemptMs`): a server that stalls after its headers must not hang the call.
+    /// `timeout.attemptMs`): a server that stalls after its headers must not hang the call, nor
+    /// keep its connection once given up on.
     async fn read_answer(
         &self,
         response: &Response,
@@ -274,13 +275,18 @@ impl Inner {
             (None, Some(ms)) => ("timeout.attemptMs", ms),
             (None, None) => ("", 0),
         };
-        let read = body_text(response);
+        let Some(body) = response.body() else {
+            return Ok(String::new());
+        };
+        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let read = read_text(&reader);
         let outcome = if limit == 0 {
             read.await
         } else {
             match race(read, self.platform.sleep(limit)).await {
                 Either::Left(outcome) => outcome,
                 Either::Right(()) => {
+                    ignore_rejection(&reader.cancel());
                     let error = named_error(
                         "TimeoutError",
                         "TIMEOUT",
@@ -429,6 +435,25 @@ impl Inner {
             ledger.borrow_mut().release(hold);
         }
     }
+}
+
+/// A body read to its end through `reader`, decoded as `Response.text()` does (UTF-8, a leading BOM
+/// dropped, invalid bytes replaced).
+async fn read_text(reader: &ReadableStreamDefaultReader) -> Result<String, JsValue> {
+    let mut bytes = Vec::new();
+    loop {
+        let result = JsFuture::from(reader.read()).await?;
+        if get(&result, "done").as_bool() == Some(true) {
+            break;
+        }
+        bytes.extend(
+            get(&result, "value")
+                .unchecked_into::<Uint8Array>()
+                .to_vec(),
+        );
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_string())
 }
 
 async fn body_text(response: &Response) -> Result<String, JsValue> {

@@ -917,10 +917,14 @@ export const scenarios = {
     });
     const retries = [];
     client.on("retry", (e) => retries.push(e.reason));
+    const open = async () => (await mockStats(mock)).inFlight;
+    const openBefore = await open();
     const result = await client.chat({ messages: [{ role: "user", content: "x" }] });
     equal(result.target, backup, "answered by the backup");
     equal((await mockStats(mock)).byTarget[stalls].total, 2, "the stalling target was asked twice");
     equal(retries.join(), "timeout", "one retry, for the timeout");
+    for (let i = 0; i < 50 && (await open()) > openBefore; i++) await new Promise((r) => setTimeout(r, 20));
+    equal(await open(), openBefore, "the connections given up on were closed");
 
     const once = unique("stalls-once");
     const recovering = new ResilientClient({
