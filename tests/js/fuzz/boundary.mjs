@@ -6,6 +6,8 @@
  *
  *   node tests/js/fuzz/boundary.mjs [--cases 20000] [--seed 1]      (a long run; prints a summary)
  *   import { fuzzBoundary } from "./fuzz/boundary.mjs";              (tests/js/fuzz.test.mjs: bounded)
+ *   FUZZ_TRACE=1 node tests/js/fuzz/boundary.mjs ...   prints each case (and the options it builds) to
+ *                                                       stderr first: a synchronous hang shows its case
  *
  * The option parsing lives in wasm and reads JS values, so cargo-fuzz cannot reach it; this does, in
  * the shipped module. Every case must end in one of:
@@ -20,6 +22,7 @@
 import { ResilientClient } from "resilient-llm";
 import { pathToFileURL } from "node:url";
 import { inspect } from "node:util";
+import { mulberry32 } from "../../../www/mock-llm.mjs";
 
 /** Thrown by the fuzzer's own hostile getters and traps. */
 export class Planted extends Error {
@@ -38,17 +41,6 @@ const LIBRARY_ERRORS = new Set([
   "AllTargetsFailedError",
   "IncompleteStreamError",
 ]);
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Where nothing listens: a chat request that passes validation fails fast as a network error. */
 const CLOSED = "http://127.0.0.1:9";
