@@ -261,8 +261,8 @@ impl Inner {
         })
     }
 
-    /// Reads an answer's body, bounded like a stream's gap between chunks (`timeout.idleMs`, else
-    /// `timeout.attemptMs`): a server that stalls after its headers must not hang the call, nor
+    /// Reads an answer's body, each gap between its chunks bounded like a stream's (`timeout.idleMs`,
+    /// else `timeout.attemptMs`): a server that stalls after its headers must not hang the call, nor
     /// keep its connection once given up on.
     async fn read_answer(
         &self,
@@ -278,31 +278,44 @@ impl Inner {
         let Some(body) = response.body() else {
             return Ok(String::new());
         };
-        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-        let read = read_text(&reader);
-        let outcome = if limit == 0 {
-            read.await
-        } else {
-            match race(read, self.platform.sleep(limit)).await {
-                Either::Left(outcome) => outcome,
-                Either::Right(()) => {
-                    ignore_rejection(&reader.cancel());
-                    let error = named_error(
-                        "TimeoutError",
-                        "TIMEOUT",
-                        &format!("The answer's body did not arrive within {limit} ms ({option})."),
-                    );
-                    set(&error, "option", &option.into());
-                    set(&error, "timeoutMs", &(limit as f64).into());
-                    return Err(TargetFailure::Next(error.into()));
+        let reader = reader_of(&body).map_err(TargetFailure::Next)?;
+        let mut bytes = Vec::new();
+        loop {
+            let read = JsFuture::from(reader.read());
+            let result = if limit == 0 {
+                read.await
+            } else {
+                match race(read, self.platform.sleep(limit)).await {
+                    Either::Left(result) => result,
+                    Either::Right(()) => {
+                        ignore_rejection(&reader.cancel());
+                        let error = named_error(
+                            "TimeoutError",
+                            "TIMEOUT",
+                            &format!("The answer's body went quiet for {limit} ms ({option})."),
+                        );
+                        set(&error, "option", &option.into());
+                        set(&error, "timeoutMs", &(limit as f64).into());
+                        return Err(TargetFailure::Next(error.into()));
+                    }
                 }
+            };
+            let result = result.map_err(|error| match call.signal.dyn_ref::<AbortSignal>() {
+                // The caller's signal errors the body too: that is an abort, which ends the chain.
+                Some(signal) if signal.aborted() => {
+                    TargetFailure::Stop(abort_error(&signal.reason()))
+                }
+                _ => TargetFailure::Next(error),
+            })?;
+            if get(&result, "done").as_bool() == Some(true) {
+                return Ok(decode_text(&bytes));
             }
-        };
-        outcome.map_err(|error| match call.signal.dyn_ref::<AbortSignal>() {
-            // The caller's signal errors the body too: that is an abort, which ends the chain.
-            Some(signal) if signal.aborted() => TargetFailure::Stop(abort_error(&signal.reason())),
-            _ => TargetFailure::Next(error),
-        })
+            bytes.extend(
+                get(&result, "value")
+                    .unchecked_into::<Uint8Array>()
+                    .to_vec(),
+            );
+        }
     }
 
     /// The prepared request for `call` on `target`, streamed or not.
@@ -412,7 +425,7 @@ impl Inner {
         };
         let now = self.platform.wall_ms();
         let mut ledger = ledger.borrow_mut();
-        let before = ledger.usage_per_mille(&call.user, now);
+        let before = ledger.usage_per_mille_without(&hold, now);
         ledger.settle(hold, usage.input_tokens + usage.output_tokens, micros);
         let after = ledger.usage_per_mille(&call.user, now);
         drop(ledger);
@@ -437,23 +450,16 @@ impl Inner {
     }
 }
 
-/// A body read to its end through `reader`, decoded as `Response.text()` does (UTF-8, a leading BOM
-/// dropped, invalid bytes replaced).
-async fn read_text(reader: &ReadableStreamDefaultReader) -> Result<String, JsValue> {
-    let mut bytes = Vec::new();
-    loop {
-        let result = JsFuture::from(reader.read()).await?;
-        if get(&result, "done").as_bool() == Some(true) {
-            break;
-        }
-        bytes.extend(
-            get(&result, "value")
-                .unchecked_into::<Uint8Array>()
-                .to_vec(),
-        );
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_string())
+/// Bytes decoded as `Response.text()` does: UTF-8, a leading BOM dropped, invalid bytes replaced.
+fn decode_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.strip_prefix('\u{feff}').unwrap_or(&text).to_string()
+}
+
+/// `body.getReader()`, whose throw (a locked body) becomes an error instead of unwinding the wasm.
+fn reader_of(body: &web_sys::ReadableStream) -> Result<ReadableStreamDefaultReader, JsValue> {
+    let get_reader: js_sys::Function = get(body, "getReader").dyn_into()?;
+    Ok(get_reader.call0(body)?.unchecked_into())
 }
 
 async fn body_text(response: &Response) -> Result<String, JsValue> {

@@ -392,6 +392,8 @@ struct ChatProgress {
     cached: Cell<bool>,
     /// Joined an identical request's stream.
     shared: Cell<bool>,
+    /// `result` was resolved or rejected (a listener run while settling may cancel the stream).
+    settled: Cell<bool>,
     resolve: js_sys::Function,
     reject: js_sys::Function,
 }
@@ -443,6 +445,7 @@ impl SseStream {
             attempts: Cell::new(0),
             cached: Cell::new(false),
             shared: Cell::new(false),
+            settled: Cell::new(false),
             resolve,
             reject,
         };
@@ -553,6 +556,9 @@ impl Shared {
                 Err(failure) => failure,
                 Ok(prepared) => match self.open_prepared(prepared, chat_start()).await {
                     Err(error) => target_error(target, error),
+                    Ok(opened) if opened.response.ok() && !self.is_live() => {
+                        TargetFailure::Next(not_a_stream(&opened.response))
+                    }
                     Ok(opened) if opened.response.ok() => {
                         progress.target.set(hop);
                         progress.attempts.set(opened.attempts);
@@ -596,7 +602,7 @@ impl Shared {
                         stream: Some(body), ..
                     }) = prime(Clone::clone(&response), start).await
                     {
-                        *self.phase.borrow_mut() = Phase::Live(Box::new(body));
+                        self.go_live(body);
                     }
                     return Ok(Opened {
                         response,
@@ -651,7 +657,7 @@ impl Shared {
                 let head = ResponseInit::new();
                 head.set_status(response.status());
                 head.set_headers(&response.headers());
-                *self.phase.borrow_mut() = Phase::Live(Box::new(Body::new(cursor, start)));
+                self.go_live(Body::new(cursor, start));
                 return Ok(Opened {
                     response: Response::new_with_opt_str_and_init(None, &head)?,
                     attempts: 0,
@@ -669,9 +675,7 @@ impl Shared {
                     }
                     leader.complete(|| match &opened {
                         Err(error) => Some(Opening::Failed(error.clone())),
-                        Ok(_) if matches!(*self.phase.borrow(), Phase::Live(_)) => {
-                            Some(Opening::Live)
-                        }
+                        Ok(_) if self.is_live() => Some(Opening::Live),
                         Ok(opened) => Response::clone(&opened.response)
                             .ok()
                             .map(Opening::Answered),
@@ -727,7 +731,7 @@ impl Shared {
                     });
                 }
             }
-            *self.phase.borrow_mut() = Phase::Live(Box::new(body));
+            self.go_live(body);
         }
         Ok(Opened {
             response,
@@ -742,6 +746,9 @@ impl Shared {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
         };
+        if progress.settled.replace(true) {
+            return;
+        }
         let inner = &self.inner;
         let Some(target) = inner.options.targets.get(progress.target.get()) else {
             return;
@@ -774,6 +781,9 @@ impl Shared {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
         };
+        if progress.settled.replace(true) {
+            return;
+        }
         self.inner.release(progress.hold.take());
         let _ = progress.reject.call1(&JsValue::NULL, error);
     }
@@ -806,7 +816,8 @@ impl Shared {
             // The caller's signal ends the stream between reads too (a shared body does not error
             // with it, and stored chunks are read without waiting).
             if let Some(error) = self.aborted() {
-                if let Phase::Live(_) = self.phase.replace(Phase::Closed) {
+                if self.is_live() {
+                    self.phase.replace(Phase::Closed);
                     self.fail_chat(&error);
                     return Err(error);
                 }
@@ -814,7 +825,12 @@ impl Shared {
             let step = {
                 let mut phase = self.phase.borrow_mut();
                 let body = match &mut *phase {
-                    Phase::Starting => return Err(not_a_stream(&response)),
+                    Phase::Starting => {
+                        let error = not_a_stream(&response);
+                        drop(phase);
+                        self.fail_chat(&error);
+                        return Err(error);
+                    }
                     Phase::Closed => return Ok(JsValue::NULL),
                     Phase::Live(body) => body,
                 };
@@ -871,7 +887,7 @@ impl Shared {
         let progress = match &self.purpose {
             Purpose::Events { input, init } => {
                 let resumed = self.reconnect(input, init, *body).await?;
-                *self.phase.borrow_mut() = Phase::Live(Box::new(resumed));
+                self.go_live(resumed);
                 return Ok(());
             }
             Purpose::Chat(progress) => progress,
@@ -879,6 +895,9 @@ impl Shared {
         let delivered = body.partial_text().to_string();
         drop(body);
         loop {
+            if self.cancelled.get() {
+                return Ok(());
+            }
             if let Some(aborted) = self.aborted() {
                 self.fail_chat(&aborted);
                 return Err(aborted);
@@ -888,12 +907,7 @@ impl Shared {
                     self.fail_chat(&stop);
                     return Err(stop);
                 }
-                Ok(true) => {
-                    if self.cancelled.get() {
-                        self.phase.replace(Phase::Closed);
-                    }
-                    return Ok(());
-                }
+                Ok(true) => return Ok(()),
                 Ok(false) => {}
             }
             if self.recoveries.get() == 0 {
@@ -919,6 +933,19 @@ impl Shared {
             Either::Left(value) => Ok(value),
             Either::Right(_) => Err(abort_error(&signal.reason())),
         }
+    }
+
+    /// Makes `body` the stream's phase, unless the stream was cancelled meanwhile (then the body is
+    /// released at once).
+    fn go_live(&self, body: Body) {
+        if !self.cancelled.get() {
+            *self.phase.borrow_mut() = Phase::Live(Box::new(body));
+        }
+    }
+
+    /// Whether events flow.
+    fn is_live(&self) -> bool {
+        matches!(*self.phase.borrow(), Phase::Live(_))
     }
 
     /// The caller's abort, once its signal fired.
@@ -985,6 +1012,9 @@ impl Shared {
         let Some(target) = inner.options.targets.get(progress.target.get()) else {
             return Ok(false);
         };
+        if self.cancelled.get() {
+            return Ok(false);
+        }
         let prepared = match inner.chat_request(target, &progress.call, true).await {
             Ok(prepared) => prepared,
             Err(TargetFailure::Stop(error)) => return Err(error),
@@ -1002,13 +1032,13 @@ impl Shared {
             ..chat_start()
         };
         match self.open_prepared(prepared, start).await {
-            Ok(opened) if matches!(*self.phase.borrow(), Phase::Live(_)) => {
+            Ok(opened) if self.is_live() => {
                 progress
                     .attempts
                     .set(progress.attempts.get() + opened.attempts);
-                // What is charged follows the stream that finishes the answer.
-                progress.cached.set(opened.cached);
-                progress.shared.set(opened.shared);
+                // Free only if no part of the answer made an upstream call of its own.
+                progress.cached.set(progress.cached.get() && opened.cached);
+                progress.shared.set(progress.shared.get() && opened.shared);
                 Ok(true)
             }
             Ok(_) => Ok(false),

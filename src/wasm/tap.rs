@@ -112,21 +112,33 @@ impl Tap {
 
     /// Records the outcome of `read` (a `reader.read()` promise), unless another reader did.
     fn settle(&self, read: &Promise, outcome: Result<JsValue, JsValue>) {
-        let mut state = self.state.borrow_mut();
-        if !state.pending.as_ref().is_some_and(|p| Object::is(p, read)) || state.end.is_some() {
-            return;
-        }
-        state.pending = None;
-        match outcome {
-            Err(error) => {
-                let message = get(&error, "message").as_string();
-                state.end = Some(Err(message.unwrap_or_else(|| "stream read failed".into())));
+        {
+            let mut state = self.state.borrow_mut();
+            if !state.pending.as_ref().is_some_and(|p| Object::is(p, read)) || state.end.is_some() {
+                return;
             }
-            Ok(result) if get(&result, "done").as_bool() == Some(true) => state.end = Some(Ok(())),
-            Ok(result) => {
-                let bytes = get(&result, "value")
+            state.pending = None;
+        }
+        // Read out of the JS values with no borrow held (a getter is JS code).
+        let outcome = match outcome {
+            Err(error) => Err(get(&error, "message")
+                .as_string()
+                .unwrap_or_else(|| "stream read failed".into())),
+            Ok(result) if get(&result, "done").as_bool() == Some(true) => Ok(None),
+            Ok(result) => Ok(Some(
+                get(&result, "value")
                     .unchecked_into::<Uint8Array>()
-                    .to_vec();
+                    .to_vec(),
+            )),
+        };
+        let mut state = self.state.borrow_mut();
+        if state.end.is_some() {
+            return; // cancelled meanwhile
+        }
+        match outcome {
+            Err(message) => state.end = Some(Err(message)),
+            Ok(None) => state.end = Some(Ok(())),
+            Ok(Some(bytes)) => {
                 state.retained = state
                     .retained
                     .map(|kept| kept + bytes.len())
@@ -178,8 +190,16 @@ impl Cursor {
                 if let Some(end) = &state.end {
                     return end.clone().map(|()| Chunk::End);
                 }
-                let reader = &self.tap.reader;
-                state.pending.get_or_insert_with(|| reader.read()).clone()
+                state.pending.clone()
+            };
+            // A new read is started with no borrow held: the stream's source is JS code.
+            let read = match read {
+                Some(read) => read,
+                None => {
+                    let read = self.tap.reader.read();
+                    self.tap.state.borrow_mut().pending = Some(read.clone());
+                    read
+                }
             };
             let outcome = JsFuture::from(read.clone()).await;
             self.tap.settle(&read, outcome);
@@ -193,13 +213,19 @@ impl Cursor {
 
     /// This reader is done: the body is cancelled on the wire if it was the last one before the end.
     pub fn release(&self) {
-        let mut state = self.tap.state.borrow_mut();
-        state.cursors.retain(|at| !Rc::ptr_eq(at, &self.at));
-        if state.cursors.is_empty() && state.end.is_none() {
-            state.end = Some(Err("the stream was cancelled".into()));
+        let last = {
+            let mut state = self.tap.state.borrow_mut();
+            state.cursors.retain(|at| !Rc::ptr_eq(at, &self.at));
+            let last = state.cursors.is_empty() && state.end.is_none();
+            if last {
+                state.end = Some(Err("the stream was cancelled".into()));
+            } else {
+                state.trim();
+            }
+            last
+        };
+        if last {
             ignore_rejection(&self.tap.reader.cancel());
-        } else {
-            state.trim();
         }
     }
 }

@@ -692,6 +692,24 @@ export const scenarios = {
     equal((await rejection(left.result)).name, "AbortError", "result of a stream left early");
   },
 
+  async "a listener that cancels a chat stream as it settles does not unsettle its result"({ ResilientClient }, mock) {
+    const client = new ResilientClient({
+      targets: [target(mock, unique("budget-cancel"))],
+      // The call holds 37 tokens and uses 31: settling crosses 80% of 38.
+      budget: { perUserDailyTokens: 38 },
+    });
+    const stream = client.chatStream({ messages: [{ role: "user", content: "hi" }], maxTokens: 32 });
+    const crossed = [];
+    client.on("budget", (e) => {
+      crossed.push(e);
+      stream.cancel(); // runs while the finished stream settles its budget
+    });
+    let text = "";
+    for await (const delta of stream) text += delta.text;
+    check(crossed.length > 0, "the budget event fired");
+    equal((await stream.result).text, text, "result resolves with the answer it finished");
+  },
+
   async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
     const name = unique("free");
     const client = new ResilientClient({

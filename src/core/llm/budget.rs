@@ -220,6 +220,22 @@ impl Ledger {
         self.adjust(&hold, 0, 0);
     }
 
+    /// [`Ledger::usage_per_mille`] for the hold's user as if `hold` were not there: where the
+    /// call's own settlement starts from, so that a threshold it crosses is seen as crossed.
+    pub fn usage_per_mille_without(&mut self, hold: &Hold, now_ms: u64) -> Option<(Cap, u64)> {
+        self.roll(now_ms);
+        let (spend, cost_today) = (self.users.get(&hold.user).copied(), self.cost_today);
+        self.adjust(hold, 0, 0);
+        let usage = self.usage_per_mille(&hold.user, now_ms);
+        if let Some(spend) = spend {
+            *self
+                .users
+                .get_or_insert_with(&hold.user, UserSpend::default) = spend;
+        }
+        self.cost_today = cost_today;
+        usage
+    }
+
     /// How full the tightest of the per-user daily, per-user monthly and daily cost caps is for
     /// `user` now, in per mille of its limit (over 1000 once real usage overshot a hold; a zero
     /// limit counts as full), with the cap; ties go to the first in [`Cap`] order. `None` when
@@ -438,6 +454,31 @@ mod tests {
         );
         l.release(a);
         assert!(l.reserve("b", 10, 500, 0).is_ok());
+    }
+
+    #[test]
+    fn usage_without_a_hold_leaves_the_ledger_as_it_was() {
+        let mut l = ledger(Some(100), None, Some(1000));
+        let first = l.reserve("u", 30, 100, 0).unwrap();
+        l.settle(first, 30, 100);
+        let hold = l.reserve("u", 60, 600, 0).unwrap();
+        assert_eq!(l.usage_per_mille("u", 0), Some((Cap::UserDailyTokens, 900)));
+        assert_eq!(
+            l.usage_per_mille_without(&hold, 0),
+            Some((Cap::UserDailyTokens, 300))
+        );
+        assert_eq!(l.usage_per_mille("u", 0), Some((Cap::UserDailyTokens, 900)));
+        let mut fresh = ledger(Some(100), None, None);
+        let held = fresh.reserve("v", 50, 0, 0).unwrap();
+        let without = fresh.usage_per_mille_without(&held, 0);
+        assert_eq!(without, Some((Cap::UserDailyTokens, 0)));
+        let with = fresh.usage_per_mille("v", 0);
+        assert_eq!(with, Some((Cap::UserDailyTokens, 500)), "the hold is back");
+        fresh.settle(held, 85, 0);
+        assert_eq!(
+            fresh.usage_per_mille("v", 0),
+            Some((Cap::UserDailyTokens, 850))
+        );
     }
 
     #[test]
