@@ -202,27 +202,25 @@ impl Inner {
     }
 
     /// One target, through dedupe, the cache and the pipeline. An answer whose body fails after its
-    /// headers (a stall, a reset) is asked again, up to `retry.maxRetries` times, before the chain
-    /// moves on: nothing was delivered yet.
+    /// headers (a stall, a reset) is asked again, up to `retry.maxRetries` times (the request's own
+    /// `resilience.retry`, else the client's), before the chain moves on: nothing was delivered yet.
     async fn ask(
         self: &Rc<Self>,
         target: &TargetConfig,
         call: &ChatCall,
     ) -> Result<Answered, TargetFailure> {
-        let mut again = self
-            .engine
-            .config()
-            .retry
-            .as_ref()
-            .map_or(0, |r| r.max_retries);
+        let mut prepared = self.chat_request(target, call, false).await?;
+        let client_retry = self.engine.config().retry.as_ref();
+        let mut again = prepared.retry(client_retry).map_or(0, |r| r.max_retries);
         let mut attempts = 0;
         let (response, text) = loop {
-            let response = self.send_to(target, call).await?;
+            let response = self.send_to(target, prepared).await?;
             attempts += response.attempts;
             match self.read_answer(&response.response, call).await {
                 Ok(text) => break (response, text),
                 Err(TargetFailure::Next(error)) if again > 0 => {
                     again -= 1;
+                    prepared = self.chat_request(target, call, false).await?;
                     let timed_out =
                         get(&error, "name").as_string().as_deref() == Some("TimeoutError");
                     self.platform.emit(Event::Retry {
@@ -360,9 +358,8 @@ impl Inner {
     async fn send_to(
         self: &Rc<Self>,
         target: &TargetConfig,
-        call: &ChatCall,
+        prepared: Prepared,
     ) -> Result<Fetched, TargetFailure> {
-        let prepared = self.chat_request(target, call, false).await?;
         let fetched = self
             .fetch_prepared(prepared)
             .await

@@ -42,6 +42,16 @@ pub struct Prepared {
     pub key: Option<String>,
 }
 
+impl Prepared {
+    /// The retry settings this request runs with: its own `resilience.retry`, else the client's.
+    pub fn retry<'a>(&'a self, client: Option<&'a RetryConfig>) -> Option<&'a RetryConfig> {
+        match &self.policy.retry {
+            Some(own) => own.as_ref(),
+            None => client,
+        }
+    }
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// The members of a fetch `init` read here. Getters name the member in the JS glue, where

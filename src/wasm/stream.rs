@@ -542,11 +542,7 @@ impl Shared {
     /// Tries the chain's targets in order until one streams its first delta.
     async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
-        let resumes = match &inner.engine.config().retry {
-            Some(retry) if retry.resume_streams => retry.max_retries,
-            _ => 0,
-        };
-        self.recoveries.set(resumes);
+        let client_retry = inner.engine.config().retry.as_ref();
         let mut errors = Vec::new();
         for (hop, target) in inner.chain()?.iter().enumerate() {
             if hop > 0 {
@@ -554,20 +550,30 @@ impl Shared {
             }
             let failure = match inner.chat_request(target, &progress.call, true).await {
                 Err(failure) => failure,
-                Ok(prepared) => match self.open_prepared(prepared, chat_start()).await {
-                    Err(error) => target_error(target, error),
-                    Ok(opened) if opened.response.ok() && !self.is_live() => {
-                        TargetFailure::Next(not_a_stream(&opened.response))
+                Ok(prepared) => {
+                    // Resumptions follow the request's own `resilience.retry`, else the client's.
+                    let resumes = match prepared.retry(client_retry) {
+                        Some(retry) if retry.resume_streams => retry.max_retries,
+                        _ => 0,
+                    };
+                    self.recoveries.set(resumes);
+                    match self.open_prepared(prepared, chat_start()).await {
+                        Err(error) => target_error(target, error),
+                        Ok(opened) if opened.response.ok() && !self.is_live() => {
+                            TargetFailure::Next(not_a_stream(&opened.response))
+                        }
+                        Ok(opened) if opened.response.ok() => {
+                            progress.target.set(hop);
+                            progress.attempts.set(opened.attempts);
+                            progress.cached.set(opened.cached);
+                            progress.shared.set(opened.shared);
+                            return Ok(opened.response.into());
+                        }
+                        Ok(opened) => {
+                            upstream_failure(target, &opened.response, opened.attempts).await
+                        }
                     }
-                    Ok(opened) if opened.response.ok() => {
-                        progress.target.set(hop);
-                        progress.attempts.set(opened.attempts);
-                        progress.cached.set(opened.cached);
-                        progress.shared.set(opened.shared);
-                        return Ok(opened.response.into());
-                    }
-                    Ok(opened) => upstream_failure(target, &opened.response, opened.attempts).await,
-                },
+                }
             };
             match failure {
                 TargetFailure::Stop(error) => return Err(error),

@@ -923,6 +923,16 @@ export const scenarios = {
       retry: { ...fast, resumeStreams: false },
     });
     equal((await rejection(read(noResume.chatStream({ messages })))).name, "IncompleteStreamError", "not resumed");
+
+    // So does a request's own `resilience.retry: false`.
+    const own = unique("own");
+    const perRequest = new ResilientClient({
+      targets: [target(mock, own, { headers: { "x-mock-fault": `times=1;key=${own};reset=6` } })],
+      retry: fast,
+    });
+    const noRetry = perRequest.chatStream({ messages, resilience: { retry: false } });
+    equal((await rejection(read(noRetry))).name, "IncompleteStreamError", "not resumed per request");
+    equal((await mockStats(mock)).byTarget[own].total, 1, "one upstream request");
   },
 
   async "a chat answer that stalls after its headers is asked again, then falls back"({ ResilientClient }, mock) {
@@ -952,6 +962,16 @@ export const scenarios = {
     const recovered = await recovering.chat({ messages: [{ role: "user", content: "x" }] });
     equal(recovered.target, once, "answered by the same target the second time");
     equal(recovered.attempts, 2, "two attempts");
+
+    // With the request's own `resilience.retry: false` the chain moves on at once.
+    const direct = unique("stalls-direct");
+    const moving = new ResilientClient({
+      targets: [target(mock, direct, { headers: { "x-mock-fault": "stall" } }), target(mock, backup)],
+      timeout: { idleMs: 300 },
+    });
+    const movedOn = await moving.chat({ messages: [{ role: "user", content: "x" }], resilience: { retry: false } });
+    equal(movedOn.target, backup, "answered by the backup");
+    equal((await mockStats(mock)).byTarget[direct].total, 1, "the stalling target was asked once");
   },
 
   async "aborting a chat while its body is read is an AbortError, with no fallback"({ ResilientClient }, mock) {
