@@ -20,6 +20,7 @@ use crate::wasm::stream::SseStream;
 use crate::wasm::tap::SharedStreams;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -279,21 +280,7 @@ impl Inner {
             }
             result
         };
-        let result = match &prepared.signal {
-            None => work.await,
-            Some(signal) => {
-                if signal.aborted() {
-                    return Err(abort_error(&signal.reason()));
-                }
-                let (aborted, unsubscribe) = abort_future(signal);
-                let outcome = race(work, aborted).await;
-                unsubscribe();
-                match outcome {
-                    Either::Left(result) => result,
-                    Either::Right(_) => return Err(abort_error(&signal.reason())),
-                }
-            }
-        };
+        let result = until_aborted(prepared.signal.as_ref(), work).await?;
         result.map_err(|failure| failure_to_js(&failure))
     }
 }
@@ -362,6 +349,26 @@ impl ChatStreamRaw {
     /// Stops the stream and cancels the request body.
     pub fn cancel(&self) {
         self.stream.cancel();
+    }
+}
+
+/// `work`, or the AbortError of `signal` if it fires first (or already has).
+pub(crate) async fn until_aborted<T>(
+    signal: Option<&AbortSignal>,
+    work: impl Future<Output = T>,
+) -> Result<T, JsValue> {
+    let Some(signal) = signal else {
+        return Ok(work.await);
+    };
+    if signal.aborted() {
+        return Err(abort_error(&signal.reason()));
+    }
+    let (aborted, unsubscribe) = abort_future(signal);
+    let outcome = race(work, aborted).await;
+    unsubscribe();
+    match outcome {
+        Either::Left(value) => Ok(value),
+        Either::Right(_) => Err(abort_error(&signal.reason())),
     }
 }
 

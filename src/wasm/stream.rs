@@ -27,7 +27,7 @@ use crate::wasm::chat::{
     all_targets_failed, chat_result, parse_chat_request, target_error, upstream_failure, Answered,
     ChatCall, TargetFailure,
 };
-use crate::wasm::client::{abort_future, Inner};
+use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{get, promise, set};
@@ -36,7 +36,6 @@ use crate::wasm::request::Prepared;
 use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
 use js_sys::{Object, Promise};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -224,7 +223,7 @@ impl Body {
     /// Ends the stream after a failed read; a broken or quiet connection is a cut.
     fn fail_read(&mut self, failure: ReadFailure) {
         let (error, cut) = match failure {
-            ReadFailure::Aborted(reason) => (abort_error(&reason), false),
+            ReadFailure::Aborted(abort) => (abort, false),
             ReadFailure::Broken(message) => (
                 incomplete(
                     self.partial_text(),
@@ -688,19 +687,21 @@ impl Shared {
                     });
                     return opened;
                 }
-                Role::Follower(follower) => match self.until_aborted(follower.outcome()).await? {
-                    None | Some(Opening::Live) => {}
-                    Some(Opening::Failed(error)) => return Err(error),
-                    Some(Opening::Answered(response)) => {
-                        self.inner.engine.count_deduplicated();
-                        return Ok(Opened {
-                            response,
-                            attempts: 0,
-                            cached: false,
-                            shared: true,
-                        });
+                Role::Follower(follower) => {
+                    match until_aborted(self.signal.as_ref(), follower.outcome()).await? {
+                        None | Some(Opening::Live) => {}
+                        Some(Opening::Failed(error)) => return Err(error),
+                        Some(Opening::Answered(response)) => {
+                            self.inner.engine.count_deduplicated();
+                            return Ok(Opened {
+                                response,
+                                attempts: 0,
+                                cached: false,
+                                shared: true,
+                            });
+                        }
                     }
-                },
+                }
             }
         }
     }
@@ -924,23 +925,6 @@ impl Shared {
         }
     }
 
-    /// `work`, or the caller's abort if its signal fires first.
-    async fn until_aborted<T>(&self, work: impl Future<Output = T>) -> Result<T, JsValue> {
-        let Some(signal) = &self.signal else {
-            return Ok(work.await);
-        };
-        if let Some(error) = self.aborted() {
-            return Err(error);
-        }
-        let (aborted, unsubscribe) = abort_future(signal);
-        let outcome = race(work, aborted).await;
-        unsubscribe();
-        match outcome {
-            Either::Left(value) => Ok(value),
-            Either::Right(_) => Err(abort_error(&signal.reason())),
-        }
-    }
-
     /// Makes `body` the stream's phase, unless the stream was cancelled meanwhile (then the body is
     /// released at once).
     fn go_live(&self, body: Body) {
@@ -971,18 +955,7 @@ impl Shared {
         let mut parser = std::mem::take(&mut old.parser);
         parser.end(&mut Packed::default());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
-        let wait = self.inner.platform.sleep(delay);
-        match &self.signal {
-            None => wait.await,
-            Some(signal) => {
-                let (aborted, unsubscribe) = abort_future(signal);
-                let outcome = race(wait, aborted).await;
-                unsubscribe();
-                if let Either::Right(_) = outcome {
-                    return Err(abort_error(&signal.reason()));
-                }
-            }
-        }
+        until_aborted(self.signal.as_ref(), self.inner.platform.sleep(delay)).await?;
         let headers = Headers::new_with_headers(get(init, "headers").unchecked_ref())
             .or_else(|_| Headers::new())?;
         if !parser.last_event_id().is_empty() {
@@ -1066,27 +1039,21 @@ impl Shared {
                 },
             }
         };
-        let Some(signal) = &self.signal else {
-            return read.await;
-        };
-        let (aborted, unsubscribe) = abort_future(signal);
-        let outcome = race(read, aborted).await;
-        unsubscribe();
-        match outcome {
-            // The caller's signal also errors the body itself: a read failing because of it is an
-            // abort.
-            Either::Left(Err(_)) | Either::Right(_) if signal.aborted() => {
-                Err(ReadFailure::Aborted(signal.reason()))
-            }
-            Either::Left(outcome) => outcome,
-            Either::Right(_) => Err(ReadFailure::Aborted(signal.reason())),
+        let outcome = until_aborted(self.signal.as_ref(), read)
+            .await
+            .map_err(ReadFailure::Aborted)?;
+        // The caller's signal may also error the body itself: a read failing because of it is an
+        // abort.
+        match (outcome, self.aborted()) {
+            (Err(_), Some(abort)) => Err(ReadFailure::Aborted(abort)),
+            (outcome, _) => outcome,
         }
     }
 }
 
 /// Why a read gave no chunk.
 enum ReadFailure {
-    /// The caller's signal fired (its reason).
+    /// The caller's signal fired (its AbortError).
     Aborted(JsValue),
     /// The connection failed.
     Broken(String),
