@@ -126,11 +126,19 @@ test("demo server: answers only its own loopback Host (no DNS rebinding)", async
 
 test("demo server: with LLM_BASE_URL the key stays on the server, which forwards the page's calls", async () => {
   const seen = [];
+  let streamClosed;
   const upstream = createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
-      seen.push({ path: req.url, authorization: req.headers.authorization, body: Buffer.concat(chunks).toString() });
+      const body = Buffer.concat(chunks).toString();
+      if (body.includes('"stream":true')) {
+        // A stream that never ends: only the page going away may close it.
+        streamClosed = new Promise((closed) => res.once("close", closed));
+        res.writeHead(200, { "content-type": "text/event-stream" }).write("data: {}\n\n");
+        return;
+      }
+      seen.push({ path: req.url, authorization: req.headers.authorization, body });
       res.writeHead(401, { "content-type": "application/json", "retry-after": "7", "set-cookie": "a=b" });
       res.end('{"error":{"message":"from upstream"}}');
     });
@@ -168,6 +176,16 @@ test("demo server: with LLM_BASE_URL the key stays on the server, which forwards
     }
     assert.equal((await raw(real.origin, "/upstream/v1/models")).status, 404);
     assert.equal(seen.length, 1, "nothing refused reached the upstream");
+
+    // Stop in the page (the request closed) closes the upstream call: the provider stops generating.
+    const controller = new AbortController();
+    const streamed = await fetch(`${real.origin}/upstream/v1/chat/completions`, {
+      method: "POST", headers: call.headers, body: '{"stream":true}', signal: controller.signal,
+    });
+    assert.equal(streamed.headers.get("content-type"), "text/event-stream");
+    await streamed.body.getReader().read();
+    controller.abort();
+    await Promise.race([streamClosed, new Promise((_, timeout) => setTimeout(() => timeout(new Error("upstream stream still open")), 5_000))]);
   } finally {
     await real.close();
     await new Promise((done) => { upstream.closeAllConnections(); upstream.close(done); });

@@ -184,6 +184,20 @@ test("example worker: max_tokens is clamped to MAX_TOKENS", async () => {
   }
 });
 
+test("example worker: a body over MAX_REQUEST_BYTES is a 413 and a malformed one a 400, before any upstream call", async () => {
+  const seen = mock.stats().total;
+  const huge = await ask({ messages: [{ role: "user", content: "x".repeat(300 * 1024) }] }, "heidi");
+  assert.equal(huge.status, 413);
+  assert.ok(huge.headers.get("x-request-id"));
+  for (const body of [{ messages: "hi" }, { messages: [] }, { messages: [{ role: "tool", content: "x" }] },
+    { messages: [{ role: "user", content: { $: 1 } }] }, { temperature: "hot" }]) {
+    assert.equal((await ask(body, "heidi")).status, 400, JSON.stringify(body));
+  }
+  const notJson = await fetch(`${origin}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${TOKEN.heidi}` }, body: "{" });
+  assert.equal(notJson.status, 400);
+  assert.equal(mock.stats().total, seen, "nothing was sent upstream");
+});
+
 test("example worker: an upstream failure is a generic error with a request id, its text only in the log", async () => {
   mock.setFaults({ target: "primary", errorRate: 1, errorStatuses: [401] });
   try {

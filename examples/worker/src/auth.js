@@ -55,7 +55,7 @@ export async function authenticate(request, env) {
     throw error;
   });
   const known = await identities;
-  const match = /^Bearer ([\x21-\x7e]+)$/.exec(request.headers.get("authorization") ?? "");
+  const match = /^Bearer ([\x21-\x7e]+)$/i.exec(request.headers.get("authorization") ?? "");
   if (!match || match[1].length > MAX_TOKEN_CHARS) return null;
   const digest = await sha256(match[1]);
   let found = null;

@@ -17,7 +17,8 @@ export { ResilienceState };
 
 const ROLES = new Set(["system", "user", "assistant"]);
 const MAX_MESSAGES = 256;
-const numberVar = (value, fallback) => (Number.isFinite(Number(value)) && Number(value) > 0 ? Number(value) : fallback);
+/** A positive integer variable, else its default. */
+const intVar = (value, fallback) => (Number.isInteger(Number(value)) && Number(value) > 0 ? Number(value) : fallback);
 
 let client; // one per isolate, built on the first request (nothing may run at module scope)
 
@@ -28,8 +29,8 @@ function clientFor(env) {
       apiKey: env[`${target.name.toUpperCase().replace(/\W/g, "_")}_API_KEY`] ?? target.apiKey,
     })),
     timeout: { attemptMs: 30_000, firstByteMs: 20_000, idleMs: 15_000 },
-    rateLimit: { requestsPerMinute: numberVar(env.USER_REQUESTS_PER_MINUTE, 60), maxWaitMs: 0 },
-    budget: { perUserDailyTokens: numberVar(env.USER_DAILY_TOKENS, 200_000) },
+    rateLimit: { requestsPerMinute: intVar(env.USER_REQUESTS_PER_MINUTE, 60), maxWaitMs: 0 },
+    budget: { perUserDailyTokens: intVar(env.USER_DAILY_TOKENS, 200_000) },
     cache: env.LLM_CACHE ? { store: kvStore(env.LLM_CACHE), ttlMs: 3_600_000 } : false,
     sharedState: env.RESILIENCE ? { store: durableObjectStateStore(env.RESILIENCE) } : undefined,
   });
@@ -139,9 +140,9 @@ function streamAnswer(stream, model, requestId, user) {
 }
 
 async function chat(request, env, ctx, user, requestId) {
-  const read = await readJson(request, numberVar(env.MAX_REQUEST_BYTES, 256 * 1024), requestId);
+  const read = await readJson(request, intVar(env.MAX_REQUEST_BYTES, 256 * 1024), requestId);
   if (read.error) return read.error;
-  const { chat, problem } = chatRequest(read.body, numberVar(env.MAX_TOKENS, 1024));
+  const { chat, problem } = chatRequest(read.body, intVar(env.MAX_TOKENS, 1024));
   if (problem) return errorJson(requestId, 400, "invalid_request_error", problem);
   chat.user = user;
   chat.resilience = { rateLimitKey: user, waitUntil: ctx.waitUntil.bind(ctx) };
