@@ -10,6 +10,8 @@ const $ = (id) => document.getElementById(id);
 let ready = false; // set once the client and the fault panel are up
 let current = null; // the call in flight: { controller, onEvent }
 const config = await (await fetch("config.json", { cache: "no-store" })).json();
+// With a real server, baseUrl is this server's /upstream route (it adds the API key there; the page never has it).
+const baseUrl = new URL(config.baseUrl, location.origin).href.replace(/\/$/, "");
 
 // ---------------------------------------------------------------------------
 // Targets, chains and client options
@@ -29,14 +31,13 @@ const OPTIONS = {
 // of comparable real models, so the cost column means something.
 const TARGETS = config.mock
   ? {
-      primary: { name: "primary", provider: "openai", baseUrl: `${config.baseUrl}/t/primary`, model: config.model,
+      primary: { name: "primary", provider: "openai", baseUrl: `${baseUrl}/t/primary`, model: config.model,
         pricing: { inputPerMTok: 2.5, outputPerMTok: 10 } },
-      backup: { name: "backup", provider: "anthropic", baseUrl: `${config.baseUrl}/t/backup`, model: "mock-claude",
+      backup: { name: "backup", provider: "anthropic", baseUrl: `${baseUrl}/t/backup`, model: "mock-claude",
         pricing: { inputPerMTok: 3, outputPerMTok: 15 } },
     }
   : {
-      upstream: { name: "upstream", provider: "openai", baseUrl: config.baseUrl, model: config.model,
-        ...(config.apiKey ? { apiKey: config.apiKey } : {}) },
+      upstream: { name: "upstream", provider: "openai", baseUrl, model: config.model },
     };
 const CHAINS = config.mock
   ? [
@@ -387,11 +388,11 @@ function toast(text) {
 // The upstream line in the header.
 $("upstream").innerHTML = config.mock
   ? `${badge("live", "mock LLM")} <span><b>primary</b> (OpenAI API) → <b>backup</b> (Anthropic API)<span class="url"> on <code>${escapeHtml(config.baseUrl)}</code></span></span>`
-  : `${badge("live real", "live")} <span><code>${escapeHtml(config.baseUrl)}</code> · model <b>${escapeHtml(config.model)}</b></span>`;
+  : `${badge("live real", "live")} <span><code>${escapeHtml(config.upstream)}</code> · model <b>${escapeHtml(config.model)}</b></span>`;
 
 if (config.mock) {
   const faults = setupFaults({
-    mockUrl: config.baseUrl,
+    mockUrl: baseUrl,
     onChange: (text) => dashboard.log("faults", text, { level: text.startsWith("reset") || text === "no faults" ? "good" : "warn" }),
     onPace: (ms) => {
       pool.pace = ms;

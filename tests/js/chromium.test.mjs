@@ -22,7 +22,8 @@ let page;
 const consoleErrors = [];
 before(async () => {
   mock = await startMockLlm();
-  site = await startStaticServer({ root });
+  // The test page, the scenarios and the installed package (tests/js/node_modules/resilient-llm).
+  site = await startStaticServer({ root, dirs: { "tests/js": [".html", ".mjs", ".js", ".wasm"] } });
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
   page = await browser.newPage();
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));

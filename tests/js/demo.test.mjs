@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFile, mkdir } from "node:fs/promises";
+import { createServer, request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -68,6 +69,127 @@ test("demo: the answer renderer escapes HTML and knows a little Markdown", () =>
   // Half a stream: an unclosed fence is already a code block.
   assert.equal(renderMarkdown("```\npartial"), '<pre data-open=""><code>partial</code></pre>');
   assert.equal(renderMarkdown("[x](javascript:alert(1))"), "<p>[x](javascript:alert(1))</p>");
+});
+
+/** One raw HTTP request (the path and the Host header exactly as given) -> { status, headers, body }. */
+function raw(origin, path, { method = "GET", headers = {}, body } = {}) {
+  const { hostname, port, host } = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, path, method, headers: { host, ...headers } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)));
+    req.end(body);
+  });
+}
+
+test("demo server: a malformed path is a 400 and the server lives on", async () => {
+  for (const path of ["/%E0%A4%A", "/www/%", "/www/%00app.js", "/www/..%5Capp.js"]) {
+    assert.equal((await raw(demo.origin, path)).status, 400, path);
+  }
+  assert.equal((await raw(demo.origin, "/www/")).status, 200, "still serving");
+});
+
+test("demo server: serves only the page's files, not the repository", async () => {
+  for (const path of [
+    "/.git/config", "/.git", "/Cargo.toml", "/README.md", "/src/lib.rs", "/www/serve.mjs", "/www/mock-llm.mjs",
+    "/www/demo", "/www/../Cargo.toml", "/www/%2e%2e/Cargo.toml", "/pkg/../Cargo.toml", "/pkg/package.json",
+    "/www//app.js", "/tests/js/demo.test.mjs",
+  ]) {
+    const response = await raw(demo.origin, path);
+    assert.equal(response.status, 404, `${path}: ${response.status}`);
+  }
+  for (const [path, type] of [
+    ["/www/", "text/html"], ["/www/app.js", "text/javascript"], ["/www/ui/markdown.js", "text/javascript"],
+    ["/www/style.css", "text/css"], ["/pkg/entry-browser.js", "text/javascript"], ["/pkg/resilient_llm_bg.wasm", "application/wasm"],
+  ]) {
+    const response = await raw(demo.origin, path);
+    assert.equal(response.status, 200, path);
+    assert.ok(response.headers["content-type"].startsWith(type), `${path}: ${response.headers["content-type"]}`);
+  }
+});
+
+test("demo server: answers only its own loopback Host (no DNS rebinding)", async () => {
+  const { port } = new URL(demo.origin);
+  for (const host of ["evil.example", `evil.example:${port}`, `127.0.0.1:${Number(port) + 1}`, `127.0.0.1.evil.example:${port}`]) {
+    for (const path of ["/www/", "/www/config.json"]) {
+      assert.equal((await raw(demo.origin, path, { headers: { host } })).status, 421, `${host}${path}`);
+    }
+  }
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`]) {
+    assert.equal((await raw(demo.origin, "/www/config.json", { headers: { host } })).status, 200, host);
+  }
+});
+
+test("demo server: with LLM_BASE_URL the key stays on the server, which forwards the page's calls", async () => {
+  const seen = [];
+  let streamClosed;
+  const upstream = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString();
+      if (body.includes('"stream":true')) {
+        // A stream that never ends: only the page going away may close it.
+        streamClosed = new Promise((closed) => res.once("close", closed));
+        res.writeHead(200, { "content-type": "text/event-stream" }).write("data: {}\n\n");
+        return;
+      }
+      seen.push({ path: req.url, authorization: req.headers.authorization, body });
+      res.writeHead(401, { "content-type": "application/json", "retry-after": "7", "set-cookie": "a=b" });
+      res.end('{"error":{"message":"from upstream"}}');
+    });
+  });
+  await new Promise((ready) => upstream.listen(0, "127.0.0.1", ready));
+  const key = "sk-secret-demo-key";
+  const real = await startDemo({
+    port: 0,
+    env: { LLM_BASE_URL: `http://127.0.0.1:${upstream.address().port}/v1/`, LLM_API_KEY: key, LLM_MODEL: "m" },
+  });
+  try {
+    const config = await raw(real.origin, "/www/config.json");
+    assert.equal(config.status, 200);
+    assert.ok(!config.body.includes(key), `config.json has no key: ${config.body}`);
+    assert.equal(JSON.parse(config.body).baseUrl, "/upstream");
+
+    const call = { method: "POST", headers: { "content-type": "application/json", origin: real.origin }, body: '{"messages":[]}' };
+    const answer = await raw(real.origin, "/upstream/v1/chat/completions", call);
+    assert.equal(answer.status, 401, "the upstream's answer, status and body, comes back");
+    assert.equal(answer.body, '{"error":{"message":"from upstream"}}');
+    assert.equal(answer.headers["retry-after"], "7");
+    assert.equal(answer.headers["set-cookie"], undefined, "only the headers the client reads");
+    assert.deepEqual(seen, [{ path: "/v1/chat/completions", authorization: `Bearer ${key}`, body: '{"messages":[]}' }]);
+
+    // Another site cannot spend the key: a cross-origin POST (a form or fetch from that site) is refused,
+    // and so is anything but a bounded JSON POST to the one route.
+    const refused = [
+      [403, { ...call, headers: { ...call.headers, origin: "http://evil.example" } }],
+      [415, { ...call, headers: { "content-type": "text/plain", origin: real.origin } }],
+      [413, { ...call, body: `{"x":"${"a".repeat(1024 * 1024)}"}` }],
+      [405, { method: "GET" }],
+    ];
+    for (const [status, init] of refused) {
+      assert.equal((await raw(real.origin, "/upstream/v1/chat/completions", init)).status, status);
+    }
+    assert.equal((await raw(real.origin, "/upstream/v1/models")).status, 404);
+    assert.equal(seen.length, 1, "nothing refused reached the upstream");
+
+    // Stop in the page (the request closed) closes the upstream call: the provider stops generating.
+    const controller = new AbortController();
+    const streamed = await fetch(`${real.origin}/upstream/v1/chat/completions`, {
+      method: "POST", headers: call.headers, body: '{"stream":true}', signal: controller.signal,
+    });
+    assert.equal(streamed.headers.get("content-type"), "text/event-stream");
+    await streamed.body.getReader().read();
+    controller.abort();
+    await Promise.race([streamClosed, new Promise((_, timeout) => setTimeout(() => timeout(new Error("upstream stream still open")), 5_000))]);
+  } finally {
+    await real.close();
+    await new Promise((done) => { upstream.closeAllConnections(); upstream.close(done); });
+  }
 });
 
 const messages = () => page.locator('[data-testid="assistant-message"]');
@@ -267,6 +389,8 @@ test("demo: with LLM_BASE_URL the page talks to that server: one target, no faul
     env: { LLM_BASE_URL: `${upstream.url}/v1`, LLM_MODEL: "served-model", LLM_API_KEY: "sk-demo-test" },
   });
   const realPage = await page.context().newPage();
+  const requested = [];
+  realPage.on("request", (r) => requested.push(r.url()));
   const errors = [];
   realPage.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   realPage.on("pageerror", (e) => errors.push(`pageerror: ${e.stack ?? e}`));
@@ -286,6 +410,9 @@ test("demo: with LLM_BASE_URL the page talks to that server: one target, no faul
     assert.match(await message.locator('[data-testid="answer"]').textContent(), /^You said: "Hello, real server"\./);
     const stats = upstream.stats();
     assert.equal(stats.byTarget.default.byPath["/v1/chat/completions"], 1, "one request to the server's /v1/chat/completions");
+    assert.deepEqual(requested.filter((url) => !url.startsWith(`${real.origin}/`)), [], "the page talks to its own origin only");
+    assert.ok(requested.includes(`${real.origin}/upstream/v1/chat/completions`));
+    assert.ok(!JSON.stringify(real.config).includes("sk-demo-test"));
     assert.deepEqual(errors, []);
   } finally {
     await realPage.close();

@@ -1,6 +1,9 @@
 // The example Worker (examples/worker) in workerd, with its KV and Durable Object bindings, against
 // the mock LLM: JSON and streamed answers in OpenAI's format, fallback, a cache hit served from KV,
-// per-user limits shared through the Durable Object, and /stats.
+// per-user limits shared through the Durable Object, and /stats; and what makes it safe to deploy:
+// callers authenticate with a bearer token, the user is the token's (not a header), /stats shows the
+// caller's own row, max_tokens is clamped, a per-user daily budget applies, and an upstream failure
+// reaches the caller as a generic error with a request id.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
@@ -9,8 +12,15 @@ import { startWorker } from "./workerd/harness.mjs";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
+const USERS = ["bob", "carol", "dave", "erin", "mallory", "frank", "grace", "heidi", ...Array.from({ length: 8 }, (_, i) => `user-${i}`)];
+/** Each user's bearer token (the CLIENT_TOKENS secret maps it back to the user). */
+const TOKEN = Object.fromEntries(USERS.map((user) => [user, `tok-${user}-${"0123456789abcdef".repeat(3)}`]));
+const ADMIN_TOKEN = `admin-${"fedcba9876543210".repeat(3)}`;
+const MAX_TOKENS = 12; // the mock answers ~30 words, one token each: a clamp shows in the answer
+const DAILY_TOKENS = 300;
 let mock;
 let mf;
+let origin; // the Worker's address: requests go over HTTP (Node's fetch re-sends a string body on a 401)
 
 before(async () => {
   mock = await startMockLlm();
@@ -21,24 +31,31 @@ before(async () => {
     bindings: {
       TARGETS: JSON.stringify(targets),
       PRIMARY_API_KEY: "sk-primary",
+      CLIENT_TOKENS: JSON.stringify(Object.fromEntries(USERS.map((user) => [TOKEN[user], user]))),
+      ADMIN_TOKEN,
       USER_REQUESTS_PER_MINUTE: "3",
+      USER_DAILY_TOKENS: String(DAILY_TOKENS),
+      MAX_TOKENS: String(MAX_TOKENS),
       RESILIENCE_OPTIONS: JSON.stringify({ rateLimit: { requestsPerMinute: 3, maxWaitMs: 0 } }),
     },
   });
+  origin = (await mf.ready).origin;
 });
 after(async () => {
   await mf?.dispose();
   await mock?.close();
 });
 
-let users = 0;
-function ask(body, user = `user-${users++}`) {
-  return mf.dispatchFetch("http://proxy/v1/chat/completions", {
+function post(body, headers = {}) {
+  return fetch(`${origin}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-user-id": user },
+    headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify({ model: "auto", messages: [{ role: "user", content: "hello proxy" }], ...body }),
   });
 }
+let users = 0;
+const ask = (body, user = `user-${users++}`, headers = {}) => post(body, { authorization: `Bearer ${TOKEN[user]}`, ...headers });
+const statsAs = (token) => fetch(`${origin}/stats`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
 
 test("example worker: a JSON answer in OpenAI's format", async () => {
   const response = await ask({});
@@ -99,8 +116,122 @@ test("example worker: per-user limits, shared through the Durable Object", async
   assert.equal((await ask({}, "dave")).status, 200);
 });
 
-test("example worker: /stats", async () => {
-  const stats = await (await mf.dispatchFetch("http://proxy/stats")).json();
+test("example worker: /stats shows a user their own row, the admin everything", async () => {
+  const own = await (await statsAs(TOKEN.carol)).json();
+  assert.equal(own.user, "carol");
+  assert.ok(own.inputTokens > 0 && own.outputTokens > 0, JSON.stringify(own));
+  assert.equal(JSON.stringify(own).includes("erin"), false, "no other user's row");
+  const stats = await (await statsAs(ADMIN_TOKEN)).json();
   assert.ok(stats.requests > 0);
   assert.ok(Array.isArray(stats.breakers));
+  assert.ok(stats.costs.byUser.some((row) => row.user === "carol"));
+});
+
+test("example worker: an anonymous call, a wrong token or a malformed header is a 401", async () => {
+  const seen = mock.stats().total;
+  for (const headers of [
+    {},
+    { authorization: "Bearer wrong-token-wrong-token-wrong-token-wrong" },
+    { authorization: `Bearer ${TOKEN.bob}x` },
+    { authorization: `Bearer ${TOKEN.bob.slice(0, -1)}` },
+    { authorization: TOKEN.bob },
+    { authorization: `Basic ${TOKEN.bob}` },
+    { authorization: `Bearer ${"a".repeat(4_000)}` },
+    { "x-user-id": "bob" },
+  ]) {
+    const response = await post({}, headers);
+    const body = await response.json();
+    assert.equal(response.status, 401, JSON.stringify(headers).slice(0, 80));
+    assert.equal(response.headers.get("www-authenticate"), "Bearer");
+    assert.equal(body.choices, undefined);
+  }
+  assert.equal(mock.stats().total, seen, "nothing was sent upstream");
+});
+
+test("example worker: /stats without a valid token is a 401", async () => {
+  for (const token of [undefined, "not-a-token", `${ADMIN_TOKEN}0`]) {
+    const response = await statsAs(token);
+    assert.equal(response.status, 401, String(token));
+    assert.equal(JSON.stringify(await response.json()).includes("carol"), false);
+  }
+});
+
+test("example worker: the x-user-id header is ignored: rotating it does not bypass the limit", async () => {
+  const statuses = [];
+  for (let i = 0; i < 4; i++) {
+    const response = await ask({}, "mallory", { "x-user-id": `rotated-${i}` });
+    statuses.push(response.status);
+    await response.text();
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 429]);
+  // Nor does it spend someone else's: bob, named in mallory's header above, still has his whole limit.
+  const bob = [];
+  for (let i = 0; i < 3; i++) bob.push((await ask({}, "bob", { "x-user-id": "mallory" })).status);
+  assert.deepEqual(bob, [200, 200, 200]);
+});
+
+test("example worker: max_tokens is clamped to MAX_TOKENS", async () => {
+  for (const [asked, expected] of [[100_000, MAX_TOKENS], [undefined, MAX_TOKENS], [5, 5]]) {
+    const response = await ask({ max_tokens: asked, messages: [{ role: "user", content: `clamp ${asked}` }] }, "grace");
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.equal(body.usage.completion_tokens, expected, `max_tokens ${asked}`);
+    assert.equal(body.choices[0].message.content.split(" ").length, expected);
+    assert.equal(body.choices[0].finish_reason, "length");
+  }
+  for (const asked of [0, -1, 1.5, "12", 1e400]) {
+    assert.equal((await ask({ max_tokens: asked }, "grace")).status, 400, `max_tokens ${asked}`);
+  }
+});
+
+test("example worker: a body over MAX_REQUEST_BYTES is a 413 and a malformed one a 400, before any upstream call", async () => {
+  const seen = mock.stats().total;
+  const huge = await ask({ messages: [{ role: "user", content: "x".repeat(300 * 1024) }] }, "heidi");
+  assert.equal(huge.status, 413);
+  assert.ok(huge.headers.get("x-request-id"));
+  for (const body of [{ messages: "hi" }, { messages: [] }, { messages: [{ role: "tool", content: "x" }] },
+    { messages: [{ role: "user", content: { $: 1 } }] }, { temperature: "hot" }]) {
+    assert.equal((await ask(body, "heidi")).status, 400, JSON.stringify(body));
+  }
+  const notJson = await fetch(`${origin}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${TOKEN.heidi}` }, body: "{" });
+  assert.equal(notJson.status, 400);
+  assert.equal(mock.stats().total, seen, "nothing was sent upstream");
+});
+
+test("example worker: an upstream failure is a generic error with a request id, its text only in the log", async () => {
+  mock.setFaults({ target: "primary", errorRate: 1, errorStatuses: [401] });
+  try {
+    for (const stream of [false, true]) {
+      const response = await ask({ stream }, "dave");
+      const text = await response.text();
+      const id = response.headers.get("x-request-id");
+      assert.match(id ?? "", /^[0-9a-f-]{36}$/);
+      assert.ok(text.includes(id), `the body names the request id: ${text}`);
+      for (const leak of ["mock fault", "Unauthorized", "invalid_api_key", "sk-primary"]) {
+        assert.equal(text.includes(leak), false, `"${leak}" reached the caller: ${text}`);
+      }
+      if (!stream) {
+        assert.equal(response.status, 502);
+        assert.equal(JSON.parse(text).error.request_id, id);
+      }
+    }
+  } finally {
+    mock.setFaults({ target: "primary" });
+  }
+});
+
+test("example worker: a user's daily token budget, once spent, is a 429", async () => {
+  // ~800 characters: the mock counts 200 prompt tokens, the budget holds them (+4) plus max_tokens.
+  const long = { messages: [{ role: "user", content: "budget ".repeat(114) }] };
+  const first = await ask(long, "frank");
+  assert.equal(first.status, 200, await first.clone().text());
+  assert.ok((await first.json()).usage.total_tokens > DAILY_TOKENS / 2);
+  const second = await ask(long, "frank");
+  const body = await second.json();
+  assert.equal(second.status, 429);
+  assert.equal(body.error.type, "budget_exceeded");
+  assert.match(body.error.message, /perUserDailyTokens/);
+  assert.ok(second.headers.get("x-request-id"));
+  // Another user's budget is their own.
+  assert.equal((await ask(long, "heidi")).status, 200);
 });

@@ -1,15 +1,24 @@
 // An OpenAI-compatible proxy on Cloudflare Workers, made resilient by resilient-llm:
 //   POST /v1/chat/completions   JSON or `stream: true` (SSE in OpenAI's chunk format, ending in [DONE])
-//   GET  /stats                 the isolate's ResilientClient.stats()
-// The fallback chain comes from the TARGETS variable (JSON: [{ name, provider, baseUrl, model }]) with
-// each target's key in a secret named <NAME>_API_KEY; per-user rate limits are keyed by the
-// `x-user-id` header and shared by every isolate through the ResilienceState Durable Object;
-// deterministic answers (temperature 0) are cached in the LLM_CACHE KV namespace.
+//   GET  /stats                 the caller's own usage in this isolate (the admin token: the client's stats())
+// Every route needs `Authorization: Bearer <token>`, a token of the CLIENT_TOKENS secret (see auth.js); the
+// user id it maps to keys the per-user rate limit (shared by every isolate through the ResilienceState
+// Durable Object) and the per-user daily token budget. `max_tokens` is clamped to MAX_TOKENS and the body
+// to MAX_REQUEST_BYTES. The fallback chain comes from the TARGETS variable (JSON: [{ name, provider,
+// baseUrl, model }]) with each target's key in a secret named <NAME>_API_KEY; deterministic answers
+// (temperature 0) are cached in the LLM_CACHE KV namespace. A failure upstream reaches the caller as a
+// generic error with a request id (x-request-id); the detail goes to the Worker's log (console.error).
 import { ResilientClient } from "resilient-llm";
 import { kvStore } from "resilient-llm/stores";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
+import { authenticate } from "./auth.js";
 
 export { ResilienceState };
+
+const ROLES = new Set(["system", "user", "assistant"]);
+const MAX_MESSAGES = 256;
+/** A positive integer variable, else its default. */
+const intVar = (value, fallback) => (Number.isInteger(Number(value)) && Number(value) > 0 ? Number(value) : fallback);
 
 let client; // one per isolate, built on the first request (nothing may run at module scope)
 
@@ -20,11 +29,84 @@ function clientFor(env) {
       apiKey: env[`${target.name.toUpperCase().replace(/\W/g, "_")}_API_KEY`] ?? target.apiKey,
     })),
     timeout: { attemptMs: 30_000, firstByteMs: 20_000, idleMs: 15_000 },
-    rateLimit: { requestsPerMinute: Number(env.USER_REQUESTS_PER_MINUTE ?? 60), maxWaitMs: 0 },
+    rateLimit: { requestsPerMinute: intVar(env.USER_REQUESTS_PER_MINUTE, 60), maxWaitMs: 0 },
+    budget: { perUserDailyTokens: intVar(env.USER_DAILY_TOKENS, 200_000) },
     cache: env.LLM_CACHE ? { store: kvStore(env.LLM_CACHE), ttlMs: 3_600_000 } : false,
     sharedState: env.RESILIENCE ? { store: durableObjectStateStore(env.RESILIENCE) } : undefined,
   });
   return client;
+}
+
+/** An error answer in OpenAI's shape; every answer names its request id. */
+function errorJson(requestId, status, type, message, headers = {}) {
+  return Response.json(
+    { error: { message, type, code: null, request_id: requestId } },
+    { status, headers: { "x-request-id": requestId, ...headers } },
+  );
+}
+
+/**
+ * The caller's view of a failed call. The caller's own limits (rate, budget) say what happened and when
+ * to come back; anything else (an upstream status or its text, a timeout, an open breaker) is generic:
+ * an upstream's error text can carry the owner's account details. The detail goes to the log.
+ */
+function failure(requestId, user, error) {
+  const retryAfter = error.retryAfterMs ? { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) } : {};
+  if (error.name === "RateLimitError") return errorJson(requestId, 429, "rate_limited", error.message, retryAfter);
+  if (error.name === "BudgetExceededError") return errorJson(requestId, 429, "budget_exceeded", `${error.message} It renews at 00:00 UTC.`);
+  console.error(JSON.stringify({ requestId, user, name: error.name, code: error.code, status: error.status, message: error.message }));
+  const [status, message] = {
+    TimeoutError: [504, "The model service did not answer in time."],
+    CircuitOpenError: [503, "The model service is unavailable; try again later."],
+  }[error.name] ?? [502, "The model service failed to answer."];
+  return errorJson(requestId, status, "upstream_error", `${message} Request id: ${requestId}.`, error.name === "CircuitOpenError" ? retryAfter : {});
+}
+
+/** The body as JSON, or an error answer: at most `limit` bytes are read. */
+async function readJson(request, limit, requestId) {
+  const tooLarge = () => errorJson(requestId, 413, "invalid_request_error", `The body is over ${limit} bytes.`);
+  if (Number(request.headers.get("content-length")) > limit) return { error: tooLarge() };
+  const chunks = [];
+  let size = 0;
+  const reader = request.body?.getReader();
+  for (let part; reader && !(part = await reader.read()).done; ) {
+    size += part.value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return { error: tooLarge() };
+    }
+    chunks.push(part.value);
+  }
+  try {
+    return { body: JSON.parse(new TextDecoder().decode(await new Blob(chunks).arrayBuffer())) };
+  } catch {
+    return { error: errorJson(requestId, 400, "invalid_request_error", "The body must be JSON.") };
+  }
+}
+
+/** The chat request from an OpenAI-shaped body, or the problem with it. `max_tokens` is clamped. */
+function chatRequest(body, maxTokensCap) {
+  if (body === null || typeof body !== "object") return { problem: "The body must be a JSON object." };
+  const { messages, max_tokens: asked, temperature } = body;
+  if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_MESSAGES) {
+    return { problem: `messages must be an array of 1 to ${MAX_MESSAGES} messages.` };
+  }
+  for (const m of messages) {
+    if (m === null || typeof m !== "object" || !ROLES.has(m.role) || typeof m.content !== "string") {
+      return { problem: "Each message must be { role: system|user|assistant, content: string }." };
+    }
+  }
+  if (asked !== undefined && !(Number.isInteger(asked) && asked > 0)) return { problem: "max_tokens must be a positive integer." };
+  if (temperature !== undefined && !(typeof temperature === "number" && temperature >= 0 && temperature <= 2)) {
+    return { problem: "temperature must be a number from 0 to 2." };
+  }
+  return {
+    chat: {
+      messages: messages.map(({ role, content }) => ({ role, content })),
+      maxTokens: Math.min(asked ?? maxTokensCap, maxTokensCap),
+      temperature,
+    },
+  };
 }
 
 const encoder = new TextEncoder();
@@ -34,14 +116,8 @@ function chunk(id, model, delta, finishReason = null) {
   return { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
 }
 
-function errorResponse(error) {
-  const status = { RateLimitError: 429, BudgetExceededError: 429, CircuitOpenError: 503, AllTargetsFailedError: 502, TimeoutError: 504 }[error.name] ?? (error.status || 500);
-  const headers = error.retryAfterMs ? { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) } : {};
-  return Response.json({ error: { message: error.message, type: error.name, code: error.code ?? null } }, { status, headers });
-}
-
-function streamAnswer(stream, model) {
-  const id = `chatcmpl-${crypto.randomUUID()}`;
+function streamAnswer(stream, model, requestId, user) {
+  const id = `chatcmpl-${requestId}`;
   const body = new ReadableStream({
     async start(controller) {
       try {
@@ -52,7 +128,7 @@ function streamAnswer(stream, model) {
         controller.enqueue(sse("[DONE]"));
       } catch (error) {
         // Headers are gone already: the error travels in-band, as OpenAI does.
-        controller.enqueue(sse({ error: { message: error.message, type: error.name, code: error.code ?? null } }));
+        controller.enqueue(sse(await failure(requestId, user, error).json()));
       }
       controller.close();
     },
@@ -60,47 +136,59 @@ function streamAnswer(stream, model) {
       stream.cancel();
     },
   });
-  return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+  return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": requestId } });
+}
+
+async function chat(request, env, ctx, user, requestId) {
+  const read = await readJson(request, intVar(env.MAX_REQUEST_BYTES, 256 * 1024), requestId);
+  if (read.error) return read.error;
+  const { chat, problem } = chatRequest(read.body, intVar(env.MAX_TOKENS, 1024));
+  if (problem) return errorJson(requestId, 400, "invalid_request_error", problem);
+  chat.user = user;
+  chat.resilience = { rateLimitKey: user, waitUntil: ctx.waitUntil.bind(ctx) };
+  try {
+    const llm = clientFor(env);
+    if (read.body.stream === true) return streamAnswer(llm.chatStream(chat), String(read.body.model ?? "auto"), requestId, user);
+    const result = await llm.chat(chat);
+    return Response.json(
+      {
+        id: `chatcmpl-${requestId}`,
+        object: "chat.completion",
+        created: Math.floor(Date.now() / 1000),
+        model: result.model,
+        choices: [{ index: 0, message: { role: "assistant", content: result.text }, finish_reason: result.finishReason }],
+        usage: { prompt_tokens: result.usage.inputTokens, completion_tokens: result.usage.outputTokens, total_tokens: result.usage.inputTokens + result.usage.outputTokens },
+      },
+      { headers: { "x-cache": result.cached ? "HIT" : "MISS", "x-target": result.target, "x-request-id": requestId } },
+    );
+  } catch (error) {
+    return failure(requestId, user, error);
+  }
+}
+
+/** The admin's view is the client's whole stats(); a user's, their own usage row. */
+function stats(env, { user, admin }, requestId) {
+  const all = clientFor(env).stats();
+  const own = all.costs.byUser.find((row) => row.user === user) ?? { user, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+  return Response.json(admin ? all : own, { headers: { "x-request-id": requestId, "cache-control": "no-store" } });
 }
 
 export default {
   async fetch(request, env, ctx) {
-    const url = new URL(request.url);
-    if (url.pathname === "/stats") return Response.json(clientFor(env).stats());
-    if (url.pathname !== "/v1/chat/completions" || request.method !== "POST") {
-      return Response.json({ error: { message: "POST /v1/chat/completions" } }, { status: 404 });
-    }
-    let body;
+    const requestId = crypto.randomUUID();
+    let identity;
     try {
-      body = await request.json();
-    } catch {
-      return Response.json({ error: { message: "the body must be JSON" } }, { status: 400 });
-    }
-    const user = request.headers.get("x-user-id") ?? "anonymous";
-    const chat = {
-      messages: body.messages,
-      maxTokens: body.max_tokens,
-      temperature: body.temperature,
-      user,
-      resilience: { rateLimitKey: user, waitUntil: ctx.waitUntil.bind(ctx) },
-    };
-    try {
-      const llm = clientFor(env);
-      if (body.stream) return streamAnswer(llm.chatStream(chat), body.model ?? "auto");
-      const result = await llm.chat(chat);
-      return Response.json(
-        {
-          id: `chatcmpl-${crypto.randomUUID()}`,
-          object: "chat.completion",
-          created: Math.floor(Date.now() / 1000),
-          model: result.model,
-          choices: [{ index: 0, message: { role: "assistant", content: result.text }, finish_reason: result.finishReason }],
-          usage: { prompt_tokens: result.usage.inputTokens, completion_tokens: result.usage.outputTokens, total_tokens: result.usage.inputTokens + result.usage.outputTokens },
-        },
-        { headers: { "x-cache": result.cached ? "HIT" : "MISS", "x-target": result.target } },
-      );
+      identity = await authenticate(request, env);
     } catch (error) {
-      return errorResponse(error);
+      console.error(JSON.stringify({ requestId, configuration: error.message }));
+      return errorJson(requestId, 500, "server_error", `The proxy is misconfigured. Request id: ${requestId}.`);
     }
+    if (!identity) {
+      return errorJson(requestId, 401, "invalid_request_error", "Authorization: Bearer <token> is missing or unknown.", { "www-authenticate": "Bearer" });
+    }
+    const { pathname } = new URL(request.url);
+    if (pathname === "/stats" && request.method === "GET") return stats(env, identity, requestId);
+    if (pathname === "/v1/chat/completions" && request.method === "POST") return chat(request, env, ctx, identity.user, requestId);
+    return errorJson(requestId, 404, "invalid_request_error", "POST /v1/chat/completions or GET /stats");
   },
 };

@@ -56,7 +56,7 @@ export async function run({ calls, browser: inBrowser = true, quick = process.en
   // IndexedDB in Chromium: the same call answered from the browser's IndexedDB store.
   const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
   const mock = await startMockLlm();
-  const site = await startStaticServer({ root });
+  const site = await startStaticServer({ root, dirs: { "tests/js": [".html", ".mjs", ".js", ".wasm"] } });
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"],
