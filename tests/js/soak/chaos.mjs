@@ -29,25 +29,13 @@
  *     text equals the answer;
  *   - nothing left pending: every call (and every chatStream's `result`) settles within
  *     `watchdogMs` (a call still pending then is counted as hung);
- *   - every failure is typed: its `name` is one of the library's error names (and so are the
- *     `errors` of an AllTargetsFailedError).
+ *   - every failure is typed: its `name` is one of the library's error names and its `code` one that
+ *     name is documented with (tests/js/soak/typed.mjs; so are the `errors` of an AllTargetsFailedError).
  */
 import { ResilientClient } from "resilient-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { pathToFileURL } from "node:url";
-
-/** Error names the library documents. */
-export const ERROR_NAMES = new Set([
-  "CircuitOpenError",
-  "RateLimitError",
-  "TimeoutError",
-  "AbortError",
-  "BudgetExceededError",
-  "IncompleteStreamError",
-  "UpstreamError",
-  "AllTargetsFailedError",
-  "TypeError",
-]);
+import { untypedIn } from "./typed.mjs";
 
 export const CHAOS_DEFAULTS = {
   requests: 5000,
@@ -184,16 +172,6 @@ function errorSummary(error) {
     message: String(error.message).slice(0, 300),
     ...(Array.isArray(error.errors) ? { errors: error.errors.map((e) => `${e?.name}: ${String(e?.message).slice(0, 160)}`) } : {}),
   };
-}
-
-function untypedIn(error) {
-  const bad = [];
-  if (!ERROR_NAMES.has(error?.name)) bad.push(error?.name ?? String(error));
-  if (error?.name === "AllTargetsFailedError") {
-    if (!Array.isArray(error.errors) || error.errors.length === 0) bad.push("AllTargetsFailedError without errors");
-    else for (const e of error.errors) if (!ERROR_NAMES.has(e?.name)) bad.push(`errors[]: ${e?.name ?? String(e)}`);
-  }
-  return bad;
 }
 
 // ---------------------------------------------------------------------------------------------
