@@ -28,6 +28,7 @@ export async function startWorker(entry, name, options = {}) {
   const mf = new Miniflare({
     modules: true,
     scriptPath: join(outDir, "worker.mjs"),
+    modulesRoot: outDir, // module names relative to the bundle, whatever the working directory
     modulesRules: [
       { type: "ESModule", include: ["**/*.mjs", "**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
