@@ -19,14 +19,16 @@ async function one(i, mock, only) {
         return await answer(await client.fetch(url, { method: "POST", body: body({ temperature: 0 }) }));
       case 1: // sampled, never cached
         return await answer(await client.fetch(url, { method: "POST", body: body({ temperature: 0.5 }) }));
+      // The answer comes 1 s late, so that the abort (5 ms) and the timeout (10 ms) always win, even
+      // when a loaded machine stalls the event loop (with 100 ms, one timeout in 800 lost the race).
       case 2: { // aborted before the answer
         const controller = new AbortController();
-        const pending = client.fetch(url, { method: "POST", body: body({}), headers: { "x-mock-fault": "delay=50" }, signal: controller.signal });
+        const pending = client.fetch(url, { method: "POST", body: body({}), headers: { "x-mock-fault": "delay=1000" }, signal: controller.signal });
         setTimeout(() => controller.abort(), 5);
         return await answer(await pending);
       }
       case 3: // times out
-        return await answer(await client.fetch(url, { method: "POST", body: body({}), headers: { "x-mock-fault": "delay=100" }, resilience: { timeout: { attemptMs: 10 }, retry: false } }));
+        return await answer(await client.fetch(url, { method: "POST", body: body({}), headers: { "x-mock-fault": "delay=1000" }, resilience: { timeout: { attemptMs: 10 }, retry: false } }));
       case 4: { // a stream cancelled mid-way
         let n = 0;
         for await (const _ of client.events(url, { method: "POST", body: body({ stream: true }) })) if (++n === 3) return "broke off";
