@@ -108,3 +108,53 @@ test("chromium: the IndexedDB cache answers after a page reload, with no credent
   for (const record of records) assert.ok(!record.includes(secret), `credential in a stored record: ${record}`);
   await cachePage.close();
 });
+
+test("chromium: a full IndexedDB quota evicts the oldest entries and never fails a request", async () => {
+  const quotaPage = await browser.newPage();
+  await quotaPage.goto(`${site.url}/tests/js/browser/index.html`);
+  // A 2 MB quota for the page's origin (DevTools protocol; navigator.storage.estimate() does not
+  // show the override, IndexedDB writes obey it), then ten answers of ~0.5 MB of random text each
+  // (random, so that the store's compression cannot fit them all).
+  const origin = new URL(site.url).origin;
+  const cdp = await quotaPage.context().newCDPSession(quotaPage);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 2 * 1024 * 1024 });
+  const outcome = await quotaPage.evaluate(
+    async ({ mockUrl }) => {
+      const { ResilientClient } = await import("resilient-llm");
+      const client = new ResilientClient({ cache: { store: "indexeddb", namespace: `quota-${Date.now()}` } });
+      const errors = [];
+      client.on("error", (e) => errors.push(String(e.error?.message ?? e.error)));
+      const stores = [];
+      client.on("cache", (e) => e.result === "store" && stores.push(e));
+      // The mock echoes the prompt's 24 words: 24 random words of 20,000 characters each.
+      const word = () => Array.from(crypto.getRandomValues(new Uint8Array(20_000)), (b) => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[b % 62]).join("");
+      const prompts = Array.from({ length: 10 }, () => Array.from({ length: 24 }, word).join(" "));
+      const ask = async (i) => {
+        const response = await client.fetch(`${mockUrl}/v1/chat/completions`, {
+          method: "POST",
+          body: JSON.stringify({ model: "m", temperature: 0, messages: [{ role: "user", content: prompts[i] }] }),
+        });
+        const text = (await response.json()).choices[0].message.content;
+        return { status: response.status, cache: response.headers.get("x-cache"), complete: text.includes(prompts[i].slice(-20_000)) };
+      };
+      const asked = [];
+      for (let i = 0; i < 10; i++) {
+        const before = stores.length;
+        asked.push(await ask(i));
+        // Each write settles before the next request, so the quota fills in order.
+        for (let t = 0; t < 300 && stores.length === before; t++) await new Promise((r) => setTimeout(r, 10));
+      }
+      return { asked, last: await ask(9), first: await ask(0), errors };
+    },
+    { mockUrl: mock.url },
+  );
+  const { usage, quota, overrideActive } = await cdp.send("Storage.getUsageAndQuota", { origin });
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin }); // back to the default
+  await quotaPage.close();
+  assert.ok(overrideActive && quota === 2 * 1024 * 1024, `the quota override applies: ${quota}`);
+  assert.deepEqual(outcome.asked.map((a) => `${a.status} ${a.cache} ${a.complete}`), Array(10).fill("200 MISS true"), "every request answered in full");
+  assert.deepEqual(outcome.errors, [], "a full quota is not an error");
+  assert.equal(outcome.last.cache, "HIT", "the newest entry was written after the eviction");
+  assert.equal(outcome.first.cache, "MISS", "the oldest entry was evicted to make room");
+  assert.ok(usage <= quota, `usage ${usage} within the quota ${quota}`);
+});

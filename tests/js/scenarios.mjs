@@ -118,7 +118,11 @@ export const scenarios = {
     equal(error.name, "TimeoutError", "error name");
     equal(error.code, "TIMEOUT", "error code");
     equal(error.option, "timeout.attemptMs", "which deadline");
-    check(elapsed >= 140 && elapsed < 2500, `rejected after ${elapsed} ms`);
+    // 150 ms, never early (1 ms for Date.now's rounding), at most 100 ms late. Measured on the
+    // 2-core machine with other jobs running (load average ~4), 20 runs each: 151-172 ms in Node,
+    // 152-160 ms in Chromium; 100 ms is ~4x the worst lateness seen, room for a GC pause or a busier
+    // runner. The upstream answers after 3 s, so a missed deadline fails by seconds.
+    check(elapsed >= 149 && elapsed <= 250, `rejected after ${elapsed} ms (attemptMs 150)`);
   },
 
   async "fires the total timeout across retries"({ ResilientClient }, mock) {
@@ -140,7 +144,11 @@ export const scenarios = {
       client.fetch(`${mock}/v1/chat/completions`, chatInit("x", "delay=3000", { signal: controller.signal })),
     );
     equal(error.name, "AbortError", "error name");
-    check(Date.now() - started < 2500, "rejected promptly");
+    equal(error.code, "ABORTED", "error code");
+    // At the abort (100 ms), at most 100 ms later: the attempt timeout's margin (measured as above:
+    // 101-107 ms in Node, 101-103 ms in Chromium).
+    const elapsed = Date.now() - started;
+    check(elapsed >= 99 && elapsed <= 200, `rejected ${elapsed} ms after the call, aborted at 100 ms`);
   },
 
   async "rejects at once for an already aborted signal"({ ResilientClient }, mock) {
@@ -414,7 +422,10 @@ export const scenarios = {
     })());
     equal(error.name, "IncompleteStreamError", "error name");
     equal(error.code, "INCOMPLETE_STREAM", "error code");
-    check(events >= 1 && error.partialText.length > 0, `events ${events}, partial ${JSON.stringify(error.partialText)}`);
+    // reset=6: the mock writes six frames 5 ms apart and destroys the socket in the same tick as the
+    // sixth, which Node has not flushed yet and drops: the five before it arrive, one event each.
+    equal(events, 5, "the events written before the reset were delivered");
+    check(error.partialText.startsWith("You said"), `partial ${JSON.stringify(error.partialText)}`);
     equal((await upstreamCount(mock)) - before, 1, "no replay after data was delivered");
   },
 
@@ -471,6 +482,94 @@ export const scenarios = {
       for await (const _ of client.events(`${mock}/v1/chat/completions`, { ...streamInit("x"), resilience: { reconnect: true } })) {}
     })());
     equal(error.name, "TypeError", "reconnect is refused for POST");
+  },
+
+  async "a custom store object is used end to end: get and put"({ ResilientClient }, mock) {
+    // The documented CacheStore interface, async as a remote store's would be (the client calls
+    // get and put; delete is part of the interface for the store's owner).
+    const entries = new Map();
+    const calls = [];
+    const store = {
+      async get(key) {
+        calls.push(["get", key]);
+        return entries.get(key);
+      },
+      async put(key, entry, ttlMs) {
+        calls.push(["put", key, ttlMs]);
+        entries.set(key, entry);
+      },
+      async delete(key) {
+        calls.push(["delete", key]);
+        entries.delete(key);
+      },
+    };
+    const client = new ResilientClient({ cache: { store, ttlMs: 60_000 } });
+    const prompt = unique("custom-store");
+    const init = () => ({ method: "POST", headers: { "content-type": "application/json", authorization: "Bearer sk-secret" }, body: chatBody(prompt, { temperature: 0 }) });
+    const first = await client.fetch(`${mock}/v1/chat/completions`, init());
+    equal(first.headers.get("x-cache"), "MISS", "first x-cache");
+    const text = await first.text();
+    await settle(() => entries.size === 1);
+    const [key, entry] = [...entries][0];
+    check(/^[0-9a-f]{64}$/.test(key), `the key is a SHA-256 in hex: ${key}`);
+    const ttl = calls.find((c) => c[0] === "put")[2];
+    // ttlMs is what remains of cache.ttlMs when the put runs: less the time since the answer came.
+    check(ttl <= 60_000 && ttl >= 59_000, `put's ttlMs ${ttl}: cache.ttlMs 60000 less the time since the answer`);
+    equal(entry.status, 200, "entry.status");
+    check(Array.isArray(entry.headers) && entry.headers.every((h) => h[0].toLowerCase() !== "authorization"), "no credential stored");
+    check(!new TextDecoder().decode(entry.body).includes("sk-secret") && !JSON.stringify(entry.headers).includes("sk-secret"), "no secret stored");
+    equal(new TextDecoder().decode(entry.body), text, "entry.body is the answer");
+    check(entry.storedAt <= entry.freshUntil && entry.freshUntil <= entry.staleUntil, "entry times");
+    const before = await upstreamCount(mock);
+    const second = await client.fetch(`${mock}/v1/chat/completions`, init());
+    equal(second.headers.get("x-cache"), "HIT", "second x-cache");
+    equal(await second.text(), text, "served from the store");
+    equal(await upstreamCount(mock), before, "the upstream was not asked");
+    // An entry the store still returns past its staleUntil is a miss, replaced by the new answer.
+    entries.set(key, { ...entry, freshUntil: 1, staleUntil: 1 });
+    const third = await client.fetch(`${mock}/v1/chat/completions`, init());
+    equal(third.headers.get("x-cache"), "MISS", "an expired entry is a miss");
+    await third.text();
+    await settle(() => entries.get(key).staleUntil > 1);
+    check(entries.get(key).staleUntil > Date.now(), "the entry was replaced by a fresh one");
+  },
+
+  async "streams longer than 4 MiB are neither stored nor shared"({ ResilientClient }, mock) {
+    // The mock echoes up to 24 words of the prompt, one word per chunk: 24 words of 150,000
+    // characters make a ~3.6 MB stream, of 190,000 a ~4.6 MB one (the limit, 4 MiB, is 4.19 MB).
+    const client = new ResilientClient({ cache: true, targets: [target(mock, unique("big"))] });
+    const prompt = (size) => Array.from({ length: 24 }, (_, i) => String(i % 10).repeat(size)).join(" ") + ` ${unique("big")}`;
+    const ask = (content) => client.chatStream({ messages: [{ role: "user", content }], temperature: 0 });
+    const read = async (stream, onText = () => {}) => {
+      let text = "";
+      for await (const delta of stream) {
+        text += delta.text;
+        onText(text);
+      }
+      return { text, result: await stream.result };
+    };
+    // A late joiner: started once the first reader holds `at` characters; returns the upstream calls.
+    const lateJoin = async (content, at) => {
+      const before = await upstreamCount(mock);
+      let joiner;
+      const first = await read(ask(content), (text) => {
+        if (text.length >= at && !joiner) joiner = read(ask(content));
+      });
+      const second = await joiner;
+      equal(second.text, first.text, "the late joiner got the whole answer");
+      return (await upstreamCount(mock)) - before;
+    };
+    const small = prompt(150_000);
+    equal(await lateJoin(small, 3_000_000), 1, "under 4 MiB: a joiner after 3 MB shares the stream");
+    await settle(() => client.stats().cache.entries === 1);
+    equal((await read(ask(small))).result.cached, true, "under 4 MiB: stored and replayed");
+
+    const big = prompt(190_000);
+    equal(await lateJoin(big, 4_300_000), 2, "over 4 MiB: a joiner after 4.3 MB makes its own call");
+    await new Promise((r) => setTimeout(r, 200));
+    equal(client.stats().cache.entries, 1, "over 4 MiB: not stored");
+    const again = await read(ask(big));
+    equal(again.result.cached, false, "over 4 MiB: asked again, not replayed");
   },
 
   async "caches a deterministic answer: the second call is a HIT the upstream never sees"({ ResilientClient }, mock) {
@@ -706,8 +805,29 @@ export const scenarios = {
     });
     let text = "";
     for await (const delta of stream) text += delta.text;
-    check(crossed.length > 0, "the budget event fired");
+    equal(crossed.length, 1, "budget events");
+    const [event] = crossed;
+    equal(event.type, "budget", "event type");
+    equal(event.cap, "perUserDailyTokens", "the cap crossed");
+    equal(event.used, 0.815, "used: 31 of 38 tokens, in per mille");
     equal((await stream.result).text, text, "result resolves with the answer it finished");
+  },
+
+  async "a budget event fires at 100% when the real usage reaches the cap"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ targets: [target(mock, unique("budget-full"))], budget: { perUserDailyTokens: 24 } });
+    const events = [];
+    client.on("budget", (e) => events.push(e));
+    // 40 emoji: the estimate counts 40 characters (ceil(40 / 4) + 4 = 14), the mock 80 UTF-16 units
+    // (20 tokens), so the call holds 14 + maxTokens 5 = 19 <= 24 and uses 20 + 5 = 25 >= 24.
+    const result = await client.chat({ messages: [{ role: "user", content: "\u{1F600}".repeat(40) }], maxTokens: 5, user: "full" });
+    equal(result.usage.inputTokens + result.usage.outputTokens, 25, "tokens used");
+    equal(events.length, 1, "one event for the jump past both marks");
+    equal(events[0].user, "full", "event user");
+    equal(events[0].cap, "perUserDailyTokens", "event cap");
+    equal(events[0].used, 1.041, "used: 25 of 24 tokens, in per mille");
+    const error = await rejection(client.chat({ messages: [{ role: "user", content: "hi" }], maxTokens: 1, user: "full" }));
+    equal(error.name, "BudgetExceededError", "the next call is refused");
+    equal(error.remaining, 0, "nothing remains");
   },
 
   async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
@@ -798,6 +918,23 @@ export const scenarios = {
     equal(error.kind, "auth", "error kind");
     equal(error.status, 401, "status");
     equal((await mockStats(mock)).byTarget[spare], undefined, "no fallback on an auth error");
+  },
+
+  async "at most 5 targets are tried per call"({ ResilientClient }, mock) {
+    const names = Array.from({ length: 7 }, (_, i) => unique(`chain${i}`));
+    const client = new ResilientClient({
+      targets: names.map((name) => target(mock, name, { headers: { "x-mock-fault": "status=503" } })),
+      retry: false,
+    });
+    const error = await rejection(client.chat({ messages: [{ role: "user", content: "x" }] }));
+    equal(error.name, "AllTargetsFailedError", "error name");
+    equal(error.errors.map((e) => e.target).join(), names.slice(0, 5).join(), "the first five, in order");
+    const streamed = client.chatStream({ messages: [{ role: "user", content: "x" }] });
+    const streamError = await rejection((async () => { for await (const _ of streamed); })());
+    equal(streamError.errors.length, 5, "chatStream: five targets tried");
+    const byTarget = (await mockStats(mock)).byTarget;
+    for (const name of names.slice(0, 5)) equal(byTarget[name]?.total, 2, `${name} asked once per call`);
+    for (const name of names.slice(5)) equal(byTarget[name], undefined, `${name} never asked`);
   },
 
   async "when every target fails the error lists each one"({ ResilientClient }, mock) {

@@ -1,5 +1,6 @@
-// Bounded soaks, so that resilience and memory regressions fail CI (about 1.5 minutes):
-//   - chaos: 600 chat calls (half chatStream), 16 at a time, ~30% of attempts failing (tests/js/soak/chaos.mjs);
+// Bounded soaks, so that resilience and memory regressions fail CI (about 2 minutes):
+//   - chaos: 5,000 chat calls (half chatStream), 32 at a time, ~30% of attempts failing, against 600
+//     plain fetches on the same faults (tests/js/soak/chaos.mjs);
 //   - leak: 20,000 mixed requests in a child `node --expose-gc` (tests/js/soak/leak.mjs), sampled every
 //     2,000, then the same run without never-aborted caller signals as a control.
 // Run: node --test tests/js/soak.test.mjs   (full size: node tests/js/soak/chaos.mjs; node --expose-gc tests/js/soak/leak.mjs)
@@ -52,10 +53,18 @@ function sampleTable(figures) {
 // Chaos
 // ---------------------------------------------------------------------------------------------
 
+// The README's and BENCHMARKS.md's figure, with no margin: the run's size is what makes it
+// trustworthy. The failures are near-independent rare events at ~0.28% (BENCHMARKS.md: 99.72% over
+// 5,000; 99.70% over 3,000 here with six jobs on two cores), so a run's count is close to Poisson:
+// over 5,000 calls about 14 are expected and 99.5% allows 25, so a sound build fails by chance
+// about 0.3% of the time, while a regression to 99.0% (50 expected) passes with ~1e-4. Over 600
+// calls (3 allowed, 1.7 expected) it was ~9% false alarms, and a 99.0% build passed 15% of runs.
+// The plain-fetch baseline only has to show the gap (~70%), so 600 of its calls are enough.
+const CHAOS_TARGET = 0.995;
 let chaos;
 let chaosError;
 try {
-  chaos = await runChaos({ requests: 600, concurrency: 16, watchdogMs: 25_000, quiet: true });
+  chaos = await runChaos({ requests: 5000, plainRequests: 600, concurrency: 32, watchdogMs: 25_000, quiet: true });
 } catch (error) {
   chaosError = error;
 }
@@ -87,11 +96,11 @@ if (chaosError) {
   });
 
   test(
-    `chaos: ${pct(r.successRate)} success >= 99% (mid-stream failures ${r.midStreamFailures}, hung ${r.hung}); ` +
+    `chaos: ${pct(r.successRate)} success >= 99.5% over ${r.requests} calls (mid-stream failures ${r.midStreamFailures}, hung ${r.hung}); ` +
       `plain fetch ${pct(chaos.plain.successRate)}`,
     (t) => {
       figures(t);
-      assert.ok(r.successRate >= 0.99, `success rate ${pct(r.successRate)}`);
+      assert.ok(r.successRate >= CHAOS_TARGET, `success rate ${pct(r.successRate)} (${r.requests - r.successes} failures of ${r.requests})`);
       assert.ok(r.successRate > chaos.plain.successRate, "the client does better than plain fetch");
       assert.ok(r.retries > 0, "retries happened");
     },

@@ -114,6 +114,15 @@ test("example worker: per-user limits, shared through the Durable Object", async
   }
   assert.deepEqual(statuses, [200, 200, 200, 429]);
   assert.equal((await ask({}, "dave")).status, 200);
+  // The statuses alone would pass without the Durable Object (the isolate's own bucket has the same
+  // 3 a minute): the object's own bucket for carol must be the one spent.
+  const namespace = await mf.getDurableObjectNamespace("RESILIENCE");
+  const board = namespace.get(namespace.idFromName("global"));
+  const take = async (key) => (await board.fetch("https://resilience-state/", { method: "POST", body: JSON.stringify({ op: "take", key, tokens: 0 }) })).json();
+  const carol = await take("client|carol");
+  assert.equal(carol.ok, false, `carol's shared bucket is empty: ${JSON.stringify(carol)}`);
+  assert.ok(carol.retryAfterMs > 0 && carol.retryAfterMs <= 20_000, `one request back in 60 s / 3: ${carol.retryAfterMs} ms`);
+  assert.equal((await take("client|erin-never-asked")).ok, true, "a key nobody used has its full bucket");
 });
 
 test("example worker: /stats shows a user their own row, the admin everything", async () => {

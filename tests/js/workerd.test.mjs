@@ -32,22 +32,24 @@ for (const name of Object.keys(scenarios)) {
   });
 }
 
-test("workerd: a cache in Workers KV answers a second request (another client) without the upstream", async () => {
-  const url = new URL("http://worker/kv-cache");
-  url.searchParams.set("mock", mock.url);
-  url.searchParams.set("body", JSON.stringify({ model: "m", temperature: 0, messages: [{ role: "user", content: `kv ${Date.now()}` }] }));
-  const first = await mf.dispatchFetch(url);
-  const firstText = await first.text();
-  assert.equal(first.headers.get("x-cache"), "MISS", firstText);
-  const upstream = mock.stats().total;
-  let second;
-  for (let i = 0; i < 20; i++) {
-    second = await mf.dispatchFetch(url);
-    if (second.headers.get("x-cache") === "HIT") break;
-    await second.text();
-    await new Promise((r) => setTimeout(r, 50)); // the KV write runs in waitUntil
-  }
-  assert.equal(second.headers.get("x-cache"), "HIT");
-  assert.equal(await second.text(), firstText);
-  assert.equal(mock.stats().total, upstream, "answered from KV");
-});
+for (const [store, path] of [["Workers KV", "/kv-cache"], ["the Cache API (cacheApiStore)", "/cache-api-cache"]]) {
+  test(`workerd: a cache in ${store} answers a second request (another client) without the upstream`, async () => {
+    const url = new URL(`http://worker${path}`);
+    url.searchParams.set("mock", mock.url);
+    url.searchParams.set("body", JSON.stringify({ model: "m", temperature: 0, messages: [{ role: "user", content: `${path} ${Date.now()}` }] }));
+    const first = await mf.dispatchFetch(url);
+    const firstText = await first.text();
+    assert.equal(first.headers.get("x-cache"), "MISS", firstText);
+    const upstream = mock.stats().total;
+    let second;
+    for (let i = 0; i < 20; i++) {
+      second = await mf.dispatchFetch(url);
+      if (second.headers.get("x-cache") === "HIT") break;
+      await second.text();
+      await new Promise((r) => setTimeout(r, 50)); // the store's write runs in waitUntil
+    }
+    assert.equal(second.headers.get("x-cache"), "HIT");
+    assert.equal(await second.text(), firstText);
+    assert.equal(mock.stats().total, upstream, `answered from ${store}`);
+  });
+}

@@ -1,7 +1,7 @@
 // The benchmark suite: runs every benchmark in its own Node process (one after another, so they do not
 // compete with each other) and prints one markdown table: benchmark | ours | peer (same run) | ratio |
 // target | met?.
-//   node tests/js/bench/suite.mjs [--quick] [--only sse,fetch,cache,cold,concurrency,size] [--json out.json]
+//   node tests/js/bench/suite.mjs [--quick] [--only sse,fetch,cache,cold,cpu,concurrency,size] [--json out.json]
 //   (tests/bench builds and installs the package first when needed, then runs this)
 // Quick mode (--quick or BENCH_QUICK=1) passes quick: true to every benchmark (fewer iterations).
 // The ratio column is always "how many times faster / smaller ours is": ours / peer for throughputs,
@@ -152,6 +152,13 @@ if (wanted("cold")) {
   row(`cold start, workerd: \`new Miniflare()\` to first response (median of ${w.runs})`,
     `${ms(w.packageMs)} (package cost +${ms(w.costMs)})`, `same Worker without the package ${ms(w.emptyMs)}`,
     x(w.emptyMs / w.packageMs), "—", "—");
+}
+
+if (wanted("cpu")) {
+  const r = (results.cpu = await child("worker-cpu.mjs", opts));
+  row(`CPU time per request in a Worker (workerd process, \`client.chat()\`, median of ${r.rounds} x ${int(r.requests)})`,
+    `${ms(r.clientMs)} (package cost +${ms(r.packageMs)})`, `plain fetch + json() ${ms(r.plainMs)}`,
+    x(r.plainMs / r.clientMs), "—", "—");
 }
 
 if (wanted("concurrency")) {

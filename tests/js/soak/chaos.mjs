@@ -3,7 +3,7 @@
  * Chaos soak: many chat calls through one ResilientClient against the mock LLM with seeded random
  * faults on ~30% of attempts, compared with plain fetch on the same seed, with invariants checked.
  *
- *   node tests/js/soak/chaos.mjs [--requests 5000] [--concurrency 32] [--seed 42]
+ *   node tests/js/soak/chaos.mjs [--requests 5000] [--plain-requests <n>] [--concurrency 32] [--seed 42]
  *        [--fault-rate 0.30] [--fallback-fault-rate 0.10] [--watchdog-ms 30000]
  *        [--min-success <fraction>] [--json]
  *
@@ -17,8 +17,8 @@
  * 1..5 chunks, i.e. after the first delta. Half of the calls are `chatStream()`, half `chat()`,
  * interleaved, each with its own prompt (so every answer is known: the mock echoes the prompt).
  *
- * Plain baseline: the same request mix, sent with plain `fetch` straight to target `a` on the same
- * seed, one attempt each, with the same first-byte/idle deadlines; a request counts as a success
+ * Plain baseline: the same request mix (its first `plainRequests` calls, all by default), sent with
+ * plain `fetch` straight to target `a` on the same seed, one attempt each, with the same first-byte/idle deadlines; a request counts as a success
  * when it got a 200 with the complete answer (complete stream ending in `data: [DONE]`).
  *
  * Invariants (the CLI exits 1 if one is broken, 2 if --min-success is missed):
@@ -29,25 +29,13 @@
  *     text equals the answer;
  *   - nothing left pending: every call (and every chatStream's `result`) settles within
  *     `watchdogMs` (a call still pending then is counted as hung);
- *   - every failure is typed: its `name` is one of the library's error names (and so are the
- *     `errors` of an AllTargetsFailedError).
+ *   - every failure is typed: its `name` is one of the library's error names and its `code` one that
+ *     name is documented with (tests/js/soak/typed.mjs; so are the `errors` of an AllTargetsFailedError).
  */
 import { ResilientClient } from "resilient-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { pathToFileURL } from "node:url";
-
-/** Error names the library documents. */
-export const ERROR_NAMES = new Set([
-  "CircuitOpenError",
-  "RateLimitError",
-  "TimeoutError",
-  "AbortError",
-  "BudgetExceededError",
-  "IncompleteStreamError",
-  "UpstreamError",
-  "AllTargetsFailedError",
-  "TypeError",
-]);
+import { untypedIn } from "./typed.mjs";
 
 export const CHAOS_DEFAULTS = {
   requests: 5000,
@@ -184,16 +172,6 @@ function errorSummary(error) {
     message: String(error.message).slice(0, 300),
     ...(Array.isArray(error.errors) ? { errors: error.errors.map((e) => `${e?.name}: ${String(e?.message).slice(0, 160)}`) } : {}),
   };
-}
-
-function untypedIn(error) {
-  const bad = [];
-  if (!ERROR_NAMES.has(error?.name)) bad.push(error?.name ?? String(error));
-  if (error?.name === "AllTargetsFailedError") {
-    if (!Array.isArray(error.errors) || error.errors.length === 0) bad.push("AllTargetsFailedError without errors");
-    else for (const e of error.errors) if (!ERROR_NAMES.has(e?.name)) bad.push(`errors[]: ${e?.name ?? String(e)}`);
-  }
-  return bad;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,7 +347,8 @@ async function plainPhase(mock, o) {
   const outcomes = new Map();
   const lat = [];
   const t0 = performance.now();
-  await pool(o.requests, o.concurrency, o.watchdogMs, async (i) => {
+  const requests = o.plainRequests ?? o.requests;
+  await pool(requests, o.concurrency, o.watchdogMs, async (i) => {
     const prompt = promptOf(o.seed, i);
     const started = performance.now();
     const outcome = await plainOne(mock.url, prompt, kindOf(i) === "stream", expectedAnswer(prompt), CLIENT_OVERRIDES.timeout);
@@ -379,7 +358,8 @@ async function plainPhase(mock, o) {
   const ok = outcomes.get("ok") ?? 0;
   return {
     successes: ok,
-    successRate: ok / o.requests,
+    requests,
+    successRate: ok / requests,
     outcomes: Object.fromEntries([...outcomes].sort((a, b) => b[1] - a[1])),
     latencyMs: latencies(lat),
     elapsedMs: performance.now() - t0,
@@ -406,7 +386,7 @@ export async function runChaos(options = {}) {
   const violations = [];
   try {
     await checkAnswerModel(mock.url);
-    log(`chaos: plain fetch baseline, ${o.requests} requests...`);
+    log(`chaos: plain fetch baseline, ${o.plainRequests ?? o.requests} requests...`);
     const plain = await plainPhase(mock, o);
     log(`chaos: ResilientClient, ${o.requests} requests, concurrency ${o.concurrency}...`);
     const run = await resilientPhase(mock, o, violations);
@@ -565,7 +545,7 @@ export function formatChaos(f) {
   lines.push("");
   lines.push("                              ResilientClient        plain fetch (target a, 1 attempt)");
   lines.push(`success rate                  ${pct(r.successRate).padEnd(22)} ${pct(p.successRate)}`);
-  lines.push(`successes                     ${String(r.successes).padEnd(22)} ${p.successes}`);
+  lines.push(`successes                     ${`${r.successes} of ${r.requests}`.padEnd(22)} ${p.successes} of ${p.requests}`);
   lines.push(`latency p50/p95/p99 (ok, ms)  ${`${r.latencyMs.p50.toFixed(0)} / ${r.latencyMs.p95.toFixed(0)} / ${r.latencyMs.p99.toFixed(0)}`.padEnd(22)} ${p.latencyMs.p50.toFixed(0)} / ${p.latencyMs.p95.toFixed(0)} / ${p.latencyMs.p99.toFixed(0)}`);
   lines.push(`wall time                     ${`${(r.elapsedMs / 1000).toFixed(1)} s`.padEnd(22)} ${(p.elapsedMs / 1000).toFixed(1)} s`);
   lines.push(`  (ResilientClient: last settled call at ${(r.lastSettledMs / 1000).toFixed(1)} s; the rest is the watchdog's wait for hung calls)`);
@@ -600,6 +580,7 @@ function parseArgs(argv) {
   const out = {};
   const flags = {
     "--requests": ["requests", Number],
+    "--plain-requests": ["plainRequests", Number],
     "--concurrency": ["concurrency", Number],
     "--seed": ["seed", Number],
     "--fault-rate": ["faultRate", Number],

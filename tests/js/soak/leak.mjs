@@ -30,6 +30,9 @@
  * `initSync()` again returns the already initialised exports ({ memory, __wbindgen_externrefs, ... })
  * instead of instantiating a second module (checked: a second instance would have no clients).
  *
+ * Outcomes: every kind must end as EXPECTED says (hits hit, cuts cut, aborts abort...), or the
+ * memory figures would be those of a mix that decayed into instant errors.
+ *
  * Plateau (against the sample at the end of the warm-up): heapUsed at most +15%, live handles (the
  * exact leak signal: counted once every call has settled) at most +64; the wasm memory (+25%) and the
  * table's length (x2, at least +4096) only grow as high-water marks of what was live at once, so they get some room
@@ -38,6 +41,7 @@
 import { ResilientClient } from "resilient-llm";
 import { spawn } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { untypedIn } from "./typed.mjs";
 
 export const LEAK_DEFAULTS = {
   requests: 100_000,
@@ -52,11 +56,6 @@ export const LEAK_DEFAULTS = {
   signals: true,
   quiet: false,
 };
-
-const ERROR_NAMES = new Set([
-  "CircuitOpenError", "RateLimitError", "TimeoutError", "AbortError", "BudgetExceededError",
-  "IncompleteStreamError", "UpstreamError", "AllTargetsFailedError", "TypeError",
-]);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const MOCK_PATH = fileURLToPath(new URL("../../../www/mock-llm.mjs", import.meta.url));
@@ -143,6 +142,41 @@ const KINDS = [
 ];
 const HOT_PROMPTS = 20;
 
+/**
+ * How each kind must end, so that a mix that decayed (hits that miss, cuts that complete, aborts
+ * that do not abort, everything an instant error) fails even when the memory plateaus. The cache-hit
+ * kinds miss once per hot prompt, the first time it is asked; every later ask is a hit.
+ */
+const EXPECTED = {
+  "chat-cache-hit": { outcome: "ok (cached)", firstMisses: "ok" },
+  "chat-cache-miss": { outcome: "ok" },
+  "fetch-cache-miss": { outcome: "HTTP 200" },
+  "fetch-aborted": { outcome: "AbortError/ABORTED" },
+  "fetch-timeout": { outcome: "TimeoutError/TIMEOUT" },
+  "events-break": { outcome: "broke off" },
+  "chatStream-break+signal": { outcome: "broke off" },
+  chat: { outcome: "ok" },
+  "chatStream-cache-hit": { outcome: "ok (cached)", firstMisses: "ok" },
+  "events-cut": { outcome: "IncompleteStreamError/INCOMPLETE_STREAM" },
+  "fetch+signal": { outcome: "HTTP 200" },
+  "fetch-503-retried": { outcome: "HTTP 503" },
+  chatStream: { outcome: "ok" },
+  "chatStream-shared": { outcome: "ok" },
+};
+
+/** The kinds whose outcomes differ from EXPECTED, as `kind: {outcome: count}` strings. */
+function unexpectedOutcomes(outcomes) {
+  const wrong = [];
+  for (const kind of KINDS) {
+    const { outcome, firstMisses } = EXPECTED[kind];
+    const seen = outcomes[kind] ?? {};
+    const misses = firstMisses ? (seen[firstMisses] ?? 0) : 0;
+    const other = Object.keys(seen).filter((o) => o !== outcome && o !== firstMisses);
+    if (other.length || misses > HOT_PROMPTS || !seen[outcome]) wrong.push(`${kind}: ${JSON.stringify(seen)}`);
+  }
+  return wrong;
+}
+
 async function makeRequest(client, url, i, signals) {
   const idleSignal = () => (signals ? { signal: new AbortController().signal } : {});
   const kind = KINDS[i % KINDS.length];
@@ -184,16 +218,18 @@ async function makeRequest(client, url, i, signals) {
       return client
         .fetch(completions, post({ messages: user(unique), temperature: 0 }))
         .then(async (res) => `HTTP ${res.status}${(await res.text()).length > 0 ? "" : " (empty)"}`);
+    // The answer comes 1 s late in the two kinds below, so that the abort (2 ms) and the timeout
+    // (10 ms) always win, even when a loaded machine stalls the event loop (EXPECTED holds them to it).
     case "fetch-aborted": {
       const controller = new AbortController();
       setTimeout(() => controller.abort(), 2);
       return client
-        .fetch(completions, post({ messages: user(unique) }, { "x-mock-fault": "delay=50" }, { signal: controller.signal }))
+        .fetch(completions, post({ messages: user(unique) }, { "x-mock-fault": "delay=1000" }, { signal: controller.signal }))
         .then(async (res) => `HTTP ${res.status} ${await res.text()}`);
     }
     case "fetch-timeout":
       return client
-        .fetch(completions, post({ messages: user(unique) }, { "x-mock-fault": "delay=200" }, {
+        .fetch(completions, post({ messages: user(unique) }, { "x-mock-fault": "delay=1000" }, {
           resilience: { retry: false, timeout: { attemptMs: 10 } },
         }))
         .then(async (res) => `HTTP ${res.status} ${await res.text()}`);
@@ -304,7 +340,8 @@ export async function runLeak(options = {}) {
             outcome = await makeRequest(client, mock.url, i, o.signals);
           } catch (error) {
             outcome = `${error?.name}${error?.code ? `/${error.code}` : ""}`;
-            if (!ERROR_NAMES.has(error?.name) && untyped.length < 20) untyped.push({ i, kind: KINDS[i % KINDS.length], name: error?.name, message: String(error?.message) });
+            const bad = untypedIn(error);
+            if (bad.length && untyped.length < 20) untyped.push({ i, kind: KINDS[i % KINDS.length], bad });
           }
           const kind = KINDS[i % KINDS.length];
           outcomes[kind] ??= {};
@@ -338,6 +375,8 @@ export async function runLeak(options = {}) {
     check("live handles not growing", max("liveHandles") <= base.liveHandles + o.liveHandleSlack,
       `max ${max("liveHandles")} vs ${base.liveHandles} at ${base.requests} (slack ${o.liveHandleSlack})`);
     check("cache bounded", max("cacheEntries") <= 200, `max ${max("cacheEntries")} entries (maxEntries 200)`);
+    const wrong = unexpectedOutcomes(outcomes);
+    check("every kind ends as it should", wrong.length === 0, wrong.length ? wrong.join("; ") : "yes");
     check("every failure typed", untyped.length === 0, untyped.length ? JSON.stringify(untyped.slice(0, 5)) : "yes");
     check("no unhandled rejection", unhandled.length === 0, unhandled.length ? unhandled.slice(0, 5).join("; ") : "none");
 

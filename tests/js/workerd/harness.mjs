@@ -19,7 +19,7 @@ export async function startWorker(entry, name, options = {}) {
     format: "esm",
     platform: "neutral",
     conditions: ["workerd", "worker", "browser"],
-    external: ["*.wasm"],
+    external: ["*.wasm", "cloudflare:*"], // the runtime's own modules (cloudflare:workers)
     nodePaths: [join(js, "node_modules")], // the package as installed for the tests
     outfile: join(outDir, "worker.mjs"),
     logLevel: "error",
@@ -28,6 +28,7 @@ export async function startWorker(entry, name, options = {}) {
   const mf = new Miniflare({
     modules: true,
     scriptPath: join(outDir, "worker.mjs"),
+    modulesRoot: outDir, // module names relative to the bundle, whatever the working directory
     modulesRules: [
       { type: "ESModule", include: ["**/*.mjs", "**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
@@ -35,6 +36,11 @@ export async function startWorker(entry, name, options = {}) {
     compatibilityDate: "2025-09-01",
     ...options,
   });
-  await mf.ready;
+  try {
+    await mf.ready;
+  } catch (error) {
+    await mf.dispose(); // a Worker that failed to start must not keep the test process alive
+    throw error;
+  }
   return mf;
 }

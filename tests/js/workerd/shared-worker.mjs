@@ -1,25 +1,55 @@
 // A Worker whose every request builds a new client, as separate isolates would: the only state they
-// share is the ResilienceState Durable Object.
+// share is the ResilienceState Durable Object. Query parameters pick the variant:
+//   shared=0          local state only (no sharedState)
+//   kept=<name>       a client kept across requests (one isolate's), so its lease outlives a request
+//   lease=default     the default leaseMs (1000) instead of 0 (every admission asks the object)
+//   board=<name>      the Durable Object instance (durableObjectStateStore's `name`), "global" if unset
+//   store=unreachable a namespace whose object cannot be reached (every call rejects)
+//   failOpen=0        sharedState.failOpen: false
+// A failure answers 599 with the error's name, and its code in `x-error-code`.
 import { ResilientClient } from "resilient-llm";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
 
 export { ResilienceState };
 
+const kept = new Map();
+
+/** A namespace whose object never answers, as when the Durable Object is unreachable. */
+const unreachable = (namespace) => ({
+  idFromName: (name) => namespace.idFromName(name),
+  get: () => ({ fetch: () => Promise.reject(new Error("the Durable Object is unreachable")) }),
+});
+
+function clientFor(params, env) {
+  const namespace = params.get("store") === "unreachable" ? unreachable(env.RESILIENCE) : env.RESILIENCE;
+  const sharedState = {
+    store: durableObjectStateStore(namespace, { name: params.get("board") ?? "global" }),
+    ...(params.get("lease") === "default" ? {} : { leaseMs: 0 }),
+    ...(params.get("failOpen") === "0" ? { failOpen: false } : {}),
+  };
+  return new ResilientClient({
+    retry: false,
+    rateLimit: { requestsPerMinute: 3, burst: 3, maxWaitMs: 0 },
+    breaker: { failureThreshold: 3, resetTimeoutMs: 500 },
+    sharedState: params.get("shared") !== "0" ? sharedState : undefined,
+  });
+}
+
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
-    const shared = url.searchParams.get("shared") !== "0";
-    const client = new ResilientClient({
-      retry: false,
-      rateLimit: { requestsPerMinute: 3, burst: 3, maxWaitMs: 0 },
-      breaker: { failureThreshold: 3, resetTimeoutMs: 500 },
-      sharedState: shared ? { store: durableObjectStateStore(env.RESILIENCE), leaseMs: 0 } : undefined,
-    });
+    const params = url.searchParams;
+    const name = params.get("kept");
+    let client = name ? kept.get(name) : undefined;
+    if (!client) {
+      client = clientFor(params, env);
+      if (name) kept.set(name, client);
+    }
     const headers = {};
-    if (url.searchParams.get("fault")) headers["x-mock-fault"] = url.searchParams.get("fault");
-    const user = url.searchParams.get("user") ?? "anonymous";
+    if (params.get("fault")) headers["x-mock-fault"] = params.get("fault");
+    const user = params.get("user") ?? "anonymous";
     try {
-      const response = await client.fetch(`${url.searchParams.get("mock")}/v1/chat/completions`, {
+      const response = await client.fetch(`${params.get("mock")}/v1/chat/completions`, {
         method: "POST",
         headers,
         body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "shared" }] }),
@@ -28,7 +58,7 @@ export default {
       await response.text();
       return new Response(String(response.status));
     } catch (error) {
-      return new Response(error.name, { status: 599 });
+      return new Response(error.name, { status: 599, headers: { "x-error-code": String(error.code) } });
     }
   },
 };

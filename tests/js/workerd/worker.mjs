@@ -1,12 +1,17 @@
 // A Worker that runs one scenario per request against the package as bundled for workerd, plus the
-// Workers-specific paths: a cache in a KV namespace shared by every request (and isolate).
+// Workers-specific paths: a cache in a KV namespace or in the Cache API, shared by every request.
 import * as pkg from "resilient-llm";
-import { kvStore } from "resilient-llm/stores";
+import { cacheApiStore, kvStore } from "resilient-llm/stores";
 import { scenarios } from "../scenarios.mjs";
 
-async function kvCache(url, env, ctx) {
-  // A new client per request, as in separate isolates: only the KV namespace is shared.
-  const client = new pkg.ResilientClient({ cache: { store: kvStore(env.LLM_CACHE) } });
+const stores = {
+  "/kv-cache": (env) => kvStore(env.LLM_CACHE),
+  "/cache-api-cache": async () => cacheApiStore(await caches.open("llm")),
+};
+
+async function sharedCache(store, url, ctx) {
+  // A new client per request, as in separate isolates: only the store is shared.
+  const client = new pkg.ResilientClient({ cache: { store } });
   const response = await client.fetch(`${url.searchParams.get("mock")}/v1/chat/completions`, {
     method: "POST",
     body: url.searchParams.get("body"),
@@ -18,7 +23,7 @@ async function kvCache(url, env, ctx) {
 export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
-    if (url.pathname === "/kv-cache") return kvCache(url, env, ctx);
+    if (stores[url.pathname]) return sharedCache(await stores[url.pathname](env), url, ctx);
     const run = scenarios[url.searchParams.get("scenario")];
     if (!run) return new Response("unknown scenario", { status: 404 });
     try {
