@@ -1,24 +1,25 @@
 // A memory-cache hit's two trips to JS, one call each (from Rust, each header costs a crossing).
-// Headers cross packed in one string, `name CR value CR` per header (no header can hold a CR).
+// Headers cross packed in one string, `name CR value CR` per header (no valid header holds a CR); which
+// of them enter the key is the core's decision (src/core/cache/key.rs).
 
-const KEY_HEADERS = ["cache-control", "authorization", "x-api-key", "api-key"];
-
-/** The headers of `init` (a HeadersInit) that enter a cache key, packed; none if it is invalid. */
+/** Every header of `init` (a HeadersInit), packed; `null` if it is invalid (the request is then
+ * neither cached nor shared, and fetch rejects it). A plain object, the usual case, is read as is
+ * (the core lowercases and trims): building a Headers from it would cost more than the whole key. */
 export function keyHeaders(init) {
   if (init == null) return "";
-  // A plain object naming none of them, the usual case, needs no Headers object.
-  const plain = Object.getPrototypeOf(init) === Object.prototype;
-  if (plain && !Object.keys(init).some((name) => KEY_HEADERS.includes(name.toLowerCase()))) return "";
-  let headers;
-  try {
-    headers = init instanceof Headers ? init : new Headers(init);
-  } catch {
-    return "";
-  }
   let packed = "";
-  for (const name of KEY_HEADERS) {
-    const value = headers.get(name);
-    if (value !== null) packed += `${name}\r${value}\r`;
+  try {
+    if (Object.getPrototypeOf(init) === Object.prototype) {
+      for (const name of Object.keys(init)) {
+        const value = `${init[name]}`;
+        if (name.includes("\r") || value.includes("\r")) return null;
+        packed += `${name}\r${value}\r`;
+      }
+    } else {
+      for (const [name, value] of init instanceof Headers ? init : new Headers(init)) packed += `${name}\r${value}\r`;
+    }
+  } catch {
+    return null;
   }
   return packed;
 }

@@ -22,9 +22,9 @@ extern "C" {
 
 #[wasm_bindgen(module = "/src/wasm/cache.js")]
 extern "C" {
-    /// The Cache-Control and credential headers of a `HeadersInit`, packed (see cache.js).
+    /// Every header of a `HeadersInit`, packed; `None` if it is invalid (see cache.js).
     #[wasm_bindgen(js_name = keyHeaders)]
-    pub fn key_headers(init: &JsValue) -> String;
+    pub fn key_headers(init: &JsValue) -> Option<String>;
     /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see cache.js).
     #[wasm_bindgen(catch)]
     fn replay(

@@ -520,6 +520,142 @@ export const scenarios = {
     equal(alice.headers.get("x-cache"), "HIT", "alice hits her own entry");
   },
 
+  async "answers are never shared across credentials, whatever header carries them"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true, retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    // "sampled": the mock answers every request differently, so a shared answer shows.
+    const ask = async (body, headers) => {
+      const response = await client.fetch(url, { method: "POST", body, headers });
+      return { cache: response.headers.get("x-cache"), text: await response.text() };
+    };
+    const headers = ["x-goog-api-key", "cookie", "proxy-authorization", "cf-aig-authorization", "ocp-apim-subscription-key", "openai-organization"];
+    for (const name of headers) {
+      const body = chatBody(unique(name), { temperature: 0 });
+      const alice = await ask(body, { [name]: "alice", "x-mock-fault": "sampled" });
+      await settle(() => stored.length === 1);
+      stored.length = 0;
+      const bob = await ask(body, { [name]: "bob", "x-mock-fault": "sampled" });
+      equal(bob.cache, "MISS", `${name}: bob's request`);
+      check(bob.text !== alice.text, `${name}: bob got alice's answer`);
+      await settle(() => stored.length === 1);
+      stored.length = 0;
+      equal((await ask(body, { [name]: "alice", "x-mock-fault": "sampled" })).text, alice.text, `${name}: alice's own entry`);
+      const again = await ask(body, new Headers({ [name]: "bob", "x-mock-fault": "sampled" }));
+      equal(again.cache, "HIT", `${name}: bob's entry, headers given as a Headers object`);
+      equal(again.text, bob.text, `${name}: bob's own entry`);
+    }
+    // A Request's own headers and the client's default headers count as well (a GET is cacheable).
+    const health = `${mock}/health?${unique("request")}`;
+    const fromRequest = async (key) => {
+      const response = await client.fetch(new Request(health, { headers: { "x-goog-api-key": key } }));
+      await response.text();
+      return response.headers.get("x-cache");
+    };
+    equal(await fromRequest("alice"), "MISS", "Request: alice first");
+    await settle(() => stored.length === 1);
+    equal(await fromRequest("bob"), "MISS", "Request: bob is not served alice's entry");
+    equal(await fromRequest("alice"), "HIT", "Request: alice's own entry");
+    const store = new Map();
+    const shared = { get: async (k) => store.get(k), put: async (k, e) => void store.set(k, e), delete: async (k) => void store.delete(k) };
+    const withDefaults = (key) => new ResilientClient({ cache: { store: shared }, headers: { authorization: `Bearer ${key}` } });
+    const cacheOf = async (c) => (await c.fetch(health)).headers.get("x-cache");
+    const carol = withDefaults("carol");
+    carol.on("cache", (e) => e.result === "store" && stored.push(e));
+    stored.length = 0;
+    equal(await cacheOf(carol), "MISS", "client headers: carol first");
+    await settle(() => stored.length === 1);
+    equal(await cacheOf(withDefaults("dave")), "MISS", "client headers: dave is not served carol's entry");
+    equal(await cacheOf(withDefaults("carol")), "HIT", "client headers: carol's own entry");
+  },
+
+  async "concurrent identical calls with different credentials each make their own call"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("dedupe-keys"), { temperature: 0 });
+    const call = (headers) =>
+      client.fetch(url, { method: "POST", body, headers: { "x-mock-fault": "delay=150;sampled", ...headers } }).then((r) => r.text());
+    let before = await upstreamCount(mock);
+    const [alice, bob] = await Promise.all([call({ "x-goog-api-key": "alice" }), call({ "x-goog-api-key": "bob" })]);
+    equal((await upstreamCount(mock)) - before, 2, "two upstream calls");
+    check(alice !== bob, "each caller got its own answer");
+    equal(client.stats().deduplicated, 0, "nothing shared");
+
+    // Streams too.
+    const streamBody = chatBody(unique("stream-keys"), { temperature: 0, stream: true });
+    const stream = async (cookie) => {
+      const events = [];
+      for await (const e of client.events(url, { method: "POST", body: streamBody, headers: { cookie, "x-mock-fault": "sampled" } })) events.push(e.data);
+      return events.join("");
+    };
+    before = await upstreamCount(mock);
+    const streams = await Promise.all([stream("session=alice"), stream("session=bob")]);
+    equal((await upstreamCount(mock)) - before, 2, "two upstream streams");
+    check(streams[0] !== streams[1], "each stream is its caller's own");
+    equal(client.stats().deduplicated, 0, "no stream shared");
+
+    // Telemetry headers do not split identical calls: user-agent and the SDKs' x-stainless-*.
+    before = await upstreamCount(mock);
+    const [one, two] = await Promise.all([
+      call({ "x-goog-api-key": "alice", "user-agent": "sdk/1", "x-stainless-retry-count": "0", "x-stainless-os": "Linux" }),
+      call({ "x-goog-api-key": "alice", "user-agent": "sdk/2", "x-stainless-retry-count": "1" }),
+    ]);
+    equal((await upstreamCount(mock)) - before, 1, "one upstream call");
+    equal(one, two, "the same answer");
+    equal(client.stats().deduplicated, 1, "shared");
+  },
+
+  async "telemetry headers do not split the cache"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true });
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("telemetry"), { temperature: 0 });
+    const first = await client.fetch(url, {
+      method: "POST",
+      body,
+      headers: { "user-agent": "OpenAI/JS 4.0", "x-stainless-os": "Linux", "x-stainless-retry-count": "0", traceparent: "00-a-b-01" },
+    });
+    await first.text();
+    await settle(() => stored.length === 1);
+    const second = await client.fetch(url, {
+      method: "POST",
+      body,
+      headers: { "User-Agent": "other", "X-Stainless-Retry-Count": "2", "idempotency-key": "k2", "x-request-id": "r2" },
+    });
+    equal(second.headers.get("x-cache"), "HIT", "x-cache");
+  },
+
+  async "chat targets differing only in a header never share a cache entry"({ ResilientClient }, mock) {
+    // One store shared by clients, as a KV namespace is shared by every isolate of a Worker.
+    const entries = new Map();
+    const store = {
+      async get(key) { return entries.get(key); },
+      async put(key, entry) { entries.set(key, entry); },
+      async delete(key) { entries.delete(key); },
+    };
+    const name = unique("tenant");
+    const tenant = (key) => {
+      const client = new ResilientClient({ cache: { store }, targets: [target(mock, name, { headers: { "x-goog-api-key": key } })] });
+      const stored = [];
+      client.on("cache", (e) => e.result === "store" && stored.push(e));
+      return { client, stored };
+    };
+    const request = { messages: [{ role: "user", content: name }], temperature: 0 };
+    const both = async ({ client }) => {
+      const answer = await client.chat(request);
+      const stream = client.chatStream(request);
+      for await (const _ of stream);
+      return [answer.cached, (await stream.result).cached];
+    };
+    const alice = tenant("alice");
+    equal(JSON.stringify(await both(alice)), "[false,false]", "alice asks first (chat, chatStream)");
+    await settle(() => alice.stored.length === 2);
+    equal(JSON.stringify(await both(tenant("bob"))), "[false,false]", "bob is not served alice's entries");
+    equal(JSON.stringify(await both(tenant("alice"))), "[true,true]", "alice's own entries");
+  },
+
   async "only-if-cached misses with a 504 and force caches any request"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const url = `${mock}/v1/chat/completions`;
@@ -534,11 +670,15 @@ export const scenarios = {
 
   async "serves a stale entry when the upstream fails (staleIfErrorMs)"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: { ttlMs: 50, staleIfErrorMs: 60_000 }, retry: false });
-    const url = `${mock}/v1/chat/completions`;
-    const body = chatBody(unique("stale"), { temperature: 0 });
+    // The outage is the target's (a fault header would be part of the request, and of its key).
+    const name = unique("stale");
+    const url = `${mock}/t/${name}/v1/chat/completions`;
+    const body = chatBody(name, { temperature: 0 });
     const fresh = await (await client.fetch(url, { method: "POST", body })).text();
     await new Promise((r) => setTimeout(r, 120));
-    const failing = await client.fetch(url, { method: "POST", body, headers: { "x-mock-fault": "status=503" } });
+    await setFaults(mock, { target: name, outage: true });
+    const failing = await client.fetch(url, { method: "POST", body });
+    await setFaults(mock, { target: name });
     equal(failing.headers.get("x-cache"), "STALE", "x-cache");
     equal(failing.status, 200, "the stored answer's status");
     equal(await failing.text(), fresh, "the stored answer");
