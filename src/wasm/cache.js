@@ -24,6 +24,71 @@ export function keyHeaders(init) {
   return packed;
 }
 
+/** A CacheStoreError; its message quotes at most 200 characters of what the store said. */
+function storeError(message, cause) {
+  try {
+    if (cause !== undefined) message += `: ${String(cause?.message ?? cause).slice(0, 200)}`;
+  } catch {}
+  return Object.assign(new Error(message), { name: "CacheStoreError", code: "CACHE_STORE" });
+}
+
+/** `store[method](...args)` as a promise that settles within `ms`: a throw, a rejection or the time
+ * running out rejects with a CacheStoreError. A store promise that never settles is left behind, not
+ * awaited (nothing but it holds on to its callbacks). */
+export function callStore(store, method, args, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(storeError(`cache.store.${method}() did not settle within ${ms} ms`)), ms);
+    const fail = (error) => {
+      clearTimeout(timer);
+      reject(storeError(`cache.store.${method}() failed`, error));
+    };
+    try {
+      Promise.resolve(store[method](...args)).then((value) => {
+        clearTimeout(timer);
+        resolve(value);
+      }, fail);
+    } catch (error) {
+      fail(error);
+    }
+  });
+}
+
+const encoder = new TextEncoder();
+
+/** A stored entry as `[status, packed headers, body bytes, storedAt, freshUntil, staleUntil]`, numbers
+ * unchecked (the core checks them); a string saying what is wrong if it does not have the documented
+ * shape (headers `[name, value][]` of strings, body bytes or a string, `maxBytes` at most). */
+export function readEntry(value, maxBytes) {
+  try {
+    const { status, headers, body, storedAt, freshUntil, staleUntil } = value;
+    let packed = "";
+    if (!Array.isArray(headers)) return "entry.headers is not an array";
+    for (const pair of headers) {
+      const [name, text] = Array.isArray(pair) && pair.length === 2 ? pair : [];
+      if (typeof name !== "string" || typeof text !== "string" || `${name}${text}`.includes("\r")) {
+        return "entry.headers is not a list of [name, value] strings";
+      }
+      packed += `${name}\r${text}\r`;
+      if (packed.length > maxBytes) return `entry is larger than cache.maxBytes (${maxBytes})`;
+    }
+    const bytes =
+      typeof body === "string" ? encoder.encode(body)
+      : body instanceof ArrayBuffer ? new Uint8Array(body)
+      : ArrayBuffer.isView(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+      : null;
+    if (bytes === null) return "entry.body is neither bytes nor a string";
+    if (bytes.byteLength + packed.length > maxBytes) return `entry is larger than cache.maxBytes (${maxBytes})`;
+    const number = (n) => (typeof n === "number" ? n : NaN);
+    return [number(status), packed, bytes, number(storedAt), number(freshUntil), number(staleUntil)];
+  } catch (error) {
+    return storeError("reading the entry failed", error).message;
+  }
+}
+
+// Statuses whose Response cannot have a body (the constructor throws if given one, even an empty one,
+// which is what Chromium's fetch hands back for a 204).
+const NULL_BODY = [204, 205, 304];
+
 /** A stored entry's Response; a header the platform rejects is dropped. */
 export function replay(status, packed, body, label, age) {
   const headers = new Headers();
@@ -38,5 +103,14 @@ export function replay(status, packed, body, label, age) {
   headers.set("x-cache", label);
   headers.set("age", age);
   // A copy: a view into wasm memory may be read lazily (workerd does), after the entry is gone.
-  return new Response(body.slice(), { status, headers });
+  return new Response(NULL_BODY.includes(status) ? null : body.slice(), { status, headers });
+}
+
+/** The same response marked `x-cache: MISS` (fetched headers are immutable, so it is re-wrapped around
+ * the same body stream). */
+export function markMiss(response) {
+  const headers = new Headers(response.headers);
+  headers.set("x-cache", "MISS");
+  const { status, statusText } = response;
+  return new Response(NULL_BODY.includes(status) ? null : response.body, { status, statusText, headers });
 }

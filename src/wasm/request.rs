@@ -36,6 +36,9 @@ pub struct Prepared {
     pub policy: RequestPolicy,
     /// Rough token estimate of the body (bytes / 4), for tokens-per-minute limits.
     pub tokens: u64,
+    /// When the call was made (platform ms): its total deadline counts from here, so a cache lookup
+    /// is part of it.
+    pub started_ms: u64,
     /// The cache key of a cacheable request (a hash of method, URL, headers, canonical body and
     /// namespace): its cache entry, and the identity under which identical calls in flight share
     /// one upstream call. `None` for requests that must not be shared or cached.
@@ -90,6 +93,8 @@ pub struct RequestDefaults<'a> {
     pub namespace: &'a str,
     /// Whether a tokens-per-minute limit needs the body's token estimate.
     pub count_tokens: bool,
+    /// Now (platform ms).
+    pub now_ms: u64,
 }
 
 /// Normalises `input` and `init`.
@@ -197,6 +202,7 @@ pub async fn prepare(
         signal,
         policy,
         tokens,
+        started_ms: defaults.now_ms,
     })
 }
 

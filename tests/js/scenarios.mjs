@@ -684,6 +684,138 @@ export const scenarios = {
     equal(await failing.text(), fresh, "the stored answer");
   },
 
+  async "a store that never answers cannot hold a call past its deadline or its signal"({ ResilientClient }, mock) {
+    const hanging = { get: () => new Promise(() => {}), put: async () => {}, delete: async () => {}, clear: () => new Promise(() => {}) };
+    const url = `${mock}/v1/chat/completions`;
+    const init = (extra = {}) => ({ method: "POST", body: chatBody(unique("hang"), { temperature: 0 }), ...extra });
+    const timed = async (promise) => {
+      const started = performance.now();
+      const outcome = await promise.then((value) => ({ value }), (error) => ({ error }));
+      return { ...outcome, ms: performance.now() - started };
+    };
+    // With timeout.totalMs, a lookup takes at most half of it: the upstream answers in the other half.
+    const client = new ResilientClient({ cache: { store: hanging }, timeout: { totalMs: 1000 }, retry: false });
+    const errors = [];
+    client.on("error", (e) => errors.push(e.error));
+    const answered = await timed(client.fetch(url, init()));
+    equal(answered.value?.status, 200, `the upstream's answer (${answered.error})`);
+    // 500 ms of lookup (a timer may fire a little early) plus a loopback answer; 1000 is the deadline.
+    check(answered.ms >= 480 && answered.ms < 1000, `answered after ${answered.ms} ms`);
+    equal(errors[0]?.name, "CacheStoreError", "error event");
+    check(/get\(\) did not settle within (4[89]\d|500) ms/.test(errors[0].message), errors[0].message);
+    // The lookup's time counts against the deadline: 500 ms of lookup + a 700 ms answer is too late.
+    const late = await timed(client.fetch(url, init({ headers: { "x-mock-fault": "delay=700" } })));
+    equal(late.error?.name, "TimeoutError", `a late answer (${late.value?.status})`);
+    equal(late.error.timeoutMs, 1000, "the deadline as configured");
+    check(late.ms < 1150, `timed out after ${late.ms} ms`);
+
+    // Without a deadline, cache.timeoutMs bounds the lookup (and clearCache).
+    const bounded = new ResilientClient({ cache: { store: hanging, timeoutMs: 100 } });
+    const quick = await timed(bounded.fetch(url, init()));
+    equal(quick.value?.status, 200, `answered (${quick.error})`);
+    check(quick.ms >= 90 && quick.ms < 500, `answered after ${quick.ms} ms`);
+    const cleared = await timed(bounded.clearCache());
+    equal(cleared.error?.name, "CacheStoreError", "clearCache on a hanging store");
+    check(cleared.ms >= 90 && cleared.ms < 500, `clearCache gave up after ${cleared.ms} ms`);
+
+    // The caller's signal cuts the wait: a fetch, an event stream, already aborted or aborted later.
+    const reason = new Error("caller gave up");
+    const aborted = await timed(client.fetch(url, init({ signal: AbortSignal.abort(reason) })));
+    equal(aborted.error?.name, "AbortError", "already aborted");
+    equal(aborted.error.cause, reason, "the signal's reason");
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(reason), 50);
+    const slow = new ResilientClient({ cache: { store: hanging } });
+    const cut = await timed(slow.fetch(url, init({ signal: controller.signal })));
+    equal(cut.error?.name, "AbortError", "aborted while the store hangs");
+    equal(cut.error.cause, reason, "the signal's reason");
+    check(cut.ms < 400, `rejected after ${cut.ms} ms`);
+    const streamController = new AbortController();
+    setTimeout(() => streamController.abort(reason), 50);
+    const events = slow.events(url, init({ body: chatBody(unique("hang-stream"), { temperature: 0, stream: true }), signal: streamController.signal }));
+    const streamCut = await timed(events[Symbol.asyncIterator]().next());
+    equal(streamCut.error?.name, "AbortError", "an event stream aborted while the store hangs");
+    check(streamCut.ms < 400, `the stream rejected after ${streamCut.ms} ms`);
+
+    // A store whose put never settles does not keep a Worker's waitUntil alive past cache.timeoutMs.
+    const stuck = new ResilientClient({ cache: { store: { ...hanging, get: async () => undefined, put: () => new Promise(() => {}) }, timeoutMs: 100 } });
+    const background = [];
+    const storeErrors = [];
+    stuck.on("error", (e) => storeErrors.push(e.error));
+    await (await stuck.fetch(url, init({ resilience: { waitUntil: (p) => background.push(p) } }))).text();
+    equal(background.length, 1, "one background write");
+    await timed(background[0]);
+    check(storeErrors.some((e) => e.message.includes("put() did not settle within 100 ms")), `put's error event: ${storeErrors.map((e) => e.message)}`);
+  },
+
+  async "a store's invalid entries are misses with an error event, never a failed call"({ ResilientClient }, mock) {
+    const now = Date.now();
+    const good = { status: 200, headers: [["content-type", "text/plain"]], body: new TextEncoder().encode("stored"), storedAt: now, freshUntil: now + 60_000, staleUntil: now + 60_000 };
+    const throwing = Object.defineProperty({ ...good }, "status", { get() { throw new Error("getter"); } });
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const invalid = {
+      "status 999": { ...good, status: 999 },
+      "status 99": { ...good, status: 99 },
+      "status as a string": { ...good, status: "200" },
+      "status 200.5": { ...good, status: 200.5 },
+      "no status": { ...good, status: undefined },
+      "headers not an array": { ...good, headers: { "content-type": "text/plain" } },
+      "a header without a value": { ...good, headers: [["content-type"]] },
+      "a header of numbers": { ...good, headers: [[1, 2]] },
+      "a header with a CR": { ...good, headers: [["x-a\r", "b"]] },
+      "a body of a number": { ...good, body: 42 },
+      "no body": { ...good, body: undefined },
+      "no storedAt": { ...good, storedAt: undefined },
+      "times out of order": { ...good, freshUntil: now - 1 },
+      "a negative time": { ...good, storedAt: -1 },
+      "a throwing getter": throwing,
+      "a revoked proxy": revoked.proxy,
+      "a number": 7,
+    };
+    const url = `${mock}/v1/chat/completions`;
+    const ask = async (get) => {
+      const client = new ResilientClient({ cache: { store: { get, put: async () => {}, delete: async () => {} } }, retry: false });
+      const errors = [];
+      client.on("error", (e) => errors.push(e.error));
+      const response = await client.fetch(url, { method: "POST", body: chatBody(unique("entry"), { temperature: 0 }) });
+      return { response, text: await response.text(), errors };
+    };
+    for (const [what, entry] of Object.entries(invalid)) {
+      const { response, text, errors } = await ask(async () => entry);
+      equal(response.status, 200, `${what}: status`);
+      equal(response.headers.get("x-cache"), "MISS", `${what}: x-cache`);
+      check(text.includes("You said"), `${what}: the upstream's answer`);
+      equal(errors[0]?.name, "CacheStoreError", `${what}: error event`);
+    }
+    for (const [what, get] of Object.entries({ "a throwing get": () => { throw new Error("sync"); }, "a rejecting get": async () => { throw "async"; } })) {
+      const { response, errors } = await ask(get);
+      equal(response.headers.get("x-cache"), "MISS", `${what}: x-cache`);
+      equal(errors[0]?.name, "CacheStoreError", `${what}: error event`);
+      check(errors[0].message.includes(what === "a throwing get" ? "sync" : "async"), errors[0].message);
+    }
+    // Valid entries replay, a string body and a bodiless status included.
+    const hit = await ask(async () => ({ ...good, body: "a string body" }));
+    equal(hit.response.headers.get("x-cache"), "HIT", "a string body");
+    equal(hit.text, "a string body", "its text");
+    const empty = await ask(async () => ({ ...good, status: 204, body: new Uint8Array() }));
+    equal(empty.response.status, 204, "a stored 204");
+    equal(empty.errors.length, 0, "no error");
+  },
+
+  async "a cached 204 replays"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true });
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    const url = `${mock}/v1/chat/completions?${unique("204")}`;
+    const init = { method: "OPTIONS", resilience: { cache: "force" } };
+    equal((await client.fetch(url, init)).status, 204, "the upstream's 204");
+    await settle(() => stored.length === 1);
+    const hit = await client.fetch(url, init);
+    equal(hit.headers.get("x-cache"), "HIT", "x-cache");
+    equal(hit.status, 204, "status");
+  },
+
   async "records a completed stream and replays the same events from the cache"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const stored = [];

@@ -16,18 +16,21 @@
 //!
 //! The pieces are separate so that the pipeline composes them and other stores can reuse the first
 //! three: [`sha256`](mod@sha256) (the hash, written here to keep the wasm small), [`key`], [`policy`]
-//! (both reading a request [`body`] parsed once), and
-//! [`memory`] (an LRU bounded in entries and bytes, with fresh and stale-if-error lifetimes). Like
-//! the rest of the core, nothing here reads a clock: times are arguments.
+//! (both reading a request [`body`] parsed once),
+//! [`memory`] (an LRU bounded in entries and bytes, with fresh and stale-if-error lifetimes), and
+//! [`store`] (how long to wait for a store the cache does not own, and which of its entries to
+//! believe). Like the rest of the core, nothing here reads a clock: times are arguments.
 
 pub mod body;
 pub mod key;
 pub mod memory;
 pub mod policy;
 pub mod sha256;
+pub mod store;
 
 pub use body::Body;
 pub use key::{cache_key, canonical_json, KeyParts};
 pub use memory::{Entry, Freshness, MemoryStore, ENTRY_OVERHEAD};
 pub use policy::{request_cacheable, response_storable, storable_headers};
 pub use sha256::{hex, sha256, Sha256};
+pub use store::{checked_entry, lookup_wait_ms, RawEntry, DEFAULT_STORE_TIMEOUT_MS};
