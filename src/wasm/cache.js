@@ -32,23 +32,27 @@ function storeError(message, cause) {
   return Object.assign(new Error(message), { name: "CacheStoreError", code: "CACHE_STORE" });
 }
 
-/** `store[method](...args)` as a promise that settles within `ms`: a throw, a rejection or the time
- * running out rejects with a CacheStoreError. A store promise that never settles is left behind, not
- * awaited (nothing but it holds on to its callbacks). */
-export function callStore(store, method, args, ms) {
+/** `store[method](...args)` as a promise that settles within `ms`, or when `signal` aborts (rejecting
+ * with its reason): a throw, a rejection or the time running out rejects with a CacheStoreError. A store
+ * promise that never settles is left behind, not awaited (nothing but it holds on to its callbacks). */
+export function callStore(store, method, args, ms, signal) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(storeError(`cache.store.${method}() did not settle within ${ms} ms`)), ms);
-    const fail = (error) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const settle = (done, value) => {
       clearTimeout(timer);
-      reject(storeError(`cache.store.${method}() failed`, error));
+      signal?.removeEventListener("abort", aborted);
+      done(value);
     };
+    const aborted = () => settle(reject, signal.reason);
+    const timer = setTimeout(() => settle(reject, storeError(`cache.store.${method}() did not settle within ${ms} ms`)), ms);
+    signal?.addEventListener("abort", aborted);
     try {
-      Promise.resolve(store[method](...args)).then((value) => {
-        clearTimeout(timer);
-        resolve(value);
-      }, fail);
+      Promise.resolve(store[method](...args)).then(
+        (value) => settle(resolve, value),
+        (error) => settle(reject, storeError(`cache.store.${method}() failed`, error)),
+      );
     } catch (error) {
-      fail(error);
+      settle(reject, storeError(`cache.store.${method}() failed`, error));
     }
   });
 }
@@ -56,32 +60,34 @@ export function callStore(store, method, args, ms) {
 const encoder = new TextEncoder();
 
 /** A stored entry as `[status, packed headers, body bytes, storedAt, freshUntil, staleUntil]`, numbers
- * unchecked (the core checks them); a string saying what is wrong if it does not have the documented
+ * unchecked (the core checks them); a message saying what is wrong if it does not have the documented
  * shape (headers `[name, value][]` of strings, body bytes or a string, `maxBytes` at most). */
 export function readEntry(value, maxBytes) {
+  const invalid = (what) => `cache.store.get() gave an invalid entry: ${what}`;
+  const tooLarge = invalid(`larger than cache.maxBytes (${maxBytes})`);
   try {
     const { status, headers, body, storedAt, freshUntil, staleUntil } = value;
     let packed = "";
-    if (!Array.isArray(headers)) return "entry.headers is not an array";
+    if (!Array.isArray(headers)) return invalid("headers is not an array");
     for (const pair of headers) {
       const [name, text] = Array.isArray(pair) && pair.length === 2 ? pair : [];
       if (typeof name !== "string" || typeof text !== "string" || `${name}${text}`.includes("\r")) {
-        return "entry.headers is not a list of [name, value] strings";
+        return invalid("headers is not a list of [name, value] strings");
       }
       packed += `${name}\r${text}\r`;
-      if (packed.length > maxBytes) return `entry is larger than cache.maxBytes (${maxBytes})`;
+      if (packed.length > maxBytes) return tooLarge;
     }
     const bytes =
       typeof body === "string" ? encoder.encode(body)
       : body instanceof ArrayBuffer ? new Uint8Array(body)
       : ArrayBuffer.isView(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
       : null;
-    if (bytes === null) return "entry.body is neither bytes nor a string";
-    if (bytes.byteLength + packed.length > maxBytes) return `entry is larger than cache.maxBytes (${maxBytes})`;
+    if (bytes === null) return invalid("body is neither bytes nor a string");
+    if (bytes.byteLength + packed.length > maxBytes) return tooLarge;
     const number = (n) => (typeof n === "number" ? n : NaN);
     return [number(status), packed, bytes, number(storedAt), number(freshUntil), number(staleUntil)];
   } catch (error) {
-    return storeError("reading the entry failed", error).message;
+    return storeError(invalid("reading it failed"), error).message;
   }
 }
 

@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::Response;
+use web_sys::{AbortSignal, Response};
 
 #[wasm_bindgen(module = "/src/wasm/indexeddb.js")]
 extern "C" {
@@ -27,9 +27,15 @@ extern "C" {
     /// Every header of a `HeadersInit`, packed; `None` if it is invalid (see cache.js).
     #[wasm_bindgen(js_name = keyHeaders)]
     pub fn key_headers(init: &JsValue) -> Option<String>;
-    /// `store[method](...args)`, settled within `ms` (see cache.js).
+    /// `store[method](...args)`, settled within `ms` or when `signal` aborts (see cache.js).
     #[wasm_bindgen(js_name = callStore)]
-    fn call_store(store: &JsValue, method: &str, args: &Array, ms: f64) -> Promise;
+    fn call_store(
+        store: &JsValue,
+        method: &str,
+        args: &Array,
+        ms: f64,
+        signal: Option<&AbortSignal>,
+    ) -> Promise;
     /// A stored entry's fields, or what is wrong with it (see cache.js).
     #[wasm_bindgen(js_name = readEntry)]
     fn read_entry(value: &JsValue, max_bytes: f64) -> JsValue;
@@ -137,13 +143,15 @@ impl Cache {
         }
     }
 
-    /// Looks `key` up, waiting for a store at most `wait_ms`. A store error (a failure, no answer in
-    /// time, an invalid entry) is returned for the caller to report; it counts as a miss.
+    /// Looks `key` up, waiting for a store at most `wait_ms` and until `signal` aborts. A store error
+    /// (a failure, no answer in time, an invalid entry; or the signal's reason) is returned for the
+    /// caller to report; it counts as a miss.
     pub async fn lookup(
         &self,
         key: &str,
         now_ms: u64,
         wait_ms: u64,
+        signal: Option<&AbortSignal>,
     ) -> Result<Option<Hit>, JsValue> {
         let found = match &self.store {
             Store::Memory(memory) => {
@@ -155,7 +163,7 @@ impl Cache {
                         freshness,
                     }))
             }
-            Store::Js(store) => self.js_lookup(store, key, now_ms, wait_ms).await,
+            Store::Js(store) => self.js_lookup(store, key, now_ms, (wait_ms, signal)).await,
         };
         let fresh = matches!(
             &found,
@@ -174,17 +182,14 @@ impl Cache {
         store: &JsValue,
         key: &str,
         now_ms: u64,
-        wait_ms: u64,
+        (wait_ms, signal): (u64, Option<&AbortSignal>),
     ) -> Result<Option<Hit>, JsValue> {
-        let value = bounded(store, "get", &[key.into()], wait_ms).await?;
+        let value = bounded(store, "get", &[key.into()], (wait_ms, signal)).await?;
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
-        let entry = entry_from_js(&value, self.options.max_bytes).map_err(|problem| {
-            JsValue::from(js_sys::Error::new(&format!(
-                "cache.store.get() gave an invalid entry: {problem}"
-            )))
-        })?;
+        let entry = entry_from_js(&value, self.options.max_bytes)
+            .map_err(|problem| JsValue::from(js_sys::Error::new(&problem)))?;
         let freshness = if now_ms < entry.fresh_until_ms {
             Freshness::Fresh
         } else if now_ms < entry.stale_until_ms {
@@ -205,7 +210,7 @@ impl Cache {
             Store::Js(store) => {
                 let ttl = entry.stale_until_ms.saturating_sub(now_ms) as f64;
                 let args = [key.into(), entry_to_js(&entry), ttl.into()];
-                bounded(store, "put", &args, self.options.timeout_ms)
+                bounded(store, "put", &args, (self.options.timeout_ms, None))
                     .await
                     .map(drop)
             }
@@ -221,16 +226,11 @@ impl Cache {
             }
             Store::Js(store) => {
                 if get(store, "clear").is_function() {
-                    bounded(store, "clear", &[], self.options.timeout_ms).await?;
+                    bounded(store, "clear", &[], (self.options.timeout_ms, None)).await?;
                 }
                 Ok(())
             }
         }
-    }
-
-    /// Whether a lookup waits for a store (one in JS), rather than answering at once.
-    pub fn waits(&self) -> bool {
-        matches!(self.store, Store::Js(_))
     }
 
     /// Hits, misses, and entries (known for the memory store only).
@@ -247,16 +247,16 @@ impl Cache {
     }
 }
 
-/// `store[method](...args)`, given up after `ms`: a `CacheStoreError` when it throws, rejects or
-/// does not settle in time.
+/// `store[method](...args)`, given up after `ms` or when `signal` aborts: a `CacheStoreError` when
+/// it throws, rejects or does not settle in time, the signal's reason when it aborts.
 async fn bounded(
     store: &JsValue,
     method: &str,
     args: &[JsValue],
-    ms: u64,
+    (ms, signal): (u64, Option<&AbortSignal>),
 ) -> Result<JsValue, JsValue> {
     let args: Array = args.iter().collect();
-    JsFuture::from(call_store(store, method, &args, ms as f64)).await
+    JsFuture::from(call_store(store, method, &args, ms as f64, signal)).await
 }
 
 fn entry_to_js(entry: &Entry) -> JsValue {

@@ -8,7 +8,8 @@ use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
 use crate::wasm::cache::{mark_miss, response_from, Cache, Hit};
-use crate::wasm::client::{until_aborted, Inner};
+use crate::wasm::client::Inner;
+use crate::wasm::errors::abort_error;
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
@@ -206,20 +207,23 @@ impl Inner {
     ) -> Result<Option<Hit>, JsValue> {
         let config = self.engine.config();
         let total = Timeouts::overridden_by(config.timeout, &prepared.policy.timeout).total_ms;
-        let spent = self.platform.now_ms().saturating_sub(prepared.started_ms);
-        let wait = lookup_wait_ms(
-            cache.options.timeout_ms,
-            total.map(|t| t.saturating_sub(spent)),
-        );
-        let lookup = cache.lookup(key, now, wait);
-        let found = match cache.waits() {
-            true => until_aborted(prepared.signal.as_ref(), lookup).await?,
-            false => lookup.await,
+        let left = total.map(|total| {
+            let spent = self.platform.now_ms().saturating_sub(prepared.started_ms);
+            total.saturating_sub(spent)
+        });
+        let wait = lookup_wait_ms(cache.options.timeout_ms, left);
+        let signal = prepared.signal.as_ref();
+        let error = match cache.lookup(key, now, wait, signal).await {
+            Ok(found) => return Ok(found),
+            Err(error) => error,
         };
-        Ok(found.unwrap_or_else(|error| {
-            self.store_error(&prepared.url, &error);
-            None
-        }))
+        match signal.filter(|signal| signal.aborted()) {
+            Some(signal) => Err(abort_error(&signal.reason())),
+            None => {
+                self.store_error(&prepared.url, &error);
+                Ok(None)
+            }
+        }
     }
 
     pub(crate) fn store_error(&self, url: &str, error: &JsValue) {

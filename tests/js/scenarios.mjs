@@ -710,6 +710,10 @@ export const scenarios = {
     check(late.ms < 1150, `timed out after ${late.ms} ms`);
 
     // Without a deadline, cache.timeoutMs bounds the lookup (and clearCache).
+    rejectsOptions(ResilientClient, [
+      [{ cache: { timeoutMs: 0 } }, "RangeError", "cache.timeoutMs"],
+      [{ cache: { timeoutMs: 2 ** 31 } }, "RangeError", "cache.timeoutMs"],
+    ]);
     const bounded = new ResilientClient({ cache: { store: hanging, timeoutMs: 100 } });
     const quick = await timed(bounded.fetch(url, init()));
     equal(quick.value?.status, 200, `answered (${quick.error})`);

@@ -45,19 +45,25 @@ pub struct RawEntry {
 /// are whole, non-negative milliseconds with `storedAt <= freshUntil <= staleUntil`.
 ///
 /// # Errors
-/// What is wrong with it, naming the field.
+/// A message saying what is wrong with it, naming the field.
 pub fn checked_entry(raw: RawEntry) -> Result<Entry, &'static str> {
     let status = raw.status;
     if !(200.0..=599.0).contains(&status) || status != status.trunc() {
-        return Err("entry.status is not an HTTP status in 200..=599");
+        return Err("cache.store.get() gave an invalid entry: status is not in 200..=599");
     }
     let [stored, fresh, stale] = raw.times;
     let ms = |n: f64| (0.0..=9_007_199_254_740_991.0).contains(&n) && n == n.trunc();
     if !(ms(stored) && ms(fresh) && ms(stale)) {
-        return Err("entry.storedAt, freshUntil and staleUntil must be whole milliseconds >= 0");
+        return Err(
+            "cache.store.get() gave an invalid entry: storedAt, freshUntil and staleUntil \
+                    must be whole milliseconds >= 0",
+        );
     }
     if !(stored <= fresh && fresh <= stale) {
-        return Err("entry times are out of order (storedAt <= freshUntil <= staleUntil)");
+        return Err(
+            "cache.store.get() gave an invalid entry: its times are out of order \
+                    (storedAt <= freshUntil <= staleUntil)",
+        );
     }
     Ok(Entry {
         status: status as u16,
