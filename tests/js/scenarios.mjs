@@ -741,6 +741,12 @@ export const scenarios = {
     equal(streamCut.error?.name, "AbortError", "an event stream aborted while the store hangs");
     check(streamCut.ms < 400, `the stream rejected after ${streamCut.ms} ms`);
 
+    // Hundreds of calls at once against the hanging store all get their answer.
+    const many = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => bounded.fetch(`${mock}/health?${unique(`many-${i}`)}`).then((r) => r.status)),
+    );
+    check(many.every((status) => status === 200), `300 concurrent calls: ${many.filter((x) => x !== 200).length} failed`);
+
     // A store whose put never settles does not keep a Worker's waitUntil alive past cache.timeoutMs.
     const stuck = new ResilientClient({ cache: { store: { ...hanging, get: async () => undefined, put: () => new Promise(() => {}) }, timeoutMs: 100 } });
     const background = [];
@@ -776,10 +782,12 @@ export const scenarios = {
       "a throwing getter": throwing,
       "a revoked proxy": revoked.proxy,
       "a number": 7,
+      "a sparse header list 2^32-1 long": { ...good, headers: new Array(2 ** 32 - 1) },
+      "a body larger than maxBytes": { ...good, body: new Uint8Array(1025) },
     };
     const url = `${mock}/v1/chat/completions`;
     const ask = async (get) => {
-      const client = new ResilientClient({ cache: { store: { get, put: async () => {}, delete: async () => {} } }, retry: false });
+      const client = new ResilientClient({ cache: { store: { get, put: async () => {}, delete: async () => {} }, maxBytes: 1024 }, retry: false });
       const errors = [];
       client.on("error", (e) => errors.push(e.error));
       const response = await client.fetch(url, { method: "POST", body: chatBody(unique("entry"), { temperature: 0 }) });
@@ -798,6 +806,14 @@ export const scenarios = {
       equal(errors[0]?.name, "CacheStoreError", `${what}: error event`);
       check(errors[0].message.includes(what === "a throwing get" ? "sync" : "async"), errors[0].message);
     }
+    // A store that calls the client from inside get() (re-entrant) is just slow.
+    let inner;
+    const reentrant = await ask(async () => {
+      inner = await (await new ResilientClient({ cache: true }).fetch(`${mock}/health`)).text();
+      return undefined;
+    });
+    equal(reentrant.response.status, 200, "a re-entrant store");
+    check(inner.includes("ok"), "the inner call's answer");
     // Valid entries replay, a string body and a bodiless status included.
     const hit = await ask(async () => ({ ...good, body: "a string body" }));
     equal(hit.response.headers.get("x-cache"), "HIT", "a string body");
