@@ -163,7 +163,7 @@ impl Cache {
                         freshness,
                     }))
             }
-            Store::Js(store) => self.js_lookup(store, key, now_ms, (wait_ms, signal)).await,
+            Store::Js(store) => self.js_lookup(store, key, now_ms, wait_ms, signal).await,
         };
         let fresh = matches!(
             &found,
@@ -182,9 +182,10 @@ impl Cache {
         store: &JsValue,
         key: &str,
         now_ms: u64,
-        (wait_ms, signal): (u64, Option<&AbortSignal>),
+        wait_ms: u64,
+        signal: Option<&AbortSignal>,
     ) -> Result<Option<Hit>, JsValue> {
-        let value = bounded(store, "get", &[key.into()], (wait_ms, signal)).await?;
+        let value = bounded(store, "get", &[key.into()], wait_ms, signal).await?;
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
@@ -210,7 +211,7 @@ impl Cache {
             Store::Js(store) => {
                 let ttl = entry.stale_until_ms.saturating_sub(now_ms) as f64;
                 let args = [key.into(), entry_to_js(&entry), ttl.into()];
-                bounded(store, "put", &args, (self.options.timeout_ms, None))
+                bounded(store, "put", &args, self.options.timeout_ms, None)
                     .await
                     .map(drop)
             }
@@ -226,7 +227,7 @@ impl Cache {
             }
             Store::Js(store) => {
                 if get(store, "clear").is_function() {
-                    bounded(store, "clear", &[], (self.options.timeout_ms, None)).await?;
+                    bounded(store, "clear", &[], self.options.timeout_ms, None).await?;
                 }
                 Ok(())
             }
@@ -253,7 +254,8 @@ async fn bounded(
     store: &JsValue,
     method: &str,
     args: &[JsValue],
-    (ms, signal): (u64, Option<&AbortSignal>),
+    ms: u64,
+    signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
     let args: Array = args.iter().collect();
     JsFuture::from(call_store(store, method, &args, ms as f64, signal)).await
