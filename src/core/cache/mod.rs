@@ -1,12 +1,12 @@
 //! Response caching: what may be cached, under which key, and a bounded in-memory store.
 //!
-//! Why are keys hashes? A key is derived from the URL, the body (the whole prompt) and the API key;
-//! written in clear, it would put a credential and a conversation into every store that holds it:
-//! a `Map` in a long-lived tab, a KV namespace, a log line that prints a miss. A SHA-256 over those
-//! parts ([`key`]) reveals nothing of them, and has a fixed size (64 hex characters), which KV
-//! stores with key-length limits need. The credentials are hashed apart first, so even the key
-//! derivation never holds a secret next to the prompt, and keys of different API keys never
-//! collide: one caller's cached answer never reaches another.
+//! Why are keys hashes? A key is derived from the URL, the body (the whole prompt) and the request's
+//! headers, credentials included; written in clear, it would put a credential and a conversation
+//! into every store that holds it: a `Map` in a long-lived tab, a KV namespace, a log line that
+//! prints a miss. A SHA-256 over those parts ([`key`]) reveals nothing of them, and has a fixed size
+//! (64 hex characters), which KV stores with key-length limits need. The headers are hashed apart
+//! first, so even the key derivation never holds a secret next to the prompt, and keys of different
+//! credentials, in whatever header, never collide: one caller's cached answer never reaches another.
 //!
 //! Why is the policy conservative? Serving a cached answer to a request that wanted a fresh sample
 //! is a silent correctness bug, while not caching is only a cost. So only requests whose answer is

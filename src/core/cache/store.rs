@@ -8,7 +8,7 @@
 //! open blocked by another tab) is abandoned after the store's own timeout, and a lookup also after
 //! half of what is left of the call's total deadline: the upstream keeps at least the other half,
 //! and the time spent looking up counts against the deadline like any other wait. The caller's
-//! abort signal cuts a lookup like any other wait (the binding layer races it).
+//! abort signal cuts a lookup like any other wait (the binding layer hands it to the store call).
 //!
 //! Distrusted entries. Whatever a store hands back was written by code this crate does not control,
 //! and may be old, foreign or corrupt. An entry is replayed only if it could have been stored: a
