@@ -2,6 +2,7 @@
 //! (Python's hashlib and json), the policy, key and store composed the way the pipeline uses them,
 //! and the store checked against a naive reference model on random operation sequences.
 
+use resilient_llm::core::cache::key::IGNORED_HEADERS;
 use resilient_llm::core::cache::{
     cache_key, canonical_json, request_cacheable, response_storable, sha256, storable_headers,
     Body, Entry, Freshness, KeyParts, MemoryStore, ENTRY_OVERHEAD,
@@ -24,7 +25,8 @@ fn entry(size: usize, fresh_until_ms: u64, stale_until_ms: u64) -> Entry {
 #[test]
 fn key_derivation_matches_an_independent_implementation() {
     // Python: the framing of the key module's doc, with json.dumps(sort_keys=True,
-    // separators=(',', ':'), ensure_ascii=False) as the canonical body.
+    // separators=(',', ':'), ensure_ascii=False) as the canonical body, and the headers lowercased,
+    // stripped of " \t\r\n", the ignored ones dropped, sorted by name.
     let body = r#"{ "model": "gpt-4o-mini", "temperature": 0,
                     "messages": [ { "role": "user", "content": "H\u00e9llo \"you\"\n" } ] }"#;
     assert_eq!(
@@ -37,26 +39,29 @@ fn key_derivation_matches_an_independent_implementation() {
         method: "POST",
         url: CHAT_URL,
         body: Some(&Body::new(body)),
-        credentials: &[
+        headers: &[
             ("OpenAI-Organization", "org-1"),
             ("Authorization", "Bearer sk-test"),
+            ("User-Agent", "OpenAI/JS 4.0"),
+            ("X-Stainless-Os", "Linux"),
+            ("x-goog-api-key", " g "),
         ],
         namespace: "ns",
     });
     assert_eq!(
         key,
-        "ac986e38ba9ecfa4f063bdceab5cb66e35d6d76780193025eb739b6bb91596e3"
+        "5c1006ab57a8791f6c853515b2435e5b25de7e5fb6b3475deaf919479002e1fd"
     );
     let key = cache_key(&KeyParts {
         method: "get",
         url: "https://api.openai.com/v1/models",
         body: None,
-        credentials: &[],
+        headers: &[],
         namespace: "",
     });
     assert_eq!(
         key,
-        "9b4f816e2226af61c64d436861ac6de9dd26bb8a823fed6e91ad7094fa140193"
+        "18b45e9cd1578865c2e40ba2024fbb49453b2cc1cdb88186f5d921f410d9aa79"
     );
 }
 
@@ -68,7 +73,7 @@ fn keys_hold_no_secret_or_prompt() {
         body: Some(&Body::new(
             r#"{"temperature":0,"messages":"secret prompt"}"#,
         )),
-        credentials: &[("authorization", "Bearer sk-live-123")],
+        headers: &[("authorization", "Bearer sk-live-123")],
         namespace: "tenant-a",
     });
     assert_eq!(key.len(), 64);
@@ -78,6 +83,58 @@ fn keys_hold_no_secret_or_prompt() {
     assert_eq!(sha256::hex(&[0xab]), "ab");
 }
 
+/// Issue 14: only `authorization`, `x-api-key` and `api-key` entered the key, so requests differing
+/// only in `x-goog-api-key`, `cookie`... shared a cached answer (and one upstream call).
+#[test]
+fn answers_are_never_shared_across_credentials_in_any_header() {
+    let base = ("content-type", "application/json");
+    let key = |headers: &[(&str, &str)]| {
+        cache_key(&KeyParts {
+            method: "POST",
+            url: CHAT_URL,
+            body: Some(&Body::new(r#"{"temperature":0}"#)),
+            headers,
+            namespace: "",
+        })
+    };
+    let plain = key(&[base]);
+    let with = |name: &str, value: &str| key(&[base, (name, value)]);
+    // Credentials in the spellings providers and gateways use, and headers nobody listed.
+    for name in [
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "Cookie",
+        "proxy-authorization",
+        "cf-aig-authorization",
+        "ocp-apim-subscription-key",
+        "openai-organization",
+        "anthropic-beta",
+        "accept",
+        "baggage",
+        "x-made-up",
+        "x-stainless", // not the telemetry prefix
+    ] {
+        assert_ne!(with(name, "a"), plain, "{name} absent");
+        assert_ne!(with(name, "a"), with(name, "b"), "{name} values");
+    }
+    for name in
+        IGNORED_HEADERS
+            .iter()
+            .chain(&["X-Stainless-Retry-Count", "x-stainless-os", "User-Agent"])
+    {
+        assert_eq!(with(name, "a"), plain, "{name}");
+    }
+    // Values are compared as `Headers` normalizes them; the order of headers does not matter.
+    assert_eq!(with("x-api-key", " \tk\n"), with("x-api-key", "k"));
+    assert_ne!(with("x-api-key", "k k"), with("x-api-key", "kk"));
+    assert_eq!(
+        key(&[("b", "2"), base, ("A", "1")]),
+        key(&[("a", "1"), ("b", "2"), base])
+    );
+}
+
 #[test]
 fn json_layout_does_not_matter_but_values_do() {
     let key = |body: &str, api_key: &str| {
@@ -85,7 +142,7 @@ fn json_layout_does_not_matter_but_values_do() {
             method: "POST",
             url: CHAT_URL,
             body: Some(&Body::new(body)),
-            credentials: &[("x-api-key", api_key)],
+            headers: &[("x-api-key", api_key)],
             namespace: "",
         })
     };
@@ -120,7 +177,7 @@ fn the_pipeline_flow() {
         method: "POST",
         url: CHAT_URL,
         body: Some(&body),
-        credentials: &[("authorization", "Bearer sk")],
+        headers: &[("authorization", "Bearer sk")],
         namespace: "",
     });
     assert!(response_storable(200, Some("private, max-age=60")));
@@ -439,7 +496,7 @@ mod property {
                 method: "POST",
                 url: CHAT_URL,
                 body: Some(&Body::new(body)),
-                credentials: &[],
+                headers: &[],
                 namespace: "",
             });
             prop_assert_eq!(key(&a), key(&b));

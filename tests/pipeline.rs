@@ -41,6 +41,7 @@ fn call(engine: &Engine, label: &str) -> CallSpec<String> {
         origin: "https://api.example".to_string(),
         rate_key: None,
         timeout: engine.config().timeout,
+        spent_ms: 0,
         retry: engine.config().retry.clone(),
         tokens: 0,
     }
@@ -233,6 +234,30 @@ fn the_total_deadline_bounds_attempts_and_backoff() {
         })
     ));
     assert_eq!(sim.now(), 2000);
+}
+
+/// Issue 14: a cache lookup is part of the call, so its time counts against the total deadline
+/// (which the timeout still names in full).
+#[test]
+fn time_spent_before_the_pipeline_counts_against_the_total_deadline() {
+    let sim = Sim::new(|_, _| Reply::stall());
+    let mut cfg = config(None);
+    cfg.timeout.total_ms = Some(1000);
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let spec = CallSpec {
+        spent_ms: 400,
+        ..call(&engine, "a")
+    };
+    let outcome = run_one(&sim, &engine, spec);
+    assert!(matches!(
+        outcome,
+        Err(Failure::Timeout {
+            phase: TimeoutPhase::Total,
+            after_ms: 1000,
+            ..
+        })
+    ));
+    assert_eq!(sim.now(), 600);
 }
 
 fn breaker_config() -> ClientConfig {

@@ -40,6 +40,9 @@ pub struct CallSpec<R> {
     pub rate_key: Option<String>,
     /// Deadlines for this call.
     pub timeout: Timeouts,
+    /// Time the call spent before the pipeline (looking up the cache), already counted against
+    /// `timeout.total_ms`.
+    pub spent_ms: u64,
     /// Retry policy for this call; `None` sends once.
     pub retry: Option<RetryConfig>,
     /// Estimated tokens, charged to a tokens-per-minute bucket.
@@ -215,14 +218,17 @@ impl Engine {
         let mut tally = CallTally::start(self, platform);
         let result = match call.timeout.total_ms {
             None => self.run(platform, call, &attempts).await,
-            Some(ms) => match race(self.run(platform, call, &attempts), platform.sleep(ms)).await {
-                Either::Left(result) => result,
-                Either::Right(()) => Err(Failure::Timeout {
-                    phase: TimeoutPhase::Total,
-                    after_ms: ms,
-                    attempts: attempts.get(),
-                }),
-            },
+            Some(ms) => {
+                let left = ms.saturating_sub(call.spent_ms);
+                match race(self.run(platform, call, &attempts), platform.sleep(left)).await {
+                    Either::Left(result) => result,
+                    Either::Right(()) => Err(Failure::Timeout {
+                        phase: TimeoutPhase::Total,
+                        after_ms: ms,
+                        attempts: attempts.get(),
+                    }),
+                }
+            }
         };
         match &result {
             Ok(delivered) => tally.finish(delivered.response.status() < 400),

@@ -1,27 +1,99 @@
 // A memory-cache hit's two trips to JS, one call each (from Rust, each header costs a crossing).
-// Headers cross packed in one string, `name CR value CR` per header (no header can hold a CR).
+// Headers cross packed in one string, `name CR value CR` per header (no valid header holds a CR); which
+// of them enter the key is the core's decision (src/core/cache/key.rs).
 
-const KEY_HEADERS = ["cache-control", "authorization", "x-api-key", "api-key"];
-
-/** The headers of `init` (a HeadersInit) that enter a cache key, packed; none if it is invalid. */
+/** Every header of `init` (a HeadersInit), packed; `null` if it is invalid (the request is then
+ * neither cached nor shared, and fetch rejects it). A plain object, the usual case, is read as is
+ * (the core lowercases and trims): building a Headers from it would cost more than the whole key. */
 export function keyHeaders(init) {
   if (init == null) return "";
-  // A plain object naming none of them, the usual case, needs no Headers object.
-  const plain = Object.getPrototypeOf(init) === Object.prototype;
-  if (plain && !Object.keys(init).some((name) => KEY_HEADERS.includes(name.toLowerCase()))) return "";
-  let headers;
-  try {
-    headers = init instanceof Headers ? init : new Headers(init);
-  } catch {
-    return "";
-  }
   let packed = "";
-  for (const name of KEY_HEADERS) {
-    const value = headers.get(name);
-    if (value !== null) packed += `${name}\r${value}\r`;
+  try {
+    if (Object.getPrototypeOf(init) === Object.prototype) {
+      for (const name of Object.keys(init)) {
+        const value = `${init[name]}`;
+        if (name.includes("\r") || value.includes("\r")) return null;
+        packed += `${name}\r${value}\r`;
+      }
+    } else {
+      for (const [name, value] of init instanceof Headers ? init : new Headers(init)) packed += `${name}\r${value}\r`;
+    }
+  } catch {
+    return null;
   }
   return packed;
 }
+
+/** A CacheStoreError; its message quotes at most 200 characters of what the store said. */
+function storeError(message, cause) {
+  try {
+    if (cause !== undefined) message += `: ${String(cause?.message ?? cause).slice(0, 200)}`;
+  } catch {}
+  return Object.assign(new Error(message), { name: "CacheStoreError", code: "CACHE_STORE" });
+}
+
+/** `store[method](...args)` as a promise that settles within `ms`, or when `signal` aborts (rejecting
+ * with its reason): a throw, a rejection or the time running out rejects with a CacheStoreError. A store
+ * promise that never settles is left behind, not awaited (nothing but it holds on to its callbacks). */
+export function callStore(store, method, args, ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const settle = (done, value) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", aborted);
+      done(value);
+    };
+    const aborted = () => settle(reject, signal.reason);
+    const timer = setTimeout(() => settle(reject, storeError(`cache.store.${method}() did not settle within ${ms} ms`)), ms);
+    signal?.addEventListener("abort", aborted);
+    try {
+      Promise.resolve(store[method](...args)).then(
+        (value) => settle(resolve, value),
+        (error) => settle(reject, storeError(`cache.store.${method}() failed`, error)),
+      );
+    } catch (error) {
+      settle(reject, storeError(`cache.store.${method}() failed`, error));
+    }
+  });
+}
+
+const encoder = new TextEncoder();
+
+/** A stored entry as `[status, packed headers, body bytes, storedAt, freshUntil, staleUntil]`, numbers
+ * unchecked (the core checks them); a message saying what is wrong if it does not have the documented
+ * shape (headers `[name, value][]` of strings, body bytes or a string, `maxBytes` at most). */
+export function readEntry(value, maxBytes) {
+  const invalid = (what) => `cache.store.get() gave an invalid entry: ${what}`;
+  const tooLarge = invalid(`larger than cache.maxBytes (${maxBytes})`);
+  try {
+    const { status, headers, body, storedAt, freshUntil, staleUntil } = value;
+    let packed = "";
+    if (!Array.isArray(headers)) return invalid("headers is not an array");
+    for (const pair of headers) {
+      const [name, text] = Array.isArray(pair) && pair.length === 2 ? pair : [];
+      if (typeof name !== "string" || typeof text !== "string" || `${name}${text}`.includes("\r")) {
+        return invalid("headers is not a list of [name, value] strings");
+      }
+      packed += `${name}\r${text}\r`;
+      if (packed.length > maxBytes) return tooLarge;
+    }
+    const bytes =
+      typeof body === "string" ? encoder.encode(body)
+      : body instanceof ArrayBuffer ? new Uint8Array(body)
+      : ArrayBuffer.isView(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+      : null;
+    if (bytes === null) return invalid("body is neither bytes nor a string");
+    if (bytes.byteLength + packed.length > maxBytes) return tooLarge;
+    const number = (n) => (typeof n === "number" ? n : NaN);
+    return [number(status), packed, bytes, number(storedAt), number(freshUntil), number(staleUntil)];
+  } catch (error) {
+    return storeError(invalid("reading it failed"), error).message;
+  }
+}
+
+// Statuses whose Response cannot have a body (the constructor throws if given one, even an empty one,
+// which is what Chromium's fetch hands back for a 204).
+const NULL_BODY = [204, 205, 304];
 
 /** A stored entry's Response; a header the platform rejects is dropped. */
 export function replay(status, packed, body, label, age) {
@@ -37,5 +109,14 @@ export function replay(status, packed, body, label, age) {
   headers.set("x-cache", label);
   headers.set("age", age);
   // A copy: a view into wasm memory may be read lazily (workerd does), after the entry is gone.
-  return new Response(body.slice(), { status, headers });
+  return new Response(NULL_BODY.includes(status) ? null : body.slice(), { status, headers });
+}
+
+/** The same response marked `x-cache: MISS` (fetched headers are immutable, so it is re-wrapped around
+ * the same body stream). */
+export function markMiss(response) {
+  const headers = new Headers(response.headers);
+  headers.set("x-cache", "MISS");
+  const { status, statusText } = response;
+  return new Response(NULL_BODY.includes(status) ? null : response.body, { status, statusText, headers });
 }

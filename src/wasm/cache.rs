@@ -1,16 +1,18 @@
 //! The response cache for JS: the core's in-memory LRU, the IndexedDB store, or any user `CacheStore`
-//! object (Workers KV, the Cache API, Redis over HTTP...). A store that fails is reported with an
-//! `error` event and treated as a miss: a cache never fails a request.
+//! object (Workers KV, the Cache API, Redis over HTTP...). A store that fails, does not answer in
+//! time or hands back an entry that could not have been stored is reported with an `error` event
+//! and treated as a miss: a cache never fails a request (see `core::cache::store`).
 
 use crate::core::cache::memory::{Entry, Freshness, MemoryStore};
+use crate::core::cache::{checked_entry, RawEntry};
 use crate::core::stats::CacheStats;
 use crate::wasm::js::{get, ObjectBuilder};
-use js_sys::{Array, Function, Promise, Uint8Array};
+use js_sys::{Array, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, Response, ResponseInit};
+use web_sys::{AbortSignal, Response};
 
 #[wasm_bindgen(module = "/src/wasm/indexeddb.js")]
 extern "C" {
@@ -22,9 +24,24 @@ extern "C" {
 
 #[wasm_bindgen(module = "/src/wasm/cache.js")]
 extern "C" {
-    /// The Cache-Control and credential headers of a `HeadersInit`, packed (see cache.js).
+    /// Every header of a `HeadersInit`, packed; `None` if it is invalid (see cache.js).
     #[wasm_bindgen(js_name = keyHeaders)]
-    pub fn key_headers(init: &JsValue) -> String;
+    pub fn key_headers(init: &JsValue) -> Option<String>;
+    /// `store[method](...args)`, settled within `ms` or when `signal` aborts (see cache.js).
+    #[wasm_bindgen(js_name = callStore)]
+    fn call_store(
+        store: &JsValue,
+        method: &str,
+        args: &Array,
+        ms: f64,
+        signal: Option<&AbortSignal>,
+    ) -> Promise;
+    /// A stored entry's fields, or what is wrong with it (see cache.js).
+    #[wasm_bindgen(js_name = readEntry)]
+    fn read_entry(value: &JsValue, max_bytes: f64) -> JsValue;
+    /// The same response with `x-cache: MISS` added (see cache.js).
+    #[wasm_bindgen(js_name = markMiss, catch)]
+    pub fn mark_miss(response: &Response) -> Result<Response, JsValue>;
     /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see cache.js).
     #[wasm_bindgen(catch)]
     fn replay(
@@ -50,6 +67,8 @@ pub struct CacheOptions {
     pub max_bytes: usize,
     /// Separates caches sharing one store.
     pub namespace: String,
+    /// The longest wait for a store call (custom stores and IndexedDB).
+    pub timeout_ms: u64,
 }
 
 /// `cache.store`.
@@ -124,42 +143,62 @@ impl Cache {
         }
     }
 
-    /// Looks `key` up. A store error is returned for the caller to report; it counts as a miss.
-    pub async fn lookup(&self, key: &str, now_ms: u64) -> Result<Option<Hit>, JsValue> {
+    /// Looks `key` up, waiting for a store at most `wait_ms` and until `signal` aborts. A store error
+    /// (a failure, no answer in time, an invalid entry; or the signal's reason) is returned for the
+    /// caller to report; it counts as a miss.
+    pub async fn lookup(
+        &self,
+        key: &str,
+        now_ms: u64,
+        wait_ms: u64,
+        signal: Option<&AbortSignal>,
+    ) -> Result<Option<Hit>, JsValue> {
         let found = match &self.store {
             Store::Memory(memory) => {
-                memory
+                Ok(memory
                     .borrow_mut()
                     .get(key, now_ms)
                     .map(|(entry, freshness)| Hit {
                         entry: entry.clone(),
                         freshness,
-                    })
+                    }))
             }
-            Store::Js(store) => {
-                let value = call_store(store, "get", &[key.into()]).await?;
-                entry_from_js(&value).and_then(|entry| {
-                    let freshness = if now_ms < entry.fresh_until_ms {
-                        Freshness::Fresh
-                    } else if now_ms < entry.stale_until_ms {
-                        Freshness::Stale
-                    } else {
-                        return None;
-                    };
-                    Some(Hit { entry, freshness })
-                })
-            }
+            Store::Js(store) => self.js_lookup(store, key, now_ms, wait_ms, signal).await,
         };
         let fresh = matches!(
             &found,
-            Some(Hit {
+            Ok(Some(Hit {
                 freshness: Freshness::Fresh,
                 ..
-            })
+            }))
         );
         let counter = if fresh { &self.hits } else { &self.misses };
         counter.set(counter.get() + 1);
-        Ok(found)
+        found
+    }
+
+    async fn js_lookup(
+        &self,
+        store: &JsValue,
+        key: &str,
+        now_ms: u64,
+        wait_ms: u64,
+        signal: Option<&AbortSignal>,
+    ) -> Result<Option<Hit>, JsValue> {
+        let value = bounded(store, "get", &[key.into()], wait_ms, signal).await?;
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        let entry = entry_from_js(&value, self.options.max_bytes)
+            .map_err(|problem| JsValue::from(js_sys::Error::new(&problem)))?;
+        let freshness = if now_ms < entry.fresh_until_ms {
+            Freshness::Fresh
+        } else if now_ms < entry.stale_until_ms {
+            Freshness::Stale
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(Hit { entry, freshness }))
     }
 
     /// Stores an entry.
@@ -171,8 +210,8 @@ impl Cache {
             }
             Store::Js(store) => {
                 let ttl = entry.stale_until_ms.saturating_sub(now_ms) as f64;
-                let value = entry_to_js(&entry);
-                call_store(store, "put", &[key.into(), value, ttl.into()])
+                let args = [key.into(), entry_to_js(&entry), ttl.into()];
+                bounded(store, "put", &args, self.options.timeout_ms, None)
                     .await
                     .map(drop)
             }
@@ -188,7 +227,7 @@ impl Cache {
             }
             Store::Js(store) => {
                 if get(store, "clear").is_function() {
-                    call_store(store, "clear", &[]).await?;
+                    bounded(store, "clear", &[], self.options.timeout_ms, None).await?;
                 }
                 Ok(())
             }
@@ -209,16 +248,17 @@ impl Cache {
     }
 }
 
-/// Calls `store[method](...args)` and awaits the result if it is a promise.
-async fn call_store(store: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
-    let function: Function = get(store, method)
-        .dyn_into()
-        .map_err(|_| js_sys::TypeError::new(&format!("cache.store has no {method}() method")))?;
-    let result = function.apply(store, &args.iter().collect::<Array>())?;
-    match result.dyn_into::<Promise>() {
-        Ok(promise) => JsFuture::from(promise).await,
-        Err(value) => Ok(value),
-    }
+/// `store[method](...args)`, given up after `ms` or when `signal` aborts: a `CacheStoreError` when
+/// it throws, rejects or does not settle in time, the signal's reason when it aborts.
+async fn bounded(
+    store: &JsValue,
+    method: &str,
+    args: &[JsValue],
+    ms: u64,
+    signal: Option<&AbortSignal>,
+) -> Result<JsValue, JsValue> {
+    let args: Array = args.iter().collect();
+    JsFuture::from(call_store(store, method, &args, ms as f64, signal)).await
 }
 
 fn entry_to_js(entry: &Entry) -> JsValue {
@@ -236,55 +276,36 @@ fn entry_to_js(entry: &Entry) -> JsValue {
         .build()
 }
 
-/// A stored entry from a JS store; `None` for anything malformed (treated as a miss).
-fn entry_from_js(value: &JsValue) -> Option<Entry> {
-    if !value.is_object() {
-        return None;
+/// A stored entry from a JS store, if it has the documented shape and could have been stored.
+fn entry_from_js(value: &JsValue, max_bytes: usize) -> Result<Entry, String> {
+    let fields = read_entry(value, max_bytes as f64);
+    if let Some(problem) = fields.as_string() {
+        return Err(problem);
     }
-    let number = |key: &str| get(value, key).as_f64().filter(|n| *n >= 0.0);
-    let body = get(value, "body");
-    let body = if let Some(bytes) = body.dyn_ref::<Uint8Array>() {
-        bytes.to_vec()
-    } else if let Some(buffer) = body.dyn_ref::<js_sys::ArrayBuffer>() {
-        Uint8Array::new(buffer).to_vec()
-    } else {
-        return None;
-    };
+    let fields: Array = fields.unchecked_into();
+    let number = |i: u32| fields.get(i).as_f64().unwrap_or(f64::NAN);
+    let packed = fields.get(1).as_string().unwrap_or_default();
+    let mut parts = packed.split_terminator('\r');
     let mut headers = Vec::new();
-    for pair in get(value, "headers").dyn_ref::<Array>()?.iter() {
-        let pair = pair.dyn_ref::<Array>()?.clone();
-        headers.push((pair.get(0).as_string()?, pair.get(1).as_string()?));
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        headers.push((name.to_string(), value.to_string()));
     }
-    Some(Entry {
-        status: u16::try_from(number("status")? as u64).ok()?,
+    checked_entry(RawEntry {
+        status: number(0),
         headers,
-        body,
-        stored_at_ms: number("storedAt")? as u64,
-        fresh_until_ms: number("freshUntil")? as u64,
-        stale_until_ms: number("staleUntil")? as u64,
+        body: fields.get(2).unchecked_into::<Uint8Array>().to_vec(),
+        times: [number(3), number(4), number(5)],
     })
+    .map_err(str::to_string)
 }
 
-/// A `Response` replaying a stored entry, marked `x-cache: HIT|STALE` with its `Age`. A header
-/// holding a CR (which no platform accepts, so only a malformed custom-store entry has one) is dropped.
+/// A `Response` replaying a stored entry, marked `x-cache: HIT|STALE` with its `Age`. (No header
+/// holds a CR: responses cannot, and `readEntry` refuses store entries with one.)
 pub fn response_from(entry: &Entry, label: &str, now_ms: u64) -> Result<Response, JsValue> {
     let mut packed = String::new();
-    let plain = |text: &str| !text.contains('\r');
-    for (name, value) in entry.headers.iter().filter(|(n, v)| plain(n) && plain(v)) {
+    for (name, value) in &entry.headers {
         packed.extend([name.as_str(), "\r", value.as_str(), "\r"]);
     }
     let age = now_ms.saturating_sub(entry.stored_at_ms) / 1000;
     replay(entry.status, &packed, &entry.body, label, age as u32)
-}
-
-/// The same response with `x-cache: MISS` added (fetched headers are immutable, so it is re-wrapped
-/// around the same body stream).
-pub fn mark_miss(response: &Response) -> Result<Response, JsValue> {
-    let headers = Headers::new_with_headers(&response.headers())?;
-    headers.set("x-cache", "MISS")?;
-    let init = ResponseInit::new();
-    init.set_status(response.status());
-    init.set_status_text(&response.status_text());
-    init.set_headers(&headers);
-    Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
 }

@@ -237,6 +237,7 @@ impl Inner {
                 .rate_limit
                 .as_ref()
                 .is_some_and(|(limit, _)| limit.tokens_per_minute.is_some()),
+            now_ms: self.platform.now_ms(),
         };
         prepare(input, init, &defaults).await
     }
@@ -256,6 +257,7 @@ impl Inner {
             origin: prepared.origin,
             rate_key: prepared.policy.rate_limit_key,
             timeout: Timeouts::overridden_by(config.timeout, &prepared.policy.timeout),
+            spent_ms: platform.now_ms().saturating_sub(prepared.started_ms),
             retry: prepared
                 .policy
                 .retry

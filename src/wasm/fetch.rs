@@ -1,14 +1,15 @@
 //! `client.fetch`: dedupe, the response cache (hit, miss, stale-if-error, background store), then the
 //! pipeline; and the corrections made after a response (tokens-per-minute usage).
 
-use crate::core::cache::{response_storable, storable_headers, Freshness};
-use crate::core::config::CacheMode;
+use crate::core::cache::{lookup_wait_ms, response_storable, storable_headers, Freshness};
+use crate::core::config::{CacheMode, Timeouts};
 use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
-use crate::wasm::cache::{mark_miss, response_from, Hit};
+use crate::wasm::cache::{mark_miss, response_from, Cache, Hit};
 use crate::wasm::client::Inner;
+use crate::wasm::errors::abort_error;
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
@@ -65,14 +66,7 @@ impl Inner {
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
         let now = self.platform.wall_ms();
-        let found = match cache.lookup(key, now).await {
-            Ok(found) => found,
-            Err(error) => {
-                self.store_error(&url, &error);
-                None
-            }
-        };
-        let stale = match found {
+        let stale = match self.look_up(cache, &prepared, key, now).await? {
             Some(Hit {
                 entry,
                 freshness: Freshness::Fresh,
@@ -195,6 +189,40 @@ impl Inner {
         });
         if let Some(wait_until) = wait_until {
             let _ = wait_until.call1(&JsValue::NULL, &task);
+        }
+    }
+
+    /// `key`'s entry in `cache`. A store that fails, does not answer within `cache.timeoutMs` and half
+    /// of what is left of the call's total deadline, or gives an invalid entry, is reported and is a
+    /// miss.
+    ///
+    /// # Errors
+    /// The caller's AbortError when its signal cuts the wait.
+    pub(crate) async fn look_up(
+        &self,
+        cache: &Cache,
+        prepared: &Prepared,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<Hit>, JsValue> {
+        let config = self.engine.config();
+        let total = Timeouts::overridden_by(config.timeout, &prepared.policy.timeout).total_ms;
+        let left = total.map(|total| {
+            let spent = self.platform.now_ms().saturating_sub(prepared.started_ms);
+            total.saturating_sub(spent)
+        });
+        let wait = lookup_wait_ms(cache.options.timeout_ms, left);
+        let signal = prepared.signal.as_ref();
+        let error = match cache.lookup(key, now, wait, signal).await {
+            Ok(found) => return Ok(found),
+            Err(error) => error,
+        };
+        match signal.filter(|signal| signal.aborted()) {
+            Some(signal) => Err(abort_error(&signal.reason())),
+            None => {
+                self.store_error(&prepared.url, &error);
+                Ok(None)
+            }
         }
     }
 

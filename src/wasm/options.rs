@@ -2,6 +2,7 @@
 //! the field path; unknown keys are errors, so a typo never silently means "default".
 
 use crate::core::breaker::BreakerConfig;
+use crate::core::cache::DEFAULT_STORE_TIMEOUT_MS;
 use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::core::rate_limit::RateLimitConfig;
@@ -259,7 +260,7 @@ fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
 }
 
 /// `cache`: off unless given (`true` or an object). Entries are fresh for `ttlMs` (5 min) and may
-/// answer for `staleIfErrorMs` more when the upstream fails.
+/// answer for `staleIfErrorMs` more when the upstream fails; a store call waits `timeoutMs` at most.
 fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
     let mut options = CacheOptions {
         store: StoreChoice::Memory,
@@ -268,6 +269,7 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
         max_entries: 1000,
         max_bytes: 50 << 20,
         namespace: String::new(),
+        timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
     };
     let Some(c) = c else {
         return Ok(options);
@@ -279,6 +281,7 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
         "maxBytes",
         "staleIfErrorMs",
         "namespace",
+        "timeoutMs",
     ])?;
     options.store = match c.raw("store")? {
         None => StoreChoice::Memory,
@@ -318,6 +321,9 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
     }
     if let Some(namespace) = c.string("namespace")? {
         options.namespace = namespace;
+    }
+    if let Some(ms) = c.integer("timeoutMs", 1, i32::MAX as u64)? {
+        options.timeout_ms = ms;
     }
     Ok(options)
 }

@@ -36,7 +36,10 @@ pub struct Prepared {
     pub policy: RequestPolicy,
     /// Rough token estimate of the body (bytes / 4), for tokens-per-minute limits.
     pub tokens: u64,
-    /// The cache key of a cacheable request (a hash of method, URL, credentials, canonical body and
+    /// When the call was made (platform ms): its total deadline counts from here, so a cache lookup
+    /// is part of it.
+    pub started_ms: u64,
+    /// The cache key of a cacheable request (a hash of method, URL, headers, canonical body and
     /// namespace): its cache entry, and the identity under which identical calls in flight share
     /// one upstream call. `None` for requests that must not be shared or cached.
     pub key: Option<String>,
@@ -90,6 +93,8 @@ pub struct RequestDefaults<'a> {
     pub namespace: &'a str,
     /// Whether a tokens-per-minute limit needs the body's token estimate.
     pub count_tokens: bool,
+    /// Now (platform ms).
+    pub now_ms: u64,
 }
 
 /// Normalises `input` and `init`.
@@ -197,12 +202,14 @@ pub async fn prepare(
         signal,
         policy,
         tokens,
+        started_ms: defaults.now_ms,
     })
 }
 
 /// The cache key (SHA-256 hex) of a cacheable request, also the identity under which identical calls
-/// in flight share one upstream call; `None` for a request that must not be shared or cached. Its
-/// credential headers are part of it, so two API keys never share an answer.
+/// in flight share one upstream call; `None` for a request that must not be shared or cached (or
+/// whose headers are invalid). Its headers are part of it (all but a few the core ignores), so two
+/// API keys, cookies or organizations never share an answer.
 fn request_key(
     method: &str,
     url: &str,
@@ -216,24 +223,27 @@ fn request_key(
         Some(body) => Some(body.as_string()?),
     };
     let body = text.as_deref().map(Body::new);
-    let packed = key_headers(headers);
+    let packed = key_headers(headers)?;
     let mut fields = packed.split_terminator('\r');
-    let mut cache_control = None;
-    let mut credentials = Vec::new();
+    let mut pairs = Vec::new();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        match name {
-            "cache-control" => cache_control = Some(value),
-            _ => credentials.push((name, value)),
-        }
+        pairs.push((name, value));
     }
-    if !request_cacheable(method, body.as_ref(), mode, cache_control) {
+    // All of them: a plain object may spell it twice (`Cache-Control`, `cache-control`), fetch sends both.
+    let cache_control: Vec<&str> = pairs
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("cache-control"))
+        .map(|(_, value)| *value)
+        .collect();
+    let cache_control = (!cache_control.is_empty()).then(|| cache_control.join(","));
+    if !request_cacheable(method, body.as_ref(), mode, cache_control.as_deref()) {
         return None;
     }
     Some(cache_key(&KeyParts {
         method,
         url,
         body: body.as_ref(),
-        credentials: &credentials,
+        headers: &pairs,
         namespace,
     }))
 }

@@ -596,28 +596,25 @@ impl Shared {
         if let (Some(cache), Some(key)) = (&inner.cache, &key) {
             let url = prepared.url.as_str();
             let now = inner.platform.wall_ms();
-            match cache.lookup(key, now).await {
-                Ok(Some(Hit {
-                    entry,
-                    freshness: Freshness::Fresh,
-                })) => {
-                    inner.platform.emit(Event::Cache { url, result: "hit" });
-                    let response = response_from(&entry, "HIT", now)?;
-                    if let Ok(Answer {
-                        stream: Some(body), ..
-                    }) = prime(Clone::clone(&response), start).await
-                    {
-                        self.go_live(body);
-                    }
-                    return Ok(Opened {
-                        response,
-                        attempts: 0,
-                        cached: true,
-                        shared: false,
-                    });
+            if let Some(Hit {
+                entry,
+                freshness: Freshness::Fresh,
+            }) = inner.look_up(cache, &prepared, key, now).await?
+            {
+                inner.platform.emit(Event::Cache { url, result: "hit" });
+                let response = response_from(&entry, "HIT", now)?;
+                if let Ok(Answer {
+                    stream: Some(body), ..
+                }) = prime(Clone::clone(&response), start).await
+                {
+                    self.go_live(body);
                 }
-                Ok(_) => {}
-                Err(error) => inner.store_error(url, &error),
+                return Ok(Opened {
+                    response,
+                    attempts: 0,
+                    cached: true,
+                    shared: false,
+                });
             }
             inner.platform.emit(Event::Cache {
                 url,

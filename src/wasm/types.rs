@@ -68,9 +68,12 @@ export interface CachedEntry {
   status: number; headers: [string, string][]; body: Uint8Array;
   storedAt: number; freshUntil: number; staleUntil: number;
 }
-/** Where cached answers live: Workers KV, the Cache API, Redis over HTTP... (see "resilient-llm/stores"). */
+/** Where cached answers live: Workers KV, the Cache API, Redis over HTTP... (see "resilient-llm/stores").
+ * Calls are given up after `cache.timeoutMs`; a failure, a timeout or an entry that could not have been
+ * stored (status outside 200..=599, times out of order, a malformed field) is a miss and an `error` event. */
 export interface CacheStore {
-  get(key: string): Promise<CachedEntry | undefined>;
+  /** The entry put under `key`, or undefined. Its body may also be an ArrayBuffer or a string (UTF-8). */
+  get(key: string): Promise<(Omit<CachedEntry, "body"> & { body: Uint8Array | ArrayBuffer | string }) | undefined>;
   put(key: string, entry: CachedEntry, ttlMs: number): Promise<void>;
   delete(key: string): Promise<void>;
   clear?(): Promise<void>;
@@ -79,6 +82,9 @@ export interface CacheOptions {
   /** ["memory"] LRU in this client; "indexeddb" in browsers (survives reloads); or your CacheStore. */
   store?: "memory" | "indexeddb" | CacheStore;
   ttlMs?: number; maxEntries?: number; maxBytes?: number; staleIfErrorMs?: number; namespace?: string;
+  /** [1000] the longest wait for a store call (custom stores, IndexedDB); a lookup also takes at most half
+   * of what is left of `timeout.totalMs`. */
+  timeoutMs?: number;
 }
 /** Breaker and rate-limit state shared across isolates (see "resilient-llm/workers"). */
 export interface StateStore {

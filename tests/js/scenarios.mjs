@@ -619,6 +619,142 @@ export const scenarios = {
     equal(alice.headers.get("x-cache"), "HIT", "alice hits her own entry");
   },
 
+  async "answers are never shared across credentials, whatever header carries them"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true, retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    // "sampled": the mock answers every request differently, so a shared answer shows.
+    const ask = async (body, headers) => {
+      const response = await client.fetch(url, { method: "POST", body, headers });
+      return { cache: response.headers.get("x-cache"), text: await response.text() };
+    };
+    const headers = ["x-goog-api-key", "cookie", "proxy-authorization", "cf-aig-authorization", "ocp-apim-subscription-key", "openai-organization"];
+    for (const name of headers) {
+      const body = chatBody(unique(name), { temperature: 0 });
+      const alice = await ask(body, { [name]: "alice", "x-mock-fault": "sampled" });
+      await settle(() => stored.length === 1);
+      stored.length = 0;
+      const bob = await ask(body, { [name]: "bob", "x-mock-fault": "sampled" });
+      equal(bob.cache, "MISS", `${name}: bob's request`);
+      check(bob.text !== alice.text, `${name}: bob got alice's answer`);
+      await settle(() => stored.length === 1);
+      stored.length = 0;
+      equal((await ask(body, { [name]: "alice", "x-mock-fault": "sampled" })).text, alice.text, `${name}: alice's own entry`);
+      const again = await ask(body, new Headers({ [name]: "bob", "x-mock-fault": "sampled" }));
+      equal(again.cache, "HIT", `${name}: bob's entry, headers given as a Headers object`);
+      equal(again.text, bob.text, `${name}: bob's own entry`);
+    }
+    // A Request's own headers and the client's default headers count as well (a GET is cacheable).
+    const health = `${mock}/health?${unique("request")}`;
+    const fromRequest = async (key) => {
+      const response = await client.fetch(new Request(health, { headers: { "x-goog-api-key": key } }));
+      await response.text();
+      return response.headers.get("x-cache");
+    };
+    equal(await fromRequest("alice"), "MISS", "Request: alice first");
+    await settle(() => stored.length === 1);
+    equal(await fromRequest("bob"), "MISS", "Request: bob is not served alice's entry");
+    equal(await fromRequest("alice"), "HIT", "Request: alice's own entry");
+    const store = new Map();
+    const shared = { get: async (k) => store.get(k), put: async (k, e) => void store.set(k, e), delete: async (k) => void store.delete(k) };
+    const withDefaults = (key) => new ResilientClient({ cache: { store: shared }, headers: { authorization: `Bearer ${key}` } });
+    const cacheOf = async (c) => (await c.fetch(health)).headers.get("x-cache");
+    const carol = withDefaults("carol");
+    carol.on("cache", (e) => e.result === "store" && stored.push(e));
+    stored.length = 0;
+    equal(await cacheOf(carol), "MISS", "client headers: carol first");
+    await settle(() => stored.length === 1);
+    equal(await cacheOf(withDefaults("dave")), "MISS", "client headers: dave is not served carol's entry");
+    equal(await cacheOf(withDefaults("carol")), "HIT", "client headers: carol's own entry");
+  },
+
+  async "concurrent identical calls with different credentials each make their own call"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("dedupe-keys"), { temperature: 0 });
+    const call = (headers) =>
+      client.fetch(url, { method: "POST", body, headers: { "x-mock-fault": "delay=150;sampled", ...headers } }).then((r) => r.text());
+    let before = await upstreamCount(mock);
+    const [alice, bob] = await Promise.all([call({ "x-goog-api-key": "alice" }), call({ "x-goog-api-key": "bob" })]);
+    equal((await upstreamCount(mock)) - before, 2, "two upstream calls");
+    check(alice !== bob, "each caller got its own answer");
+    equal(client.stats().deduplicated, 0, "nothing shared");
+
+    // Streams too.
+    const streamBody = chatBody(unique("stream-keys"), { temperature: 0, stream: true });
+    const stream = async (cookie) => {
+      const events = [];
+      for await (const e of client.events(url, { method: "POST", body: streamBody, headers: { cookie, "x-mock-fault": "sampled" } })) events.push(e.data);
+      return events.join("");
+    };
+    before = await upstreamCount(mock);
+    const streams = await Promise.all([stream("session=alice"), stream("session=bob")]);
+    equal((await upstreamCount(mock)) - before, 2, "two upstream streams");
+    check(streams[0] !== streams[1], "each stream is its caller's own");
+    equal(client.stats().deduplicated, 0, "no stream shared");
+
+    // Telemetry headers do not split identical calls: user-agent and the SDKs' x-stainless-*.
+    before = await upstreamCount(mock);
+    const [one, two] = await Promise.all([
+      call({ "x-goog-api-key": "alice", "user-agent": "sdk/1", "x-stainless-retry-count": "0", "x-stainless-os": "Linux" }),
+      call({ "x-goog-api-key": "alice", "user-agent": "sdk/2", "x-stainless-retry-count": "1" }),
+    ]);
+    equal((await upstreamCount(mock)) - before, 1, "one upstream call");
+    equal(one, two, "the same answer");
+    equal(client.stats().deduplicated, 1, "shared");
+  },
+
+  async "telemetry headers do not split the cache"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true });
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("telemetry"), { temperature: 0 });
+    const first = await client.fetch(url, {
+      method: "POST",
+      body,
+      headers: { "user-agent": "OpenAI/JS 4.0", "x-stainless-os": "Linux", "x-stainless-retry-count": "0", traceparent: "00-a-b-01" },
+    });
+    await first.text();
+    await settle(() => stored.length === 1);
+    const second = await client.fetch(url, {
+      method: "POST",
+      body,
+      headers: { "User-Agent": "other", "X-Stainless-Retry-Count": "2", "idempotency-key": "k2", "x-request-id": "r2" },
+    });
+    equal(second.headers.get("x-cache"), "HIT", "x-cache");
+  },
+
+  async "chat targets differing only in a header never share a cache entry"({ ResilientClient }, mock) {
+    // One store shared by clients, as a KV namespace is shared by every isolate of a Worker.
+    const entries = new Map();
+    const store = {
+      async get(key) { return entries.get(key); },
+      async put(key, entry) { entries.set(key, entry); },
+      async delete(key) { entries.delete(key); },
+    };
+    const name = unique("tenant");
+    const tenant = (key) => {
+      const client = new ResilientClient({ cache: { store }, targets: [target(mock, name, { headers: { "x-goog-api-key": key } })] });
+      const stored = [];
+      client.on("cache", (e) => e.result === "store" && stored.push(e));
+      return { client, stored };
+    };
+    const request = { messages: [{ role: "user", content: name }], temperature: 0 };
+    const both = async ({ client }) => {
+      const answer = await client.chat(request);
+      const stream = client.chatStream(request);
+      for await (const _ of stream);
+      return [answer.cached, (await stream.result).cached];
+    };
+    const alice = tenant("alice");
+    equal(JSON.stringify(await both(alice)), "[false,false]", "alice asks first (chat, chatStream)");
+    await settle(() => alice.stored.length === 2);
+    equal(JSON.stringify(await both(tenant("bob"))), "[false,false]", "bob is not served alice's entries");
+    equal(JSON.stringify(await both(tenant("alice"))), "[true,true]", "alice's own entries");
+  },
+
   async "only-if-cached misses with a 504 and force caches any request"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const url = `${mock}/v1/chat/completions`;
@@ -633,14 +769,170 @@ export const scenarios = {
 
   async "serves a stale entry when the upstream fails (staleIfErrorMs)"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: { ttlMs: 50, staleIfErrorMs: 60_000 }, retry: false });
-    const url = `${mock}/v1/chat/completions`;
-    const body = chatBody(unique("stale"), { temperature: 0 });
+    // The outage is the target's (a fault header would be part of the request, and of its key).
+    const name = unique("stale");
+    const url = `${mock}/t/${name}/v1/chat/completions`;
+    const body = chatBody(name, { temperature: 0 });
     const fresh = await (await client.fetch(url, { method: "POST", body })).text();
     await new Promise((r) => setTimeout(r, 120));
-    const failing = await client.fetch(url, { method: "POST", body, headers: { "x-mock-fault": "status=503" } });
+    await setFaults(mock, { target: name, outage: true });
+    const failing = await client.fetch(url, { method: "POST", body });
+    await setFaults(mock, { target: name });
     equal(failing.headers.get("x-cache"), "STALE", "x-cache");
     equal(failing.status, 200, "the stored answer's status");
     equal(await failing.text(), fresh, "the stored answer");
+  },
+
+  async "a store that never answers cannot hold a call past its deadline or its signal"({ ResilientClient }, mock) {
+    const hanging = { get: () => new Promise(() => {}), put: async () => {}, delete: async () => {}, clear: () => new Promise(() => {}) };
+    const url = `${mock}/v1/chat/completions`;
+    const init = (extra = {}) => ({ method: "POST", body: chatBody(unique("hang"), { temperature: 0 }), ...extra });
+    const timed = async (promise) => {
+      const started = performance.now();
+      const outcome = await promise.then((value) => ({ value }), (error) => ({ error }));
+      return { ...outcome, ms: performance.now() - started };
+    };
+    // With timeout.totalMs, a lookup takes at most half of it: the upstream answers in the other half.
+    const client = new ResilientClient({ cache: { store: hanging }, timeout: { totalMs: 1000 }, retry: false });
+    const errors = [];
+    client.on("error", (e) => errors.push(e.error));
+    const answered = await timed(client.fetch(url, init()));
+    equal(answered.value?.status, 200, `the upstream's answer (${answered.error})`);
+    // 500 ms of lookup (a timer may fire a little early) plus a loopback answer; 1000 is the deadline.
+    check(answered.ms >= 480 && answered.ms < 1000, `answered after ${answered.ms} ms`);
+    equal(errors[0]?.name, "CacheStoreError", "error event");
+    check(/get\(\) did not settle within (4[89]\d|500) ms/.test(errors[0].message), errors[0].message);
+    // The lookup's time counts against the deadline: 500 ms of lookup + a 700 ms answer is too late.
+    const late = await timed(client.fetch(url, init({ headers: { "x-mock-fault": "delay=700" } })));
+    equal(late.error?.name, "TimeoutError", `a late answer (${late.value?.status})`);
+    equal(late.error.timeoutMs, 1000, "the deadline as configured");
+    check(late.ms < 1150, `timed out after ${late.ms} ms`);
+
+    // Without a deadline, cache.timeoutMs bounds the lookup (and clearCache).
+    rejectsOptions(ResilientClient, [
+      [{ cache: { timeoutMs: 0 } }, "RangeError", "cache.timeoutMs"],
+      [{ cache: { timeoutMs: 2 ** 31 } }, "RangeError", "cache.timeoutMs"],
+    ]);
+    const bounded = new ResilientClient({ cache: { store: hanging, timeoutMs: 100 } });
+    const quick = await timed(bounded.fetch(url, init()));
+    equal(quick.value?.status, 200, `answered (${quick.error})`);
+    check(quick.ms >= 90 && quick.ms < 500, `answered after ${quick.ms} ms`);
+    const cleared = await timed(bounded.clearCache());
+    equal(cleared.error?.name, "CacheStoreError", "clearCache on a hanging store");
+    check(cleared.ms >= 90 && cleared.ms < 500, `clearCache gave up after ${cleared.ms} ms`);
+
+    // The caller's signal cuts the wait: a fetch, an event stream, already aborted or aborted later.
+    const reason = new Error("caller gave up");
+    const aborted = await timed(client.fetch(url, init({ signal: AbortSignal.abort(reason) })));
+    equal(aborted.error?.name, "AbortError", "already aborted");
+    equal(aborted.error.cause, reason, "the signal's reason");
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(reason), 50);
+    const slow = new ResilientClient({ cache: { store: hanging } });
+    const cut = await timed(slow.fetch(url, init({ signal: controller.signal })));
+    equal(cut.error?.name, "AbortError", "aborted while the store hangs");
+    equal(cut.error.cause, reason, "the signal's reason");
+    check(cut.ms < 400, `rejected after ${cut.ms} ms`);
+    const streamController = new AbortController();
+    setTimeout(() => streamController.abort(reason), 50);
+    const events = slow.events(url, init({ body: chatBody(unique("hang-stream"), { temperature: 0, stream: true }), signal: streamController.signal }));
+    const streamCut = await timed(events[Symbol.asyncIterator]().next());
+    equal(streamCut.error?.name, "AbortError", "an event stream aborted while the store hangs");
+    check(streamCut.ms < 400, `the stream rejected after ${streamCut.ms} ms`);
+
+    // Hundreds of calls at once against the hanging store all get their answer.
+    const many = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => bounded.fetch(`${mock}/health?${unique(`many-${i}`)}`).then((r) => r.status)),
+    );
+    check(many.every((status) => status === 200), `300 concurrent calls: ${many.filter((x) => x !== 200).length} failed`);
+
+    // A store whose put never settles does not keep a Worker's waitUntil alive past cache.timeoutMs.
+    const stuck = new ResilientClient({ cache: { store: { ...hanging, get: async () => undefined, put: () => new Promise(() => {}) }, timeoutMs: 100 } });
+    const background = [];
+    const storeErrors = [];
+    stuck.on("error", (e) => storeErrors.push(e.error));
+    await (await stuck.fetch(url, init({ resilience: { waitUntil: (p) => background.push(p) } }))).text();
+    equal(background.length, 1, "one background write");
+    await timed(background[0]);
+    check(storeErrors.some((e) => e.message.includes("put() did not settle within 100 ms")), `put's error event: ${storeErrors.map((e) => e.message)}`);
+  },
+
+  async "a store's invalid entries are misses with an error event, never a failed call"({ ResilientClient }, mock) {
+    const now = Date.now();
+    const good = { status: 200, headers: [["content-type", "text/plain"]], body: new TextEncoder().encode("stored"), storedAt: now, freshUntil: now + 60_000, staleUntil: now + 60_000 };
+    const throwing = Object.defineProperty({ ...good }, "status", { get() { throw new Error("getter"); } });
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const invalid = {
+      "status 999": { ...good, status: 999 },
+      "status 99": { ...good, status: 99 },
+      "status as a string": { ...good, status: "200" },
+      "status 200.5": { ...good, status: 200.5 },
+      "no status": { ...good, status: undefined },
+      "headers not an array": { ...good, headers: { "content-type": "text/plain" } },
+      "a header without a value": { ...good, headers: [["content-type"]] },
+      "a header of numbers": { ...good, headers: [[1, 2]] },
+      "a header with a CR": { ...good, headers: [["x-a\r", "b"]] },
+      "a body of a number": { ...good, body: 42 },
+      "no body": { ...good, body: undefined },
+      "no storedAt": { ...good, storedAt: undefined },
+      "times out of order": { ...good, freshUntil: now - 1 },
+      "a negative time": { ...good, storedAt: -1 },
+      "a throwing getter": throwing,
+      "a revoked proxy": revoked.proxy,
+      "a number": 7,
+      "a sparse header list 2^32-1 long": { ...good, headers: new Array(2 ** 32 - 1) },
+      "a body larger than maxBytes": { ...good, body: new Uint8Array(1025) },
+    };
+    const url = `${mock}/v1/chat/completions`;
+    const ask = async (get) => {
+      const client = new ResilientClient({ cache: { store: { get, put: async () => {}, delete: async () => {} }, maxBytes: 1024 }, retry: false });
+      const errors = [];
+      client.on("error", (e) => errors.push(e.error));
+      const response = await client.fetch(url, { method: "POST", body: chatBody(unique("entry"), { temperature: 0 }) });
+      return { response, text: await response.text(), errors };
+    };
+    for (const [what, entry] of Object.entries(invalid)) {
+      const { response, text, errors } = await ask(async () => entry);
+      equal(response.status, 200, `${what}: status`);
+      equal(response.headers.get("x-cache"), "MISS", `${what}: x-cache`);
+      check(text.includes("You said"), `${what}: the upstream's answer`);
+      equal(errors[0]?.name, "CacheStoreError", `${what}: error event`);
+    }
+    for (const [what, get] of Object.entries({ "a throwing get": () => { throw new Error("sync"); }, "a rejecting get": async () => { throw "async"; } })) {
+      const { response, errors } = await ask(get);
+      equal(response.headers.get("x-cache"), "MISS", `${what}: x-cache`);
+      equal(errors[0]?.name, "CacheStoreError", `${what}: error event`);
+      check(errors[0].message.includes(what === "a throwing get" ? "sync" : "async"), errors[0].message);
+    }
+    // A store that calls the client from inside get() (re-entrant) is just slow.
+    let inner;
+    const reentrant = await ask(async () => {
+      inner = await (await new ResilientClient({ cache: true }).fetch(`${mock}/health`)).text();
+      return undefined;
+    });
+    equal(reentrant.response.status, 200, "a re-entrant store");
+    check(inner.includes("ok"), "the inner call's answer");
+    // Valid entries replay, a string body and a bodiless status included.
+    const hit = await ask(async () => ({ ...good, body: "a string body" }));
+    equal(hit.response.headers.get("x-cache"), "HIT", "a string body");
+    equal(hit.text, "a string body", "its text");
+    const empty = await ask(async () => ({ ...good, status: 204, body: new Uint8Array() }));
+    equal(empty.response.status, 204, "a stored 204");
+    equal(empty.errors.length, 0, "no error");
+  },
+
+  async "a cached 204 replays"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true });
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    const url = `${mock}/v1/chat/completions?${unique("204")}`;
+    const init = { method: "OPTIONS", resilience: { cache: "force" } };
+    equal((await client.fetch(url, init)).status, 204, "the upstream's 204");
+    await settle(() => stored.length === 1);
+    const hit = await client.fetch(url, init);
+    equal(hit.headers.get("x-cache"), "HIT", "x-cache");
+    equal(hit.status, 204, "status");
   },
 
   async "records a completed stream and replays the same events from the cache"({ ResilientClient }, mock) {

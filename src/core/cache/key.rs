@@ -2,7 +2,7 @@
 //!
 //! What goes in. The method (ASCII-uppercased, as `fetch` normalizes `get` to `GET`), the URL as
 //! given (not normalized: reordering a query string could change what a server does), the body, the
-//! credentials and a namespace the caller chooses (to partition one store between clients or
+//! headers and a namespace the caller chooses (to partition one store between clients or
 //! versions). Two requests share a key only if all of these agree; a false miss merely costs a
 //! call, a false hit answers one request with another's response, so every doubtful case below
 //! errs towards a miss.
@@ -14,15 +14,22 @@
 //! parsing (which the wasm build avoids) and would also be wrong for servers that tell integers from
 //! floats. A body that is not JSON is hashed as is.
 //!
-//! Credentials. A cached answer must never reach a caller with another API key, so the key covers
-//! them; but the key derivation should not hold a secret next to other data in one buffer either.
-//! The `(name, value)` pairs are therefore hashed on their own first, and only that digest enters
-//! the key. Names are compared case-insensitively (lowercased) and the pairs sorted by name, stably,
-//! so header order does not matter but the order of repeated values of one header (which `fetch`
-//! joins with `, `) does.
+//! Headers. A cached answer must never reach a caller with other credentials, and credentials come
+//! in many headers (`authorization`, `x-api-key`, `x-goog-api-key`, `cookie`, a gateway's or a
+//! proxy's own...), as do other things that change an answer (`openai-organization`,
+//! `anthropic-beta`, `accept`). No list of them can be complete, so the key covers every request
+//! header except [`IGNORED_HEADERS`] and the `x-stainless-*` family: headers known to change neither
+//! who asks nor what is answered. A header missing from that list partitions the key; the worst it
+//! does is cost a call.
+//!
+//! The key derivation should not hold a secret next to other data in one buffer either, so the
+//! `(name, value)` pairs are hashed on their own first, and only that digest enters the key. Names
+//! are compared case-insensitively (lowercased) and values without surrounding whitespace (as
+//! `Headers` normalizes them), and the pairs sorted by name, stably, so header order does not matter
+//! but the order of repeated values of one header (which `fetch` joins with `, `) does.
 //!
 //! Framing. Each variable-length field is preceded by its length as 8 big-endian bytes, the body by
-//! a one-byte tag saying absent, canonical JSON or raw, and the credentials digest has a fixed
+//! a one-byte tag saying absent, canonical JSON or raw, and the headers digest has a fixed
 //! size; the whole input starts with a domain-separation label. The hashed input can thus be split
 //! back into its fields in exactly one way: two different sets of parts never hash the same input.
 
@@ -33,10 +40,39 @@ use crate::core::cache::sha256::{hex, Sha256};
 use crate::core::cache::Body;
 use crate::core::json::{write_string, Json};
 
-/// Label opening every key's hashed input (bump the version if the derivation changes).
-const KEY_LABEL: &[u8] = b"resilient-llm cache key v1\0";
-/// Label opening the credentials' hashed input.
-const CREDENTIALS_LABEL: &[u8] = b"resilient-llm credentials v1\0";
+/// Label opening every key's hashed input (bump the version if the derivation changes: entries
+/// under the old keys, in persistent stores too, are then never found). v2: every header, not only
+/// three credential headers.
+const KEY_LABEL: &[u8] = b"resilient-llm cache key v2\0";
+/// Label opening the headers' hashed input.
+const HEADERS_LABEL: &[u8] = b"resilient-llm headers v2\0";
+
+/// Request headers that never enter a key (lowercase), each known to change neither who asks nor
+/// what is answered:
+/// - `user-agent`: names the client software (SDKs put their version in it);
+/// - `accept-encoding`, `content-length`: how the bytes travel; the body itself is in the key, and
+///   `fetch` hands back an answer decoded;
+/// - `traceparent`, `tracestate`, `x-request-id`: tracing, new on every call;
+/// - `idempotency-key`: new on every call, and it asks the server not to run one call twice, which
+///   sharing an answer does not do either;
+/// - `cache-control`: addressed to caches, this one included, and obeyed by the policy
+///   ([`request_cacheable`](super::request_cacheable)).
+///
+/// The `x-stainless-*` headers ([`IGNORED_PREFIX`]) are the OpenAI and Anthropic SDKs' telemetry
+/// (language, OS, runtime versions, the SDK's own retry count). Everything else partitions:
+/// `accept`, `content-type`, `baggage` (which may carry a tenant) and every header nobody listed.
+pub const IGNORED_HEADERS: &[&str] = &[
+    "accept-encoding",
+    "cache-control",
+    "content-length",
+    "idempotency-key",
+    "traceparent",
+    "tracestate",
+    "user-agent",
+    "x-request-id",
+];
+/// The prefix of the SDK telemetry headers, also ignored (see [`IGNORED_HEADERS`]).
+pub const IGNORED_PREFIX: &str = "x-stainless-";
 
 /// Body tags in the hashed input.
 const BODY_NONE: u8 = 0;
@@ -52,27 +88,28 @@ pub struct KeyParts<'a> {
     pub url: &'a str,
     /// The request body, if any (canonicalized when it is JSON).
     pub body: Option<&'a Body<'a>>,
-    /// Credential headers as `(name, value)`: `authorization`, `x-api-key`, `api-key`...
-    pub credentials: &'a [(&'a str, &'a str)],
+    /// Every request header as `(name, value)`, in any case, values as given: the key ignores
+    /// [`IGNORED_HEADERS`] itself.
+    pub headers: &'a [(&'a str, &'a str)],
     /// A caller-chosen partition of the key space.
     pub namespace: &'a str,
 }
 
-/// Shows credential names only, never their values.
+/// Shows header names only, never their values.
 impl fmt::Debug for KeyParts<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.credentials.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
         f.debug_struct("KeyParts")
             .field("method", &self.method)
             .field("url", &self.url)
             .field("body", &self.body)
-            .field("credentials", &names)
+            .field("headers", &names)
             .field("namespace", &self.namespace)
             .finish()
     }
 }
 
-/// Lowercase hex SHA-256 over method, URL, the canonical body and a hash of the credentials, plus the
+/// Lowercase hex SHA-256 over method, URL, the canonical body and a hash of the headers, plus the
 /// namespace (see the module doc for the framing). Always 64 characters.
 pub fn cache_key(parts: &KeyParts) -> String {
     let mut hasher = Sha256::new();
@@ -92,7 +129,7 @@ pub fn cache_key(parts: &KeyParts) -> String {
             }
         },
     }
-    hasher.update(&credentials_digest(parts.credentials));
+    hasher.update(&headers_digest(parts.headers));
     field(&mut hasher, parts.namespace.as_bytes());
     hex(&hasher.finish())
 }
@@ -103,16 +140,27 @@ fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
-/// The digest of the credentials alone: names lowercased, pairs sorted stably by name, each field
-/// length-prefixed after a count.
-fn credentials_digest(credentials: &[(&str, &str)]) -> [u8; 32] {
-    let mut pairs: Vec<(String, &str)> = credentials
-        .iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), *value))
-        .collect();
-    sort_stable_by_key(&mut pairs, |pair| pair.0.as_str());
+/// Whether a request header (lowercase) stays out of keys: see [`IGNORED_HEADERS`].
+pub fn ignored_header(name: &str) -> bool {
+    IGNORED_HEADERS.contains(&name) || name.starts_with(IGNORED_PREFIX)
+}
+
+/// The digest of the headers alone: names lowercased, the ignored ones left out, values trimmed,
+/// pairs sorted stably by name, each field length-prefixed after a count.
+fn headers_digest(headers: &[(&str, &str)]) -> [u8; 32] {
+    let mut pairs: Vec<(Cow<str>, &str)> = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = match name.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(name.to_ascii_lowercase()),
+            false => Cow::Borrowed(*name),
+        };
+        if !ignored_header(&name) {
+            pairs.push((name, value.trim_matches([' ', '\t', '\n', '\r'])));
+        }
+    }
+    sort_stable_by_key(&mut pairs, |pair| pair.0.as_ref());
     let mut hasher = Sha256::new();
-    hasher.update(CREDENTIALS_LABEL);
+    hasher.update(HEADERS_LABEL);
     hasher.update(&(pairs.len() as u64).to_be_bytes());
     for (name, value) in &pairs {
         field(&mut hasher, name.as_bytes());
@@ -224,7 +272,7 @@ fn has_lone_surrogate_escape(text: &str) -> bool {
     high_pending
 }
 
-/// A stable insertion sort. The lists sorted here are short (credential headers, one object's
+/// A stable insertion sort. The lists sorted here are short (a request's headers, one object's
 /// members), and the standard library's sorts would add some 15 KB of code to the wasm.
 fn sort_stable_by_key<T, K: Ord + ?Sized>(items: &mut [T], key: impl Fn(&T) -> &K) {
     for i in 1..items.len() {
@@ -248,14 +296,14 @@ mod tests {
         method: &str,
         url: &str,
         body: Option<&str>,
-        creds: &[(&str, &str)],
+        headers: &[(&str, &str)],
         ns: &str,
     ) -> String {
         cache_key(&KeyParts {
             method,
             url,
             body: body.map(Body::new).as_ref(),
-            credentials: creds,
+            headers,
             namespace: ns,
         })
     }
@@ -455,7 +503,7 @@ mod tests {
             method: "GET",
             url: "u",
             body: None,
-            credentials: &[("authorization", "Bearer sk-secret")],
+            headers: &[("authorization", "Bearer sk-secret")],
             namespace: "",
         };
         let shown = format!("{parts:?}");
