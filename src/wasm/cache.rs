@@ -23,8 +23,8 @@ extern "C" {
 #[wasm_bindgen(module = "/src/wasm/cache.js")]
 extern "C" {
     /// The Cache-Control and credential headers of a `HeadersInit`, packed (see cache.js).
-    #[wasm_bindgen(js_name = keyHeaders)]
-    pub fn key_headers(init: &JsValue) -> String;
+    #[wasm_bindgen(js_name = keyHeaders, catch)]
+    pub fn key_headers(init: &JsValue) -> Result<String, JsValue>;
     /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see cache.js).
     #[wasm_bindgen(catch)]
     fn replay(

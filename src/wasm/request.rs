@@ -10,10 +10,10 @@ use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
 use crate::core::text;
 use crate::wasm::cache::key_headers;
-use crate::wasm::js::{get, set};
+use crate::wasm::js::{get, own, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
 use crate::wasm::platform::JsRequest;
-use crate::wasm::reader::type_error;
+use crate::wasm::reader::{range_error, short_string, type_error, unreadable};
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -54,11 +54,12 @@ impl Prepared {
 
 #[wasm_bindgen]
 extern "C" {
-    /// The members of a fetch `init` read here. Getters name the member in the JS glue, where
-    /// `Reflect.get` would pass its name across the boundary on every call.
+    /// The members of a fetch `init` (or of a caller's `Request`) read here. Getters name the member
+    /// in the JS glue, where `Reflect.get` would pass its name across the boundary on every call;
+    /// they catch, as a caller's getter or Proxy trap may throw.
     type InitFields;
     #[wasm_bindgen(method, getter, catch)]
-    fn resilience(this: &InitFields) -> Result<JsValue, JsValue>;
+    fn url(this: &InitFields) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(method, getter, catch)]
     fn method(this: &InitFields) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(method, getter, catch)]
@@ -115,33 +116,47 @@ pub async fn prepare(
         Object::new().into()
     };
     let fields: &InitFields = init.unchecked_ref();
-    let policy = parse_request_policy(fields.resilience()?, defaults.retry)?;
-    let source = input.dyn_ref::<Request>();
+    let read = |field: &str, value: Result<JsValue, JsValue>| {
+        value.map_err(|thrown| unreadable(&format!("init.{field}"), &thrown))
+    };
+    // Only the caller's own `resilience`: one set on `Object.prototype` elsewhere is not a policy.
+    let resilience = read("resilience", own(&init, &"resilience".into()))?;
+    let policy = parse_request_policy(resilience, defaults.retry)?;
+    let source = match input.dyn_ref::<Request>() {
+        Some(request) => Some(Source::read(request)?),
+        None => None,
+    };
 
-    let url = match source {
-        Some(request) => resolve_url(&request.url().into(), defaults.base_url)?,
+    let url = match &source {
+        Some(source) => resolve_url(&source.url, defaults.base_url)?,
         None if input.is_string() || input.is_instance_of::<Url>() => {
             resolve_url(&input, defaults.base_url)?
         }
         None => return Err(type_error("input", "a URL string, URL or Request", &input)),
     };
     let href = url.as_string().unwrap_or_default();
-    let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
+    let out = Object::try_assign(&Object::new(), init.unchecked_ref())
+        .map_err(|thrown| unreadable("init", &thrown))?;
 
-    let method = match (fields.method()?.as_string(), source) {
+    let method = read("method", fields.method())?;
+    if method.is_string() && short_string(&method, MAX_METHOD).is_none() {
+        return Err(range_error("init.method", "an HTTP method", &method));
+    }
+    let method = match (short_string(&method, MAX_METHOD), &source) {
         (Some(method), _) => method.to_ascii_uppercase(),
-        (None, Some(request)) => {
-            let method = request.method();
+        (None, Some(source)) => {
+            let method = short_string(&source.method, MAX_METHOD).unwrap_or_else(|| "GET".into());
             set(&out, "method", &method.as_str().into());
             method
         }
         (None, None) => "GET".to_string(),
     };
 
-    let init_headers = fields.headers()?;
+    let init_headers = read("headers", fields.headers())?;
     let merged =
         if source.is_some() || !defaults.headers.is_empty() || policy.idempotency_key.is_some() {
-            let headers = build_headers(source, &init_headers, defaults.headers)?;
+            let source_headers = source.as_ref().map(|source| &source.headers);
+            let headers = build_headers(source_headers, &init_headers, defaults.headers)?;
             if let Some(key) = &policy.idempotency_key {
                 headers.set("idempotency-key", key)?;
             }
@@ -151,8 +166,8 @@ pub async fn prepare(
             None
         };
 
-    let init_body = fields.body()?;
-    let body = reusable_body(source, &init_body, &method).await?;
+    let init_body = read("body", fields.body())?;
+    let body = reusable_body(source.as_ref(), &init_body, &method).await?;
     if let Some(body) = body.as_ref().filter(|b| !JsValue::eq(b, &init_body)) {
         set(&out, "body", body);
     }
@@ -161,11 +176,10 @@ pub async fn prepare(
         _ => 0,
     };
 
-    let signal = fields
-        .signal()?
+    let signal = read("signal", fields.signal())?
         .dyn_into::<AbortSignal>()
         .ok()
-        .or_else(|| source.map(Request::signal));
+        .or_else(|| source.as_ref()?.signal.dyn_ref::<AbortSignal>().cloned());
 
     let key = match defaults.keyed {
         true => request_key(
@@ -200,6 +214,37 @@ pub async fn prepare(
     })
 }
 
+/// Longest HTTP method accepted, in characters.
+const MAX_METHOD: u32 = 64;
+
+/// What is read of a caller's `Request`, each part once and through accessors that catch (it may be
+/// a Proxy of one, whose every read runs the caller's code).
+struct Source<'a> {
+    request: &'a Request,
+    url: JsValue,
+    method: JsValue,
+    headers: JsValue,
+    body: JsValue,
+    signal: JsValue,
+}
+
+impl<'a> Source<'a> {
+    fn read(request: &'a Request) -> Result<Source<'a>, JsValue> {
+        let fields: &InitFields = request.unchecked_ref();
+        let read = |field: &str, value: Result<JsValue, JsValue>| {
+            value.map_err(|thrown| unreadable(&format!("input.{field}"), &thrown))
+        };
+        Ok(Source {
+            request,
+            url: read("url", fields.url())?,
+            method: read("method", fields.method())?,
+            headers: read("headers", fields.headers())?,
+            body: read("body", fields.body())?,
+            signal: read("signal", fields.signal())?,
+        })
+    }
+}
+
 /// The cache key (SHA-256 hex) of a cacheable request, also the identity under which identical calls
 /// in flight share one upstream call; `None` for a request that must not be shared or cached. Its
 /// credential headers are part of it, so two API keys never share an answer.
@@ -216,7 +261,8 @@ fn request_key(
         Some(body) => Some(body.as_string()?),
     };
     let body = text.as_deref().map(Body::new);
-    let packed = key_headers(headers);
+    // Headers that cannot be read (a caller's Proxy) make fetch fail anyway: such a call is not shared.
+    let packed = key_headers(headers).ok()?;
     let mut fields = packed.split_terminator('\r');
     let mut cache_control = None;
     let mut credentials = Vec::new();
@@ -264,12 +310,13 @@ fn resolve_url(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue> 
 }
 
 fn build_headers(
-    source: Option<&Request>,
+    source: Option<&JsValue>,
     init_headers: &JsValue,
     defaults: &[(String, String)],
 ) -> Result<Headers, JsValue> {
     let headers = match source {
-        Some(request) => Headers::new_with_headers(&request.headers())?,
+        Some(given) => Headers::new_with_headers(given.unchecked_ref())
+            .map_err(|_| type_error("input.headers", "a valid HeadersInit", given))?,
         None => Headers::new()?,
     };
     if !init_headers.is_undefined() && !init_headers.is_null() {
@@ -298,7 +345,7 @@ fn build_headers(
 
 /// The body as something fetch can send more than once.
 async fn reusable_body(
-    source: Option<&Request>,
+    source: Option<&Source<'_>>,
     init_body: &JsValue,
     method: &str,
 ) -> Result<Option<JsValue>, JsValue> {
@@ -310,8 +357,14 @@ async fn reusable_body(
         return Ok(Some(init_body.clone()));
     }
     match source {
-        Some(request) if method != "GET" && method != "HEAD" && request.body().is_some() => {
-            let copy = Request::clone(request)?;
+        Some(source)
+            if method != "GET"
+                && method != "HEAD"
+                && !source.body.is_null()
+                && !source.body.is_undefined() =>
+        {
+            let copy =
+                Request::clone(source.request).map_err(|thrown| unreadable("input", &thrown))?;
             Ok(Some(JsFuture::from(copy.array_buffer()?).await?))
         }
         _ => Ok(None),
