@@ -67,8 +67,11 @@ export class SseParser {
       name === "free"
         ? function free() {
             if (freed.has(this)) return;
-            method.call(this);
-            freed.add(this);
+            try {
+              method.call(this);
+            } finally {
+              freed.add(this);
+            }
           }
         : {
             [name](...args) {

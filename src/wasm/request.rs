@@ -14,7 +14,7 @@ use crate::wasm::js::{get, own, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
 use crate::wasm::platform::JsRequest;
 use crate::wasm::reader::{range_error, short_string, type_error, unreadable};
-use js_sys::Object;
+use js_sys::{JsString, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -298,16 +298,27 @@ fn origin_of(href: &str) -> Option<&str> {
 }
 
 /// The `href` of `input` (a string or `URL`) resolved against the base URL, or else the page's
-/// address.
+/// address; at most [`MAX_URL`] characters (measured before it is copied into wasm memory).
 fn resolve_url(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue> {
-    resolve_url_js(input, base).map_err(|_| {
-        let href = input.as_string().unwrap_or_default();
-        js_sys::TypeError::new(&format!(
-            "Invalid URL \"{href}\": pass an absolute URL or set the baseUrl option"
-        ))
-        .into()
-    })
+    let href = resolve_url_js(input, base).map_err(|_| {
+        type_error(
+            "input",
+            "an absolute URL (or a path, with the baseUrl option set)",
+            input,
+        )
+    })?;
+    match href.dyn_ref::<JsString>() {
+        Some(text) if text.length() <= MAX_URL => Ok(href),
+        _ => Err(range_error(
+            "input",
+            &format!("a URL of at most {MAX_URL} characters"),
+            &href,
+        )),
+    }
 }
+
+/// Longest URL accepted, in characters (servers refuse far shorter ones).
+const MAX_URL: u32 = 1 << 16;
 
 fn build_headers(
     source: Option<&JsValue>,
