@@ -23,10 +23,19 @@ pub fn get(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
+#[wasm_bindgen(
+    inline_js = "export function own(o, k) { return Object.hasOwn(o, k) ? o[k] : undefined; }"
+)]
+extern "C" {
+    /// `object[key]` if it is the object's own property, else `undefined`: one crossing.
+    #[wasm_bindgen(catch, js_name = own)]
+    fn own_js(object: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = own)]
+    fn own_item_js(object: &JsValue, index: u32) -> Result<JsValue, JsValue>;
+}
+
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_namespace = Object, js_name = hasOwn, catch)]
-    fn has_own(object: &JsValue, key: &JsValue) -> Result<bool, JsValue>;
     #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
     fn is_array_js(value: &JsValue) -> Result<bool, JsValue>;
     /// An `AbortSignal` read through getters that catch (a caller's may be a Proxy).
@@ -39,11 +48,13 @@ extern "C" {
 
 /// The caller's own property `object[key]` (`undefined` when absent: an inherited value, such as
 /// one set on `Object.prototype` elsewhere, is never read); what a getter or trap throws is `Err`.
-pub fn own(object: &JsValue, key: &JsValue) -> Result<JsValue, JsValue> {
-    match has_own(object, key)? {
-        true => Reflect::get(object, key),
-        false => Ok(JsValue::UNDEFINED),
-    }
+pub fn own(object: &JsValue, key: &str) -> Result<JsValue, JsValue> {
+    own_js(object, key)
+}
+
+/// The own element `index` of an array (`undefined` for a hole), as [`own`].
+pub fn own_item(array: &JsValue, index: u32) -> Result<JsValue, JsValue> {
+    own_item_js(array, index)
 }
 
 /// `Array.isArray(value)`; `Err` for a revoked Proxy.

@@ -7,7 +7,7 @@
 //! wasm memory, which never shrinks.
 
 use crate::core::text;
-use crate::wasm::js::{get, is_array, own};
+use crate::wasm::js::{get, is_array, own, own_item};
 use js_sys::{JsString, RangeError, Reflect, TypeError};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -118,8 +118,8 @@ impl Reader {
 
     /// The raw value of the own property `key`, `None` when undefined or inherited.
     pub fn raw(&self, key: &str) -> Result<Option<JsValue>, JsValue> {
-        let value = own(&self.value, &JsValue::from_str(key))
-            .map_err(|thrown| unreadable(&self.field_path(key), &thrown))?;
+        let value =
+            own(&self.value, key).map_err(|thrown| unreadable(&self.field_path(key), &thrown))?;
         Ok((!value.is_undefined()).then_some(value))
     }
 
@@ -133,10 +133,7 @@ impl Reader {
         if !is_array(&value).map_err(|thrown| unreadable(&path, &thrown))? {
             return Err(type_error(&path, "an array", &value));
         }
-        let read = |key: JsValue, at: &dyn Fn() -> String| {
-            own(&value, &key).map_err(|thrown| unreadable(&at(), &thrown))
-        };
-        let length = read("length".into(), &|| path.clone())?;
+        let length = own(&value, "length").map_err(|thrown| unreadable(&path, &thrown))?;
         let Some(n) = length.as_f64().filter(|n| *n <= f64::from(max)) else {
             return Err(range_error(
                 &path,
@@ -145,7 +142,9 @@ impl Reader {
             ));
         };
         (0..n as u32)
-            .map(|i| read(i.into(), &|| format!("{path}[{i}]")))
+            .map(|i| {
+                own_item(&value, i).map_err(|thrown| unreadable(&format!("{path}[{i}]"), &thrown))
+            })
             .collect::<Result<_, _>>()
             .map(Some)
     }

@@ -120,7 +120,7 @@ pub async fn prepare(
         value.map_err(|thrown| unreadable(&format!("init.{field}"), &thrown))
     };
     // Only the caller's own `resilience`: one set on `Object.prototype` elsewhere is not a policy.
-    let resilience = read("resilience", own(&init, &"resilience".into()))?;
+    let resilience = read("resilience", own(&init, "resilience"))?;
     let policy = parse_request_policy(resilience, defaults.retry)?;
     let source = match input.dyn_ref::<Request>() {
         Some(request) => Some(Source::read(request)?),
