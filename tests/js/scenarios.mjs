@@ -1049,6 +1049,23 @@ export const scenarios = {
     equal((await client.fetch(`${mock}/health`)).status, 200, "the same client");
   },
 
+  async "a global fetch replaced by one that throws at once is a network error, not a crash"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false });
+    const original = globalThis.fetch;
+    globalThis.fetch = () => {
+      throw new Error("planted");
+    };
+    let error;
+    try {
+      error = await rejection(client.fetch(`${mock}/health`));
+    } finally {
+      globalThis.fetch = original;
+    }
+    equal(error.name, "TypeError", "error");
+    check(error.message.includes("planted"), error.message);
+    equal((await client.fetch(`${mock}/health`)).status, 200, "the client still answers");
+  },
+
   async "a sparse messages array with a huge length is refused before anything is allocated"({ ResilientClient }, mock) {
     const client = new ResilientClient({ targets: [target(mock, unique("sparse"))] });
     const before = client.stats().memory.wasmBytes;
