@@ -27,39 +27,27 @@ pub fn get(object: &JsValue, key: &str) -> JsValue {
     inline_js = "export function own(o, k) { return Object.hasOwn(o, k) ? o[k] : undefined; }"
 )]
 extern "C" {
-    /// `object[key]` if it is the object's own property, else `undefined`: one crossing.
+    /// The caller's own property `object[key]` in one crossing (`undefined` when absent: an
+    /// inherited value, such as one set on `Object.prototype` elsewhere, is never read); what a
+    /// getter or trap throws is `Err`.
+    #[wasm_bindgen(catch)]
+    pub fn own(object: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    /// The own element `index` of an array (`undefined` for a hole), as [`own`].
     #[wasm_bindgen(catch, js_name = own)]
-    fn own_js(object: &JsValue, key: &str) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(catch, js_name = own)]
-    fn own_item_js(object: &JsValue, index: u32) -> Result<JsValue, JsValue>;
+    pub fn own_item(array: &JsValue, index: u32) -> Result<JsValue, JsValue>;
 }
 
 #[wasm_bindgen]
 extern "C" {
+    /// `Array.isArray(value)`; `Err` for a revoked Proxy.
     #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
-    fn is_array_js(value: &JsValue) -> Result<bool, JsValue>;
+    pub fn is_array(value: &JsValue) -> Result<bool, JsValue>;
     /// An `AbortSignal` read through getters that catch (a caller's may be a Proxy).
     type SignalFields;
     #[wasm_bindgen(method, getter, catch)]
     fn aborted(this: &SignalFields) -> Result<bool, JsValue>;
     #[wasm_bindgen(method, getter, catch)]
     fn reason(this: &SignalFields) -> Result<JsValue, JsValue>;
-}
-
-/// The caller's own property `object[key]` (`undefined` when absent: an inherited value, such as
-/// one set on `Object.prototype` elsewhere, is never read); what a getter or trap throws is `Err`.
-pub fn own(object: &JsValue, key: &str) -> Result<JsValue, JsValue> {
-    own_js(object, key)
-}
-
-/// The own element `index` of an array (`undefined` for a hole), as [`own`].
-pub fn own_item(array: &JsValue, index: u32) -> Result<JsValue, JsValue> {
-    own_item_js(array, index)
-}
-
-/// `Array.isArray(value)`; `Err` for a revoked Proxy.
-pub fn is_array(value: &JsValue) -> Result<bool, JsValue> {
-    is_array_js(value)
 }
 
 /// The abort reason of a caller's signal once it fired. A signal that throws when read (a Proxy)
