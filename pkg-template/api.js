@@ -19,27 +19,69 @@ function unpack(packed) {
   return events;
 }
 
+/** The error for using an object after its `free()` (the wasm would be handed a null pointer). */
+function freedError(what) {
+  const error = new TypeError(`This ${what} was freed (free() was called); create a new one.`);
+  error.code = "FREED";
+  return error;
+}
+
 /** An exact, incremental WHATWG event-stream parser: bytes in, complete events out. */
 export class SseParser {
   #raw = new SseParserRaw();
+  #live() {
+    if (!this.#raw) throw freedError("SseParser");
+    return this.#raw;
+  }
   /** Feeds a chunk (boundaries anywhere); returns the events it completed. */
   feed(chunk) {
-    return unpack(this.#raw.feed(chunk));
+    return unpack(this.#live().feed(chunk));
   }
   /** End of stream: an unterminated event is discarded, as the spec says. */
   end() {
-    return unpack(this.#raw.end());
+    return unpack(this.#live().end());
   }
   get lastEventId() {
-    return this.#raw.lastEventId;
+    return this.#live().lastEventId;
   }
   get retry() {
-    return this.#raw.retry;
+    return this.#live().retry;
   }
   /** Releases the parser's wasm memory now (it is also reclaimed when the parser is collected). */
   free() {
-    this.#raw.free();
+    this.#raw?.free();
+    this.#raw = undefined;
   }
+}
+
+// A freed client's methods throw (or, for those returning a promise, reject with) a FREED TypeError
+// instead of passing a null pointer into the wasm; free() twice is a no-op.
+{
+  const freed = new WeakSet();
+  const proto = ResilientClient.prototype;
+  const asynchronous = new Set(["fetch", "chat", "clearCache"]);
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const method = Object.getOwnPropertyDescriptor(proto, name).value;
+    if (name === "constructor" || name.startsWith("__") || typeof method !== "function") continue;
+    proto[name] =
+      name === "free"
+        ? function free() {
+            if (freed.has(this)) return;
+            try {
+              method.call(this);
+            } finally {
+              freed.add(this);
+            }
+          }
+        : {
+            [name](...args) {
+              if (!freed.has(this)) return method.apply(this, args);
+              if (asynchronous.has(name)) return Promise.reject(freedError("ResilientClient"));
+              throw freedError("ResilientClient");
+            },
+          }[name];
+  }
+  if (Symbol.dispose) proto[Symbol.dispose] = proto.free;
 }
 
 Object.defineProperty(ResilientClient.prototype, "fetcher", {

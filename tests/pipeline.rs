@@ -586,3 +586,104 @@ fn a_token_estimate_is_corrected_by_the_real_usage() {
     engine.settle_tokens(first.tokens.expect("a token charge"), 50, sim.now());
     assert_eq!(status(&run_one(&sim, &engine, big("fits"))), 200);
 }
+
+/// A listener calls the engine back from inside every event, as a JS listener may call the client:
+/// the engine must hold no borrow of its state while it emits (a `RefCell` already borrowed would
+/// panic, and a panic kills the wasm instance for every caller).
+#[test]
+fn a_listener_may_reenter_the_engine_from_every_event() {
+    let mut n = 0;
+    let sim = Sim::new(move |_, label| {
+        n += 1;
+        match (label, n % 4) {
+            ("stall", _) => Reply::stall(),
+            (_, 0) => Reply::network(),
+            (_, 1) => Reply::status(503),
+            _ => Reply::status(200),
+        }
+    });
+    let cfg = ClientConfig {
+        timeout: Timeouts {
+            total_ms: Some(5_000),
+            ..Timeouts::default()
+        },
+        breaker: Some((
+            BreakerConfig {
+                failure_threshold: 2,
+                reset_timeout_ms: 1_000,
+                ..BreakerConfig::default()
+            },
+            Scope::Origin,
+        )),
+        ..rate_config(600, 1, 10_000)
+    };
+    let cfg = ClientConfig {
+        retry: Some(RetryConfig {
+            base_delay_ms: 10,
+            max_delay_ms: 10,
+            ..retry(2)
+        }),
+        ..cfg
+    };
+    let engine = Rc::new(Engine::new(cfg, 7));
+    // Calls the listener starts, each polled once at once (as a JS fetch is), then run to the end.
+    type Task = Pin<Box<dyn Future<Output = ()>>>;
+    let started: Rc<RefCell<Vec<Task>>> = Rc::default();
+    let reentered = Rc::new(std::cell::Cell::new(0));
+    let (listener_sim, listener_engine, tasks, count) = (
+        sim.clone(),
+        engine.clone(),
+        started.clone(),
+        reentered.clone(),
+    );
+    *sim.listener.borrow_mut() = Some(Rc::new(move |_kind| {
+        let engine = &listener_engine;
+        let now = listener_sim.now();
+        let _ = (engine.stats(), engine.breakers(now), engine.rate_level(now));
+        engine.count_deduplicated();
+        if count.get() >= 40 {
+            return;
+        }
+        count.set(count.get() + 1);
+        let label = if count.get() % 7 == 0 {
+            "stall"
+        } else {
+            "again"
+        };
+        let (platform, engine, spec) = (
+            SimPlatform(listener_sim.clone()),
+            engine.clone(),
+            call(engine, label),
+        );
+        let mut task: Task = Box::pin(async move {
+            let _ = engine.execute(&platform, &spec).await;
+        });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if task.as_mut().poll(&mut cx).is_pending() {
+            tasks.borrow_mut().push(task);
+        }
+    }));
+    let outcomes = run_many(
+        &sim,
+        &engine,
+        (0..6).map(|i| (i * 700, call(&engine, "first"))).collect(),
+    );
+    assert_eq!(outcomes.len(), 6);
+    *sim.listener.borrow_mut() = None;
+    let rest: Vec<Task> = started.borrow_mut().drain(..).collect();
+    sim.run(rest);
+    for kind in [
+        "request",
+        "response",
+        "retry",
+        "breaker",
+        "rateLimited",
+        "error",
+    ] {
+        assert!(!sim.events_of(kind).is_empty(), "no {kind} event");
+    }
+    assert_eq!(reentered.get(), 40);
+    let stats = engine.stats();
+    assert_eq!(stats.requests, 6 + 40);
+    assert_eq!(stats.successes + stats.failures, stats.requests);
+}

@@ -25,8 +25,8 @@ extern "C" {
 #[wasm_bindgen(module = "/src/wasm/cache.js")]
 extern "C" {
     /// Every header of a `HeadersInit`, packed; `None` if it is invalid (see cache.js).
-    #[wasm_bindgen(js_name = keyHeaders)]
-    pub fn key_headers(init: &JsValue) -> Option<String>;
+    #[wasm_bindgen(js_name = keyHeaders, catch)]
+    pub fn key_headers(init: &JsValue) -> Result<Option<String>, JsValue>;
     /// `store[method](...args)`, settled within `ms` or when `signal` aborts (see cache.js).
     #[wasm_bindgen(js_name = callStore)]
     fn call_store(

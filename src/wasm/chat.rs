@@ -18,11 +18,11 @@ use crate::core::race::{race, Either};
 use crate::wasm::client::Inner;
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::Fetched;
-use crate::wasm::js::{get, ignore_rejection, set, ObjectBuilder};
+use crate::wasm::js::{abort_reason, get, ignore_rejection, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
-use crate::wasm::reader::{type_error, Reader};
+use crate::wasm::reader::{range_error, type_error, Reader};
 use crate::wasm::request::Prepared;
-use js_sys::{Array, Uint8Array};
+use js_sys::{Array, JsString, Uint8Array};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -33,6 +33,12 @@ use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
 pub const MAX_HOPS: usize = 5;
 /// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
 pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
+/// Most messages in one chat request.
+pub const MAX_MESSAGES: u32 = 10_000;
+/// Most text in one chat request's messages, in UTF-16 code units (8 Mi, about 2M tokens: past
+/// the largest context windows; measured before anything is copied into wasm memory, which never
+/// shrinks).
+pub const MAX_CHAT_CHARS: u32 = 1 << 23;
 
 /// A parsed `ChatRequest`.
 pub struct ChatCall {
@@ -81,16 +87,19 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
         "signal",
         "resilience",
     ])?;
-    let list = r.raw("messages")?.unwrap_or(JsValue::UNDEFINED);
-    let Some(list) = list.dyn_ref::<Array>().filter(|a| a.length() > 0) else {
-        return Err(type_error(
-            "request.messages",
-            "a non-empty array of messages",
-            &list,
-        ));
+    let list = match r.list("messages", MAX_MESSAGES)? {
+        Some(list) if !list.is_empty() => list,
+        _ => {
+            return Err(type_error(
+                "request.messages",
+                "a non-empty array of messages",
+                &r.raw("messages")?.unwrap_or(JsValue::UNDEFINED),
+            ))
+        }
     };
-    let mut messages = Vec::with_capacity(list.length() as usize);
-    for (i, item) in list.iter().enumerate() {
+    let mut messages = Vec::with_capacity(list.len());
+    let mut chars_left = MAX_CHAT_CHARS;
+    for (i, item) in list.into_iter().enumerate() {
         let path = format!("request.messages[{i}]");
         let Some(m) = Reader::root(item.clone(), &path)? else {
             return Err(type_error(&path, "a { role, content } object", &item));
@@ -108,9 +117,20 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
                 ))
             }
         };
-        let content = m.string("content")?.ok_or_else(|| {
-            type_error(&format!("{path}.content"), "a string", &JsValue::UNDEFINED)
+        let value = m.raw("content")?.unwrap_or(JsValue::UNDEFINED);
+        let content_path = format!("{path}.content");
+        let Some(text) = value.dyn_ref::<JsString>() else {
+            return Err(type_error(&content_path, "a string", &value));
+        };
+        // Measured before it is copied: the messages' text together is bounded.
+        chars_left = chars_left.checked_sub(text.length()).ok_or_else(|| {
+            range_error(
+                &content_path,
+                &format!("within {MAX_CHAT_CHARS} characters for all messages together"),
+                &value,
+            )
         })?;
+        let content = String::from(text);
         messages.push(Message { role, content });
     }
     let temperature_milli = r
@@ -298,12 +318,11 @@ impl Inner {
                     }
                 }
             };
-            let result = result.map_err(|error| match call.signal.dyn_ref::<AbortSignal>() {
+            let aborted = || call.signal.dyn_ref::<AbortSignal>().and_then(abort_reason);
+            let result = result.map_err(|error| match aborted() {
                 // The caller's signal errors the body too: that is an abort, which ends the chain.
-                Some(signal) if signal.aborted() => {
-                    TargetFailure::Stop(abort_error(&signal.reason()))
-                }
-                _ => TargetFailure::Next(error),
+                Some(reason) => TargetFailure::Stop(abort_error(&reason)),
+                None => TargetFailure::Next(error),
             })?;
             if get(&result, "done").as_bool() == Some(true) {
                 return Ok(decode_text(&bytes));

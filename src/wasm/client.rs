@@ -9,8 +9,8 @@ use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::{abort_error, failure_to_js};
-use crate::wasm::js::{promise, promise_now};
-use crate::wasm::listeners::Listeners;
+use crate::wasm::js::{abort_reason, promise, promise_now};
+use crate::wasm::listeners::{in_listener, Listeners};
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::{Answer, JsPlatform};
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
@@ -110,7 +110,11 @@ impl ResilientClient {
         #[wasm_bindgen(unchecked_param_type = "ResilientInit")] init: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        promise_now(async move { inner.fetch(input, init).await })
+        let call = async move { inner.fetch(input, init).await };
+        match in_listener() {
+            true => promise(call),
+            false => promise_now(call),
+        }
     }
 
     /// Opens an SSE stream through the pipeline (the package's `events()` wraps it in an async
@@ -362,15 +366,17 @@ pub(crate) async fn until_aborted<T>(
     let Some(signal) = signal else {
         return Ok(work.await);
     };
-    if signal.aborted() {
-        return Err(abort_error(&signal.reason()));
+    if let Some(reason) = abort_reason(signal) {
+        return Err(abort_error(&reason));
     }
     let (aborted, unsubscribe) = abort_future(signal);
     let outcome = race(work, aborted).await;
     unsubscribe();
     match outcome {
         Either::Left(value) => Ok(value),
-        Either::Right(_) => Err(abort_error(&signal.reason())),
+        Either::Right(_) => Err(abort_error(
+            &abort_reason(signal).unwrap_or(JsValue::UNDEFINED),
+        )),
     }
 }
 

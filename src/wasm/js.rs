@@ -1,10 +1,17 @@
 //! Small helpers for building and reading plain JS objects, and for turning futures into promises.
+//!
+//! Reading a caller's value runs the caller's code (getters, Proxy traps), and a JS exception thrown
+//! through wasm frames skips every destructor: borrows stay held, the stack pointer stays moved, and
+//! the instance is corrupted for every client. So caller values are read only through the catching
+//! accessors here ([`own`], [`is_array`], [`abort_reason`]), never through a non-catching import.
 
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::AbortSignal;
 
 /// Sets `object[key] = value`, ignoring the (impossible for plain objects) failure.
 pub fn set(object: &JsValue, key: &str, value: &JsValue) {
@@ -14,6 +21,44 @@ pub fn set(object: &JsValue, key: &str, value: &JsValue) {
 /// Reads `object[key]`; `undefined` when absent or unreadable.
 pub fn get(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+#[wasm_bindgen(
+    inline_js = "export function own(o, k) { return Object.hasOwn(o, k) ? o[k] : undefined; }"
+)]
+extern "C" {
+    /// The caller's own property `object[key]` in one crossing (`undefined` when absent: an
+    /// inherited value, such as one set on `Object.prototype` elsewhere, is never read); what a
+    /// getter or trap throws is `Err`.
+    #[wasm_bindgen(catch)]
+    pub fn own(object: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    /// The own element `index` of an array (`undefined` for a hole), as [`own`].
+    #[wasm_bindgen(catch, js_name = own)]
+    pub fn own_item(array: &JsValue, index: u32) -> Result<JsValue, JsValue>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Array.isArray(value)`; `Err` for a revoked Proxy.
+    #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
+    pub fn is_array(value: &JsValue) -> Result<bool, JsValue>;
+    /// An `AbortSignal` read through getters that catch (a caller's may be a Proxy).
+    type SignalFields;
+    #[wasm_bindgen(method, getter, catch)]
+    fn aborted(this: &SignalFields) -> Result<bool, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn reason(this: &SignalFields) -> Result<JsValue, JsValue>;
+}
+
+/// The abort reason of a caller's signal once it fired. A signal that throws when read (a Proxy)
+/// counts as aborted, with what it threw as the reason.
+pub fn abort_reason(signal: &AbortSignal) -> Option<JsValue> {
+    let signal: &SignalFields = signal.unchecked_ref();
+    match signal.aborted() {
+        Ok(false) => None,
+        Ok(true) => Some(signal.reason().unwrap_or_else(|thrown| thrown)),
+        Err(thrown) => Some(thrown),
+    }
 }
 
 /// Builds a plain object field by field.

@@ -1,5 +1,10 @@
 //! `client.on(type, listener)`: listener lists per event type, and the conversion of core events to
 //! plain JS objects — done only when somebody listens to that type.
+//!
+//! Listeners run with no borrow held (the list is copied first), so they may call any client
+//! method, `on()` and unsubscribing included. A call a listener starts is not run inside the event's
+//! stack, though: [`in_listener`] tells `fetch` to start it on the next microtask (a listener that
+//! fetches on every `request` event would otherwise nest calls until the wasm stack overflowed).
 
 use crate::core::event::{Event, RetryReason};
 use crate::core::text;
@@ -21,6 +26,16 @@ pub const EVENT_TYPES: [&str; 9] = [
     "budget",
     "error",
 ];
+
+thread_local! {
+    /// How many listeners are running, over all clients (one client's listener may call another).
+    static RUNNING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether a listener is running: a client call made now is started on the next microtask.
+pub fn in_listener() -> bool {
+    RUNNING.get() > 0
+}
 
 /// Registered listeners, by id so an unsubscribe removes exactly one.
 #[derive(Default)]
@@ -63,10 +78,12 @@ impl Listeners {
         if targets.is_empty() {
             return;
         }
+        RUNNING.set(RUNNING.get() + 1);
         let object = event_to_js(event);
         for listener in targets {
             let _ = listener.call1(&JsValue::NULL, &object);
         }
+        RUNNING.set(RUNNING.get() - 1);
     }
 }
 

@@ -8,7 +8,7 @@ use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
-use crate::wasm::reader::{range_error, type_error, Reader, Toggle};
+use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -128,8 +128,8 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::On(r) => Some(parse_rate_limit(&r)?),
     };
     options.dedupe = o.boolean("dedupe")?.unwrap_or(true);
-    if let Some(targets) = o.raw("targets")? {
-        options.targets = parse_targets(&targets)?;
+    if let Some(targets) = o.list("targets", MAX_TARGETS)? {
+        options.targets = parse_targets(targets)?;
     }
     if let Some(shared) = o.object("sharedState")? {
         shared.only(&["store", "failOpen", "leaseMs"])?;
@@ -163,21 +163,11 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
 }
 
 /// Most targets in a chain.
-const MAX_TARGETS: usize = 16;
+const MAX_TARGETS: u32 = 16;
 
-fn parse_targets(value: &JsValue) -> Result<Vec<TargetConfig>, JsValue> {
-    let Some(array) = value.dyn_ref::<js_sys::Array>() else {
-        return Err(type_error("targets", "an array of targets", value));
-    };
-    if array.length() as usize > MAX_TARGETS {
-        return Err(range_error(
-            "targets",
-            &format!("at most {MAX_TARGETS} targets"),
-            &array.length().into(),
-        ));
-    }
+fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, JsValue> {
     let mut targets: Vec<TargetConfig> = Vec::new();
-    for (i, item) in array.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let path = format!("targets[{i}]");
         let Some(t) = Reader::root(item.clone(), &path)? else {
             return Err(type_error(&path, "a target object", &item));
@@ -285,8 +275,10 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
     ])?;
     options.store = match c.raw("store")? {
         None => StoreChoice::Memory,
-        Some(value) if value.as_string().as_deref() == Some("memory") => StoreChoice::Memory,
-        Some(value) if value.as_string().as_deref() == Some("indexeddb") => StoreChoice::IndexedDb,
+        Some(value) if short_string(&value, 16).as_deref() == Some("memory") => StoreChoice::Memory,
+        Some(value) if short_string(&value, 16).as_deref() == Some("indexeddb") => {
+            StoreChoice::IndexedDb
+        }
         Some(value) if value.is_object() => {
             for method in ["get", "put", "delete"] {
                 if !crate::wasm::js::get(&value, method).is_function() {

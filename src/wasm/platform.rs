@@ -21,8 +21,9 @@ use web_sys::{AbortController, AbortSignal, Response};
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(input: &JsValue, init: &Object) -> Promise;
+    /// The global `fetch`, which a caller may have replaced by one that throws.
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch(input: &JsValue, init: &Object) -> Result<Promise, JsValue>;
     /// `AbortSignal.any` (absent in older runtimes: then `Err`).
     #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
     fn any_signal(signals: &js_sys::Array) -> Result<AbortSignal, JsValue>;
@@ -173,7 +174,9 @@ impl JsPlatform {
             };
             let _ = Reflect::set(&request.init, &"signal".into(), &signal);
         }
-        let promise = global_fetch(&request.url, &request.init);
+        // A synchronous throw is taken as the rejection it should have been.
+        let promise = global_fetch(&request.url, &request.init)
+            .unwrap_or_else(|thrown| Promise::reject(&thrown));
         let (url, init) = (request.url.clone(), request.init.clone());
         async move {
             let mut guard = AbortOnDrop(controller);

@@ -1,8 +1,14 @@
 //! Reading JS option objects field by field, with errors that name the field path
 //! (`TypeError: retry.maxRetries must be a number, got "3"`).
+//!
+//! Only own properties are read (a value set on `Object.prototype` elsewhere is no option), through
+//! accessors that catch: a getter or Proxy trap that throws becomes a `TypeError` naming the field
+//! (the thrown value is its `cause`). Strings and arrays are measured before they are copied into
+//! wasm memory, which never shrinks.
 
 use crate::core::text;
-use js_sys::{RangeError, Reflect, TypeError};
+use crate::wasm::js::{get, is_array, own, own_item};
+use js_sys::{JsString, RangeError, Reflect, TypeError};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -32,12 +38,29 @@ pub fn range_error(path: &str, expected: &str, got: &JsValue) -> JsValue {
     RangeError::new(&format!("{path} must be {expected}, got {}", describe(got))).into()
 }
 
+/// The TypeError for a value at `path` whose getter or Proxy trap threw `thrown` (its `cause`).
+pub fn unreadable(path: &str, thrown: &JsValue) -> JsValue {
+    let message = short_string(&get(thrown, "message"), 200).unwrap_or_default();
+    let error = TypeError::new(&format!("{path} could not be read ({message})"));
+    crate::wasm::js::set(&error, "cause", thrown);
+    error.into()
+}
+
+/// Longest string an option may hold, in UTF-16 code units (a header value, a key, a name).
+pub const MAX_STRING: u32 = 1 << 16;
+
+/// `value` copied into wasm if it is a string of at most `max` UTF-16 code units (measured first).
+pub fn short_string(value: &JsValue, max: u32) -> Option<String> {
+    let text = value.dyn_ref::<JsString>()?;
+    (text.length() <= max).then(|| text.into())
+}
+
 /// What was given, in a few words: a primitive as written, anything else by its kind (never by
 /// walking it: a hostile or self-referencing object must not make the error message expensive).
 fn describe(value: &JsValue) -> String {
-    if let Some(s) = value.as_string() {
-        let shown: String = s.chars().take(40).collect();
-        let more = if shown.len() < s.len() { "..." } else { "" };
+    if let Some(s) = value.dyn_ref::<JsString>() {
+        let shown = String::from(s.slice(0, 40));
+        let more = if s.length() > 40 { "..." } else { "" };
         return format!("the string \"{shown}{more}\"");
     }
     if let Some(number) = value.as_f64() {
@@ -55,7 +78,7 @@ fn describe(value: &JsValue) -> String {
         "null"
     } else if value.is_undefined() {
         "undefined"
-    } else if js_sys::Array::is_array(value) {
+    } else if is_array(value).unwrap_or(false) {
         "an array"
     } else if value.is_function() {
         "a function"
@@ -75,7 +98,8 @@ impl Reader {
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
-        if !value.is_object() || value.is_function() || js_sys::Array::is_array(&value) {
+        let array = is_array(&value).map_err(|thrown| unreadable(path, &thrown))?;
+        if !value.is_object() || value.is_function() || array {
             return Err(type_error(path, "an object", &value));
         }
         Ok(Some(Reader {
@@ -92,10 +116,37 @@ impl Reader {
         }
     }
 
-    /// The raw value of `key`, `None` when undefined. A throwing getter's error is passed on.
+    /// The raw value of the own property `key`, `None` when undefined or inherited.
     pub fn raw(&self, key: &str) -> Result<Option<JsValue>, JsValue> {
-        let value = Reflect::get(&self.value, &JsValue::from_str(key))?;
+        let value =
+            own(&self.value, key).map_err(|thrown| unreadable(&self.field_path(key), &thrown))?;
         Ok((!value.is_undefined()).then_some(value))
+    }
+
+    /// The array at `key`, of at most `max` items, copied item by item (own elements only: a hole
+    /// is `undefined`). Its length is checked before anything is allocated.
+    pub fn list(&self, key: &str, max: u32) -> Result<Option<Vec<JsValue>>, JsValue> {
+        let Some(value) = self.raw(key)? else {
+            return Ok(None);
+        };
+        let path = self.field_path(key);
+        if !is_array(&value).map_err(|thrown| unreadable(&path, &thrown))? {
+            return Err(type_error(&path, "an array", &value));
+        }
+        let length = own(&value, "length").map_err(|thrown| unreadable(&path, &thrown))?;
+        let Some(n) = length.as_f64().filter(|n| *n <= f64::from(max)) else {
+            return Err(range_error(
+                &path,
+                &format!("an array of at most {max} items"),
+                &length,
+            ));
+        };
+        (0..n as u32)
+            .map(|i| {
+                own_item(&value, i).map_err(|thrown| unreadable(&format!("{path}[{i}]"), &thrown))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     /// The object itself.
@@ -105,10 +156,11 @@ impl Reader {
 
     /// Rejects keys not in `known`, so a typo (`retries` for `retry`) is an error, not a silent default.
     pub fn only(&self, known: &[&str]) -> Result<(), JsValue> {
-        for key in Reflect::own_keys(&self.value)?.iter() {
-            let Some(name) = key.as_string() else {
+        for key in self.own_keys()? {
+            if key.is_symbol() {
                 continue;
-            };
+            }
+            let name = short_string(&key, 64).unwrap_or_else(|| "(a long key)".to_string());
             if !known.contains(&name.as_str()) {
                 return Err(TypeError::new(&format!(
                     "unknown option {}; expected one of: {}",
@@ -119,6 +171,14 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    /// The object's own keys (strings and symbols), read through a catching accessor.
+    fn own_keys(&self) -> Result<Vec<JsValue>, JsValue> {
+        let keys =
+            Reflect::own_keys(&self.value).map_err(|thrown| unreadable(&self.path, &thrown))?;
+        // `Reflect.ownKeys` returns a genuine array of strings and symbols, safe to index.
+        Ok(keys.iter().collect())
     }
 
     /// A nested object.
@@ -196,15 +256,26 @@ impl Reader {
             .ok_or_else(|| type_error(&self.field_path(key), "a boolean", &value))
     }
 
-    /// A string.
+    /// A string of at most [`MAX_STRING`] UTF-16 code units.
     pub fn string(&self, key: &str) -> Result<Option<String>, JsValue> {
+        self.string_within(key, MAX_STRING)
+    }
+
+    /// A string of at most `max` UTF-16 code units (measured before it is copied).
+    pub fn string_within(&self, key: &str, max: u32) -> Result<Option<String>, JsValue> {
         let Some(value) = self.raw(key)? else {
             return Ok(None);
         };
-        value
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| type_error(&self.field_path(key), "a string", &value))
+        let path = self.field_path(key);
+        match value.dyn_ref::<JsString>() {
+            None => Err(type_error(&path, "a string", &value)),
+            Some(text) if text.length() > max => Err(range_error(
+                &path,
+                &format!("a string of at most {max} characters"),
+                &value,
+            )),
+            Some(text) => Ok(Some(text.into())),
+        }
     }
 
     /// A string sent as an HTTP header value: visible ASCII, spaces and tabs only.
@@ -240,15 +311,12 @@ impl Reader {
 
     /// An array of whole numbers in `[min, max]`.
     pub fn integers(&self, key: &str, min: u64, max: u64) -> Result<Option<Vec<u64>>, JsValue> {
-        let Some(value) = self.raw(key)? else {
+        let Some(items) = self.list(key, 1000)? else {
             return Ok(None);
         };
         let path = self.field_path(key);
-        let Some(array) = value.dyn_ref::<js_sys::Array>() else {
-            return Err(type_error(&path, "an array of numbers", &value));
-        };
-        let mut out = Vec::with_capacity(array.length() as usize);
-        for (i, item) in array.iter().enumerate() {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
             let item_path = format!("{path}[{i}]");
             let Some(n) = item.as_f64() else {
                 return Err(type_error(&item_path, "a number", &item));
@@ -271,11 +339,20 @@ impl Reader {
             return Ok(None);
         };
         let mut out = Vec::new();
-        for name in Reflect::own_keys(&reader.value)?.iter() {
-            let Some(name) = name.as_string() else {
+        let mut size = 0;
+        for name in reader.own_keys()? {
+            let Some(name) = short_string(&name, MAX_STRING) else {
                 continue;
             };
             if let Some(text) = reader.string(&name)? {
+                size += name.len() + text.len();
+                if size > MAX_STRING as usize {
+                    return Err(range_error(
+                        reader.path(),
+                        &format!("at most {MAX_STRING} bytes of names and values in all"),
+                        &JsValue::from_f64(size as f64),
+                    ));
+                }
                 out.push((name, text));
             }
         }

@@ -10,11 +10,11 @@ use crate::core::config::CacheMode;
 use crate::core::retry::RetryConfig;
 use crate::core::text;
 use crate::wasm::cache::key_headers;
-use crate::wasm::js::{get, set};
+use crate::wasm::js::{get, own, set};
 use crate::wasm::options::{parse_request_policy, RequestPolicy};
 use crate::wasm::platform::JsRequest;
-use crate::wasm::reader::type_error;
-use js_sys::Object;
+use crate::wasm::reader::{range_error, short_string, type_error, unreadable};
+use js_sys::{JsString, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -57,11 +57,12 @@ impl Prepared {
 
 #[wasm_bindgen]
 extern "C" {
-    /// The members of a fetch `init` read here. Getters name the member in the JS glue, where
-    /// `Reflect.get` would pass its name across the boundary on every call.
+    /// The members of a fetch `init` (or of a caller's `Request`) read here. Getters name the member
+    /// in the JS glue, where `Reflect.get` would pass its name across the boundary on every call;
+    /// they catch, as a caller's getter or Proxy trap may throw.
     type InitFields;
     #[wasm_bindgen(method, getter, catch)]
-    fn resilience(this: &InitFields) -> Result<JsValue, JsValue>;
+    fn url(this: &InitFields) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(method, getter, catch)]
     fn method(this: &InitFields) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(method, getter, catch)]
@@ -120,33 +121,47 @@ pub async fn prepare(
         Object::new().into()
     };
     let fields: &InitFields = init.unchecked_ref();
-    let policy = parse_request_policy(fields.resilience()?, defaults.retry)?;
-    let source = input.dyn_ref::<Request>();
+    let read = |field: &str, value: Result<JsValue, JsValue>| {
+        value.map_err(|thrown| unreadable(&format!("init.{field}"), &thrown))
+    };
+    // Only the caller's own `resilience`: one set on `Object.prototype` elsewhere is not a policy.
+    let resilience = read("resilience", own(&init, "resilience"))?;
+    let policy = parse_request_policy(resilience, defaults.retry)?;
+    let source = match input.dyn_ref::<Request>() {
+        Some(request) => Some(Source::read(request)?),
+        None => None,
+    };
 
-    let url = match source {
-        Some(request) => resolve_url(&request.url().into(), defaults.base_url)?,
+    let url = match &source {
+        Some(source) => resolve_url(&source.url, defaults.base_url)?,
         None if input.is_string() || input.is_instance_of::<Url>() => {
             resolve_url(&input, defaults.base_url)?
         }
         None => return Err(type_error("input", "a URL string, URL or Request", &input)),
     };
     let href = url.as_string().unwrap_or_default();
-    let out = Object::try_assign(&Object::new(), init.unchecked_ref())?;
+    let out = Object::try_assign(&Object::new(), init.unchecked_ref())
+        .map_err(|thrown| unreadable("init", &thrown))?;
 
-    let method = match (fields.method()?.as_string(), source) {
+    let method = read("method", fields.method())?;
+    if method.is_string() && short_string(&method, MAX_METHOD).is_none() {
+        return Err(range_error("init.method", "an HTTP method", &method));
+    }
+    let method = match (short_string(&method, MAX_METHOD), &source) {
         (Some(method), _) => method.to_ascii_uppercase(),
-        (None, Some(request)) => {
-            let method = request.method();
+        (None, Some(source)) => {
+            let method = short_string(&source.method, MAX_METHOD).unwrap_or_else(|| "GET".into());
             set(&out, "method", &method.as_str().into());
             method
         }
         (None, None) => "GET".to_string(),
     };
 
-    let init_headers = fields.headers()?;
+    let init_headers = read("headers", fields.headers())?;
     let merged =
         if source.is_some() || !defaults.headers.is_empty() || policy.idempotency_key.is_some() {
-            let headers = build_headers(source, &init_headers, defaults.headers)?;
+            let source_headers = source.as_ref().map(|source| &source.headers);
+            let headers = build_headers(source_headers, &init_headers, defaults.headers)?;
             if let Some(key) = &policy.idempotency_key {
                 headers.set("idempotency-key", key)?;
             }
@@ -156,8 +171,8 @@ pub async fn prepare(
             None
         };
 
-    let init_body = fields.body()?;
-    let body = reusable_body(source, &init_body, &method).await?;
+    let init_body = read("body", fields.body())?;
+    let body = reusable_body(source.as_ref(), &init_body, &method).await?;
     if let Some(body) = body.as_ref().filter(|b| !JsValue::eq(b, &init_body)) {
         set(&out, "body", body);
     }
@@ -166,11 +181,10 @@ pub async fn prepare(
         _ => 0,
     };
 
-    let signal = fields
-        .signal()?
+    let signal = read("signal", fields.signal())?
         .dyn_into::<AbortSignal>()
         .ok()
-        .or_else(|| source.map(Request::signal));
+        .or_else(|| source.as_ref()?.signal.dyn_ref::<AbortSignal>().cloned());
 
     let key = match defaults.keyed {
         true => request_key(
@@ -206,6 +220,37 @@ pub async fn prepare(
     })
 }
 
+/// Longest HTTP method accepted, in characters.
+const MAX_METHOD: u32 = 64;
+
+/// What is read of a caller's `Request`, each part once and through accessors that catch (it may be
+/// a Proxy of one, whose every read runs the caller's code).
+struct Source<'a> {
+    request: &'a Request,
+    url: JsValue,
+    method: JsValue,
+    headers: JsValue,
+    body: JsValue,
+    signal: JsValue,
+}
+
+impl<'a> Source<'a> {
+    fn read(request: &'a Request) -> Result<Source<'a>, JsValue> {
+        let fields: &InitFields = request.unchecked_ref();
+        let read = |field: &str, value: Result<JsValue, JsValue>| {
+            value.map_err(|thrown| unreadable(&format!("input.{field}"), &thrown))
+        };
+        Ok(Source {
+            request,
+            url: read("url", fields.url())?,
+            method: read("method", fields.method())?,
+            headers: read("headers", fields.headers())?,
+            body: read("body", fields.body())?,
+            signal: read("signal", fields.signal())?,
+        })
+    }
+}
+
 /// The cache key (SHA-256 hex) of a cacheable request, also the identity under which identical calls
 /// in flight share one upstream call; `None` for a request that must not be shared or cached (or
 /// whose headers are invalid). Its headers are part of it (all but a few the core ignores), so two
@@ -223,7 +268,8 @@ fn request_key(
         Some(body) => Some(body.as_string()?),
     };
     let body = text.as_deref().map(Body::new);
-    let packed = key_headers(headers)?;
+    // Headers that cannot be read (a caller's Proxy) make fetch fail anyway: such a call is not shared.
+    let packed = key_headers(headers).ok().flatten()?;
     let mut fields = packed.split_terminator('\r');
     let mut pairs = Vec::new();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
@@ -262,24 +308,36 @@ fn origin_of(href: &str) -> Option<&str> {
 }
 
 /// The `href` of `input` (a string or `URL`) resolved against the base URL, or else the page's
-/// address.
+/// address; at most [`MAX_URL`] characters (measured before it is copied into wasm memory).
 fn resolve_url(input: &JsValue, base: Option<&str>) -> Result<JsValue, JsValue> {
-    resolve_url_js(input, base).map_err(|_| {
-        let href = input.as_string().unwrap_or_default();
-        js_sys::TypeError::new(&format!(
-            "Invalid URL \"{href}\": pass an absolute URL or set the baseUrl option"
-        ))
-        .into()
-    })
+    let href = resolve_url_js(input, base).map_err(|_| {
+        type_error(
+            "input",
+            "an absolute URL (or a path, with the baseUrl option set)",
+            input,
+        )
+    })?;
+    match href.dyn_ref::<JsString>() {
+        Some(text) if text.length() <= MAX_URL => Ok(href),
+        _ => Err(range_error(
+            "input",
+            &format!("a URL of at most {MAX_URL} characters"),
+            &href,
+        )),
+    }
 }
 
+/// Longest URL accepted, in characters (servers refuse far shorter ones).
+const MAX_URL: u32 = 1 << 16;
+
 fn build_headers(
-    source: Option<&Request>,
+    source: Option<&JsValue>,
     init_headers: &JsValue,
     defaults: &[(String, String)],
 ) -> Result<Headers, JsValue> {
     let headers = match source {
-        Some(request) => Headers::new_with_headers(&request.headers())?,
+        Some(given) => Headers::new_with_headers(given.unchecked_ref())
+            .map_err(|_| type_error("input.headers", "a valid HeadersInit", given))?,
         None => Headers::new()?,
     };
     if !init_headers.is_undefined() && !init_headers.is_null() {
@@ -308,7 +366,7 @@ fn build_headers(
 
 /// The body as something fetch can send more than once.
 async fn reusable_body(
-    source: Option<&Request>,
+    source: Option<&Source<'_>>,
     init_body: &JsValue,
     method: &str,
 ) -> Result<Option<JsValue>, JsValue> {
@@ -320,8 +378,14 @@ async fn reusable_body(
         return Ok(Some(init_body.clone()));
     }
     match source {
-        Some(request) if method != "GET" && method != "HEAD" && request.body().is_some() => {
-            let copy = Request::clone(request)?;
+        Some(source)
+            if method != "GET"
+                && method != "HEAD"
+                && !source.body.is_null()
+                && !source.body.is_undefined() =>
+        {
+            let copy =
+                Request::clone(source.request).map_err(|thrown| unreadable("input", &thrown))?;
             Ok(Some(JsFuture::from(copy.array_buffer()?).await?))
         }
         _ => Ok(None),

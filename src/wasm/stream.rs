@@ -30,7 +30,7 @@ use crate::wasm::chat::{
 use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fetch::{gateway_timeout, response_headers};
-use crate::wasm::js::{get, promise, set};
+use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
 use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
@@ -482,6 +482,9 @@ impl SseStream {
             }
             started
         });
+        // Its failure reaches the caller through iteration (or `result`): a stream never iterated
+        // must not leave an unhandled rejection, which ends a Node process.
+        ignore_rejection(&started);
         SseStream { shared, started }
     }
 }
@@ -937,8 +940,7 @@ impl Shared {
 
     /// The caller's abort, once its signal fired.
     fn aborted(&self) -> Option<JsValue> {
-        let signal = self.signal.as_ref().filter(|signal| signal.aborted())?;
-        Some(abort_error(&signal.reason()))
+        Some(abort_error(&abort_reason(self.signal.as_ref()?)?))
     }
 
     /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the

@@ -1432,6 +1432,200 @@ export const scenarios = {
     equal((await rejection(new ResilientClient().chat({ messages: [{ role: "user", content: "x" }] }))).name, "TypeError", "no targets");
   },
 
+  async "a chat request whose messages are a revoked Proxy or throw when read is a TypeError naming the field"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ targets: [target(mock, unique("hostile"))], retry: false });
+    const { proxy: revoked, revoke } = Proxy.revocable([], {});
+    revoke();
+    const throwing = [{ role: "user", content: "a" }, { role: "user", content: "b" }];
+    Object.defineProperty(throwing, 1, { get() { throw new Error("planted"); } });
+    const throwingContent = [{ role: "user", get content() { throw new Error("planted"); } }];
+    for (const [messages, field] of [[revoked, "request.messages"], [throwing, "request.messages[1]"], [throwingContent, "request.messages[0].content"]]) {
+      const error = await rejection(client.chat({ messages }));
+      equal(error.name, "TypeError", `error for ${field}`);
+      check(error.message.startsWith(`${field} could not be read`), `names ${field}: ${error.message}`);
+      const stream = client.chatStream({ messages: [{ role: "user", content: "x" }], resilience: revoked });
+      equal((await rejection(stream.result)).name, "TypeError", "a revoked resilience in chatStream");
+    }
+    equal((await client.chat({ messages: [{ role: "user", content: "still fine" }] })).target.startsWith("hostile"), true, "the client still answers");
+  },
+
+  async "a thousand calls with a revoked Proxy as resilience leave the instance healthy"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const hostile = [
+      { resilience: proxy },
+      { signal: new Proxy(new AbortController().signal, { get() { throw new Error("planted"); } }) },
+      { headers: proxy },
+    ];
+    for (let i = 0; i < 1000; i++) {
+      try {
+        await client.fetch(`${mock}/v1/chat/completions`, hostile[i % hostile.length]);
+      } catch (error) {
+        check(!(error instanceof WebAssembly.RuntimeError), `call ${i}: ${error}`);
+      }
+    }
+    const input = new Proxy(new Request(`${mock}/health`), {
+      get(request, key) {
+        if (key === "method") throw new Error("planted");
+        const value = Reflect.get(request, key);
+        return typeof value === "function" ? value.bind(request) : value;
+      },
+    });
+    const error = await rejection(client.fetch(input));
+    check(error.message.startsWith("input.method could not be read"), error.message);
+    equal((await new ResilientClient().fetch(`${mock}/health`)).status, 200, "a fresh client");
+    equal((await client.fetch(`${mock}/health`)).status, 200, "the same client");
+  },
+
+  async "a global fetch replaced by one that throws at once is a network error, not a crash"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false });
+    const original = globalThis.fetch;
+    globalThis.fetch = () => {
+      throw new Error("planted");
+    };
+    let error;
+    try {
+      error = await rejection(client.fetch(`${mock}/health`));
+    } finally {
+      globalThis.fetch = original;
+    }
+    equal(error.name, "TypeError", "error");
+    check(error.message.includes("planted"), error.message);
+    equal((await client.fetch(`${mock}/health`)).status, 200, "the client still answers");
+  },
+
+  async "a sparse messages array with a huge length is refused before anything is allocated"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ targets: [target(mock, unique("sparse"))] });
+    const before = client.stats().memory.wasmBytes;
+    for (const length of [1e8, 2e8, 2 ** 32 - 1]) {
+      const messages = [];
+      messages.length = length;
+      const error = await rejection(client.chat({ messages }));
+      equal(error.name, "RangeError", `length ${length}`);
+      check(error.message.includes("request.messages must be an array of at most 10000 items"), error.message);
+    }
+    const tooMuch = await rejection(client.chat({ messages: [{ role: "user", content: "x".repeat(2 ** 23 + 1) }] }));
+    check(tooMuch.message.startsWith("request.messages[0].content must be within 8388608 characters"), tooMuch.message);
+    const huge = await rejection(client.chat({ messages: [{ role: "user", content: "x" }], user: "u".repeat(2 ** 24) }));
+    check(huge.message.includes("request.user must be a string of at most 65536 characters"), huge.message);
+    equal(client.stats().memory.wasmBytes, before, "wasm memory");
+  },
+
+  async "options set on Object.prototype are not read"({ ResilientClient }, mock) {
+    const name = unique("proto");
+    const polluted = { maxRetries: 7, resilience: { retry: false }, role: "system", scope: "client" };
+    Object.assign(Object.prototype, polluted);
+    try {
+      const client = new ResilientClient({ retry: { baseDelayMs: 1, maxDelayMs: 1 }, targets: [target(mock, name)] });
+      let attempts = 0;
+      client.on("request", () => attempts++);
+      const response = await client.fetch(`${mock}/v1/chat/completions`, chatInit("p", `status=503;key=${name}`));
+      equal(response.status, 503, "status");
+      equal(attempts, 3, "attempts (maxRetries 2, the default; resilience.retry not inherited)");
+      // An inherited value is no unknown key either, and a message's role is its own.
+      const error = await rejection(client.chat({ messages: [{ content: "no role" }] }));
+      check(error.message.includes("request.messages[0].role"), error.message);
+    } finally {
+      for (const key of Object.keys(polluted)) delete Object.prototype[key];
+    }
+  },
+
+  async "a listener may call the client from inside every event, and a throwing one breaks nothing"({ ResilientClient }, mock) {
+    const types = ["request", "response", "retry", "breaker", "cache", "rateLimited", "fallback", "budget", "error"];
+    const name = unique("reenter");
+    const client = new ResilientClient({
+      cache: true,
+      retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      breaker: { failureThreshold: 1, resetTimeoutMs: 60000 },
+      rateLimit: { requestsPerMinute: 60000, burst: 1, maxWaitMs: 5000 },
+      targets: [target(mock, `${name}-a`), target(mock, `${name}-b`)],
+      budget: { perUserDailyTokens: 50 },
+    });
+    const seen = new Set();
+    const calls = [];
+    for (const type of types) {
+      client.on(type, () => {
+        // The first event of each type calls every method (the calls' own events call nothing).
+        if (seen.has(type)) throw new Error("a listener that throws");
+        seen.add(type);
+        client.stats();
+        client.metrics();
+        client.on(type, () => {})();
+        const settled = (call) => calls.push(call.then((value) => value, (error) => error));
+        settled(client.clearCache());
+        settled(client.fetch(`${mock}/health?${type}`).then((r) => r.status));
+        settled(client.chat({ messages: [{ role: "user", content: type }], user: "other", maxTokens: 1 }).then((r) => r.target));
+        throw new Error("a listener that throws");
+      });
+    }
+    const deterministic = chatInit("same", undefined, { body: chatBody("same", { temperature: 0 }) });
+    await client.fetch(`${mock}/v1/chat/completions`, deterministic);
+    equal((await client.fetch(`${mock}/v1/chat/completions`, deterministic)).status, 200, "cached or not");
+    equal((await client.fetch(`${mock}/v1/chat/completions`, chatInit("r", "status=503"))).status, 503, "retried, then breaker");
+    await rejection(client.fetch(`${mock}/v1/chat/completions`));
+    await setFaults(mock, { target: `${name}-a`, outage: true });
+    try {
+      equal((await client.chat({ messages: [{ role: "user", content: "fall back" }], maxTokens: 5 })).target, `${name}-b`, "fell back");
+    } finally {
+      await setFaults(mock, { target: `${name}-a` });
+    }
+    // 15 prompt tokens and 20 generated, after 8: past 80% of 50 (a budget event).
+    equal((await client.chat({ messages: [{ role: "user", content: "spend ".repeat(10) }], maxTokens: 20 })).target, `${name}-b`, "budget");
+    const results = await Promise.all(calls);
+    check(results.every((r) => !(r instanceof WebAssembly.RuntimeError)), "no trap");
+    check(results.includes(200) && results.includes(`${name}-b`), `the re-entrant calls answered: ${results}`);
+    for (const type of types) check(seen.has(type), `a ${type} event was seen (${[...seen]})`);
+    check(calls.length >= types.length * 3, `re-entrant calls were made (${calls.length})`);
+  },
+
+  async "a listener that fetches on every request event does not nest calls until the stack overflows"({ ResilientClient }) {
+    const client = new ResilientClient({ retry: false, breaker: false });
+    let n = 0;
+    let depth = 0;
+    let deepest = 0;
+    let failures = 0;
+    const done = new Promise((resolve) => {
+      client.on("request", () => {
+        deepest = Math.max(deepest, ++depth);
+        if (++n < 300) client.fetch(`http://127.0.0.1:9/${n}`).catch(() => failures++);
+        else resolve();
+        depth--;
+      });
+    });
+    await rejection(client.fetch("http://127.0.0.1:9/first"));
+    await done;
+    equal(deepest, 1, "listeners nested");
+    equal(new ResilientClient().stats().requests, 0, "a fresh client");
+  },
+
+  async "SseParser and ResilientClient used after free() throw a FREED TypeError"({ ResilientClient, SseParser }) {
+    const parser = new SseParser();
+    parser.free();
+    parser.free();
+    const codeOf = (work) => {
+      try {
+        work();
+      } catch (error) {
+        return `${error.name} ${error.code}`;
+      }
+      return "no error";
+    };
+    equal(codeOf(() => parser.feed(new Uint8Array([100]))), "TypeError FREED", "feed");
+    equal(codeOf(() => parser.end()), "TypeError FREED", "end");
+    equal(codeOf(() => parser.lastEventId), "TypeError FREED", "lastEventId");
+    const client = new ResilientClient();
+    client.free();
+    client.free();
+    equal(codeOf(() => client.stats()), "TypeError FREED", "stats");
+    equal(codeOf(() => client.on("request", () => {})), "TypeError FREED", "on");
+    equal(codeOf(() => client.events("http://127.0.0.1:9/")), "TypeError FREED", "events");
+    for (const call of [() => client.fetch("http://127.0.0.1:9/"), () => client.fetcher("http://127.0.0.1:9/"), () => client.chat({}), () => client.clearCache()]) {
+      const error = await rejection(call());
+      equal(`${error.name} ${error.code}`, "TypeError FREED", "a promise method rejects");
+    }
+  },
+
   async "SseParser splits events across chunks"({ SseParser }) {
     const parser = new SseParser();
     const bytes = new TextEncoder().encode("\uFEFFdata: a\r\n\r\nid: 7\nevent: x\ndata: b\n\n");

@@ -87,6 +87,9 @@ impl Reply {
 
 type Script = Box<dyn FnMut(u64, &str) -> Reply>;
 
+/// An event listener: called with the kind of each event as it is emitted.
+pub type Listener = Rc<dyn Fn(&'static str)>;
+
 /// The simulated platform: clock, timers, upstream and a log of what happened.
 pub struct Sim {
     now: Cell<u64>,
@@ -98,6 +101,8 @@ pub struct Sim {
     pub events: RefCell<Vec<(u64, &'static str, String)>>,
     /// Responses discarded by the pipeline (retried attempts).
     pub discarded: Cell<u32>,
+    /// Called with each event's kind as it is emitted (a listener, which may re-enter the engine).
+    pub listener: RefCell<Option<Listener>>,
 }
 
 impl Sim {
@@ -110,6 +115,7 @@ impl Sim {
             sent: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::new()),
             discarded: Cell::new(0),
+            listener: RefCell::new(None),
         })
     }
 
@@ -240,5 +246,9 @@ impl Platform for SimPlatform {
             .events
             .borrow_mut()
             .push((self.0.now(), kind, format!("{event:?}")));
+        let listener = self.0.listener.borrow().clone();
+        if let Some(listener) = listener {
+            listener(kind);
+        }
     }
 }
