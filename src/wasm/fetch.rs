@@ -1,5 +1,7 @@
 //! `client.fetch`: dedupe, the response cache (hit, miss, stale-if-error, background store), then the
-//! pipeline; and the corrections made after a response (tokens-per-minute usage).
+//! pipeline; and the corrections made after a response (tokens-per-minute usage). The bodies read
+//! here (to store, for usage) are copies read within `limits.maxResponseBytes`: a longer one is not
+//! stored, or not read for usage. The caller's own body is never bounded: the caller reads it.
 
 use crate::core::cache::{response_storable, storable_headers, Freshness};
 use crate::core::config::CacheMode;
@@ -7,7 +9,8 @@ use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
-use crate::wasm::cache::{mark_miss, response_from, Hit};
+use crate::wasm::body::{decode_text, read_within, Past};
+use crate::wasm::cache::{mark_miss, response_from, Hit, StoreChoice};
 use crate::wasm::client::Inner;
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
@@ -16,7 +19,6 @@ use js_sys::Function;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
 /// A response, and how it was obtained.
@@ -64,6 +66,17 @@ impl Inner {
         };
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
+        // A body the memory store cannot hold is not read at all.
+        let store_max = match cache.options.store {
+            StoreChoice::Memory => cache.options.max_bytes,
+            _ => usize::MAX,
+        }
+        .min(
+            self.options
+                .limits
+                .overridden_by(&prepared.policy.limits)
+                .max_response_bytes,
+        );
         let now = self.platform.wall_ms();
         let found = match cache.lookup(key, now).await {
             Ok(found) => found,
@@ -111,7 +124,7 @@ impl Inner {
         let response = &fetched.response;
         let cache_control = response.headers().get("cache-control").ok().flatten();
         if response_storable(response.status(), cache_control.as_deref()) {
-            self.store_in_background(&url, key, response, wait_until.as_ref());
+            self.store_in_background(&url, key, response, (store_max, wait_until.as_ref()));
         }
         fetched.response = mark_miss(response)?;
         Ok(fetched)
@@ -129,6 +142,11 @@ impl Inner {
             Some(_) => prepared.request.signal.take(),
             None => None,
         };
+        let max_usage_body = self
+            .options
+            .limits
+            .overridden_by(&prepared.policy.limits)
+            .max_response_bytes;
         let delivered = self.call(prepared, shared).await?;
         let mut response = delivered.response.response;
         if let Some(signal) = own_signal {
@@ -138,7 +156,7 @@ impl Inner {
             set(&response, "retryAfterMs", &(ms as f64).into());
         }
         if let Some(ticket) = delivered.tokens {
-            self.settle_from_usage(&response, ticket);
+            self.settle_from_usage(&response, ticket, max_usage_body);
         }
         Ok(Fetched {
             response,
@@ -147,21 +165,19 @@ impl Inner {
         })
     }
 
-    /// Stores a copy of the response body once it has arrived, without holding up the caller.
+    /// Stores a copy of the response body once it has arrived, without holding up the caller; a
+    /// body longer than `max` bytes is not stored (nor read past `max`).
     fn store_in_background(
         self: &Rc<Self>,
         url: &str,
         key: &str,
         response: &Response,
-        wait_until: Option<&Function>,
+        (max, wait_until): (usize, Option<&Function>),
     ) {
         let Ok(copy) = Response::clone(response) else {
             return;
         };
-        let body = async move {
-            let body = JsFuture::from(copy.array_buffer().ok()?).await.ok()?;
-            Some(js_sys::Uint8Array::new(&body).to_vec())
-        };
+        let body = async move { read_within(&copy, max, Past::Nothing).await.ok()? };
         let head = (response.status(), response_headers(response));
         self.store_later(url, key, head, body, wait_until);
     }
@@ -209,8 +225,9 @@ impl Inner {
     }
 
     /// Corrects the tokens-per-minute charge with the `usage` of a JSON response, read from a copy
-    /// in the background (the caller's body is untouched). Without usage, the estimate stands.
-    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket) {
+    /// in the background (the caller's body is untouched). Without usage (or past `max` bytes), the
+    /// estimate stands.
+    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket, max: usize) {
         let is_json = response
             .headers()
             .get("content-type")
@@ -225,8 +242,10 @@ impl Inner {
         };
         let inner = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let Ok(promise) = copy.json() else { return };
-            let Ok(body) = JsFuture::from(promise).await else {
+            let Ok(Some(bytes)) = read_within(&copy, max, Past::Nothing).await else {
+                return;
+            };
+            let Ok(body) = js_sys::JSON::parse(&decode_text(&bytes)) else {
                 return;
             };
             if let Some(tokens) = usage_tokens(&get(&body, "usage")) {
