@@ -1,12 +1,14 @@
 //! Reading an upstream body into wasm memory, within a byte bound.
 //!
 //! The client reads some bodies itself, besides handing them to the caller: an error answer (for its
-//! class and message), an answer to cache, a JSON answer's `usage`. Each is read chunk by chunk, and
-//! each chunk's length is checked before the chunk is copied, so an endless body costs no more wasm
-//! memory than the bound; the rest is cancelled unread.
+//! class and message), an answer to cache, a JSON answer's `usage`, a `chat()` answer. Each is read
+//! chunk by chunk, its chunks kept in JS and counted, and copied into wasm memory once, at its exact
+//! size, when it is complete: a body past the bound is cancelled unread and costs no wasm memory at
+//! all (wasm memory never shrinks, so a buffer grown by doubling would keep its high-water mark).
 
+use crate::core::limits::add_within;
 use crate::wasm::js::{get, ignore_rejection};
-use js_sys::Uint8Array;
+use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -32,29 +34,58 @@ pub async fn read_within(
         return Ok(Some(Vec::new()));
     };
     let reader = reader_of(&body)?;
-    let mut bytes = Vec::new();
+    let mut chunks = Chunks::default();
     loop {
         let result = JsFuture::from(reader.read()).await?;
         if get(&result, "done").as_bool() == Some(true) {
-            return Ok(Some(bytes));
+            return Ok(Some(chunks.copy()));
         }
         let chunk: Uint8Array = get(&result, "value").unchecked_into();
-        let room = max - bytes.len();
-        let len = chunk.length() as usize;
-        if len > room {
-            ignore_rejection(&reader.cancel());
-            if past == Past::Nothing {
-                return Ok(None);
+        if chunks.add(&chunk, max) {
+            continue;
+        }
+        ignore_rejection(&reader.cancel());
+        return Ok(match past {
+            Past::Nothing => None,
+            Past::Start => {
+                chunks.add(&chunk.subarray(0, (max - chunks.len) as u32), max);
+                Some(chunks.copy())
             }
+        });
+    }
+}
+
+/// A body's chunks so far, kept in JS.
+#[derive(Default)]
+pub struct Chunks {
+    list: Array,
+    len: usize,
+}
+
+impl Chunks {
+    /// Adds `chunk` unless the total would pass `max` (then returns false and adds nothing).
+    pub fn add(&mut self, chunk: &Uint8Array, max: usize) -> bool {
+        let Some(len) = add_within(self.len, chunk.length() as usize, max) else {
+            return false;
+        };
+        self.list.push(chunk);
+        self.len = len;
+        true
+    }
+
+    /// All the bytes, copied into wasm memory at once.
+    pub fn copy(&self) -> Vec<u8> {
+        let mut bytes = vec![0; self.len];
+        let mut at = 0;
+        for chunk in self.list.iter() {
+            let chunk: Uint8Array = chunk.unchecked_into();
+            let end = at + chunk.length() as usize;
+            if let Some(into) = bytes.get_mut(at..end) {
+                chunk.copy_to(into);
+            }
+            at = end;
         }
-        let at = bytes.len();
-        bytes.resize(at + len.min(room), 0);
-        chunk
-            .subarray(0, len.min(room) as u32)
-            .copy_to(&mut bytes[at..]);
-        if len >= room {
-            return Ok(Some(bytes));
-        }
+        bytes
     }
 }
 
@@ -64,10 +95,15 @@ pub fn reader_of(body: &ReadableStream) -> Result<ReadableStreamDefaultReader, J
     Ok(get_reader.call0(body)?.unchecked_into())
 }
 
-/// Bytes decoded as `Response.text()` does: UTF-8, a leading BOM dropped, invalid bytes replaced.
-pub fn decode_text(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    text.strip_prefix('\u{feff}').unwrap_or(&text).to_string()
+/// Bytes decoded as `Response.text()` does: UTF-8, a leading BOM dropped, invalid bytes replaced
+/// (valid UTF-8 without a BOM, the usual case, is not copied).
+pub fn decode_text(bytes: Vec<u8>) -> String {
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
 }
 
 /// Most bytes of an error answer read for its class and message.
@@ -76,5 +112,5 @@ pub const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// The start of an error answer's body (at most [`ERROR_BODY_BYTES`]), as text.
 pub async fn error_text(response: &Response) -> Result<String, JsValue> {
     let bytes = read_within(response, ERROR_BODY_BYTES, Past::Start).await?;
-    Ok(decode_text(&bytes.unwrap_or_default()))
+    Ok(decode_text(bytes.unwrap_or_default()))
 }

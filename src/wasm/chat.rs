@@ -13,14 +13,14 @@
 //! unreadable answer, it is the target's fault, so the chain moves on; it is not asked again).
 
 use crate::core::event::{Event, RetryReason};
-use crate::core::limits::{add_within, Bound, Limits};
+use crate::core::limits::{Bound, Limits};
 use crate::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
     ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::wasm::body::{decode_text, error_text, reader_of};
+use crate::wasm::body::{decode_text, error_text, reader_of, Chunks};
 use crate::wasm::client::Inner;
 use crate::wasm::errors::{abort_error, named_error, past_limit};
 use crate::wasm::fetch::Fetched;
@@ -28,7 +28,7 @@ use crate::wasm::js::{get, ignore_rejection, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
 use crate::wasm::reader::{type_error, Reader};
 use crate::wasm::request::Prepared;
-use js_sys::{Array, Uint8Array};
+use js_sys::Array;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -285,7 +285,7 @@ impl Inner {
             return Ok(String::new());
         };
         let reader = reader_of(&body).map_err(TargetFailure::Next)?;
-        let mut bytes = Vec::new();
+        let mut chunks = Chunks::default();
         loop {
             let read = JsFuture::from(reader.read());
             let result = if limit == 0 {
@@ -314,17 +314,15 @@ impl Inner {
                 _ => TargetFailure::Next(error),
             })?;
             if get(&result, "done").as_bool() == Some(true) {
-                return Ok(decode_text(&bytes));
+                return Ok(decode_text(chunks.copy()));
             }
-            let chunk: Uint8Array = get(&result, "value").unchecked_into();
-            let at = bytes.len();
-            let Some(total) = add_within(at, chunk.length() as usize, limits.max_response_bytes)
-            else {
+            if !chunks.add(
+                get(&result, "value").unchecked_ref(),
+                limits.max_response_bytes,
+            ) {
                 ignore_rejection(&reader.cancel());
                 return Err(TargetFailure::Next(past_limit(Bound::Response, limits)));
-            };
-            bytes.resize(total, 0);
-            chunk.copy_to(&mut bytes[at..]);
+            }
         }
     }
 

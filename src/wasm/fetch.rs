@@ -245,7 +245,7 @@ impl Inner {
             let Ok(Some(bytes)) = read_within(&copy, max, Past::Nothing).await else {
                 return;
             };
-            let Ok(body) = js_sys::JSON::parse(&decode_text(&bytes)) else {
+            let Ok(body) = js_sys::JSON::parse(&decode_text(bytes)) else {
                 return;
             };
             if let Some(tokens) = usage_tokens(&get(&body, "usage")) {

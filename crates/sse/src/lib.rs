@@ -252,6 +252,7 @@ impl SseParser {
             } else {
                 self.check(self.line.len().saturating_add(body.len()))?;
                 let mut line = mem::take(&mut self.line);
+                line.reserve_exact(growth(line.capacity(), line.len(), body.len(), self.max));
                 line.extend_from_slice(body);
                 self.process_line(&line, out)?;
                 if line.capacity() <= KEEP_LINE_CAPACITY {
@@ -272,7 +273,9 @@ impl SseParser {
         }
         if let Some(rest) = chunk.get(start..) {
             self.check(self.line.len().saturating_add(rest.len()))?;
-            self.line.extend_from_slice(rest);
+            let line = &mut self.line;
+            line.reserve_exact(growth(line.capacity(), line.len(), rest.len(), self.max));
+            line.extend_from_slice(rest);
         }
         Ok(())
     }
@@ -345,7 +348,14 @@ impl SseParser {
             b"data" => {
                 // The data buffer holds an LF after each line; the event's data drops the last.
                 self.check(self.data.len().saturating_add(value.len()))?;
-                push_lossy(&mut self.data, value);
+                let data = &mut self.data;
+                data.reserve_exact(growth(
+                    data.capacity(),
+                    data.len(),
+                    value.len() + 1,
+                    self.max,
+                ));
+                push_lossy(data, value);
                 self.data.push('\n');
             }
             b"event" => {
@@ -398,6 +408,17 @@ impl SseParser {
             self.data.clear();
         }
     }
+}
+
+/// What to reserve for `more` bytes on a buffer of `len` bytes in `capacity`: doubling, for amortised
+/// linear time, but not past `max` (a buffer near the bound does not take twice the bound).
+fn growth(capacity: usize, len: usize, more: usize, max: usize) -> usize {
+    let needed = len.saturating_add(more);
+    if needed <= capacity {
+        return 0;
+    }
+    let doubled = capacity.saturating_mul(2).min(max);
+    needed.max(doubled) - len
 }
 
 /// Appends `bytes` decoded as UTF-8, each maximal invalid subpart replaced by U+FFFD (the WHATWG

@@ -1,0 +1,54 @@
+// The default byte limits against a hostile upstream, with bodies too big to send in every runtime's
+// suite: a 64 MiB chat answer, and a 64 MiB stream line with no end. Before the limits, the first
+// ended the Node process (the caller's try/catch never ran) and the second took 256 MiB of wasm
+// memory for good.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { ResilientClient } from "resilient-llm";
+import { startMockLlm } from "../../www/mock-llm.mjs";
+
+let mock;
+before(async () => {
+  mock = await startMockLlm();
+});
+after(() => mock.close());
+
+const MiB = 1 << 20;
+const target = (name, fault) => ({
+  name,
+  provider: "openai",
+  baseUrl: `${mock.url}/t/${name}`,
+  model: "mock-1",
+  headers: { "x-mock-fault": fault },
+});
+
+test("node: a chat answer past the default 8 MiB rejects with RESPONSE_TOO_LARGE and the process lives", async () => {
+  const client = new ResilientClient({ targets: [target("huge-answer", "huge=65536")] });
+  const before = client.stats().memory.wasmBytes;
+  const error = await client.chat({ messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+  assert.equal(error.name, "AllTargetsFailedError");
+  assert.equal(error.errors[0].code, "RESPONSE_TOO_LARGE");
+  assert.equal(error.errors[0].limit, 8 * MiB);
+  const grown = client.stats().memory.wasmBytes - before;
+  assert.ok(grown <= MiB, `wasm memory grew by ${grown} bytes for a 64 MiB answer`);
+});
+
+test("node: a 64 MiB stream line with no end fails at the default 1 MiB without taking wasm memory", async () => {
+  const client = new ResilientClient();
+  const before = client.stats().memory.wasmBytes;
+  const init = {
+    method: "POST",
+    headers: { "x-mock-fault": "huge=65536" },
+    body: JSON.stringify({ model: "mock-1", messages: [{ role: "user", content: "x" }], stream: true }),
+  };
+  const events = [];
+  const error = await (async () => {
+    for await (const event of client.events(`${mock.url}/v1/chat/completions`, init)) events.push(event);
+  })().catch((e) => e);
+  assert.equal(error.code, "RESPONSE_TOO_LARGE", error.message);
+  assert.equal(error.limit, MiB);
+  assert.equal(events.length, 1);
+  const grown = client.stats().memory.wasmBytes - before;
+  // The line's buffer up to the bound, and the smaller buffers it grew through.
+  assert.ok(grown <= 2.5 * MiB, `wasm memory grew by ${grown} bytes for a 64 MiB line`);
+});
