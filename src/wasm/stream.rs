@@ -82,8 +82,6 @@ struct Watch {
     diverged: bool,
     /// A bound was passed (nothing more is passed on).
     oversized: Option<Bound>,
-    /// The bound on the generated text kept.
-    max_text: usize,
 }
 
 impl Watch {
@@ -142,13 +140,9 @@ impl EventSink for Watch {
         if self.error.is_some() || self.diverged || self.oversized.is_some() {
             return;
         }
-        let observed = self.monitor.observe(event_type, data);
-        if self.monitor.text().len() > self.max_text {
-            self.oversized = Some(Bound::Response);
-            return;
-        }
-        match (observed, &mut self.output) {
+        match (self.monitor.observe(event_type, data), &mut self.output) {
             ((_, Observation::Error(error)), _) => self.error = Some(error),
+            ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
             (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
             ((Some(delta), _), Output::Deltas(_)) => self.deliver(&delta),
             ((None, _), Output::Deltas(_)) => {}
@@ -181,7 +175,6 @@ impl Body {
                 resumed: 0,
                 diverged: false,
                 oversized: None,
-                max_text: limits.max_response_bytes,
             },
             ended: false,
             failed: None,
@@ -313,6 +306,7 @@ impl StreamStart {
     fn bounded(self, limits: Limits) -> StreamStart {
         StreamStart {
             parser: SseParser::with_max_event_bytes(limits.max_event_bytes),
+            monitor: StreamMonitor::with_max_text(limits.max_response_bytes),
             limits,
             ..self
         }

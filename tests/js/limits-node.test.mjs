@@ -52,3 +52,25 @@ test("node: a 64 MiB stream line with no end fails at the default 1 MiB without 
   // The line's buffer up to the bound, and the smaller buffers it grew through.
   assert.ok(grown <= 2.5 * MiB, `wasm memory grew by ${grown} bytes for a 64 MiB line`);
 });
+
+test("node: a 32 MiB stream handed over in one chunk is copied into wasm memory a slice at a time", async () => {
+  // A fetch (a caller's own, a buffering proxy) may hand a whole body over as one chunk.
+  const line = new TextEncoder().encode(`data: ${"x".repeat(32 * MiB)}`);
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async () =>
+    new Response(new ReadableStream({ start: (c) => (c.enqueue(line), c.close()) }), {
+      headers: { "content-type": "text/event-stream" },
+    });
+  try {
+    const client = new ResilientClient({ retry: false });
+    const before = client.stats().memory.wasmBytes;
+    const error = await (async () => {
+      for await (const event of client.events("http://upstream.invalid/stream")) assert.fail(`event ${event.data}`);
+    })().catch((e) => e);
+    assert.equal(error.code, "RESPONSE_TOO_LARGE", error.message);
+    const grown = client.stats().memory.wasmBytes - before;
+    assert.ok(grown <= 2.5 * MiB, `wasm memory grew by ${grown} bytes for a 32 MiB chunk`);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});

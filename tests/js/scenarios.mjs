@@ -1072,6 +1072,18 @@ export const scenarios = {
     equal(streamError.partialText, text, "partialText");
     check(text.startsWith("w0 "), `deltas before: ${text}`);
     equal((await rejection(cut.result)).code, "RESPONSE_TOO_LARGE", "result rejects too");
+
+    // The generated text a stream keeps is bounded by limits.maxResponseBytes.
+    const short = new ResilientClient({ targets: [target(mock, unique("long"))], limits: { maxResponseBytes: 40 } });
+    const long = short.chatStream({ messages: [{ role: "user", content: "x" }] });
+    let got = "";
+    const tooLong = await rejection((async () => {
+      for await (const delta of long) got += delta.text;
+    })());
+    equal(tooLong.code, "RESPONSE_TOO_LARGE", `text bound (${tooLong.message})`);
+    equal(tooLong.option, "limits.maxResponseBytes", "error.option");
+    equal(tooLong.partialText, got, "partialText is what was delivered");
+    check(got.length > 0 && got.length <= 40, `delivered ${got.length} bytes`);
   },
 
   async "a body past the cache's bound is not stored, and is not read past it"({ ResilientClient }, mock) {
@@ -1110,7 +1122,7 @@ export const scenarios = {
     check(thrown?.name === "RangeError" && thrown.message.includes("maxEventBytes"), `SseParser option: ${thrown}`);
   },
 
-  async "SseParser with maxEventBytes throws RESPONSE_TOO_LARGE on a longer line, until the stream ends"({ SseParser }) {
+  async "SseParser with maxEventBytes throws RESPONSE_TOO_LARGE on a longer line, until the stream ends"({ SseParser, ResilientClient }) {
     const parser = new SseParser({ maxEventBytes: 1024 });
     const encode = (text) => new TextEncoder().encode(text);
     equal(parser.feed(encode("data: ok\n\n")).length, 1, "an ordinary event");
@@ -1122,7 +1134,11 @@ export const scenarios = {
         return error;
       }
     };
+    const wasm = new ResilientClient(); // the same wasm instance: its memory
+    const before = wasm.stats().memory.wasmBytes;
     const error = attempt(line);
+    const grown = wasm.stats().memory.wasmBytes - before;
+    check(grown <= 256 * 1024, `wasm memory grew by ${grown} bytes: the chunk was copied in whole`);
     equal(error?.code, "RESPONSE_TOO_LARGE", "error code");
     check(error.message.includes("1024 bytes") && error.message.includes("maxEventBytes"), error.message);
     equal(attempt(encode("\n\ndata: lost\n\n"))?.code, "RESPONSE_TOO_LARGE", "the stream stays failed");
