@@ -40,7 +40,7 @@ pub async fn read_within(
         if get(&result, "done").as_bool() == Some(true) {
             return Ok(Some(chunks.copy()));
         }
-        let chunk: Uint8Array = get(&result, "value").unchecked_into();
+        let chunk = chunk_of(&result)?;
         if chunks.add(&chunk, max) {
             continue;
         }
@@ -87,6 +87,14 @@ impl Chunks {
         }
         bytes
     }
+}
+
+/// The chunk of a read's result: a `Uint8Array`, else an error (a hostile stream's other values must
+/// not reach a copy into wasm memory, where a getter could throw through the wasm).
+pub fn chunk_of(result: &JsValue) -> Result<Uint8Array, JsValue> {
+    get(result, "value").dyn_into().map_err(|_| {
+        js_sys::TypeError::new("the body gave a chunk that is not a Uint8Array").into()
+    })
 }
 
 /// `body.getReader()`, whose throw (a locked body) becomes an error instead of unwinding the wasm.

@@ -20,7 +20,7 @@ use crate::core::llm::{
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::wasm::body::{decode_text, error_text, reader_of, Chunks};
+use crate::wasm::body::{chunk_of, decode_text, error_text, reader_of, Chunks};
 use crate::wasm::client::Inner;
 use crate::wasm::errors::{abort_error, named_error, past_limit};
 use crate::wasm::fetch::Fetched;
@@ -316,10 +316,8 @@ impl Inner {
             if get(&result, "done").as_bool() == Some(true) {
                 return Ok(decode_text(chunks.copy()));
             }
-            if !chunks.add(
-                get(&result, "value").unchecked_ref(),
-                limits.max_response_bytes,
-            ) {
+            let chunk = chunk_of(&result).map_err(TargetFailure::Next)?;
+            if !chunks.add(&chunk, limits.max_response_bytes) {
                 ignore_rejection(&reader.cancel());
                 return Err(TargetFailure::Next(past_limit(Bound::Response, limits)));
             }

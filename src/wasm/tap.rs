@@ -19,11 +19,12 @@
 //! being copied whole first.
 
 use crate::core::dedupe::Flights;
+use crate::wasm::body::chunk_of;
 use crate::wasm::js::{get, ignore_rejection};
 use js_sys::{Object, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response};
 
@@ -136,9 +137,10 @@ impl Tap {
                 .as_string()
                 .unwrap_or_else(|| "stream read failed".into())),
             Ok(result) if get(&result, "done").as_bool() == Some(true) => Ok(None),
-            Ok(result) => Ok(Some(first_slice(
-                get(&result, "value").unchecked_into::<Uint8Array>(),
-            ))),
+            Ok(result) => match chunk_of(&result) {
+                Ok(chunk) => Ok(Some(first_slice(chunk))),
+                Err(error) => Err(get(&error, "message").as_string().unwrap_or_default()),
+            },
         };
         let mut state = self.state.borrow_mut();
         if state.end.is_some() {

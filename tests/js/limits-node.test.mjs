@@ -74,3 +74,25 @@ test("node: a 32 MiB stream handed over in one chunk is copied into wasm memory 
     globalThis.fetch = realFetch;
   }
 });
+
+test("node: a body chunk that is not bytes fails the call, and the instance keeps working", async () => {
+  const realFetch = globalThis.fetch;
+  const hostile = { get length() { throw new Error("a getter ran inside a copy"); } };
+  globalThis.fetch = async () =>
+    new Response(new ReadableStream({ start: (c) => (c.enqueue(hostile), c.close()) }), {
+      headers: { "content-type": "application/json" },
+    });
+  try {
+    const client = new ResilientClient({
+      retry: false,
+      targets: [{ provider: "openai", baseUrl: "http://upstream.invalid", model: "m" }],
+    });
+    const error = await client.chat({ messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+    assert.equal(error.name, "AllTargetsFailedError");
+    assert.match(error.errors[0].message, /not a Uint8Array/);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  const client = new ResilientClient({ targets: [{ provider: "openai", baseUrl: `${mock.url}/t/after`, model: "m" }] });
+  assert.match((await client.chat({ messages: [{ role: "user", content: "still here" }] })).text, /still here/);
+});
