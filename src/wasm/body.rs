@@ -3,12 +3,13 @@
 //! The client reads some bodies itself, besides handing them to the caller: an error answer (for its
 //! class and message), an answer to cache, a JSON answer's `usage`, a `chat()` answer. Each is read
 //! chunk by chunk, its chunks kept in JS and counted, and copied into wasm memory once, at its exact
-//! size, when it is complete: a body past the bound is cancelled unread and costs no wasm memory at
-//! all (wasm memory never shrinks, so a buffer grown by doubling would keep its high-water mark).
+//! size, when it is complete (or parsed as JSON in JS, never copied): a body past the bound is
+//! cancelled unread and costs no wasm memory at all (wasm memory never shrinks, so a buffer grown by
+//! doubling would keep its high-water mark).
 
 use crate::core::limits::add_within;
 use crate::wasm::js::{get, ignore_rejection};
-use js_sys::{Array, Uint8Array};
+use js_sys::{Array, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -29,16 +30,16 @@ pub async fn read_within(
     response: &Response,
     max: usize,
     past: Past,
-) -> Result<Option<Vec<u8>>, JsValue> {
+) -> Result<Option<Chunks>, JsValue> {
     let Some(body) = response.body() else {
-        return Ok(Some(Vec::new()));
+        return Ok(Some(Chunks::default()));
     };
     let reader = reader_of(&body)?;
     let mut chunks = Chunks::default();
     loop {
         let result = JsFuture::from(reader.read()).await?;
         if get(&result, "done").as_bool() == Some(true) {
-            return Ok(Some(chunks.copy()));
+            return Ok(Some(chunks));
         }
         let chunk = chunk_of(&result)?;
         if chunks.add(&chunk, max) {
@@ -49,7 +50,7 @@ pub async fn read_within(
             Past::Nothing => None,
             Past::Start => {
                 chunks.add(&chunk.subarray(0, (max - chunks.len) as u32), max);
-                Some(chunks.copy())
+                Some(chunks)
             }
         });
     }
@@ -87,6 +88,20 @@ impl Chunks {
         }
         bytes
     }
+
+    /// The bytes parsed as JSON, in JS.
+    pub fn json(&self) -> Result<Promise, JsValue> {
+        json_of(&self.list)
+    }
+}
+
+#[wasm_bindgen(
+    inline_js = "export function json_of(chunks) { return new Response(new Blob(chunks)).json(); }"
+)]
+extern "C" {
+    /// A promise of the JSON value of `chunks` (an array of `Uint8Array`s).
+    #[wasm_bindgen(catch)]
+    fn json_of(chunks: &Array) -> Result<Promise, JsValue>;
 }
 
 /// The chunk of a read's result: a `Uint8Array`, else an error (a hostile stream's other values must
@@ -119,6 +134,6 @@ pub const ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// The start of an error answer's body (at most [`ERROR_BODY_BYTES`]), as text.
 pub async fn error_text(response: &Response) -> Result<String, JsValue> {
-    let bytes = read_within(response, ERROR_BODY_BYTES, Past::Start).await?;
-    Ok(decode_text(bytes.unwrap_or_default()))
+    let chunks = read_within(response, ERROR_BODY_BYTES, Past::Start).await?;
+    Ok(decode_text(chunks.unwrap_or_default().copy()))
 }

@@ -9,7 +9,7 @@ use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
-use crate::wasm::body::{decode_text, read_within, Past};
+use crate::wasm::body::{read_within, Past};
 use crate::wasm::cache::{mark_miss, response_from, Hit, StoreChoice};
 use crate::wasm::client::Inner;
 use crate::wasm::js::{get, promise, set};
@@ -19,6 +19,7 @@ use js_sys::Function;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
 /// A response, and how it was obtained.
@@ -177,7 +178,7 @@ impl Inner {
         let Ok(copy) = Response::clone(response) else {
             return;
         };
-        let body = async move { read_within(&copy, max, Past::Nothing).await.ok()? };
+        let body = async move { Some(read_within(&copy, max, Past::Nothing).await.ok()??.copy()) };
         let head = (response.status(), response_headers(response));
         self.store_later(url, key, head, body, wait_until);
     }
@@ -242,10 +243,11 @@ impl Inner {
         };
         let inner = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let Ok(Some(bytes)) = read_within(&copy, max, Past::Nothing).await else {
+            let Ok(Some(chunks)) = read_within(&copy, max, Past::Nothing).await else {
                 return;
             };
-            let Ok(body) = js_sys::JSON::parse(&decode_text(bytes)) else {
+            let Ok(promise) = chunks.json() else { return };
+            let Ok(body) = JsFuture::from(promise).await else {
                 return;
             };
             if let Some(tokens) = usage_tokens(&get(&body, "usage")) {

@@ -1086,7 +1086,7 @@ export const scenarios = {
     check(got.length > 0 && got.length <= 40, `delivered ${got.length} bytes`);
   },
 
-  async "a body past the cache's bound is not stored, and is not read past it"({ ResilientClient }, mock) {
+  async "the copies the client reads (to cache, for usage) stop at limits.maxResponseBytes; the caller's body does not"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true, limits: { maxResponseBytes: 64 * 1024 } });
     const stored = [];
     client.on("cache", (event) => event.result === "store" && stored.push(event.url));
@@ -1099,6 +1099,14 @@ export const scenarios = {
     equal((await client.fetch(url, init("huge=256"))).headers.get("x-cache"), "MISS", "asked again");
     await (await client.fetch(url, init("huge=8"))).text();
     await settle(() => stored.length === 1);
+
+    // A JSON answer past the limit is not read for its usage: the tokens-per-minute estimate stands.
+    const limited = new ResilientClient({ rateLimit: { tokensPerMinute: 1000, maxWaitMs: 0 }, limits: { maxResponseBytes: 100 } });
+    const body = chatBody("hi", { padding: "x".repeat(3000) }); // estimated ~750 tokens; ~600 bytes answered
+    const send = () => limited.fetch(`${mock}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    check((await (await send()).json()).usage.total_tokens < 100, "the caller's body is whole");
+    await new Promise((r) => setTimeout(r, 50));
+    equal((await rejection(send())).name, "RateLimitError", "the estimate stands");
   },
 
   async "limits are validated, naming the option"({ ResilientClient, SseParser }, mock) {
