@@ -5,7 +5,7 @@
 //! event line must fail its call with `RESPONSE_TOO_LARGE` once past the bound, not take the memory
 //! or the process. The bounds are checked on each chunk's length before the chunk is copied.
 
-pub use resilient_llm_sse::{TooLarge, DEFAULT_MAX_EVENT_BYTES};
+pub use resilient_llm_sse::DEFAULT_MAX_EVENT_BYTES;
 
 /// The bound on a buffered answer (a `chat()` body, the generated text of a stream, a cached body,
 /// a usage read) when none is set: 8 MiB.
