@@ -5,15 +5,17 @@
 // from Rust costs far more than the parsing.
 import { ResilientClient, SseParserRaw } from "./resilient_llm.js";
 
-/** Splits packed events into `{ event, data, id }` objects. */
-function unpack(packed) {
-  const events = [];
+/** Splits packed events into `{ event, data, id }` objects (an id of "\0" is the previous record's). */
+function unpack(packed, events = []) {
   if (packed == null) return events;
+  let id = "";
   for (let at = 0; at < packed.length; ) {
     const a = packed.indexOf("\r", at);
     const b = packed.indexOf("\r", a + 1);
     const c = packed.indexOf("\r", b + 1);
-    events.push({ event: packed.slice(at, a), data: packed.slice(a + 1, b), id: packed.slice(b + 1, c) });
+    const field = packed.slice(b + 1, c);
+    if (field !== "\0") id = field;
+    events.push({ event: packed.slice(at, a), data: packed.slice(a + 1, b), id });
     at = c + 1;
   }
   return events;
@@ -26,16 +28,29 @@ function freedError(what) {
   return error;
 }
 
+/** Most bytes of a chunk copied into wasm memory at once: the parser's bound is checked per slice. */
+const SLICE_BYTES = 64 * 1024;
+
 /** An exact, incremental WHATWG event-stream parser: bytes in, complete events out. */
 export class SseParser {
-  #raw = new SseParserRaw();
+  #raw;
+  /** `options.maxEventBytes` [1 MiB]: a longer line or event's data makes feed() throw RESPONSE_TOO_LARGE. */
+  constructor(options) {
+    this.#raw = new SseParserRaw(options);
+  }
   #live() {
     if (!this.#raw) throw freedError("SseParser");
     return this.#raw;
   }
   /** Feeds a chunk (boundaries anywhere); returns the events it completed. */
   feed(chunk) {
-    return unpack(this.#live().feed(chunk));
+    const raw = this.#live();
+    if (!(chunk instanceof Uint8Array) || chunk.byteLength <= SLICE_BYTES) return unpack(raw.feed(chunk));
+    const events = [];
+    for (let at = 0; at < chunk.byteLength; at += SLICE_BYTES) {
+      unpack(raw.feed(chunk.subarray(at, at + SLICE_BYTES)), events);
+    }
+    return events;
   }
   /** End of stream: an unterminated event is discarded, as the spec says. */
   end() {

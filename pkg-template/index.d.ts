@@ -1,6 +1,6 @@
 export { ResilientClient } from "./resilient_llm.js";
 export type {
-  ClientOptions, TimeoutOptions, RetryOptions, BreakerOptions, RateLimitOptions, RequestPolicy, ResilientInit,
+  ClientOptions, LimitOptions, TimeoutOptions, RetryOptions, BreakerOptions, RateLimitOptions, RequestPolicy, ResilientInit,
   ClientStats, ClientEventType, ClientEvent, SseEvent, EventStream, CacheOptions, CacheStore, CachedEntry,
   ChatStream, ChatRequest, ChatResult, ChatDelta, ChatMessage, Target, BudgetOptions,
 } from "./resilient_llm.js";
@@ -8,7 +8,8 @@ import type { SseEvent } from "./resilient_llm.js";
 
 /** An exact, incremental WHATWG event-stream parser: bytes in, complete events out. */
 export declare class SseParser {
-  constructor();
+  /** `maxEventBytes` [1 MiB]: a longer line or event's data makes feed() throw code "RESPONSE_TOO_LARGE". */
+  constructor(options?: { maxEventBytes?: number });
   /** Feeds a chunk of bytes (boundaries may fall anywhere); returns the events it completed. */
   feed(chunk: Uint8Array): SseEvent[];
   /** End of stream: an unterminated event is discarded (spec). */

@@ -618,7 +618,7 @@ fn run_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
     for chunk in chunks {
-        parser.feed(chunk, &mut out);
+        parser.feed(chunk, &mut out).unwrap();
     }
     let before_end = out.len();
     parser.end(&mut out);
@@ -676,12 +676,12 @@ fn new_parser_is_empty() {
 fn events_are_pushed_as_soon_as_complete() {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
-    parser.feed(b"data:a\n", &mut out);
+    parser.feed(b"data:a\n", &mut out).unwrap();
     assert!(out.is_empty());
     // The blank line's CR dispatches at once; the LF that may follow is not waited for.
-    parser.feed(b"\r", &mut out);
+    parser.feed(b"\r", &mut out).unwrap();
     assert_eq!(out.len(), 1);
-    parser.feed(b"\ndata:b\n\n", &mut out);
+    parser.feed(b"\ndata:b\n\n", &mut out).unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(out[1].data, "b");
 }
@@ -690,16 +690,18 @@ fn events_are_pushed_as_soon_as_complete() {
 fn end_discards_and_next_stream_continues() {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
-    parser.feed(
-        b"retry:500\nid:1\ndata:a\n\nid:2\nevent:x\ndata:b",
-        &mut out,
-    );
+    parser
+        .feed(
+            b"retry:500\nid:1\ndata:a\n\nid:2\nevent:x\ndata:b",
+            &mut out,
+        )
+        .unwrap();
     parser.end(&mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(parser.last_event_id(), "1");
     assert_eq!(parser.retry(), Some(500));
     // The next stream (a reconnection) has its own BOM and none of the unfinished block.
-    parser.feed(b"\xEF\xBB\xBFdata:c\n\n", &mut out);
+    parser.feed(b"\xEF\xBB\xBFdata:c\n\n", &mut out).unwrap();
     parser.end(&mut out);
     assert_eq!(
         out[1],
@@ -892,7 +894,7 @@ mod property {
             let mut out = Vec::new();
             for (bytes, cuts) in &streams {
                 for chunk in cut(bytes, cuts) {
-                    parser.feed(chunk, &mut out);
+                    parser.feed(chunk, &mut out).unwrap();
                 }
                 parser.end(&mut out);
             }
@@ -923,11 +925,16 @@ fn big_line(len: usize) -> (Vec<u8>, String) {
     (input, data)
 }
 
+/// A parser without the default 1 MiB bound: these lines are longer, on purpose.
+fn unbounded() -> SseParser {
+    SseParser::with_max_event_bytes(usize::MAX)
+}
+
 fn assert_one_event(chunks: std::slice::Chunks<'_, u8>, data: &str) {
-    let mut parser = SseParser::new();
+    let mut parser = unbounded();
     let mut out = Vec::new();
     for chunk in chunks {
-        parser.feed(chunk, &mut out);
+        parser.feed(chunk, &mut out).unwrap();
     }
     parser.end(&mut out);
     assert_eq!(out.len(), 1);
@@ -959,10 +966,10 @@ fn linear_many_crlf_lines_in_odd_chunks() {
     // split; then the same lines as 1 Mi separate events.
     let lines = 1 << 20;
     let one_event: Vec<u8> = [&b"data:x\r\n".repeat(lines)[..], b"\r\n"].concat();
-    let mut parser = SseParser::new();
+    let mut parser = unbounded();
     let mut out = Vec::new();
     for chunk in one_event.chunks(3) {
-        parser.feed(chunk, &mut out);
+        parser.feed(chunk, &mut out).unwrap();
     }
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].data.len(), 2 * lines - 1);
@@ -970,7 +977,7 @@ fn linear_many_crlf_lines_in_odd_chunks() {
     let many_events = b"data:x\r\n\r\n".repeat(lines);
     let mut out = Vec::new();
     for chunk in many_events.chunks(7) {
-        parser.feed(chunk, &mut out);
+        parser.feed(chunk, &mut out).unwrap();
     }
     assert_eq!(out.len(), lines);
     assert!(out.iter().all(|e| e.data == "x" && e.event == "message"));

@@ -78,7 +78,7 @@ fn valid_options_are_accepted() {
 fn the_sse_parser_survives_random_bytes_and_chunkings() {
     let mut rng = Rng::new(42);
     for _ in 0..200 {
-        let mut parser = SseParserRaw::new();
+        let mut parser = SseParserRaw::new(JsValue::UNDEFINED).unwrap();
         let len = rng.below(512) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
         let mut at = 0;
@@ -87,7 +87,7 @@ fn the_sse_parser_survives_random_bytes_and_chunkings() {
             let step = 1 + rng.below(64) as usize;
             let end = (at + step).min(bytes.len());
             let chunk = Uint8Array::from(&bytes[at..end]);
-            events += records(parser.feed(&chunk.to_vec()));
+            events += records(parser.feed(&chunk.to_vec()).unwrap());
             at = end;
         }
         events += records(parser.end());
@@ -102,12 +102,15 @@ fn records(packed: Option<String>) -> usize {
 
 #[wasm_bindgen_test]
 fn sse_events_cross_the_boundary_packed_one_string_per_chunk() {
-    let mut parser = SseParserRaw::new();
-    let packed = parser.feed(b"event: delta\nid: 3\ndata: hi\ndata: there\n\ndata: x\n\n");
+    let mut parser = SseParserRaw::new(JsValue::UNDEFINED).unwrap();
+    let packed = parser
+        .feed(b"event: delta\nid: 3\ndata: hi\ndata: there\n\ndata: x\n\n")
+        .unwrap();
+    // The second event's ID is the first's: packed as a NUL, not copied again.
     assert_eq!(
         packed.as_deref(),
-        Some("delta\rhi\nthere\r3\rmessage\rx\r3\r")
+        Some("delta\rhi\nthere\r3\rmessage\rx\r\0\r")
     );
-    assert_eq!(parser.feed(b"data: incomplete"), None);
+    assert_eq!(parser.feed(b"data: incomplete").unwrap(), None);
     assert_eq!(parser.last_event_id(), "3");
 }

@@ -53,6 +53,10 @@
  *   malformed             stream: one chunk of invalid JSON after the first chunk, then
  *                         carry on; JSON: status 200 with a truncated body
  *   mid-stream-error      stream: after 2 chunks send a provider error event and end
+ *   huge=<KiB>            JSON: a valid answer whose text is <KiB> KiB of "x"; stream: the first
+ *                         huge-after=<n> chunks (default 1), then "data: " and <KiB> KiB of "x"
+ *                         with no line end, then the end (written 64 KiB at a time as the socket
+ *                         drains, never held whole)
  *   sampled               answer as a model sampling at temperature > 0 would: every
  *                         request a different answer ("Take <n>: " before the usual text)
  *   times=<n>;key=<id>    apply the rest only to the first n requests carrying this key
@@ -124,6 +128,27 @@ function wait(ms, res) {
     const timer = setTimeout(done, ms);
     res.once("close", done);
   });
+}
+
+/** Resolves once `res` can take more (or is gone). */
+function drained(res) {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+/** Writes `kib` KiB of "x" 64 KiB at a time, waiting for the socket to drain between writes. */
+async function writeFiller(res, kib) {
+  const piece = Buffer.alloc(64 * 1024, "x");
+  for (let left = kib * 1024; left > 0 && isOpen(res); left -= piece.length) {
+    if (!res.write(left >= piece.length ? piece : piece.subarray(0, left))) await drained(res);
+  }
 }
 
 const isOpen = (res) =>
@@ -447,6 +472,8 @@ const FAULT_KEYS = {
   reset: faultValue.int(0, Number.MAX_SAFE_INTEGER, 0),
   malformed: faultValue.flag,
   "mid-stream-error": faultValue.flag,
+  huge: faultValue.int(0, 4 * 1024 * 1024),
+  "huge-after": faultValue.int(0, 1000),
   sampled: faultValue.flag,
   times: faultValue.int(0, Number.MAX_SAFE_INTEGER),
   key: faultValue.text,
@@ -478,6 +505,8 @@ function planFromSpec(spec) {
   plan.malformed = spec.malformed === true;
   plan.midStreamError = spec["mid-stream-error"] === true;
   plan.sampled = spec.sampled === true;
+  plan.huge = spec.huge;
+  plan.hugeAfter = spec["huge-after"] ?? 1;
   plan.labels = Object.keys(spec).filter((k) => k !== "times" && k !== "key");
   return plan;
 }
@@ -683,8 +712,31 @@ async function pumpFrames(call, frames, plan, chunkDelayMs) {
   }
 }
 
+/** The `huge` fault: an answer (or a stream's unterminated line) of `kib` KiB, generated as it is sent. */
+async function sendHuge(call, kib, after) {
+  const { provider, res, request } = call;
+  const answer = { pieces: ["x"], text: "\u0000", truncated: false };
+  if (request.stream) {
+    begin(call, 200, SSE_HEADERS);
+    const words = Array.from({ length: after }, (_, i) => `w${i} `);
+    for (const frame of provider.streamFrames(call, { pieces: words, text: words.join(""), truncated: false }).slice(0, after)) {
+      res.write(frame);
+    }
+    res.write("data: ");
+    await writeFiller(res, kib);
+  } else {
+    const [head, tail] = JSON.stringify(provider.jsonBody(call, answer)).split("\\u0000");
+    begin(call, 200, { "content-type": "application/json" });
+    res.write(head);
+    await writeFiller(res, kib);
+    if (isOpen(res)) res.write(tail);
+  }
+  if (isOpen(res)) res.end();
+}
+
 function sendCompletion(call, plan, answer) {
   const { provider, res, request } = call;
+  if (plan.huge !== undefined) return sendHuge(call, plan.huge, plan.hugeAfter);
   if (request.stream) {
     begin(call, 200, SSE_HEADERS);
     const chunkDelay = Number(call.req.headers["x-mock-chunk-delay-ms"]);

@@ -1,25 +1,33 @@
 //! Differential: chunking must not change what the SSE parser yields.
 //!
 //! Input: one byte of chunking seed, then the stream. The stream is parsed twice, whole and in
-//! chunks whose lengths (empty chunks included) come from the seed; the events, the last event ID
-//! and the reconnection time must be the same. Seed 0 feeds one byte at a time.
+//! chunks whose lengths (empty chunks included) come from the seed; the events, the last event ID,
+//! the reconnection time and whether the stream passed the parser's bound (a small one, so that
+//! inputs reach it) must be the same. Seed 0 feeds one byte at a time.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use resilient_llm::core::sse::{SseEvent, SseParser};
 
-/// Parses `stream` fed in chunks of the lengths `sizes` yields, then ends it.
-fn parse(stream: &[u8], mut sizes: impl FnMut() -> usize) -> (Vec<SseEvent>, String, Option<u64>) {
-    let mut parser = SseParser::new();
+/// The bound on a line and an event's data: small enough for fuzz inputs to pass it.
+const MAX_EVENT_BYTES: usize = 64;
+
+/// What parsing a stream gave: events, last event ID, reconnection time, and whether it failed.
+type Parsed = (Vec<SseEvent>, String, Option<u64>, bool);
+
+/// Parses `stream` fed in chunks of the lengths `sizes` yields (up to its failure), then ends it.
+fn parse(stream: &[u8], mut sizes: impl FnMut() -> usize) -> Parsed {
+    let mut parser = SseParser::with_max_event_bytes(MAX_EVENT_BYTES);
     let mut out = Vec::new();
     let mut rest = stream;
-    while !rest.is_empty() {
+    let mut failed = false;
+    while !rest.is_empty() && !failed {
         let (chunk, tail) = rest.split_at(sizes().min(rest.len()));
-        parser.feed(chunk, &mut out);
+        failed = parser.feed(chunk, &mut out).is_err();
         rest = tail;
     }
     parser.end(&mut out);
-    (out, parser.last_event_id().to_owned(), parser.retry())
+    (out, parser.last_event_id().to_owned(), parser.retry(), failed)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -53,5 +61,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(
         chunked.2, whole.2,
         "retry differs with chunking seed {seed}"
+    );
+    assert_eq!(
+        chunked.3, whole.3,
+        "the bound is passed or not depending on chunking seed {seed}"
     );
 });

@@ -7,6 +7,7 @@ pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod json;
+pub mod limits;
 pub mod llm;
 pub mod metrics;
 pub mod ordered_keys;

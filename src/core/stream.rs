@@ -6,9 +6,11 @@
 //! the text received so far) instead of getting a silently truncated answer. Errors also arrive
 //! in-band: an `event: error` (Anthropic) or a `{"error": ...}` data object (OpenAI and compatibles).
 //! The monitor reads each event's JSON with the core's small [`Json`] reader; streams that are not
-//! recognisably an LLM stream are passed through and end normally at end of stream.
+//! recognisably an LLM stream are passed through and end normally at end of stream. The text kept is
+//! bounded: a delta that would take it past the bound is refused ([`Observation::TooLarge`]).
 
 use crate::core::json::Json;
+use crate::core::limits::DEFAULT_MAX_RESPONSE_BYTES;
 
 /// The wire dialect, recognised from the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub enum Observation {
     Done,
     /// The stream reported an error.
     Error(StreamError),
+    /// A delta would take the text past the monitor's bound: it was not added.
+    TooLarge,
 }
 
 /// Follows a stream event by event.
@@ -58,24 +62,31 @@ pub struct StreamMonitor {
     text: String,
     usage: Usage,
     finish_reason: Option<String>,
+    max_text: usize,
 }
 
 impl Default for StreamMonitor {
     fn default() -> Self {
+        StreamMonitor::with_max_text(DEFAULT_MAX_RESPONSE_BYTES)
+    }
+}
+
+impl StreamMonitor {
+    /// A monitor at the start of a stream, keeping at most [`DEFAULT_MAX_RESPONSE_BYTES`] of text.
+    pub fn new() -> Self {
+        StreamMonitor::default()
+    }
+
+    /// A monitor keeping at most `max` bytes of text.
+    pub fn with_max_text(max: usize) -> Self {
         StreamMonitor {
             dialect: Dialect::Unknown,
             done: false,
             text: String::new(),
             usage: Usage::default(),
             finish_reason: None,
+            max_text: max,
         }
-    }
-}
-
-impl StreamMonitor {
-    /// A monitor at the start of a stream.
-    pub fn new() -> Self {
-        StreamMonitor::default()
     }
 
     /// Takes one event into account; returns the text it added (the delta), if any, and what it
@@ -125,7 +136,7 @@ impl StreamMonitor {
             .and_then(|d| d.get("content"))
             .and_then(Json::as_str)
             .filter(|t| !t.is_empty());
-        (self.append(delta), Observation::Continue)
+        self.append(delta)
     }
 
     fn observe_anthropic(&mut self, kind: &str, json: &Json) -> (Option<String>, Observation) {
@@ -144,7 +155,7 @@ impl StreamMonitor {
                     .get("delta")
                     .and_then(|d| d.get("text"))
                     .and_then(Json::as_str);
-                (self.append(delta), Observation::Continue)
+                self.append(delta)
             }
             "message_delta" => {
                 if let Some(usage) = json.get("usage") {
@@ -167,10 +178,15 @@ impl StreamMonitor {
         }
     }
 
-    fn append(&mut self, delta: Option<&str>) -> Option<String> {
-        let delta = delta?;
+    fn append(&mut self, delta: Option<&str>) -> (Option<String>, Observation) {
+        let Some(delta) = delta else {
+            return (None, Observation::Continue);
+        };
+        if self.text.len().saturating_add(delta.len()) > self.max_text {
+            return (None, Observation::TooLarge);
+        }
         self.text.push_str(delta);
-        Some(delta.to_string())
+        (Some(delta.to_string()), Observation::Continue)
     }
 
     /// At end of stream: true when the stream is complete (a plain event stream always is; an LLM
@@ -323,6 +339,19 @@ mod tests {
             r#"{"error":{"message":"boom","type":"server_error"}}"#,
         ));
         assert!(matches!(seen, Observation::Error(e) if e.kind == "server_error"));
+    }
+
+    #[test]
+    fn a_delta_past_the_text_bound_is_refused_and_the_text_kept_stays_within_it() {
+        let mut monitor = StreamMonitor::with_max_text(5);
+        assert_eq!(monitor.see(&chunk("Hel")).1, Observation::Continue);
+        assert_eq!(monitor.see(&chunk("lo")).1, Observation::Continue);
+        assert_eq!(monitor.see(&chunk("!")), (None, Observation::TooLarge));
+        assert_eq!(monitor.text(), "Hello");
+        assert_eq!(
+            StreamMonitor::new().max_text,
+            crate::core::limits::DEFAULT_MAX_RESPONSE_BYTES
+        );
     }
 
     #[test]

@@ -7,27 +7,33 @@
 //! model, a refused prompt. Auth errors and malformed requests stop the chain (another target would
 //! fail the same way, or the caller must fix something). Budgets hold the worst case before the first
 //! attempt and settle to the real usage after, so concurrent calls can never overshoot a cap.
+//!
+//! An answer is read chunk by chunk within `limits.maxResponseBytes`, each chunk's length checked
+//! before it is copied: past the bound the body is cancelled and the target has failed (like an
+//! unreadable answer, it is the target's fault, so the chain moves on; it is not asked again).
 
 use crate::core::event::{Event, RetryReason};
+use crate::core::limits::{Bound, Limits};
 use crate::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
     ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
+use crate::wasm::body::{chunk_of, decode_text, error_text, reader_of, Chunks};
 use crate::wasm::client::Inner;
-use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::errors::{abort_error, named_error, past_limit};
 use crate::wasm::fetch::Fetched;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
 use crate::wasm::reader::{range_error, type_error, Reader};
 use crate::wasm::request::Prepared;
-use js_sys::{Array, JsString, Uint8Array};
+use js_sys::{Array, JsString};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Response};
+use web_sys::{AbortSignal, Headers, Response};
 
 /// Most targets tried for one call.
 pub const MAX_HOPS: usize = 5;
@@ -232,13 +238,14 @@ impl Inner {
         let mut prepared = self.chat_request(target, call, false).await?;
         let client_retry = self.engine.config().retry.as_ref();
         let mut again = prepared.retry(client_retry).map_or(0, |r| r.max_retries);
+        let limits = self.options.limits.overridden_by(&prepared.policy.limits);
         let mut attempts = 0;
         let (response, text) = loop {
             let response = self.send_to(target, prepared).await?;
             attempts += response.attempts;
-            match self.read_answer(&response.response, call).await {
+            match self.read_answer(&response.response, call, &limits).await {
                 Ok(text) => break (response, text),
-                Err(TargetFailure::Next(error)) if again > 0 => {
+                Err(TargetFailure::Next(error)) if again > 0 && !is_too_large(&error) => {
                     again -= 1;
                     prepared = self.chat_request(target, call, false).await?;
                     let timed_out =
@@ -281,11 +288,12 @@ impl Inner {
 
     /// Reads an answer's body, each gap between its chunks bounded like a stream's (`timeout.idleMs`,
     /// else `timeout.attemptMs`): a server that stalls after its headers must not hang the call, nor
-    /// keep its connection once given up on.
+    /// keep its connection once given up on. Its size is bounded by `limits.maxResponseBytes`.
     async fn read_answer(
         &self,
         response: &Response,
         call: &ChatCall,
+        limits: &Limits,
     ) -> Result<String, TargetFailure> {
         let timeouts = self.engine.config().timeout;
         let (option, limit) = match (timeouts.idle_ms, timeouts.attempt_ms) {
@@ -297,7 +305,7 @@ impl Inner {
             return Ok(String::new());
         };
         let reader = reader_of(&body).map_err(TargetFailure::Next)?;
-        let mut bytes = Vec::new();
+        let mut chunks = Chunks::default();
         loop {
             let read = JsFuture::from(reader.read());
             let result = if limit == 0 {
@@ -325,13 +333,13 @@ impl Inner {
                 None => TargetFailure::Next(error),
             })?;
             if get(&result, "done").as_bool() == Some(true) {
-                return Ok(decode_text(&bytes));
+                return Ok(decode_text(chunks.copy()));
             }
-            bytes.extend(
-                get(&result, "value")
-                    .unchecked_into::<Uint8Array>()
-                    .to_vec(),
-            );
+            let chunk = chunk_of(&result).map_err(TargetFailure::Next)?;
+            if !chunks.add(&chunk, limits.max_response_bytes) {
+                ignore_rejection(&reader.cancel());
+                return Err(TargetFailure::Next(past_limit(Bound::Response, limits)));
+            }
         }
     }
 
@@ -466,21 +474,9 @@ impl Inner {
     }
 }
 
-/// Bytes decoded as `Response.text()` does: UTF-8, a leading BOM dropped, invalid bytes replaced.
-fn decode_text(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    text.strip_prefix('\u{feff}').unwrap_or(&text).to_string()
-}
-
-/// `body.getReader()`, whose throw (a locked body) becomes an error instead of unwinding the wasm.
-fn reader_of(body: &web_sys::ReadableStream) -> Result<ReadableStreamDefaultReader, JsValue> {
-    let get_reader: js_sys::Function = get(body, "getReader").dyn_into()?;
-    Ok(get_reader.call0(body)?.unchecked_into())
-}
-
-async fn body_text(response: &Response) -> Result<String, JsValue> {
-    let text = JsFuture::from(response.text()?).await?;
-    Ok(text.as_string().unwrap_or_default())
+/// Whether `error` is an answer past a byte limit (asking the same target again would not help).
+fn is_too_large(error: &JsValue) -> bool {
+    get(error, "code").as_string().as_deref() == Some("RESPONSE_TOO_LARGE")
 }
 
 /// A target's pipeline error: an abort stops the chain, and so does the client's own rate limit
@@ -506,7 +502,7 @@ pub(crate) async fn upstream_failure(
     attempts: u32,
 ) -> TargetFailure {
     let status = response.status();
-    let body = body_text(response).await.unwrap_or_default();
+    let body = error_text(response).await.unwrap_or_default();
     let class = classify(status, &body);
     let message = error_message(&body).unwrap_or_else(|| "no error message".to_string());
     let error = named_error(

@@ -3,6 +3,7 @@
 //! to act (`retryAfterMs`, `attempts`, ...).
 
 use crate::core::error::Failure;
+use crate::core::limits::{Bound, Limits};
 use crate::wasm::js::set;
 use wasm_bindgen::prelude::*;
 
@@ -25,6 +26,28 @@ pub fn abort_error(reason: &JsValue) -> JsValue {
         set(&error, "cause", reason);
     }
     error.into()
+}
+
+/// `UpstreamError` `RESPONSE_TOO_LARGE`: `what` went past `limit` bytes, which `option` raises. The
+/// upstream is at fault (like an unreadable answer), so a `chat()` moves down its chain.
+pub fn too_large(what: &str, limit: usize, option: &str) -> JsValue {
+    let error = named_error(
+        "UpstreamError",
+        "RESPONSE_TOO_LARGE",
+        &format!("{what} {limit} bytes; {option} raises the limit."),
+    );
+    set(&error, "limit", &(limit as f64).into());
+    set(&error, "option", &option.into());
+    error.into()
+}
+
+/// The error for an answer past `bound` in `limits`.
+pub fn past_limit(bound: Bound, limits: &Limits) -> JsValue {
+    let limit = match bound {
+        Bound::Response => limits.max_response_bytes,
+        Bound::Event => limits.max_event_bytes,
+    };
+    too_large(bound.what(), limit, bound.option_name())
 }
 
 /// The JS rejection value for a core failure.

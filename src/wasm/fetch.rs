@@ -1,5 +1,7 @@
 //! `client.fetch`: dedupe, the response cache (hit, miss, stale-if-error, background store), then the
-//! pipeline; and the corrections made after a response (tokens-per-minute usage).
+//! pipeline; and the corrections made after a response (tokens-per-minute usage). The bodies read
+//! here (to store, for usage) are copies read within `limits.maxResponseBytes`: a longer one is not
+//! stored, or not read for usage. The caller's own body is never bounded: the caller reads it.
 
 use crate::core::cache::{lookup_wait_ms, response_storable, storable_headers, Freshness};
 use crate::core::config::{CacheMode, Timeouts};
@@ -7,7 +9,8 @@ use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
-use crate::wasm::cache::{mark_miss, response_from, Cache, Hit};
+use crate::wasm::body::{read_within, Past};
+use crate::wasm::cache::{mark_miss, response_from, Cache, Hit, StoreChoice};
 use crate::wasm::client::Inner;
 use crate::wasm::errors::abort_error;
 use crate::wasm::js::{get, promise, set};
@@ -65,6 +68,17 @@ impl Inner {
         };
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
+        // A body the memory store cannot hold is not read at all.
+        let store_max = match cache.options.store {
+            StoreChoice::Memory => cache.options.max_bytes,
+            _ => usize::MAX,
+        }
+        .min(
+            self.options
+                .limits
+                .overridden_by(&prepared.policy.limits)
+                .max_response_bytes,
+        );
         let now = self.platform.wall_ms();
         let stale = match self.look_up(cache, &prepared, key, now).await? {
             Some(Hit {
@@ -105,7 +119,7 @@ impl Inner {
         let response = &fetched.response;
         let cache_control = response.headers().get("cache-control").ok().flatten();
         if response_storable(response.status(), cache_control.as_deref()) {
-            self.store_in_background(&url, key, response, wait_until.as_ref());
+            self.store_in_background(&url, key, response, (store_max, wait_until.as_ref()));
         }
         fetched.response = mark_miss(response)?;
         Ok(fetched)
@@ -123,6 +137,11 @@ impl Inner {
             Some(_) => prepared.request.signal.take(),
             None => None,
         };
+        let max_usage_body = self
+            .options
+            .limits
+            .overridden_by(&prepared.policy.limits)
+            .max_response_bytes;
         let delivered = self.call(prepared, shared).await?;
         let mut response = delivered.response.response;
         if let Some(signal) = own_signal {
@@ -132,7 +151,7 @@ impl Inner {
             set(&response, "retryAfterMs", &(ms as f64).into());
         }
         if let Some(ticket) = delivered.tokens {
-            self.settle_from_usage(&response, ticket);
+            self.settle_from_usage(&response, ticket, max_usage_body);
         }
         Ok(Fetched {
             response,
@@ -141,21 +160,19 @@ impl Inner {
         })
     }
 
-    /// Stores a copy of the response body once it has arrived, without holding up the caller.
+    /// Stores a copy of the response body once it has arrived, without holding up the caller; a
+    /// body longer than `max` bytes is not stored (nor read past `max`).
     fn store_in_background(
         self: &Rc<Self>,
         url: &str,
         key: &str,
         response: &Response,
-        wait_until: Option<&Function>,
+        (max, wait_until): (usize, Option<&Function>),
     ) {
         let Ok(copy) = Response::clone(response) else {
             return;
         };
-        let body = async move {
-            let body = JsFuture::from(copy.array_buffer().ok()?).await.ok()?;
-            Some(js_sys::Uint8Array::new(&body).to_vec())
-        };
+        let body = async move { Some(read_within(&copy, max, Past::Nothing).await.ok()??.copy()) };
         let head = (response.status(), response_headers(response));
         self.store_later(url, key, head, body, wait_until);
     }
@@ -237,8 +254,9 @@ impl Inner {
     }
 
     /// Corrects the tokens-per-minute charge with the `usage` of a JSON response, read from a copy
-    /// in the background (the caller's body is untouched). Without usage, the estimate stands.
-    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket) {
+    /// in the background (the caller's body is untouched). Without usage (or past `max` bytes), the
+    /// estimate stands.
+    fn settle_from_usage(self: &Rc<Self>, response: &Response, ticket: TokenTicket, max: usize) {
         let is_json = response
             .headers()
             .get("content-type")
@@ -253,7 +271,10 @@ impl Inner {
         };
         let inner = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let Ok(promise) = copy.json() else { return };
+            let Ok(Some(chunks)) = read_within(&copy, max, Past::Nothing).await else {
+                return;
+            };
+            let Ok(promise) = chunks.json() else { return };
             let Ok(body) = JsFuture::from(promise).await else {
                 return;
             };

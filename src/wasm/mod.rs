@@ -1,6 +1,7 @@
 //! The JavaScript binding layer (wasm32 only): option parsing, type conversion, JS errors, the JS
 //! [`Platform`](crate::core::platform::Platform), and the exported classes. No policy lives here.
 
+mod body;
 mod cache;
 mod chat;
 mod client;

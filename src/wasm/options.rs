@@ -4,6 +4,7 @@
 use crate::core::breaker::BreakerConfig;
 use crate::core::cache::DEFAULT_STORE_TIMEOUT_MS;
 use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::limits::{LimitOverrides, Limits, MAX_LIMIT_BYTES};
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
@@ -31,6 +32,8 @@ pub struct ClientOptions {
     pub budget: Option<BudgetConfig>,
     /// Breaker and rate-limit state shared across isolates, when set.
     pub shared_state: Option<SharedStateOptions>,
+    /// Byte limits on what upstreams send.
+    pub limits: Limits,
 }
 
 /// One entry of `targets`.
@@ -68,12 +71,14 @@ pub struct RequestPolicy {
     pub reconnect: Option<u32>,
     /// Receives background work (cache writes) to keep alive: a Worker's `ctx.waitUntil`.
     pub wait_until: Option<js_sys::Function>,
+    /// Byte limits to override.
+    pub limits: LimitOverrides,
 }
 
 /// Reconnections allowed by `resilience.reconnect: true`.
 const DEFAULT_RECONNECTS: u32 = 3;
 
-const CLIENT_KEYS: [&str; 11] = [
+const CLIENT_KEYS: [&str; 12] = [
     "baseUrl",
     "headers",
     "timeout",
@@ -85,6 +90,7 @@ const CLIENT_KEYS: [&str; 11] = [
     "targets",
     "budget",
     "sharedState",
+    "limits",
 ];
 
 /// Parses `new ResilientClient(options)`.
@@ -98,6 +104,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         targets: Vec::new(),
         budget: None,
         shared_state: None,
+        limits: Limits::default(),
     };
     let Some(o) = Reader::root(value, "options")? else {
         return Ok(options);
@@ -112,6 +119,9 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
     options.headers = o.string_map("headers")?.unwrap_or_default();
     if let Some(t) = o.object("timeout")? {
         options.config.timeout = Timeouts::default().overridden_by(&parse_timeouts(&t)?);
+    }
+    if let Some(l) = o.object("limits")? {
+        options.limits = options.limits.overridden_by(&parse_limits(&l)?);
     }
     options.config.retry = match o.toggle("retry")? {
         Toggle::Off => None,
@@ -320,6 +330,21 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
     Ok(options)
 }
 
+/// `limits`: byte counts from 1 byte to 1 GiB.
+fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
+    l.only(&["maxResponseBytes", "maxEventBytes"])?;
+    let bytes = |key| {
+        Ok::<_, JsValue>(
+            l.integer(key, 1, MAX_LIMIT_BYTES as u64)?
+                .map(|n| n as usize),
+        )
+    };
+    Ok(LimitOverrides {
+        max_response_bytes: bytes("maxResponseBytes")?,
+        max_event_bytes: bytes("maxEventBytes")?,
+    })
+}
+
 fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
     t.only(&["attemptMs", "totalMs", "firstByteMs", "idleMs"])?;
     let positive = |key: &str| -> Result<Option<Option<u64>>, JsValue> {
@@ -489,6 +514,7 @@ pub fn parse_request_policy(
         "idempotencyKey",
         "reconnect",
         "waitUntil",
+        "limits",
     ])?;
     policy.wait_until = match p.raw("waitUntil")? {
         None => None,
@@ -530,6 +556,9 @@ pub fn parse_request_policy(
     };
     if let Some(t) = p.object("timeout")? {
         policy.timeout = parse_timeouts(&t)?;
+    }
+    if let Some(l) = p.object("limits")? {
+        policy.limits = parse_limits(&l)?;
     }
     Ok(policy)
 }

@@ -8,6 +8,7 @@
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, ResponseMeta, SendError};
+use crate::wasm::body::error_text;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::stream::{prime, Body, StreamStart};
@@ -208,10 +209,9 @@ fn refused(url: &JsValue, init: &Object) -> bool {
     !streamed && web_sys::Request::new_with_str_and_init(&url, init.unchecked_ref()).is_err()
 }
 
-/// The class of an error answer, from a copy of its body (the caller's stays unread).
+/// The class of an error answer, from the start of a copy of its body (the caller's stays unread).
 async fn error_class(response: &Response) -> Option<ErrorClass> {
-    let copy = Response::clone(response).ok()?;
-    let body = JsFuture::from(copy.text().ok()?).await.ok()?.as_string()?;
+    let body = error_text(&Response::clone(response).ok()?).await.ok()?;
     Some(classify(response.status(), &body))
 }
 

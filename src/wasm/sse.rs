@@ -4,9 +4,14 @@
 //! from Rust costs several calls into JS and a text decode per field. So the events a chunk completes
 //! cross as one packed string, `event CR data CR id CR` per event (no field can contain a CR: the
 //! parser splits lines at CR and LF, and joins data lines with LF only), which the package's JS wrapper
-//! splits into plain objects: one crossing and one decode per chunk.
+//! splits into plain objects: one crossing and one decode per chunk. The wrapper also feeds a big chunk
+//! in slices, so that no more than a slice is copied into wasm memory before the parser's bound is
+//! checked.
 
+use crate::core::limits::{DEFAULT_MAX_EVENT_BYTES, MAX_LIMIT_BYTES};
 use crate::core::sse::{Packed, SseParser};
+use crate::wasm::errors::too_large;
+use crate::wasm::reader::Reader;
 use wasm_bindgen::prelude::*;
 
 /// The wasm half of the package's `SseParser` (the JS wrapper unpacks the events).
@@ -18,19 +23,36 @@ pub struct SseParserRaw {
 
 #[wasm_bindgen(js_class = SseParserRaw)]
 impl SseParserRaw {
-    /// A parser at the start of a stream.
+    /// A parser at the start of a stream; `options.maxEventBytes` bounds a line and an event's data.
     #[wasm_bindgen(constructor)]
-    pub fn new() -> SseParserRaw {
-        SseParserRaw {
-            inner: SseParser::new(),
-            out: Packed::default(),
+    pub fn new(options: JsValue) -> Result<SseParserRaw, JsValue> {
+        let mut max = DEFAULT_MAX_EVENT_BYTES;
+        if let Some(o) = Reader::root(options, "options")? {
+            o.only(&["maxEventBytes"])?;
+            if let Some(n) = o.integer("maxEventBytes", 1, MAX_LIMIT_BYTES as u64)? {
+                max = n as usize;
+            }
         }
+        Ok(SseParserRaw {
+            inner: SseParser::with_max_event_bytes(max),
+            out: Packed::default(),
+        })
     }
 
-    /// Feeds a chunk of bytes; returns the events it completed, packed.
-    pub fn feed(&mut self, chunk: &[u8]) -> Option<String> {
-        self.inner.feed(chunk, &mut self.out);
-        self.out.take()
+    /// Feeds a chunk of bytes; returns the events it completed, packed. A line or event's data past
+    /// the bound throws `RESPONSE_TOO_LARGE` (the events before it are lost with the throw: the
+    /// stream is broken), and so does every feed until `end()`.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Option<String>, JsValue> {
+        let fed = self.inner.feed(chunk, &mut self.out);
+        let events = self.out.take();
+        fed.map_err(|error| {
+            too_large(
+                "A line or event of the stream is larger than",
+                error.limit,
+                "new SseParser({ maxEventBytes })",
+            )
+        })?;
+        Ok(events)
     }
 
     /// End of stream: an unterminated event is discarded, as the spec says.
@@ -49,11 +71,5 @@ impl SseParserRaw {
     #[wasm_bindgen(getter)]
     pub fn retry(&self) -> Option<f64> {
         self.inner.retry().map(|ms| ms as f64)
-    }
-}
-
-impl Default for SseParserRaw {
-    fn default() -> Self {
-        SseParserRaw::new()
     }
 }

@@ -8,7 +8,9 @@
 //! `TimeoutError`, an in-band error event an `UpstreamError`. Two recoveries hand out nothing twice: a
 //! GET stream may reconnect with `Last-Event-ID`, and a cut `chatStream()` is sent again and resumed
 //! past the text already delivered when the new answer starts with exactly that text. Events cross to
-//! JS one batch per network chunk. Cancelling (`break`, `cancel()`, the caller's signal) cancels the
+//! JS one batch per network chunk. A line or event past `limits.maxEventBytes`, or generated text
+//! past `limits.maxResponseBytes`, fails the stream with `RESPONSE_TOO_LARGE` (final: not retried,
+//! reconnected or resumed). Cancelling (`break`, `cancel()`, the caller's signal) cancels the
 //! body on the wire (once no identical stream shares it; see [`crate::wasm::tap`]).
 
 use crate::core::cache::Freshness;
@@ -16,6 +18,7 @@ use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
+use crate::core::limits::{Bound, Limits};
 use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -28,7 +31,7 @@ use crate::wasm::chat::{
     ChatCall, TargetFailure,
 };
 use crate::wasm::client::{until_aborted, Inner};
-use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::errors::{abort_error, named_error, past_limit};
 use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
 use crate::wasm::platform::Answer;
@@ -53,6 +56,9 @@ pub struct Body {
     /// The failure is a cut (the connection failed, went quiet, or ended early): a chat stream may
     /// be resumed after it.
     cut: bool,
+    /// The failure is a bound passed: final, whatever the stream.
+    oversized: bool,
+    limits: Limits,
 }
 
 impl Drop for Body {
@@ -74,6 +80,8 @@ struct Watch {
     resumed: usize,
     /// The new answer does not start with the text already delivered.
     diverged: bool,
+    /// A bound was passed (nothing more is passed on).
+    oversized: Option<Bound>,
 }
 
 impl Watch {
@@ -128,13 +136,14 @@ impl Output {
 }
 
 impl EventSink for Watch {
-    fn event(&mut self, event_type: &str, data: &str, id: &str) {
-        if self.error.is_some() || self.diverged {
+    fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool) {
+        if self.error.is_some() || self.diverged || self.oversized.is_some() {
             return;
         }
         match (self.monitor.observe(event_type, data), &mut self.output) {
             ((_, Observation::Error(error)), _) => self.error = Some(error),
-            (_, Output::Events(packed)) => packed.event(event_type, data, id),
+            ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
+            (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
             ((Some(delta), _), Output::Deltas(_)) => self.deliver(&delta),
             ((None, _), Output::Deltas(_)) => {}
         }
@@ -148,6 +157,7 @@ impl Body {
             monitor,
             deltas,
             delivered,
+            limits,
             ..
         } = start;
         Body {
@@ -164,10 +174,13 @@ impl Body {
                 delivered,
                 resumed: 0,
                 diverged: false,
+                oversized: None,
             },
             ended: false,
             failed: None,
             cut: false,
+            oversized: false,
+            limits,
         }
     }
 
@@ -175,13 +188,22 @@ impl Body {
     /// are still handed out, then the failure is raised.
     fn take(&mut self, chunk: Chunk) {
         match chunk {
-            Chunk::Bytes(bytes) => self.parser.feed(&bytes, &mut self.watch),
+            Chunk::Bytes(bytes) => {
+                if self.parser.feed(&bytes, &mut self.watch).is_err() {
+                    self.watch.oversized.get_or_insert(Bound::Event);
+                }
+            }
             Chunk::End => {
                 self.parser.end(&mut self.watch);
                 self.ended = true;
             }
         }
-        if let Some(error) = self.watch.error.take() {
+        if let Some(bound) = self.watch.oversized.filter(|_| !self.oversized) {
+            let error = past_limit(bound, &self.limits);
+            set(&error, "partialText", &self.partial_text().into());
+            self.oversized = self.failed.is_none();
+            self.fail(error);
+        } else if let Some(error) = self.watch.error.take() {
             let js = named_error(
                 "UpstreamError",
                 "UPSTREAM_STREAM_ERROR",
@@ -275,6 +297,20 @@ pub struct StreamStart {
     deltas: bool,
     /// Resuming a cut chat stream: the text already delivered (checked, not handed out again).
     delivered: String,
+    /// The byte limits of the request.
+    limits: Limits,
+}
+
+impl StreamStart {
+    /// A fresh start bounded by `limits`.
+    fn bounded(self, limits: Limits) -> StreamStart {
+        StreamStart {
+            parser: SseParser::with_max_event_bytes(limits.max_event_bytes),
+            monitor: StreamMonitor::with_max_text(limits.max_response_bytes),
+            limits,
+            ..self
+        }
+    }
 }
 
 /// A chat stream's start: text deltas.
@@ -311,17 +347,18 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resumed > 0;
     while !under_way(&body) && !body.ended {
         body.take(body.cursor.next().await?);
-        // A resumed answer that diverged is final (sending it again would not help); anything
-        // else failing before the first event fails the attempt.
+        // A resumed answer that diverged, or one past a bound, is final (sending it again would
+        // not help); anything else failing before the first event fails the attempt.
         if let (true, false, Some(error)) = (
             body.watch.output.is_empty(),
-            body.watch.diverged,
+            body.watch.diverged || body.oversized,
             &body.failed,
         ) {
             return Err(get(error, "message").as_string().unwrap_or_default());
         }
     }
-    if body.ended && body.watch.output.is_empty() && !body.watch.monitor.is_llm() {
+    if body.ended && body.watch.output.is_empty() && !body.watch.monitor.is_llm() && !body.oversized
+    {
         return Err("the stream ended before its first event".to_string());
     }
     Ok(Answer {
@@ -559,19 +596,23 @@ impl Shared {
                         _ => 0,
                     };
                     self.recoveries.set(resumes);
-                    match self.open_prepared(prepared, chat_start()).await {
-                        Err(error) => target_error(target, error),
-                        Ok(opened) if opened.response.ok() && !self.is_live() => {
+                    let opened = self.open_prepared(prepared, chat_start()).await;
+                    match (opened, self.oversized_before_output()) {
+                        (Err(error), _) => target_error(target, error),
+                        // Past a bound before its first delta: nothing was delivered, so the
+                        // next target may answer instead, as for a chat() answer too large.
+                        (Ok(_), Some(error)) => TargetFailure::Next(error),
+                        (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
                             TargetFailure::Next(not_a_stream(&opened.response))
                         }
-                        Ok(opened) if opened.response.ok() => {
+                        (Ok(opened), None) if opened.response.ok() => {
                             progress.target.set(hop);
                             progress.attempts.set(opened.attempts);
                             progress.cached.set(opened.cached);
                             progress.shared.set(opened.shared);
                             return Ok(opened.response.into());
                         }
-                        Ok(opened) => {
+                        (Ok(opened), None) => {
                             upstream_failure(target, &opened.response, opened.attempts).await
                         }
                     }
@@ -594,6 +635,7 @@ impl Shared {
         mut start: StreamStart,
     ) -> Result<Opened, JsValue> {
         let inner = &self.inner;
+        start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
         if let (Some(cache), Some(key)) = (&inner.cache, &key) {
@@ -933,6 +975,23 @@ impl Shared {
         }
     }
 
+    /// The error of a live stream that passed a bound before handing anything out; the stream is
+    /// back to starting (its body released, with no borrow held).
+    fn oversized_before_output(&self) -> Option<JsValue> {
+        let mut phase = self.phase.borrow_mut();
+        let Phase::Live(body) = &mut *phase else {
+            return None;
+        };
+        if !body.oversized || !body.watch.output.is_empty() {
+            return None;
+        }
+        let error = body.failed.take();
+        let body = std::mem::replace(&mut *phase, Phase::Starting);
+        drop(phase);
+        drop(body);
+        error
+    }
+
     /// Whether events flow.
     fn is_live(&self) -> bool {
         matches!(*self.phase.borrow(), Phase::Live(_))
@@ -966,6 +1025,7 @@ impl Shared {
         prepared.request.stream = Some(StreamStart {
             parser,
             monitor: std::mem::take(&mut old.watch.monitor),
+            limits: old.limits,
             ..StreamStart::default()
         });
         let answer = self.inner.call(prepared, None).await?.response;
@@ -976,7 +1036,7 @@ impl Shared {
     /// stream resumes only after a cut.
     fn recoverable(&self, body: &Body) -> bool {
         match self.purpose {
-            Purpose::Events { .. } => true,
+            Purpose::Events { .. } => !body.oversized,
             Purpose::Chat(_) => body.cut,
         }
     }

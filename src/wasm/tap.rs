@@ -12,18 +12,27 @@
 //! Reads are shared, not raced: the read in progress is one JS promise that every waiting reader
 //! awaits, so a reader that gives up (its idle timeout, its caller's abort) never loses a chunk for
 //! the others. The body is cancelled on the wire when the last reader is released before the end.
+//!
+//! A network chunk is copied into wasm memory [`SLICE_BYTES`] at a time, the rest left in JS until a
+//! reader needs it: a body handed over in one huge chunk (a caller's own `fetch`, a proxy that
+//! buffers) reaches each reader's byte bounds a slice at a time, and is cancelled there, instead of
+//! being copied whole first.
 
 use crate::core::dedupe::Flights;
+use crate::wasm::body::chunk_of;
 use crate::wasm::js::{get, ignore_rejection};
 use js_sys::{Object, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response};
 
 /// A tap stops keeping its whole body (and so can no longer be joined or stored) past this size.
 pub const RETAIN_LIMIT_BYTES: usize = 4 << 20;
+
+/// Most bytes of a chunk copied into wasm memory at once.
+pub const SLICE_BYTES: u32 = 64 * 1024;
 
 /// What the next read produced.
 pub enum Chunk {
@@ -43,6 +52,8 @@ struct State {
     first: usize,
     /// Bytes kept from the very first chunk while the whole body is kept; `None` once it is not.
     retained: Option<usize>,
+    /// The part of the last chunk not copied yet (past its first slice).
+    rest: Option<Uint8Array>,
     /// Where each reader is: the chunk it reads next.
     cursors: Vec<Rc<Cell<usize>>>,
     /// The read in progress, awaited by every reader that needs its chunk.
@@ -63,6 +74,7 @@ impl Tap {
                 chunks: Vec::new(),
                 first: 0,
                 retained: retain.then_some(0),
+                rest: None,
                 cursors: Vec::new(),
                 pending: None,
                 end: None,
@@ -125,11 +137,10 @@ impl Tap {
                 .as_string()
                 .unwrap_or_else(|| "stream read failed".into())),
             Ok(result) if get(&result, "done").as_bool() == Some(true) => Ok(None),
-            Ok(result) => Ok(Some(
-                get(&result, "value")
-                    .unchecked_into::<Uint8Array>()
-                    .to_vec(),
-            )),
+            Ok(result) => match chunk_of(&result) {
+                Ok(chunk) => Ok(Some(first_slice(chunk))),
+                Err(error) => Err(get(&error, "message").as_string().unwrap_or_default()),
+            },
         };
         let mut state = self.state.borrow_mut();
         if state.end.is_some() {
@@ -138,18 +149,34 @@ impl Tap {
         match outcome {
             Err(message) => state.end = Some(Err(message)),
             Ok(None) => state.end = Some(Ok(())),
-            Ok(Some(bytes)) => {
-                state.retained = state
-                    .retained
-                    .map(|kept| kept + bytes.len())
-                    .filter(|kept| *kept <= RETAIN_LIMIT_BYTES);
-                state.chunks.push(Rc::new(bytes));
-            }
+            Ok(Some(slice)) => state.push(slice),
         }
     }
 }
 
+/// A chunk's first slice, copied into wasm memory, and the rest of it, left in JS.
+fn first_slice(chunk: Uint8Array) -> (Vec<u8>, Option<Uint8Array>) {
+    let len = chunk.length();
+    if len <= SLICE_BYTES {
+        return (chunk.to_vec(), None);
+    }
+    (
+        chunk.subarray(0, SLICE_BYTES).to_vec(),
+        Some(chunk.subarray(SLICE_BYTES, len)),
+    )
+}
+
 impl State {
+    /// Adds a slice read from the body (and the rest of its chunk, still to copy).
+    fn push(&mut self, (bytes, rest): (Vec<u8>, Option<Uint8Array>)) {
+        self.retained = self
+            .retained
+            .map(|kept| kept + bytes.len())
+            .filter(|kept| *kept <= RETAIN_LIMIT_BYTES);
+        self.chunks.push(Rc::new(bytes));
+        self.rest = rest;
+    }
+
     /// Drops the chunks every reader has read, unless the whole body is kept.
     fn trim(&mut self) {
         if self.retained.is_some() {
@@ -189,6 +216,13 @@ impl Cursor {
                 }
                 if let Some(end) = &state.end {
                     return end.clone().map(|()| Chunk::End);
+                }
+                if let Some(rest) = state.rest.take() {
+                    drop(state);
+                    // Copied with no borrow held, like every JS call.
+                    let slice = first_slice(rest);
+                    self.tap.state.borrow_mut().push(slice);
+                    continue;
                 }
                 state.pending.clone()
             };

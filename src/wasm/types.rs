@@ -48,6 +48,13 @@ export interface EventStream extends AsyncIterable<SseEvent> {
   /** Stops the stream and cancels the request body. */
   cancel(): void;
 }
+/** Byte limits on what an upstream sends; past one, the call fails with code "RESPONSE_TOO_LARGE". */
+export interface LimitOptions {
+  /** [8 MiB] A buffered answer: a chat() body, a stream's generated text, a body read to cache or for usage. */
+  maxResponseBytes?: number;
+  /** [1 MiB] One line, and one event's data, of an event stream. */
+  maxEventBytes?: number;
+}
 export interface TimeoutOptions { attemptMs?: number; totalMs?: number; firstByteMs?: number; idleMs?: number }
 export interface RetryOptions {
   maxRetries?: number; baseDelayMs?: number; maxDelayMs?: number;
@@ -114,6 +121,7 @@ export interface ClientOptions {
   budget?: BudgetOptions;
   /** Shared breaker and rate-limit state (the store plays them instead of this client's own). */
   sharedState?: SharedStateOptions;
+  limits?: LimitOptions;
 }
 export interface RequestPolicy {
   cache?: "default" | "bypass" | "force" | "only-if-cached";
@@ -125,6 +133,7 @@ export interface RequestPolicy {
   reconnect?: boolean | { maxAttempts?: number };
   /** Keeps background work (cache writes) alive after the response: pass ctx.waitUntil.bind(ctx) in a Worker. */
   waitUntil?: (promise: Promise<unknown>) => void;
+  limits?: LimitOptions;
 }
 export type ResilientInit = RequestInit & { resilience?: RequestPolicy };
 export interface ClientStats {

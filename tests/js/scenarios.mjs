@@ -1626,6 +1626,161 @@ export const scenarios = {
     }
   },
 
+  async "a chat answer past limits.maxResponseBytes fails its target with RESPONSE_TOO_LARGE, and the chain moves on"({ ResilientClient }, mock) {
+    const big = unique("big");
+    const spare = unique("spare");
+    const huge = target(mock, big, { headers: { "x-mock-fault": "huge=1024" } });
+    const limits = { maxResponseBytes: 256 * 1024 };
+    const alone = new ResilientClient({ targets: [huge], limits });
+    const failed = await rejection(alone.chat({ messages: [{ role: "user", content: "x" }] }));
+    equal(failed.name, "AllTargetsFailedError", "every target failed");
+    const error = failed.errors[0];
+    equal(error.name, "UpstreamError", "error name");
+    equal(error.code, "RESPONSE_TOO_LARGE", "error code");
+    equal(error.limit, 256 * 1024, "error.limit");
+    equal(error.option, "limits.maxResponseBytes", "error.option");
+    check(error.message.includes("262144 bytes") && error.message.includes("limits.maxResponseBytes"), error.message);
+    equal((await mockStats(mock)).byTarget[big].total, 1, "an answer too large is not asked for again");
+
+    const chain = new ResilientClient({ targets: [huge, target(mock, spare)], limits });
+    equal((await chain.chat({ messages: [{ role: "user", content: "x" }] })).target, spare, "the next target answered");
+
+    // The request's own limit raises the client's.
+    const raised = await alone.chat({
+      messages: [{ role: "user", content: "x" }],
+      resilience: { limits: { maxResponseBytes: 2 << 20 } },
+    });
+    equal(raised.text.length, 1024 * 1024, "the whole answer within the raised limit");
+  },
+
+  async "a stream line past limits.maxEventBytes fails with RESPONSE_TOO_LARGE without taking wasm memory"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ limits: { maxEventBytes: 64 * 1024 } });
+    const before = client.stats().memory.wasmBytes;
+    // 16 MiB on one unterminated line, after one ordinary chunk.
+    const stream = client.events(`${mock}/v1/chat/completions`, streamInit("x", "huge=16384"));
+    const data = [];
+    const error = await rejection((async () => {
+      for await (const event of stream) data.push(event.data);
+    })());
+    equal(error.code, "RESPONSE_TOO_LARGE", `error code (${error.message})`);
+    equal(error.name, "UpstreamError", "error name");
+    equal(error.option, "limits.maxEventBytes", "error.option");
+    check(error.message.includes("65536 bytes") && error.message.includes("limits.maxEventBytes"), error.message);
+    equal(data.length, 1, "the event before the long line was delivered");
+    const grown = client.stats().memory.wasmBytes - before;
+    check(grown <= 1 << 20, `wasm memory grew by ${grown} bytes for a 16 MiB line`);
+
+    // Past the bound before the first delta: nothing was delivered, so a chat stream moves on.
+    const big = unique("big");
+    const spare = unique("spare");
+    const chat = new ResilientClient({
+      targets: [target(mock, big, { headers: { "x-mock-fault": "huge=1024;huge-after=0" } }), target(mock, spare)],
+      limits: { maxEventBytes: 64 * 1024 },
+    });
+    const fellBack = chat.chatStream({ messages: [{ role: "user", content: "x" }] });
+    for await (const delta of fellBack) check(typeof delta.text === "string", "delta");
+    equal((await fellBack.result).target, spare, "answered by the next target");
+
+    // After a delta, the stream fails (with the text so far) and result rejects the same way.
+    const late = new ResilientClient({
+      targets: [target(mock, big, { headers: { "x-mock-fault": "huge=1024;huge-after=3" } }), target(mock, spare)],
+      limits: { maxEventBytes: 64 * 1024 },
+    });
+    const cut = late.chatStream({ messages: [{ role: "user", content: "x" }] });
+    let text = "";
+    const streamError = await rejection((async () => {
+      for await (const delta of cut) text += delta.text;
+    })());
+    equal(streamError.code, "RESPONSE_TOO_LARGE", `stream error (${streamError.message})`);
+    equal(streamError.partialText, text, "partialText");
+    check(text.startsWith("w0 "), `deltas before: ${text}`);
+    equal((await rejection(cut.result)).code, "RESPONSE_TOO_LARGE", "result rejects too");
+
+    // The generated text a stream keeps is bounded by limits.maxResponseBytes.
+    const short = new ResilientClient({ targets: [target(mock, unique("long"))], limits: { maxResponseBytes: 40 } });
+    const long = short.chatStream({ messages: [{ role: "user", content: "x" }] });
+    let got = "";
+    const tooLong = await rejection((async () => {
+      for await (const delta of long) got += delta.text;
+    })());
+    equal(tooLong.code, "RESPONSE_TOO_LARGE", `text bound (${tooLong.message})`);
+    equal(tooLong.option, "limits.maxResponseBytes", "error.option");
+    equal(tooLong.partialText, got, "partialText is what was delivered");
+    check(got.length > 0 && got.length <= 40, `delivered ${got.length} bytes`);
+  },
+
+  async "the copies the client reads (to cache, for usage) stop at limits.maxResponseBytes; the caller's body does not"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true, limits: { maxResponseBytes: 64 * 1024 } });
+    const stored = [];
+    client.on("cache", (event) => event.result === "store" && stored.push(event.url));
+    const init = (fault) => ({ ...chatInit("cache me", fault), resilience: { cache: "force" } });
+    const url = `${mock}/t/${unique("cached")}/v1/chat/completions`;
+    // The caller's own body is not bounded: the caller reads it.
+    equal((await (await client.fetch(url, init("huge=256"))).json()).choices[0].message.content.length, 256 * 1024, "the caller's body");
+    await new Promise((r) => setTimeout(r, 100));
+    equal(stored.length, 0, "a body past the limit is not stored");
+    equal((await client.fetch(url, init("huge=256"))).headers.get("x-cache"), "MISS", "asked again");
+    await (await client.fetch(url, init("huge=8"))).text();
+    await settle(() => stored.length === 1);
+
+    // A JSON answer past the limit is not read for its usage: the tokens-per-minute estimate stands.
+    const limited = new ResilientClient({ rateLimit: { tokensPerMinute: 1000, maxWaitMs: 0 }, limits: { maxResponseBytes: 100 } });
+    const body = chatBody("hi", { padding: "x".repeat(3000) }); // estimated ~750 tokens; ~600 bytes answered
+    const send = () => limited.fetch(`${mock}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    check((await (await send()).json()).usage.total_tokens < 100, "the caller's body is whole");
+    await new Promise((r) => setTimeout(r, 50));
+    equal((await rejection(send())).name, "RateLimitError", "the estimate stands");
+  },
+
+  async "limits are validated, naming the option"({ ResilientClient, SseParser }, mock) {
+    rejectsOptions(ResilientClient, [
+      [{ limits: { maxEventBytes: 0 } }, "RangeError", "limits.maxEventBytes"],
+      [{ limits: { maxResponseBytes: 1.5 } }, "RangeError", "limits.maxResponseBytes"],
+      [{ limits: { maxResponseBytes: 2 ** 31 } }, "RangeError", "limits.maxResponseBytes"],
+      [{ limits: { maxBytes: 1 } }, "TypeError", "limits.maxBytes"],
+      [{ limits: 5 }, "TypeError", "limits"],
+    ]);
+    const client = new ResilientClient();
+    const error = await rejection(client.fetch(`${mock}/health`, { resilience: { limits: { maxEventBytes: "1" } } }));
+    equal(error.name, "TypeError", "error name");
+    check(error.message.includes("resilience.limits.maxEventBytes"), error.message);
+    let thrown;
+    try {
+      new SseParser({ maxEventBytes: -1 });
+    } catch (e) {
+      thrown = e;
+    }
+    check(thrown?.name === "RangeError" && thrown.message.includes("maxEventBytes"), `SseParser option: ${thrown}`);
+  },
+
+  async "SseParser with maxEventBytes throws RESPONSE_TOO_LARGE on a longer line, until the stream ends"({ SseParser, ResilientClient }) {
+    const parser = new SseParser({ maxEventBytes: 1024 });
+    const encode = (text) => new TextEncoder().encode(text);
+    equal(parser.feed(encode("data: ok\n\n")).length, 1, "an ordinary event");
+    const line = new Uint8Array(4 << 20).fill(120); // 4 MiB of "x", in one chunk
+    const attempt = (chunk) => {
+      try {
+        parser.feed(chunk);
+      } catch (error) {
+        return error;
+      }
+    };
+    const wasm = new ResilientClient(); // the same wasm instance: its memory
+    const before = wasm.stats().memory.wasmBytes;
+    const error = attempt(line);
+    const grown = wasm.stats().memory.wasmBytes - before;
+    check(grown <= 256 * 1024, `wasm memory grew by ${grown} bytes: the chunk was copied in whole`);
+    equal(error?.code, "RESPONSE_TOO_LARGE", "error code");
+    check(error.message.includes("1024 bytes") && error.message.includes("maxEventBytes"), error.message);
+    equal(attempt(encode("\n\ndata: lost\n\n"))?.code, "RESPONSE_TOO_LARGE", "the stream stays failed");
+    parser.end();
+    equal(JSON.stringify(parser.feed(encode("data: next\n\n"))), JSON.stringify([{ event: "message", data: "next", id: "" }]), "the next stream parses");
+    // A long ID over many small events: every event carries it.
+    const id = "i".repeat(1000);
+    const events = new SseParser().feed(encode(`id: ${id}\n\n` + "data\n\n".repeat(3) + "id: 2\ndata\n\ndata\n\n"));
+    equal(events.map((e) => (e.id === id ? "long" : e.id)).join(), "long,long,long,2,2", "ids");
+  },
+
   async "SseParser splits events across chunks"({ SseParser }) {
     const parser = new SseParser();
     const bytes = new TextEncoder().encode("\uFEFFdata: a\r\n\r\nid: 7\nevent: x\ndata: b\n\n");

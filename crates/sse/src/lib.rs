@@ -11,7 +11,12 @@
 //! is scanned for a line terminator exactly once (with `memchr`), lines that lie inside one chunk are
 //! interpreted straight from that chunk, and only a line that crosses a chunk boundary is copied, once,
 //! into a carry-over buffer. A server that sends one multi-megabyte line in tiny chunks therefore costs
-//! no more than one that sends it whole. No input can make it panic.
+//! no more than one that sends it whole.
+//!
+//! It is bounded in memory: a line, or the data of one event, longer than the parser's limit
+//! ([`DEFAULT_MAX_EVENT_BYTES`] unless set with [`SseParser::with_max_event_bytes`]) fails the stream
+//! with [`TooLarge`] before its bytes are copied, so a hostile server cannot make one unterminated
+//! line take the memory. No input can make it panic.
 //!
 //! It lives in a crate of its own for one reason: the package is built for size (`opt-level = "z"`),
 //! and this crate alone is built for speed (`opt-level = 3`), which the parser benchmark showed to be
@@ -26,6 +31,17 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// A carry-over buffer bigger than this is freed once its line is done, so that one huge line does
 /// not pin its memory for the rest of the stream.
 const KEEP_LINE_CAPACITY: usize = 64 * 1024;
+
+/// The bound on one line and on one event's data when none is set: 1 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// A line or an event's data went past the parser's bound. The stream is failed: every later
+/// [`SseParser::feed`] returns this again until [`SseParser::end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    /// The bound, in bytes.
+    pub limit: usize,
+}
 
 /// One dispatched event, as an `EventSource` would deliver it to a `message` listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +62,13 @@ pub struct SseEvent {
 /// next to the event's bytes.)
 pub trait EventSink {
     /// One dispatched event: its type (`"message"` by default), data and the last event ID.
-    fn event(&mut self, event_type: &str, data: &str, id: &str);
+    /// `id_changed` is false when `id` is the one given with the parser's previous event, so that a
+    /// sink need not copy (or compare) a long ID that persists across many small events.
+    fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool);
 }
 
 impl EventSink for Vec<SseEvent> {
-    fn event(&mut self, event_type: &str, data: &str, id: &str) {
+    fn event(&mut self, event_type: &str, data: &str, id: &str, _: bool) {
         self.push(SseEvent {
             event: event_type.to_string(),
             data: data.to_string(),
@@ -61,12 +79,22 @@ impl EventSink for Vec<SseEvent> {
 
 /// Events packed into one string as `event CR data CR id CR` records, written straight from the
 /// parser's buffers: the cheapest shape to hand to JavaScript (one string per chunk, split there),
-/// since no field can contain a CR (lines end at CR and LF; data lines are joined with LF).
+/// since no field can contain a CR (lines end at CR and LF; data lines are joined with LF). An ID
+/// that is the previous record's is written as a single NUL (which no ID can contain): many small
+/// events under one long ID must not multiply it.
 #[derive(Debug, Default)]
 pub struct Packed(String);
 
+/// The ID field of a record whose ID is the previous record's.
+pub const SAME_ID: &str = "\0";
+
 impl EventSink for Packed {
-    fn event(&mut self, event_type: &str, data: &str, id: &str) {
+    fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool) {
+        let id = if id_changed || self.0.is_empty() {
+            id
+        } else {
+            SAME_ID
+        };
         for field in [event_type, data, id] {
             self.0.push_str(field);
             self.0.push('\r');
@@ -90,8 +118,12 @@ impl Packed {
 ///
 /// One parser follows one stream; after [`SseParser::end`] it may be fed the next stream of the same
 /// source (a reconnection), keeping its last event ID and reconnection time.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct SseParser {
+    /// The bound on a line and on an event's data, in bytes.
+    max: usize,
+    /// A bound was passed: the stream is failed until [`SseParser::end`].
+    failed: bool,
     /// Bytes of a line that began in an earlier chunk and has not been terminated yet.
     line: Vec<u8>,
     /// The previous line ended with CR at the end of a chunk: an LF starting the next chunk is the
@@ -109,27 +141,80 @@ pub struct SseParser {
     id_buffer: String,
     /// The source's last event ID string: what `id_buffer` held at the last dispatch.
     last_event_id: String,
+    /// An `id` field was seen since the last dispatch (`id_buffer` may differ from `last_event_id`).
+    id_seen: bool,
+    /// `last_event_id` changed since it was last given with an event.
+    id_changed: bool,
     /// The last valid `retry` value, in milliseconds.
     retry: Option<u64>,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_max_event_bytes(DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
 impl SseParser {
-    /// A parser at the start of a stream, with an empty last event ID and no reconnection time.
+    /// A parser at the start of a stream, with an empty last event ID and no reconnection time,
+    /// bounded by [`DEFAULT_MAX_EVENT_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A parser whose lines and events' data may not be longer than `max` bytes.
+    pub fn with_max_event_bytes(max: usize) -> Self {
+        SseParser {
+            max,
+            failed: false,
+            line: Vec::new(),
+            skip_lf: false,
+            bom_done: false,
+            bom_matched: 0,
+            data: String::new(),
+            event_type: String::new(),
+            id_buffer: String::new(),
+            last_event_id: String::new(),
+            id_seen: false,
+            id_changed: true,
+            retry: None,
+        }
+    }
+
+    /// The bound on a line and on an event's data, in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max
     }
 
     /// Feeds the next bytes of the stream; every event completed by them is pushed to `out`.
     ///
     /// Chunk boundaries may fall anywhere: inside a line, between the CR and LF of a CRLF, inside a
-    /// UTF-8 character or inside the leading byte order mark. The events do not depend on them.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut dyn EventSink) {
+    /// UTF-8 character or inside the leading byte order mark. The events do not depend on them, and
+    /// neither does the failure: a line or an event's data longer than the bound fails the stream
+    /// with [`TooLarge`] once that many bytes of it arrived (whole or unterminated), after the
+    /// events before it.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut dyn EventSink) -> Result<(), TooLarge> {
+        if self.failed {
+            return Err(self.too_large());
+        }
+        self.feed_bounded(chunk, out).inspect_err(|_| {
+            self.failed = true;
+            self.line = Vec::new();
+            self.data = String::new();
+        })
+    }
+
+    fn too_large(&self) -> TooLarge {
+        TooLarge { limit: self.max }
+    }
+
+    fn feed_bounded(&mut self, chunk: &[u8], out: &mut dyn EventSink) -> Result<(), TooLarge> {
         let mut chunk = chunk;
         if !self.bom_done {
             // The UTF-8 decoder strips one BOM, and only if the stream's first three bytes are one.
             while usize::from(self.bom_matched) < BOM.len() {
                 let Some((&byte, rest)) = chunk.split_first() else {
-                    return; // Still undecided: wait for more bytes.
+                    return Ok(()); // Still undecided: wait for more bytes.
                 };
                 let seen = usize::from(self.bom_matched);
                 if BOM.get(seen) == Some(&byte) {
@@ -162,11 +247,14 @@ impl SseParser {
             let terminator = chunk.get(end).copied();
             let body = chunk.get(start..end).unwrap_or(&[]);
             if self.line.is_empty() {
-                self.process_line(body, out);
+                self.check(body.len())?;
+                self.process_line(body, out)?;
             } else {
+                self.check(self.line.len().saturating_add(body.len()))?;
                 let mut line = mem::take(&mut self.line);
+                line.reserve_exact(growth(line.capacity(), line.len(), body.len(), self.max));
                 line.extend_from_slice(body);
-                self.process_line(&line, out);
+                self.process_line(&line, out)?;
                 if line.capacity() <= KEEP_LINE_CAPACITY {
                     line.clear();
                     self.line = line;
@@ -184,7 +272,19 @@ impl SseParser {
             }
         }
         if let Some(rest) = chunk.get(start..) {
-            self.line.extend_from_slice(rest);
+            self.check(self.line.len().saturating_add(rest.len()))?;
+            let line = &mut self.line;
+            line.reserve_exact(growth(line.capacity(), line.len(), rest.len(), self.max));
+            line.extend_from_slice(rest);
+        }
+        Ok(())
+    }
+
+    /// A line (or an event's data) of `len` bytes is within the bound.
+    fn check(&self, len: usize) -> Result<(), TooLarge> {
+        match len > self.max {
+            true => Err(self.too_large()),
+            false => Ok(()),
         }
     }
 
@@ -194,7 +294,8 @@ impl SseParser {
     /// line (it has no terminator, so it is not a line), the data and event type buffers and an `id`
     /// seen since the last dispatch are all dropped, and no event is pushed to `out`. The last event
     /// ID and the reconnection time are kept, and the parser is ready for the next stream of the same
-    /// source (whose leading BOM will be stripped again).
+    /// source (whose leading BOM will be stripped again). A stream failed with [`TooLarge`] ends
+    /// here too: the next one is read afresh.
     pub fn end(&mut self, out: &mut dyn EventSink) {
         let _ = out; // A stream never completes an event at its end.
         if self.line.capacity() > KEEP_LINE_CAPACITY {
@@ -202,12 +303,14 @@ impl SseParser {
         } else {
             self.line.clear();
         }
+        self.failed = false;
         self.skip_lf = false;
         self.bom_done = false;
         self.bom_matched = 0;
         self.data.clear();
         self.event_type.clear();
         self.id_buffer.clone_from(&self.last_event_id);
+        self.id_seen = false;
     }
 
     /// The last event ID string: the value of the last event ID buffer at the most recent dispatch
@@ -224,11 +327,14 @@ impl SseParser {
     }
 
     /// Interprets one complete line (without its terminator).
-    fn process_line(&mut self, line: &[u8], out: &mut dyn EventSink) {
+    fn process_line(&mut self, line: &[u8], out: &mut dyn EventSink) -> Result<(), TooLarge> {
         let (field, value) = match memchr::memchr(b':', line) {
-            None if line.is_empty() => return self.dispatch(out),
+            None if line.is_empty() => {
+                self.dispatch(out);
+                return Ok(());
+            }
             // A comment.
-            Some(0) => return,
+            Some(0) => return Ok(()),
             Some(colon) => {
                 let field = line.get(..colon).unwrap_or(&[]);
                 let value = line.get(colon + 1..).unwrap_or(&[]);
@@ -240,7 +346,16 @@ impl SseParser {
         // decodes to U+FFFD, this is the same as comparing the decoded strings.
         match field {
             b"data" => {
-                push_lossy(&mut self.data, value);
+                // The data buffer holds an LF after each line; the event's data drops the last.
+                self.check(self.data.len().saturating_add(value.len()))?;
+                let data = &mut self.data;
+                data.reserve_exact(growth(
+                    data.capacity(),
+                    data.len(),
+                    value.len() + 1,
+                    self.max,
+                ));
+                push_lossy(data, value);
                 self.data.push('\n');
             }
             b"event" => {
@@ -251,17 +366,22 @@ impl SseParser {
             b"id" if memchr::memchr(0, value).is_none() => {
                 self.id_buffer.clear();
                 push_lossy(&mut self.id_buffer, value);
+                self.id_seen = true;
             }
             // An invalid value leaves the reconnection time as it was.
             b"retry" => self.retry = parse_retry(value).or(self.retry),
             _ => {}
         }
+        Ok(())
     }
 
     /// The spec's "dispatch the event", on an empty line.
     fn dispatch(&mut self, out: &mut dyn EventSink) {
-        if self.last_event_id != self.id_buffer {
+        // Compared only after an `id` field: an ID that persists is never compared again, however
+        // many events follow it.
+        if mem::take(&mut self.id_seen) && self.last_event_id != self.id_buffer {
             self.last_event_id.clone_from(&self.id_buffer);
+            self.id_changed = true;
         }
         if self.data.is_empty() {
             self.event_type.clear();
@@ -275,7 +395,12 @@ impl SseParser {
         } else {
             &self.event_type
         };
-        out.event(event_type, &self.data, &self.last_event_id);
+        out.event(
+            event_type,
+            &self.data,
+            &self.last_event_id,
+            mem::take(&mut self.id_changed),
+        );
         self.event_type.clear();
         if self.data.capacity() > KEEP_LINE_CAPACITY {
             self.data = String::new();
@@ -283,6 +408,17 @@ impl SseParser {
             self.data.clear();
         }
     }
+}
+
+/// What to reserve for `more` bytes on a buffer of `len` bytes in `capacity`: doubling, for amortised
+/// linear time, but not past `max` (a buffer near the bound does not take twice the bound).
+fn growth(capacity: usize, len: usize, more: usize, max: usize) -> usize {
+    let needed = len.saturating_add(more);
+    if needed <= capacity {
+        return 0;
+    }
+    let doubled = capacity.saturating_mul(2).min(max);
+    needed.max(doubled) - len
 }
 
 /// Appends `bytes` decoded as UTF-8, each maximal invalid subpart replaced by U+FFFD (the WHATWG

@@ -1,0 +1,99 @@
+// The default byte limits against a hostile upstream, with bodies too big to send in every runtime's
+// suite: a 64 MiB chat answer, and a 64 MiB stream line with no end. Before the limits, the first
+// ended the Node process (the caller's try/catch never ran) and the second took 256 MiB of wasm
+// memory for good.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { ResilientClient } from "resilient-llm";
+import { startMockLlm } from "../../www/mock-llm.mjs";
+
+let mock;
+before(async () => {
+  mock = await startMockLlm();
+});
+after(() => mock.close());
+
+const MiB = 1 << 20;
+const target = (name, fault) => ({
+  name,
+  provider: "openai",
+  baseUrl: `${mock.url}/t/${name}`,
+  model: "mock-1",
+  headers: { "x-mock-fault": fault },
+});
+
+test("node: a chat answer past the default 8 MiB rejects with RESPONSE_TOO_LARGE and the process lives", async () => {
+  const client = new ResilientClient({ targets: [target("huge-answer", "huge=65536")] });
+  const before = client.stats().memory.wasmBytes;
+  const error = await client.chat({ messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+  assert.equal(error.name, "AllTargetsFailedError");
+  assert.equal(error.errors[0].code, "RESPONSE_TOO_LARGE");
+  assert.equal(error.errors[0].limit, 8 * MiB);
+  const grown = client.stats().memory.wasmBytes - before;
+  assert.ok(grown <= MiB, `wasm memory grew by ${grown} bytes for a 64 MiB answer`);
+});
+
+test("node: a 64 MiB stream line with no end fails at the default 1 MiB without taking wasm memory", async () => {
+  const client = new ResilientClient();
+  const before = client.stats().memory.wasmBytes;
+  const init = {
+    method: "POST",
+    headers: { "x-mock-fault": "huge=65536" },
+    body: JSON.stringify({ model: "mock-1", messages: [{ role: "user", content: "x" }], stream: true }),
+  };
+  const events = [];
+  const error = await (async () => {
+    for await (const event of client.events(`${mock.url}/v1/chat/completions`, init)) events.push(event);
+  })().catch((e) => e);
+  assert.equal(error.code, "RESPONSE_TOO_LARGE", error.message);
+  assert.equal(error.limit, MiB);
+  assert.equal(events.length, 1);
+  const grown = client.stats().memory.wasmBytes - before;
+  // The line's buffer up to the bound, and the smaller buffers it grew through.
+  assert.ok(grown <= 2.5 * MiB, `wasm memory grew by ${grown} bytes for a 64 MiB line`);
+});
+
+test("node: a 32 MiB stream handed over in one chunk is copied into wasm memory a slice at a time", async () => {
+  // A fetch (a caller's own, a buffering proxy) may hand a whole body over as one chunk.
+  const line = new TextEncoder().encode(`data: ${"x".repeat(32 * MiB)}`);
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async () =>
+    new Response(new ReadableStream({ start: (c) => (c.enqueue(line), c.close()) }), {
+      headers: { "content-type": "text/event-stream" },
+    });
+  try {
+    const client = new ResilientClient({ retry: false });
+    const before = client.stats().memory.wasmBytes;
+    const error = await (async () => {
+      for await (const event of client.events("http://upstream.invalid/stream")) assert.fail(`event ${event.data}`);
+    })().catch((e) => e);
+    assert.equal(error.code, "RESPONSE_TOO_LARGE", error.message);
+    const grown = client.stats().memory.wasmBytes - before;
+    assert.ok(grown <= 2.5 * MiB, `wasm memory grew by ${grown} bytes for a 32 MiB chunk`);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});
+
+// Without the check, the getter's throw unwound through the wasm and the call never settled.
+test("node: a body chunk that is not bytes fails the call, and the instance keeps working", { timeout: 10_000 }, async () => {
+  const realFetch = globalThis.fetch;
+  const hostile = { get length() { throw new Error("a getter ran inside a copy"); } };
+  globalThis.fetch = async () =>
+    new Response(new ReadableStream({ start: (c) => (c.enqueue(hostile), c.close()) }), {
+      headers: { "content-type": "application/json" },
+    });
+  try {
+    const client = new ResilientClient({
+      retry: false,
+      targets: [{ provider: "openai", baseUrl: "http://upstream.invalid", model: "m" }],
+    });
+    const error = await client.chat({ messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+    assert.equal(error.name, "AllTargetsFailedError");
+    assert.match(error.errors[0].message, /not a Uint8Array/);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  const client = new ResilientClient({ targets: [{ provider: "openai", baseUrl: `${mock.url}/t/after`, model: "m" }] });
+  assert.match((await client.chat({ messages: [{ role: "user", content: "still here" }] })).text, /still here/);
+});
