@@ -4,6 +4,7 @@ mod sim;
 
 use resilient_llm::core::breaker::BreakerConfig;
 use resilient_llm::core::config::{ClientConfig, Scope, Timeouts};
+use resilient_llm::core::dedupe::MAX_CALLERS;
 use resilient_llm::core::error::{Failure, TimeoutPhase};
 use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
 use resilient_llm::core::race::{race, Either};
@@ -495,6 +496,25 @@ fn identical_calls_in_flight_share_one_upstream_call() {
     assert!(outcomes.iter().all(|o| status(o.as_ref().unwrap()) == 200));
     assert_eq!(sim.sent.borrow().len(), 1);
     assert_eq!(engine.stats().deduplicated, 2);
+    assert!(flights.is_empty());
+}
+
+#[test]
+fn ten_thousand_identical_calls_share_one_upstream_call_per_thousand_callers() {
+    // Regression: every follower's copy was made from the one response in turn (in JS, a chain of
+    // tees as long as the number of followers), and a flight took any number of followers.
+    let sim = Sim::new(|_, _| Reply::status(200).after(100));
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let flights = Rc::new(SharedCalls::default());
+    let calls = (0..10_000)
+        .map(|i| (i / 1_000, None, call(&engine, "same")))
+        .collect();
+    let outcomes = run_shared(&sim, &engine, &flights, calls);
+    assert!(outcomes.iter().all(|o| status(o.as_ref().unwrap()) == 200));
+    assert_eq!(sim.sent.borrow().len(), 10, "one call per {MAX_CALLERS} callers");
+    // Each flight asked for its followers' copies once, all together.
+    assert_eq!(*sim.shared.borrow(), vec![MAX_CALLERS - 1; 10]);
+    assert_eq!(engine.stats().deduplicated, 10_000 - 10);
     assert!(flights.is_empty());
 }
 

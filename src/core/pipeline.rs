@@ -252,7 +252,7 @@ impl Engine {
             match flights.join(key) {
                 Role::Leader(leader) => {
                     let outcome = self.execute(platform, call).await;
-                    leader.complete(|| share_outcome(platform, &outcome));
+                    leader.complete(|copies| share_outcome(platform, &outcome, copies));
                     return outcome;
                 }
                 Role::Follower(follower) => {
@@ -528,17 +528,22 @@ pub type SharedCalls<R> = Flights<Result<Delivered<R>, Failure>>;
 fn share_outcome<P: Platform>(
     platform: &P,
     outcome: &Result<Delivered<P::Response>, Failure>,
-) -> Option<Result<Delivered<P::Response>, Failure>> {
+    copies: usize,
+) -> Vec<Result<Delivered<P::Response>, Failure>> {
     match outcome {
-        Ok(delivered) => platform.share(&delivered.response).map(|response| {
-            Ok(Delivered {
-                response,
-                attempts: delivered.attempts,
-                retry_after_ms: delivered.retry_after_ms,
-                tokens: None,
+        Ok(delivered) => platform
+            .share(&delivered.response, copies)
+            .into_iter()
+            .map(|response| {
+                Ok(Delivered {
+                    response,
+                    attempts: delivered.attempts,
+                    retry_after_ms: delivered.retry_after_ms,
+                    tokens: None,
+                })
             })
-        }),
-        Err(failure) => Some(Err(failure.clone())),
+            .collect(),
+        Err(failure) => (0..copies).map(|_| Err(failure.clone())).collect(),
     }
 }
 

@@ -8,6 +8,7 @@
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, ResponseMeta, SendError};
+use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::stream::{prime, Body, StreamStart};
@@ -143,15 +144,18 @@ impl Platform for JsPlatform {
         }
     }
 
-    fn share(&self, answer: &Answer) -> Option<Answer> {
+    fn share(&self, answer: &Answer, copies: usize) -> Vec<Answer> {
         if answer.stream.is_some() {
-            return None;
+            return Vec::new();
         }
-        Some(Answer {
-            response: Response::clone(&answer.response).ok()?,
-            stream: None,
-            error_class: answer.error_class,
-        })
+        fan_out::copies(&answer.response, copies)
+            .into_iter()
+            .map(|response| Answer {
+                response,
+                stream: None,
+                error_class: answer.error_class,
+            })
+            .collect()
     }
 
     fn emit(&self, event: Event) {

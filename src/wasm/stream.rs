@@ -29,6 +29,7 @@ use crate::wasm::chat::{
 };
 use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
@@ -678,12 +679,17 @@ impl Shared {
                         drop(leader);
                         return opened;
                     }
-                    leader.complete(|| match &opened {
-                        Err(error) => Some(Opening::Failed(error.clone())),
-                        Ok(_) if self.is_live() => Some(Opening::Live),
-                        Ok(opened) => Response::clone(&opened.response)
-                            .ok()
-                            .map(Opening::Answered),
+                    leader.complete(|copies| match &opened {
+                        Ok(opened) if !self.is_live() => fan_out::copies(&opened.response, copies)
+                            .into_iter()
+                            .map(Opening::Answered)
+                            .collect(),
+                        _ => (0..copies)
+                            .map(|_| match &opened {
+                                Err(error) => Opening::Failed(error.clone()),
+                                Ok(_) => Opening::Live,
+                            })
+                            .collect(),
                     });
                     return opened;
                 }

@@ -98,6 +98,8 @@ pub struct Sim {
     pub events: RefCell<Vec<(u64, &'static str, String)>>,
     /// Responses discarded by the pipeline (retried attempts).
     pub discarded: Cell<u32>,
+    /// How many copies each shared call was asked for, one entry per call.
+    pub shared: RefCell<Vec<usize>>,
 }
 
 impl Sim {
@@ -110,6 +112,7 @@ impl Sim {
             sent: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::new()),
             discarded: Cell::new(0),
+            shared: RefCell::new(Vec::new()),
         })
     }
 
@@ -231,8 +234,9 @@ impl Platform for SimPlatform {
     fn discard(&self, _: SimResponse) {
         self.0.discarded.set(self.0.discarded.get() + 1);
     }
-    fn share(&self, response: &SimResponse) -> Option<SimResponse> {
-        Some(response.clone())
+    fn share(&self, response: &SimResponse, copies: usize) -> Vec<SimResponse> {
+        self.0.shared.borrow_mut().push(copies);
+        vec![response.clone(); copies]
     }
     fn emit(&self, event: Event) {
         let kind = event.kind();
