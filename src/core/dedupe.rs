@@ -99,7 +99,10 @@ impl<T> Flights<T> {
     fn finish(&self, key: &str, flight: &Flight<T>, copies: impl FnOnce(usize) -> Vec<T>) {
         {
             let mut open = self.open.borrow_mut();
-            if open.get(key).is_some_and(|current| Rc::ptr_eq(current, flight)) {
+            if open
+                .get(key)
+                .is_some_and(|current| Rc::ptr_eq(current, flight))
+            {
                 open.remove(key);
             }
         }
