@@ -96,7 +96,7 @@ impl<T> Flights<T> {
     /// Closes `flight` (no one joins it any more) and hands its followers their outcomes: the
     /// copies that `copies(n)` makes for the `n` followers still waiting, in order; a follower
     /// left without one gets `None`.
-    fn finish(&self, key: &str, flight: &Flight<T>, copies: impl FnOnce(usize) -> Vec<T>) {
+    fn finish(&self, key: &str, flight: &Flight<T>, copies: &mut dyn FnMut(usize) -> Vec<T>) {
         {
             let mut open = self.open.borrow_mut();
             if open
@@ -130,9 +130,9 @@ pub struct Leader<'a, T> {
 impl<T> Leader<'_, T> {
     /// Hands every follower its copy of the outcome: `copies(n)` makes all `n` at once; a follower
     /// it makes none for (it returns fewer) makes its own call.
-    pub fn complete(mut self, copies: impl FnOnce(usize) -> Vec<T>) {
+    pub fn complete(mut self, mut copies: impl FnMut(usize) -> Vec<T>) {
         if let Some(flight) = self.flight.take() {
-            self.flights.finish(&self.key, &flight, copies);
+            self.flights.finish(&self.key, &flight, &mut copies);
         }
     }
 }
@@ -140,7 +140,7 @@ impl<T> Leader<'_, T> {
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
         if let Some(flight) = self.flight.take() {
-            self.flights.finish(&self.key, &flight, |_| Vec::new());
+            self.flights.finish(&self.key, &flight, &mut |_| Vec::new());
         }
     }
 }

@@ -178,13 +178,13 @@ impl Ledger {
     /// Makes room for one more row: forgets the users who spent at most the average this month,
     /// raising the floor to the most that any of them had spent.
     fn evict(&mut self) {
-        let rows = self.users.len() as u128;
-        let mut total = 0u128;
+        let rows = self.users.len().max(1) as u64;
+        let mut total = 0u64;
         self.users.retain(|spend| {
-            total += u128::from(spend.month_tokens);
+            total = total.saturating_add(spend.month_tokens);
             true
         });
-        let average = u64::try_from(total / rows.max(1)).unwrap_or(u64::MAX);
+        let average = total / rows;
         let floor = &mut self.floor;
         self.users.retain(|spend| {
             let keep = spend.month_tokens > average;
