@@ -22,15 +22,12 @@ pub fn bounded_key(key: &str) -> Cow<'_, str> {
     if key.len() <= MAX_KEY_BYTES {
         return Cow::Borrowed(key);
     }
-    let mut cut = PREFIX_BYTES;
-    while !key.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    Cow::Owned(format!(
-        "{}…sha256:{}",
-        &key[..cut],
-        hex(&sha256(key.as_bytes()))
-    ))
+    // `get` is `None` inside a character: at most 3 steps back to a boundary.
+    let prefix = (0..=PREFIX_BYTES)
+        .rev()
+        .find_map(|cut| key.get(..cut))
+        .unwrap_or_default();
+    Cow::Owned(format!("{prefix}…sha256:{}", hex(&sha256(key.as_bytes()))))
 }
 
 #[cfg(test)]

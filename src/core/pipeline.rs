@@ -509,21 +509,23 @@ fn share_outcome<P: Platform>(
     outcome: &Result<Delivered<P::Response>, Failure>,
     copies: usize,
 ) -> Vec<Result<Delivered<P::Response>, Failure>> {
+    let mut shared = Vec::with_capacity(copies);
     match outcome {
-        Ok(delivered) => platform
-            .share(&delivered.response, copies)
-            .into_iter()
-            .map(|response| {
-                Ok(Delivered {
-                    response,
-                    attempts: delivered.attempts,
-                    retry_after_ms: delivered.retry_after_ms,
-                    tokens: None,
-                })
-            })
-            .collect(),
-        Err(failure) => (0..copies).map(|_| Err(failure.clone())).collect(),
+        Ok(delivered) => platform.share(&delivered.response, copies, &mut |response| {
+            shared.push(Ok(Delivered {
+                response,
+                attempts: delivered.attempts,
+                retry_after_ms: delivered.retry_after_ms,
+                tokens: None,
+            }))
+        }),
+        Err(failure) => {
+            for _ in 0..copies {
+                shared.push(Err(failure.clone()));
+            }
+        }
     }
+    shared
 }
 
 /// The breaker or bucket key: the origin, or "client", plus a caller key when given.

@@ -10,23 +10,16 @@
 
 use web_sys::Response;
 
-/// `count` copies of `response`, whose body then reads through the tree as well; fewer (none) if
-/// cloning fails (a body already read).
-pub fn copies(response: &Response, count: usize) -> Vec<Response> {
-    let mut out = Vec::with_capacity(count);
-    split(response, count, &mut out);
-    out
-}
-
-/// Pushes `count` copies made from `from` onto `out`: one clone, then a share of the copies from
-/// each side of it (`from` keeps the larger).
-fn split(from: &Response, count: usize, out: &mut Vec<Response>) {
+/// Hands `each` `count` copies of `response`, whose body then reads through the tree as well;
+/// fewer (none) if cloning fails (a body already read).
+pub fn copies(response: &Response, count: usize, each: &mut dyn FnMut(Response)) {
     if count == 0 {
         return;
     }
-    let Ok(copy) = from.clone() else { return };
+    let Ok(copy) = response.clone() else { return };
+    // One clone, then a share of the copies from each side of it (`response` keeps the larger).
     let (mine, theirs) = (count / 2, count - 1 - count / 2);
-    out.push(Clone::clone(&copy));
-    split(from, mine, out);
-    split(&copy, theirs, out);
+    each(Clone::clone(&copy));
+    copies(response, mine, each);
+    copies(&copy, theirs, each);
 }

@@ -144,18 +144,16 @@ impl Platform for JsPlatform {
         }
     }
 
-    fn share(&self, answer: &Answer, copies: usize) -> Vec<Answer> {
-        if answer.stream.is_some() {
-            return Vec::new();
+    fn share(&self, answer: &Answer, copies: usize, each: &mut dyn FnMut(Answer)) {
+        if answer.stream.is_none() {
+            fan_out::copies(&answer.response, copies, &mut |response| {
+                each(Answer {
+                    response,
+                    stream: None,
+                    error_class: answer.error_class,
+                })
+            });
         }
-        fan_out::copies(&answer.response, copies)
-            .into_iter()
-            .map(|response| Answer {
-                response,
-                stream: None,
-                error_class: answer.error_class,
-            })
-            .collect()
     }
 
     fn emit(&self, event: Event) {

@@ -679,17 +679,24 @@ impl Shared {
                         drop(leader);
                         return opened;
                     }
-                    leader.complete(|copies| match &opened {
-                        Ok(opened) if !self.is_live() => fan_out::copies(&opened.response, copies)
-                            .into_iter()
-                            .map(Opening::Answered)
-                            .collect(),
-                        _ => (0..copies)
-                            .map(|_| match &opened {
-                                Err(error) => Opening::Failed(error.clone()),
-                                Ok(_) => Opening::Live,
-                            })
-                            .collect(),
+                    leader.complete(|copies| {
+                        let mut shared = Vec::with_capacity(copies);
+                        match &opened {
+                            Ok(opened) if !self.is_live() => {
+                                fan_out::copies(&opened.response, copies, &mut |response| {
+                                    shared.push(Opening::Answered(response))
+                                })
+                            }
+                            _ => {
+                                for _ in 0..copies {
+                                    shared.push(match &opened {
+                                        Err(error) => Opening::Failed(error.clone()),
+                                        Ok(_) => Opening::Live,
+                                    });
+                                }
+                            }
+                        }
+                        shared
                     });
                     return opened;
                 }

@@ -234,9 +234,11 @@ impl Platform for SimPlatform {
     fn discard(&self, _: SimResponse) {
         self.0.discarded.set(self.0.discarded.get() + 1);
     }
-    fn share(&self, response: &SimResponse, copies: usize) -> Vec<SimResponse> {
+    fn share(&self, response: &SimResponse, copies: usize, each: &mut dyn FnMut(SimResponse)) {
         self.0.shared.borrow_mut().push(copies);
-        vec![response.clone(); copies]
+        for _ in 0..copies {
+            each(response.clone());
+        }
     }
     fn emit(&self, event: Event) {
         let kind = event.kind();

@@ -168,7 +168,7 @@ impl Ledger {
 
     /// `user`'s row, made (from the floor, room made first) if absent.
     fn row(&mut self, user: &str) -> &mut UserSpend {
-        if !self.users.contains_key(user) && self.users.len() >= self.max_users {
+        if self.users.get(user).is_none() && self.users.len() >= self.max_users {
             self.evict();
         }
         let floor = self.floor;
@@ -179,11 +179,8 @@ impl Ledger {
     /// raising the floor to the most that any of them had spent.
     fn evict(&mut self) {
         let rows = self.users.len().max(1) as u64;
-        let mut total = 0u64;
-        self.users.retain(|spend| {
-            total = total.saturating_add(spend.month_tokens);
-            true
-        });
+        let total =
+            (self.users.values()).fold(0u64, |sum, spend| sum.saturating_add(spend.month_tokens));
         let average = total / rows;
         let floor = &mut self.floor;
         self.users.retain(|spend| {
