@@ -168,11 +168,17 @@ impl Ledger {
 
     /// `user`'s row, made (from the floor, room made first) if absent.
     fn row(&mut self, user: &str) -> &mut UserSpend {
+        self.make_room(user);
+        let floor = self.floor;
+        self.users.get_or_insert_with(user, || floor)
+    }
+
+    /// Makes room for `user`'s row if it has none and the ledger is full (which may raise the floor
+    /// that the new row starts from).
+    fn make_room(&mut self, user: &str) {
         if self.users.get(user).is_none() && self.users.len() >= self.max_users {
             self.evict();
         }
-        let floor = self.floor;
-        self.users.get_or_insert_with(user, || floor)
     }
 
     /// Makes room for one more row: forgets the users who spent at most the average this month,
@@ -221,6 +227,9 @@ impl Ledger {
                 });
             }
         }
+        // Room first: an eviction raises the floor that a new row starts from, and the caps are
+        // checked against that.
+        self.make_room(user);
         let spend = self.spend_of(user);
         let checks = [
             (
