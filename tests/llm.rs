@@ -4,6 +4,7 @@
 //! bodies carry any text exactly, and no sequence of reservations gets past a cap.
 
 use resilient_llm::core::json::Json;
+use resilient_llm::core::llm::budget::MAX_USERS as MAX_LEDGER_USERS;
 use resilient_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
     BudgetConfig, Cap, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message, Pricing,
@@ -109,6 +110,72 @@ fn day_and_month_roll_over_by_utc_date() {
     assert_eq!(ledger.spent("bob", feb_1), (700, 700, 1_000));
     // 2026-02-02: the day resets, the month keeps February's spend.
     assert_eq!(ledger.spent("bob", feb_1 + DAY_MS), (0, 700, 0));
+}
+
+#[test]
+fn a_full_ledger_forgets_light_users_without_reopening_anyones_cap() {
+    // Regression: within a day the ledger kept a row for every user id it saw, without bound.
+    let mut ledger = daily(1000);
+    let now = JAN_31_LAST_SECOND - DAY_MS;
+    let spend = |ledger: &mut Ledger, user: &str, tokens: u64| {
+        let hold = ledger
+            .reserve(user, tokens, 0, now)
+            .expect("within the cap");
+        ledger.settle(hold, tokens, 0);
+    };
+    spend(&mut ledger, "heavy", 900);
+    let pending = ledger
+        .reserve("pending", 5, 0, now)
+        .expect("within the cap");
+    let mut most = 0;
+    for i in 0..100_000 {
+        spend(&mut ledger, &format!("light-{i}"), 10);
+        most = most.max(ledger.users());
+    }
+    assert_eq!(most, MAX_LEDGER_USERS);
+    // Evicted light users count as having spent the floor, at least what they spent; the heavy
+    // user was kept as is.
+    let floor = ledger.spent("light-0", now).0;
+    assert!((10..900).contains(&floor), "floor {floor}");
+    assert!(ledger.reserve("light-0", 1001 - floor, 0, now).is_err());
+    assert_eq!(ledger.spent("heavy", now).0, 900);
+    assert!(ledger.reserve("heavy", 101, 0, now).is_err());
+    // A hold outlives its row: used beyond what was held, it is charged on a row from the floor.
+    assert_eq!(ledger.spent("pending", now).0, floor);
+    ledger.settle(pending, 300, 0);
+    assert_eq!(ledger.spent("pending", now).0, floor + 295);
+    // A new user starts at the floor, and the floor ends with the day.
+    assert_eq!(ledger.spent("newcomer", now).0, floor);
+    assert_eq!(ledger.spent("newcomer", now + DAY_MS).0, 0);
+}
+
+#[test]
+fn long_user_ids_are_kept_in_bounded_bytes_by_the_ledger_and_the_tally() {
+    // Regression: 6k user ids of 16 KB took 174 MB and a 94 MB stats() report.
+    let mut ledger = daily(1000);
+    let mut tally = CostTally::new();
+    let id = |i: usize| format!("{}{i}", "u".repeat(16 * 1024));
+    for i in 0..1_000 {
+        let hold = ledger.reserve(&id(i), 600, 0, JAN_31_LAST_SECOND).unwrap();
+        ledger.settle(hold, 600, 0);
+        tally.add(
+            "m",
+            &id(i),
+            &Usage {
+                input_tokens: 1,
+                output_tokens: 1,
+            },
+            1,
+        );
+    }
+    // Still one row per user: ids that differ only at the end are not merged.
+    assert_eq!(ledger.users(), 1_000);
+    assert!(ledger.reserve(&id(7), 600, 0, JAN_31_LAST_SECOND).is_err());
+    let users = tally.by_user();
+    assert_eq!(users.len(), 1_000);
+    assert!(users
+        .iter()
+        .all(|(user, ..)| user.len() <= 138 && user.starts_with("uuuu")));
 }
 
 #[test]
@@ -571,7 +638,10 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
         #[test]
-        fn spent_plus_held_never_exceeds_a_cap(ops in proptest::collection::vec(op(), 0..120)) {
+        fn spent_plus_held_never_exceeds_a_cap(
+            ops in proptest::collection::vec(op(), 0..120),
+            bounded in any::<bool>(),
+        ) {
             const USERS: [&str; 3] = ["a", "b", ""];
             let cfg = BudgetConfig {
                 per_request_tokens: Some(350),
@@ -579,7 +649,12 @@ mod properties {
                 per_user_monthly_tokens: Some(2500),
                 daily_cost_micros: Some(900),
             };
-            let mut ledger = Ledger::new(cfg.clone());
+            // Bounded to one row, the ledger forgets users all the time: it may then refuse what
+            // fits (a user counts as having spent the floor), never admit what does not.
+            let mut ledger = match bounded {
+                true => Ledger::with_max_users(cfg.clone(), 1),
+                false => Ledger::new(cfg.clone()),
+            };
             // Start two days before a month end.
             let mut now = JAN_31_LAST_SECOND - 2 * DAY_MS;
             let mut clock = now; // the latest time seen: the ledger never goes back
@@ -607,7 +682,7 @@ mod properties {
                                 holds.push((hold, records.len() - 1));
                             }
                             Err(e) => {
-                                prop_assert!(!fits, "refused though it fits: {:?}", e);
+                                prop_assert!(bounded || !fits, "refused though it fits: {:?}", e);
                                 prop_assert!(e.needed > e.remaining);
                             }
                         }
@@ -638,8 +713,13 @@ mod properties {
                     let day_tokens: u64 = records.iter().filter(|r| r.user == i && r.day == day).map(|r| r.tokens).sum();
                     let month_tokens: u64 = records.iter().filter(|r| r.user == i && r.month == month).map(|r| r.tokens).sum();
                     let spent = ledger.spent(name, now);
-                    prop_assert_eq!(spent, (day_tokens, month_tokens, cost_today));
-                    prop_assert!(spent.0 <= 1000 && spent.1 <= 2500 && spent.2 <= 900);
+                    if bounded {
+                        prop_assert!(spent.0 >= day_tokens && spent.1 >= month_tokens);
+                        prop_assert_eq!(spent.2, cost_today);
+                    } else {
+                        prop_assert_eq!(spent, (day_tokens, month_tokens, cost_today));
+                    }
+                    prop_assert!(day_tokens <= 1000 && month_tokens <= 2500 && cost_today <= 900);
                     let (_, per_mille) = ledger.usage_per_mille(name, now).unwrap_or((Cap::DailyCost, 0));
                     prop_assert!(per_mille <= 1000);
                 }

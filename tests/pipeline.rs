@@ -2,8 +2,10 @@
 
 mod sim;
 
-use resilient_llm::core::breaker::BreakerConfig;
+use resilient_llm::core::breaker::registry::MAX_BREAKERS;
+use resilient_llm::core::breaker::{BreakerConfig, StateKind};
 use resilient_llm::core::config::{ClientConfig, Scope, Timeouts};
+use resilient_llm::core::dedupe::MAX_CALLERS;
 use resilient_llm::core::error::{Failure, TimeoutPhase};
 use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
 use resilient_llm::core::race::{race, Either};
@@ -523,6 +525,112 @@ fn identical_calls_in_flight_share_one_upstream_call() {
     assert_eq!(sim.sent.borrow().len(), 1);
     assert_eq!(engine.stats().deduplicated, 2);
     assert!(flights.is_empty());
+}
+
+#[test]
+fn ten_thousand_identical_calls_share_one_upstream_call_per_thousand_callers() {
+    // Regression: every follower's copy was made from the one response in turn (in JS, a chain of
+    // tees as long as the number of followers), and a flight took any number of followers.
+    let sim = Sim::new(|_, _| Reply::status(200).after(100));
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let flights = Rc::new(SharedCalls::default());
+    let calls = (0..10_000)
+        .map(|i| (i / 1_000, None, call(&engine, "same")))
+        .collect();
+    let outcomes = run_shared(&sim, &engine, &flights, calls);
+    assert!(outcomes.iter().all(|o| status(o.as_ref().unwrap()) == 200));
+    assert_eq!(
+        sim.sent.borrow().len(),
+        10,
+        "one call per {MAX_CALLERS} callers"
+    );
+    // Each flight asked for its followers' copies once, all together.
+    assert_eq!(*sim.shared.borrow(), vec![MAX_CALLERS - 1; 10]);
+    assert_eq!(engine.stats().deduplicated, 10_000 - 10);
+    assert!(flights.is_empty());
+}
+
+#[test]
+fn a_hundred_thousand_origins_keep_a_thousand_breakers_and_the_open_one_stays_open() {
+    // Regression: one breaker per origin, forever (100k origins: 100k breakers, each new origin
+    // shifting a sorted list of all of them).
+    let sim = Sim::new(|_, request| Reply::status(if request == "down" { 503 } else { 200 }));
+    let cfg = ClientConfig {
+        breaker: Some((
+            BreakerConfig {
+                reset_timeout_ms: 10_000_000, // longer than the run
+                ..BreakerConfig::default()
+            },
+            Scope::Origin,
+        )),
+        ..config(None)
+    };
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let at = |label: &str, origin: String| CallSpec {
+        origin,
+        ..call(&engine, label)
+    };
+    let down = || at("down", "https://down.example".to_string());
+    for _ in 0..5 {
+        run_one(&sim, &engine, down()).ok();
+    }
+    let flaky = || at("down", "https://flaky.example".to_string());
+    run_one(&sim, &engine, flaky()).ok();
+    let long_origin = format!("https://{}.example", "a".repeat(16 * 1024));
+    run_one(&sim, &engine, at("up", long_origin)).ok();
+    let mut most = 0;
+    for i in 0..100_000 {
+        run_one(&sim, &engine, at("up", format!("https://o{i}.example"))).ok();
+        if i % 1000 == 0 {
+            most = most.max(engine.breakers(sim.now()).len());
+        }
+    }
+    let breakers = engine.breakers(sim.now());
+    assert_eq!((most, breakers.len()), (MAX_BREAKERS, MAX_BREAKERS));
+    assert!(
+        breakers.iter().all(|b| b.key.len() <= 138),
+        "keys bounded in bytes"
+    );
+    // The idle breakers made room; the open one and the one with a failure counted were kept.
+    let kept = |key: &str| {
+        breakers
+            .iter()
+            .find(|b| b.key == key)
+            .map(|b| (b.state, b.failures))
+    };
+    assert_eq!(kept("https://down.example"), Some((StateKind::Open, 0)));
+    assert_eq!(kept("https://flaky.example"), Some((StateKind::Closed, 1)));
+    assert!(matches!(
+        run_one(&sim, &engine, down()),
+        Err(Failure::CircuitOpen { .. })
+    ));
+}
+
+#[test]
+fn when_every_breaker_kept_is_open_the_least_recently_used_makes_room() {
+    let sim = Sim::new(|_, _| Reply::status(503));
+    let cfg = ClientConfig {
+        breaker: Some((
+            BreakerConfig {
+                failure_threshold: 1,
+                ..BreakerConfig::default()
+            },
+            Scope::Origin,
+        )),
+        ..config(None)
+    };
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let at = |i: usize| CallSpec {
+        origin: format!("https://o{i}.example"),
+        ..call(&engine, "x")
+    };
+    for i in 0..=MAX_BREAKERS {
+        run_one(&sim, &engine, at(i)).ok();
+    }
+    let breakers = engine.breakers(sim.now());
+    assert_eq!(breakers.len(), MAX_BREAKERS);
+    assert!(breakers.iter().all(|b| b.state == StateKind::Open));
+    assert!(!breakers.iter().any(|b| b.key == "https://o0.example"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The resilience policies driven in simulated time: the clock is a `u64` the test advances.
 
 use proptest::prelude::*;
+use resilient_llm::core::bounded_key::bounded_key;
 use resilient_llm::core::breaker::{
     verdict_for_status, Breaker, BreakerConfig, State, StateKind, Verdict,
 };
@@ -520,6 +521,28 @@ fn lru_bound_holds() {
         let _ = k.get("hot", 0);
     }
     assert_eq!(k.get("hot", 0).reserve(0, 0).map(|r| r.wait_ms), Ok(1000));
+}
+
+#[test]
+fn long_rate_limit_keys_keep_their_own_buckets() {
+    // Regression: keys were held whole (20k keys of 16 KB: +332 MB); now a long key is kept as a
+    // prefix and its hash, which must still tell apart keys that differ only at the end.
+    let mut k = KeyedRateLimiter::new(limited(60, 1, u64::MAX), 100);
+    let long = |end: char| format!("{}{end}", "k".repeat(16 * 1024));
+    assert_eq!(k.get(&long('a'), 0).reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+    assert_eq!(
+        k.get(&long('a'), 0).reserve(0, 0).map(|r| r.wait_ms),
+        Ok(1000)
+    );
+    assert_eq!(k.get(&long('b'), 0).reserve(0, 0).map(|r| r.wait_ms), Ok(0));
+    assert_eq!(k.len(), 2);
+    // A short key spelled like a long key's replacement is a key of its own.
+    let replacement = bounded_key(&long('a')).into_owned();
+    assert!(replacement.len() <= 138);
+    assert_eq!(
+        k.get(&replacement, 0).reserve(0, 0).map(|r| r.wait_ms),
+        Ok(0)
+    );
 }
 
 // ---------------------------------------------------------------- properties

@@ -5,6 +5,13 @@
 //! others (followers) wait for it and each receive their own copy of the outcome, so every caller can
 //! read its response body independently.
 //!
+//! Copies are made all at once, when the leader completes ([`Leader::complete`] is told how many),
+//! so that the platform can arrange them: a JS `Response` tees its body on every clone, and clones
+//! made one after another read through a chain as long as their number (see
+//! `crate::wasm::fan_out`). A flight serves at most [`MAX_CALLERS`]: the next identical caller
+//! leads a new flight under the same key, which later callers join. So one upstream failure reaches
+//! a bounded number of callers, and one answer is copied a bounded number of times.
+//!
 //! Aborts stay private. If the leader is dropped (its caller aborted) before the call completes, the
 //! followers are released with "no result" and the first of them to run again becomes the new leader
 //! and makes its own call: one caller's abort never fails another caller. There is no background
@@ -16,6 +23,9 @@ use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+/// Most callers one flight serves, its leader included; the next identical caller leads a new one.
+pub const MAX_CALLERS: usize = 1_000;
+
 /// What a follower finds in its slot: `None` until the leader finishes; then `Some(None)` when the
 /// leader was dropped without an outcome, or `Some(Some(outcome))`.
 struct Slot<T> {
@@ -25,15 +35,18 @@ struct Slot<T> {
 
 type SharedSlot<T> = Rc<RefCell<Slot<T>>>;
 
-/// The calls in flight, by key.
+/// One flight's followers.
+type Flight<T> = Rc<RefCell<Vec<SharedSlot<T>>>>;
+
+/// The calls in flight, by key: the flight that the next identical caller joins.
 pub struct Flights<T> {
-    waiting: RefCell<StringMap<Vec<SharedSlot<T>>>>,
+    open: RefCell<StringMap<Flight<T>>>,
 }
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
         Flights {
-            waiting: RefCell::new(StringMap::new()),
+            open: RefCell::new(StringMap::new()),
         }
     }
 }
@@ -47,31 +60,32 @@ pub enum Role<'a, T> {
 }
 
 impl<T> Flights<T> {
-    /// Joins the flight for `key`, or starts one.
+    /// Joins the flight for `key`, or starts one (also when the flight for `key` is full).
     pub fn join(&self, key: &str) -> Role<'_, T> {
-        let mut waiting = self.waiting.borrow_mut();
-        match waiting.get_mut(key) {
-            Some(followers) => {
+        let mut open = self.open.borrow_mut();
+        if let Some(flight) = open.get(key) {
+            let mut followers = flight.borrow_mut();
+            if followers.len() + 1 < MAX_CALLERS {
                 let slot = Rc::new(RefCell::new(Slot {
                     outcome: None,
                     waker: None,
                 }));
                 followers.push(slot.clone());
-                Role::Follower(Follower { slot })
-            }
-            None => {
-                waiting.insert(key.to_string(), Vec::new());
-                Role::Leader(Leader {
-                    flights: self,
-                    key: Some(key.to_string()),
-                })
+                return Role::Follower(Follower { slot });
             }
         }
+        let flight = Flight::default();
+        open.insert(key.to_string(), flight.clone());
+        Role::Leader(Leader {
+            flights: self,
+            key: key.to_string(),
+            flight: Some(flight),
+        })
     }
 
-    /// How many keys have a call in flight.
+    /// How many keys have a call in flight that a caller can join.
     pub fn len(&self) -> usize {
-        self.waiting.borrow().len()
+        self.open.borrow().len()
     }
 
     /// True when nothing is in flight.
@@ -79,13 +93,26 @@ impl<T> Flights<T> {
         self.len() == 0
     }
 
-    fn finish(&self, key: &str, mut copy: impl FnMut() -> Option<T>) {
-        let followers = self.waiting.borrow_mut().remove(key).unwrap_or_default();
-        for slot in followers {
-            // A follower that went away holds no reference: do not make it a copy.
-            let gone = Rc::strong_count(&slot) == 1;
+    /// Closes `flight` (no one joins it any more) and hands its followers their outcomes: the
+    /// copies that `copies(n)` makes for the `n` followers still waiting, in order; a follower
+    /// left without one gets `None`.
+    fn finish(&self, key: &str, flight: &Flight<T>, copies: &mut dyn FnMut(usize) -> Vec<T>) {
+        {
+            let mut open = self.open.borrow_mut();
+            if open
+                .get(key)
+                .is_some_and(|current| Rc::ptr_eq(current, flight))
+            {
+                open.remove(key);
+            }
+        }
+        let followers = std::mem::take(&mut *flight.borrow_mut());
+        // A follower that went away holds no reference: do not make it a copy.
+        let waiting = |slot: &SharedSlot<T>| Rc::strong_count(slot) > 1;
+        let mut outcomes = copies(followers.iter().filter(|s| waiting(s)).count()).into_iter();
+        for slot in followers.iter().filter(|s| waiting(s)) {
             let mut slot = slot.borrow_mut();
-            slot.outcome = Some(if gone { None } else { copy() });
+            slot.outcome = Some(outcomes.next());
             if let Some(waker) = slot.waker.take() {
                 waker.wake();
             }
@@ -96,23 +123,24 @@ impl<T> Flights<T> {
 /// The caller making the call for everybody.
 pub struct Leader<'a, T> {
     flights: &'a Flights<T>,
-    key: Option<String>,
+    key: String,
+    flight: Option<Flight<T>>,
 }
 
 impl<T> Leader<'_, T> {
-    /// Hands every follower its copy of the outcome. `copy` returns `None` when no copy can be made
-    /// (that follower then makes its own call).
-    pub fn complete(mut self, copy: impl FnMut() -> Option<T>) {
-        if let Some(key) = self.key.take() {
-            self.flights.finish(&key, copy);
+    /// Hands every follower its copy of the outcome: `copies(n)` makes all `n` at once; a follower
+    /// it makes none for (it returns fewer) makes its own call.
+    pub fn complete(mut self, mut copies: impl FnMut(usize) -> Vec<T>) {
+        if let Some(flight) = self.flight.take() {
+            self.flights.finish(&self.key, &flight, &mut copies);
         }
     }
 }
 
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.flights.finish(&key, || None);
+        if let Some(flight) = self.flight.take() {
+            self.flights.finish(&self.key, &flight, &mut |_| Vec::new());
         }
     }
 }
@@ -162,12 +190,12 @@ mod tests {
         };
         let mut a = pin!(a.outcome());
         assert!(poll_once(a.as_mut()).is_pending());
-        let mut copies = 0;
-        leader.complete(|| {
-            copies += 1;
-            Some(7)
+        let mut asked = Vec::new();
+        leader.complete(|n| {
+            asked.push(n);
+            vec![7; n]
         });
-        assert_eq!(copies, 2);
+        assert_eq!(asked, [2], "all copies are asked for at once");
         assert_eq!(poll_once(a.as_mut()), Poll::Ready(Some(7)));
         assert_eq!(poll_once(pin!(b.outcome())), Poll::Ready(Some(7)));
         assert!(flights.is_empty());
@@ -195,12 +223,58 @@ mod tests {
             panic!("first caller leads")
         };
         drop(flights.join("k"));
-        let mut copies = 0;
-        leader.complete(|| {
-            copies += 1;
-            Some(1)
+        let mut asked = Vec::new();
+        leader.complete(|n| {
+            asked.push(n);
+            vec![1; n]
         });
-        assert_eq!(copies, 0);
+        assert_eq!(asked, [0]);
+    }
+
+    #[test]
+    fn a_follower_left_without_a_copy_makes_its_own_call() {
+        let flights = Flights::<u32>::default();
+        let Role::Leader(leader) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let (Role::Follower(a), Role::Follower(b)) = (flights.join("k"), flights.join("k")) else {
+            panic!("later callers follow")
+        };
+        leader.complete(|_| vec![5]);
+        assert_eq!(poll_once(pin!(a.outcome())), Poll::Ready(Some(5)));
+        assert_eq!(poll_once(pin!(b.outcome())), Poll::Ready(None));
+    }
+
+    #[test]
+    fn a_full_flight_makes_the_next_caller_lead_a_new_one() {
+        let flights = Flights::<usize>::default();
+        let Role::Leader(first) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let followers: Vec<_> = (1..MAX_CALLERS).map(|_| flights.join("k")).collect();
+        assert!(followers.iter().all(|r| matches!(r, Role::Follower(_))));
+        let Role::Leader(second) = flights.join("k") else {
+            panic!("the caller past the bound leads a new flight")
+        };
+        let Role::Follower(late) = flights.join("k") else {
+            panic!("later callers join the new flight")
+        };
+        // The first flight ending leaves the second one open to identical callers.
+        first.complete(|n| {
+            assert_eq!(n, MAX_CALLERS - 1);
+            vec![1; n]
+        });
+        let Role::Follower(later) = flights.join("k") else {
+            panic!("the second flight is still open to identical callers")
+        };
+        second.complete(|n| {
+            assert_eq!(n, 2);
+            vec![2; n]
+        });
+        assert_eq!(poll_once(pin!(later.outcome())), Poll::Ready(Some(2)));
+        assert_eq!(poll_once(pin!(late.outcome())), Poll::Ready(Some(2)));
+        assert!(flights.is_empty());
+        drop(followers);
     }
 
     #[test]

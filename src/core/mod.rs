@@ -1,5 +1,6 @@
 //! The pure core: policies, the request pipeline and the SSE parser, with no JavaScript in sight.
 
+pub mod bounded_key;
 pub mod breaker;
 pub mod cache;
 pub mod config;

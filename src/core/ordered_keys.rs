@@ -59,6 +59,13 @@ impl<S: Ord + Copy> OrderedKeys<S> {
         self.take(self.head)
     }
 
+    /// The keys, first stamp first.
+    pub fn iter(&self) -> impl Iterator<Item = (&S, &str)> {
+        self.items[self.head..]
+            .iter()
+            .filter_map(|(s, k)| Some((s, k.as_deref()?)))
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.live

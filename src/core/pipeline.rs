@@ -6,7 +6,8 @@
 //! future is dropped, and guards give back what the call held (a rate-limit reservation, a half-open
 //! probe slot) so an abort never leaks capacity.
 
-use crate::core::breaker::{verdict_for_status, Breaker, Permit, StateKind, Verdict};
+use crate::core::breaker::registry::Breakers;
+use crate::core::breaker::{verdict_for_status, Permit, StateKind, Verdict};
 use crate::core::config::{ClientConfig, Scope, Timeouts};
 use crate::core::dedupe::{Flights, Role};
 use crate::core::error::{Failure, TimeoutPhase};
@@ -16,7 +17,6 @@ use crate::core::race::{race, Either};
 use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
 use crate::core::rng::Rng;
-use crate::core::sorted_map::SortedMap;
 use crate::core::stats::Stats;
 use std::cell::{Cell, RefCell};
 
@@ -94,27 +94,11 @@ pub struct Engine {
 }
 
 struct State {
-    breakers: SortedMap<String, TrackedBreaker>,
+    breakers: Breakers,
     limiter: Option<KeyedRateLimiter>,
     budget: Option<RetryBudget>,
     rng: Rng,
     stats: Stats,
-}
-
-/// A breaker and the state last reported in an event: transitions such as open -> half-open happen
-/// lazily inside the breaker, so the pipeline notices them by comparing.
-struct TrackedBreaker {
-    breaker: Breaker,
-    reported: StateKind,
-}
-
-impl TrackedBreaker {
-    /// The transition since the last report, if any.
-    fn observe(&mut self, now_ms: u64) -> Option<(StateKind, StateKind)> {
-        let current = self.breaker.state(now_ms);
-        let from = std::mem::replace(&mut self.reported, current);
-        (from != current).then_some((from, current))
-    }
 }
 
 enum AttemptFailure {
@@ -136,7 +120,7 @@ impl Engine {
         Engine {
             config,
             state: RefCell::new(State {
-                breakers: SortedMap::new(),
+                breakers: Breakers::new(),
                 limiter,
                 budget,
                 rng: Rng::new(seed),
@@ -258,7 +242,7 @@ impl Engine {
             match flights.join(key) {
                 Role::Leader(leader) => {
                     let outcome = self.execute(platform, call).await;
-                    leader.complete(|| share_outcome(platform, &outcome));
+                    leader.complete(|copies| share_outcome(platform, &outcome, copies));
                     return outcome;
                 }
                 Role::Follower(follower) => {
@@ -491,12 +475,7 @@ impl Engine {
         let key = scoped_key(*scope, &call.origin, None);
         let (transitions, admitted) = {
             let mut state = self.state.borrow_mut();
-            let tracked = state
-                .breakers
-                .get_or_insert_with(key.clone(), || TrackedBreaker {
-                    breaker: Breaker::new(cfg.clone()),
-                    reported: StateKind::Closed,
-                });
+            let tracked = state.breakers.get_or_insert(&key, cfg, started_ms);
             let before = tracked.observe(started_ms);
             let admitted = tracked.breaker.try_acquire(started_ms);
             let after = tracked.observe(started_ms);
@@ -534,18 +513,25 @@ pub type SharedCalls<R> = Flights<Result<Delivered<R>, Failure>>;
 fn share_outcome<P: Platform>(
     platform: &P,
     outcome: &Result<Delivered<P::Response>, Failure>,
-) -> Option<Result<Delivered<P::Response>, Failure>> {
+    copies: usize,
+) -> Vec<Result<Delivered<P::Response>, Failure>> {
+    let mut shared = Vec::with_capacity(copies);
     match outcome {
-        Ok(delivered) => platform.share(&delivered.response).map(|response| {
-            Ok(Delivered {
+        Ok(delivered) => platform.share(&delivered.response, copies, &mut |response| {
+            shared.push(Ok(Delivered {
                 response,
                 attempts: delivered.attempts,
                 retry_after_ms: delivered.retry_after_ms,
                 tokens: None,
-            })
+            }))
         }),
-        Err(failure) => Some(Err(failure.clone())),
+        Err(failure) => {
+            for _ in 0..copies {
+                shared.push(Err(failure.clone()));
+            }
+        }
     }
+    shared
 }
 
 /// The breaker or bucket key: the origin, or "client", plus a caller key when given.

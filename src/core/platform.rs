@@ -46,9 +46,11 @@ pub trait Platform {
     ) -> impl Future<Output = Result<Self::Response, SendError>>;
     /// Releases a response that will not be handed back (a retried attempt): cancels its body.
     fn discard(&self, response: Self::Response);
-    /// A second, independently readable copy of a response (for callers sharing one upstream call);
-    /// `None` when none can be made (the body was already read).
-    fn share(&self, response: &Self::Response) -> Option<Self::Response>;
+    /// Hands `each` up to `copies` more, independently readable copies of a response, for the
+    /// callers sharing one upstream call; fewer (none) when they cannot be made (the body was
+    /// already read). Asked for all at once, so that copying costs the same for each of them
+    /// however many there are.
+    fn share(&self, response: &Self::Response, copies: usize, each: &mut dyn FnMut(Self::Response));
     /// Tells listeners what happened. Cheap when nobody listens.
     fn emit(&self, event: Event);
 }

@@ -48,8 +48,9 @@
 //!
 //! [`KeyedRateLimiter`] keeps one limiter per key (API key, model...) and bounds memory by evicting
 //! the least recently used key; an evicted key that comes back starts with a full bucket, which is
-//! the price of the bound.
+//! the price of the bound. A long key is kept as its [`bounded_key`], so the bound holds in bytes.
 
+use crate::core::bounded_key::bounded_key;
 use crate::core::ordered_keys::OrderedKeys;
 use crate::core::string_map::StringMap;
 use crate::core::wide;
@@ -368,9 +369,10 @@ impl KeyedRateLimiter {
         }
     }
 
-    /// The limiter of `key`, created (full, at `now_ms`) if absent, evicting the least recently
-    /// used key if the bound is reached.
+    /// The limiter of `key` (a long key stands for its [`bounded_key`]), created (full, at
+    /// `now_ms`) if absent, evicting the least recently used key if the bound is reached.
     pub fn get(&mut self, key: &str, now_ms: u64) -> &mut RateLimiter {
+        let key = &*bounded_key(key);
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
         if let Some(slot) = self.slots.get_mut(key) {

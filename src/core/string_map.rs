@@ -134,6 +134,11 @@ impl<V> StringMap<V> {
         self.free.clear();
     }
 
+    /// The values, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.slots.iter().flatten()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -6,6 +6,7 @@ mod cache;
 mod chat;
 mod client;
 mod errors;
+mod fan_out;
 mod fetch;
 mod js;
 mod listeners;

@@ -9,6 +9,7 @@ use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, ResponseMeta, SendError};
 use crate::wasm::body::error_text;
+use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::stream::{prime, Body, StreamStart};
@@ -145,15 +146,16 @@ impl Platform for JsPlatform {
         }
     }
 
-    fn share(&self, answer: &Answer) -> Option<Answer> {
-        if answer.stream.is_some() {
-            return None;
+    fn share(&self, answer: &Answer, copies: usize, each: &mut dyn FnMut(Answer)) {
+        if answer.stream.is_none() {
+            fan_out::copies(&answer.response, copies, &mut |response| {
+                each(Answer {
+                    response,
+                    stream: None,
+                    error_class: answer.error_class,
+                })
+            });
         }
-        Some(Answer {
-            response: Response::clone(&answer.response).ok()?,
-            stream: None,
-            error_class: answer.error_class,
-        })
     }
 
     fn emit(&self, event: Event) {

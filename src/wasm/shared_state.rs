@@ -13,7 +13,8 @@
 //! If the store is unreachable, `failOpen` (default) carries on without it; `failOpen: false` refuses
 //! the call.
 
-use crate::core::breaker::{Breaker, BreakerConfig, Permit, StateKind, Verdict};
+use crate::core::breaker::registry::Breakers;
+use crate::core::breaker::{BreakerConfig, Permit, StateKind, Verdict};
 use crate::core::error::Failure;
 use crate::core::rate_limit::KeyedRateLimiter;
 use crate::core::sorted_map::SortedMap;
@@ -166,11 +167,11 @@ fn unavailable(key: &str) -> Failure {
 const MAX_PERMITS: usize = 10_000;
 
 /// The state behind a shared `StateStore`: one breaker per key and per-key buckets, run by the core
-/// policies. The package's Durable Object (`resilient-llm/workers`) hosts one.
+/// policies, bounded as a client's are (at most 1,000 breakers, 10,000 buckets, long keys hashed). The package's Durable Object (`resilient-llm/workers`) hosts one.
 #[wasm_bindgen]
 pub struct PolicyBoard {
     breaker: Option<BreakerConfig>,
-    breakers: SortedMap<String, Breaker>,
+    breakers: Breakers,
     probes: SortedMap<u32, (String, Permit)>,
     next_probe: u32,
     limiter: Option<KeyedRateLimiter>,
@@ -187,7 +188,7 @@ impl PolicyBoard {
         let config = parse_client_options(options)?.config;
         Ok(PolicyBoard {
             breaker: config.breaker.map(|(cfg, _)| cfg),
-            breakers: SortedMap::new(),
+            breakers: Breakers::new(),
             probes: SortedMap::new(),
             next_probe: 0,
             limiter: config
@@ -205,9 +206,7 @@ impl PolicyBoard {
                 .str("state", "closed")
                 .build();
         };
-        let breaker = self
-            .breakers
-            .get_or_insert_with(key.to_string(), || Breaker::new(cfg.clone()));
+        let breaker = &mut self.breakers.get_or_insert(key, cfg, now).breaker;
         let answer = match breaker.try_acquire(now) {
             Ok(permit) if permit.probe => {
                 let id = self.next_probe;
@@ -243,7 +242,7 @@ impl PolicyBoard {
             .and_then(|id| self.probes.remove(&(id as u32)))
             .filter(|(probe_key, _)| probe_key == key)
             .map(|(_, permit)| permit);
-        if let Some(breaker) = self.breakers.get_mut(key) {
+        if let Some(breaker) = self.breakers.get_mut(key).map(|t| &mut t.breaker) {
             // A call admitted on a lease while closed counts as one admitted now (never as a probe).
             let permit = match probe {
                 Some(permit) => Some(permit),
@@ -280,9 +279,9 @@ impl PolicyBoard {
     }
 }
 
-fn breaker_state(breakers: &mut SortedMap<String, Breaker>, key: &str, now: u64) -> &'static str {
+fn breaker_state(breakers: &mut Breakers, key: &str, now: u64) -> &'static str {
     breakers
         .get_mut(key)
-        .map_or(StateKind::Closed, |b| b.state(now))
+        .map_or(StateKind::Closed, |t| t.breaker.state(now))
         .as_str()
 }

@@ -32,6 +32,7 @@ use crate::wasm::chat::{
 };
 use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error, past_limit};
+use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
 use crate::wasm::platform::Answer;
@@ -720,12 +721,24 @@ impl Shared {
                         drop(leader);
                         return opened;
                     }
-                    leader.complete(|| match &opened {
-                        Err(error) => Some(Opening::Failed(error.clone())),
-                        Ok(_) if self.is_live() => Some(Opening::Live),
-                        Ok(opened) => Response::clone(&opened.response)
-                            .ok()
-                            .map(Opening::Answered),
+                    leader.complete(|copies| {
+                        let mut shared = Vec::with_capacity(copies);
+                        match &opened {
+                            Ok(opened) if !self.is_live() => {
+                                fan_out::copies(&opened.response, copies, &mut |response| {
+                                    shared.push(Opening::Answered(response))
+                                })
+                            }
+                            _ => {
+                                for _ in 0..copies {
+                                    shared.push(match &opened {
+                                        Err(error) => Opening::Failed(error.clone()),
+                                        Ok(_) => Opening::Live,
+                                    });
+                                }
+                            }
+                        }
+                        shared
                     });
                     return opened;
                 }

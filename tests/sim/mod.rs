@@ -103,6 +103,8 @@ pub struct Sim {
     pub discarded: Cell<u32>,
     /// Called with each event's kind as it is emitted (a listener, which may re-enter the engine).
     pub listener: RefCell<Option<Listener>>,
+    /// How many copies each shared call was asked for, one entry per call.
+    pub shared: RefCell<Vec<usize>>,
 }
 
 impl Sim {
@@ -116,6 +118,7 @@ impl Sim {
             events: RefCell::new(Vec::new()),
             discarded: Cell::new(0),
             listener: RefCell::new(None),
+            shared: RefCell::new(Vec::new()),
         })
     }
 
@@ -237,8 +240,11 @@ impl Platform for SimPlatform {
     fn discard(&self, _: SimResponse) {
         self.0.discarded.set(self.0.discarded.get() + 1);
     }
-    fn share(&self, response: &SimResponse) -> Option<SimResponse> {
-        Some(response.clone())
+    fn share(&self, response: &SimResponse, copies: usize, each: &mut dyn FnMut(SimResponse)) {
+        self.0.shared.borrow_mut().push(copies);
+        for _ in 0..copies {
+            each(response.clone());
+        }
     }
     fn emit(&self, event: Event) {
         let kind = event.kind();

@@ -43,6 +43,7 @@
 //! above 100 can never trip either), `volume_threshold`, `half_open_max_calls` and
 //! `success_threshold` count as at least 1.
 
+pub mod registry;
 mod window;
 
 use window::RollingWindow;

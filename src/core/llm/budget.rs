@@ -17,17 +17,28 @@
 //! midnight is charged to the old day (already over, so that is a no-op) and to the month it
 //! started in. Memory stays bounded by the users active in the current day and month: counters of
 //! past periods are dropped when the clock passes into a new one, and a user whose counters are
-//! all back to zero is forgotten. Within a period users are never evicted, as forgetting a user's
-//! spend would reopen their cap. Time never runs backwards here: a `now_ms` earlier than the
+//! all back to zero is forgotten. Time never runs backwards here: a `now_ms` earlier than the
 //! current day (a wall clock set back) counts as the current day.
+//!
+//! Bounded without reopening a cap. User ids come from callers, so the ledger keeps at most
+//! [`MAX_USERS`] of them, each id at most 138 bytes (a longer one is kept as its [`bounded_key`]).
+//! Forgetting a user's spend would reopen their cap, so when the ledger is full it forgets the
+//! users who spent at most the average this month, and raises a *floor* to the most any of them
+//! had spent (today, and this month): a user without a row of their own counts as having spent
+//! the floor. An evicted user is charged at least what they spent, and a new user at worst what a
+//! light user of the period did: the caps only get stricter. The floors end with their periods.
 //!
 //! A [`Hold`] that is dropped instead of settled or released stays counted until its period ends:
 //! a lost hold can only make the budget stricter, never looser.
 
+use crate::core::bounded_key::bounded_key;
 use crate::core::string_map::StringMap;
 use crate::core::wide;
 
 const MS_PER_DAY: u64 = 86_400_000;
+
+/// Most users the ledger keeps a row for (see the module doc).
+pub const MAX_USERS: usize = 10_000;
 
 /// The caps; `None` = no cap.
 #[derive(Debug, Clone, Default)]
@@ -120,19 +131,72 @@ pub struct Ledger {
     /// Current UTC month, as `year * 12 + month - 1`.
     month: u64,
     users: StringMap<UserSpend>,
+    /// What a user without a row counts as having spent (see the module doc).
+    floor: UserSpend,
+    max_users: usize,
     cost_today: u64,
 }
 
 impl Ledger {
-    /// An empty ledger.
+    /// An empty ledger keeping at most [`MAX_USERS`] users.
     pub fn new(cfg: BudgetConfig) -> Self {
+        Ledger::with_max_users(cfg, MAX_USERS)
+    }
+
+    /// An empty ledger keeping at most `max_users` users (at least 1).
+    pub fn with_max_users(cfg: BudgetConfig, max_users: usize) -> Self {
         Ledger {
             cfg,
             day: 0,
             month: month_of_day(0),
             users: StringMap::new(),
+            floor: UserSpend::default(),
+            max_users: max_users.max(1),
             cost_today: 0,
         }
+    }
+
+    /// How many users have a row.
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// `user`'s spend: their row, or the floor.
+    fn spend_of(&self, user: &str) -> UserSpend {
+        self.users.get(user).copied().unwrap_or(self.floor)
+    }
+
+    /// `user`'s row, made (from the floor, room made first) if absent.
+    fn row(&mut self, user: &str) -> &mut UserSpend {
+        self.make_room(user);
+        let floor = self.floor;
+        self.users.get_or_insert_with(user, || floor)
+    }
+
+    /// Makes room for `user`'s row if it has none and the ledger is full (which may raise the floor
+    /// that the new row starts from).
+    fn make_room(&mut self, user: &str) {
+        if self.users.get(user).is_none() && self.users.len() >= self.max_users {
+            self.evict();
+        }
+    }
+
+    /// Makes room for one more row: forgets the users who spent at most the average this month,
+    /// raising the floor to the most that any of them had spent.
+    fn evict(&mut self) {
+        let rows = self.users.len().max(1) as u64;
+        let total =
+            (self.users.values()).fold(0u64, |sum, spend| sum.saturating_add(spend.month_tokens));
+        let average = total / rows;
+        let floor = &mut self.floor;
+        self.users.retain(|spend| {
+            let keep = spend.month_tokens > average;
+            if !keep {
+                floor.day_tokens = floor.day_tokens.max(spend.day_tokens);
+                floor.month_tokens = floor.month_tokens.max(spend.month_tokens);
+            }
+            keep
+        });
     }
 
     /// The configuration.
@@ -151,6 +215,7 @@ impl Ledger {
         cost_micros: u64,
         now_ms: u64,
     ) -> Result<Hold, Exceeded> {
+        let user = &*bounded_key(user);
         self.roll(now_ms);
         if let Some(limit) = self.cfg.per_request_tokens {
             if tokens > limit {
@@ -162,7 +227,10 @@ impl Ledger {
                 });
             }
         }
-        let spend = self.users.get(user).copied().unwrap_or_default();
+        // Room first: an eviction raises the floor that a new row starts from, and the caps are
+        // checked against that.
+        self.make_room(user);
+        let spend = self.spend_of(user);
         let checks = [
             (
                 Cap::UserDailyTokens,
@@ -195,7 +263,7 @@ impl Ledger {
                 });
             }
         }
-        let spend = self.users.get_or_insert_with(user, UserSpend::default);
+        let spend = self.row(user);
         spend.day_tokens = spend.day_tokens.saturating_add(tokens);
         spend.month_tokens = spend.month_tokens.saturating_add(tokens);
         self.cost_today = self.cost_today.saturating_add(cost_micros);
@@ -226,7 +294,7 @@ impl Ledger {
         self.roll(now_ms);
         let (spend, cost_today) = (self.users.get(&hold.user).copied(), self.cost_today);
         self.adjust(hold, 0, 0);
-        let usage = self.usage_per_mille(&hold.user, now_ms);
+        let usage = self.usage_of(&hold.user);
         if let Some(spend) = spend {
             *self
                 .users
@@ -242,7 +310,12 @@ impl Ledger {
     /// none of these caps is set.
     pub fn usage_per_mille(&mut self, user: &str, now_ms: u64) -> Option<(Cap, u64)> {
         self.roll(now_ms);
-        let spend = self.users.get(user).copied().unwrap_or_default();
+        self.usage_of(&bounded_key(user))
+    }
+
+    /// [`Ledger::usage_per_mille`] for a key already bounded, in the current periods.
+    fn usage_of(&self, user: &str) -> Option<(Cap, u64)> {
+        let spend = self.spend_of(user);
         let caps = [
             (
                 Cap::UserDailyTokens,
@@ -274,8 +347,9 @@ impl Ledger {
     /// Spent + held now: `user`'s tokens today, `user`'s tokens this month, and everyone's cost
     /// today in micro-dollars.
     pub fn spent(&mut self, user: &str, now_ms: u64) -> (u64, u64, u64) {
+        let user = &*bounded_key(user);
         self.roll(now_ms);
-        let spend = self.users.get(user).copied().unwrap_or_default();
+        let spend = self.spend_of(user);
         (spend.day_tokens, spend.month_tokens, self.cost_today)
     }
 
@@ -289,6 +363,10 @@ impl Ledger {
         let same_month = hold.month == self.month;
         if same_day {
             replace(&mut self.cost_today, hold.cost_micros, cost_micros);
+        }
+        if tokens > hold.tokens && (same_day || same_month) {
+            // An evicted user's floor covers what was held, not what the call used beyond it.
+            self.row(&hold.user);
         }
         if let Some(spend) = self.users.get_mut(&hold.user) {
             if same_day {
@@ -315,6 +393,10 @@ impl Ledger {
         let month = month_of_day(day);
         let new_month = month != self.month;
         self.month = month;
+        self.floor.day_tokens = 0;
+        if new_month {
+            self.floor.month_tokens = 0;
+        }
         self.users.retain(|spend| {
             spend.day_tokens = 0;
             if new_month {

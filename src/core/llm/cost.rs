@@ -8,8 +8,10 @@
 //! Why bounded? The tally lives as long as the client, and user ids come from the caller: a
 //! per-user map must not grow without limit. The least recently charged users are dropped from it
 //! beyond [`MAX_USERS`] (the grand total keeps their spend); models are bounded the same way by
-//! [`MAX_MODELS`].
+//! [`MAX_MODELS`]. A long user id or model name is kept as its [`bounded_key`] (at most 138 bytes),
+//! so the bound holds in bytes as well.
 
+use crate::core::bounded_key::bounded_key;
 use crate::core::ordered_keys::OrderedKeys;
 use crate::core::sorted_map::SortedMap;
 use crate::core::stream::Usage;
@@ -74,6 +76,7 @@ impl Bounded {
     }
 
     fn add(&mut self, key: &str, usage: &Usage, micros: u64, tick: u64) {
+        let key = &*bounded_key(key);
         match self.entries.get_mut(key) {
             Some(entry) => {
                 self.by_tick.remove(&entry.tick);
