@@ -1,7 +1,9 @@
 // Cloudflare Workers (workerd): the bundler hands us the .wasm as a compiled WebAssembly.Module.
 import wasmModule from "./resilient_llm_bg.wasm";
-import { initSync } from "./resilient_llm.js";
+import { initSync, isolateRequests } from "./resilient_llm.js";
 
 initSync({ module: wasmModule });
+// A request cannot wait on another request's I/O in workerd: calls in flight are never shared.
+isolateRequests();
 
 export * from "./api.js";

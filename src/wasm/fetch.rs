@@ -63,8 +63,9 @@ impl Inner {
         let cache = self.cache.as_ref().zip(key.as_deref());
         let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
         else {
-            let shared = key.as_deref().map(|key| (&self.in_flight, key));
-            return self.fetch_upstream(prepared, shared).await;
+            return self
+                .fetch_upstream(prepared, self.shared(key.as_deref()))
+                .await;
         };
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
@@ -101,9 +102,7 @@ impl Inner {
         if prepared.policy.cache == CacheMode::OnlyIfCached {
             return Fetched::cached(gateway_timeout()?);
         }
-        let outcome = self
-            .fetch_upstream(prepared, Some((&self.in_flight, key)))
-            .await;
+        let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
         let upstream_failed = match &outcome {
             Ok(fetched) => fetched.response.status() >= 500,
             Err(error) => get(error, "name").as_string().as_deref() != Some("AbortError"),
@@ -123,6 +122,12 @@ impl Inner {
         }
         fetched.response = mark_miss(response)?;
         Ok(fetched)
+    }
+
+    /// The in-flight calls a keyed request may join: none with `dedupe` off.
+    fn shared<'a>(&'a self, key: Option<&'a str>) -> Option<(&'a SharedCalls<Answer>, &'a str)> {
+        key.filter(|_| self.options.dedupe)
+            .map(|key| (&self.in_flight, key))
     }
 
     /// The pipeline's answer for a prepared request (with dedupe when `shared`).

@@ -22,6 +22,7 @@ mod tap;
 mod types;
 
 pub use client::ResilientClient;
+pub use options::isolate_requests;
 pub use shared_state::PolicyBoard;
 pub use sse::SseParserRaw;
 

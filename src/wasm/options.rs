@@ -11,8 +11,21 @@ use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
 use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+
+/// Set by the workerd entry: each request there is its own I/O context, and a request waiting on an
+/// answer another request fetched is cancelled as hung ("a promise was resolved from a different
+/// request context"). A client usually outlives requests (built lazily or at module scope), so there
+/// `dedupe` is off unless the options turn it on (for a client built and used within one request).
+static REQUESTS_ISOLATED: AtomicBool = AtomicBool::new(false);
+
+/// Called once by the workerd entry, before any client is built: `dedupe` defaults to off.
+#[wasm_bindgen(js_name = isolateRequests)]
+pub fn isolate_requests() {
+    REQUESTS_ISOLATED.store(true, Relaxed);
+}
 
 /// The client options, parsed.
 pub struct ClientOptions {
@@ -137,7 +150,9 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::Off | Toggle::Default => None,
         Toggle::On(r) => Some(parse_rate_limit(&r)?),
     };
-    options.dedupe = o.boolean("dedupe")?.unwrap_or(true);
+    options.dedupe = o
+        .boolean("dedupe")?
+        .unwrap_or(!REQUESTS_ISOLATED.load(Relaxed));
     if let Some(targets) = o.list("targets", MAX_TARGETS)? {
         options.targets = parse_targets(targets)?;
     }

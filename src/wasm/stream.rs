@@ -675,10 +675,12 @@ impl Shared {
                 });
             }
         }
-        // Identical deterministic requests with a body (an LLM prompt) share one stream, replayed
-        // from its start for those who join late. Not GETs: a late subscriber to a live feed wants
+        // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
+        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late subscriber to a live feed wants
         // what comes next, not what came before.
-        let shared = key.as_ref().filter(|_| prepared.method != "GET");
+        let shared = key
+            .as_ref()
+            .filter(|_| prepared.method != "GET" && inner.options.dedupe);
         start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
         match shared {
             None => self.open_upstream(prepared, start, key.as_deref()).await,

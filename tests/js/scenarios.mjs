@@ -207,7 +207,8 @@ export const scenarios = {
   },
 
   async "shares one upstream call among identical deterministic calls in flight"({ ResilientClient }, mock) {
-    const client = new ResilientClient();
+    // dedupe: true, here and in the other sharing scenarios: in workerd it is off unless asked for.
+    const client = new ResilientClient({ dedupe: true });
     const url = `${mock}/v1/chat/completions`;
     const body = chatBody(unique("dedupe"), { temperature: 0 });
     const init = () => ({ method: "POST", headers: { "x-mock-fault": "delay=200" }, body });
@@ -537,7 +538,7 @@ export const scenarios = {
   async "streams longer than 4 MiB are neither stored nor shared"({ ResilientClient }, mock) {
     // The mock echoes up to 24 words of the prompt, one word per chunk: 24 words of 150,000
     // characters make a ~3.6 MB stream, of 190,000 a ~4.6 MB one (the limit, 4 MiB, is 4.19 MB).
-    const client = new ResilientClient({ cache: true, targets: [target(mock, unique("big"))] });
+    const client = new ResilientClient({ dedupe: true, cache: true, targets: [target(mock, unique("big"))] });
     const prompt = (size) => Array.from({ length: 24 }, (_, i) => String(i % 10).repeat(size)).join(" ") + ` ${unique("big")}`;
     const ask = (content) => client.chatStream({ messages: [{ role: "user", content }], temperature: 0 });
     const read = async (stream, onText = () => {}) => {
@@ -670,7 +671,7 @@ export const scenarios = {
   },
 
   async "concurrent identical calls with different credentials each make their own call"({ ResilientClient }, mock) {
-    const client = new ResilientClient({ retry: false });
+    const client = new ResilientClient({ dedupe: true, retry: false });
     const url = `${mock}/v1/chat/completions`;
     const body = chatBody(unique("dedupe-keys"), { temperature: 0 });
     const call = (headers) =>
@@ -965,7 +966,7 @@ export const scenarios = {
   },
 
   async "identical deterministic streams share one upstream stream, each at its own pace"({ ResilientClient }, mock) {
-    const client = new ResilientClient({ retry: fast });
+    const client = new ResilientClient({ dedupe: true, retry: fast });
     const url = `${mock}/v1/chat/completions`;
     const slow = { "x-mock-chunk-delay-ms": "20" };
     const textOf = (events) =>
@@ -1062,7 +1063,7 @@ export const scenarios = {
   async "identical chat streams cut together resume on a fresh upstream stream"({ ResilientClient }, mock) {
     const name = unique("tee-resume");
     const once = { headers: { "x-mock-fault": `times=1;key=${name};reset=6` } };
-    const client = new ResilientClient({ targets: [target(mock, name, once)], retry: fast });
+    const client = new ResilientClient({ dedupe: true, targets: [target(mock, name, once)], retry: fast });
     const messages = [{ role: "user", content: unique("tee-resume") }];
     const read = async (stream) => {
       let text = "";
@@ -1125,6 +1126,7 @@ export const scenarios = {
   async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
     const name = unique("free");
     const client = new ResilientClient({
+      dedupe: true,
       cache: true,
       targets: [target(mock, name, { pricing: { inputPerMTok: 1, outputPerMTok: 2 } })],
     });
