@@ -705,6 +705,26 @@ export const scenarios = {
     equal(client.stats().deduplicated, 1, "shared");
   },
 
+  async "headers in a plain object with its own iterator are keyed as fetch reads them: through the iterator"({ ResilientClient }, mock) {
+    // fetch reads a HeadersInit that has a Symbol.iterator as a list of pairs, whatever its prototype.
+    const client = new ResilientClient({ retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("iterable-headers"), { temperature: 0 });
+    const headers = (key) => ({
+      "x-mock-fault": "delay=150;sampled",
+      *[Symbol.iterator]() {
+        yield ["x-goog-api-key", key];
+        yield ["x-mock-fault", "delay=150;sampled"];
+      },
+    });
+    const call = (key) => client.fetch(url, { method: "POST", body, headers: headers(key) }).then((r) => r.text());
+    const before = await upstreamCount(mock);
+    const [alice, bob] = await Promise.all([call("alice"), call("bob")]);
+    equal((await upstreamCount(mock)) - before, 2, "two upstream calls");
+    check(alice !== bob, "bob got alice's answer");
+    equal(client.stats().deduplicated, 0, "nothing shared");
+  },
+
   async "telemetry headers do not split the cache"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const stored = [];
