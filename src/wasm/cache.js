@@ -41,7 +41,11 @@ export function callStore(store, method, args, ms, signal) {
     if (signal?.aborted) return reject(signal.reason);
     const settle = (done, value) => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", aborted);
+      // A caller's signal may have its methods replaced: one that throws here must not keep the
+      // promise from settling (nor become an unhandled rejection).
+      try {
+        signal?.removeEventListener("abort", aborted);
+      } catch {}
       done(value);
     };
     const aborted = () => settle(reject, signal.reason);

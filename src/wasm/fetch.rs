@@ -12,6 +12,7 @@ use crate::wasm::client::Inner;
 use crate::wasm::errors::abort_error;
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
+use crate::wasm::reader::unreadable;
 use crate::wasm::request::Prepared;
 use js_sys::Function;
 use std::rc::Rc;
@@ -126,7 +127,8 @@ impl Inner {
         let delivered = self.call(prepared, shared).await?;
         let mut response = delivered.response.response;
         if let Some(signal) = own_signal {
-            response = abortable(&response, &signal);
+            response = abortable(&response, &signal)
+                .map_err(|thrown| unreadable("init.signal", &thrown))?;
         }
         if let Some(ms) = delivered.retry_after_ms {
             set(&response, "retryAfterMs", &(ms as f64).into());
@@ -282,8 +284,10 @@ fn usage_tokens(usage: &JsValue) -> Option<u64> {
 }")]
 extern "C" {
     /// `response` with a body that `signal` errors (with its reason, as fetch does) without
-    /// cancelling the copies other callers read.
-    fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Response;
+    /// cancelling the copies other callers read. `Err` when the caller's signal refuses the
+    /// listener (a Proxy, or its `addEventListener` replaced).
+    #[wasm_bindgen(catch)]
+    fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Result<Response, JsValue>;
 }
 
 /// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.

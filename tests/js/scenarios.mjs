@@ -725,6 +725,28 @@ export const scenarios = {
     equal(client.stats().deduplicated, 0, "nothing shared");
   },
 
+  async "a caller's signal whose listener methods throw fails only its own call, never the instance"({ ResilientClient }, mock) {
+    const deadline = (promise) =>
+      Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve("still pending after 3 s"), 3000))]);
+    const outcome = (promise) => deadline(promise.then((r) => r.status, (e) => `${e.name}: ${e.message}`));
+    const signal = (method) => {
+      const s = new AbortController().signal;
+      s[method] = () => {
+        throw new Error(`${method} refused`);
+      };
+      return s;
+    };
+    // A shared call (dedupe is on by default) gives the caller a copy its signal can cut.
+    const shared = await outcome(new ResilientClient({}).fetch(`${mock}/health?${unique("listen")}`, { signal: signal("addEventListener") }));
+    check(shared === 200 || /^TypeError: init\.signal/.test(shared), `a signal that refuses listeners: ${shared}`);
+    // A store call listens to the signal while it waits, and stops listening once it settles.
+    const store = { get: async () => undefined, put: async () => {}, delete: async () => {} };
+    const cached = new ResilientClient({ cache: { store } });
+    const stopped = await outcome(cached.fetch(`${mock}/health?${unique("remove")}`, { signal: signal("removeEventListener") }));
+    equal(stopped, 200, "a store call with a signal whose removeEventListener throws");
+    equal(await outcome(new ResilientClient({}).fetch(`${mock}/health?${unique("after")}`)), 200, "a new client afterwards");
+  },
+
   async "telemetry headers do not split the cache"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const stored = [];
