@@ -280,12 +280,14 @@ fn usage_tokens(usage: &JsValue) -> Option<u64> {
 
 #[wasm_bindgen(inline_js = "export function abortable(response, signal) {
   if (!response.body) return response;
+  // A signal of our own that follows the caller's: the pipe then never calls the caller's methods.
+  signal = AbortSignal.any?.([signal]) ?? signal;
   return new Response(response.body.pipeThrough(new TransformStream(), { signal }), response);
 }")]
 extern "C" {
     /// `response` with a body that `signal` errors (with its reason, as fetch does) without
-    /// cancelling the copies other callers read. `Err` when the caller's signal refuses the
-    /// listener (a Proxy, or its `addEventListener` replaced).
+    /// cancelling the copies other callers read. `Err` when the caller's signal is not one (a
+    /// Proxy of one, in runtimes that check).
     #[wasm_bindgen(catch)]
     fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Result<Response, JsValue>;
 }

@@ -738,7 +738,7 @@ export const scenarios = {
     };
     // A shared call (dedupe is on by default) gives the caller a copy its signal can cut.
     const shared = await outcome(new ResilientClient({}).fetch(`${mock}/health?${unique("listen")}`, { signal: signal("addEventListener") }));
-    check(shared === 200 || /^TypeError: init\.signal/.test(shared), `a signal that refuses listeners: ${shared}`);
+    equal(shared, 200, "a shared call with a signal whose addEventListener throws");
     // A store call listens to the signal while it waits, and stops listening once it settles.
     const store = { get: async () => undefined, put: async () => {}, delete: async () => {} };
     const cached = new ResilientClient({ cache: { store } });
