@@ -1537,6 +1537,38 @@ export const scenarios = {
     equal((await client.fetch(`${mock}/health`)).status, 200, "the client still answers");
   },
 
+  async "a global fetch that resolves with a Response whose fields throw is a network error, not a crash"({ ResilientClient }, mock) {
+    const original = globalThis.fetch;
+    const planted = (field) => async (...args) => {
+      const response = await original(...args);
+      return new Proxy(response, {
+        get(target, key) {
+          if (key === field) throw new Error(`planted ${field}`);
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    };
+    const outcomes = [];
+    try {
+      for (const field of ["status", "ok", "headers", "body"]) {
+        for (const options of [{ retry: false }, { retry: false, cache: true }]) {
+          globalThis.fetch = planted(field);
+          const call = new ResilientClient(options).fetch(`${mock}/health?${unique(field)}`);
+          const settled = await Promise.race([
+            call.then((r) => `answered ${r.status}`, (e) => `${e.name}: ${e.message}`),
+            new Promise((resolve) => setTimeout(() => resolve("still pending after 3 s"), 3000)),
+          ]);
+          outcomes.push([field, settled]);
+        }
+      }
+    } finally {
+      globalThis.fetch = original;
+    }
+    for (const [field, settled] of outcomes) check(/^TypeError: .*planted/.test(settled), `${field}: ${settled}`);
+    equal((await new ResilientClient().fetch(`${mock}/health`)).status, 200, "a fresh client");
+  },
+
   async "a sparse messages array with a huge length is refused before anything is allocated"({ ResilientClient }, mock) {
     const client = new ResilientClient({ targets: [target(mock, unique("sparse"))] });
     const before = client.stats().memory.wasmBytes;
