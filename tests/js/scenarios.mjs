@@ -747,6 +747,17 @@ export const scenarios = {
     equal(await outcome(new ResilientClient({}).fetch(`${mock}/health?${unique("after")}`)), 200, "a new client afterwards");
   },
 
+  async "a request body over 4 Mi characters is neither keyed nor copied into wasm memory"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true, retry: false });
+    const body = JSON.stringify({ model: "mock-1", temperature: 0, messages: [{ role: "user", content: "x".repeat(6 << 20) }] });
+    const before = client.stats().memory.wasmBytes;
+    const response = await client.fetch(`${mock}/health?${unique("big-body")}`, { method: "POST", body });
+    await response.arrayBuffer();
+    const grown = client.stats().memory.wasmBytes - before;
+    check(grown < 1 << 20, `wasm memory grew by ${grown} bytes for a ${body.length}-character body`);
+    equal(response.headers.get("x-cache"), null, "not looked up in the cache");
+  },
+
   async "telemetry headers do not split the cache"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const stored = [];
