@@ -4,12 +4,13 @@
 
 /** Every header of `init` (a HeadersInit), packed; `null` if it is invalid (the request is then
  * neither cached nor shared, and fetch rejects it). A plain object, the usual case, is read as is
- * (the core lowercases and trims): building a Headers from it would cost more than the whole key. */
+ * (the core lowercases and trims): building a Headers from it would cost more than the whole key.
+ * One with a `Symbol.iterator` is not: fetch reads it as a list of pairs, so must the key. */
 export function keyHeaders(init) {
   if (init == null) return "";
   let packed = "";
   try {
-    if (Object.getPrototypeOf(init) === Object.prototype) {
+    if (Object.getPrototypeOf(init) === Object.prototype && init[Symbol.iterator] == null) {
       for (const name of Object.keys(init)) {
         const value = `${init[name]}`;
         if (name.includes("\r") || value.includes("\r")) return null;
@@ -40,7 +41,11 @@ export function callStore(store, method, args, ms, signal) {
     if (signal?.aborted) return reject(signal.reason);
     const settle = (done, value) => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", aborted);
+      // A caller's signal may have its methods replaced: one that throws here must not keep the
+      // promise from settling (nor become an unhandled rejection).
+      try {
+        signal?.removeEventListener("abort", aborted);
+      } catch {}
       done(value);
     };
     const aborted = () => settle(reject, signal.reason);

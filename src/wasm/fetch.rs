@@ -15,6 +15,7 @@ use crate::wasm::client::Inner;
 use crate::wasm::errors::abort_error;
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::platform::Answer;
+use crate::wasm::reader::unreadable;
 use crate::wasm::request::Prepared;
 use js_sys::Function;
 use std::rc::Rc;
@@ -150,7 +151,8 @@ impl Inner {
         let delivered = self.call(prepared, shared).await?;
         let mut response = delivered.response.response;
         if let Some(signal) = own_signal {
-            response = abortable(&response, &signal);
+            response = abortable(&response, &signal)
+                .map_err(|thrown| unreadable("init.signal", &thrown))?;
         }
         if let Some(ms) = delivered.retry_after_ms {
             set(&response, "retryAfterMs", &(ms as f64).into());
@@ -304,12 +306,16 @@ fn usage_tokens(usage: &JsValue) -> Option<u64> {
 
 #[wasm_bindgen(inline_js = "export function abortable(response, signal) {
   if (!response.body) return response;
+  // A signal of our own that follows the caller's: the pipe then never calls the caller's methods.
+  signal = AbortSignal.any?.([signal]) ?? signal;
   return new Response(response.body.pipeThrough(new TransformStream(), { signal }), response);
 }")]
 extern "C" {
     /// `response` with a body that `signal` errors (with its reason, as fetch does) without
-    /// cancelling the copies other callers read.
-    fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Response;
+    /// cancelling the copies other callers read. `Err` when the caller's signal is not one (a
+    /// Proxy of one, in runtimes that check).
+    #[wasm_bindgen(catch)]
+    fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Result<Response, JsValue>;
 }
 
 /// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.

@@ -21,6 +21,20 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, Response};
 
+#[wasm_bindgen(inline_js = "export function response(value) {
+  if (!(value instanceof Response)) throw new TypeError('fetch resolved with something other than a Response');
+  for (const field of ['status', 'ok', 'body']) value[field];
+  value.headers.get('content-type');
+  return value;
+}")]
+extern "C" {
+    /// The value a (possibly replaced) global `fetch` resolved with, if it is a `Response` whose
+    /// fields the pipeline reads (through getters that do not catch) can be read; else what reading
+    /// one threw: a Proxy or a wrapper whose getters throw must not throw through the wasm.
+    #[wasm_bindgen(catch)]
+    fn response(value: &JsValue) -> Result<Response, JsValue>;
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// The global `fetch`, which a caller may have replaced by one that throws.
@@ -186,9 +200,9 @@ impl JsPlatform {
             let result = JsFuture::from(promise).await;
             guard.0 = None;
             match result {
-                Ok(value) => value.dyn_into::<Response>().map_err(|_| {
-                    SendError::Network("fetch resolved with something other than a Response".into())
-                }),
+                Ok(value) => {
+                    response(&value).map_err(|error| SendError::Network(network_message(&error)))
+                }
                 Err(error) if refused(&url, &init) => Err(SendError::Invalid(
                     Reflect::get(&error, &"message".into())
                         .ok()

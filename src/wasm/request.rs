@@ -265,7 +265,7 @@ fn request_key(
 ) -> Option<String> {
     let text = match body {
         None => None,
-        Some(body) => Some(body.as_string()?),
+        Some(body) => Some(short_string(body, MAX_KEYED_BODY)?),
     };
     let body = text.as_deref().map(Body::new);
     // Headers that cannot be read (a caller's Proxy) make fetch fail anyway: such a call is not shared.
@@ -293,6 +293,10 @@ fn request_key(
         namespace,
     }))
 }
+
+/// Longest body a key is derived from, in UTF-16 code units (measured before it is copied into wasm
+/// memory, which never shrinks): a longer one is neither cached nor shared.
+const MAX_KEYED_BODY: u32 = 4 << 20;
 
 /// `scheme://host:port` of a serialized URL (a `URL.href`): everything before the path. Cheaper than
 /// asking `URL.origin` across the boundary on every call; `None` for URLs with credentials or without

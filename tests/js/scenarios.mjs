@@ -706,6 +706,59 @@ export const scenarios = {
     equal(client.stats().deduplicated, 1, "shared");
   },
 
+  async "headers in a plain object with its own iterator are keyed as fetch reads them: through the iterator"({ ResilientClient }, mock) {
+    // fetch reads a HeadersInit that has a Symbol.iterator as a list of pairs, whatever its prototype.
+    const client = new ResilientClient({ retry: false });
+    const url = `${mock}/v1/chat/completions`;
+    const body = chatBody(unique("iterable-headers"), { temperature: 0 });
+    const headers = (key) => ({
+      "x-mock-fault": "delay=150;sampled",
+      *[Symbol.iterator]() {
+        yield ["x-goog-api-key", key];
+        yield ["x-mock-fault", "delay=150;sampled"];
+      },
+    });
+    const call = (key) => client.fetch(url, { method: "POST", body, headers: headers(key) }).then((r) => r.text());
+    const before = await upstreamCount(mock);
+    const [alice, bob] = await Promise.all([call("alice"), call("bob")]);
+    equal((await upstreamCount(mock)) - before, 2, "two upstream calls");
+    check(alice !== bob, "bob got alice's answer");
+    equal(client.stats().deduplicated, 0, "nothing shared");
+  },
+
+  async "a caller's signal whose listener methods throw fails only its own call, never the instance"({ ResilientClient }, mock) {
+    const deadline = (promise) =>
+      Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve("still pending after 3 s"), 3000))]);
+    const outcome = (promise) => deadline(promise.then((r) => r.status, (e) => `${e.name}: ${e.message}`));
+    const signal = (method) => {
+      const s = new AbortController().signal;
+      s[method] = () => {
+        throw new Error(`${method} refused`);
+      };
+      return s;
+    };
+    // A shared call (dedupe is on by default) gives the caller a copy its signal can cut.
+    const shared = await outcome(new ResilientClient({}).fetch(`${mock}/health?${unique("listen")}`, { signal: signal("addEventListener") }));
+    equal(shared, 200, "a shared call with a signal whose addEventListener throws");
+    // A store call listens to the signal while it waits, and stops listening once it settles.
+    const store = { get: async () => undefined, put: async () => {}, delete: async () => {} };
+    const cached = new ResilientClient({ cache: { store } });
+    const stopped = await outcome(cached.fetch(`${mock}/health?${unique("remove")}`, { signal: signal("removeEventListener") }));
+    equal(stopped, 200, "a store call with a signal whose removeEventListener throws");
+    equal(await outcome(new ResilientClient({}).fetch(`${mock}/health?${unique("after")}`)), 200, "a new client afterwards");
+  },
+
+  async "a request body over 4 Mi characters is neither keyed nor copied into wasm memory"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: true, retry: false });
+    const body = JSON.stringify({ model: "mock-1", temperature: 0, messages: [{ role: "user", content: "x".repeat(6 << 20) }] });
+    const before = client.stats().memory.wasmBytes;
+    const response = await client.fetch(`${mock}/health?${unique("big-body")}`, { method: "POST", body });
+    await response.arrayBuffer();
+    const grown = client.stats().memory.wasmBytes - before;
+    check(grown < 1 << 20, `wasm memory grew by ${grown} bytes for a ${body.length}-character body`);
+    equal(response.headers.get("x-cache"), null, "not looked up in the cache");
+  },
+
   async "telemetry headers do not split the cache"({ ResilientClient }, mock) {
     const client = new ResilientClient({ cache: true });
     const stored = [];
@@ -1495,6 +1548,38 @@ export const scenarios = {
     equal(error.name, "TypeError", "error");
     check(error.message.includes("planted"), error.message);
     equal((await client.fetch(`${mock}/health`)).status, 200, "the client still answers");
+  },
+
+  async "a global fetch that resolves with a Response whose fields throw is a network error, not a crash"({ ResilientClient }, mock) {
+    const original = globalThis.fetch;
+    const planted = (field) => async (...args) => {
+      const response = await original(...args);
+      return new Proxy(response, {
+        get(target, key) {
+          if (key === field) throw new Error(`planted ${field}`);
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    };
+    const outcomes = [];
+    try {
+      for (const field of ["status", "ok", "headers", "body"]) {
+        for (const options of [{ retry: false }, { retry: false, cache: true }]) {
+          globalThis.fetch = planted(field);
+          const call = new ResilientClient(options).fetch(`${mock}/health?${unique(field)}`);
+          const settled = await Promise.race([
+            call.then((r) => `answered ${r.status}`, (e) => `${e.name}: ${e.message}`),
+            new Promise((resolve) => setTimeout(() => resolve("still pending after 3 s"), 3000)),
+          ]);
+          outcomes.push([field, settled]);
+        }
+      }
+    } finally {
+      globalThis.fetch = original;
+    }
+    for (const [field, settled] of outcomes) check(/^TypeError: .*planted/.test(settled), `${field}: ${settled}`);
+    equal((await new ResilientClient().fetch(`${mock}/health`)).status, 200, "a fresh client");
   },
 
   async "a sparse messages array with a huge length is refused before anything is allocated"({ ResilientClient }, mock) {
