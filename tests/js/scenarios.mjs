@@ -505,6 +505,20 @@ export const scenarios = {
     for (let i = 0; i < 100 && (await mockStats(mock)).inFlight > openBefore; i++) await new Promise((r) => setTimeout(r, 20));
   },
 
+  async "a request's own idleMs may also be looser than the client's"({ ResilientClient }, mock) {
+    // Chunks 400 ms apart: past the client's 300 ms (so the client's bound would cut the stream after
+    // its first event), well within the request's 1500 ms.
+    const client = new ResilientClient({ timeout: { idleMs: 300 }, retry: false });
+    const init = streamInit();
+    init.body = chatBody(unique("loose"), { stream: true, stream_options: { include_usage: true }, max_tokens: 1 });
+    init.headers["x-mock-chunk-delay-ms"] = "400";
+    const events = [];
+    for await (const event of client.events(`${mock}/v1/chat/completions`, { ...init, resilience: { timeout: { idleMs: 1500 } } })) events.push(event.data);
+    // One word, the finish reason, the usage, [DONE].
+    equal(events.length, 4, "every event");
+    equal(events[3], "[DONE]", "to the end");
+  },
+
   async "an in-band error event becomes an UpstreamError after the data before it"({ ResilientClient }, mock) {
     const client = new ResilientClient();
     let events = 0;
