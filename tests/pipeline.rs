@@ -4,7 +4,7 @@ mod sim;
 
 use resilient_llm::core::breaker::registry::MAX_BREAKERS;
 use resilient_llm::core::breaker::{BreakerConfig, StateKind};
-use resilient_llm::core::config::{ClientConfig, Scope, Timeouts};
+use resilient_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use resilient_llm::core::dedupe::MAX_CALLERS;
 use resilient_llm::core::error::{Failure, TimeoutPhase};
 use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
@@ -260,6 +260,50 @@ fn time_spent_before_the_pipeline_counts_against_the_total_deadline() {
         })
     ));
     assert_eq!(sim.now(), 600);
+}
+
+/// Issue 16: a request's own `resilience.timeout` is merged over the client's once, and the
+/// pipeline's deadlines are that merged value's: 300 ms requested, not the client's 8 s.
+#[test]
+fn a_requests_own_first_byte_and_total_deadlines_override_the_clients() {
+    let slow = Timeouts {
+        attempt_ms: Some(8_000),
+        total_ms: Some(8_000),
+        first_byte_ms: Some(8_000),
+        idle_ms: Some(8_000),
+    };
+    for (request, phase) in [
+        (
+            TimeoutOverrides {
+                first_byte_ms: Some(Some(300)),
+                ..TimeoutOverrides::default()
+            },
+            TimeoutPhase::FirstByte,
+        ),
+        (
+            TimeoutOverrides {
+                total_ms: Some(Some(300)),
+                ..TimeoutOverrides::default()
+            },
+            TimeoutPhase::Total,
+        ),
+    ] {
+        let sim = Sim::new(|_, _| Reply::stall());
+        let mut cfg = config(None);
+        cfg.timeout = slow;
+        let engine = Rc::new(Engine::new(cfg, 7));
+        let spec = CallSpec {
+            timeout: engine.config().timeout.overridden_by(&request),
+            ..call(&engine, "a")
+        };
+        match run_one(&sim, &engine, spec) {
+            Err(Failure::Timeout {
+                phase: p, after_ms, ..
+            }) => assert_eq!((p, after_ms), (phase, 300)),
+            other => panic!("expected a {phase:?} timeout, got {other:?}"),
+        }
+        assert_eq!(sim.now(), 300);
+    }
 }
 
 fn breaker_config() -> ClientConfig {

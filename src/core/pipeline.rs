@@ -346,13 +346,7 @@ impl Engine {
         platform: &P,
         call: &CallSpec<P::Request>,
     ) -> Result<P::Response, AttemptFailure> {
-        let deadline = match (call.timeout.attempt_ms, call.timeout.first_byte_ms) {
-            (Some(a), Some(f)) if f < a => Some((TimeoutPhase::FirstByte, f)),
-            (Some(a), _) => Some((TimeoutPhase::Attempt, a)),
-            (None, Some(f)) => Some((TimeoutPhase::FirstByte, f)),
-            (None, None) => None,
-        };
-        let Some((phase, ms)) = deadline else {
+        let Some((phase, ms)) = call.timeout.first_byte_bound() else {
             return platform
                 .send(&call.request)
                 .await

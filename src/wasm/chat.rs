@@ -12,6 +12,7 @@
 //! before it is copied: past the bound the body is cancelled and the target has failed (like an
 //! unreadable answer, it is the target's fault, so the chain moves on; it is not asked again).
 
+use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::{
@@ -22,7 +23,7 @@ use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::body::{chunk_of, decode_text, error_text, reader_of, Chunks};
 use crate::wasm::client::Inner;
-use crate::wasm::errors::{abort_error, named_error, past_limit};
+use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fetch::Fetched;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
@@ -239,11 +240,15 @@ impl Inner {
         let client_retry = self.engine.config().retry.as_ref();
         let mut again = prepared.retry(client_retry).map_or(0, |r| r.max_retries);
         let limits = self.options.limits.overridden_by(&prepared.policy.limits);
+        let idle = prepared.timeout.idle_bound();
         let mut attempts = 0;
         let (response, text) = loop {
             let response = self.send_to(target, prepared).await?;
             attempts += response.attempts;
-            match self.read_answer(&response.response, call, &limits).await {
+            match self
+                .read_answer(&response.response, call, &limits, idle)
+                .await
+            {
                 Ok(text) => break (response, text),
                 Err(TargetFailure::Next(error)) if again > 0 && !is_too_large(&error) => {
                     again -= 1;
@@ -286,21 +291,17 @@ impl Inner {
         })
     }
 
-    /// Reads an answer's body, each gap between its chunks bounded like a stream's (`timeout.idleMs`,
-    /// else `timeout.attemptMs`): a server that stalls after its headers must not hang the call, nor
-    /// keep its connection once given up on. Its size is bounded by `limits.maxResponseBytes`.
+    /// Reads an answer's body, each gap between its chunks bounded like a stream's by `idle` (the
+    /// request's [`idle_bound`](crate::core::config::Timeouts::idle_bound)): a server that stalls
+    /// after its headers must not hang the call, nor keep its connection once given up on. Its size
+    /// is bounded by `limits.maxResponseBytes`.
     async fn read_answer(
         &self,
         response: &Response,
         call: &ChatCall,
         limits: &Limits,
+        idle: Option<(TimeoutPhase, u64)>,
     ) -> Result<String, TargetFailure> {
-        let timeouts = self.engine.config().timeout;
-        let (option, limit) = match (timeouts.idle_ms, timeouts.attempt_ms) {
-            (Some(ms), _) => ("timeout.idleMs", ms),
-            (None, Some(ms)) => ("timeout.attemptMs", ms),
-            (None, None) => ("", 0),
-        };
         let Some(body) = response.body() else {
             return Ok(String::new());
         };
@@ -308,23 +309,17 @@ impl Inner {
         let mut chunks = Chunks::default();
         loop {
             let read = JsFuture::from(reader.read());
-            let result = if limit == 0 {
-                read.await
-            } else {
-                match race(read, self.platform.sleep(limit)).await {
+            let result = match idle {
+                None => read.await,
+                Some((phase, ms)) => match race(read, self.platform.sleep(ms)).await {
                     Either::Left(result) => result,
                     Either::Right(()) => {
                         ignore_rejection(&reader.cancel());
-                        let error = named_error(
-                            "TimeoutError",
-                            "TIMEOUT",
-                            &format!("The answer's body went quiet for {limit} ms ({option})."),
-                        );
-                        set(&error, "option", &option.into());
-                        set(&error, "timeoutMs", &(limit as f64).into());
+                        let error =
+                            timeout_error(phase, ms, "The answer's body went quiet for", "");
                         return Err(TargetFailure::Next(error.into()));
                     }
-                }
+                },
             };
             let aborted = || call.signal.dyn_ref::<AbortSignal>().and_then(abort_reason);
             let result = result.map_err(|error| match aborted() {

@@ -1,7 +1,7 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::breaker::{verdict_for_status, Verdict};
-use crate::core::config::{Scope, Timeouts};
+use crate::core::config::Scope;
 use crate::core::error::Failure;
 use crate::core::llm::{CostTally, Ledger};
 use crate::core::pipeline::{scoped_key, CallSpec, Delivered, Engine, SharedCalls};
@@ -230,6 +230,7 @@ impl Inner {
             base_url: self.options.base_url.as_deref(),
             headers: &self.options.headers,
             retry: self.options.config.retry.as_ref(),
+            timeout: self.options.config.timeout,
             keyed: self.options.dedupe || self.cache.is_some(),
             namespace: self
                 .cache
@@ -260,7 +261,7 @@ impl Inner {
             url: prepared.url,
             origin: prepared.origin,
             rate_key: prepared.policy.rate_limit_key,
-            timeout: Timeouts::overridden_by(config.timeout, &prepared.policy.timeout),
+            timeout: prepared.timeout,
             spent_ms: platform.now_ms().saturating_sub(prepared.started_ms),
             retry: prepared
                 .policy

@@ -2,7 +2,7 @@
 //! `instanceof`, which breaks across two copies of the package), and carry the numbers a caller needs
 //! to act (`retryAfterMs`, `attempts`, ...).
 
-use crate::core::error::Failure;
+use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::limits::{Bound, Limits};
 use crate::wasm::js::set;
 use wasm_bindgen::prelude::*;
@@ -50,6 +50,20 @@ pub fn past_limit(bound: Bound, limits: &Limits) -> JsValue {
     too_large(bound.what(), limit, bound.option_name())
 }
 
+/// A `TimeoutError` for the deadline `phase` of `ms` that ran out: its message is `what`, the
+/// deadline and the option that set it, then `detail`; it carries `timeoutMs` and `option`.
+pub fn timeout_error(phase: TimeoutPhase, ms: u64, what: &str, detail: &str) -> js_sys::Error {
+    let option = phase.option_name();
+    let error = named_error(
+        "TimeoutError",
+        "TIMEOUT",
+        &format!("{what} {ms} ms ({option}){detail}."),
+    );
+    set(&error, "timeoutMs", &(ms as f64).into());
+    set(&error, "option", &option.into());
+    error
+}
+
 /// The JS rejection value for a core failure.
 pub fn failure_to_js(failure: &Failure) -> JsValue {
     match failure {
@@ -58,17 +72,13 @@ pub fn failure_to_js(failure: &Failure) -> JsValue {
             after_ms,
             attempts,
         } => {
-            let error = named_error(
-                "TimeoutError",
-                "TIMEOUT",
-                &format!(
-                    "No response within {after_ms} ms ({}), after {attempts} attempt(s).",
-                    phase.option_name()
-                ),
+            let error = timeout_error(
+                *phase,
+                *after_ms,
+                "No response within",
+                &format!(", after {attempts} attempt(s)"),
             );
-            set(&error, "timeoutMs", &(*after_ms as f64).into());
             set(&error, "attempts", &(*attempts).into());
-            set(&error, "option", &phase.option_name().into());
             error.into()
         }
         Failure::InvalidRequest { message } => {

@@ -4,7 +4,7 @@
 //! stored, or not read for usage. The caller's own body is never bounded: the caller reads it.
 
 use crate::core::cache::{lookup_wait_ms, response_storable, storable_headers, Freshness};
-use crate::core::config::{CacheMode, Timeouts};
+use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
@@ -229,9 +229,7 @@ impl Inner {
         key: &str,
         now: u64,
     ) -> Result<Option<Hit>, JsValue> {
-        let config = self.engine.config();
-        let total = Timeouts::overridden_by(config.timeout, &prepared.policy.timeout).total_ms;
-        let left = total.map(|total| {
+        let left = prepared.timeout.total_ms.map(|total| {
             let spent = self.platform.now_ms().saturating_sub(prepared.started_ms);
             total.saturating_sub(spent)
         });

@@ -6,7 +6,7 @@
 //! they are and pass through untouched.
 
 use crate::core::cache::{cache_key, request_cacheable, Body, KeyParts};
-use crate::core::config::CacheMode;
+use crate::core::config::{CacheMode, Timeouts};
 use crate::core::retry::RetryConfig;
 use crate::core::text;
 use crate::wasm::cache::key_headers;
@@ -34,6 +34,9 @@ pub struct Prepared {
     pub signal: Option<AbortSignal>,
     /// `init.resilience`.
     pub policy: RequestPolicy,
+    /// The call's deadlines: the client's with `resilience.timeout` over them, merged here once.
+    /// Every bound on the call (attempt, total, first byte, idle gap) is read from this.
+    pub timeout: Timeouts,
     /// Rough token estimate of the body (bytes / 4), for tokens-per-minute limits.
     pub tokens: u64,
     /// When the call was made (platform ms): its total deadline counts from here, so a cache lookup
@@ -88,6 +91,8 @@ pub struct RequestDefaults<'a> {
     pub headers: &'a [(String, String)],
     /// The client's retry config, base for per-request overrides.
     pub retry: Option<&'a RetryConfig>,
+    /// The client's deadlines, base for per-request overrides.
+    pub timeout: Timeouts,
     /// Whether cacheable requests need their key (for dedupe or the cache).
     pub keyed: bool,
     /// The cache namespace, part of every key.
@@ -214,6 +219,7 @@ pub async fn prepare(
         method,
         url: href,
         signal,
+        timeout: defaults.timeout.overridden_by(&policy.timeout),
         policy,
         tokens,
         started_ms: defaults.now_ms,

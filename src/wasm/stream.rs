@@ -31,7 +31,7 @@ use crate::wasm::chat::{
     ChatCall, TargetFailure,
 };
 use crate::wasm::client::{until_aborted, Inner};
-use crate::wasm::errors::{abort_error, named_error, past_limit};
+use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
@@ -389,8 +389,10 @@ enum Phase {
 struct Shared {
     phase: RefCell<Phase>,
     signal: Option<AbortSignal>,
-    /// The longest gap between chunks, and the option that set it.
-    idle: Option<(u64, TimeoutPhase)>,
+    /// The longest gap between chunks and the option that set it: the request's merged timeouts'
+    /// idle bound, set when it is prepared (the same on a reconnection, a resumption or the next
+    /// target: they run on the same `resilience`).
+    idle: Cell<Option<(TimeoutPhase, u64)>>,
     inner: Rc<Inner>,
     /// `events()` or `chatStream()`.
     purpose: Purpose,
@@ -496,15 +498,7 @@ impl SseStream {
         let shared = Rc::new(Shared {
             phase: RefCell::new(Phase::Starting),
             signal,
-            // A stream always has a bound on its gaps: idleMs, else attemptMs (600 s by default).
-            idle: {
-                let timeouts = inner.engine.config().timeout;
-                match (timeouts.idle_ms, timeouts.attempt_ms) {
-                    (Some(ms), _) => Some((ms, TimeoutPhase::Idle)),
-                    (None, Some(ms)) => Some((ms, TimeoutPhase::Attempt)),
-                    (None, None) => None,
-                }
-            },
+            idle: Cell::new(None),
             inner,
             purpose,
             recoveries: Cell::new(0),
@@ -636,6 +630,7 @@ impl Shared {
         mut start: StreamStart,
     ) -> Result<Opened, JsValue> {
         let inner = &self.inner;
+        self.idle.set(prepared.timeout.idle_bound());
         start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
@@ -1105,9 +1100,9 @@ impl Shared {
     /// One read, bounded by the idle timeout and the caller's signal.
     async fn read_guarded(&self, cursor: &Cursor) -> Result<Chunk, ReadFailure> {
         let read = async {
-            match self.idle {
+            match self.idle.get() {
                 None => cursor.next().await.map_err(ReadFailure::Broken),
-                Some(idle) => match race(cursor.next(), self.inner.platform.sleep(idle.0)).await {
+                Some(idle) => match race(cursor.next(), self.inner.platform.sleep(idle.1)).await {
                     Either::Left(chunk) => chunk.map_err(ReadFailure::Broken),
                     Either::Right(()) => Err(ReadFailure::Quiet(idle)),
                 },
@@ -1132,20 +1127,11 @@ enum ReadFailure {
     /// The connection failed.
     Broken(String),
     /// No chunk within the idle bound.
-    Quiet((u64, TimeoutPhase)),
+    Quiet((TimeoutPhase, u64)),
 }
 
-fn idle_timeout((idle_ms, phase): (u64, TimeoutPhase), partial: &str) -> JsValue {
-    let error = named_error(
-        "TimeoutError",
-        "TIMEOUT",
-        &format!(
-            "The stream went quiet for {idle_ms} ms ({}).",
-            phase.option_name()
-        ),
-    );
-    set(&error, "timeoutMs", &(idle_ms as f64).into());
-    set(&error, "option", &phase.option_name().into());
+fn idle_timeout((phase, ms): (TimeoutPhase, u64), partial: &str) -> JsValue {
+    let error = timeout_error(phase, ms, "The stream went quiet for", "");
     set(&error, "partialText", &partial.into());
     error.into()
 }

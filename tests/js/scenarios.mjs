@@ -440,6 +440,85 @@ export const scenarios = {
     equal(error.option, "timeout.firstByteMs", "which deadline");
   },
 
+  // The bug: a request's `resilience.timeout.idleMs` was parsed but ignored; events(), chatStream()
+  // and chat() bounded a quiet body with the client's idleMs.
+  async "a request's own timeouts override the client's in fetch, events, chat and chatStream"({ ResilientClient }, mock) {
+    // The client's deadlines are 8 s, the request's 300 ms: a bound read from the client reports
+    // timeoutMs 8000 and takes 8 s. The ceiling leaves 1.2 s for loopback and a loaded machine; the
+    // floor allows a timer to fire a little early.
+    const slow = { attemptMs: 8000, totalMs: 8000, firstByteMs: 8000, idleMs: 8000 };
+    const url = `${mock}/v1/chat/completions`;
+    const drain = async (iterable) => {
+      for await (const _ of iterable);
+    };
+    // Each call gets the fault as a request header (fetch, events) or as its own target's (chat).
+    const calls = {
+      fetch: (timeout, fault) => new ResilientClient({ timeout: slow, retry: false })
+        .fetch(url, chatInit(unique("t"), fault, { resilience: { timeout } }))
+        .then((response) => response.text()),
+      events: (timeout, fault) => drain(new ResilientClient({ timeout: slow, retry: false })
+        .events(url, { ...streamInit(unique("t"), fault), resilience: { timeout } })),
+      chat: (timeout, fault) => chatClient(fault).chat(chatRequest(timeout)),
+      chatStream: (timeout, fault) => {
+        const stream = chatClient(fault).chatStream(chatRequest(timeout));
+        stream.result.catch(() => {});
+        return drain(stream);
+      },
+    };
+    const chatClient = (fault) => new ResilientClient({
+      timeout: slow,
+      retry: false,
+      targets: [target(mock, unique("timeouts"), { headers: { "x-mock-fault": fault } })],
+    });
+    const chatRequest = (timeout) => ({ messages: [{ role: "user", content: unique("t") }], resilience: { timeout } });
+    // [call, the request's deadline, the fault that runs into it]; fetch hands out its body unread,
+    // so it has no idle bound of its own. A 1 s delay is past 300 ms and within the client's 8 s:
+    // a bound not honoured lets the answer through, and the call does not reject.
+    const cases = [
+      ["fetch", "firstByteMs", "delay=1000"],
+      ["fetch", "totalMs", "delay=1000"],
+      ["events", "firstByteMs", "stall=0"],
+      ["events", "idleMs", "stall=1"],
+      ["events", "totalMs", "delay=1000"],
+      ["chat", "firstByteMs", "delay=1000"],
+      ["chat", "idleMs", "stall"],
+      ["chat", "totalMs", "delay=1000"],
+      ["chatStream", "firstByteMs", "stall=0"],
+      ["chatStream", "idleMs", "stall=3"],
+      ["chatStream", "totalMs", "delay=1000"],
+    ];
+    const openBefore = (await mockStats(mock)).inFlight;
+    for (const [call, option, fault] of cases) {
+      const started = performance.now();
+      const thrown = await rejection(calls[call]({ [option]: 300 }, fault));
+      const ms = performance.now() - started;
+      // A chain of one target reports its target's error in `errors`.
+      const error = thrown.name === "AllTargetsFailedError" ? thrown.errors[0] : thrown;
+      const what = `${call} with ${option}: 300 (${error.name}: ${error.message})`;
+      equal(error.name, "TimeoutError", what);
+      equal(error.option, `timeout.${option}`, what);
+      equal(error.timeoutMs, 300, what);
+      check(ms >= 280 && ms < 1500, `${what} after ${Math.round(ms)} ms`);
+    }
+    // The mock keeps a delayed answer's request open until its delay ends: let them close, so that
+    // a later scenario counting open requests starts from a quiet mock.
+    for (let i = 0; i < 100 && (await mockStats(mock)).inFlight > openBefore; i++) await new Promise((r) => setTimeout(r, 20));
+  },
+
+  async "a request's own idleMs may also be looser than the client's"({ ResilientClient }, mock) {
+    // Chunks 400 ms apart: past the client's 300 ms (so the client's bound would cut the stream after
+    // its first event), well within the request's 1500 ms.
+    const client = new ResilientClient({ timeout: { idleMs: 300 }, retry: false });
+    const init = streamInit();
+    init.body = chatBody(unique("loose"), { stream: true, stream_options: { include_usage: true }, max_tokens: 1 });
+    init.headers["x-mock-chunk-delay-ms"] = "400";
+    const events = [];
+    for await (const event of client.events(`${mock}/v1/chat/completions`, { ...init, resilience: { timeout: { idleMs: 1500 } } })) events.push(event.data);
+    // One word, the finish reason, the usage, [DONE].
+    equal(events.length, 4, "every event");
+    equal(events[3], "[DONE]", "to the end");
+  },
+
   async "an in-band error event becomes an UpstreamError after the data before it"({ ResilientClient }, mock) {
     const client = new ResilientClient();
     let events = 0;
