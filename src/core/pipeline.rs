@@ -379,6 +379,7 @@ impl Engine {
                 let view = Outcome::Response {
                     status: response.status(),
                     headers: &headers,
+                    error_class: response.error_class(),
                 };
                 retry.decide(cfg, &view, wall, &mut state.rng)
             }

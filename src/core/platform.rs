@@ -6,6 +6,7 @@
 //! only reads a status and headers, so a JS `Response` never has to be copied into Rust.
 
 use crate::core::event::Event;
+use crate::core::llm::ErrorClass;
 use std::future::Future;
 
 /// What the core may read of a response.
@@ -14,6 +15,10 @@ pub trait ResponseMeta {
     fn status(&self) -> u16;
     /// A header value by (case-insensitive) name.
     fn header(&self, name: &str) -> Option<String>;
+    /// For LLM calls: the class of an error answer, read from its body (what retrying can fix).
+    fn error_class(&self) -> Option<ErrorClass> {
+        None
+    }
 }
 
 /// Why an attempt got no response.

@@ -61,15 +61,11 @@ impl ResponseMeta for Answer {
     fn status(&self) -> u16 {
         self.response.status()
     }
-    /// An error class that retrying cannot fix reads as `x-should-retry: false`, the hint the retry
-    /// policy already honours.
     fn header(&self, name: &str) -> Option<String> {
-        if name.eq_ignore_ascii_case("x-should-retry")
-            && self.error_class.is_some_and(|class| !class.retryable())
-        {
-            return Some("false".to_string());
-        }
         self.response.headers().get(name).ok().flatten()
+    }
+    fn error_class(&self) -> Option<ErrorClass> {
+        self.error_class
     }
 }
 
