@@ -12,6 +12,7 @@ use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
+use crate::wasm::shared_state::SharedState;
 use crate::wasm::stream::{prime, Body, StreamStart};
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
@@ -69,10 +70,12 @@ impl ResponseMeta for Answer {
     }
 }
 
-/// Global fetch and timers, and the client's event listeners.
+/// Global fetch and timers, the client's event listeners and its shared state store.
 pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
+    /// Breaker and bucket state shared across isolates (`sharedState`), when set.
+    pub store: Option<SharedState>,
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -92,6 +95,7 @@ const MAX_TIMER_MS: u64 = i32::MAX as u64;
 impl Platform for JsPlatform {
     type Request = JsRequest;
     type Response = Answer;
+    type Store = SharedState;
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
@@ -156,6 +160,10 @@ impl Platform for JsPlatform {
 
     fn emit(&self, event: Event) {
         self.listeners.dispatch(&event);
+    }
+
+    fn store(&self) -> Option<&SharedState> {
+        self.store.as_ref()
     }
 }
 

@@ -2,9 +2,9 @@
 //! timer when every task is waiting, and a scripted upstream. No test sleeps; every run is deterministic.
 #![allow(dead_code)]
 
-use resilient_llm::core::event::Event;
 use resilient_llm::core::breaker::{BreakerConfig, Verdict};
 use resilient_llm::core::error::Failure;
+use resilient_llm::core::event::Event;
 use resilient_llm::core::platform::{Platform, ResponseMeta, SendError};
 use resilient_llm::core::policy_board::PolicyBoard;
 use resilient_llm::core::rate_limit::RateLimitConfig;
