@@ -6,6 +6,8 @@
 //   board=<name>      the Durable Object instance (durableObjectStateStore's `name`), "global" if unset
 //   store=unreachable a namespace whose object cannot be reached (every call rejects)
 //   failOpen=0        sharedState.failOpen: false
+//   threshold=<n>     the client's breaker.failureThreshold (3 if unset)
+//   rpm=<n>           the client's rateLimit: { requestsPerMinute: n, maxWaitMs: 0 } (else 3, burst 3)
 // A failure answers 599 with the error's name, and its code in `x-error-code`.
 import { ResilientClient } from "resilient-llm";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
@@ -29,8 +31,10 @@ function clientFor(params, env) {
   };
   return new ResilientClient({
     retry: false,
-    rateLimit: { requestsPerMinute: 3, burst: 3, maxWaitMs: 0 },
-    breaker: { failureThreshold: 3, resetTimeoutMs: 500 },
+    rateLimit: params.has("rpm")
+      ? { requestsPerMinute: Number(params.get("rpm")), maxWaitMs: 0 }
+      : { requestsPerMinute: 3, burst: 3, maxWaitMs: 0 },
+    breaker: { failureThreshold: Number(params.get("threshold") ?? 3), resetTimeoutMs: 500 },
     sharedState: params.get("shared") !== "0" ? sharedState : undefined,
   });
 }
