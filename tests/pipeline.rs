@@ -853,8 +853,10 @@ fn a_shared_bucket_wait_is_bounded_by_total_ms() {
 fn with_shared_state_the_clients_failure_threshold_opens_the_breaker() {
     let sim = Sim::new(|_, _| Reply::status(503).after(10));
     sim.share_state(object_defaults(), 3);
-    let mut breaker = BreakerConfig::default();
-    breaker.failure_threshold = 3;
+    let breaker = BreakerConfig {
+        failure_threshold: 3,
+        ..BreakerConfig::default()
+    };
     let engine = Rc::new(Engine::new(
         ClientConfig {
             breaker: Some((breaker, Scope::Origin)),
