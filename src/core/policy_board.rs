@@ -155,3 +155,56 @@ fn breaker_key(key: &str, cfg: &BreakerConfig) -> String {
         cfg.success_threshold
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::breaker::registry::MAX_BREAKERS;
+
+    fn threshold(n: u32) -> BreakerConfig {
+        BreakerConfig {
+            failure_threshold: n,
+            ..BreakerConfig::default()
+        }
+    }
+
+    fn fail(board: &mut PolicyBoard, cfg: Option<&BreakerConfig>, times: u32) {
+        for _ in 0..times {
+            assert!(board.admit("k", cfg, 0).admitted.is_ok());
+            board.record("k", Verdict::Failure, None, cfg, 0);
+        }
+    }
+
+    #[test]
+    fn each_caller_runs_on_its_own_settings_and_the_boards_serve_only_callers_without() {
+        let mut board = PolicyBoard::new(Some(threshold(5)), None);
+        fail(&mut board, Some(&threshold(2)), 2);
+        assert!(board.admit("k", Some(&threshold(2)), 0).admitted.is_err());
+        // Another threshold is another breaker: still closed after the two failures above.
+        assert!(board.admit("k", Some(&threshold(3)), 0).admitted.is_ok());
+        fail(&mut board, None, 4);
+        assert!(
+            board.admit("k", None, 0).admitted.is_ok(),
+            "the default is 5"
+        );
+        fail(&mut board, None, 1);
+        assert!(board.admit("k", None, 0).admitted.is_err());
+    }
+
+    #[test]
+    fn a_caller_limit_applies_without_board_options_and_settings_cannot_grow_memory() {
+        let mut board = PolicyBoard::new(None, None);
+        let five = RateLimitConfig {
+            requests_per_minute: Some(5),
+            max_wait_ms: 0,
+            ..RateLimitConfig::default()
+        };
+        let taken: Vec<_> = (0..8).map(|_| board.take("u", 0, Some(&five), 0)).collect();
+        assert_eq!(taken.iter().filter(|t| t.is_ok()).count(), 5);
+        assert_eq!(board.take("u", 0, None, 0), Ok(0), "no default: unlimited");
+        for n in 1..=5_000 {
+            board.admit("k", Some(&threshold(n)), 0);
+        }
+        assert_eq!(board.breakers.len(), MAX_BREAKERS);
+    }
+}
