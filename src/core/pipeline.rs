@@ -476,6 +476,7 @@ impl Engine {
         }
     }
 
+    /// Emits a wait for rate-limit capacity.
     fn announce_wait<P: Platform>(&self, platform: &P, key: &str, wait_ms: u64) {
         platform.emit(Event::RateLimited {
             key,
