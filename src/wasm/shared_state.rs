@@ -22,7 +22,8 @@ use crate::core::sorted_map::SortedMap;
 use crate::core::state_store::StateStore;
 use crate::wasm::js::{get, ignore_rejection, ObjectBuilder};
 use crate::wasm::options::parse_client_options;
-use js_sys::{Function, Object, Promise};
+use crate::wasm::reader::{range_error, type_error};
+use js_sys::{Function, Promise};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -31,7 +32,8 @@ use wasm_bindgen_futures::JsFuture;
 /// `sharedState` options.
 pub struct SharedStateOptions {
     /// The store: `admit(key, settings)`, `record(key, verdict, permit, settings)`,
-    /// `take(key, tokens, settings)`.
+    /// `take(key, tokens, settings)`; `settings` is the client's `{ breaker }` or `{ rateLimit }` as
+    /// JSON (the same settings, the same string: a store may cache what it parsed by it).
     pub store: JsValue,
     /// Carry on without the store when it fails (else refuse the call).
     pub fail_open: bool,
@@ -49,7 +51,7 @@ pub struct SharedState {
 pub struct Ticket {
     key: String,
     permit: JsValue,
-    settings: JsValue,
+    settings: String,
 }
 
 impl SharedState {
@@ -93,7 +95,10 @@ impl StateStore for SharedState {
         {
             return Ok(ticket(JsValue::UNDEFINED));
         }
-        let answer = match self.ask("admit", &[key.into(), settings.clone()]).await {
+        let answer = match self
+            .ask("admit", &[key.into(), settings.as_str().into()])
+            .await
+        {
             Ok(answer) => answer,
             Err(_) if self.options.fail_open => return Ok(ticket(JsValue::UNDEFINED)),
             Err(_) => return Err(unavailable(key)),
@@ -126,7 +131,7 @@ impl StateStore for SharedState {
             ticket.key.into(),
             verdict_name(verdict).into(),
             ticket.permit,
-            ticket.settings,
+            ticket.settings.into(),
         ];
         if let Ok(promise) = self.call("record", &args) {
             ignore_rejection(&promise);
@@ -134,7 +139,11 @@ impl StateStore for SharedState {
     }
 
     async fn take(&self, key: &str, tokens: u64, cfg: &RateLimitConfig) -> Result<u64, Failure> {
-        let args = [key.into(), (tokens as f64).into(), rate_settings(cfg)];
+        let args = [
+            key.into(),
+            (tokens as f64).into(),
+            rate_settings(cfg).into(),
+        ];
         let answer = match self.ask("take", &args).await {
             Ok(answer) => answer,
             Err(_) if self.options.fail_open => return Ok(0),
@@ -165,35 +174,34 @@ fn unavailable(key: &str) -> Failure {
     }
 }
 
-/// `{ breaker }` as the client's options spell it, for the store to apply.
-fn breaker_settings(cfg: &BreakerConfig) -> JsValue {
-    let breaker = ObjectBuilder::new()
-        .num("failureThreshold", cfg.failure_threshold)
-        .num("errorThresholdPercentage", cfg.error_threshold_percentage)
-        .num("volumeThreshold", cfg.volume_threshold)
-        .num("windowMs", cfg.window_ms as f64)
-        .num("resetTimeoutMs", cfg.reset_timeout_ms as f64)
-        .num("halfOpenMaxCalls", cfg.half_open_max_calls)
-        .num("successThreshold", cfg.success_threshold)
-        .build();
-    ObjectBuilder::new().value("breaker", &breaker).build()
+/// `{ breaker }` as the client's options spell it, as JSON, for the store to apply.
+fn breaker_settings(cfg: &BreakerConfig) -> String {
+    format!(
+        r#"{{"breaker":{{"failureThreshold":{},"errorThresholdPercentage":{},"volumeThreshold":{},"windowMs":{},"resetTimeoutMs":{},"halfOpenMaxCalls":{},"successThreshold":{}}}}}"#,
+        cfg.failure_threshold,
+        cfg.error_threshold_percentage,
+        cfg.volume_threshold,
+        cfg.window_ms,
+        cfg.reset_timeout_ms,
+        cfg.half_open_max_calls,
+        cfg.success_threshold
+    )
 }
 
-/// `{ rateLimit }` as the client's options spell it, for the store to apply.
-fn rate_settings(cfg: &RateLimitConfig) -> JsValue {
-    let mut limit = ObjectBuilder::new().num("maxWaitMs", cfg.max_wait_ms as f64);
-    if let Some(n) = cfg.requests_per_minute {
-        limit = limit.num("requestsPerMinute", n);
+/// `{ rateLimit }` as the client's options spell it, as JSON, for the store to apply.
+fn rate_settings(cfg: &RateLimitConfig) -> String {
+    let mut fields = format!(r#""maxWaitMs":{}"#, cfg.max_wait_ms);
+    let optional = [
+        ("requestsPerMinute", cfg.requests_per_minute.map(u64::from)),
+        ("burst", cfg.burst.map(u64::from)),
+        ("tokensPerMinute", cfg.tokens_per_minute),
+    ];
+    for (name, value) in optional {
+        if let Some(n) = value {
+            fields.push_str(&format!(r#","{name}":{n}"#));
+        }
     }
-    if let Some(n) = cfg.burst {
-        limit = limit.num("burst", n);
-    }
-    if let Some(n) = cfg.tokens_per_minute {
-        limit = limit.num("tokensPerMinute", n as f64);
-    }
-    ObjectBuilder::new()
-        .value("rateLimit", &limit.build())
-        .build()
+    format!(r#"{{"rateLimit":{{{fields}}}}}"#)
 }
 
 fn verdict_name(verdict: Verdict) -> &'static str {
@@ -204,12 +212,24 @@ fn verdict_name(verdict: Verdict) -> &'static str {
     }
 }
 
+/// Most distinct settings whose parse a board keeps.
+const MAX_SETTINGS: usize = 64;
+/// Longest settings string a board reads (a client's are about 200 bytes).
+const MAX_SETTINGS_BYTES: usize = 1024;
+
+/// A caller's settings, parsed.
+type Settings = (Option<BreakerConfig>, Option<RateLimitConfig>);
+
 /// The state behind a shared `StateStore` (the core's [`policy_board::PolicyBoard`]); the package's
 /// Durable Object (`resilient-llm/workers`) hosts one. Each call passes the caller's settings
-/// (`{ breaker }` or `{ rateLimit }`, as for `ResilientClient`); the board's own options serve a
-/// caller that passes none.
+/// (`{ breaker }` or `{ rateLimit }` as JSON, as for `ResilientClient`); the board's own options serve
+/// a caller that passes none.
 #[wasm_bindgen]
-pub struct PolicyBoard(policy_board::PolicyBoard);
+pub struct PolicyBoard {
+    board: policy_board::PolicyBoard,
+    /// Settings strings already parsed: clients send the same few on every call.
+    parsed: SortedMap<String, Settings>,
+}
 
 #[wasm_bindgen]
 impl PolicyBoard {
@@ -220,10 +240,13 @@ impl PolicyBoard {
         options: JsValue,
     ) -> Result<PolicyBoard, JsValue> {
         let config = parse_client_options(options)?.config;
-        Ok(PolicyBoard(policy_board::PolicyBoard::new(
-            config.breaker.map(|(cfg, _)| cfg),
-            config.rate_limit.map(|(cfg, _)| cfg),
-        )))
+        Ok(PolicyBoard {
+            board: policy_board::PolicyBoard::new(
+                config.breaker.map(|(cfg, _)| cfg),
+                config.rate_limit.map(|(cfg, _)| cfg),
+            ),
+            parsed: SortedMap::new(),
+        })
     }
 
     /// `{ ok, state, probe, permit?, retryAfterMs? }` for a call on `key` at `now` (ms) under the
@@ -232,10 +255,10 @@ impl PolicyBoard {
         &mut self,
         key: &str,
         now: f64,
-        settings: Option<Object>,
+        settings: Option<String>,
     ) -> Result<JsValue, JsValue> {
-        let cfg = breaker_of(settings)?;
-        let admission = self.0.admit(key, cfg.as_ref(), now as u64);
+        let cfg = self.settings(settings)?.0;
+        let admission = self.board.admit(key, cfg.as_ref(), now as u64);
         let answer = match admission.admitted {
             Ok(Some(permit)) => ObjectBuilder::new()
                 .bool("ok", true)
@@ -256,16 +279,18 @@ impl PolicyBoard {
         verdict: &str,
         permit: JsValue,
         now: f64,
-        settings: Option<Object>,
+        settings: Option<String>,
     ) -> Result<JsValue, JsValue> {
-        let cfg = breaker_of(settings)?;
+        let cfg = self.settings(settings)?.0;
         let verdict = match verdict {
             "success" => Verdict::Success,
             "failure" => Verdict::Failure,
             _ => Verdict::Ignored,
         };
         let probe = permit.as_f64().map(|id| id as u32);
-        let state: StateKind = self.0.record(key, verdict, probe, cfg.as_ref(), now as u64);
+        let state: StateKind = self
+            .board
+            .record(key, verdict, probe, cfg.as_ref(), now as u64);
         Ok(ObjectBuilder::new().str("state", state.as_str()).build())
     }
 
@@ -276,19 +301,11 @@ impl PolicyBoard {
         key: &str,
         tokens: f64,
         now: f64,
-        settings: Option<Object>,
+        settings: Option<String>,
     ) -> Result<JsValue, JsValue> {
-        let cfg = match settings {
-            Some(settings) => parse_client_options(settings.into())?
-                .config
-                .rate_limit
-                .map(|(cfg, _)| cfg),
-            None => None,
-        };
-        let answer = match self
-            .0
-            .take(key, tokens.max(0.0) as u64, cfg.as_ref(), now as u64)
-        {
+        let cfg = self.settings(settings)?.1;
+        let tokens = tokens.max(0.0) as u64;
+        let answer = match self.board.take(key, tokens, cfg.as_ref(), now as u64) {
             Ok(wait_ms) => ObjectBuilder::new()
                 .bool("ok", true)
                 .num("waitMs", wait_ms as f64),
@@ -300,13 +317,38 @@ impl PolicyBoard {
     }
 }
 
-/// The `breaker` of a caller's settings, if it sent any.
-fn breaker_of(settings: Option<Object>) -> Result<Option<BreakerConfig>, JsValue> {
-    match settings {
-        Some(settings) => Ok(parse_client_options(settings.into())?
-            .config
-            .breaker
-            .map(|(cfg, _)| cfg)),
-        None => Ok(None),
+impl PolicyBoard {
+    /// A caller's settings (none when it sent none), parsed once per distinct string.
+    fn settings(&mut self, settings: Option<String>) -> Result<Settings, JsValue> {
+        let Some(text) = settings else {
+            return Ok((None, None));
+        };
+        if let Some(parsed) = self.parsed.get(&text) {
+            return Ok(parsed.clone());
+        }
+        if text.len() > MAX_SETTINGS_BYTES {
+            return Err(range_error(
+                "settings",
+                &format!("at most {MAX_SETTINGS_BYTES} bytes of JSON"),
+                &(text.len() as f64).into(),
+            ));
+        }
+        let value = js_sys::JSON::parse(&text).map_err(|_| {
+            type_error(
+                "settings",
+                "JSON of { breaker } or { rateLimit }",
+                &text.as_str().into(),
+            )
+        })?;
+        let config = parse_client_options(value)?.config;
+        let parsed = (
+            config.breaker.map(|(cfg, _)| cfg),
+            config.rate_limit.map(|(cfg, _)| cfg),
+        );
+        if self.parsed.len() >= MAX_SETTINGS {
+            self.parsed.pop_first();
+        }
+        self.parsed.insert(text, parsed.clone());
+        Ok(parsed)
     }
 }

@@ -94,11 +94,12 @@ export interface CacheOptions {
   timeoutMs?: number;
 }
 /** Breaker and rate-limit state shared across isolates (see "resilient-llm/workers"). Each question carries
- * the client's own settings (`{ breaker }` or `{ rateLimit }`, as in `ClientOptions`), which the store applies. */
+ * the client's own settings, `{ breaker }` or `{ rateLimit }` as in `ClientOptions`, as JSON (the same settings
+ * give the same string), which the store applies. */
 export interface StateStore {
-  admit(key: string, settings?: Pick<ClientOptions, "breaker">): Promise<{ ok: boolean; state: "closed" | "open" | "half-open"; probe?: boolean; permit?: number; retryAfterMs?: number }>;
-  record(key: string, verdict: "success" | "failure" | "ignored", permit?: number, settings?: Pick<ClientOptions, "breaker">): Promise<unknown>;
-  take(key: string, tokens: number, settings?: Pick<ClientOptions, "rateLimit">): Promise<{ ok: boolean; waitMs?: number; retryAfterMs?: number }>;
+  admit(key: string, settings?: string): Promise<{ ok: boolean; state: "closed" | "open" | "half-open"; probe?: boolean; permit?: number; retryAfterMs?: number }>;
+  record(key: string, verdict: "success" | "failure" | "ignored", permit?: number, settings?: string): Promise<unknown>;
+  take(key: string, tokens: number, settings?: string): Promise<{ ok: boolean; waitMs?: number; retryAfterMs?: number }>;
 }
 export interface SharedStateOptions {
   store: StateStore;

@@ -161,3 +161,11 @@ test("workerd: README's example: the client's maxWaitMs: 0 never waits on the ob
   assert.equal(results.filter((r) => r === "200").length, 60, `${results}`);
   assert.equal(results.filter((r) => r === "RateLimitError").length, 10, "refused at once, not queued");
 });
+
+test("workerd: a shared-state refusal is counted in the client's stats, like a local one", async () => {
+  // The client's settings are the object's here (3 a minute), so only the counting differs.
+  const kept = { kept: "counted", board: "counted", user: "counted" };
+  for (let i = 0; i < 3; i++) assert.equal(await call(kept), "200");
+  assert.equal(await call(kept), "RateLimitError");
+  assert.deepEqual(await (await dispatch({ ...kept, stats: "1" })).json(), { breaker: 0, rateLimit: 1, budget: 0 });
+});

@@ -8,6 +8,7 @@
 //   failOpen=0        sharedState.failOpen: false
 //   threshold=<n>     the client's breaker.failureThreshold (3 if unset)
 //   rpm=<n>           the client's rateLimit: { requestsPerMinute: n, maxWaitMs: 0 } (else 3, burst 3)
+//   stats=1           no call: answers the (kept) client's stats().rejected as JSON
 // A failure answers 599 with the error's name, and its code in `x-error-code`.
 import { ResilientClient } from "resilient-llm";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
@@ -49,6 +50,7 @@ export default {
       client = clientFor(params, env);
       if (name) kept.set(name, client);
     }
+    if (params.get("stats")) return Response.json(client.stats().rejected);
     const headers = {};
     if (params.get("fault")) headers["x-mock-fault"] = params.get("fault");
     const user = params.get("user") ?? "anonymous";
