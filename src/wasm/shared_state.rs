@@ -255,7 +255,7 @@ impl PolicyBoard {
         &mut self,
         key: &str,
         now: f64,
-        settings: Option<String>,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
     ) -> Result<JsValue, JsValue> {
         let cfg = self.settings(settings)?.0;
         let admission = self.board.admit(key, cfg.as_ref(), now as u64);
@@ -279,7 +279,7 @@ impl PolicyBoard {
         verdict: &str,
         permit: JsValue,
         now: f64,
-        settings: Option<String>,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
     ) -> Result<JsValue, JsValue> {
         let cfg = self.settings(settings)?.0;
         let verdict = match verdict {
@@ -301,7 +301,7 @@ impl PolicyBoard {
         key: &str,
         tokens: f64,
         now: f64,
-        settings: Option<String>,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
     ) -> Result<JsValue, JsValue> {
         let cfg = self.settings(settings)?.1;
         let tokens = tokens.max(0.0) as u64;
@@ -319,9 +319,12 @@ impl PolicyBoard {
 
 impl PolicyBoard {
     /// A caller's settings (none when it sent none), parsed once per distinct string.
-    fn settings(&mut self, settings: Option<String>) -> Result<Settings, JsValue> {
-        let Some(text) = settings else {
+    fn settings(&mut self, settings: JsValue) -> Result<Settings, JsValue> {
+        if settings.is_undefined() || settings.is_null() {
             return Ok((None, None));
+        }
+        let Some(text) = settings.as_string() else {
+            return Err(type_error("settings", "a JSON string", &settings));
         };
         if let Some(parsed) = self.parsed.get(&text) {
             return Ok(parsed.clone());

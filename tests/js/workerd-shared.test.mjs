@@ -169,3 +169,14 @@ test("workerd: a shared-state refusal is counted in the client's stats, like a l
   assert.equal(await call(kept), "RateLimitError");
   assert.deepEqual(await (await dispatch({ ...kept, stats: "1" })).json(), { breaker: 0, rateLimit: 1, budget: 0 });
 });
+
+test("workerd: the object refuses malformed settings with an error naming them, and keeps answering", async () => {
+  for (const settings of [42, { rateLimit: { requestsPerMinute: 1 } }, "{", '{"rateLimit":{"requestsPerMinute":-1}}', `{"rateLimit":{"requestsPerMinute":1}${" ".repeat(2000)}}`]) {
+    const answer = await dispatch({ raw: JSON.stringify(settings) });
+    assert.equal(answer.status, 500, `settings ${JSON.stringify(settings).slice(0, 60)}`);
+    assert.match(await answer.text(), /settings|requestsPerMinute/);
+  }
+  const good = '{"rateLimit":{"requestsPerMinute":1,"maxWaitMs":0}}';
+  assert.deepEqual(await (await dispatch({ raw: JSON.stringify(good) })).json(), { ok: true, waitMs: 0 });
+  assert.equal((await (await dispatch({ raw: JSON.stringify(good) })).json()).ok, false, "the caller's 1 a minute");
+});

@@ -9,6 +9,7 @@
 //   threshold=<n>     the client's breaker.failureThreshold (3 if unset)
 //   rpm=<n>           the client's rateLimit: { requestsPerMinute: n, maxWaitMs: 0 } (else 3, burst 3)
 //   stats=1           no call: answers the (kept) client's stats().rejected as JSON
+//   raw=<json>        no call: a take with these settings straight to the object ("raw"), its answer as is
 // A failure answers 599 with the error's name, and its code in `x-error-code`.
 import { ResilientClient } from "resilient-llm";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
@@ -44,6 +45,16 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const params = url.searchParams;
+    if (params.has("raw")) {
+      const body = JSON.stringify({ op: "take", key: "raw", tokens: 1, settings: JSON.parse(params.get("raw")) });
+      const stub = env.RESILIENCE.get(env.RESILIENCE.idFromName("raw"));
+      try {
+        const answer = await stub.fetch("https://resilience-state/", { method: "POST", body });
+        return new Response(await answer.text(), { status: answer.status });
+      } catch (error) {
+        return new Response(`${error.name}: ${error.message}`, { status: 500 });
+      }
+    }
     const name = params.get("kept");
     let client = name ? kept.get(name) : undefined;
     if (!client) {
