@@ -125,9 +125,13 @@ impl PolicyBoard {
         let Some(cfg) = cfg.or(self.rate_limit.as_ref()) else {
             return Ok(0);
         };
+        // 0 for an absent rate: no configured rate is 0.
         let key = format!(
-            "{key}#{:?}/{:?}/{:?}/{}",
-            cfg.requests_per_minute, cfg.burst, cfg.tokens_per_minute, cfg.max_wait_ms
+            "{key}#{}/{}/{}/{}",
+            cfg.requests_per_minute.unwrap_or(0),
+            cfg.burst.unwrap_or(0),
+            cfg.tokens_per_minute.unwrap_or(0),
+            cfg.max_wait_ms
         );
         self.buckets
             .get_with(&key, cfg, now_ms)
