@@ -1,7 +1,9 @@
 import type { StateStore } from "./resilient_llm.js";
 
-/** The Durable Object holding shared breaker and rate-limit state; export it from your Worker. */
+/** The Durable Object holding shared breaker and rate-limit state; export it from your Worker. It applies each
+ * client's own `breaker` and `rateLimit` settings, sent with every question. */
 export declare class ResilienceState {
+  /** `RESILIENCE_OPTIONS`: JSON `{ breaker, rateLimit }`, only the default for a caller that sends no settings. */
   constructor(state: unknown, env: { RESILIENCE_OPTIONS?: string });
   fetch(request: Request): Promise<Response>;
 }

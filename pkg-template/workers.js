@@ -11,8 +11,11 @@
 //     },
 //   };
 //
-// The Durable Object runs the package's own breaker and token buckets (PolicyBoard), configured from
-// its `RESILIENCE_OPTIONS` variable (JSON `{ breaker, rateLimit }`, as for ResilientClient). A Durable
+// The Durable Object runs the package's own breaker and token buckets (PolicyBoard) on the settings
+// each client sends with its questions: the client's own `breaker` and `rateLimit` options, so one
+// source of truth. Clients with the same settings share a breaker (and bucket) per key; a client with
+// other settings has its own. `RESILIENCE_OPTIONS` (JSON `{ breaker, rateLimit }`) is only the default
+// for a caller that sends no settings (a custom caller of the store). A Durable
 // Object is single-threaded, so only one half-open probe is admitted across all isolates and the
 // buckets are one global budget. Its state lives in memory: if the object is evicted, breakers start
 // closed and buckets full again.
@@ -27,15 +30,15 @@ export class ResilienceState {
   }
 
   async fetch(request) {
-    const { op, key, verdict, permit, tokens } = await request.json();
+    const { op, key, verdict, permit, tokens, settings } = await request.json();
     const now = Date.now();
     switch (op) {
       case "admit":
-        return Response.json(this.#board.admit(String(key), now));
+        return Response.json(this.#board.admit(String(key), now, settings));
       case "record":
-        return Response.json(this.#board.record(String(key), String(verdict), permit, now));
+        return Response.json(this.#board.record(String(key), String(verdict), permit, now, settings));
       case "take":
-        return Response.json(this.#board.take(String(key), Number(tokens) || 0, now));
+        return Response.json(this.#board.take(String(key), Number(tokens) || 0, now, settings));
       default:
         return new Response(`unknown op ${op}`, { status: 400 });
     }
@@ -55,8 +58,8 @@ export function durableObjectStateStore(namespace, { name = "global" } = {}) {
     return response.json();
   };
   return {
-    admit: (key) => call({ op: "admit", key }),
-    record: (key, verdict, permit) => call({ op: "record", key, verdict, permit }),
-    take: (key, tokens) => call({ op: "take", key, tokens }),
+    admit: (key, settings) => call({ op: "admit", key, settings }),
+    record: (key, verdict, permit, settings) => call({ op: "record", key, verdict, permit, settings }),
+    take: (key, tokens, settings) => call({ op: "take", key, tokens, settings }),
   };
 }

@@ -8,6 +8,7 @@ use resilient_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeout
 use resilient_llm::core::dedupe::MAX_CALLERS;
 use resilient_llm::core::error::{Failure, TimeoutPhase};
 use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
+use resilient_llm::core::policy_board::PolicyBoard;
 use resilient_llm::core::race::{race, Either};
 use resilient_llm::core::rate_limit::RateLimitConfig;
 use resilient_llm::core::retry::{Jitter, RetryConfig};
@@ -838,4 +839,90 @@ fn a_listener_may_reenter_the_engine_from_every_event() {
     let stats = engine.stats();
     assert_eq!(stats.requests, 6 + 40);
     assert_eq!(stats.successes + stats.failures, stats.requests);
+}
+
+/// The Durable Object's own settings, unlike the clients' in the tests below: a client must never run
+/// on them.
+fn object_defaults() -> PolicyBoard {
+    PolicyBoard::new(
+        Some(BreakerConfig::default()),
+        Some(RateLimitConfig {
+            requests_per_minute: Some(1_000),
+            burst: Some(1_000),
+            tokens_per_minute: None,
+            max_wait_ms: 5_000,
+        }),
+    )
+}
+
+#[test]
+fn a_shared_state_rate_limit_refusal_is_counted_and_emitted_like_a_local_one() {
+    let sim = Sim::new(|_, _| Reply::status(200).after(10));
+    sim.share_state(object_defaults(), 3);
+    let engine = Rc::new(Engine::new(rate_config(60, 1, 0), 7));
+    assert_eq!(status(&run_one(&sim, &engine, call(&engine, "first"))), 200);
+    match run_one(&sim, &engine, call(&engine, "second")) {
+        Err(Failure::RateLimited { key, .. }) => assert_eq!(key, "client"),
+        other => panic!("the client's 1 a minute refuses the second call, got {other:?}"),
+    }
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.requests, stats.failures, stats.rejected_rate_limit),
+        (2, 1, 1)
+    );
+    assert_eq!(sim.events_of("error").len(), 1);
+    assert_eq!(sim.events_of("rateLimited").len(), 1);
+    assert_eq!(sim.sent.borrow().len(), 1);
+}
+
+#[test]
+fn a_shared_bucket_wait_is_bounded_by_total_ms() {
+    let sim = Sim::new(|_, _| Reply::status(200).after(10));
+    sim.share_state(object_defaults(), 3);
+    let mut cfg = rate_config(1, 1, 120_000);
+    cfg.timeout.total_ms = Some(1_000);
+    let engine = Rc::new(Engine::new(cfg, 7));
+    assert_eq!(status(&run_one(&sim, &engine, call(&engine, "first"))), 200);
+    let started = sim.now();
+    match run_one(&sim, &engine, call(&engine, "second")) {
+        Err(Failure::Timeout { phase, .. }) => assert_eq!(phase, TimeoutPhase::Total),
+        other => panic!("a minute's wait ends at the 1 s deadline, got {other:?}"),
+    }
+    assert_eq!(sim.now() - started, 1_000);
+    assert_eq!(sim.events_of("error").len(), 1);
+    assert_eq!(sim.sent.borrow().len(), 1);
+}
+
+#[test]
+fn with_shared_state_the_clients_failure_threshold_opens_the_breaker() {
+    let sim = Sim::new(|_, _| Reply::status(503).after(10));
+    sim.share_state(object_defaults(), 3);
+    let breaker = BreakerConfig {
+        failure_threshold: 3,
+        ..BreakerConfig::default()
+    };
+    let engine = Rc::new(Engine::new(
+        ClientConfig {
+            breaker: Some((breaker, Scope::Origin)),
+            ..config(None)
+        },
+        7,
+    ));
+    for _ in 0..3 {
+        assert_eq!(status(&run_one(&sim, &engine, call(&engine, "a"))), 503);
+    }
+    match run_one(&sim, &engine, call(&engine, "a")) {
+        Err(Failure::CircuitOpen { key, .. }) => assert_eq!(key, "https://api.example"),
+        other => panic!("the client's threshold of 3 opens the shared breaker, got {other:?}"),
+    }
+    assert_eq!(sim.sent.borrow().len(), 3);
+    assert_eq!(engine.stats().rejected_breaker, 1);
+    assert_eq!(sim.events_of("error").len(), 1);
+    // Another client with the same settings sees the same breaker open.
+    let other = Rc::new(Engine::new(engine.config().clone(), 8));
+    assert!(matches!(
+        run_one(&sim, &other, call(&other, "b")),
+        Err(Failure::CircuitOpen { .. })
+    ));
+    assert_eq!(sim.sent.borrow().len(), 3);
 }

@@ -31,6 +31,7 @@ fn respond(
     let outcome = Outcome::Response {
         status,
         headers: &lookup,
+        error_class: None,
     };
     state.decide(cfg, &outcome, WALL_NOW, &mut Rng::new(7))
 }
@@ -180,6 +181,7 @@ fn three_503_then_200() {
         let outcome = Outcome::Response {
             status,
             headers: &no_headers,
+            error_class: None,
         };
         match s.decide(&cfg, &outcome, WALL_NOW, &mut rng) {
             Decision::Retry {

@@ -5,6 +5,10 @@
 //! `RefCell` that is borrowed only between awaits. Cancellation is `Drop`: when the caller aborts, the
 //! future is dropped, and guards give back what the call held (a rate-limit reservation, a half-open
 //! probe slot) so an abort never leaks capacity.
+//!
+//! Admission (the bucket, then the breaker) has one path, whether the state is this client's or a
+//! [`StateStore`] shared across isolates (`sharedState`): either way a refusal is counted and emitted,
+//! a wait is bounded by `timeout.totalMs`, and the client's own settings apply.
 
 use crate::core::breaker::registry::Breakers;
 use crate::core::breaker::{verdict_for_status, Permit, StateKind, Verdict};
@@ -17,6 +21,7 @@ use crate::core::race::{race, Either};
 use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
 use crate::core::rng::Rng;
+use crate::core::state_store::StateStore;
 use crate::core::stats::Stats;
 use std::cell::{Cell, RefCell};
 
@@ -267,7 +272,7 @@ impl Engine {
         attempts: &Cell<u32>,
     ) -> Result<Delivered<P::Response>, Failure> {
         let mut tokens = self.wait_for_rate_limit(platform, call).await?;
-        let mut breaker = self.admit(platform, call)?;
+        let mut breaker = self.admit(platform, call).await?;
         let mut retry = call.retry.as_ref().map(RetryState::new);
         loop {
             let attempt = attempts.get() + 1;
@@ -373,6 +378,7 @@ impl Engine {
                 let view = Outcome::Response {
                     status: response.status(),
                     headers: &headers,
+                    error_class: response.error_class(),
                 };
                 retry.decide(cfg, &view, wall, &mut state.rng)
             }
@@ -405,10 +411,24 @@ impl Engine {
         platform: &P,
         call: &CallSpec<P::Request>,
     ) -> Result<Option<TokenTicket>, Failure> {
-        let Some((_, scope)) = &self.config.rate_limit else {
+        let Some((cfg, scope)) = &self.config.rate_limit else {
             return Ok(None);
         };
         let key = scoped_key(*scope, &call.origin, call.rate_key.as_deref());
+        if let Some(store) = platform.store() {
+            let wait_ms = match store.take(&key, call.tokens, cfg).await {
+                Err(Failure::RateLimited { retry_after_ms, .. }) => {
+                    return Err(self.refuse_rate(platform, key, retry_after_ms))
+                }
+                Err(failure) => return Err(failure),
+                Ok(wait_ms) => wait_ms,
+            };
+            if wait_ms > 0 {
+                self.announce_wait(platform, &key, wait_ms);
+                platform.sleep(wait_ms).await;
+            }
+            return Ok(None);
+        }
         let now = platform.now_ms();
         let reserved = {
             let mut state = self.state.borrow_mut();
@@ -418,26 +438,11 @@ impl Engine {
             limiter.get(&key, now).reserve(now, call.tokens)
         };
         match reserved {
-            Err(retry_after_ms) => {
-                self.state.borrow_mut().stats.rejected_rate_limit += 1;
-                platform.emit(Event::RateLimited {
-                    key: &key,
-                    wait_ms: retry_after_ms,
-                    rejected: true,
-                });
-                Err(Failure::RateLimited {
-                    key,
-                    retry_after_ms,
-                })
-            }
+            Err(retry_after_ms) => Err(self.refuse_rate(platform, key, retry_after_ms)),
             Ok(reservation) if reservation.wait_ms == 0 => Ok(TokenTicket::new(key, reservation)),
             Ok(reservation) => {
                 let wait_ms = reservation.wait_ms;
-                platform.emit(Event::RateLimited {
-                    key: &key,
-                    wait_ms,
-                    rejected: false,
-                });
+                self.announce_wait(platform, &key, wait_ms);
                 let guard = ReservationGuard {
                     engine: self,
                     platform,
@@ -451,22 +456,59 @@ impl Engine {
         }
     }
 
-    fn admit<'a, P: Platform>(
+    /// Counts and emits a rate-limit refusal: the failure to end the call with.
+    fn refuse_rate<P: Platform>(&self, platform: &P, key: String, retry_after_ms: u64) -> Failure {
+        self.state.borrow_mut().stats.rejected_rate_limit += 1;
+        platform.emit(Event::RateLimited {
+            key: &key,
+            wait_ms: retry_after_ms,
+            rejected: true,
+        });
+        Failure::RateLimited {
+            key,
+            retry_after_ms,
+        }
+    }
+
+    /// Emits a wait for rate-limit capacity.
+    fn announce_wait<P: Platform>(&self, platform: &P, key: &str, wait_ms: u64) {
+        platform.emit(Event::RateLimited {
+            key,
+            wait_ms,
+            rejected: false,
+        });
+    }
+
+    async fn admit<'a, P: Platform>(
         &'a self,
         platform: &'a P,
         call: &CallSpec<P::Request>,
     ) -> Result<BreakerGuard<'a, P>, Failure> {
         let started_ms = platform.now_ms();
+        let mut guard = BreakerGuard {
+            engine: self,
+            platform,
+            key: String::new(),
+            permit: None,
+            ticket: None,
+            started_ms,
+        };
         let Some((cfg, scope)) = &self.config.breaker else {
-            return Ok(BreakerGuard {
-                engine: self,
-                platform,
-                key: String::new(),
-                permit: None,
-                started_ms,
-            });
+            return Ok(guard);
         };
         let key = scoped_key(*scope, &call.origin, None);
+        if let Some(store) = platform.store() {
+            match store.admit(&key, cfg, started_ms).await {
+                Ok(ticket) => guard.ticket = Some(ticket),
+                Err(failure) => {
+                    if matches!(failure, Failure::CircuitOpen { .. }) {
+                        self.state.borrow_mut().stats.rejected_breaker += 1;
+                    }
+                    return Err(failure);
+                }
+            }
+            return Ok(guard);
+        }
         let (transitions, admitted) = {
             let mut state = self.state.borrow_mut();
             let tracked = state.breakers.get_or_insert(&key, cfg, started_ms);
@@ -486,13 +528,11 @@ impl Engine {
             });
         }
         match admitted {
-            Ok(permit) => Ok(BreakerGuard {
-                engine: self,
-                platform,
-                key,
-                permit: Some(permit),
-                started_ms,
-            }),
+            Ok(permit) => {
+                guard.key = key;
+                guard.permit = Some(permit);
+                Ok(guard)
+            }
             Err(retry_after_ms) => Err(Failure::CircuitOpen {
                 key,
                 retry_after_ms,
@@ -619,17 +659,22 @@ impl<P: Platform> Drop for ReservationGuard<'_, P> {
     }
 }
 
-/// Holds a breaker permit; reports the call's verdict, or releases the permit unjudged if dropped.
+/// Holds a breaker permit (or a shared store's ticket); reports the call's verdict, or releases the
+/// permit unjudged if dropped.
 struct BreakerGuard<'a, P: Platform> {
     engine: &'a Engine,
     platform: &'a P,
     key: String,
     permit: Option<Permit>,
+    ticket: Option<<P::Store as StateStore>::Ticket>,
     started_ms: u64,
 }
 
 impl<P: Platform> BreakerGuard<'_, P> {
     fn finish(&mut self, verdict: Verdict) {
+        if let (Some(store), Some(ticket)) = (self.platform.store(), self.ticket.take()) {
+            store.record(ticket, verdict);
+        }
         let Some(permit) = self.permit.take() else {
             return;
         };

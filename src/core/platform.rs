@@ -6,6 +6,8 @@
 //! only reads a status and headers, so a JS `Response` never has to be copied into Rust.
 
 use crate::core::event::Event;
+use crate::core::llm::ErrorClass;
+use crate::core::state_store::StateStore;
 use std::future::Future;
 
 /// What the core may read of a response.
@@ -14,6 +16,10 @@ pub trait ResponseMeta {
     fn status(&self) -> u16;
     /// A header value by (case-insensitive) name.
     fn header(&self, name: &str) -> Option<String>;
+    /// For LLM calls: the class of an error answer, read from its body (what retrying can fix).
+    fn error_class(&self) -> Option<ErrorClass> {
+        None
+    }
 }
 
 /// Why an attempt got no response.
@@ -32,6 +38,8 @@ pub trait Platform {
     type Request;
     /// A response whose status and headers the core can read.
     type Response: ResponseMeta;
+    /// Where breaker and bucket state lives when it is shared ([`NoStore`](crate::core::state_store::NoStore) when it never is).
+    type Store: StateStore;
 
     /// Monotonic milliseconds, for policies.
     fn now_ms(&self) -> u64;
@@ -53,4 +61,8 @@ pub trait Platform {
     fn share(&self, response: &Self::Response, copies: usize, each: &mut dyn FnMut(Self::Response));
     /// Tells listeners what happened. Cheap when nobody listens.
     fn emit(&self, event: Event);
+    /// The shared store the pipeline asks instead of its own breakers and buckets, when set.
+    fn store(&self) -> Option<&Self::Store> {
+        None
+    }
 }

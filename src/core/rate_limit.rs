@@ -372,6 +372,13 @@ impl KeyedRateLimiter {
     /// The limiter of `key` (a long key stands for its [`bounded_key`]), created (full, at
     /// `now_ms`) if absent, evicting the least recently used key if the bound is reached.
     pub fn get(&mut self, key: &str, now_ms: u64) -> &mut RateLimiter {
+        let cfg = self.cfg.clone();
+        self.get_with(key, &cfg, now_ms)
+    }
+
+    /// [`KeyedRateLimiter::get`], creating an absent limiter from `cfg` instead (a shared board
+    /// keeps each caller's buckets on the caller's settings).
+    pub fn get_with(&mut self, key: &str, cfg: &RateLimitConfig, now_ms: u64) -> &mut RateLimiter {
         let key = &*bounded_key(key);
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
@@ -391,7 +398,6 @@ impl KeyedRateLimiter {
             }
             self.recency.insert(stamp, key.to_owned());
         }
-        let cfg = &self.cfg;
         &mut self
             .slots
             .get_or_insert_with(key, || Slot {

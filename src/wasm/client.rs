@@ -1,10 +1,7 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
-use crate::core::breaker::{verdict_for_status, Verdict};
-use crate::core::config::Scope;
-use crate::core::error::Failure;
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{scoped_key, CallSpec, Delivered, Engine, SharedCalls};
+use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::cache::Cache;
@@ -14,7 +11,7 @@ use crate::wasm::listeners::{in_listener, Listeners};
 use crate::wasm::options::{parse_client_options, ClientOptions};
 use crate::wasm::platform::{Answer, JsPlatform};
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
-use crate::wasm::shared_state::{SharedState, Ticket};
+use crate::wasm::shared_state::SharedState;
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
 use crate::wasm::tap::SharedStreams;
@@ -44,16 +41,7 @@ pub(crate) struct Inner {
     pub(crate) budget: Option<RefCell<Ledger>>,
     /// What chat calls have cost, per model and per user.
     pub(crate) costs: RefCell<CostTally>,
-    /// Breaker and bucket state shared across isolates.
-    shared_state: Option<SharedState>,
-    shared_policies: SharedPolicies,
     seeded: Cell<bool>,
-}
-
-/// Which policies the shared store plays for this client.
-struct SharedPolicies {
-    breaker: bool,
-    rate_limit: bool,
 }
 
 #[wasm_bindgen]
@@ -65,18 +53,10 @@ impl ResilientClient {
     ) -> Result<ResilientClient, JsValue> {
         crate::wasm::install_panic_hook();
         let mut options = parse_client_options(options)?;
-        let shared_state = options.shared_state.take().map(SharedState::new);
-        let mut config = options.config.clone();
-        let shared_policies = SharedPolicies {
-            breaker: shared_state.is_some() && config.breaker.is_some(),
-            rate_limit: shared_state.is_some() && config.rate_limit.is_some(),
-        };
-        // With shared state, the shared store plays the breaker and the bucket instead.
-        if shared_state.is_some() {
-            config.breaker = None;
-            config.rate_limit = None;
-        }
-        let engine = Engine::new(config, 0);
+        // The engine holds the one copy of the policy configuration, shared state or not: a shared
+        // store is asked from inside the pipeline, on these settings.
+        let engine = Engine::new(std::mem::take(&mut options.config), 0);
+        let store = options.shared_state.take().map(SharedState::new);
         let cache = options.cache.take().map(Cache::new);
         let budget = options
             .budget
@@ -87,6 +67,7 @@ impl ResilientClient {
                 engine,
                 platform: JsPlatform {
                     listeners: Rc::new(Listeners::default()),
+                    store,
                 },
                 options,
                 in_flight: SharedCalls::default(),
@@ -94,8 +75,6 @@ impl ResilientClient {
                 cache,
                 budget,
                 costs: RefCell::new(CostTally::default()),
-                shared_state,
-                shared_policies,
                 seeded: Cell::new(false),
             }),
         })
@@ -160,6 +139,7 @@ impl ResilientClient {
     pub fn stats(&self) -> JsValue {
         stats_to_js(
             &self.inner.engine,
+            self.inner.platform.store.is_some(),
             self.inner.cache.as_ref(),
             &self.inner.costs.borrow(),
             self.inner.platform_now(),
@@ -170,6 +150,7 @@ impl ResilientClient {
     pub fn metrics(&self) -> String {
         metrics_text(
             &self.inner.engine,
+            self.inner.platform.store.is_some(),
             self.inner.cache.as_ref(),
             &self.inner.costs.borrow(),
             self.inner.platform_now(),
@@ -229,16 +210,16 @@ impl Inner {
         let defaults = RequestDefaults {
             base_url: self.options.base_url.as_deref(),
             headers: &self.options.headers,
-            retry: self.options.config.retry.as_ref(),
-            timeout: self.options.config.timeout,
+            retry: self.engine.config().retry.as_ref(),
+            timeout: self.engine.config().timeout,
             keyed: self.options.dedupe || self.cache.is_some(),
             namespace: self
                 .cache
                 .as_ref()
                 .map_or("", |c| c.options.namespace.as_str()),
             count_tokens: self
-                .options
-                .config
+                .engine
+                .config()
                 .rate_limit
                 .as_ref()
                 .is_some_and(|(limit, _)| limit.tokens_per_minute.is_some()),
@@ -269,66 +250,18 @@ impl Inner {
                 .unwrap_or_else(|| config.retry.clone()),
             tokens: prepared.tokens,
         };
-        let rate_key = call.rate_key.clone();
+        // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be
+        // counted once per path a call can take (~10 KB per call in flight instead of ~4).
         let work = async {
-            let ticket = self
-                .shared_admission(&call.origin, rate_key.as_deref(), call.tokens)
-                .await?;
-            // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would
-            // be counted once per path a call can take (~10 KB per call in flight instead of ~4).
-            let result = match shared {
+            match shared {
                 Some((flights, key)) => {
                     Box::pin(self.engine.execute_shared(platform, flights, &call, key)).await
                 }
                 None => Box::pin(self.engine.execute(platform, &call)).await,
-            };
-            if let (Some(state), Some(ticket)) = (&self.shared_state, ticket) {
-                state.record(ticket, verdict_of(&result));
             }
-            result
         };
         let result = until_aborted(prepared.signal.as_ref(), work).await?;
         result.map_err(|failure| failure_to_js(&failure))
-    }
-}
-
-impl Inner {
-    /// With shared state: the shared breaker's admission, then the shared bucket's wait (slept here).
-    async fn shared_admission(
-        &self,
-        origin: &str,
-        rate_key: Option<&str>,
-        tokens: u64,
-    ) -> Result<Option<Ticket>, Failure> {
-        let Some(state) = &self.shared_state else {
-            return Ok(None);
-        };
-        let now = self.platform.now_ms();
-        let ticket = match self.shared_policies.breaker {
-            true => Some(
-                state
-                    .admit(&scoped_key(Scope::Origin, origin, None), now)
-                    .await?,
-            ),
-            false => None,
-        };
-        if self.shared_policies.rate_limit {
-            let key = scoped_key(Scope::Client, origin, rate_key);
-            let wait = state.take(&key, tokens).await?;
-            if wait > 0 {
-                self.platform.sleep(wait).await;
-            }
-        }
-        Ok(ticket)
-    }
-}
-
-/// A call's verdict for a breaker.
-fn verdict_of(result: &Result<Delivered<Answer>, Failure>) -> Verdict {
-    match result {
-        Ok(delivered) => verdict_for_status(delivered.response.response.status()),
-        Err(Failure::Timeout { .. } | Failure::Network { .. }) => Verdict::Failure,
-        Err(_) => Verdict::Ignored,
     }
 }
 

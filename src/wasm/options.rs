@@ -29,7 +29,8 @@ pub fn isolate_requests() {
 
 /// The client options, parsed.
 pub struct ClientOptions {
-    /// Policy configuration for the pipeline.
+    /// Policy configuration for the pipeline; the client moves it into its `Engine`, the one copy
+    /// every call reads.
     pub config: ClientConfig,
     /// Prefix for relative URLs.
     pub base_url: Option<String>,

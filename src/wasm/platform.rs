@@ -12,6 +12,7 @@ use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
+use crate::wasm::shared_state::SharedState;
 use crate::wasm::stream::{prime, Body, StreamStart};
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
@@ -75,22 +76,20 @@ impl ResponseMeta for Answer {
     fn status(&self) -> u16 {
         self.response.status()
     }
-    /// An error class that retrying cannot fix reads as `x-should-retry: false`, the hint the retry
-    /// policy already honours.
     fn header(&self, name: &str) -> Option<String> {
-        if name.eq_ignore_ascii_case("x-should-retry")
-            && self.error_class.is_some_and(|class| !class.retryable())
-        {
-            return Some("false".to_string());
-        }
         self.response.headers().get(name).ok().flatten()
+    }
+    fn error_class(&self) -> Option<ErrorClass> {
+        self.error_class
     }
 }
 
-/// Global fetch and timers, and the client's event listeners.
+/// Global fetch and timers, the client's event listeners and its shared state store.
 pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
+    /// Breaker and bucket state shared across isolates (`sharedState`), when set.
+    pub store: Option<SharedState>,
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -110,6 +109,7 @@ const MAX_TIMER_MS: u64 = i32::MAX as u64;
 impl Platform for JsPlatform {
     type Request = JsRequest;
     type Response = Answer;
+    type Store = SharedState;
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
@@ -174,6 +174,10 @@ impl Platform for JsPlatform {
 
     fn emit(&self, event: Event) {
         self.listeners.dispatch(&event);
+    }
+
+    fn store(&self) -> Option<&SharedState> {
+        self.store.as_ref()
     }
 }
 

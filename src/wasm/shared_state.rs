@@ -1,11 +1,12 @@
 //! Breaker and rate-limit state shared by many isolates.
 //!
 //! On the edge every isolate has its own memory: a breaker in one knows nothing of the failures seen
-//! by the others, and a per-user limit becomes a per-isolate limit. With `sharedState`, the client asks
-//! a `StateStore` (the package ships one on a Durable Object: `resilient-llm/workers`) instead of its
-//! local breaker and bucket, so all isolates see one breaker (one half-open probe in all) and one
-//! bucket. The store's own breaker/limiter logic is the core's, run in the Durable Object by
-//! [`PolicyBoard`].
+//! by the others, and a per-user limit becomes a per-isolate limit. With `sharedState`, the pipeline
+//! asks a `StateStore` (the package ships one on a Durable Object: `resilient-llm/workers`) instead of
+//! its local breaker and bucket, so all isolates see one breaker (one half-open probe in all) and one
+//! bucket. [`SharedState`] is the core's [`StateStore`] on a JS store; each question carries the
+//! client's own `breaker` or `rateLimit` settings, which the store applies ([`PolicyBoard`], run in
+//! the Durable Object, is the core's board behind a JS face).
 //!
 //! Off the hot path where a local decision is safe: while the shared breaker is closed, an isolate
 //! admits calls on a lease (`leaseMs`) without asking, and reports verdicts without waiting. Only an
@@ -13,13 +14,15 @@
 //! If the store is unreachable, `failOpen` (default) carries on without it; `failOpen: false` refuses
 //! the call.
 
-use crate::core::breaker::registry::Breakers;
-use crate::core::breaker::{BreakerConfig, Permit, StateKind, Verdict};
+use crate::core::breaker::{BreakerConfig, StateKind, Verdict};
 use crate::core::error::Failure;
-use crate::core::rate_limit::KeyedRateLimiter;
+use crate::core::policy_board;
+use crate::core::rate_limit::RateLimitConfig;
 use crate::core::sorted_map::SortedMap;
+use crate::core::state_store::StateStore;
 use crate::wasm::js::{get, ignore_rejection, ObjectBuilder};
 use crate::wasm::options::parse_client_options;
+use crate::wasm::reader::{range_error, type_error};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -28,7 +31,9 @@ use wasm_bindgen_futures::JsFuture;
 
 /// `sharedState` options.
 pub struct SharedStateOptions {
-    /// The store: `admit(key)`, `record(key, verdict, permit)`, `take(key, tokens)`.
+    /// The store: `admit(key, settings)`, `record(key, verdict, permit, settings)`,
+    /// `take(key, tokens, settings)`; `settings` is the client's `{ breaker }` or `{ rateLimit }` as
+    /// JSON (the same settings, the same string: a store may cache what it parsed by it).
     pub store: JsValue,
     /// Carry on without the store when it fails (else refuse the call).
     pub fail_open: bool,
@@ -46,6 +51,7 @@ pub struct SharedState {
 pub struct Ticket {
     key: String,
     permit: JsValue,
+    settings: String,
 }
 
 impl SharedState {
@@ -57,12 +63,29 @@ impl SharedState {
         }
     }
 
-    /// Breaker admission for `key`: on a lease while the shared breaker is closed, else from the
-    /// store. `Err` is the failure to reject the call with.
-    pub async fn admit(&self, key: &str, now_ms: u64) -> Result<Ticket, Failure> {
+    fn call(&self, method: &str, args: &[JsValue]) -> Result<Promise, JsValue> {
+        let function: Function = get(&self.options.store, method).dyn_into()?;
+        let result = function.apply(&self.options.store, &args.iter().collect())?;
+        Ok(result
+            .dyn_into::<Promise>()
+            .unwrap_or_else(|value| Promise::resolve(&value)))
+    }
+
+    async fn ask(&self, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+        JsFuture::from(self.call(method, args)?).await
+    }
+}
+
+impl StateStore for SharedState {
+    type Ticket = Ticket;
+
+    /// On a lease while the shared breaker is closed, else from the store.
+    async fn admit(&self, key: &str, cfg: &BreakerConfig, now_ms: u64) -> Result<Ticket, Failure> {
+        let settings = breaker_settings(cfg);
         let ticket = |permit| Ticket {
             key: key.to_string(),
             permit,
+            settings: settings.clone(),
         };
         if self
             .closed_until
@@ -72,7 +95,10 @@ impl SharedState {
         {
             return Ok(ticket(JsValue::UNDEFINED));
         }
-        let answer = match self.ask("admit", &[key.into()]).await {
+        let answer = match self
+            .ask("admit", &[key.into(), settings.as_str().into()])
+            .await
+        {
             Ok(answer) => answer,
             Err(_) if self.options.fail_open => return Ok(ticket(JsValue::UNDEFINED)),
             Err(_) => return Err(unavailable(key)),
@@ -95,32 +121,30 @@ impl SharedState {
         }
     }
 
-    /// Reports a call's verdict, without waiting (a failure also ends this isolate's lease, so the
-    /// next call learns whether it opened the breaker).
-    pub fn record(&self, ticket: Ticket, verdict: Verdict) {
+    /// Without waiting; a failure also ends this isolate's lease, so the next call learns whether it
+    /// opened the breaker.
+    fn record(&self, ticket: Ticket, verdict: Verdict) {
         if verdict == Verdict::Failure {
             self.closed_until.borrow_mut().remove(&ticket.key);
         }
-        let verdict = match verdict {
-            Verdict::Success => "success",
-            Verdict::Failure => "failure",
-            Verdict::Ignored => "ignored",
-        };
-        if let Ok(promise) = self.call(
-            "record",
-            &[ticket.key.into(), verdict.into(), ticket.permit],
-        ) {
+        let args = [
+            ticket.key.into(),
+            verdict_name(verdict).into(),
+            ticket.permit,
+            ticket.settings.into(),
+        ];
+        if let Ok(promise) = self.call("record", &args) {
             ignore_rejection(&promise);
         }
     }
 
-    /// Takes one request (and `tokens`) from the shared bucket `key`: the wait before sending, or
-    /// the failure to reject the call with.
-    pub async fn take(&self, key: &str, tokens: u64) -> Result<u64, Failure> {
-        let answer = match self
-            .ask("take", &[key.into(), (tokens as f64).into()])
-            .await
-        {
+    async fn take(&self, key: &str, tokens: u64, cfg: &RateLimitConfig) -> Result<u64, Failure> {
+        let args = [
+            key.into(),
+            (tokens as f64).into(),
+            rate_settings(cfg).into(),
+        ];
+        let answer = match self.ask("take", &args).await {
             Ok(answer) => answer,
             Err(_) if self.options.fail_open => return Ok(0),
             Err(_) => return Err(unavailable(key)),
@@ -133,18 +157,6 @@ impl SharedState {
                 retry_after_ms: millis(&answer, "retryAfterMs"),
             })
         }
-    }
-
-    fn call(&self, method: &str, args: &[JsValue]) -> Result<Promise, JsValue> {
-        let function: Function = get(&self.options.store, method).dyn_into()?;
-        let result = function.apply(&self.options.store, &args.iter().collect())?;
-        Ok(result
-            .dyn_into::<Promise>()
-            .unwrap_or_else(|value| Promise::resolve(&value)))
-    }
-
-    async fn ask(&self, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
-        JsFuture::from(self.call(method, args)?).await
     }
 }
 
@@ -162,24 +174,66 @@ fn unavailable(key: &str) -> Failure {
     }
 }
 
-/// Most outstanding probe permits a board keeps (a client that never reports frees its slot through
-/// the breaker's own lease; this only bounds memory).
-const MAX_PERMITS: usize = 10_000;
+/// `{ breaker }` as the client's options spell it, as JSON, for the store to apply.
+fn breaker_settings(cfg: &BreakerConfig) -> String {
+    format!(
+        r#"{{"breaker":{{"failureThreshold":{},"errorThresholdPercentage":{},"volumeThreshold":{},"windowMs":{},"resetTimeoutMs":{},"halfOpenMaxCalls":{},"successThreshold":{}}}}}"#,
+        cfg.failure_threshold,
+        cfg.error_threshold_percentage,
+        cfg.volume_threshold,
+        cfg.window_ms,
+        cfg.reset_timeout_ms,
+        cfg.half_open_max_calls,
+        cfg.success_threshold
+    )
+}
 
-/// The state behind a shared `StateStore`: one breaker per key and per-key buckets, run by the core
-/// policies, bounded as a client's are (at most 1,000 breakers, 10,000 buckets, long keys hashed). The package's Durable Object (`resilient-llm/workers`) hosts one.
+/// `{ rateLimit }` as the client's options spell it, as JSON, for the store to apply.
+fn rate_settings(cfg: &RateLimitConfig) -> String {
+    let mut fields = format!(r#""maxWaitMs":{}"#, cfg.max_wait_ms);
+    let optional = [
+        ("requestsPerMinute", cfg.requests_per_minute.map(u64::from)),
+        ("burst", cfg.burst.map(u64::from)),
+        ("tokensPerMinute", cfg.tokens_per_minute),
+    ];
+    for (name, value) in optional {
+        if let Some(n) = value {
+            fields.push_str(&format!(r#","{name}":{n}"#));
+        }
+    }
+    format!(r#"{{"rateLimit":{{{fields}}}}}"#)
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Success => "success",
+        Verdict::Failure => "failure",
+        Verdict::Ignored => "ignored",
+    }
+}
+
+/// Most distinct settings whose parse a board keeps.
+const MAX_SETTINGS: usize = 64;
+/// Longest settings string a board reads (a client's are about 200 bytes).
+const MAX_SETTINGS_BYTES: usize = 1024;
+
+/// A caller's settings, parsed.
+type Settings = (Option<BreakerConfig>, Option<RateLimitConfig>);
+
+/// The state behind a shared `StateStore` (the core's [`policy_board::PolicyBoard`]); the package's
+/// Durable Object (`resilient-llm/workers`) hosts one. Each call passes the caller's settings
+/// (`{ breaker }` or `{ rateLimit }` as JSON, as for `ResilientClient`); the board's own options serve
+/// a caller that passes none.
 #[wasm_bindgen]
 pub struct PolicyBoard {
-    breaker: Option<BreakerConfig>,
-    breakers: Breakers,
-    probes: SortedMap<u32, (String, Permit)>,
-    next_probe: u32,
-    limiter: Option<KeyedRateLimiter>,
+    board: policy_board::PolicyBoard,
+    /// Settings strings already parsed: clients send the same few on every call.
+    parsed: SortedMap<String, Settings>,
 }
 
 #[wasm_bindgen]
 impl PolicyBoard {
-    /// A board for `{ breaker, rateLimit }` options (as for `ResilientClient`).
+    /// A board whose defaults are `{ breaker, rateLimit }` options (as for `ResilientClient`).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "Pick<ClientOptions, \"breaker\" | \"rateLimit\">")]
@@ -187,101 +241,117 @@ impl PolicyBoard {
     ) -> Result<PolicyBoard, JsValue> {
         let config = parse_client_options(options)?.config;
         Ok(PolicyBoard {
-            breaker: config.breaker.map(|(cfg, _)| cfg),
-            breakers: Breakers::new(),
-            probes: SortedMap::new(),
-            next_probe: 0,
-            limiter: config
-                .rate_limit
-                .map(|(cfg, _)| KeyedRateLimiter::new(cfg, 10_000)),
+            board: policy_board::PolicyBoard::new(
+                config.breaker.map(|(cfg, _)| cfg),
+                config.rate_limit.map(|(cfg, _)| cfg),
+            ),
+            parsed: SortedMap::new(),
         })
     }
 
-    /// `{ ok, state, probe, permit?, retryAfterMs? }` for a call on `key` at `now` (ms).
-    pub fn admit(&mut self, key: &str, now: f64) -> JsValue {
-        let now = now as u64;
-        let Some(cfg) = &self.breaker else {
-            return ObjectBuilder::new()
+    /// `{ ok, state, probe, permit?, retryAfterMs? }` for a call on `key` at `now` (ms) under the
+    /// caller's `{ breaker }` settings. Throws a TypeError or RangeError naming a wrong setting.
+    pub fn admit(
+        &mut self,
+        key: &str,
+        now: f64,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let cfg = self.settings(settings)?.0;
+        let admission = self.board.admit(key, cfg.as_ref(), now as u64);
+        let answer = match admission.admitted {
+            Ok(Some(permit)) => ObjectBuilder::new()
                 .bool("ok", true)
-                .str("state", "closed")
-                .build();
-        };
-        let breaker = &mut self.breakers.get_or_insert(key, cfg, now).breaker;
-        let answer = match breaker.try_acquire(now) {
-            Ok(permit) if permit.probe => {
-                let id = self.next_probe;
-                self.next_probe = self.next_probe.wrapping_add(1);
-                self.probes.insert(id, (key.to_string(), permit));
-                if self.probes.len() > MAX_PERMITS {
-                    self.probes.pop_first();
-                }
-                ObjectBuilder::new()
-                    .bool("ok", true)
-                    .bool("probe", true)
-                    .num("permit", id)
-            }
-            Ok(_) => ObjectBuilder::new().bool("ok", true),
+                .bool("probe", true)
+                .num("permit", permit),
+            Ok(None) => ObjectBuilder::new().bool("ok", true),
             Err(retry_after_ms) => ObjectBuilder::new()
                 .bool("ok", false)
                 .num("retryAfterMs", retry_after_ms as f64),
         };
-        let state = breaker_state(&mut self.breakers, key, now);
-        answer.str("state", state).build()
+        Ok(answer.str("state", admission.state.as_str()).build())
     }
 
     /// Records a call's verdict (`"success"`, `"failure"`, `"ignored"`); a probe passes its permit.
-    pub fn record(&mut self, key: &str, verdict: &str, permit: JsValue, now: f64) -> JsValue {
-        let now = now as u64;
+    pub fn record(
+        &mut self,
+        key: &str,
+        verdict: &str,
+        permit: JsValue,
+        now: f64,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let cfg = self.settings(settings)?.0;
         let verdict = match verdict {
             "success" => Verdict::Success,
             "failure" => Verdict::Failure,
             _ => Verdict::Ignored,
         };
-        let probe = permit
-            .as_f64()
-            .and_then(|id| self.probes.remove(&(id as u32)))
-            .filter(|(probe_key, _)| probe_key == key)
-            .map(|(_, permit)| permit);
-        if let Some(breaker) = self.breakers.get_mut(key).map(|t| &mut t.breaker) {
-            // A call admitted on a lease while closed counts as one admitted now (never as a probe).
-            let permit = match probe {
-                Some(permit) => Some(permit),
-                None if breaker.state(now) == StateKind::Closed => breaker.try_acquire(now).ok(),
-                None => None,
-            };
-            if let Some(permit) = permit {
-                breaker.record(now, permit, verdict);
-            }
-        }
-        let state = breaker_state(&mut self.breakers, key, now);
-        ObjectBuilder::new().str("state", state).build()
+        let probe = permit.as_f64().map(|id| id as u32);
+        let state: StateKind = self
+            .board
+            .record(key, verdict, probe, cfg.as_ref(), now as u64);
+        Ok(ObjectBuilder::new().str("state", state.as_str()).build())
     }
 
-    /// `{ ok: true, waitMs }` or `{ ok: false, retryAfterMs }` for one request and `tokens`.
-    pub fn take(&mut self, key: &str, tokens: f64, now: f64) -> JsValue {
-        let now = now as u64;
-        let Some(limiter) = &mut self.limiter else {
-            return ObjectBuilder::new()
+    /// `{ ok: true, waitMs }` or `{ ok: false, retryAfterMs }` for one request and `tokens`, under
+    /// the caller's `{ rateLimit }` settings.
+    pub fn take(
+        &mut self,
+        key: &str,
+        tokens: f64,
+        now: f64,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let cfg = self.settings(settings)?.1;
+        let tokens = tokens.max(0.0) as u64;
+        let answer = match self.board.take(key, tokens, cfg.as_ref(), now as u64) {
+            Ok(wait_ms) => ObjectBuilder::new()
                 .bool("ok", true)
-                .num("waitMs", 0)
-                .build();
-        };
-        match limiter.get(key, now).reserve(now, tokens.max(0.0) as u64) {
-            Ok(reservation) => ObjectBuilder::new()
-                .bool("ok", true)
-                .num("waitMs", reservation.wait_ms as f64)
-                .build(),
+                .num("waitMs", wait_ms as f64),
             Err(retry_after_ms) => ObjectBuilder::new()
                 .bool("ok", false)
-                .num("retryAfterMs", retry_after_ms as f64)
-                .build(),
-        }
+                .num("retryAfterMs", retry_after_ms as f64),
+        };
+        Ok(answer.build())
     }
 }
 
-fn breaker_state(breakers: &mut Breakers, key: &str, now: u64) -> &'static str {
-    breakers
-        .get_mut(key)
-        .map_or(StateKind::Closed, |t| t.breaker.state(now))
-        .as_str()
+impl PolicyBoard {
+    /// A caller's settings (none when it sent none), parsed once per distinct string.
+    fn settings(&mut self, settings: JsValue) -> Result<Settings, JsValue> {
+        if settings.is_undefined() || settings.is_null() {
+            return Ok((None, None));
+        }
+        let Some(text) = settings.as_string() else {
+            return Err(type_error("settings", "a JSON string", &settings));
+        };
+        if let Some(parsed) = self.parsed.get(&text) {
+            return Ok(parsed.clone());
+        }
+        if text.len() > MAX_SETTINGS_BYTES {
+            return Err(range_error(
+                "settings",
+                &format!("at most {MAX_SETTINGS_BYTES} bytes of JSON"),
+                &(text.len() as f64).into(),
+            ));
+        }
+        let value = js_sys::JSON::parse(&text).map_err(|_| {
+            type_error(
+                "settings",
+                "JSON of { breaker } or { rateLimit }",
+                &text.as_str().into(),
+            )
+        })?;
+        let config = parse_client_options(value)?.config;
+        let parsed = (
+            config.breaker.map(|(cfg, _)| cfg),
+            config.rate_limit.map(|(cfg, _)| cfg),
+        );
+        if self.parsed.len() >= MAX_SETTINGS {
+            self.parsed.pop_first();
+        }
+        self.parsed.insert(text, parsed.clone());
+        Ok(parsed)
+    }
 }

@@ -7,9 +7,15 @@ use crate::wasm::cache::Cache;
 use crate::wasm::js::ObjectBuilder;
 use wasm_bindgen::prelude::*;
 
-/// The `ClientStats` object of the API.
+/// The client's own bucket level; none with shared state, whose bucket lives in the store.
+fn rate_level(engine: &Engine, shared: bool, now_ms: u64) -> Option<(f64, f64)> {
+    (!shared).then(|| engine.rate_level(now_ms)).flatten()
+}
+
+/// The `ClientStats` object of the API (`shared`: breakers and buckets live in a shared store).
 pub fn stats_to_js(
     engine: &Engine,
+    shared: bool,
     cache: Option<&Cache>,
     costs: &CostTally,
     now_ms: u64,
@@ -25,7 +31,7 @@ pub fn stats_to_js(
                 .build(),
         );
     }
-    let rate_limit = match engine.rate_level(now_ms) {
+    let rate_limit = match rate_level(engine, shared, now_ms) {
         Some((tokens, capacity)) => ObjectBuilder::new()
             .num("tokens", tokens)
             .num("capacity", capacity)
@@ -109,6 +115,7 @@ fn lines_to_js(label: &str, lines: Vec<(String, Usage, u64)>) -> js_sys::Array {
 /// The Prometheus text.
 pub fn metrics_text(
     engine: &Engine,
+    shared: bool,
     cache: Option<&Cache>,
     costs: &CostTally,
     now_ms: u64,
@@ -116,7 +123,7 @@ pub fn metrics_text(
     prometheus(
         &engine.stats(),
         &engine.breakers(now_ms),
-        engine.rate_level(now_ms),
+        rate_level(engine, shared, now_ms),
         cache.map(Cache::counts),
         costs,
     )

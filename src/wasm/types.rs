@@ -93,11 +93,13 @@ export interface CacheOptions {
    * of what is left of `timeout.totalMs`. */
   timeoutMs?: number;
 }
-/** Breaker and rate-limit state shared across isolates (see "resilient-llm/workers"). */
+/** Breaker and rate-limit state shared across isolates (see "resilient-llm/workers"). Each question carries
+ * the client's own settings, `{ breaker }` or `{ rateLimit }` as in `ClientOptions`, as JSON (the same settings
+ * give the same string), which the store applies. */
 export interface StateStore {
-  admit(key: string): Promise<{ ok: boolean; state: "closed" | "open" | "half-open"; probe?: boolean; permit?: number; retryAfterMs?: number }>;
-  record(key: string, verdict: "success" | "failure" | "ignored", permit?: number): Promise<unknown>;
-  take(key: string, tokens: number): Promise<{ ok: boolean; waitMs?: number; retryAfterMs?: number }>;
+  admit(key: string, settings?: string): Promise<{ ok: boolean; state: "closed" | "open" | "half-open"; probe?: boolean; permit?: number; retryAfterMs?: number }>;
+  record(key: string, verdict: "success" | "failure" | "ignored", permit?: number, settings?: string): Promise<unknown>;
+  take(key: string, tokens: number, settings?: string): Promise<{ ok: boolean; waitMs?: number; retryAfterMs?: number }>;
 }
 export interface SharedStateOptions {
   store: StateStore;

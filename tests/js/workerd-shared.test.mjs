@@ -10,6 +10,8 @@ import { startMockLlm } from "../../www/mock-llm.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 let mock;
 let mf;
+/** The same Worker, its Durable Object configured as README's example (`readme`) or not at all (`bare`). */
+const others = {};
 
 before(async () => {
   mock = await startMockLlm();
@@ -22,17 +24,26 @@ before(async () => {
       }),
     },
   });
+  const withOptions = (name, options) =>
+    startWorker(join(here, "workerd/shared-worker.mjs"), `shared-worker-${name}`, {
+      durableObjects: { RESILIENCE: "ResilienceState" },
+      bindings: options ? { RESILIENCE_OPTIONS: JSON.stringify(options) } : {},
+    });
+  others.readme = await withOptions("readme", { breaker: { failureThreshold: 5, resetTimeoutMs: 30000 }, rateLimit: { requestsPerMinute: 60 } });
+  others.bare = await withOptions("bare");
 });
 after(async () => {
+  await others.readme?.dispose();
+  await others.bare?.dispose();
   await mf?.dispose();
   await mock?.close();
 });
 
-async function dispatch(params) {
+async function dispatch(params, worker = mf) {
   const url = new URL("http://worker/");
   url.searchParams.set("mock", mock.url);
   for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
-  return mf.dispatchFetch(url);
+  return worker.dispatchFetch(url);
 }
 
 async function call(params) {
@@ -123,4 +134,49 @@ test("workerd: added latency of the shared-state path versus local state", async
   const added = median(samples.shared.map((x, i) => x - samples.local[i]));
   t.diagnostic(`median request through the Worker: local state ${local.toFixed(2)} ms, shared state ${shared.toFixed(2)} ms; added, median of pairs: +${added.toFixed(2)} ms (a take round trip to the Durable Object; admission on the lease)`);
   assert.ok(added <= LATENCY_LIMIT_MS, `the shared path added ${added.toFixed(2)} ms (README: +0.1 to +0.4 ms)`);
+});
+
+// The client's settings drive the shared state: the object applies the breaker and limit each client
+// sends, never its own RESILIENCE_OPTIONS in their place.
+
+test("workerd: shared state honours the client's failureThreshold (3), not the object's (5)", async () => {
+  const on = (params) => dispatch({ board: "threshold", ...params }, others.readme).then((r) => r.text());
+  for (let i = 0; i < 3; i++) assert.equal(await on({ fault: "status=503", user: `t${i}` }), "503");
+  const seen = mock.stats().total;
+  assert.equal(await on({ user: "t9" }), "CircuitOpenError", "three failures open the client's breaker");
+  assert.equal(mock.stats().total, seen, "nothing reached the upstream");
+});
+
+test("workerd: shared state honours the client's limit (5 a minute) when the object has no options", async () => {
+  const results = [];
+  for (let i = 0; i < 8; i++) results.push(await dispatch({ board: "limit", rpm: "5", user: "five" }, others.bare).then((r) => r.text()));
+  assert.deepEqual(results, ["200", "200", "200", "200", "200", "RateLimitError", "RateLimitError", "RateLimitError"]);
+});
+
+test("workerd: README's example: the client's maxWaitMs: 0 never waits on the object's default 5,000 ms", async () => {
+  // The client allows 60 a minute and never waits; the object's own options would queue the rest.
+  const results = await Promise.all(
+    Array.from({ length: 70 }, () => dispatch({ board: "wait", rpm: "60", user: "readme" }, others.readme).then((r) => r.text())),
+  );
+  assert.equal(results.filter((r) => r === "200").length, 60, `${results}`);
+  assert.equal(results.filter((r) => r === "RateLimitError").length, 10, "refused at once, not queued");
+});
+
+test("workerd: a shared-state refusal is counted in the client's stats, like a local one", async () => {
+  // The client's settings are the object's here (3 a minute), so only the counting differs.
+  const kept = { kept: "counted", board: "counted", user: "counted" };
+  for (let i = 0; i < 3; i++) assert.equal(await call(kept), "200");
+  assert.equal(await call(kept), "RateLimitError");
+  assert.deepEqual(await (await dispatch({ ...kept, stats: "1" })).json(), { breaker: 0, rateLimit: 1, budget: 0 });
+});
+
+test("workerd: the object refuses malformed settings with an error naming them, and keeps answering", async () => {
+  for (const settings of [42, { rateLimit: { requestsPerMinute: 1 } }, "{", '{"rateLimit":{"requestsPerMinute":-1}}', `{"rateLimit":{"requestsPerMinute":1}${" ".repeat(2000)}}`]) {
+    const answer = await dispatch({ raw: JSON.stringify(settings) });
+    assert.equal(answer.status, 500, `settings ${JSON.stringify(settings).slice(0, 60)}`);
+    assert.match(await answer.text(), /settings|requestsPerMinute/);
+  }
+  const good = '{"rateLimit":{"requestsPerMinute":1,"maxWaitMs":0}}';
+  assert.deepEqual(await (await dispatch({ raw: JSON.stringify(good) })).json(), { ok: true, waitMs: 0 });
+  assert.equal((await (await dispatch({ raw: JSON.stringify(good) })).json()).ok, false, "the caller's 1 a minute");
 });

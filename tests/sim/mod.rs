@@ -2,12 +2,17 @@
 //! timer when every task is waiting, and a scripted upstream. No test sleeps; every run is deterministic.
 #![allow(dead_code)]
 
+use resilient_llm::core::breaker::{BreakerConfig, Verdict};
+use resilient_llm::core::error::Failure;
 use resilient_llm::core::event::Event;
 use resilient_llm::core::platform::{Platform, ResponseMeta, SendError};
-use std::cell::{Cell, RefCell};
+use resilient_llm::core::policy_board::PolicyBoard;
+use resilient_llm::core::rate_limit::RateLimitConfig;
+use resilient_llm::core::state_store::StateStore;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 /// A scripted response.
@@ -105,6 +110,8 @@ pub struct Sim {
     pub listener: RefCell<Option<Listener>>,
     /// How many copies each shared call was asked for, one entry per call.
     pub shared: RefCell<Vec<usize>>,
+    /// Breaker and bucket state shared with other clients, when set ([`Sim::share_state`]).
+    pub store: OnceCell<SimStore>,
 }
 
 impl Sim {
@@ -119,7 +126,19 @@ impl Sim {
             discarded: Cell::new(0),
             listener: RefCell::new(None),
             shared: RefCell::new(Vec::new()),
+            store: OnceCell::new(),
         })
+    }
+
+    /// From now on the pipeline asks `board`, `latency_ms` away, instead of its own breakers and
+    /// buckets (as `sharedState` does with a Durable Object).
+    pub fn share_state(self: &Rc<Self>, board: PolicyBoard, latency_ms: u64) {
+        let store = SimStore {
+            sim: Rc::downgrade(self),
+            board: RefCell::new(board),
+            latency_ms,
+        };
+        assert!(self.store.set(store).is_ok(), "state shared once");
     }
 
     pub fn now(&self) -> u64 {
@@ -211,9 +230,57 @@ pub struct SimPlatform(pub Rc<Sim>);
 /// Wall clock at simulated time 0: 2026-01-01T00:00:00Z.
 pub const WALL_EPOCH_MS: u64 = 1_767_225_600_000;
 
+/// A shared state store on the virtual clock: a [`PolicyBoard`] answering after `latency_ms`.
+pub struct SimStore {
+    sim: Weak<Sim>,
+    pub board: RefCell<PolicyBoard>,
+    pub latency_ms: u64,
+}
+
+impl SimStore {
+    /// The round trip to the store; the time at the store.
+    async fn trip(&self) -> u64 {
+        let sim = self.sim.upgrade().expect("the sim outlives its store");
+        sim.timer(self.latency_ms).await;
+        sim.now()
+    }
+}
+
+impl StateStore for SimStore {
+    type Ticket = (String, BreakerConfig, Option<u32>);
+
+    async fn admit(&self, key: &str, cfg: &BreakerConfig, _: u64) -> Result<Self::Ticket, Failure> {
+        let now = self.trip().await;
+        match self.board.borrow_mut().admit(key, Some(cfg), now).admitted {
+            Ok(probe) => Ok((key.to_string(), cfg.clone(), probe)),
+            Err(retry_after_ms) => Err(Failure::CircuitOpen {
+                key: key.to_string(),
+                retry_after_ms,
+            }),
+        }
+    }
+
+    fn record(&self, (key, cfg, probe): Self::Ticket, verdict: Verdict) {
+        let now = self.sim.upgrade().map_or(0, |sim| sim.now());
+        self.board
+            .borrow_mut()
+            .record(&key, verdict, probe, Some(&cfg), now);
+    }
+
+    async fn take(&self, key: &str, tokens: u64, cfg: &RateLimitConfig) -> Result<u64, Failure> {
+        let now = self.trip().await;
+        let taken = self.board.borrow_mut().take(key, tokens, Some(cfg), now);
+        taken.map_err(|retry_after_ms| Failure::RateLimited {
+            key: key.to_string(),
+            retry_after_ms,
+        })
+    }
+}
+
 impl Platform for SimPlatform {
     type Request = String;
     type Response = SimResponse;
+    type Store = SimStore;
 
     fn now_ms(&self) -> u64 {
         self.0.now()
@@ -256,5 +323,8 @@ impl Platform for SimPlatform {
         if let Some(listener) = listener {
             listener(kind);
         }
+    }
+    fn store(&self) -> Option<&SimStore> {
+        self.0.store.get()
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! The order of questions matters:
 //! 1. Success (2xx/3xx) is [`Decision::Done`], whatever the headers say.
-//! 2. Retryable? The server's `x-should-retry` wins when present (`true` retries even a status
+//! 2. Retryable? An error class read from the body that retrying cannot fix (an exhausted quota
+//!    behind a 429, see [`ErrorClass::retryable`]) stops. Then the server's `x-should-retry` wins when present (`true` retries even a status
 //!    outside `retry_on`, `false` stops); otherwise timeouts, network errors and the statuses in
 //!    `retry_on` are retryable. Anything else is `Done`: retrying a 400 only repeats the error.
 //! 3. Out of retries? [`Decision::Exhausted`]. It takes precedence over a too-long hint, since
@@ -23,6 +24,8 @@
 //! Retries per call are only half of the story: [`budget::RetryBudget`] bounds the retries of all
 //! calls together, which is what protects an upstream in an outage. The pipeline asks the budget
 //! before acting on a [`Decision::Retry`].
+
+use crate::core::llm::ErrorClass;
 
 pub mod backoff;
 pub mod budget;
@@ -97,6 +100,8 @@ pub enum Outcome<'a> {
         /// Header lookup. Names are passed in lowercase; the lookup should be case-insensitive
         /// (as `Headers.get` is).
         headers: &'a dyn Fn(&str) -> Option<String>,
+        /// For LLM calls: the class of an error answer, read from its body.
+        error_class: Option<ErrorClass>,
     },
     /// The attempt timed out.
     Timeout,
@@ -172,8 +177,15 @@ impl RetryState {
     ) -> Decision {
         let headers = match *outcome {
             Outcome::Timeout | Outcome::Network => None,
-            Outcome::Response { status, headers } => {
+            Outcome::Response {
+                status,
+                headers,
+                error_class,
+            } => {
                 if (200..400).contains(&status) {
+                    return Decision::Done;
+                }
+                if error_class.is_some_and(|class| !class.retryable()) {
                     return Decision::Done;
                 }
                 let server_says = headers(X_SHOULD_RETRY)
@@ -247,6 +259,7 @@ mod tests {
         let outcome = Outcome::Response {
             status,
             headers: &lookup,
+            error_class: None,
         };
         state.decide(cfg, &outcome, 0, &mut Rng::new(1))
     }
@@ -346,6 +359,26 @@ mod tests {
     }
 
     #[test]
+    fn an_error_class_retrying_cannot_fix_stops_even_against_the_servers_hint() {
+        let cfg = no_jitter();
+        let mut s = RetryState::new(&cfg);
+        let hint = |name: &str| (name == X_SHOULD_RETRY).then(|| "true".to_string());
+        let answer = |error_class| Outcome::Response {
+            status: 429,
+            headers: &hint,
+            error_class,
+        };
+        let mut rng = Rng::new(1);
+        let quota = answer(Some(ErrorClass::QuotaExhausted));
+        assert_eq!(s.decide(&cfg, &quota, 0, &mut rng), Decision::Done);
+        let busy = answer(Some(ErrorClass::RateLimited));
+        assert!(matches!(
+            s.decide(&cfg, &busy, 0, &mut rng),
+            Decision::Retry { .. }
+        ));
+    }
+
+    #[test]
     fn should_retry_header_overrides_status() {
         let cfg = no_jitter();
         let mut s = RetryState::new(&cfg);
@@ -424,6 +457,7 @@ mod tests {
         let o = Outcome::Response {
             status: 503,
             headers: &h,
+            error_class: None,
         };
         assert_eq!(format!("{o:?}"), "Response { status: 503, .. }");
     }

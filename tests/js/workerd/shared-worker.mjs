@@ -6,6 +6,10 @@
 //   board=<name>      the Durable Object instance (durableObjectStateStore's `name`), "global" if unset
 //   store=unreachable a namespace whose object cannot be reached (every call rejects)
 //   failOpen=0        sharedState.failOpen: false
+//   threshold=<n>     the client's breaker.failureThreshold (3 if unset)
+//   rpm=<n>           the client's rateLimit: { requestsPerMinute: n, maxWaitMs: 0 } (else 3, burst 3)
+//   stats=1           no call: answers the (kept) client's stats().rejected as JSON
+//   raw=<json>        no call: a take with these settings straight to the object ("raw"), its answer as is
 // A failure answers 599 with the error's name, and its code in `x-error-code`.
 import { ResilientClient } from "resilient-llm";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
@@ -29,8 +33,10 @@ function clientFor(params, env) {
   };
   return new ResilientClient({
     retry: false,
-    rateLimit: { requestsPerMinute: 3, burst: 3, maxWaitMs: 0 },
-    breaker: { failureThreshold: 3, resetTimeoutMs: 500 },
+    rateLimit: params.has("rpm")
+      ? { requestsPerMinute: Number(params.get("rpm")), maxWaitMs: 0 }
+      : { requestsPerMinute: 3, burst: 3, maxWaitMs: 0 },
+    breaker: { failureThreshold: Number(params.get("threshold") ?? 3), resetTimeoutMs: 500 },
     sharedState: params.get("shared") !== "0" ? sharedState : undefined,
   });
 }
@@ -39,12 +45,23 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const params = url.searchParams;
+    if (params.has("raw")) {
+      const body = JSON.stringify({ op: "take", key: "raw", tokens: 1, settings: JSON.parse(params.get("raw")) });
+      const stub = env.RESILIENCE.get(env.RESILIENCE.idFromName("raw"));
+      try {
+        const answer = await stub.fetch("https://resilience-state/", { method: "POST", body });
+        return new Response(await answer.text(), { status: answer.status });
+      } catch (error) {
+        return new Response(`${error.name}: ${error.message}`, { status: 500 });
+      }
+    }
     const name = params.get("kept");
     let client = name ? kept.get(name) : undefined;
     if (!client) {
       client = clientFor(params, env);
       if (name) kept.set(name, client);
     }
+    if (params.get("stats")) return Response.json(client.stats().rejected);
     const headers = {};
     if (params.get("fault")) headers["x-mock-fault"] = params.get("fault");
     const user = params.get("user") ?? "anonymous";
