@@ -7,8 +7,8 @@ use resilient_llm::core::json::Json;
 use resilient_llm::core::llm::budget::MAX_USERS as MAX_LEDGER_USERS;
 use resilient_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
-    BudgetConfig, Cap, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message, Pricing,
-    Provider, Role, Usage,
+    BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
+    Outcome, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
 };
 use resilient_llm::core::stream::StreamMonitor;
 
@@ -412,6 +412,141 @@ fn errors_decide_retry_and_fallback() {
         error_message(r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate between \"user\" and \"assistant\""}}"#).as_deref(),
         Some(r#"messages: roles must alternate between "user" and "assistant""#)
     );
+}
+
+/// Walks a chain whose attempts fail with `outcomes` in turn (each failure named after its target):
+/// the targets tried, the fallbacks announced as `(from, to)`, and how the call ended.
+fn walk(targets: usize, outcomes: &[Outcome]) -> (Vec<usize>, Vec<(usize, usize)>, Step<String>) {
+    let mut chain = Chain::new(targets).expect("targets");
+    let (mut tried, mut fallbacks) = (Vec::new(), Vec::new());
+    let mut step = chain.start();
+    while let Step::Try { index, from } = step {
+        tried.push(index);
+        if let Some(from) = from {
+            assert_eq!(
+                chain.failures().len(),
+                index,
+                "the reason is the last failure"
+            );
+            fallbacks.push((from, index));
+        }
+        step = chain.failed(outcomes[index], format!("t{index}"));
+    }
+    (tried, fallbacks, step)
+}
+
+fn answered(status: u16, body: &str) -> Outcome {
+    Outcome::Answered(classify(status, body))
+}
+
+#[test]
+fn the_chain_tries_targets_in_order_and_lists_every_failure() {
+    let outage = answered(503, "");
+    let (tried, fallbacks, end) = walk(3, &[outage, Outcome::Unavailable, outage]);
+    assert_eq!(tried, [0, 1, 2]);
+    assert_eq!(fallbacks, [(0, 1), (1, 2)]);
+    assert_eq!(
+        end,
+        Step::AllFailed(vec!["t0".into(), "t1".into(), "t2".into()])
+    );
+    // An answer ends the walk where it lands: the caller simply stops asking.
+    let chain = Chain::<String>::new(3).expect("targets");
+    assert_eq!(
+        chain.start(),
+        Step::Try {
+            index: 0,
+            from: None
+        }
+    );
+    assert!(chain.failures().is_empty());
+    assert!(Chain::<String>::new(0).is_none(), "no targets, no chain");
+}
+
+#[test]
+fn the_chain_moves_on_after_outages_open_breakers_quota_context_and_refusals() {
+    let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+    let context = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
+    let refused = r#"{"error":{"message":"Your request was rejected by the safety system.","type":"invalid_request_error","code":"content_policy_violation"}}"#;
+    let moving_on = [
+        ("an outage", answered(503, "")),
+        ("an overload", answered(529, "")),
+        ("a rate limit of its own", answered(429, "")),
+        ("a missing model", answered(404, "")),
+        ("an exhausted quota", answered(429, quota)),
+        ("a context too long", answered(400, context)),
+        ("a refused prompt", answered(400, refused)),
+        (
+            "an open breaker, a network failure, a timeout, an unreadable or oversized answer",
+            Outcome::Unavailable,
+        ),
+    ];
+    for (what, outcome) in moving_on {
+        assert!(outcome.falls_back(), "{what}");
+        let (tried, fallbacks, end) = walk(2, &[outcome, Outcome::Unavailable]);
+        assert_eq!((tried, fallbacks), (vec![0, 1], vec![(0, 1)]), "{what}");
+        assert_eq!(
+            end,
+            Step::AllFailed(vec!["t0".into(), "t1".into()]),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn the_chain_stops_on_auth_malformed_requests_aborts_and_the_client_limit() {
+    let malformed = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}"#;
+    let stopping = [
+        ("a 401", answered(401, "")),
+        ("a 403", answered(403, "")),
+        ("a malformed request", answered(400, malformed)),
+        ("the caller's abort", Outcome::Aborted),
+        ("the client-wide rate limit", Outcome::ClientLimited),
+        ("a request that cannot be prepared", Outcome::Unprepared),
+    ];
+    for (what, outcome) in stopping {
+        assert!(!outcome.falls_back(), "{what}");
+        // First target: the call ends with that target's own error, nothing else is asked.
+        let (tried, fallbacks, end) =
+            walk(3, &[outcome, Outcome::Unavailable, Outcome::Unavailable]);
+        assert_eq!((tried, fallbacks), (vec![0], vec![]), "{what}");
+        assert_eq!(end, Step::Stop("t0".into()), "{what}");
+        // After a fallback: still that target's own error, not a list.
+        let (tried, _, end) = walk(3, &[Outcome::Unavailable, outcome, Outcome::Unavailable]);
+        assert_eq!(tried, [0, 1], "{what}");
+        assert_eq!(end, Step::Stop("t1".into()), "{what}");
+    }
+}
+
+#[test]
+fn the_chain_tries_at_most_five_targets() {
+    let outages = [Outcome::Unavailable; 7];
+    let (tried, fallbacks, end) = walk(7, &outages);
+    assert_eq!(MAX_TARGETS, 5);
+    assert_eq!(tried, [0, 1, 2, 3, 4], "the first five, in order");
+    assert_eq!(fallbacks.len(), 4);
+    let Step::AllFailed(failures) = end else {
+        panic!("every target tried failed: {end:?}");
+    };
+    assert_eq!(
+        failures,
+        ["t0", "t1", "t2", "t3", "t4"],
+        "one failure per target tried"
+    );
+    let (tried, _, _) = walk(usize::MAX, &outages);
+    assert_eq!(tried.len(), MAX_TARGETS, "however many are configured");
+}
+
+#[test]
+fn a_chain_of_one_target_fails_with_that_targets_error() {
+    let (tried, fallbacks, end) = walk(1, &[Outcome::Unavailable]);
+    assert_eq!((tried, fallbacks), (vec![0], vec![]));
+    assert_eq!(
+        end,
+        Step::AllFailed(vec!["t0".into()]),
+        "a list of exactly its error"
+    );
+    let (_, _, end) = walk(1, &[answered(401, "")]);
+    assert_eq!(end, Step::Stop("t0".into()), "a stop is its error as it is");
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -16,7 +16,8 @@ use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
-    ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
+    Chain, ChatParams, Completion, Exceeded, Hold, Message, Outcome, Role, Step, Usage,
+    MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -29,14 +30,13 @@ use crate::wasm::options::TargetConfig;
 use crate::wasm::reader::{range_error, type_error, Reader};
 use crate::wasm::request::Prepared;
 use js_sys::{Array, JsString};
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response};
 
-/// Most targets tried for one call.
-pub const MAX_HOPS: usize = 5;
 /// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
 pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
 /// Most messages in one chat request.
@@ -62,12 +62,31 @@ pub struct ChatCall {
     pub resilience: JsValue,
 }
 
-/// How one target's attempt ended, when it did not answer.
-pub enum TargetFailure {
-    /// Try the next target.
-    Next(JsValue),
-    /// Stop the chain (abort, auth, bad request).
-    Stop(JsValue),
+/// How one target's attempt ended, when it did not answer: the error the caller may see, and what
+/// it means for the chain ([`Chain`] decides whether the next target is tried).
+pub struct TargetFailure {
+    /// How it failed, for the chain.
+    pub outcome: Outcome,
+    /// The error.
+    pub error: JsValue,
+}
+
+impl TargetFailure {
+    /// The target gave no usable answer; the next one may.
+    pub(crate) fn unavailable(error: JsValue) -> Self {
+        TargetFailure {
+            outcome: Outcome::Unavailable,
+            error,
+        }
+    }
+
+    /// The request could not be prepared: no target would take it.
+    fn unprepared(error: JsValue) -> Self {
+        TargetFailure {
+            outcome: Outcome::Unprepared,
+            error,
+        }
+    }
 }
 
 /// A target's answer.
@@ -171,60 +190,71 @@ impl Inner {
     pub(crate) async fn chat(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
         let call = parse_chat_request(request)?;
         let hold = self.reserve_budget(&call)?;
-        let mut errors = Vec::new();
-        for (hop, target) in self.chain()?.iter().enumerate() {
-            if hop > 0 {
-                self.announce_fallback(hop, &errors);
+        let asked = &call;
+        let answered = self
+            .along_chain(|_, target| async move { Ok((target, self.ask(target, asked).await?)) })
+            .await;
+        match answered {
+            Ok((target, answered)) => {
+                let usage = (&answered.completion.usage, answered.cached);
+                let cost = self.settle(hold, &call, target, usage);
+                Ok(chat_result(target, &answered, cost))
             }
-            match self.ask(target, &call).await {
-                Ok(answered) => {
-                    let result = self.settle(
-                        hold,
-                        &call,
-                        target,
-                        (&answered.completion.usage, answered.cached),
-                    );
-                    return Ok(chat_result(target, &answered, result));
-                }
-                Err(TargetFailure::Stop(error)) => {
-                    self.release(hold);
-                    return Err(error);
-                }
-                Err(TargetFailure::Next(error)) => errors.push((target.name.clone(), error)),
+            Err(error) => {
+                self.release(hold);
+                Err(error)
             }
         }
-        self.release(hold);
-        Err(all_targets_failed(errors))
     }
 
-    /// The targets a call may try, at most [`MAX_HOPS`].
-    pub(crate) fn chain(&self) -> Result<&[TargetConfig], JsValue> {
-        let targets = &self.options.targets;
-        if targets.is_empty() {
-            return Err(js_sys::TypeError::new(
-                "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
-            )
-            .into());
+    /// Walks the fallback chain ([`Chain`]): `attempt` is tried on each target in turn (with its
+    /// index) until one answers, the chain stops on a failure no other target would fix, or every
+    /// target failed (`AllTargetsFailedError`). Each move to the next target emits `fallback`.
+    pub(crate) async fn along_chain<'t, T, F>(
+        &'t self,
+        mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
+    ) -> Result<T, JsValue>
+    where
+        F: Future<Output = Result<T, TargetFailure>>,
+    {
+        let mut chain = Chain::new(self.options.targets.len()).ok_or_else(no_targets)?;
+        let mut step = chain.start();
+        loop {
+            let (index, target) = self.next_target(&chain, step)?;
+            match attempt(index, target).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => step = chain.failed(failure.outcome, failure.error),
+            }
         }
-        Ok(&targets[..targets.len().min(MAX_HOPS)])
     }
 
-    /// Emits the `fallback` event for moving to hop `hop`.
-    pub(crate) fn announce_fallback(&self, hop: usize, errors: &[(String, JsValue)]) {
+    /// The target `step` says to try (announcing a fallback to it), or the error that ends the
+    /// call.
+    fn next_target(
+        &self,
+        chain: &Chain<JsValue>,
+        step: Step<JsValue>,
+    ) -> Result<(usize, &TargetConfig), JsValue> {
         let targets = &self.options.targets;
-        let reason = errors
-            .last()
-            .and_then(|(_, e)| {
+        let (index, from) = match step {
+            Step::Try { index, from } => (index, from),
+            Step::Stop(error) => return Err(error),
+            Step::AllFailed(errors) => return Err(all_targets_failed(targets, errors)),
+        };
+        let target = targets.get(index).ok_or_else(no_targets)?;
+        if let Some(from) = from.and_then(|from| targets.get(from)) {
+            let reason = chain.failures().last().and_then(|e| {
                 get(e, "code")
                     .as_string()
                     .or_else(|| get(e, "name").as_string())
-            })
-            .unwrap_or_default();
-        self.platform.emit(Event::Fallback {
-            from: &targets[hop - 1].name,
-            to: &targets[hop].name,
-            reason: &reason,
-        });
+            });
+            self.platform.emit(Event::Fallback {
+                from: &from.name,
+                to: &target.name,
+                reason: &reason.unwrap_or_default(),
+            });
+        }
+        Ok((index, target))
     }
 
     /// One target, through dedupe, the cache and the pipeline. An answer whose body fails after its
@@ -245,7 +275,10 @@ impl Inner {
             attempts += response.attempts;
             match self.read_answer(&response.response, call, &limits).await {
                 Ok(text) => break (response, text),
-                Err(TargetFailure::Next(error)) if again > 0 && !is_too_large(&error) => {
+                Err(TargetFailure {
+                    outcome: Outcome::Unavailable,
+                    error,
+                }) if again > 0 && !is_too_large(&error) => {
                     again -= 1;
                     prepared = self.chat_request(target, call, false).await?;
                     let timed_out =
@@ -266,7 +299,7 @@ impl Inner {
             }
         };
         let completion = parse_completion(target.provider, &text).ok_or_else(|| {
-            TargetFailure::Next(
+            TargetFailure::unavailable(
                 named_error(
                     "UpstreamError",
                     "UNREADABLE_ANSWER",
@@ -304,7 +337,7 @@ impl Inner {
         let Some(body) = response.body() else {
             return Ok(String::new());
         };
-        let reader = reader_of(&body).map_err(TargetFailure::Next)?;
+        let reader = reader_of(&body).map_err(TargetFailure::unavailable)?;
         let mut chunks = Chunks::default();
         loop {
             let read = JsFuture::from(reader.read());
@@ -322,23 +355,29 @@ impl Inner {
                         );
                         set(&error, "option", &option.into());
                         set(&error, "timeoutMs", &(limit as f64).into());
-                        return Err(TargetFailure::Next(error.into()));
+                        return Err(TargetFailure::unavailable(error.into()));
                     }
                 }
             };
             let aborted = || call.signal.dyn_ref::<AbortSignal>().and_then(abort_reason);
             let result = result.map_err(|error| match aborted() {
                 // The caller's signal errors the body too: that is an abort, which ends the chain.
-                Some(reason) => TargetFailure::Stop(abort_error(&reason)),
-                None => TargetFailure::Next(error),
+                Some(reason) => TargetFailure {
+                    outcome: Outcome::Aborted,
+                    error: abort_error(&reason),
+                },
+                None => TargetFailure::unavailable(error),
             })?;
             if get(&result, "done").as_bool() == Some(true) {
                 return Ok(decode_text(chunks.copy()));
             }
-            let chunk = chunk_of(&result).map_err(TargetFailure::Next)?;
+            let chunk = chunk_of(&result).map_err(TargetFailure::unavailable)?;
             if !chunks.add(&chunk, limits.max_response_bytes) {
                 ignore_rejection(&reader.cancel());
-                return Err(TargetFailure::Next(past_limit(Bound::Response, limits)));
+                return Err(TargetFailure::unavailable(past_limit(
+                    Bound::Response,
+                    limits,
+                )));
             }
         }
     }
@@ -355,7 +394,7 @@ impl Inner {
             &call.params(target, stream),
             target.api_key.as_deref(),
         );
-        let headers = Headers::new().map_err(TargetFailure::Stop)?;
+        let headers = Headers::new().map_err(TargetFailure::unprepared)?;
         let _ = headers.set("content-type", "application/json");
         for (name, value) in &http.headers {
             let _ = headers.set(name, value);
@@ -374,7 +413,7 @@ impl Inner {
         let mut prepared = self
             .prepare(url.into(), init)
             .await
-            .map_err(TargetFailure::Stop)?;
+            .map_err(TargetFailure::unprepared)?;
         // One breaker and bucket per target, even for targets sharing an origin.
         prepared.origin = format!("target:{}", target.name);
         prepared.request.classify_errors = true;
@@ -412,7 +451,7 @@ impl Inner {
             .options
             .targets
             .iter()
-            .take(MAX_HOPS)
+            .take(MAX_TARGETS)
             .map(|t| cost_micros(&t.pricing, &worst))
             .max()
             .unwrap_or(0);
@@ -474,13 +513,20 @@ impl Inner {
     }
 }
 
+/// A chat call on a client without targets.
+fn no_targets() -> js_sys::TypeError {
+    js_sys::TypeError::new(
+        "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
+    )
+}
+
 /// Whether `error` is an answer past a byte limit (asking the same target again would not help).
 fn is_too_large(error: &JsValue) -> bool {
     get(error, "code").as_string().as_deref() == Some("RESPONSE_TOO_LARGE")
 }
 
-/// A target's pipeline error: an abort stops the chain, and so does the client's own rate limit
-/// (a client-wide bucket, the same whichever target is next); anything else moves on.
+/// A target's pipeline error, read for the chain: an abort, the client's own rate limit (a
+/// client-wide bucket, the same whichever target is next), or this target unavailable.
 pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
     set(&error, "target", &target.name.as_str().into());
     let name = get(&error, "name").as_string().unwrap_or_default();
@@ -488,11 +534,12 @@ pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailu
         && get(&error, "key")
             .as_string()
             .is_some_and(|key| key == "client" || key.starts_with("client|"));
-    if name == "AbortError" || client_wide_limit {
-        TargetFailure::Stop(error)
-    } else {
-        TargetFailure::Next(error)
-    }
+    let outcome = match name.as_str() {
+        "AbortError" => Outcome::Aborted,
+        _ if client_wide_limit => Outcome::ClientLimited,
+        _ => Outcome::Unavailable,
+    };
+    TargetFailure { outcome, error }
 }
 
 /// The error for a target's non-2xx answer: classified from its status and body.
@@ -518,10 +565,9 @@ pub(crate) async fn upstream_failure(
     set(&error, "kind", &class.as_str().into());
     set(&error, "attempts", &attempts.into());
     set(&error, "target", &target.name.as_str().into());
-    if class.falls_back() {
-        TargetFailure::Next(error.into())
-    } else {
-        TargetFailure::Stop(error.into())
+    TargetFailure {
+        outcome: Outcome::Answered(class),
+        error: error.into(),
     }
 }
 
@@ -552,16 +598,16 @@ fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
     error.into()
 }
 
-/// `AllTargetsFailedError` with every target's error.
-pub(crate) fn all_targets_failed(errors: Vec<(String, JsValue)>) -> JsValue {
+/// `AllTargetsFailedError` with every target's error (`errors[i]` is `targets[i]`'s).
+fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>) -> JsValue {
     let mut summary = String::from("Every target failed. ");
-    for (i, (name, e)) in errors.iter().enumerate() {
+    for (i, (target, e)) in targets.iter().zip(&errors).enumerate() {
         let message = get(e, "message").as_string().unwrap_or_default();
         let separator = if i == 0 { "" } else { "; " };
-        summary += &format!("{separator}{name}: {message}");
+        summary += &format!("{separator}{}: {message}", target.name);
     }
     let error = named_error("AllTargetsFailedError", "ALL_TARGETS_FAILED", &summary);
-    let list: Array = errors.into_iter().map(|(_, e)| e).collect();
+    let list: Array = errors.into_iter().collect();
     set(&error, "errors", &list);
     error.into()
 }

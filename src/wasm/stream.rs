@@ -27,8 +27,8 @@ use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::core::text;
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
-    all_targets_failed, chat_result, parse_chat_request, target_error, upstream_failure, Answered,
-    ChatCall, TargetFailure,
+    chat_result, parse_chat_request, target_error, upstream_failure, Answered, ChatCall,
+    TargetFailure,
 };
 use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error, past_limit};
@@ -583,48 +583,38 @@ impl Shared {
     async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
         let client_retry = inner.engine.config().retry.as_ref();
-        let mut errors = Vec::new();
-        for (hop, target) in inner.chain()?.iter().enumerate() {
-            if hop > 0 {
-                inner.announce_fallback(hop, &errors);
-            }
-            let failure = match inner.chat_request(target, &progress.call, true).await {
-                Err(failure) => failure,
-                Ok(prepared) => {
-                    // Resumptions follow the request's own `resilience.retry`, else the client's.
-                    let resumes = match prepared.retry(client_retry) {
-                        Some(retry) if retry.resume_streams => retry.max_retries,
-                        _ => 0,
-                    };
-                    self.recoveries.set(resumes);
-                    let opened = self.open_prepared(prepared, chat_start()).await;
-                    match (opened, self.oversized_before_output()) {
-                        (Err(error), _) => target_error(target, error),
-                        // Past a bound before its first delta: nothing was delivered, so the
-                        // next target may answer instead, as for a chat() answer too large.
-                        (Ok(_), Some(error)) => TargetFailure::Next(error),
-                        (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
-                            TargetFailure::Next(not_a_stream(&opened.response))
-                        }
-                        (Ok(opened), None) if opened.response.ok() => {
-                            progress.target.set(hop);
-                            progress.attempts.set(opened.attempts);
-                            progress.cached.set(opened.cached);
-                            progress.shared.set(opened.shared);
-                            return Ok(opened.response.into());
-                        }
-                        (Ok(opened), None) => {
-                            upstream_failure(target, &opened.response, opened.attempts).await
-                        }
+        inner
+            .along_chain(|index, target| async move {
+                let prepared = inner.chat_request(target, &progress.call, true).await?;
+                // Resumptions follow the request's own `resilience.retry`, else the client's.
+                let resumes = match prepared.retry(client_retry) {
+                    Some(retry) if retry.resume_streams => retry.max_retries,
+                    _ => 0,
+                };
+                self.recoveries.set(resumes);
+                let opened = self.open_prepared(prepared, chat_start()).await;
+                let failure = match (opened, self.oversized_before_output()) {
+                    (Err(error), _) => target_error(target, error),
+                    // Past a bound before its first delta: nothing was delivered, so the next
+                    // target may answer instead, as for a chat() answer too large.
+                    (Ok(_), Some(error)) => TargetFailure::unavailable(error),
+                    (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
+                        TargetFailure::unavailable(not_a_stream(&opened.response))
                     }
-                }
-            };
-            match failure {
-                TargetFailure::Stop(error) => return Err(error),
-                TargetFailure::Next(error) => errors.push((target.name.clone(), error)),
-            }
-        }
-        Err(all_targets_failed(errors))
+                    (Ok(opened), None) if opened.response.ok() => {
+                        progress.target.set(index);
+                        progress.attempts.set(opened.attempts);
+                        progress.cached.set(opened.cached);
+                        progress.shared.set(opened.shared);
+                        return Ok(opened.response.into());
+                    }
+                    (Ok(opened), None) => {
+                        upstream_failure(target, &opened.response, opened.attempts).await
+                    }
+                };
+                Err(failure)
+            })
+            .await
     }
 
     /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
@@ -1070,8 +1060,8 @@ impl Shared {
         }
         let prepared = match inner.chat_request(target, &progress.call, true).await {
             Ok(prepared) => prepared,
-            Err(TargetFailure::Stop(error)) => return Err(error),
-            Err(TargetFailure::Next(_)) => return Ok(false),
+            Err(failure) if failure.outcome.falls_back() => return Ok(false),
+            Err(failure) => return Err(failure.error),
         };
         inner.platform.emit(Event::Retry {
             url: &prepared.url,
@@ -1096,8 +1086,8 @@ impl Shared {
             }
             Ok(_) => Ok(false),
             Err(error) => match target_error(target, error) {
-                TargetFailure::Stop(error) => Err(error),
-                TargetFailure::Next(_) => Ok(false),
+                failure if failure.outcome.falls_back() => Ok(false),
+                failure => Err(failure.error),
             },
         }
     }
