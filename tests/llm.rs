@@ -5,6 +5,9 @@
 
 use resilient_llm::core::json::Json;
 use resilient_llm::core::llm::budget::MAX_USERS as MAX_LEDGER_USERS;
+use resilient_llm::core::llm::charge::{
+    self, reported_or_estimated, Charge, Settled, DEFAULT_MAX_OUTPUT,
+};
 use resilient_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
@@ -547,6 +550,178 @@ fn a_chain_of_one_target_fails_with_that_targets_error() {
     );
     let (_, _, end) = walk(1, &[answered(401, "")]);
     assert_eq!(end, Step::Stop("t0".into()), "a stop is its error as it is");
+}
+
+#[test]
+fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
+    let messages = [msg(Role::User, "Name a colour.")];
+    let input = estimate_tokens(&messages);
+    let cheap = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 1_000_000,
+    };
+    let dear = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 10_000_000,
+    };
+    let mut ledger = Ledger::new(BudgetConfig {
+        per_user_daily_tokens: Some(10_000),
+        daily_cost_micros: Some(1_000_000),
+        ..BudgetConfig::default()
+    });
+    let hold = charge::hold(
+        &mut ledger,
+        "ann",
+        (&messages, Some(100)),
+        [&cheap, &dear],
+        0,
+    )
+    .expect("fits");
+    assert_eq!(hold.tokens(), input + 100);
+    let worst = Usage {
+        input_tokens: input,
+        output_tokens: 100,
+    };
+    assert_eq!(
+        hold.cost_micros(),
+        cost_micros(&dear, &worst),
+        "the dearer price"
+    );
+    // No maxTokens: the default output is held.
+    let default = charge::hold(&mut ledger, "ann", (&messages, None), [&cheap], 0).expect("fits");
+    assert_eq!(default.tokens(), input + DEFAULT_MAX_OUTPUT);
+    assert_eq!(
+        ledger.spent("ann", 0).0,
+        2 * input + 100 + DEFAULT_MAX_OUTPUT
+    );
+    // Past a cap: refused with that cap, nothing held.
+    let err = charge::hold(&mut ledger, "ann", (&messages, Some(1 << 24)), [&cheap], 0)
+        .expect_err("past the daily cap");
+    assert_eq!(err.cap, Cap::UserDailyTokens);
+    assert_eq!(
+        ledger.spent("ann", 0).0,
+        2 * input + 100 + DEFAULT_MAX_OUTPUT
+    );
+    // A failed call gives its hold back.
+    charge::release(Some(&mut ledger), Some(default));
+    charge::release(Some(&mut ledger), Some(hold));
+    assert_eq!(ledger.spent("ann", 0), (0, 0, 0));
+    charge::release(None, None);
+}
+
+#[test]
+fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
+    let messages = [msg(Role::User, "x")];
+    let pricing = Pricing {
+        input_micros_per_mtok: 0,
+        output_micros_per_mtok: 1_000_000,
+    };
+    let mut ledger = daily(2000);
+    let mut tally = CostTally::new();
+    let answer = |output_tokens| Charge {
+        user: "bo",
+        model: "m",
+        pricing: &pricing,
+        usage: Usage {
+            input_tokens: 0,
+            output_tokens,
+        },
+        free: false,
+    };
+    let call = |ledger: &mut Ledger, tally: &mut CostTally, used| {
+        let hold = charge::hold(ledger, "bo", (&messages, Some(100)), [&pricing], 0);
+        charge::settle(
+            Some(ledger),
+            tally,
+            Some(hold.expect("fits")),
+            answer(used),
+            0,
+        )
+    };
+    // 1400 of 2000 (more than the 105 held: usage may overshoot a hold): under both marks.
+    let settled = call(&mut ledger, &mut tally, 1400);
+    assert_eq!(
+        settled,
+        Settled {
+            cost_micros: 1400,
+            crossed: None
+        }
+    );
+    assert_eq!(
+        ledger.spent("bo", 0).0,
+        1400,
+        "the hold replaced by the real usage"
+    );
+    // 70% -> 85% crosses 80%, once; 85% -> 90% crosses nothing; 90% -> 100% crosses 100%.
+    assert_eq!(
+        call(&mut ledger, &mut tally, 300).crossed,
+        Some((Cap::UserDailyTokens, 850))
+    );
+    assert_eq!(call(&mut ledger, &mut tally, 100).crossed, None);
+    assert_eq!(
+        call(&mut ledger, &mut tally, 200).crossed,
+        Some((Cap::UserDailyTokens, 1000))
+    );
+    assert_eq!(tally.total().1, 2000, "every paid answer tallied");
+    // Without a budget the cost is still tallied.
+    assert_eq!(
+        charge::settle(None, &mut tally, None, answer(5), 0).cost_micros,
+        5
+    );
+    assert_eq!(tally.by_model()[0].2, 2005);
+}
+#[test]
+fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
+    let messages = [msg(Role::User, "x")];
+    let pricing = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 1_000_000,
+    };
+    let mut ledger = daily(1000);
+    let mut tally = CostTally::new();
+    let hold = charge::hold(&mut ledger, "cy", (&messages, Some(500)), [&pricing], 0).ok();
+    assert!(ledger.spent("cy", 0).0 > 500);
+    let cached = Charge {
+        user: "cy",
+        model: "m",
+        pricing: &pricing,
+        usage: Usage {
+            input_tokens: 10,
+            output_tokens: 400,
+        },
+        free: true,
+    };
+    let settled = charge::settle(Some(&mut ledger), &mut tally, hold, cached, 0);
+    assert_eq!(
+        settled,
+        Settled {
+            cost_micros: 0,
+            crossed: None
+        }
+    );
+    assert_eq!(ledger.spent("cy", 0), (0, 0, 0));
+    assert_eq!(tally.total().1, 0);
+    assert!(tally.by_user().is_empty(), "nothing tallied");
+}
+
+#[test]
+fn a_stream_without_usage_is_charged_an_estimate() {
+    let messages = [msg(Role::User, "Name a colour.")];
+    let reported = Usage {
+        input_tokens: 8,
+        output_tokens: 5,
+    };
+    assert_eq!(
+        reported_or_estimated(reported, &messages, "Teal."),
+        reported
+    );
+    assert_eq!(
+        reported_or_estimated(Usage::default(), &messages, "Teal, é."),
+        Usage {
+            input_tokens: estimate_tokens(&messages),
+            output_tokens: 2, // 7 characters, a token per 4, rounded up
+        }
+    );
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -14,10 +14,10 @@
 
 use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
+use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::{
-    build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
-    Chain, ChatParams, Completion, Exceeded, Hold, Message, Outcome, Role, Step, Usage,
-    MAX_TARGETS,
+    build_request, classify, error_message, parse_completion, Cap, Chain, ChatParams, Completion,
+    Exceeded, Hold, Message, Outcome, Role, Step, Usage, MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -37,8 +37,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response};
 
-/// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
-pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
 /// Most messages in one chat request.
 pub const MAX_MESSAGES: u32 = 10_000;
 /// Most text in one chat request's messages, in UTF-16 code units (8 Mi, about 2M tokens: past
@@ -441,33 +439,23 @@ impl Inner {
         let Some(ledger) = &self.budget else {
             return Ok(None);
         };
-        let input = estimate_tokens(&call.messages);
-        let output = call.max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from);
-        let worst = Usage {
-            input_tokens: input,
-            output_tokens: output,
-        };
-        let worst_cost = self
-            .options
-            .targets
-            .iter()
-            .take(MAX_TARGETS)
-            .map(|t| cost_micros(&t.pricing, &worst))
-            .max()
-            .unwrap_or(0);
-        let now = self.platform.wall_ms();
-        let held = ledger
-            .borrow_mut()
-            .reserve(&call.user, input + output, worst_cost, now);
+        let prices = self.options.targets.iter().take(MAX_TARGETS);
+        let held = charge::hold(
+            &mut ledger.borrow_mut(),
+            &call.user,
+            (&call.messages, call.max_tokens),
+            prices.map(|t| &t.pricing),
+            self.platform.wall_ms(),
+        );
         held.map(Some).map_err(|exceeded| {
             self.engine.count_budget_rejection();
             budget_exceeded(&call.user, &exceeded)
         })
     }
 
-    /// Replaces the budget hold with the real usage, tallies the cost, and reports a crossed
-    /// threshold; returns the call's cost in micro-dollars. An answer that made no upstream call of
-    /// its own (`free`: a cache hit, a shared stream) costs nothing and spends no budget.
+    /// Replaces the budget hold with the real usage and tallies the cost (an answer that made no
+    /// upstream call of its own, `free`, costs nothing), announcing a crossed threshold; returns
+    /// the call's cost in micro-dollars.
     pub(crate) fn settle(
         &self,
         hold: Option<Hold>,
@@ -475,41 +463,34 @@ impl Inner {
         target: &TargetConfig,
         (usage, free): (&Usage, bool),
     ) -> u64 {
-        if free {
-            self.release(hold);
-            return 0;
-        }
-        let micros = cost_micros(&target.pricing, usage);
-        self.costs
-            .borrow_mut()
-            .add(&target.model, &call.user, usage, micros);
-        let (Some(ledger), Some(hold)) = (&self.budget, hold) else {
-            return micros;
+        let charged = Charge {
+            user: &call.user,
+            model: &target.model,
+            pricing: &target.pricing,
+            usage: *usage,
+            free,
         };
-        let now = self.platform.wall_ms();
-        let mut ledger = ledger.borrow_mut();
-        let before = ledger.usage_per_mille_without(&hold, now);
-        ledger.settle(hold, usage.input_tokens + usage.output_tokens, micros);
-        let after = ledger.usage_per_mille(&call.user, now);
-        drop(ledger);
-        if let Some((cap, used)) = after {
-            let was = before.map_or(0, |(_, used)| used);
-            if [800, 1000].iter().any(|mark| was < *mark && used >= *mark) {
-                self.platform.emit(Event::Budget {
-                    user: &call.user,
-                    cap: cap.as_str(),
-                    used_per_mille: used,
-                });
-            }
+        let settled = charge::settle(
+            self.budget.as_ref().map(|l| l.borrow_mut()).as_deref_mut(),
+            &mut self.costs.borrow_mut(),
+            hold,
+            charged,
+            self.platform.wall_ms(),
+        );
+        if let Some((cap, used)) = settled.crossed {
+            self.platform.emit(Event::Budget {
+                user: &call.user,
+                cap: cap.as_str(),
+                used_per_mille: used,
+            });
         }
-        micros
+        settled.cost_micros
     }
 
     /// Gives a budget hold back (the call failed).
     pub(crate) fn release(&self, hold: Option<Hold>) {
-        if let (Some(ledger), Some(hold)) = (&self.budget, hold) {
-            ledger.borrow_mut().release(hold);
-        }
+        let mut ledger = self.budget.as_ref().map(|l| l.borrow_mut());
+        charge::release(ledger.as_deref_mut(), hold);
     }
 }
 

@@ -19,7 +19,8 @@ use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
-use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
+use crate::core::llm::charge::reported_or_estimated;
+use crate::core::llm::{Completion, Hold};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::sse::{EventSink, Packed, SseParser};
@@ -808,7 +809,7 @@ impl Shared {
             return;
         };
         let monitor = &body.watch.monitor;
-        let usage = reported_or_estimated(monitor, &progress.call);
+        let usage = reported_or_estimated(monitor.usage(), &progress.call.messages, monitor.text());
         let micros = inner.settle(
             progress.hold.take(),
             &progress.call,
@@ -1138,19 +1139,6 @@ fn idle_timeout((idle_ms, phase): (u64, TimeoutPhase), partial: &str) -> JsValue
     set(&error, "option", &phase.option_name().into());
     set(&error, "partialText", &partial.into());
     error.into()
-}
-
-/// The stream's reported usage; where it reported none, the pre-flight estimate of the input and a
-/// chars/4 estimate of the text generated.
-fn reported_or_estimated(monitor: &StreamMonitor, call: &ChatCall) -> Usage {
-    let usage = monitor.usage();
-    if usage.input_tokens + usage.output_tokens > 0 {
-        return usage;
-    }
-    Usage {
-        input_tokens: estimate_tokens(&call.messages),
-        output_tokens: (monitor.text().chars().count() as u64).div_ceil(4),
-    }
 }
 
 /// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.

@@ -5,11 +5,13 @@
 //! that: the same chat written in each provider's format ([`provider`]), what an error body means
 //! for retry and fallback ([`errors`]), which target a call tries next and when it stops
 //! ([`chain`]), a token estimate to reserve with before the call ([`tokens`]), budgets that hold
-//! under concurrency ([`budget`]) and the cost of what was used ([`cost`]). Everything here is pure and synchronous, takes the wall time as an argument, and
-//! compiles to wasm32 without float formatting or serde.
+//! under concurrency ([`budget`]), what a call holds and pays in them ([`charge`]) and the cost
+//! of what was used ([`cost`]). Everything here is pure and synchronous, takes the wall time as an
+//! argument, and compiles to wasm32 without float formatting or serde.
 
 pub mod budget;
 pub mod chain;
+pub mod charge;
 pub mod cost;
 pub mod errors;
 pub mod provider;
