@@ -13,6 +13,7 @@ use resilient_llm::core::llm::{
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
     Outcome, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
 };
+use resilient_llm::core::resume::Resume;
 use resilient_llm::core::stream::StreamMonitor;
 
 const DAY_MS: u64 = 86_400_000;
@@ -724,6 +725,65 @@ fn a_stream_without_usage_is_charged_an_estimate() {
     );
 }
 
+/// Feeds a resumed stream `deltas`: the text handed out, or `None` once it diverged.
+fn resumed(delivered: &str, deltas: &[&str]) -> (Resume, Option<String>) {
+    let mut resume = Resume::after(delivered.to_string());
+    let mut out = Some(String::new());
+    for delta in deltas {
+        match (resume.fresh(delta), &mut out) {
+            (Some(fresh), Some(out)) => out.push_str(fresh),
+            _ => out = None,
+        }
+    }
+    (resume, out)
+}
+
+#[test]
+fn a_resumed_stream_hands_out_only_what_follows_the_text_delivered() {
+    // Deltas split anywhere across the end of the text already delivered (here inside "é").
+    let (resume, out) = resumed("Hello, wor", &["Hel", "lo, w", "orld", "! Bye"]);
+    assert_eq!(out.as_deref(), Some("ld! Bye"));
+    assert!(!resume.catching_up() && !resume.diverged());
+    assert_eq!(resume.partial("Hello, world! Bye"), "Hello, world! Bye");
+    let (_, out) = resumed("café", &["caf", "é au lait"]);
+    assert_eq!(out.as_deref(), Some(" au lait"));
+    // While catching up, nothing is handed out and the caller has the text delivered before.
+    let (resume, out) = resumed("Hello, wor", &["Hello"]);
+    assert_eq!(out.as_deref(), Some(""));
+    assert!(resume.started() && resume.catching_up());
+    assert_eq!(resume.partial("Hello"), "Hello, wor");
+    // A fresh stream (nothing delivered) hands out every delta.
+    let (resume, out) = resumed("", &["a", "b"]);
+    assert_eq!(out.as_deref(), Some("ab"));
+    assert!(!resume.started() && !resume.catching_up());
+}
+
+#[test]
+fn a_resumed_stream_that_diverges_or_ends_early_gives_up_with_the_text_delivered() {
+    let (resume, out) = resumed("Hello, wor", &["Hello", ", WOR"]);
+    assert_eq!(out, None, "a delta disagreeing with the text delivered");
+    assert!(resume.diverged());
+    assert_eq!(resume.partial("Hello, WOR"), "Hello, wor");
+    let (mut resume, _) = resumed("Hello, wor", &["Hello, w", "ORLD"]);
+    assert_eq!(resume.fresh("x"), None, "after diverging, nothing more");
+    let (resume, out) = resumed("Hi", &["Hi", "!", "?"]);
+    assert_eq!(
+        out.as_deref(),
+        Some("!?"),
+        "past the text delivered, everything is new"
+    );
+    assert!(!resume.diverged());
+    // An answer that completes before catching up diverged; one that caught up did not.
+    let (mut short, _) = resumed("Hello, wor", &["Hello"]);
+    short.completed();
+    assert!(short.diverged());
+    assert_eq!(short.partial("Hello"), "Hello, wor");
+    let (mut exact, out) = resumed("Hello", &["Hel", "lo"]);
+    exact.completed();
+    assert_eq!(out.as_deref(), Some(""));
+    assert!(!exact.diverged());
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 mod properties {
     use super::*;
@@ -1043,6 +1103,39 @@ mod properties {
             let day = clock / DAY_MS;
             let cost_today: u64 = records.iter().filter(|r| r.day == day).map(|r| r.cost).sum();
             prop_assert_eq!(ledger.spent("a", now).2, cost_today);
+        }
+    }
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// However the new answer is split into deltas, a resumption after any prefix of it hands
+        /// out exactly the rest, and one after any other text diverges or hands out nothing twice.
+        #[test]
+        fn a_resumption_hands_out_exactly_the_rest(
+            answer in text(),
+            cut in 0usize..32,
+            splits in proptest::collection::vec(0usize..32, 0..8),
+            other in text(),
+        ) {
+            let bounds: Vec<usize> = answer.char_indices().map(|(i, _)| i).chain([answer.len()]).collect();
+            let cut = bounds[cut % bounds.len()];
+            let mut points: Vec<usize> = splits.iter().map(|s| bounds[s % bounds.len()]).collect();
+            points.extend([0, answer.len()]);
+            points.sort_unstable();
+            points.dedup();
+            let deltas: Vec<&str> = points.windows(2).map(|w| &answer[w[0]..w[1]]).collect();
+            let (mut resume, out) = resumed(&answer[..cut], &deltas);
+            prop_assert_eq!(out.as_deref(), Some(&answer[cut..]));
+            resume.completed();
+            prop_assert!(!resume.diverged());
+            let (mut resume, out) = resumed(&other, &deltas);
+            resume.completed();
+            if answer.starts_with(&other) {
+                prop_assert_eq!(out.as_deref(), Some(&answer[other.len()..]));
+            } else {
+                prop_assert!(resume.diverged());
+                prop_assert_eq!(resume.partial(&answer), other.as_str());
+            }
         }
     }
 }

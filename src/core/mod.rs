@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod platform;
 pub mod race;
 pub mod rate_limit;
+pub mod resume;
 pub mod retry;
 pub mod rng;
 pub mod sorted_map;

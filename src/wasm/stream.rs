@@ -23,6 +23,7 @@ use crate::core::llm::charge::reported_or_estimated;
 use crate::core::llm::{Completion, Hold};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
+use crate::core::resume::Resume;
 use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::core::text;
@@ -77,40 +78,10 @@ struct Watch {
     output: Output,
     error: Option<StreamError>,
     /// A resumed chat stream's text already delivered, checked against the new answer, not handed
-    /// out again; `resumed` bytes of it matched so far.
-    delivered: String,
-    resumed: usize,
-    /// The new answer does not start with the text already delivered.
-    diverged: bool,
+    /// out again.
+    resume: Resume,
     /// A bound was passed (nothing more is passed on).
     oversized: Option<Bound>,
-}
-
-impl Watch {
-    /// A resumed stream that has not yet reached the end of the text already delivered.
-    fn catching_up(&self) -> bool {
-        self.resumed < self.delivered.len()
-    }
-
-    /// Hands out a delta, past the part of it a resumed stream already delivered.
-    fn deliver(&mut self, delta: &str) {
-        let Output::Deltas(text) = &mut self.output else {
-            return;
-        };
-        let expected = self.delivered.get(self.resumed..).unwrap_or_default();
-        let fresh = if delta.len() <= expected.len() {
-            expected.starts_with(delta).then_some("")
-        } else {
-            delta.strip_prefix(expected)
-        };
-        match fresh {
-            Some(fresh) => {
-                self.resumed += delta.len() - fresh.len();
-                text.push_str(fresh);
-            }
-            None => self.diverged = true,
-        }
-    }
 }
 
 /// What a stream hands to JS.
@@ -139,14 +110,19 @@ impl Output {
 
 impl EventSink for Watch {
     fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool) {
-        if self.error.is_some() || self.diverged || self.oversized.is_some() {
+        if self.error.is_some() || self.resume.diverged() || self.oversized.is_some() {
             return;
         }
         match (self.monitor.observe(event_type, data), &mut self.output) {
             ((_, Observation::Error(error)), _) => self.error = Some(error),
             ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
             (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
-            ((Some(delta), _), Output::Deltas(_)) => self.deliver(&delta),
+            ((Some(delta), _), Output::Deltas(text)) => {
+                // Past the part of it a resumed stream already delivered.
+                if let Some(fresh) = self.resume.fresh(&delta) {
+                    text.push_str(fresh);
+                }
+            }
             ((None, _), Output::Deltas(_)) => {}
         }
     }
@@ -173,9 +149,7 @@ impl Body {
                     Output::Events(Packed::default())
                 },
                 error: None,
-                delivered,
-                resumed: 0,
-                diverged: false,
+                resume: Resume::after(delivered),
                 oversized: None,
             },
             ended: false,
@@ -217,9 +191,9 @@ impl Body {
             set(&js, "kind", &error.kind.as_str().into());
             set(&js, "partialText", &self.partial_text().into());
             self.fail(js.into());
-        } else if self.ended && self.watch.monitor.complete() && self.watch.catching_up() {
-            // A resumed answer that ended before reaching the text already delivered.
-            self.watch.diverged = true;
+        } else if self.ended && self.watch.monitor.complete() {
+            // A resumed answer that ended before reaching the text already delivered diverged.
+            self.watch.resume.completed();
         } else if self.ended && !self.watch.monitor.complete() {
             let error = incomplete(
                 self.partial_text(),
@@ -229,7 +203,7 @@ impl Body {
             self.cursor.tap().spoil();
             self.fail(error);
         }
-        if self.watch.diverged {
+        if self.watch.resume.diverged() {
             let error = incomplete(
                 self.partial_text(),
                 "it was resumed, but the new answer does not start with the text already delivered",
@@ -267,10 +241,7 @@ impl Body {
     /// The text the caller has received: all of this stream's, unless it resumed one and has not
     /// caught up with (or diverged from) the text already delivered.
     fn partial_text(&self) -> &str {
-        match self.watch.diverged || self.watch.catching_up() {
-            true => &self.watch.delivered,
-            false => self.watch.monitor.text(),
-        }
+        self.watch.resume.partial(self.watch.monitor.text())
     }
 }
 
@@ -346,14 +317,14 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     let mut body = Body::new(tap.cursor(), start);
     // A resumed stream is under way once its first delta matched: catching up with the text
     // already delivered is bounded by the idle timeout, not by the time to first byte.
-    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resumed > 0;
+    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resume.started();
     while !under_way(&body) && !body.ended {
         body.take(body.cursor.next().await?);
         // A resumed answer that diverged, or one past a bound, is final (sending it again would
         // not help); anything else failing before the first event fails the attempt.
         if let (true, false, Some(error)) = (
             body.watch.output.is_empty(),
-            body.watch.diverged || body.oversized,
+            body.watch.resume.diverged() || body.oversized,
             &body.failed,
         ) {
             return Err(get(error, "message").as_string().unwrap_or_default());
