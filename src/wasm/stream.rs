@@ -601,28 +601,20 @@ impl Shared {
         start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
+        let mut stale = None;
         if let (Some(cache), Some(key)) = (&inner.cache, &key) {
             let url = prepared.url.as_str();
             let now = inner.platform.wall_ms();
-            if let Some(Hit {
-                entry,
-                freshness: Freshness::Fresh,
-            }) = inner.look_up(cache, &prepared, key, now).await?
-            {
-                inner.platform.emit(Event::Cache { url, result: "hit" });
-                let response = response_from(&entry, "HIT", now)?;
-                if let Ok(Answer {
-                    stream: Some(body), ..
-                }) = prime(Clone::clone(&response), start).await
-                {
-                    self.go_live(body);
+            match inner.look_up(cache, &prepared, key, now).await? {
+                Some(Hit {
+                    entry,
+                    freshness: Freshness::Fresh,
+                }) => {
+                    inner.platform.emit(Event::Cache { url, result: "hit" });
+                    return self.replay(response_from(&entry, "HIT", now)?, start).await;
                 }
-                return Ok(Opened {
-                    response,
-                    attempts: 0,
-                    cached: true,
-                    shared: false,
-                });
+                Some(hit) => stale = Some((hit.entry, url.to_string(), start.clone())),
+                None => {}
             }
             inner.platform.emit(Event::Cache {
                 url,
@@ -638,13 +630,13 @@ impl Shared {
             }
         }
         // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
-        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late subscriber to a live feed wants
-        // what comes next, not what came before.
+        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
+        // subscriber to a live feed wants what comes next, not what came before.
         let shared = key
             .as_ref()
             .filter(|_| prepared.method != "GET" && inner.options.dedupe);
         start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        match shared {
+        let opened = match shared {
             None => self.open_upstream(prepared, start, key.as_deref()).await,
             Some(key) => {
                 // The stream's reads watch the caller's signal themselves: the body must outlive
@@ -652,7 +644,32 @@ impl Shared {
                 prepared.request.signal = None;
                 self.open_shared(prepared, start, key).await
             }
+        };
+        // Failed before its first event, nothing was handed out: the stale recording, if any,
+        // stands in for the whole stream, as for `fetch()`.
+        if let Some((entry, url, start)) = stale {
+            let upstream = opened.as_ref().map(|opened| &opened.response);
+            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream)? {
+                return self.replay(response, start).await;
+            }
         }
+        opened
+    }
+
+    /// Replays a stored stream `response` (a cache hit, or a stale copy) from `start`.
+    async fn replay(&self, response: Response, start: StreamStart) -> Result<Opened, JsValue> {
+        if let Ok(Answer {
+            stream: Some(body), ..
+        }) = prime(Clone::clone(&response), start).await
+        {
+            self.go_live(body);
+        }
+        Ok(Opened {
+            response,
+            attempts: 0,
+            cached: true,
+            shared: false,
+        })
     }
 
     /// A request identical streams may share: joins the one live or opening, else opens it for all.
