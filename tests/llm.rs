@@ -13,7 +13,7 @@ use resilient_llm::core::llm::{
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
     Outcome, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
 };
-use resilient_llm::core::resume::Resume;
+use resilient_llm::core::resume::{Failure, Recoveries, Resume};
 use resilient_llm::core::stream::StreamMonitor;
 
 const DAY_MS: u64 = 86_400_000;
@@ -782,6 +782,32 @@ fn a_resumed_stream_that_diverges_or_ends_early_gives_up_with_the_text_delivered
     exact.completed();
     assert_eq!(out.as_deref(), Some(""));
     assert!(!exact.diverged());
+}
+
+#[test]
+fn a_chat_stream_resumes_only_after_a_cut_and_an_event_stream_reconnects_after_any_failure() {
+    // Two resumptions: each cut uses one; an in-band error or a diverged answer, or a bound
+    // passed, is final whatever is left.
+    let mut chat = Recoveries::resumes(2);
+    assert!(!chat.after(Failure::Other));
+    assert!(!chat.after(Failure::TooLarge));
+    assert!(chat.after(Failure::Cut));
+    assert!(chat.after(Failure::Cut));
+    assert!(!chat.after(Failure::Cut), "none left");
+    // A resumption that could not open uses one up too.
+    let mut chat = Recoveries::resumes(2);
+    assert!(chat.after(Failure::Cut));
+    assert!(chat.again(), "the second");
+    assert!(!chat.again() && !chat.after(Failure::Cut), "none left");
+    // An event stream reconnects after any failure but a bound passed.
+    let mut events = Recoveries::reconnects(2);
+    assert!(!events.after(Failure::TooLarge));
+    assert!(events.after(Failure::Other));
+    assert!(events.after(Failure::Cut));
+    assert!(!events.after(Failure::Cut));
+    // Without `resilience.reconnect` or with `resumeStreams: false`: never.
+    assert!(!Recoveries::default().after(Failure::Cut));
+    assert!(!Recoveries::resumes(0).again());
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,6 +7,12 @@
 //! only what follows it is handed out. A delta that disagrees, or an answer that ends before it
 //! caught up, means the new answer diverged: the stream then fails with the text the caller has.
 //! Deltas may split anywhere, so the match is kept as a byte offset into the delivered text.
+//!
+//! Whether to try at all is [`Recoveries`]: a stream has a number of recoveries (the request's
+//! `retry.maxRetries` resumptions for a chat stream, `resilience.reconnect` reconnections for a GET
+//! event stream). A chat stream resumes only after a cut (an in-band error or a diverged answer
+//! would come back the same); an event stream reconnects after any failure; a bound passed is final
+//! for both. A resumption that could not even open uses up a recovery too.
 
 /// A resumed stream's progress against the text already delivered.
 #[derive(Debug, Clone, Default)]
@@ -72,5 +78,58 @@ impl Resume {
             true => &self.delivered,
             false => text,
         }
+    }
+}
+
+/// How a live stream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection failed, went quiet, or the stream ended before its end marker.
+    Cut,
+    /// A byte bound was passed.
+    TooLarge,
+    /// Anything else: an in-band error, a resumed answer that diverged.
+    Other,
+}
+
+/// The recoveries a stream has left (see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recoveries {
+    left: u32,
+    chat: bool,
+}
+
+impl Recoveries {
+    /// An event stream's `max` reconnections.
+    pub fn reconnects(max: u32) -> Recoveries {
+        Recoveries {
+            left: max,
+            chat: false,
+        }
+    }
+
+    /// A chat stream's `max` resumptions.
+    pub fn resumes(max: u32) -> Recoveries {
+        Recoveries {
+            left: max,
+            chat: true,
+        }
+    }
+
+    /// Whether to recover after `failure`, using up a recovery if so.
+    pub fn after(&mut self, failure: Failure) -> bool {
+        let recoverable = match failure {
+            Failure::Cut => true,
+            Failure::TooLarge => false,
+            Failure::Other => !self.chat,
+        };
+        recoverable && self.again()
+    }
+
+    /// Whether to try again after a recovery that could not open, using up a recovery if so.
+    pub fn again(&mut self) -> bool {
+        let left = self.left.checked_sub(1);
+        self.left = left.unwrap_or(0);
+        left.is_some()
     }
 }

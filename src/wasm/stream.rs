@@ -23,7 +23,7 @@ use crate::core::llm::charge::reported_or_estimated;
 use crate::core::llm::{Completion, Hold};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::resume::Resume;
+use crate::core::resume::{Failure, Recoveries, Resume};
 use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::core::text;
@@ -238,6 +238,15 @@ impl Body {
         self.fail(error);
     }
 
+    /// How the stream failed, for the decision to recover.
+    fn failure(&self) -> Failure {
+        match (self.cut, self.oversized) {
+            (true, _) => Failure::Cut,
+            (_, true) => Failure::TooLarge,
+            _ => Failure::Other,
+        }
+    }
+
     /// The text the caller has received: all of this stream's, unless it resumed one and has not
     /// caught up with (or diverged from) the text already delivered.
     fn partial_text(&self) -> &str {
@@ -368,7 +377,7 @@ struct Shared {
     purpose: Purpose,
     /// Recoveries left after a failure: reconnections (GET event streams with
     /// `resilience.reconnect`) or resumptions (chat streams cut after their first delta).
-    recoveries: Cell<u32>,
+    recoveries: Cell<Recoveries>,
     /// Where a completed stream is stored, when it is cacheable.
     recording: RefCell<Option<Recording>>,
     /// `cancel()` was called (a resumption in flight then stops where it lands).
@@ -479,7 +488,7 @@ impl SseStream {
             },
             inner,
             purpose,
-            recoveries: Cell::new(0),
+            recoveries: Cell::default(),
             recording: RefCell::new(None),
             cancelled: Cell::new(false),
         });
@@ -544,7 +553,7 @@ impl Shared {
                 )
                 .into());
             }
-            self.recoveries.set(max);
+            self.recoveries.set(Recoveries::reconnects(max));
         }
         let opened = self.open_prepared(prepared, StreamStart::default()).await?;
         set(&opened.response, "attempts", &opened.attempts.into());
@@ -563,7 +572,7 @@ impl Shared {
                     Some(retry) if retry.resume_streams => retry.max_retries,
                     _ => 0,
                 };
-                self.recoveries.set(resumes);
+                self.recoveries.set(Recoveries::resumes(resumes));
                 let opened = self.open_prepared(prepared, chat_start()).await;
                 let failure = match (opened, self.oversized_before_output()) {
                     (Err(error), _) => target_error(target, error),
@@ -901,7 +910,7 @@ impl Shared {
                         }
                         Some(error) => error,
                     };
-                    if self.recoveries.get() == 0 || !self.recoverable(&body) {
+                    if !self.recovering(|r| r.after(body.failure())) {
                         self.fail_chat(&error);
                         return Err(error);
                     }
@@ -926,7 +935,6 @@ impl Shared {
     /// new body becomes the stream's phase. A resumption that could not even open uses up a
     /// resumption too.
     async fn recover(&self, body: Box<Body>, error: JsValue) -> Result<(), JsValue> {
-        self.recoveries.set(self.recoveries.get() - 1);
         let progress = match &self.purpose {
             Purpose::Events { input, init } => {
                 let resumed = self.reconnect(input, init, *body).await?;
@@ -953,11 +961,10 @@ impl Shared {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
             }
-            if self.recoveries.get() == 0 {
+            if !self.recovering(Recoveries::again) {
                 self.fail_chat(&error);
                 return Err(error);
             }
-            self.recoveries.set(self.recoveries.get() - 1);
         }
     }
 
@@ -1026,13 +1033,12 @@ impl Shared {
         answer.stream.ok_or_else(|| not_a_stream(&answer.response))
     }
 
-    /// Whether a failed stream may recover: an event stream reconnects after any failure, a chat
-    /// stream resumes only after a cut.
-    fn recoverable(&self, body: &Body) -> bool {
-        match self.purpose {
-            Purpose::Events { .. } => !body.oversized,
-            Purpose::Chat(_) => body.cut,
-        }
+    /// Asks the stream's recoveries whether to recover (see [`Recoveries`]).
+    fn recovering(&self, decide: impl FnOnce(&mut Recoveries) -> bool) -> bool {
+        let mut recoveries = self.recoveries.get();
+        let recover = decide(&mut recoveries);
+        self.recoveries.set(recoveries);
+        recover
     }
 
     /// Sends a cut chat stream's request to the same target again. The new stream hands out only
