@@ -4,8 +4,8 @@
 
 use resilient_llm::core::cache::key::IGNORED_HEADERS;
 use resilient_llm::core::cache::{
-    cache_key, canonical_json, request_cacheable, response_storable, sha256, storable_headers,
-    Body, Entry, Freshness, KeyParts, MemoryStore, ENTRY_OVERHEAD,
+    cache_key, canonical_json, request_cacheable, response_storable, serves_stale, sha256,
+    storable_headers, Body, Entry, Freshness, KeyParts, MemoryStore, ENTRY_OVERHEAD,
 };
 use resilient_llm::core::config::CacheMode;
 
@@ -575,5 +575,24 @@ mod property {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_stale_entry_answers_only_when_the_upstream_failed_and_the_caller_did_not_abort() {
+    for (status, aborted, serves) in [
+        (Some(503), false, true),
+        (Some(500), false, true),
+        (None, false, true), // no answer: a network failure, an open breaker, a timeout
+        (Some(200), false, false),
+        (Some(404), false, false),
+        (Some(429), false, false),
+        (None, true, false), // the caller's abort is not the upstream failing
+    ] {
+        assert_eq!(
+            serves_stale(status, aborted),
+            serves,
+            "{status:?} aborted={aborted}"
+        );
     }
 }

@@ -5,11 +5,15 @@
 
 use resilient_llm::core::json::Json;
 use resilient_llm::core::llm::budget::MAX_USERS as MAX_LEDGER_USERS;
+use resilient_llm::core::llm::charge::{
+    self, reported_or_estimated, Charge, Settled, DEFAULT_MAX_OUTPUT,
+};
 use resilient_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
-    BudgetConfig, Cap, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message, Pricing,
-    Provider, Role, Usage,
+    BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
+    Outcome, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
 };
+use resilient_llm::core::resume::{Failure, Recoveries, Resume};
 use resilient_llm::core::stream::StreamMonitor;
 
 const DAY_MS: u64 = 86_400_000;
@@ -414,6 +418,398 @@ fn errors_decide_retry_and_fallback() {
     );
 }
 
+/// Walks a chain whose attempts fail with `outcomes` in turn (each failure named after its target):
+/// the targets tried, the fallbacks announced as `(from, to)`, and how the call ended.
+fn walk(targets: usize, outcomes: &[Outcome]) -> (Vec<usize>, Vec<(usize, usize)>, Step<String>) {
+    let mut chain = Chain::new(targets).expect("targets");
+    let (mut tried, mut fallbacks) = (Vec::new(), Vec::new());
+    let mut step = chain.start();
+    while let Step::Try { index, from } = step {
+        tried.push(index);
+        if let Some(from) = from {
+            assert_eq!(
+                chain.failures().len(),
+                index,
+                "the reason is the last failure"
+            );
+            fallbacks.push((from, index));
+        }
+        step = chain.failed(outcomes[index], format!("t{index}"));
+    }
+    (tried, fallbacks, step)
+}
+
+fn answered(status: u16, body: &str) -> Outcome {
+    Outcome::Answered(classify(status, body))
+}
+
+#[test]
+fn the_chain_tries_targets_in_order_and_lists_every_failure() {
+    let outage = answered(503, "");
+    let (tried, fallbacks, end) = walk(3, &[outage, Outcome::Unavailable, outage]);
+    assert_eq!(tried, [0, 1, 2]);
+    assert_eq!(fallbacks, [(0, 1), (1, 2)]);
+    assert_eq!(
+        end,
+        Step::AllFailed(vec!["t0".into(), "t1".into(), "t2".into()])
+    );
+    // An answer ends the walk where it lands: the caller simply stops asking.
+    let chain = Chain::<String>::new(3).expect("targets");
+    assert_eq!(
+        chain.start(),
+        Step::Try {
+            index: 0,
+            from: None
+        }
+    );
+    assert!(chain.failures().is_empty());
+    assert!(Chain::<String>::new(0).is_none(), "no targets, no chain");
+}
+
+#[test]
+fn the_chain_moves_on_after_outages_open_breakers_quota_context_and_refusals() {
+    let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+    let context = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
+    let refused = r#"{"error":{"message":"Your request was rejected by the safety system.","type":"invalid_request_error","code":"content_policy_violation"}}"#;
+    let moving_on = [
+        ("an outage", answered(503, "")),
+        ("an overload", answered(529, "")),
+        ("a rate limit of its own", answered(429, "")),
+        ("a missing model", answered(404, "")),
+        ("an exhausted quota", answered(429, quota)),
+        ("a context too long", answered(400, context)),
+        ("a refused prompt", answered(400, refused)),
+        (
+            "an open breaker, a network failure, a timeout, an unreadable or oversized answer",
+            Outcome::Unavailable,
+        ),
+    ];
+    for (what, outcome) in moving_on {
+        assert!(outcome.falls_back(), "{what}");
+        let (tried, fallbacks, end) = walk(2, &[outcome, Outcome::Unavailable]);
+        assert_eq!((tried, fallbacks), (vec![0, 1], vec![(0, 1)]), "{what}");
+        assert_eq!(
+            end,
+            Step::AllFailed(vec!["t0".into(), "t1".into()]),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn the_chain_stops_on_auth_malformed_requests_aborts_and_the_client_limit() {
+    let malformed = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}"#;
+    let stopping = [
+        ("a 401", answered(401, "")),
+        ("a 403", answered(403, "")),
+        ("a malformed request", answered(400, malformed)),
+        ("the caller's abort", Outcome::Aborted),
+        ("the client-wide rate limit", Outcome::ClientLimited),
+        ("a request that cannot be prepared", Outcome::Unprepared),
+    ];
+    for (what, outcome) in stopping {
+        assert!(!outcome.falls_back(), "{what}");
+        // First target: the call ends with that target's own error, nothing else is asked.
+        let (tried, fallbacks, end) =
+            walk(3, &[outcome, Outcome::Unavailable, Outcome::Unavailable]);
+        assert_eq!((tried, fallbacks), (vec![0], vec![]), "{what}");
+        assert_eq!(end, Step::Stop("t0".into()), "{what}");
+        // After a fallback: still that target's own error, not a list.
+        let (tried, _, end) = walk(3, &[Outcome::Unavailable, outcome, Outcome::Unavailable]);
+        assert_eq!(tried, [0, 1], "{what}");
+        assert_eq!(end, Step::Stop("t1".into()), "{what}");
+    }
+}
+
+#[test]
+fn the_chain_tries_at_most_five_targets() {
+    let outages = [Outcome::Unavailable; 7];
+    let (tried, fallbacks, end) = walk(7, &outages);
+    assert_eq!(MAX_TARGETS, 5);
+    assert_eq!(tried, [0, 1, 2, 3, 4], "the first five, in order");
+    assert_eq!(fallbacks.len(), 4);
+    let Step::AllFailed(failures) = end else {
+        panic!("every target tried failed: {end:?}");
+    };
+    assert_eq!(
+        failures,
+        ["t0", "t1", "t2", "t3", "t4"],
+        "one failure per target tried"
+    );
+    let (tried, _, _) = walk(usize::MAX, &outages);
+    assert_eq!(tried.len(), MAX_TARGETS, "however many are configured");
+}
+
+#[test]
+fn a_chain_of_one_target_fails_with_that_targets_error() {
+    let (tried, fallbacks, end) = walk(1, &[Outcome::Unavailable]);
+    assert_eq!((tried, fallbacks), (vec![0], vec![]));
+    assert_eq!(
+        end,
+        Step::AllFailed(vec!["t0".into()]),
+        "a list of exactly its error"
+    );
+    let (_, _, end) = walk(1, &[answered(401, "")]);
+    assert_eq!(end, Step::Stop("t0".into()), "a stop is its error as it is");
+}
+
+#[test]
+fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
+    let messages = [msg(Role::User, "Name a colour.")];
+    let input = estimate_tokens(&messages);
+    let cheap = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 1_000_000,
+    };
+    let dear = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 10_000_000,
+    };
+    let mut ledger = Ledger::new(BudgetConfig {
+        per_user_daily_tokens: Some(10_000),
+        daily_cost_micros: Some(1_000_000),
+        ..BudgetConfig::default()
+    });
+    let hold = charge::hold(
+        &mut ledger,
+        "ann",
+        (&messages, Some(100)),
+        [&cheap, &dear],
+        0,
+    )
+    .expect("fits");
+    assert_eq!(hold.tokens(), input + 100);
+    let worst = Usage {
+        input_tokens: input,
+        output_tokens: 100,
+    };
+    assert_eq!(
+        hold.cost_micros(),
+        cost_micros(&dear, &worst),
+        "the dearer price"
+    );
+    // No maxTokens: the default output is held.
+    let default = charge::hold(&mut ledger, "ann", (&messages, None), [&cheap], 0).expect("fits");
+    assert_eq!(default.tokens(), input + DEFAULT_MAX_OUTPUT);
+    assert_eq!(
+        ledger.spent("ann", 0).0,
+        2 * input + 100 + DEFAULT_MAX_OUTPUT
+    );
+    // Past a cap: refused with that cap, nothing held.
+    let err = charge::hold(&mut ledger, "ann", (&messages, Some(1 << 24)), [&cheap], 0)
+        .expect_err("past the daily cap");
+    assert_eq!(err.cap, Cap::UserDailyTokens);
+    assert_eq!(
+        ledger.spent("ann", 0).0,
+        2 * input + 100 + DEFAULT_MAX_OUTPUT
+    );
+    // A failed call gives its hold back.
+    charge::release(Some(&mut ledger), Some(default));
+    charge::release(Some(&mut ledger), Some(hold));
+    assert_eq!(ledger.spent("ann", 0), (0, 0, 0));
+    charge::release(None, None);
+}
+
+#[test]
+fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
+    let messages = [msg(Role::User, "x")];
+    let pricing = Pricing {
+        input_micros_per_mtok: 0,
+        output_micros_per_mtok: 1_000_000,
+    };
+    let mut ledger = daily(2000);
+    let mut tally = CostTally::new();
+    let answer = |output_tokens| Charge {
+        user: "bo",
+        model: "m",
+        pricing: &pricing,
+        usage: Usage {
+            input_tokens: 0,
+            output_tokens,
+        },
+        free: false,
+    };
+    let call = |ledger: &mut Ledger, tally: &mut CostTally, used| {
+        let hold = charge::hold(ledger, "bo", (&messages, Some(100)), [&pricing], 0);
+        charge::settle(
+            Some(ledger),
+            tally,
+            Some(hold.expect("fits")),
+            answer(used),
+            0,
+        )
+    };
+    // 1400 of 2000 (more than the 105 held: usage may overshoot a hold): under both marks.
+    let settled = call(&mut ledger, &mut tally, 1400);
+    assert_eq!(
+        settled,
+        Settled {
+            cost_micros: 1400,
+            crossed: None
+        }
+    );
+    assert_eq!(
+        ledger.spent("bo", 0).0,
+        1400,
+        "the hold replaced by the real usage"
+    );
+    // 70% -> 85% crosses 80%, once; 85% -> 90% crosses nothing; 90% -> 100% crosses 100%.
+    assert_eq!(
+        call(&mut ledger, &mut tally, 300).crossed,
+        Some((Cap::UserDailyTokens, 850))
+    );
+    assert_eq!(call(&mut ledger, &mut tally, 100).crossed, None);
+    assert_eq!(
+        call(&mut ledger, &mut tally, 200).crossed,
+        Some((Cap::UserDailyTokens, 1000))
+    );
+    assert_eq!(tally.total().1, 2000, "every paid answer tallied");
+    // Without a budget the cost is still tallied.
+    assert_eq!(
+        charge::settle(None, &mut tally, None, answer(5), 0).cost_micros,
+        5
+    );
+    assert_eq!(tally.by_model()[0].2, 2005);
+}
+#[test]
+fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
+    let messages = [msg(Role::User, "x")];
+    let pricing = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 1_000_000,
+    };
+    let mut ledger = daily(1000);
+    let mut tally = CostTally::new();
+    let hold = charge::hold(&mut ledger, "cy", (&messages, Some(500)), [&pricing], 0).ok();
+    assert!(ledger.spent("cy", 0).0 > 500);
+    let cached = Charge {
+        user: "cy",
+        model: "m",
+        pricing: &pricing,
+        usage: Usage {
+            input_tokens: 10,
+            output_tokens: 400,
+        },
+        free: true,
+    };
+    let settled = charge::settle(Some(&mut ledger), &mut tally, hold, cached, 0);
+    assert_eq!(
+        settled,
+        Settled {
+            cost_micros: 0,
+            crossed: None
+        }
+    );
+    assert_eq!(ledger.spent("cy", 0), (0, 0, 0));
+    assert_eq!(tally.total().1, 0);
+    assert!(tally.by_user().is_empty(), "nothing tallied");
+}
+
+#[test]
+fn a_stream_without_usage_is_charged_an_estimate() {
+    let messages = [msg(Role::User, "Name a colour.")];
+    let reported = Usage {
+        input_tokens: 8,
+        output_tokens: 5,
+    };
+    assert_eq!(
+        reported_or_estimated(reported, &messages, "Teal."),
+        reported
+    );
+    assert_eq!(
+        reported_or_estimated(Usage::default(), &messages, "Teal, é."),
+        Usage {
+            input_tokens: estimate_tokens(&messages),
+            output_tokens: 2, // 7 characters, a token per 4, rounded up
+        }
+    );
+}
+
+/// Feeds a resumed stream `deltas`: the text handed out, or `None` once it diverged.
+fn resumed(delivered: &str, deltas: &[&str]) -> (Resume, Option<String>) {
+    let mut resume = Resume::after(delivered.to_string());
+    let mut out = Some(String::new());
+    for delta in deltas {
+        match (resume.fresh(delta), &mut out) {
+            (Some(fresh), Some(out)) => out.push_str(fresh),
+            _ => out = None,
+        }
+    }
+    (resume, out)
+}
+
+#[test]
+fn a_resumed_stream_hands_out_only_what_follows_the_text_delivered() {
+    // Deltas split anywhere across the end of the text already delivered (here inside "é").
+    let (resume, out) = resumed("Hello, wor", &["Hel", "lo, w", "orld", "! Bye"]);
+    assert_eq!(out.as_deref(), Some("ld! Bye"));
+    assert!(!resume.catching_up() && !resume.diverged());
+    assert_eq!(resume.partial("Hello, world! Bye"), "Hello, world! Bye");
+    let (_, out) = resumed("café", &["caf", "é au lait"]);
+    assert_eq!(out.as_deref(), Some(" au lait"));
+    // While catching up, nothing is handed out and the caller has the text delivered before.
+    let (resume, out) = resumed("Hello, wor", &["Hello"]);
+    assert_eq!(out.as_deref(), Some(""));
+    assert!(resume.started() && resume.catching_up());
+    assert_eq!(resume.partial("Hello"), "Hello, wor");
+    // A fresh stream (nothing delivered) hands out every delta.
+    let (resume, out) = resumed("", &["a", "b"]);
+    assert_eq!(out.as_deref(), Some("ab"));
+    assert!(!resume.started() && !resume.catching_up());
+}
+
+#[test]
+fn a_resumed_stream_that_diverges_or_ends_early_gives_up_with_the_text_delivered() {
+    let (resume, out) = resumed("Hello, wor", &["Hello", ", WOR"]);
+    assert_eq!(out, None, "a delta disagreeing with the text delivered");
+    assert!(resume.diverged());
+    assert_eq!(resume.partial("Hello, WOR"), "Hello, wor");
+    let (mut resume, _) = resumed("Hello, wor", &["Hello, w", "ORLD"]);
+    assert_eq!(resume.fresh("x"), None, "after diverging, nothing more");
+    let (resume, out) = resumed("Hi", &["Hi", "!", "?"]);
+    assert_eq!(
+        out.as_deref(),
+        Some("!?"),
+        "past the text delivered, everything is new"
+    );
+    assert!(!resume.diverged());
+    // An answer that completes before catching up diverged; one that caught up did not.
+    let (mut short, _) = resumed("Hello, wor", &["Hello"]);
+    short.completed();
+    assert!(short.diverged());
+    assert_eq!(short.partial("Hello"), "Hello, wor");
+    let (mut exact, out) = resumed("Hello", &["Hel", "lo"]);
+    exact.completed();
+    assert_eq!(out.as_deref(), Some(""));
+    assert!(!exact.diverged());
+}
+
+#[test]
+fn a_chat_stream_resumes_only_after_a_cut_and_an_event_stream_reconnects_after_any_failure() {
+    // Two resumptions: each cut uses one; an in-band error or a diverged answer, or a bound
+    // passed, is final whatever is left.
+    let mut chat = Recoveries::resumes(2);
+    assert!(!chat.after(Failure::Other));
+    assert!(!chat.after(Failure::TooLarge));
+    assert!(chat.after(Failure::Cut));
+    assert!(chat.after(Failure::Cut));
+    assert!(!chat.after(Failure::Cut), "none left");
+    // A resumption that could not open uses one up too.
+    let mut chat = Recoveries::resumes(2);
+    assert!(chat.after(Failure::Cut));
+    assert!(chat.again(), "the second");
+    assert!(!chat.again() && !chat.after(Failure::Cut), "none left");
+    // An event stream reconnects after any failure but a bound passed.
+    let mut events = Recoveries::reconnects(2);
+    assert!(!events.after(Failure::TooLarge));
+    assert!(events.after(Failure::Other));
+    assert!(events.after(Failure::Cut));
+    assert!(!events.after(Failure::Cut));
+    // Without `resilience.reconnect` or with `resumeStreams: false`: never.
+    assert!(!Recoveries::default().after(Failure::Cut));
+    assert!(!Recoveries::resumes(0).again());
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 mod properties {
     use super::*;
@@ -733,6 +1129,39 @@ mod properties {
             let day = clock / DAY_MS;
             let cost_today: u64 = records.iter().filter(|r| r.day == day).map(|r| r.cost).sum();
             prop_assert_eq!(ledger.spent("a", now).2, cost_today);
+        }
+    }
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// However the new answer is split into deltas, a resumption after any prefix of it hands
+        /// out exactly the rest, and one after any other text diverges or hands out nothing twice.
+        #[test]
+        fn a_resumption_hands_out_exactly_the_rest(
+            answer in text(),
+            cut in 0usize..32,
+            splits in proptest::collection::vec(0usize..32, 0..8),
+            other in text(),
+        ) {
+            let bounds: Vec<usize> = answer.char_indices().map(|(i, _)| i).chain([answer.len()]).collect();
+            let cut = bounds[cut % bounds.len()];
+            let mut points: Vec<usize> = splits.iter().map(|s| bounds[s % bounds.len()]).collect();
+            points.extend([0, answer.len()]);
+            points.sort_unstable();
+            points.dedup();
+            let deltas: Vec<&str> = points.windows(2).map(|w| &answer[w[0]..w[1]]).collect();
+            let (mut resume, out) = resumed(&answer[..cut], &deltas);
+            prop_assert_eq!(out.as_deref(), Some(&answer[cut..]));
+            resume.completed();
+            prop_assert!(!resume.diverged());
+            let (mut resume, out) = resumed(&other, &deltas);
+            resume.completed();
+            if answer.starts_with(&other) {
+                prop_assert_eq!(out.as_deref(), Some(&answer[other.len()..]));
+            } else {
+                prop_assert!(resume.diverged());
+                prop_assert_eq!(resume.partial(&answer), other.as_str());
+            }
         }
     }
 }

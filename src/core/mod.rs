@@ -17,6 +17,7 @@ pub mod platform;
 pub mod policy_board;
 pub mod race;
 pub mod rate_limit;
+pub mod resume;
 pub mod retry;
 pub mod rng;
 pub mod sorted_map;

@@ -15,9 +15,10 @@
 use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
+use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::{
-    build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion, Cap,
-    ChatParams, Completion, Exceeded, Hold, Message, Role, Usage,
+    build_request, classify, error_message, parse_completion, Cap, Chain, ChatParams, Completion,
+    Exceeded, Hold, Message, Outcome, Role, Step, Usage, MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -30,16 +31,13 @@ use crate::wasm::options::TargetConfig;
 use crate::wasm::reader::{range_error, type_error, Reader};
 use crate::wasm::request::Prepared;
 use js_sys::{Array, JsString};
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response};
 
-/// Most targets tried for one call.
-pub const MAX_HOPS: usize = 5;
-/// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
-pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
 /// Most messages in one chat request.
 pub const MAX_MESSAGES: u32 = 10_000;
 /// Most text in one chat request's messages, in UTF-16 code units (8 Mi, about 2M tokens: past
@@ -63,12 +61,31 @@ pub struct ChatCall {
     pub resilience: JsValue,
 }
 
-/// How one target's attempt ended, when it did not answer.
-pub enum TargetFailure {
-    /// Try the next target.
-    Next(JsValue),
-    /// Stop the chain (abort, auth, bad request).
-    Stop(JsValue),
+/// How one target's attempt ended, when it did not answer: the error the caller may see, and what
+/// it means for the chain ([`Chain`] decides whether the next target is tried).
+pub struct TargetFailure {
+    /// How it failed, for the chain.
+    pub outcome: Outcome,
+    /// The error.
+    pub error: JsValue,
+}
+
+impl TargetFailure {
+    /// The target gave no usable answer; the next one may.
+    pub(crate) fn unavailable(error: JsValue) -> Self {
+        TargetFailure {
+            outcome: Outcome::Unavailable,
+            error,
+        }
+    }
+
+    /// The request could not be prepared: no target would take it.
+    fn unprepared(error: JsValue) -> Self {
+        TargetFailure {
+            outcome: Outcome::Unprepared,
+            error,
+        }
+    }
 }
 
 /// A target's answer.
@@ -172,60 +189,71 @@ impl Inner {
     pub(crate) async fn chat(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
         let call = parse_chat_request(request)?;
         let hold = self.reserve_budget(&call)?;
-        let mut errors = Vec::new();
-        for (hop, target) in self.chain()?.iter().enumerate() {
-            if hop > 0 {
-                self.announce_fallback(hop, &errors);
+        let asked = &call;
+        let answered = self
+            .along_chain(|_, target| async move { Ok((target, self.ask(target, asked).await?)) })
+            .await;
+        match answered {
+            Ok((target, answered)) => {
+                let usage = (&answered.completion.usage, answered.cached);
+                let cost = self.settle(hold, &call, target, usage);
+                Ok(chat_result(target, &answered, cost))
             }
-            match self.ask(target, &call).await {
-                Ok(answered) => {
-                    let result = self.settle(
-                        hold,
-                        &call,
-                        target,
-                        (&answered.completion.usage, answered.cached),
-                    );
-                    return Ok(chat_result(target, &answered, result));
-                }
-                Err(TargetFailure::Stop(error)) => {
-                    self.release(hold);
-                    return Err(error);
-                }
-                Err(TargetFailure::Next(error)) => errors.push((target.name.clone(), error)),
+            Err(error) => {
+                self.release(hold);
+                Err(error)
             }
         }
-        self.release(hold);
-        Err(all_targets_failed(errors))
     }
 
-    /// The targets a call may try, at most [`MAX_HOPS`].
-    pub(crate) fn chain(&self) -> Result<&[TargetConfig], JsValue> {
-        let targets = &self.options.targets;
-        if targets.is_empty() {
-            return Err(js_sys::TypeError::new(
-                "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
-            )
-            .into());
+    /// Walks the fallback chain ([`Chain`]): `attempt` is tried on each target in turn (with its
+    /// index) until one answers, the chain stops on a failure no other target would fix, or every
+    /// target failed (`AllTargetsFailedError`). Each move to the next target emits `fallback`.
+    pub(crate) async fn along_chain<'t, T, F>(
+        &'t self,
+        mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
+    ) -> Result<T, JsValue>
+    where
+        F: Future<Output = Result<T, TargetFailure>>,
+    {
+        let mut chain = Chain::new(self.options.targets.len()).ok_or_else(no_targets)?;
+        let mut step = chain.start();
+        loop {
+            let (index, target) = self.next_target(&chain, step)?;
+            match attempt(index, target).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => step = chain.failed(failure.outcome, failure.error),
+            }
         }
-        Ok(&targets[..targets.len().min(MAX_HOPS)])
     }
 
-    /// Emits the `fallback` event for moving to hop `hop`.
-    pub(crate) fn announce_fallback(&self, hop: usize, errors: &[(String, JsValue)]) {
+    /// The target `step` says to try (announcing a fallback to it), or the error that ends the
+    /// call.
+    fn next_target(
+        &self,
+        chain: &Chain<JsValue>,
+        step: Step<JsValue>,
+    ) -> Result<(usize, &TargetConfig), JsValue> {
         let targets = &self.options.targets;
-        let reason = errors
-            .last()
-            .and_then(|(_, e)| {
+        let (index, from) = match step {
+            Step::Try { index, from } => (index, from),
+            Step::Stop(error) => return Err(error),
+            Step::AllFailed(errors) => return Err(all_targets_failed(targets, errors)),
+        };
+        let target = targets.get(index).ok_or_else(no_targets)?;
+        if let Some(from) = from.and_then(|from| targets.get(from)) {
+            let reason = chain.failures().last().and_then(|e| {
                 get(e, "code")
                     .as_string()
                     .or_else(|| get(e, "name").as_string())
-            })
-            .unwrap_or_default();
-        self.platform.emit(Event::Fallback {
-            from: &targets[hop - 1].name,
-            to: &targets[hop].name,
-            reason: &reason,
-        });
+            });
+            self.platform.emit(Event::Fallback {
+                from: &from.name,
+                to: &target.name,
+                reason: &reason.unwrap_or_default(),
+            });
+        }
+        Ok((index, target))
     }
 
     /// One target, through dedupe, the cache and the pipeline. An answer whose body fails after its
@@ -250,7 +278,10 @@ impl Inner {
                 .await
             {
                 Ok(text) => break (response, text),
-                Err(TargetFailure::Next(error)) if again > 0 && !is_too_large(&error) => {
+                Err(TargetFailure {
+                    outcome: Outcome::Unavailable,
+                    error,
+                }) if again > 0 && !is_too_large(&error) => {
                     again -= 1;
                     prepared = self.chat_request(target, call, false).await?;
                     let timed_out =
@@ -271,7 +302,7 @@ impl Inner {
             }
         };
         let completion = parse_completion(target.provider, &text).ok_or_else(|| {
-            TargetFailure::Next(
+            TargetFailure::unavailable(
                 named_error(
                     "UpstreamError",
                     "UNREADABLE_ANSWER",
@@ -305,7 +336,7 @@ impl Inner {
         let Some(body) = response.body() else {
             return Ok(String::new());
         };
-        let reader = reader_of(&body).map_err(TargetFailure::Next)?;
+        let reader = reader_of(&body).map_err(TargetFailure::unavailable)?;
         let mut chunks = Chunks::default();
         loop {
             let read = JsFuture::from(reader.read());
@@ -317,23 +348,29 @@ impl Inner {
                         ignore_rejection(&reader.cancel());
                         let error =
                             timeout_error(phase, ms, "The answer's body went quiet for", "");
-                        return Err(TargetFailure::Next(error.into()));
+                        return Err(TargetFailure::unavailable(error.into()));
                     }
                 },
             };
             let aborted = || call.signal.dyn_ref::<AbortSignal>().and_then(abort_reason);
             let result = result.map_err(|error| match aborted() {
                 // The caller's signal errors the body too: that is an abort, which ends the chain.
-                Some(reason) => TargetFailure::Stop(abort_error(&reason)),
-                None => TargetFailure::Next(error),
+                Some(reason) => TargetFailure {
+                    outcome: Outcome::Aborted,
+                    error: abort_error(&reason),
+                },
+                None => TargetFailure::unavailable(error),
             })?;
             if get(&result, "done").as_bool() == Some(true) {
                 return Ok(decode_text(chunks.copy()));
             }
-            let chunk = chunk_of(&result).map_err(TargetFailure::Next)?;
+            let chunk = chunk_of(&result).map_err(TargetFailure::unavailable)?;
             if !chunks.add(&chunk, limits.max_response_bytes) {
                 ignore_rejection(&reader.cancel());
-                return Err(TargetFailure::Next(past_limit(Bound::Response, limits)));
+                return Err(TargetFailure::unavailable(past_limit(
+                    Bound::Response,
+                    limits,
+                )));
             }
         }
     }
@@ -350,7 +387,7 @@ impl Inner {
             &call.params(target, stream),
             target.api_key.as_deref(),
         );
-        let headers = Headers::new().map_err(TargetFailure::Stop)?;
+        let headers = Headers::new().map_err(TargetFailure::unprepared)?;
         let _ = headers.set("content-type", "application/json");
         for (name, value) in &http.headers {
             let _ = headers.set(name, value);
@@ -369,7 +406,7 @@ impl Inner {
         let mut prepared = self
             .prepare(url.into(), init)
             .await
-            .map_err(TargetFailure::Stop)?;
+            .map_err(TargetFailure::unprepared)?;
         // One breaker and bucket per target, even for targets sharing an origin.
         prepared.origin = format!("target:{}", target.name);
         prepared.request.classify_errors = true;
@@ -397,33 +434,23 @@ impl Inner {
         let Some(ledger) = &self.budget else {
             return Ok(None);
         };
-        let input = estimate_tokens(&call.messages);
-        let output = call.max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from);
-        let worst = Usage {
-            input_tokens: input,
-            output_tokens: output,
-        };
-        let worst_cost = self
-            .options
-            .targets
-            .iter()
-            .take(MAX_HOPS)
-            .map(|t| cost_micros(&t.pricing, &worst))
-            .max()
-            .unwrap_or(0);
-        let now = self.platform.wall_ms();
-        let held = ledger
-            .borrow_mut()
-            .reserve(&call.user, input + output, worst_cost, now);
+        let prices = self.options.targets.iter().take(MAX_TARGETS);
+        let held = charge::hold(
+            &mut ledger.borrow_mut(),
+            &call.user,
+            (&call.messages, call.max_tokens),
+            prices.map(|t| &t.pricing),
+            self.platform.wall_ms(),
+        );
         held.map(Some).map_err(|exceeded| {
             self.engine.count_budget_rejection();
             budget_exceeded(&call.user, &exceeded)
         })
     }
 
-    /// Replaces the budget hold with the real usage, tallies the cost, and reports a crossed
-    /// threshold; returns the call's cost in micro-dollars. An answer that made no upstream call of
-    /// its own (`free`: a cache hit, a shared stream) costs nothing and spends no budget.
+    /// Replaces the budget hold with the real usage and tallies the cost (an answer that made no
+    /// upstream call of its own, `free`, costs nothing), announcing a crossed threshold; returns
+    /// the call's cost in micro-dollars.
     pub(crate) fn settle(
         &self,
         hold: Option<Hold>,
@@ -431,42 +458,42 @@ impl Inner {
         target: &TargetConfig,
         (usage, free): (&Usage, bool),
     ) -> u64 {
-        if free {
-            self.release(hold);
-            return 0;
-        }
-        let micros = cost_micros(&target.pricing, usage);
-        self.costs
-            .borrow_mut()
-            .add(&target.model, &call.user, usage, micros);
-        let (Some(ledger), Some(hold)) = (&self.budget, hold) else {
-            return micros;
+        let charged = Charge {
+            user: &call.user,
+            model: &target.model,
+            pricing: &target.pricing,
+            usage: *usage,
+            free,
         };
-        let now = self.platform.wall_ms();
-        let mut ledger = ledger.borrow_mut();
-        let before = ledger.usage_per_mille_without(&hold, now);
-        ledger.settle(hold, usage.input_tokens + usage.output_tokens, micros);
-        let after = ledger.usage_per_mille(&call.user, now);
-        drop(ledger);
-        if let Some((cap, used)) = after {
-            let was = before.map_or(0, |(_, used)| used);
-            if [800, 1000].iter().any(|mark| was < *mark && used >= *mark) {
-                self.platform.emit(Event::Budget {
-                    user: &call.user,
-                    cap: cap.as_str(),
-                    used_per_mille: used,
-                });
-            }
+        let settled = charge::settle(
+            self.budget.as_ref().map(|l| l.borrow_mut()).as_deref_mut(),
+            &mut self.costs.borrow_mut(),
+            hold,
+            charged,
+            self.platform.wall_ms(),
+        );
+        if let Some((cap, used)) = settled.crossed {
+            self.platform.emit(Event::Budget {
+                user: &call.user,
+                cap: cap.as_str(),
+                used_per_mille: used,
+            });
         }
-        micros
+        settled.cost_micros
     }
 
     /// Gives a budget hold back (the call failed).
     pub(crate) fn release(&self, hold: Option<Hold>) {
-        if let (Some(ledger), Some(hold)) = (&self.budget, hold) {
-            ledger.borrow_mut().release(hold);
-        }
+        let mut ledger = self.budget.as_ref().map(|l| l.borrow_mut());
+        charge::release(ledger.as_deref_mut(), hold);
     }
+}
+
+/// A chat call on a client without targets.
+fn no_targets() -> js_sys::TypeError {
+    js_sys::TypeError::new(
+        "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
+    )
 }
 
 /// Whether `error` is an answer past a byte limit (asking the same target again would not help).
@@ -474,8 +501,8 @@ fn is_too_large(error: &JsValue) -> bool {
     get(error, "code").as_string().as_deref() == Some("RESPONSE_TOO_LARGE")
 }
 
-/// A target's pipeline error: an abort stops the chain, and so does the client's own rate limit
-/// (a client-wide bucket, the same whichever target is next); anything else moves on.
+/// A target's pipeline error, read for the chain: an abort, the client's own rate limit (a
+/// client-wide bucket, the same whichever target is next), or this target unavailable.
 pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
     set(&error, "target", &target.name.as_str().into());
     let name = get(&error, "name").as_string().unwrap_or_default();
@@ -483,11 +510,12 @@ pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailu
         && get(&error, "key")
             .as_string()
             .is_some_and(|key| key == "client" || key.starts_with("client|"));
-    if name == "AbortError" || client_wide_limit {
-        TargetFailure::Stop(error)
-    } else {
-        TargetFailure::Next(error)
-    }
+    let outcome = match name.as_str() {
+        "AbortError" => Outcome::Aborted,
+        _ if client_wide_limit => Outcome::ClientLimited,
+        _ => Outcome::Unavailable,
+    };
+    TargetFailure { outcome, error }
 }
 
 /// The error for a target's non-2xx answer: classified from its status and body.
@@ -513,10 +541,9 @@ pub(crate) async fn upstream_failure(
     set(&error, "kind", &class.as_str().into());
     set(&error, "attempts", &attempts.into());
     set(&error, "target", &target.name.as_str().into());
-    if class.falls_back() {
-        TargetFailure::Next(error.into())
-    } else {
-        TargetFailure::Stop(error.into())
+    TargetFailure {
+        outcome: Outcome::Answered(class),
+        error: error.into(),
     }
 }
 
@@ -547,16 +574,16 @@ fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
     error.into()
 }
 
-/// `AllTargetsFailedError` with every target's error.
-pub(crate) fn all_targets_failed(errors: Vec<(String, JsValue)>) -> JsValue {
+/// `AllTargetsFailedError` with every target's error (`errors[i]` is `targets[i]`'s).
+fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>) -> JsValue {
     let mut summary = String::from("Every target failed. ");
-    for (i, (name, e)) in errors.iter().enumerate() {
+    for (i, (target, e)) in targets.iter().zip(&errors).enumerate() {
         let message = get(e, "message").as_string().unwrap_or_default();
         let separator = if i == 0 { "" } else { "; " };
-        summary += &format!("{separator}{name}: {message}");
+        summary += &format!("{separator}{}: {message}", target.name);
     }
     let error = named_error("AllTargetsFailedError", "ALL_TARGETS_FAILED", &summary);
-    let list: Array = errors.into_iter().map(|(_, e)| e).collect();
+    let list: Array = errors.into_iter().collect();
     set(&error, "errors", &list);
     error.into()
 }

@@ -3,7 +3,9 @@
 //! here (to store, for usage) are copies read within `limits.maxResponseBytes`: a longer one is not
 //! stored, or not read for usage. The caller's own body is never bounded: the caller reads it.
 
-use crate::core::cache::{lookup_wait_ms, response_storable, storable_headers, Freshness};
+use crate::core::cache::{
+    lookup_wait_ms, response_storable, serves_stale, storable_headers, Entry, Freshness,
+};
 use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
@@ -104,16 +106,9 @@ impl Inner {
             return Fetched::cached(gateway_timeout()?);
         }
         let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
-        let upstream_failed = match &outcome {
-            Ok(fetched) => fetched.response.status() >= 500,
-            Err(error) => get(error, "name").as_string().as_deref() != Some("AbortError"),
-        };
-        if let (true, Some(entry)) = (upstream_failed, &stale) {
-            self.platform.emit(Event::Cache {
-                url: &url,
-                result: "stale",
-            });
-            return Fetched::cached(response_from(entry, "STALE", self.platform.wall_ms())?);
+        let upstream = outcome.as_ref().map(|fetched| &fetched.response);
+        if let Some(response) = self.stale_answer(&url, stale.as_ref(), upstream)? {
+            return Fetched::cached(response);
         }
         let mut fetched = outcome?;
         let response = &fetched.response;
@@ -123,6 +118,31 @@ impl Inner {
         }
         fetched.response = mark_miss(response)?;
         Ok(fetched)
+    }
+
+    /// The `stale` entry as the answer, when there is one and the `upstream` outcome failed
+    /// ([`serves_stale`]); emits the `stale` cache event.
+    pub(crate) fn stale_answer(
+        &self,
+        url: &str,
+        stale: Option<&Entry>,
+        upstream: Result<&Response, &JsValue>,
+    ) -> Result<Option<Response>, JsValue> {
+        let failed = match upstream {
+            Ok(response) => serves_stale(Some(response.status()), false),
+            Err(error) => serves_stale(
+                None,
+                get(error, "name").as_string().as_deref() == Some("AbortError"),
+            ),
+        };
+        let Some(entry) = stale.filter(|_| failed) else {
+            return Ok(None);
+        };
+        self.platform.emit(Event::Cache {
+            url,
+            result: "stale",
+        });
+        response_from(entry, "STALE", self.platform.wall_ms()).map(Some)
     }
 
     /// The in-flight calls a keyed request may join: none with `dedupe` off.

@@ -19,16 +19,18 @@ use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
-use crate::core::llm::{estimate_tokens, Completion, Hold, Usage};
+use crate::core::llm::charge::reported_or_estimated;
+use crate::core::llm::{Completion, Hold};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
+use crate::core::resume::{Failure, Recoveries, Resume};
 use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::core::text;
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
-    all_targets_failed, chat_result, parse_chat_request, target_error, upstream_failure, Answered,
-    ChatCall, TargetFailure,
+    chat_result, parse_chat_request, target_error, upstream_failure, Answered, ChatCall,
+    TargetFailure,
 };
 use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
@@ -76,40 +78,10 @@ struct Watch {
     output: Output,
     error: Option<StreamError>,
     /// A resumed chat stream's text already delivered, checked against the new answer, not handed
-    /// out again; `resumed` bytes of it matched so far.
-    delivered: String,
-    resumed: usize,
-    /// The new answer does not start with the text already delivered.
-    diverged: bool,
+    /// out again.
+    resume: Resume,
     /// A bound was passed (nothing more is passed on).
     oversized: Option<Bound>,
-}
-
-impl Watch {
-    /// A resumed stream that has not yet reached the end of the text already delivered.
-    fn catching_up(&self) -> bool {
-        self.resumed < self.delivered.len()
-    }
-
-    /// Hands out a delta, past the part of it a resumed stream already delivered.
-    fn deliver(&mut self, delta: &str) {
-        let Output::Deltas(text) = &mut self.output else {
-            return;
-        };
-        let expected = self.delivered.get(self.resumed..).unwrap_or_default();
-        let fresh = if delta.len() <= expected.len() {
-            expected.starts_with(delta).then_some("")
-        } else {
-            delta.strip_prefix(expected)
-        };
-        match fresh {
-            Some(fresh) => {
-                self.resumed += delta.len() - fresh.len();
-                text.push_str(fresh);
-            }
-            None => self.diverged = true,
-        }
-    }
 }
 
 /// What a stream hands to JS.
@@ -138,14 +110,19 @@ impl Output {
 
 impl EventSink for Watch {
     fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool) {
-        if self.error.is_some() || self.diverged || self.oversized.is_some() {
+        if self.error.is_some() || self.resume.diverged() || self.oversized.is_some() {
             return;
         }
         match (self.monitor.observe(event_type, data), &mut self.output) {
             ((_, Observation::Error(error)), _) => self.error = Some(error),
             ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
             (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
-            ((Some(delta), _), Output::Deltas(_)) => self.deliver(&delta),
+            ((Some(delta), _), Output::Deltas(text)) => {
+                // Past the part of it a resumed stream already delivered.
+                if let Some(fresh) = self.resume.fresh(&delta) {
+                    text.push_str(fresh);
+                }
+            }
             ((None, _), Output::Deltas(_)) => {}
         }
     }
@@ -172,9 +149,7 @@ impl Body {
                     Output::Events(Packed::default())
                 },
                 error: None,
-                delivered,
-                resumed: 0,
-                diverged: false,
+                resume: Resume::after(delivered),
                 oversized: None,
             },
             ended: false,
@@ -216,9 +191,9 @@ impl Body {
             set(&js, "kind", &error.kind.as_str().into());
             set(&js, "partialText", &self.partial_text().into());
             self.fail(js.into());
-        } else if self.ended && self.watch.monitor.complete() && self.watch.catching_up() {
-            // A resumed answer that ended before reaching the text already delivered.
-            self.watch.diverged = true;
+        } else if self.ended && self.watch.monitor.complete() {
+            // A resumed answer that ended before reaching the text already delivered diverged.
+            self.watch.resume.completed();
         } else if self.ended && !self.watch.monitor.complete() {
             let error = incomplete(
                 self.partial_text(),
@@ -228,7 +203,7 @@ impl Body {
             self.cursor.tap().spoil();
             self.fail(error);
         }
-        if self.watch.diverged {
+        if self.watch.resume.diverged() {
             let error = incomplete(
                 self.partial_text(),
                 "it was resumed, but the new answer does not start with the text already delivered",
@@ -263,13 +238,19 @@ impl Body {
         self.fail(error);
     }
 
+    /// How the stream failed, for the decision to recover.
+    fn failure(&self) -> Failure {
+        match (self.cut, self.oversized) {
+            (true, _) => Failure::Cut,
+            (_, true) => Failure::TooLarge,
+            _ => Failure::Other,
+        }
+    }
+
     /// The text the caller has received: all of this stream's, unless it resumed one and has not
     /// caught up with (or diverged from) the text already delivered.
     fn partial_text(&self) -> &str {
-        match self.watch.diverged || self.watch.catching_up() {
-            true => &self.watch.delivered,
-            false => self.watch.monitor.text(),
-        }
+        self.watch.resume.partial(self.watch.monitor.text())
     }
 }
 
@@ -345,14 +326,14 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     let mut body = Body::new(tap.cursor(), start);
     // A resumed stream is under way once its first delta matched: catching up with the text
     // already delivered is bounded by the idle timeout, not by the time to first byte.
-    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resumed > 0;
+    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resume.started();
     while !under_way(&body) && !body.ended {
         body.take(body.cursor.next().await?);
         // A resumed answer that diverged, or one past a bound, is final (sending it again would
         // not help); anything else failing before the first event fails the attempt.
         if let (true, false, Some(error)) = (
             body.watch.output.is_empty(),
-            body.watch.diverged || body.oversized,
+            body.watch.resume.diverged() || body.oversized,
             &body.failed,
         ) {
             return Err(get(error, "message").as_string().unwrap_or_default());
@@ -398,7 +379,7 @@ struct Shared {
     purpose: Purpose,
     /// Recoveries left after a failure: reconnections (GET event streams with
     /// `resilience.reconnect`) or resumptions (chat streams cut after their first delta).
-    recoveries: Cell<u32>,
+    recoveries: Cell<Recoveries>,
     /// Where a completed stream is stored, when it is cacheable.
     recording: RefCell<Option<Recording>>,
     /// `cancel()` was called (a resumption in flight then stops where it lands).
@@ -501,7 +482,7 @@ impl SseStream {
             idle: Cell::new(None),
             inner,
             purpose,
-            recoveries: Cell::new(0),
+            recoveries: Cell::default(),
             recording: RefCell::new(None),
             cancelled: Cell::new(false),
         });
@@ -566,7 +547,7 @@ impl Shared {
                 )
                 .into());
             }
-            self.recoveries.set(max);
+            self.recoveries.set(Recoveries::reconnects(max));
         }
         let opened = self.open_prepared(prepared, StreamStart::default()).await?;
         set(&opened.response, "attempts", &opened.attempts.into());
@@ -577,48 +558,38 @@ impl Shared {
     async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
         let client_retry = inner.engine.config().retry.as_ref();
-        let mut errors = Vec::new();
-        for (hop, target) in inner.chain()?.iter().enumerate() {
-            if hop > 0 {
-                inner.announce_fallback(hop, &errors);
-            }
-            let failure = match inner.chat_request(target, &progress.call, true).await {
-                Err(failure) => failure,
-                Ok(prepared) => {
-                    // Resumptions follow the request's own `resilience.retry`, else the client's.
-                    let resumes = match prepared.retry(client_retry) {
-                        Some(retry) if retry.resume_streams => retry.max_retries,
-                        _ => 0,
-                    };
-                    self.recoveries.set(resumes);
-                    let opened = self.open_prepared(prepared, chat_start()).await;
-                    match (opened, self.oversized_before_output()) {
-                        (Err(error), _) => target_error(target, error),
-                        // Past a bound before its first delta: nothing was delivered, so the
-                        // next target may answer instead, as for a chat() answer too large.
-                        (Ok(_), Some(error)) => TargetFailure::Next(error),
-                        (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
-                            TargetFailure::Next(not_a_stream(&opened.response))
-                        }
-                        (Ok(opened), None) if opened.response.ok() => {
-                            progress.target.set(hop);
-                            progress.attempts.set(opened.attempts);
-                            progress.cached.set(opened.cached);
-                            progress.shared.set(opened.shared);
-                            return Ok(opened.response.into());
-                        }
-                        (Ok(opened), None) => {
-                            upstream_failure(target, &opened.response, opened.attempts).await
-                        }
+        inner
+            .along_chain(|index, target| async move {
+                let prepared = inner.chat_request(target, &progress.call, true).await?;
+                // Resumptions follow the request's own `resilience.retry`, else the client's.
+                let resumes = match prepared.retry(client_retry) {
+                    Some(retry) if retry.resume_streams => retry.max_retries,
+                    _ => 0,
+                };
+                self.recoveries.set(Recoveries::resumes(resumes));
+                let opened = self.open_prepared(prepared, chat_start()).await;
+                let failure = match (opened, self.oversized_before_output()) {
+                    (Err(error), _) => target_error(target, error),
+                    // Past a bound before its first delta: nothing was delivered, so the next
+                    // target may answer instead, as for a chat() answer too large.
+                    (Ok(_), Some(error)) => TargetFailure::unavailable(error),
+                    (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
+                        TargetFailure::unavailable(not_a_stream(&opened.response))
                     }
-                }
-            };
-            match failure {
-                TargetFailure::Stop(error) => return Err(error),
-                TargetFailure::Next(error) => errors.push((target.name.clone(), error)),
-            }
-        }
-        Err(all_targets_failed(errors))
+                    (Ok(opened), None) if opened.response.ok() => {
+                        progress.target.set(index);
+                        progress.attempts.set(opened.attempts);
+                        progress.cached.set(opened.cached);
+                        progress.shared.set(opened.shared);
+                        return Ok(opened.response.into());
+                    }
+                    (Ok(opened), None) => {
+                        upstream_failure(target, &opened.response, opened.attempts).await
+                    }
+                };
+                Err(failure)
+            })
+            .await
     }
 
     /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
@@ -634,28 +605,20 @@ impl Shared {
         start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
+        let mut stale = None;
         if let (Some(cache), Some(key)) = (&inner.cache, &key) {
             let url = prepared.url.as_str();
             let now = inner.platform.wall_ms();
-            if let Some(Hit {
-                entry,
-                freshness: Freshness::Fresh,
-            }) = inner.look_up(cache, &prepared, key, now).await?
-            {
-                inner.platform.emit(Event::Cache { url, result: "hit" });
-                let response = response_from(&entry, "HIT", now)?;
-                if let Ok(Answer {
-                    stream: Some(body), ..
-                }) = prime(Clone::clone(&response), start).await
-                {
-                    self.go_live(body);
+            match inner.look_up(cache, &prepared, key, now).await? {
+                Some(Hit {
+                    entry,
+                    freshness: Freshness::Fresh,
+                }) => {
+                    inner.platform.emit(Event::Cache { url, result: "hit" });
+                    return self.replay(response_from(&entry, "HIT", now)?, start).await;
                 }
-                return Ok(Opened {
-                    response,
-                    attempts: 0,
-                    cached: true,
-                    shared: false,
-                });
+                Some(hit) => stale = Some((hit.entry, url.to_string(), start.clone())),
+                None => {}
             }
             inner.platform.emit(Event::Cache {
                 url,
@@ -671,13 +634,13 @@ impl Shared {
             }
         }
         // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
-        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late subscriber to a live feed wants
-        // what comes next, not what came before.
+        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
+        // subscriber to a live feed wants what comes next, not what came before.
         let shared = key
             .as_ref()
             .filter(|_| prepared.method != "GET" && inner.options.dedupe);
         start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        match shared {
+        let opened = match shared {
             None => self.open_upstream(prepared, start, key.as_deref()).await,
             Some(key) => {
                 // The stream's reads watch the caller's signal themselves: the body must outlive
@@ -685,7 +648,32 @@ impl Shared {
                 prepared.request.signal = None;
                 self.open_shared(prepared, start, key).await
             }
+        };
+        // Failed before its first event, nothing was handed out: the stale recording, if any,
+        // stands in for the whole stream, as for `fetch()`.
+        if let Some((entry, url, start)) = stale {
+            let upstream = opened.as_ref().map(|opened| &opened.response);
+            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream)? {
+                return self.replay(response, start).await;
+            }
         }
+        opened
+    }
+
+    /// Replays a stored stream `response` (a cache hit, or a stale copy) from `start`.
+    async fn replay(&self, response: Response, start: StreamStart) -> Result<Opened, JsValue> {
+        if let Ok(Answer {
+            stream: Some(body), ..
+        }) = prime(Clone::clone(&response), start).await
+        {
+            self.go_live(body);
+        }
+        Ok(Opened {
+            response,
+            attempts: 0,
+            cached: true,
+            shared: false,
+        })
     }
 
     /// A request identical streams may share: joins the one live or opening, else opens it for all.
@@ -813,7 +801,7 @@ impl Shared {
             return;
         };
         let monitor = &body.watch.monitor;
-        let usage = reported_or_estimated(monitor, &progress.call);
+        let usage = reported_or_estimated(monitor.usage(), &progress.call.messages, monitor.text());
         let micros = inner.settle(
             progress.hold.take(),
             &progress.call,
@@ -917,7 +905,7 @@ impl Shared {
                         }
                         Some(error) => error,
                     };
-                    if self.recoveries.get() == 0 || !self.recoverable(&body) {
+                    if !self.recovering(|r| r.after(body.failure())) {
                         self.fail_chat(&error);
                         return Err(error);
                     }
@@ -942,7 +930,6 @@ impl Shared {
     /// new body becomes the stream's phase. A resumption that could not even open uses up a
     /// resumption too.
     async fn recover(&self, body: Box<Body>, error: JsValue) -> Result<(), JsValue> {
-        self.recoveries.set(self.recoveries.get() - 1);
         let progress = match &self.purpose {
             Purpose::Events { input, init } => {
                 let resumed = self.reconnect(input, init, *body).await?;
@@ -969,11 +956,10 @@ impl Shared {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
             }
-            if self.recoveries.get() == 0 {
+            if !self.recovering(Recoveries::again) {
                 self.fail_chat(&error);
                 return Err(error);
             }
-            self.recoveries.set(self.recoveries.get() - 1);
         }
     }
 
@@ -1042,13 +1028,12 @@ impl Shared {
         answer.stream.ok_or_else(|| not_a_stream(&answer.response))
     }
 
-    /// Whether a failed stream may recover: an event stream reconnects after any failure, a chat
-    /// stream resumes only after a cut.
-    fn recoverable(&self, body: &Body) -> bool {
-        match self.purpose {
-            Purpose::Events { .. } => !body.oversized,
-            Purpose::Chat(_) => body.cut,
-        }
+    /// Asks the stream's recoveries whether to recover (see [`Recoveries`]).
+    fn recovering(&self, decide: impl FnOnce(&mut Recoveries) -> bool) -> bool {
+        let mut recoveries = self.recoveries.get();
+        let recover = decide(&mut recoveries);
+        self.recoveries.set(recoveries);
+        recover
     }
 
     /// Sends a cut chat stream's request to the same target again. The new stream hands out only
@@ -1065,8 +1050,8 @@ impl Shared {
         }
         let prepared = match inner.chat_request(target, &progress.call, true).await {
             Ok(prepared) => prepared,
-            Err(TargetFailure::Stop(error)) => return Err(error),
-            Err(TargetFailure::Next(_)) => return Ok(false),
+            Err(failure) if failure.outcome.falls_back() => return Ok(false),
+            Err(failure) => return Err(failure.error),
         };
         inner.platform.emit(Event::Retry {
             url: &prepared.url,
@@ -1091,8 +1076,8 @@ impl Shared {
             }
             Ok(_) => Ok(false),
             Err(error) => match target_error(target, error) {
-                TargetFailure::Stop(error) => Err(error),
-                TargetFailure::Next(_) => Ok(false),
+                failure if failure.outcome.falls_back() => Ok(false),
+                failure => Err(failure.error),
             },
         }
     }
@@ -1134,19 +1119,6 @@ fn idle_timeout((phase, ms): (TimeoutPhase, u64), partial: &str) -> JsValue {
     let error = timeout_error(phase, ms, "The stream went quiet for", "");
     set(&error, "partialText", &partial.into());
     error.into()
-}
-
-/// The stream's reported usage; where it reported none, the pre-flight estimate of the input and a
-/// chars/4 estimate of the text generated.
-fn reported_or_estimated(monitor: &StreamMonitor, call: &ChatCall) -> Usage {
-    let usage = monitor.usage();
-    if usage.input_tokens + usage.output_tokens > 0 {
-        return usage;
-    }
-    Usage {
-        input_tokens: estimate_tokens(&call.messages),
-        output_tokens: (monitor.text().chars().count() as u64).div_ceil(4),
-    }
 }
 
 /// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.

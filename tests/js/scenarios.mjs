@@ -916,6 +916,52 @@ export const scenarios = {
     equal(await failing.text(), fresh, "the stored answer");
   },
 
+  async "a stream serves its stale recording when the upstream fails before the first event (staleIfErrorMs)"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ cache: { ttlMs: 50, staleIfErrorMs: 60_000 }, retry: false });
+    const stored = [];
+    client.on("cache", (e) => e.result === "store" && stored.push(e));
+    const name = unique("stale-stream");
+    const url = `${mock}/t/${name}/v1/chat/completions`;
+    const body = chatBody(name, { temperature: 0, stream: true });
+    const collect = async () => {
+      const stream = client.events(url, { method: "POST", body });
+      const events = [];
+      for await (const event of stream) events.push(event);
+      return { events, cache: (await stream.response).headers.get("x-cache") };
+    };
+    const fresh = await collect();
+    await settle(() => stored.length === 1);
+    await new Promise((r) => setTimeout(r, 120));
+    await setFaults(mock, { target: name, outage: true });
+    const failing = await collect().finally(() => setFaults(mock, { target: name }));
+    equal(failing.cache, "STALE", "x-cache");
+    equal(JSON.stringify(failing.events), JSON.stringify(fresh.events), "the stored events");
+  },
+
+  async "a chatStream whose target fails before its first delta answers from the stale recording, free"({ ResilientClient }, mock) {
+    const name = unique("stale-chat");
+    const client = new ResilientClient({
+      targets: [target(mock, name, { pricing: { inputPerMTok: 1, outputPerMTok: 2 } })],
+      cache: { ttlMs: 50, staleIfErrorMs: 60_000 },
+      retry: false,
+    });
+    const request = { messages: [{ role: "user", content: unique("stale-chat") }], temperature: 0 };
+    const read = async () => {
+      const stream = client.chatStream(request);
+      let text = "";
+      for await (const delta of stream) text += delta.text;
+      return { text, result: await stream.result };
+    };
+    const fresh = await read();
+    await settle(() => client.stats().cache.entries === 1);
+    await new Promise((r) => setTimeout(r, 120));
+    await setFaults(mock, { target: name, outage: true });
+    const stale = await read().finally(() => setFaults(mock, { target: name }));
+    equal(stale.text, fresh.text, "the stored answer");
+    equal(stale.result.cached, true, "from the cache");
+    equal(stale.result.costUsd, 0, "a stale answer costs nothing");
+  },
+
   async "a store that never answers cannot hold a call past its deadline or its signal"({ ResilientClient }, mock) {
     const hanging = { get: () => new Promise(() => {}), put: async () => {}, delete: async () => {}, clear: () => new Promise(() => {}) };
     const url = `${mock}/v1/chat/completions`;

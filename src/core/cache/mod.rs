@@ -31,6 +31,6 @@ pub mod store;
 pub use body::Body;
 pub use key::{cache_key, canonical_json, KeyParts};
 pub use memory::{Entry, Freshness, MemoryStore, ENTRY_OVERHEAD};
-pub use policy::{request_cacheable, response_storable, storable_headers};
+pub use policy::{request_cacheable, response_storable, serves_stale, storable_headers};
 pub use sha256::{hex, sha256, Sha256};
 pub use store::{checked_entry, lookup_wait_ms, RawEntry, DEFAULT_STORE_TIMEOUT_MS};

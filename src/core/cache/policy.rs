@@ -12,6 +12,12 @@
 //! request, which the key does not cover) and not marked `no-store`. `private` is no obstacle: this
 //! is a private, client-side cache. Freshness lifetimes are the caller's business.
 //!
+//! An expired entry still within `staleIfErrorMs` answers only when the upstream failed
+//! ([`serves_stale`]): a 5xx after retries, or no answer at all, but never the caller's own abort.
+//! Streams follow the same rule before their first event (nothing was handed out yet, so the stored
+//! recording can stand in for the whole stream); after it, events cannot be taken back, and a cut is
+//! an `IncompleteStreamError` (or a resumption), never a switch to another copy.
+//!
 //! Headers are filtered before storing: nothing that authenticates (a stored credential could be
 //! replayed to another caller, or leak from a persistent store), no cookies, and nothing that
 //! describes one transfer rather than the resource (hop-by-hop headers, the length and content
@@ -125,6 +131,12 @@ fn directives(value: &str) -> impl Iterator<Item = &str> {
         let name = directive.split('=').next().unwrap_or(directive);
         Some(name.trim())
     })
+}
+
+/// Whether a stale entry answers in place of the upstream's outcome: its final `status` (`None`:
+/// it gave no answer), unless the caller `aborted`.
+pub fn serves_stale(status: Option<u16>, aborted: bool) -> bool {
+    !aborted && status.is_none_or(|status| status >= 500)
 }
 
 /// Which response headers to keep in a stored entry: drops credentials and anything that must not

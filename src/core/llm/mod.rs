@@ -3,12 +3,15 @@
 //! The resilience core below ([`crate::core::pipeline`]) moves bytes; it does not know what a
 //! message, a token or a provider is. Retrying, falling back and budgeting LLM calls need exactly
 //! that: the same chat written in each provider's format ([`provider`]), what an error body means
-//! for retry and fallback ([`errors`]), a token estimate to reserve with before the call
-//! ([`tokens`]), budgets that hold under concurrency ([`budget`]) and the cost of what was used
-//! ([`cost`]). Everything here is pure and synchronous, takes the wall time as an argument, and
-//! compiles to wasm32 without float formatting or serde.
+//! for retry and fallback ([`errors`]), which target a call tries next and when it stops
+//! ([`chain`]), a token estimate to reserve with before the call ([`tokens`]), budgets that hold
+//! under concurrency ([`budget`]), what a call holds and pays in them ([`charge`]) and the cost
+//! of what was used ([`cost`]). Everything here is pure and synchronous, takes the wall time as an
+//! argument, and compiles to wasm32 without float formatting or serde.
 
 pub mod budget;
+pub mod chain;
+pub mod charge;
 pub mod cost;
 pub mod errors;
 pub mod provider;
@@ -16,6 +19,7 @@ pub mod tokens;
 
 pub use crate::core::stream::Usage;
 pub use budget::{BudgetConfig, Cap, Exceeded, Hold, Ledger};
+pub use chain::{Chain, Outcome, Step, MAX_TARGETS};
 pub use cost::{cost_micros, CostTally, Pricing};
 pub use errors::{classify, error_message, ErrorClass};
 pub use provider::{

@@ -1,0 +1,123 @@
+//! What a chat call holds before it runs and what it pays after, decided once for `chat()` and
+//! `chatStream()` alike.
+//!
+//! A call holds its worst case in the [`Ledger`] before the first attempt (see [`crate::core::llm::budget`]
+//! for why): its estimated input plus its `maxTokens` of output ([`DEFAULT_MAX_OUTPUT`] when it sets
+//! none), priced at the dearest target it may reach, since the chain may end on any of them. When
+//! it ends, the hold is replaced by what the answering target really used and cost, which is also
+//! tallied per model and user; an answer that made no upstream call of its own (a cache hit, a
+//! stream shared with an identical request) is free and only gives its hold back. A failed call
+//! gives its hold back. A settlement that takes the user's tightest cap across 80% or 100% is
+//! reported once, for the `budget` event. A stream that reported no usage is charged an estimate:
+//! the input estimate, and a token per 4 characters generated.
+
+use crate::core::llm::{
+    cost_micros, estimate_tokens, Cap, CostTally, Exceeded, Hold, Ledger, Message, Pricing, Usage,
+};
+
+/// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
+pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
+
+/// How full a cap is, in per mille, when the `budget` event reports crossing it.
+const MARKS: [u64; 2] = [800, 1000];
+
+/// Holds the worst case of a call of `messages` with `max_tokens` for `user` at wall time `now_ms`,
+/// priced at the dearest of `prices`; what cap it would pass otherwise.
+pub fn hold<'p>(
+    ledger: &mut Ledger,
+    user: &str,
+    (messages, max_tokens): (&[Message], Option<u32>),
+    prices: impl IntoIterator<Item = &'p Pricing>,
+    now_ms: u64,
+) -> Result<Hold, Exceeded> {
+    let worst = Usage {
+        input_tokens: estimate_tokens(messages),
+        output_tokens: max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from),
+    };
+    let cost = prices
+        .into_iter()
+        .map(|pricing| cost_micros(pricing, &worst))
+        .max()
+        .unwrap_or(0);
+    let tokens = worst.input_tokens.saturating_add(worst.output_tokens);
+    ledger.reserve(user, tokens, cost, now_ms)
+}
+
+/// What an answered call is charged for.
+pub struct Charge<'a> {
+    /// Whose budget.
+    pub user: &'a str,
+    /// The answering target's model (for the tally).
+    pub model: &'a str,
+    /// The answering target's prices.
+    pub pricing: &'a Pricing,
+    /// What the answer used.
+    pub usage: Usage,
+    /// No upstream call of its own (a cache hit, a shared stream): costs nothing.
+    pub free: bool,
+}
+
+/// A settled call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The call's cost, in micro-dollars.
+    pub cost_micros: u64,
+    /// The cap this settlement took across 80% or 100%, and how full it now is (per mille).
+    pub crossed: Option<(Cap, u64)>,
+}
+
+/// Replaces `hold` with what the call used (see the module doc) and tallies its cost.
+pub fn settle(
+    ledger: Option<&mut Ledger>,
+    tally: &mut CostTally,
+    hold: Option<Hold>,
+    charge: Charge,
+    now_ms: u64,
+) -> Settled {
+    if charge.free {
+        release(ledger, hold);
+        return Settled {
+            cost_micros: 0,
+            crossed: None,
+        };
+    }
+    let usage = &charge.usage;
+    let micros = cost_micros(charge.pricing, usage);
+    tally.add(charge.model, charge.user, usage, micros);
+    let settled = Settled {
+        cost_micros: micros,
+        crossed: None,
+    };
+    let (Some(ledger), Some(hold)) = (ledger, hold) else {
+        return settled;
+    };
+    let before = ledger.usage_per_mille_without(&hold, now_ms);
+    let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+    ledger.settle(hold, tokens, micros);
+    let crossed = ledger
+        .usage_per_mille(charge.user, now_ms)
+        .filter(|&(_, used)| {
+            let was = before.map_or(0, |(_, used)| used);
+            MARKS.iter().any(|&mark| was < mark && used >= mark)
+        });
+    Settled { crossed, ..settled }
+}
+
+/// Gives a failed call's hold back.
+pub fn release(ledger: Option<&mut Ledger>, hold: Option<Hold>) {
+    if let (Some(ledger), Some(hold)) = (ledger, hold) {
+        ledger.release(hold);
+    }
+}
+
+/// A streamed answer's usage: what the stream `reported`, or where it reported none, the input
+/// estimate and a token per 4 characters of the `text` generated.
+pub fn reported_or_estimated(reported: Usage, messages: &[Message], text: &str) -> Usage {
+    if reported.input_tokens + reported.output_tokens > 0 {
+        return reported;
+    }
+    Usage {
+        input_tokens: estimate_tokens(messages),
+        output_tokens: (text.chars().count() as u64).div_ceil(4),
+    }
+}
