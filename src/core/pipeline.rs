@@ -19,6 +19,7 @@ use crate::core::event::{Event, RetryReason};
 use crate::core::platform::{Platform, ResponseMeta, SendError};
 use crate::core::race::{race, Either};
 use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
+use crate::core::retry::budget::{DEFAULT_MIN_PER_SEC, DEFAULT_TTL_MS};
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
 use crate::core::rng::Rng;
 use crate::core::state_store::StateStore;
@@ -27,10 +28,6 @@ use std::cell::{Cell, RefCell};
 
 /// Most per-key rate-limit buckets kept at once (least recently used evicted).
 const MAX_RATE_KEYS: usize = 10_000;
-/// Retry budget window, as in tower.
-const BUDGET_TTL_MS: u64 = 10_000;
-/// Retries per second always allowed by the retry budget, whatever the success rate.
-const BUDGET_MIN_PER_SEC: u32 = 10;
 
 /// One call as the pipeline sees it.
 #[derive(Debug)]
@@ -121,7 +118,7 @@ impl Engine {
         let budget = config
             .retry
             .as_ref()
-            .map(|r| RetryBudget::new(r.budget_ratio, BUDGET_TTL_MS, BUDGET_MIN_PER_SEC));
+            .map(|r| RetryBudget::new(r.budget_ratio, DEFAULT_TTL_MS, DEFAULT_MIN_PER_SEC));
         Engine {
             config,
             state: RefCell::new(State {

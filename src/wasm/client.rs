@@ -236,7 +236,7 @@ impl Inner {
         shared: Option<(&SharedCalls<Answer>, &str)>,
     ) -> Result<Delivered<Answer>, JsValue> {
         let platform = &self.platform;
-        let config = self.engine.config();
+        let retry = prepared.retry(self.engine.config().retry.as_ref()).cloned();
         let call = CallSpec {
             request: prepared.request,
             url: prepared.url,
@@ -244,10 +244,7 @@ impl Inner {
             rate_key: prepared.policy.rate_limit_key,
             timeout: prepared.timeout,
             spent_ms: platform.now_ms().saturating_sub(prepared.started_ms),
-            retry: prepared
-                .policy
-                .retry
-                .unwrap_or_else(|| config.retry.clone()),
+            retry,
             tokens: prepared.tokens,
         };
         // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be

@@ -8,6 +8,7 @@ use crate::core::cache::{
 };
 use crate::core::config::CacheMode;
 use crate::core::event::Event;
+use crate::core::llm::provider::usage_total;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
@@ -303,23 +304,18 @@ impl Inner {
             let Ok(body) = JsFuture::from(promise).await else {
                 return;
             };
-            if let Some(tokens) = usage_tokens(&get(&body, "usage")) {
+            // Only the `usage` member crosses into wasm, as JSON text: the body may be megabytes.
+            let usage = js_sys::JSON::stringify(&get(&body, "usage")).ok();
+            if let Some(tokens) = usage
+                .and_then(|u| u.as_string())
+                .and_then(|u| usage_total(&u))
+            {
                 inner
                     .engine
                     .settle_tokens(ticket, tokens, inner.platform_now());
             }
         });
     }
-}
-
-/// Total tokens from an OpenAI (`total_tokens`, or prompt + completion) or Anthropic (input + output)
-/// `usage` object.
-fn usage_tokens(usage: &JsValue) -> Option<u64> {
-    let count = |key: &str| get(usage, key).as_f64().filter(|n| *n >= 0.0);
-    let total = count("total_tokens")
-        .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
-        .or_else(|| Some(count("input_tokens")? + count("output_tokens")?))?;
-    Some(total as u64)
 }
 
 #[wasm_bindgen(inline_js = "export function abortable(response, signal) {

@@ -129,7 +129,7 @@ impl StateStore for SharedState {
         }
         let args = [
             ticket.key.into(),
-            verdict_name(verdict).into(),
+            verdict.as_str().into(),
             ticket.permit,
             ticket.settings.into(),
         ];
@@ -204,14 +204,6 @@ fn rate_settings(cfg: &RateLimitConfig) -> String {
     format!(r#"{{"rateLimit":{{{fields}}}}}"#)
 }
 
-fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Success => "success",
-        Verdict::Failure => "failure",
-        Verdict::Ignored => "ignored",
-    }
-}
-
 /// Most distinct settings whose parse a board keeps.
 const MAX_SETTINGS: usize = 64;
 /// Longest settings string a board reads (a client's are about 200 bytes).
@@ -282,11 +274,7 @@ impl PolicyBoard {
         #[wasm_bindgen(unchecked_param_type = "string | undefined")] settings: JsValue,
     ) -> Result<JsValue, JsValue> {
         let cfg = self.settings(settings)?.0;
-        let verdict = match verdict {
-            "success" => Verdict::Success,
-            "failure" => Verdict::Failure,
-            _ => Verdict::Ignored,
-        };
+        let verdict = Verdict::from_name(verdict);
         let probe = permit.as_f64().map(|id| id as u32);
         let state: StateKind = self
             .board

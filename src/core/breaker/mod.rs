@@ -145,6 +145,27 @@ pub enum Verdict {
     Ignored,
 }
 
+impl Verdict {
+    /// `"success"`, `"failure"` or `"ignored"`: the name a shared-state store is told.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Success => "success",
+            Verdict::Failure => "failure",
+            Verdict::Ignored => "ignored",
+        }
+    }
+
+    /// The verdict [`Verdict::as_str`] names; any other name is `Ignored`, which says nothing
+    /// about the upstream's health (a store must not open a breaker on a word it cannot read).
+    pub fn from_name(name: &str) -> Verdict {
+        match name {
+            "success" => Verdict::Success,
+            "failure" => Verdict::Failure,
+            _ => Verdict::Ignored,
+        }
+    }
+}
+
 /// 2xx/3xx: success; 5xx (including 529): failure; anything else (429, other 4xx, 1xx, nonsense):
 /// ignored.
 pub fn verdict_for_status(status: u16) -> Verdict {
@@ -363,6 +384,15 @@ mod tests {
         if let Ok(p) = b.try_acquire(now) {
             b.record(now, p, Verdict::Failure);
         }
+    }
+
+    #[test]
+    fn verdict_names_read_back_and_unknown_names_are_ignored() {
+        for verdict in [Verdict::Success, Verdict::Failure, Verdict::Ignored] {
+            assert_eq!(Verdict::from_name(verdict.as_str()), verdict);
+        }
+        assert_eq!(Verdict::from_name("Failure"), Verdict::Ignored);
+        assert_eq!(Verdict::from_name(""), Verdict::Ignored);
     }
 
     #[test]

@@ -371,6 +371,20 @@ pub fn parse_completion(provider: Provider, body: &str) -> Option<Completion> {
     }
 }
 
+/// The total tokens of a JSON answer's `usage` object (its JSON text), for correcting a
+/// tokens-per-minute estimate: OpenAI's `total_tokens`, else `prompt_tokens` +
+/// `completion_tokens`, else Anthropic's `input_tokens` + `output_tokens`. `None` when it is not
+/// JSON or has none of these (the estimate then stands). The one reader of usage in a plain
+/// `fetch` answer, whichever provider.
+pub fn usage_total(usage: &str) -> Option<u64> {
+    let usage = Json::parse(usage)?;
+    let count = |name: &str| usage.get(name).and_then(Json::as_u64);
+    let sum = |a: &str, b: &str| count(a)?.checked_add(count(b)?);
+    count("total_tokens")
+        .or_else(|| sum("prompt_tokens", "completion_tokens"))
+        .or_else(|| sum("input_tokens", "output_tokens"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,5 +610,30 @@ mod tests {
         }
         assert!(parse_completion(Provider::OpenAi, openai).is_some());
         assert!(parse_completion(Provider::Anthropic, anthropic).is_some());
+    }
+
+    #[test]
+    fn usage_total_reads_openai_total_then_parts_then_anthropic_parts() {
+        assert_eq!(
+            usage_total(r#"{"prompt_tokens":19,"completion_tokens":10,"total_tokens":30}"#),
+            Some(30)
+        );
+        assert_eq!(
+            usage_total(r#"{"prompt_tokens":19,"completion_tokens":10}"#),
+            Some(29)
+        );
+        assert_eq!(
+            usage_total(r#"{"input_tokens":2095,"output_tokens":503}"#),
+            Some(2598)
+        );
+        assert_eq!(usage_total(r#"{"prompt_tokens":19}"#), None);
+        assert_eq!(usage_total(r#"{"total_tokens":-3}"#), None);
+        assert_eq!(usage_total(r#"{"total_tokens":"30"}"#), None);
+        assert_eq!(usage_total("null"), None);
+        assert_eq!(usage_total("not json"), None);
+        assert_eq!(
+            usage_total(r#"{"input_tokens":18446744073709551615,"output_tokens":1}"#),
+            None
+        );
     }
 }

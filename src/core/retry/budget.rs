@@ -25,9 +25,9 @@
 //! so a ratio like `0.3` is exact enough and nothing accumulates float error. `ratio` is clamped
 //! to `[0, 1000]` (NaN counts as 0).
 
-/// The default window: deposits count for 10 seconds.
+/// The default window: deposits count for 10 seconds, as in tower. The pipeline's budget uses it.
 pub const DEFAULT_TTL_MS: u64 = 10_000;
-/// The default reserve: 10 retries per second of window, whatever the traffic.
+/// The default reserve: 10 retries per second of window, whatever the success rate.
 pub const DEFAULT_MIN_PER_SEC: u32 = 10;
 
 const SLOTS: usize = 10;
