@@ -12,6 +12,7 @@ mod js;
 mod listeners;
 mod options;
 mod platform;
+mod policy_board;
 mod reader;
 mod request;
 mod shared_state;
@@ -23,7 +24,7 @@ mod types;
 
 pub use client::ResilientClient;
 pub use options::isolate_requests;
-pub use shared_state::PolicyBoard;
+pub use policy_board::PolicyBoard;
 pub use sse::SseParserRaw;
 
 /// Reports a panic on the console before the instance traps, so a bug is visible rather than a bare
