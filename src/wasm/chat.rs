@@ -23,9 +23,9 @@ use crate::core::llm::{
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::body::{chunk_of, decode_text, error_text, reader_of, Chunks};
-use crate::wasm::client::Inner;
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fetch::Fetched;
+use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, set, ObjectBuilder};
 use crate::wasm::options::TargetConfig;
 use crate::wasm::reader::{range_error, type_error, Reader};

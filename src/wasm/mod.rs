@@ -1,6 +1,7 @@
 //! The JavaScript binding layer (wasm32 only): option parsing, type conversion, JS errors, the JS
 //! [`Platform`](crate::core::platform::Platform), and the exported classes. No policy lives here.
 
+mod abort;
 mod body;
 mod cache;
 mod chat;
@@ -8,6 +9,7 @@ mod client;
 mod errors;
 mod fan_out;
 mod fetch;
+mod inner;
 mod js;
 mod listeners;
 mod options;

@@ -27,15 +27,16 @@ use crate::core::resume::{Failure, Recoveries, Resume};
 use crate::core::sse::{EventSink, Packed, SseParser};
 use crate::core::stream::{Observation, StreamError, StreamMonitor};
 use crate::core::text;
+use crate::wasm::abort::until_aborted;
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
     chat_result, parse_chat_request, target_error, upstream_failure, Answered, ChatCall,
     TargetFailure,
 };
-use crate::wasm::client::{until_aborted, Inner};
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers};
+use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
 use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
