@@ -2,6 +2,7 @@
 //! [`Platform`](crate::core::platform::Platform), and the exported classes. No policy lives here.
 
 mod abort;
+mod answer;
 mod body;
 mod cache;
 mod chat;

@@ -18,29 +18,26 @@ use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
-use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::reported_or_estimated;
 use crate::core::llm::{Completion, Hold};
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::resume::{Failure, Recoveries, Resume};
-use crate::core::sse::{EventSink, Packed, SseParser};
-use crate::core::stream::{Observation, StreamError, StreamMonitor};
-use crate::core::text;
+use crate::core::resume::Recoveries;
+use crate::core::sse::Packed;
 use crate::wasm::abort::until_aborted;
+use crate::wasm::answer::{chat_start, prime, Answer, Body, ReadFailure, StreamStart};
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::chat::{
     chat_result, parse_chat_request, target_error, upstream_failure, Answered, ChatCall,
     TargetFailure,
 };
-use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
+use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
-use crate::wasm::platform::Answer;
 use crate::wasm::request::Prepared;
-use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
+use crate::wasm::tap::{Chunk, Cursor, Opening};
 use js_sys::{Object, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -48,308 +45,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response, ResponseInit};
-
-/// One reader of a live stream: its place in the body, parser, and the watch holding the monitor and
-/// the events not yet handed out. Dropping it releases its place (the last one cancels the body).
-pub struct Body {
-    cursor: Cursor,
-    parser: SseParser,
-    watch: Watch,
-    ended: bool,
-    failed: Option<JsValue>,
-    /// The failure is a cut (the connection failed, went quiet, or ended early): a chat stream may
-    /// be resumed after it.
-    cut: bool,
-    /// The failure is a bound passed: final, whatever the stream.
-    oversized: bool,
-    limits: Limits,
-}
-
-impl Drop for Body {
-    fn drop(&mut self) {
-        self.cursor.release();
-    }
-}
-
-/// The parser's sink for a live stream: each event goes past the monitor, then into the batch for JS
-/// (whole events for `events()`, the text deltas for `chatStream()`); after an in-band error nothing
-/// more is passed on.
-struct Watch {
-    monitor: StreamMonitor,
-    output: Output,
-    error: Option<StreamError>,
-    /// A resumed chat stream's text already delivered, checked against the new answer, not handed
-    /// out again.
-    resume: Resume,
-    /// A bound was passed (nothing more is passed on).
-    oversized: Option<Bound>,
-}
-
-/// What a stream hands to JS.
-enum Output {
-    /// Events, packed.
-    Events(Packed),
-    /// Generated text, concatenated per batch.
-    Deltas(String),
-}
-
-impl Output {
-    fn is_empty(&self) -> bool {
-        match self {
-            Output::Events(packed) => packed.is_empty(),
-            Output::Deltas(text) => text.is_empty(),
-        }
-    }
-
-    fn take(&mut self) -> Option<String> {
-        match self {
-            Output::Events(packed) => packed.take(),
-            Output::Deltas(text) => (!text.is_empty()).then(|| std::mem::take(text)),
-        }
-    }
-}
-
-impl EventSink for Watch {
-    fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool) {
-        if self.error.is_some() || self.resume.diverged() || self.oversized.is_some() {
-            return;
-        }
-        match (self.monitor.observe(event_type, data), &mut self.output) {
-            ((_, Observation::Error(error)), _) => self.error = Some(error),
-            ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
-            (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
-            ((Some(delta), _), Output::Deltas(text)) => {
-                // Past the part of it a resumed stream already delivered.
-                if let Some(fresh) = self.resume.fresh(&delta) {
-                    text.push_str(fresh);
-                }
-            }
-            ((None, _), Output::Deltas(_)) => {}
-        }
-    }
-}
-
-impl Body {
-    fn new(cursor: Cursor, start: StreamStart) -> Self {
-        let StreamStart {
-            parser,
-            monitor,
-            deltas,
-            delivered,
-            limits,
-            ..
-        } = start;
-        Body {
-            cursor,
-            parser,
-            watch: Watch {
-                monitor,
-                output: if deltas {
-                    Output::Deltas(String::new())
-                } else {
-                    Output::Events(Packed::default())
-                },
-                error: None,
-                resume: Resume::after(delivered),
-                oversized: None,
-            },
-            ended: false,
-            failed: None,
-            cut: false,
-            oversized: false,
-            limits,
-        }
-    }
-
-    /// Parses a chunk. An in-band error or a cut stops the stream after the events before it: they
-    /// are still handed out, then the failure is raised.
-    fn take(&mut self, chunk: Chunk) {
-        match chunk {
-            Chunk::Bytes(bytes) => {
-                if self.parser.feed(&bytes, &mut self.watch).is_err() {
-                    self.watch.oversized.get_or_insert(Bound::Event);
-                }
-            }
-            Chunk::End => {
-                self.parser.end(&mut self.watch);
-                self.ended = true;
-            }
-        }
-        if let Some(bound) = self.watch.oversized.filter(|_| !self.oversized) {
-            let error = past_limit(bound, &self.limits);
-            set(&error, "partialText", &self.partial_text().into());
-            self.oversized = self.failed.is_none();
-            self.fail(error);
-        } else if let Some(error) = self.watch.error.take() {
-            let js = named_error(
-                "UpstreamError",
-                "UPSTREAM_STREAM_ERROR",
-                &format!(
-                    "The upstream reported an error mid-stream: {} ({})",
-                    error.message, error.kind
-                ),
-            );
-            set(&js, "kind", &error.kind.as_str().into());
-            set(&js, "partialText", &self.partial_text().into());
-            self.fail(js.into());
-        } else if self.ended && self.watch.monitor.complete() {
-            // A resumed answer that ended before reaching the text already delivered diverged.
-            self.watch.resume.completed();
-        } else if self.ended && !self.watch.monitor.complete() {
-            let error = incomplete(
-                self.partial_text(),
-                "the stream ended before its end marker",
-            );
-            self.cut = self.failed.is_none();
-            self.cursor.tap().spoil();
-            self.fail(error);
-        }
-        if self.watch.resume.diverged() {
-            let error = incomplete(
-                self.partial_text(),
-                "it was resumed, but the new answer does not start with the text already delivered",
-            );
-            self.fail(error);
-        }
-    }
-
-    /// Ends the stream with `error`, raised once the events before it are handed out.
-    fn fail(&mut self, error: JsValue) {
-        self.ended = true;
-        self.failed.get_or_insert(error);
-    }
-
-    /// Ends the stream after a failed read; a broken or quiet connection is a cut.
-    fn fail_read(&mut self, failure: ReadFailure) {
-        let (error, cut) = match failure {
-            ReadFailure::Aborted(abort) => (abort, false),
-            ReadFailure::Broken(message) => (
-                incomplete(
-                    self.partial_text(),
-                    &format!("the connection failed ({message})"),
-                ),
-                true,
-            ),
-            ReadFailure::Quiet(idle) => (idle_timeout(idle, self.partial_text()), true),
-        };
-        self.cut = cut && self.failed.is_none();
-        if self.cut {
-            self.cursor.tap().spoil();
-        }
-        self.fail(error);
-    }
-
-    /// How the stream failed, for the decision to recover.
-    fn failure(&self) -> Failure {
-        match (self.cut, self.oversized) {
-            (true, _) => Failure::Cut,
-            (_, true) => Failure::TooLarge,
-            _ => Failure::Other,
-        }
-    }
-
-    /// The text the caller has received: all of this stream's, unless it resumed one and has not
-    /// caught up with (or diverged from) the text already delivered.
-    fn partial_text(&self) -> &str {
-        self.watch.resume.partial(self.watch.monitor.text())
-    }
-}
-
-fn incomplete(partial: &str, reason: &str) -> JsValue {
-    let error = named_error(
-        "IncompleteStreamError",
-        "INCOMPLETE_STREAM",
-        &format!(
-            "The stream was cut off: {reason}. The text received so far is in error.partialText."
-        ),
-    );
-    set(&error, "partialText", &partial.into());
-    error.into()
-}
-
-/// Where an event stream starts: fresh, or resuming a cut one (its parser keeps the last event ID and
-/// the `retry:` delay; its monitor the text so far).
-#[derive(Clone, Default)]
-pub struct StreamStart {
-    parser: SseParser,
-    monitor: StreamMonitor,
-    /// Keep the whole body, so that identical requests can join it and it can be stored in the
-    /// cache once it completes.
-    retain: bool,
-    /// Hand out text deltas (`chatStream()`) rather than events.
-    deltas: bool,
-    /// Resuming a cut chat stream: the text already delivered (checked, not handed out again).
-    delivered: String,
-    /// The byte limits of the request.
-    limits: Limits,
-}
-
-impl StreamStart {
-    /// A fresh start bounded by `limits`.
-    fn bounded(self, limits: Limits) -> StreamStart {
-        StreamStart {
-            parser: SseParser::with_max_event_bytes(limits.max_event_bytes),
-            monitor: StreamMonitor::with_max_text(limits.max_response_bytes),
-            limits,
-            ..self
-        }
-    }
-}
-
-/// A chat stream's start: text deltas.
-fn chat_start() -> StreamStart {
-    StreamStart {
-        deltas: true,
-        ..StreamStart::default()
-    }
-}
-
-/// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
-/// error status, is handed back as is. An error before the first event fails the attempt (nothing
-/// was delivered, so the pipeline may retry it).
-pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, String> {
-    let streaming = response.ok()
-        && response
-            .headers()
-            .get("content-type")
-            .ok()
-            .flatten()
-            .is_some_and(|t| text::contains(&t, "text/event-stream"));
-    let Some(stream) = response.body().filter(|_| streaming) else {
-        return Ok(Answer {
-            response,
-            stream: None,
-            error_class: None,
-        });
-    };
-    // Dropped before the first event (a deadline, an abort), the body is cancelled with it.
-    let tap = Tap::new(stream.get_reader().unchecked_into(), start.retain);
-    let mut body = Body::new(tap.cursor(), start);
-    // A resumed stream is under way once its first delta matched: catching up with the text
-    // already delivered is bounded by the idle timeout, not by the time to first byte.
-    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resume.started();
-    while !under_way(&body) && !body.ended {
-        body.take(body.cursor.next().await?);
-        // A resumed answer that diverged, or one past a bound, is final (sending it again would
-        // not help); anything else failing before the first event fails the attempt.
-        if let (true, false, Some(error)) = (
-            body.watch.output.is_empty(),
-            body.watch.resume.diverged() || body.oversized,
-            &body.failed,
-        ) {
-            return Err(get(error, "message").as_string().unwrap_or_default());
-        }
-    }
-    if body.ended && body.watch.output.is_empty() && !body.watch.monitor.is_llm() && !body.oversized
-    {
-        return Err("the stream ended before its first event".to_string());
-    }
-    Ok(Answer {
-        response,
-        stream: Some(body),
-        error_class: None,
-    })
-}
 
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
@@ -1104,22 +799,6 @@ impl Shared {
             (outcome, _) => outcome,
         }
     }
-}
-
-/// Why a read gave no chunk.
-enum ReadFailure {
-    /// The caller's signal fired (its AbortError).
-    Aborted(JsValue),
-    /// The connection failed.
-    Broken(String),
-    /// No chunk within the idle bound.
-    Quiet((TimeoutPhase, u64)),
-}
-
-fn idle_timeout((phase, ms): (TimeoutPhase, u64), partial: &str) -> JsValue {
-    let error = timeout_error(phase, ms, "The stream went quiet for", "");
-    set(&error, "partialText", &partial.into());
-    error.into()
 }
 
 /// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.
