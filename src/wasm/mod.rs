@@ -6,6 +6,8 @@ mod answer;
 mod body;
 mod cache;
 mod chat;
+mod chat_request;
+mod chat_result;
 mod client;
 mod errors;
 mod fan_out;

@@ -27,9 +27,9 @@ use crate::core::sse::Packed;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::{chat_start, prime, Answer, Body, ReadFailure, StreamStart};
 use crate::wasm::cache::{response_from, Hit};
-use crate::wasm::chat::{
-    chat_result, parse_chat_request, target_error, upstream_failure, Answered, ChatCall,
-    TargetFailure,
+use crate::wasm::chat_request::{parse_chat_request, ChatCall};
+use crate::wasm::chat_result::{
+    chat_result, target_error, upstream_failure, Answered, TargetFailure,
 };
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::fan_out;
