@@ -22,6 +22,7 @@ use crate::core::llm::{
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
+use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
 use crate::wasm::chat_result::{
     all_targets_failed, budget_exceeded, chat_result, is_too_large, no_targets, target_error,
@@ -31,7 +32,6 @@ use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fetch::Fetched;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, ObjectBuilder};
-use crate::wasm::options::TargetConfig;
 use crate::wasm::request::Prepared;
 use std::future::Future;
 use std::rc::Rc;

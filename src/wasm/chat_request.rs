@@ -2,7 +2,7 @@
 //! memory, and the provider-neutral parameters for each target.
 
 use crate::core::llm::{ChatParams, Message, Role};
-use crate::wasm::options::TargetConfig;
+use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::reader::{range_error, type_error, Reader};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;

@@ -3,9 +3,9 @@
 
 use crate::core::llm::{classify, error_message, Cap, Completion, Exceeded, Outcome};
 use crate::wasm::body::error_text;
+use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::errors::named_error;
 use crate::wasm::js::{get, set, ObjectBuilder};
-use crate::wasm::options::TargetConfig;
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use web_sys::Response;

@@ -6,6 +6,7 @@ mod answer;
 mod body;
 mod cache;
 mod chat;
+mod chat_options;
 mod chat_request;
 mod chat_result;
 mod client;

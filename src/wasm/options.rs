@@ -5,10 +5,11 @@ use crate::core::breaker::BreakerConfig;
 use crate::core::cache::DEFAULT_STORE_TIMEOUT_MS;
 use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use crate::core::limits::{LimitOverrides, Limits, MAX_LIMIT_BYTES};
-use crate::core::llm::{BudgetConfig, Pricing, Provider};
+use crate::core::llm::BudgetConfig;
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
+use crate::wasm::chat_options::{parse_budget, parse_targets, TargetConfig, MAX_TARGETS};
 use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -48,24 +49,6 @@ pub struct ClientOptions {
     pub shared_state: Option<SharedStateOptions>,
     /// Byte limits on what upstreams send.
     pub limits: Limits,
-}
-
-/// One entry of `targets`.
-pub struct TargetConfig {
-    /// `name`, or `provider:model`.
-    pub name: String,
-    /// The wire protocol.
-    pub provider: Provider,
-    /// Where the provider lives (`https://api.openai.com`), without `/v1`.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic).
-    pub api_key: Option<String>,
-    /// The model asked for.
-    pub model: String,
-    /// Extra headers for this target.
-    pub headers: Vec<(String, String)>,
-    /// Prices per million tokens, for cost tracking and cost budgets.
-    pub pricing: Pricing,
 }
 
 /// A per-request `resilience` object, parsed.
@@ -186,93 +169,6 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         Toggle::On(c) => Some(parse_cache(Some(&c))?),
     };
     Ok(options)
-}
-
-/// Most targets in a chain.
-const MAX_TARGETS: u32 = 16;
-
-fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, JsValue> {
-    let mut targets: Vec<TargetConfig> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let path = format!("targets[{i}]");
-        let Some(t) = Reader::root(item.clone(), &path)? else {
-            return Err(type_error(&path, "a target object", &item));
-        };
-        t.only(&[
-            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
-        ])?;
-        let provider_name = t
-            .choice("provider", &["openai", "anthropic"])?
-            .ok_or_else(|| required(&path, "provider"))?;
-        let provider = Provider::parse(provider_name).ok_or_else(|| required(&path, "provider"))?;
-        let base_url = t
-            .string("baseUrl")?
-            .ok_or_else(|| required(&path, "baseUrl"))?;
-        if web_sys::Url::new(&base_url).is_err() {
-            return Err(range_error(
-                &format!("{path}.baseUrl"),
-                "an absolute URL",
-                &base_url.into(),
-            ));
-        }
-        let model = t.string("model")?.ok_or_else(|| required(&path, "model"))?;
-        let name = t
-            .string("name")?
-            .unwrap_or_else(|| format!("{provider_name}:{model}"));
-        if targets.iter().any(|other| other.name == name) {
-            return Err(range_error(
-                &format!("{path}.name"),
-                "unique within targets (it names the target's breaker)",
-                &name.into(),
-            ));
-        }
-        let pricing = match t.object("pricing")? {
-            None => Pricing::default(),
-            Some(p) => {
-                p.only(&["inputPerMTok", "outputPerMTok"])?;
-                let micros = |key: &str| -> Result<u64, JsValue> {
-                    Ok(p.number(key, 0.0, 1e6)?
-                        .map_or(0, |usd| (usd * 1e6).round() as u64))
-                };
-                Pricing {
-                    input_micros_per_mtok: micros("inputPerMTok")?,
-                    output_micros_per_mtok: micros("outputPerMTok")?,
-                }
-            }
-        };
-        targets.push(TargetConfig {
-            name,
-            provider,
-            base_url: base_url.trim_end_matches('/').to_string(),
-            api_key: t.string("apiKey")?,
-            model,
-            headers: t.string_map("headers")?.unwrap_or_default(),
-            pricing,
-        });
-    }
-    Ok(targets)
-}
-
-fn required(path: &str, field: &str) -> JsValue {
-    js_sys::TypeError::new(&format!("{path}.{field} is required")).into()
-}
-
-fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
-    b.only(&[
-        "perRequestTokens",
-        "perUserDailyTokens",
-        "perUserMonthlyTokens",
-        "dailyCostUsd",
-    ])?;
-    let tokens = |key: &str| b.integer(key, 1, 1 << 53);
-    Ok(BudgetConfig {
-        per_request_tokens: tokens("perRequestTokens")?,
-        per_user_daily_tokens: tokens("perUserDailyTokens")?,
-        per_user_monthly_tokens: tokens("perUserMonthlyTokens")?,
-        daily_cost_micros: b
-            .number("dailyCostUsd", 0.0, 1e9)?
-            .map(|usd| (usd * 1e6).round() as u64),
-    })
 }
 
 /// `cache`: off unless given (`true` or an object). Entries are fresh for `ttlMs` (5 min) and may
