@@ -21,6 +21,7 @@ mod platform;
 mod policy_board;
 mod reader;
 mod request;
+mod request_policy;
 mod shared_state;
 mod sse;
 mod stats;

@@ -1,9 +1,10 @@
-//! `ClientOptions` and `RequestPolicy` from JS into the validated core configuration. Every check names
-//! the field path; unknown keys are errors, so a typo never silently means "default".
+//! `ClientOptions` from JS into the validated core configuration (a request's `resilience` is parsed in
+//! [`crate::wasm::request_policy`] with the same field parsers). Every check names the field path;
+//! unknown keys are errors, so a typo never silently means "default".
 
 use crate::core::breaker::BreakerConfig;
 use crate::core::cache::DEFAULT_STORE_TIMEOUT_MS;
-use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use crate::core::limits::{LimitOverrides, Limits, MAX_LIMIT_BYTES};
 use crate::core::llm::BudgetConfig;
 use crate::core::rate_limit::RateLimitConfig;
@@ -14,7 +15,6 @@ use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle}
 use crate::wasm::shared_state::SharedStateOptions;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// Set by the workerd entry: each request there is its own I/O context, and a request waiting on an
 /// answer another request fetched is cancelled as hung ("a promise was resolved from a different
@@ -50,30 +50,6 @@ pub struct ClientOptions {
     /// Byte limits on what upstreams send.
     pub limits: Limits,
 }
-
-/// A per-request `resilience` object, parsed.
-#[derive(Default)]
-pub struct RequestPolicy {
-    /// `resilience.cache`.
-    pub cache: CacheMode,
-    /// Per-caller rate-limit bucket.
-    pub rate_limit_key: Option<String>,
-    /// `Some(None)` turns retries off for this request; `Some(Some(cfg))` replaces the retry config.
-    pub retry: Option<Option<RetryConfig>>,
-    /// Timeout fields to override.
-    pub timeout: TimeoutOverrides,
-    /// Sent as `Idempotency-Key` on every attempt.
-    pub idempotency_key: Option<String>,
-    /// GET event streams: how many times to reconnect (with `Last-Event-ID`) after a cut.
-    pub reconnect: Option<u32>,
-    /// Receives background work (cache writes) to keep alive: a Worker's `ctx.waitUntil`.
-    pub wait_until: Option<js_sys::Function>,
-    /// Byte limits to override.
-    pub limits: LimitOverrides,
-}
-
-/// Reconnections allowed by `resilience.reconnect: true`.
-const DEFAULT_RECONNECTS: u32 = 3;
 
 const CLIENT_KEYS: [&str; 12] = [
     "baseUrl",
@@ -243,7 +219,7 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
 }
 
 /// `limits`: byte counts from 1 byte to 1 GiB.
-fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
+pub(crate) fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
     l.only(&["maxResponseBytes", "maxEventBytes"])?;
     let bytes = |key| {
         Ok::<_, JsValue>(
@@ -257,7 +233,7 @@ fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
     })
 }
 
-fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
+pub(crate) fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
     t.only(&["attemptMs", "totalMs", "firstByteMs", "idleMs"])?;
     let positive = |key: &str| -> Result<Option<Option<u64>>, JsValue> {
         match t.millis(key)? {
@@ -277,7 +253,7 @@ fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
     })
 }
 
-fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
+pub(crate) fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
     r.only(&[
         "maxRetries",
         "baseDelayMs",
@@ -407,70 +383,4 @@ fn parse_rate_limit(r: &Reader) -> Result<(RateLimitConfig, Scope), JsValue> {
         ));
     }
     Ok((cfg, parse_scope(r, Scope::Client)?))
-}
-
-/// Parses `init.resilience`, with the client's retry config as the base for partial overrides.
-pub fn parse_request_policy(
-    value: JsValue,
-    client_retry: Option<&RetryConfig>,
-) -> Result<RequestPolicy, JsValue> {
-    let mut policy = RequestPolicy::default();
-    let Some(p) = Reader::root(value, "resilience")? else {
-        return Ok(policy);
-    };
-    p.only(&[
-        "cache",
-        "rateLimitKey",
-        "retry",
-        "timeout",
-        "idempotencyKey",
-        "reconnect",
-        "waitUntil",
-        "limits",
-    ])?;
-    policy.wait_until = match p.raw("waitUntil")? {
-        None => None,
-        Some(f) => Some(f.dyn_into().map_err(|f| {
-            type_error(
-                "resilience.waitUntil",
-                "a function (e.g. ctx.waitUntil.bind(ctx))",
-                &f,
-            )
-        })?),
-    };
-    policy.reconnect = match p.toggle("reconnect")? {
-        Toggle::Off => None,
-        Toggle::Default if p.raw("reconnect")?.is_none() => None,
-        Toggle::Default => Some(DEFAULT_RECONNECTS),
-        Toggle::On(r) => {
-            r.only(&["maxAttempts"])?;
-            Some(
-                r.integer("maxAttempts", 0, 1000)?
-                    .map_or(DEFAULT_RECONNECTS, |n| n as u32),
-            )
-        }
-    };
-    policy.cache = match p.choice("cache", &["default", "bypass", "force", "only-if-cached"])? {
-        Some("bypass") => CacheMode::Bypass,
-        Some("force") => CacheMode::Force,
-        Some("only-if-cached") => CacheMode::OnlyIfCached,
-        _ => CacheMode::Default,
-    };
-    policy.rate_limit_key = p.string("rateLimitKey")?;
-    policy.idempotency_key = p.header_value("idempotencyKey")?;
-    policy.retry = match p.toggle("retry")? {
-        Toggle::Default => None,
-        Toggle::Off => Some(None),
-        Toggle::On(r) => Some(Some(parse_retry(
-            &r,
-            client_retry.cloned().unwrap_or_default(),
-        )?)),
-    };
-    if let Some(t) = p.object("timeout")? {
-        policy.timeout = parse_timeouts(&t)?;
-    }
-    if let Some(l) = p.object("limits")? {
-        policy.limits = parse_limits(&l)?;
-    }
-    Ok(policy)
 }
