@@ -358,3 +358,25 @@ fn idle_timeout((phase, ms): (TimeoutPhase, u64), partial: &str) -> JsValue {
     set(&error, "partialText", &partial.into());
     error.into()
 }
+
+/// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.
+pub(crate) fn not_a_stream(response: &Response) -> JsValue {
+    let status = response.status();
+    let error = if response.ok() {
+        named_error(
+            "UpstreamError",
+            "NOT_AN_EVENT_STREAM",
+            &format!("The upstream answered {status} but not with text/event-stream."),
+        )
+    } else {
+        named_error(
+            "UpstreamError",
+            "UPSTREAM_STATUS",
+            &format!("The upstream answered HTTP {status}; no events to read (error.response has the body)."),
+        )
+    };
+    set(&error, "status", &status.into());
+    set(&error, "attempts", &get(response, "attempts"));
+    set(&error, "response", response);
+    error.into()
+}

@@ -13,38 +13,26 @@
 //! reconnected or resumed). Cancelling (`break`, `cancel()`, the caller's signal) cancels the
 //! body on the wire (once no identical stream shares it; see [`crate::wasm::tap`]).
 
-use crate::core::cache::Freshness;
-use crate::core::config::CacheMode;
-use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
-use crate::core::event::{Event, RetryReason};
-use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::{Completion, Hold};
+use crate::core::llm::Hold;
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::resume::Recoveries;
 use crate::core::sse::Packed;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::{chat_start, prime, Answer, Body, ReadFailure, StreamStart};
-use crate::wasm::cache::{response_from, Hit};
+use crate::wasm::answer::{not_a_stream, Body, ReadFailure, StreamStart};
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
-use crate::wasm::chat_result::{
-    chat_result, target_error, upstream_failure, Answered, TargetFailure,
-};
 use crate::wasm::errors::{abort_error, named_error};
-use crate::wasm::fan_out;
-use crate::wasm::fetch::{gateway_timeout, response_headers};
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
-use crate::wasm::request::Prepared;
-use crate::wasm::tap::{Chunk, Cursor, Opening};
+use crate::wasm::tap::{Chunk, Cursor};
 use js_sys::{Object, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, Response, ResponseInit};
+use web_sys::{AbortSignal, Headers, Response};
 
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
@@ -228,6 +216,9 @@ impl SseStream {
     }
 }
 
+mod chat;
+mod open;
+
 impl Shared {
     /// Sends the request (or answers it from the cache) and reads up to the first event.
     async fn start(&self) -> Result<JsValue, JsValue> {
@@ -248,309 +239,6 @@ impl Shared {
         let opened = self.open_prepared(prepared, StreamStart::default()).await?;
         set(&opened.response, "attempts", &opened.attempts.into());
         Ok(opened.response.into())
-    }
-
-    /// Tries the chain's targets in order until one streams its first delta.
-    async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
-        let inner = &self.inner;
-        let client_retry = inner.engine.config().retry.as_ref();
-        inner
-            .along_chain(|index, target| async move {
-                let prepared = inner.chat_request(target, &progress.call, true).await?;
-                // Resumptions follow the request's own `resilience.retry`, else the client's.
-                let resumes = match prepared.retry(client_retry) {
-                    Some(retry) if retry.resume_streams => retry.max_retries,
-                    _ => 0,
-                };
-                self.recoveries.set(Recoveries::resumes(resumes));
-                let opened = self.open_prepared(prepared, chat_start()).await;
-                let failure = match (opened, self.oversized_before_output()) {
-                    (Err(error), _) => target_error(target, error),
-                    // Past a bound before its first delta: nothing was delivered, so the next
-                    // target may answer instead, as for a chat() answer too large.
-                    (Ok(_), Some(error)) => TargetFailure::unavailable(error),
-                    (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
-                        TargetFailure::unavailable(not_a_stream(&opened.response))
-                    }
-                    (Ok(opened), None) if opened.response.ok() => {
-                        progress.target.set(index);
-                        progress.attempts.set(opened.attempts);
-                        progress.cached.set(opened.cached);
-                        progress.shared.set(opened.shared);
-                        return Ok(opened.response.into());
-                    }
-                    (Ok(opened), None) => {
-                        upstream_failure(target, &opened.response, opened.attempts).await
-                    }
-                };
-                Err(failure)
-            })
-            .await
-    }
-
-    /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
-    /// it when cacheable. A live body becomes the stream's phase; a response without one (an error
-    /// status) is returned as is.
-    async fn open_prepared(
-        &self,
-        mut prepared: Prepared,
-        mut start: StreamStart,
-    ) -> Result<Opened, JsValue> {
-        let inner = &self.inner;
-        self.idle.set(prepared.timeout.idle_bound());
-        start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
-        let mode = prepared.policy.cache;
-        let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
-        let mut stale = None;
-        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
-            let url = prepared.url.as_str();
-            let now = inner.platform.wall_ms();
-            match inner.look_up(cache, &prepared, key, now).await? {
-                Some(Hit {
-                    entry,
-                    freshness: Freshness::Fresh,
-                }) => {
-                    inner.platform.emit(Event::Cache { url, result: "hit" });
-                    return self.replay(response_from(&entry, "HIT", now)?, start).await;
-                }
-                Some(hit) => stale = Some((hit.entry, url.to_string(), start.clone())),
-                None => {}
-            }
-            inner.platform.emit(Event::Cache {
-                url,
-                result: "miss",
-            });
-            if mode == CacheMode::OnlyIfCached {
-                return Ok(Opened {
-                    response: gateway_timeout()?,
-                    attempts: 0,
-                    cached: false,
-                    shared: false,
-                });
-            }
-        }
-        // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
-        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
-        // subscriber to a live feed wants what comes next, not what came before.
-        let shared = key
-            .as_ref()
-            .filter(|_| prepared.method != "GET" && inner.options.dedupe);
-        start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        let opened = match shared {
-            None => self.open_upstream(prepared, start, key.as_deref()).await,
-            Some(key) => {
-                // The stream's reads watch the caller's signal themselves: the body must outlive
-                // one caller's abort.
-                prepared.request.signal = None;
-                self.open_shared(prepared, start, key).await
-            }
-        };
-        // Failed before its first event, nothing was handed out: the stale recording, if any,
-        // stands in for the whole stream, as for `fetch()`.
-        if let Some((entry, url, start)) = stale {
-            let upstream = opened.as_ref().map(|opened| &opened.response);
-            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream)? {
-                return self.replay(response, start).await;
-            }
-        }
-        opened
-    }
-
-    /// Replays a stored stream `response` (a cache hit, or a stale copy) from `start`.
-    async fn replay(&self, response: Response, start: StreamStart) -> Result<Opened, JsValue> {
-        if let Ok(Answer {
-            stream: Some(body), ..
-        }) = prime(Clone::clone(&response), start).await
-        {
-            self.go_live(body);
-        }
-        Ok(Opened {
-            response,
-            attempts: 0,
-            cached: true,
-            shared: false,
-        })
-    }
-
-    /// A request identical streams may share: joins the one live or opening, else opens it for all.
-    async fn open_shared(
-        &self,
-        prepared: Prepared,
-        start: StreamStart,
-        key: &str,
-    ) -> Result<Opened, JsValue> {
-        let streams = &self.inner.streams;
-        loop {
-            if let Some((cursor, response)) = streams.join(key) {
-                self.inner.engine.count_deduplicated();
-                let head = ResponseInit::new();
-                head.set_status(response.status());
-                head.set_headers(&response.headers());
-                self.go_live(Body::new(cursor, start));
-                return Ok(Opened {
-                    response: Response::new_with_opt_str_and_init(None, &head)?,
-                    attempts: 0,
-                    cached: false,
-                    shared: true,
-                });
-            }
-            match streams.opening.join(key) {
-                Role::Leader(leader) => {
-                    let opened = self.open_upstream(prepared, start, Some(key)).await;
-                    if opened.is_err() && self.aborted().is_some() {
-                        // Its own caller's abort: the others open the stream without it.
-                        drop(leader);
-                        return opened;
-                    }
-                    leader.complete(|copies| {
-                        let mut shared = Vec::with_capacity(copies);
-                        match &opened {
-                            Ok(opened) if !self.is_live() => {
-                                fan_out::copies(&opened.response, copies, &mut |response| {
-                                    shared.push(Opening::Answered(response))
-                                })
-                            }
-                            _ => {
-                                for _ in 0..copies {
-                                    shared.push(match &opened {
-                                        Err(error) => Opening::Failed(error.clone()),
-                                        Ok(_) => Opening::Live,
-                                    });
-                                }
-                            }
-                        }
-                        shared
-                    });
-                    return opened;
-                }
-                Role::Follower(follower) => {
-                    match until_aborted(self.signal.as_ref(), follower.outcome()).await? {
-                        None | Some(Opening::Live) => {}
-                        Some(Opening::Failed(error)) => return Err(error),
-                        Some(Opening::Answered(response)) => {
-                            self.inner.engine.count_deduplicated();
-                            return Ok(Opened {
-                                response,
-                                attempts: 0,
-                                cached: false,
-                                shared: true,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends the request through the pipeline; a live body becomes the stream's phase (recorded for
-    /// the cache, and offered to identical requests, under `key`).
-    async fn open_upstream(
-        &self,
-        mut prepared: Prepared,
-        start: StreamStart,
-        key: Option<&str>,
-    ) -> Result<Opened, JsValue> {
-        let inner = &self.inner;
-        let url = prepared.url.clone();
-        let wait_until = prepared.policy.wait_until.clone();
-        let shareable = prepared.method != "GET";
-        prepared.request.stream = Some(start);
-        let delivered = inner.call(prepared, None).await?;
-        let Answer {
-            response, stream, ..
-        } = delivered.response;
-        if let Some(body) = stream {
-            if let Some(key) = key {
-                if shareable {
-                    inner.streams.offer(key, body.cursor.tap(), &response);
-                }
-                if inner.cache.is_some() {
-                    *self.recording.borrow_mut() = Some(Recording {
-                        url,
-                        key: key.to_string(),
-                        status: response.status(),
-                        headers: response_headers(&response),
-                        wait_until,
-                    });
-                }
-            }
-            self.go_live(body);
-        }
-        Ok(Opened {
-            response,
-            attempts: delivered.attempts,
-            cached: false,
-            shared: false,
-        })
-    }
-
-    /// A chat stream that ended cleanly: settle its budget and resolve `result`.
-    fn finish_chat(&self, body: &Body) {
-        let Purpose::Chat(progress) = &self.purpose else {
-            return;
-        };
-        if progress.settled.replace(true) {
-            return;
-        }
-        let inner = &self.inner;
-        let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return;
-        };
-        let monitor = &body.watch.monitor;
-        let usage = reported_or_estimated(monitor.usage(), &progress.call.messages, monitor.text());
-        let micros = inner.settle(
-            progress.hold.take(),
-            &progress.call,
-            target,
-            (&usage, progress.cached.get() || progress.shared.get()),
-        );
-        let answered = Answered {
-            completion: Completion {
-                text: monitor.text().to_string(),
-                finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
-                usage,
-            },
-            attempts: progress.attempts.get(),
-            cached: progress.cached.get(),
-        };
-        let _ = progress
-            .resolve
-            .call1(&JsValue::NULL, &chat_result(target, &answered, micros));
-    }
-
-    /// A chat stream that failed: give the budget hold back (or charge what was generated) and
-    /// reject `result`.
-    fn fail_chat(&self, error: &JsValue) {
-        let Purpose::Chat(progress) = &self.purpose else {
-            return;
-        };
-        if progress.settled.replace(true) {
-            return;
-        }
-        self.inner.release(progress.hold.take());
-        let _ = progress.reject.call1(&JsValue::NULL, error);
-    }
-
-    /// Stores a stream that completed cleanly, if it was being recorded.
-    fn store_recording(&self, body: &mut Body) {
-        let (Some(recording), Some(bytes)) = (self.recording.take(), body.cursor.tap().recorded())
-        else {
-            return;
-        };
-        let Recording {
-            url,
-            key,
-            status,
-            headers,
-            wait_until,
-        } = recording;
-        self.inner.store_later(
-            &url,
-            &key,
-            (status, headers),
-            async move { Some(bytes) },
-            wait_until.as_ref(),
-        );
     }
 
     async fn next_batch(&self, started: Promise) -> Result<JsValue, JsValue> {
@@ -732,52 +420,6 @@ impl Shared {
         recover
     }
 
-    /// Sends a cut chat stream's request to the same target again. The new stream hands out only
-    /// what follows the text already `delivered`, and fails if the new answer does not start with
-    /// exactly that text. `Ok(false)` when no new stream could be opened; an error that ends the
-    /// call (an abort, a budget) is passed on.
-    async fn resume(&self, progress: &ChatProgress, delivered: &str) -> Result<bool, JsValue> {
-        let inner = &self.inner;
-        let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return Ok(false);
-        };
-        if self.cancelled.get() {
-            return Ok(false);
-        }
-        let prepared = match inner.chat_request(target, &progress.call, true).await {
-            Ok(prepared) => prepared,
-            Err(failure) if failure.outcome.falls_back() => return Ok(false),
-            Err(failure) => return Err(failure.error),
-        };
-        inner.platform.emit(Event::Retry {
-            url: &prepared.url,
-            attempt: progress.attempts.get() + 1,
-            delay_ms: 0,
-            reason: RetryReason::StreamCut,
-            from_server: false,
-        });
-        let start = StreamStart {
-            delivered: delivered.to_string(),
-            ..chat_start()
-        };
-        match self.open_prepared(prepared, start).await {
-            Ok(opened) if self.is_live() => {
-                progress
-                    .attempts
-                    .set(progress.attempts.get() + opened.attempts);
-                // Free only if no part of the answer made an upstream call of its own.
-                progress.cached.set(progress.cached.get() && opened.cached);
-                progress.shared.set(progress.shared.get() && opened.shared);
-                Ok(true)
-            }
-            Ok(_) => Ok(false),
-            Err(error) => match target_error(target, error) {
-                failure if failure.outcome.falls_back() => Ok(false),
-                failure => Err(failure.error),
-            },
-        }
-    }
-
     /// One read, bounded by the idle timeout and the caller's signal.
     async fn read_guarded(&self, cursor: &Cursor) -> Result<Chunk, ReadFailure> {
         let read = async {
@@ -799,26 +441,4 @@ impl Shared {
             (outcome, _) => outcome,
         }
     }
-}
-
-/// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.
-fn not_a_stream(response: &Response) -> JsValue {
-    let status = response.status();
-    let error = if response.ok() {
-        named_error(
-            "UpstreamError",
-            "NOT_AN_EVENT_STREAM",
-            &format!("The upstream answered {status} but not with text/event-stream."),
-        )
-    } else {
-        named_error(
-            "UpstreamError",
-            "UPSTREAM_STATUS",
-            &format!("The upstream answered HTTP {status}; no events to read (error.response has the body)."),
-        )
-    };
-    set(&error, "status", &status.into());
-    set(&error, "attempts", &get(response, "attempts"));
-    set(&error, "response", response);
-    error.into()
 }
