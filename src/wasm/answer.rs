@@ -1,4 +1,4 @@
-//! What one attempt produced ([`Answer`]): the response and, for an event stream, its [`Body`] read
+//! What one attempt produced ([`Answer`]): the response and, for an event stream, its [`LiveStream`] read
 //! up to the first event ([`prime`]), so that a failure before the first event is an ordinary failed
 //! attempt the pipeline retries. The transport ([`crate::wasm::platform`]) primes; the pull loop
 //! ([`crate::wasm::stream`]) reads on from where priming stopped.
@@ -24,7 +24,7 @@ pub struct Answer {
     /// The fetch `Response`.
     pub response: Response,
     /// The live event stream, when the request asked for one and the response is one.
-    pub stream: Option<Body>,
+    pub stream: Option<LiveStream>,
     /// For chat calls: the class of an error answer, read from its body.
     pub error_class: Option<ErrorClass>,
 }
@@ -43,7 +43,7 @@ impl ResponseMeta for Answer {
 
 /// One reader of a live stream: its place in the body, parser, and the watch holding the monitor and
 /// the events not yet handed out. Dropping it releases its place (the last one cancels the body).
-pub struct Body {
+pub struct LiveStream {
     pub(crate) cursor: Cursor,
     pub(crate) parser: SseParser,
     pub(crate) watch: Watch,
@@ -57,7 +57,7 @@ pub struct Body {
     pub(crate) limits: Limits,
 }
 
-impl Drop for Body {
+impl Drop for LiveStream {
     fn drop(&mut self) {
         self.cursor.release();
     }
@@ -121,7 +121,7 @@ impl EventSink for Watch {
     }
 }
 
-impl Body {
+impl LiveStream {
     pub(crate) fn new(cursor: Cursor, start: StreamStart) -> Self {
         let StreamStart {
             parser,
@@ -131,7 +131,7 @@ impl Body {
             limits,
             ..
         } = start;
-        Body {
+        LiveStream {
             cursor,
             parser,
             watch: Watch {
@@ -316,10 +316,11 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     };
     // Dropped before the first event (a deadline, an abort), the body is cancelled with it.
     let tap = Tap::new(stream.get_reader().unchecked_into(), start.retain);
-    let mut body = Body::new(tap.cursor(), start);
+    let mut body = LiveStream::new(tap.cursor(), start);
     // A resumed stream is under way once its first delta matched: catching up with the text
     // already delivered is bounded by the idle timeout, not by the time to first byte.
-    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resume.started();
+    let under_way =
+        |body: &LiveStream| !body.watch.output.is_empty() || body.watch.resume.started();
     while !under_way(&body) && !body.ended {
         body.take(body.cursor.next().await?);
         // A resumed answer that diverged, or one past a bound, is final (sending it again would

@@ -20,7 +20,7 @@ use crate::core::race::{race, Either};
 use crate::core::resume::Recoveries;
 use crate::core::sse::Packed;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::{not_a_stream, Body, ReadFailure, StreamStart};
+use crate::wasm::answer::{not_a_stream, LiveStream, ReadFailure, StreamStart};
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::inner::Inner;
@@ -38,7 +38,7 @@ use web_sys::{AbortSignal, Headers, Response};
 enum Step {
     Read(Cursor),
     /// The body ended (cleanly, or with its failure).
-    End(Box<Body>),
+    End(Box<LiveStream>),
 }
 
 /// Where a stream is.
@@ -46,12 +46,13 @@ enum Phase {
     /// The request is in flight.
     Starting,
     /// Events flow.
-    Live(Box<Body>),
+    Live(Box<LiveStream>),
     /// Nothing more to read (ended, failed, or cancelled).
     Closed,
 }
 
-struct Shared {
+/// A stream's state, held by its JS face ([`SseStream`]) and by the work in flight.
+struct Stream {
     phase: RefCell<Phase>,
     signal: Option<AbortSignal>,
     /// The longest gap between chunks and the option that set it: the request's merged timeouts'
@@ -95,7 +96,7 @@ struct ChatProgress {
     attempts: Cell<u32>,
     cached: Cell<bool>,
     /// Joined an identical request's stream.
-    shared: Cell<bool>,
+    joined: Cell<bool>,
     /// `result` was resolved or rejected (a listener run while settling may cancel the stream).
     settled: Cell<bool>,
     resolve: js_sys::Function,
@@ -109,7 +110,7 @@ struct Opened {
     /// Answered from the cache.
     cached: bool,
     /// Joined an identical request's stream (no upstream call of its own).
-    shared: bool,
+    joined: bool,
 }
 
 /// Wait before reconnecting when the server sent no `retry:` field.
@@ -118,7 +119,7 @@ const DEFAULT_RECONNECT_MS: u64 = 1000;
 /// The wasm side of an `EventStream` (the JS wrapper in the package adds async iteration).
 #[wasm_bindgen]
 pub struct SseStream {
-    shared: Rc<Shared>,
+    stream: Rc<Stream>,
     started: Promise,
 }
 
@@ -148,7 +149,7 @@ impl SseStream {
             target: Cell::new(0),
             attempts: Cell::new(0),
             cached: Cell::new(false),
-            shared: Cell::new(false),
+            joined: Cell::new(false),
             settled: Cell::new(false),
             resolve,
             reject,
@@ -160,7 +161,7 @@ impl SseStream {
     }
 
     fn begin(inner: Rc<Inner>, signal: Option<AbortSignal>, purpose: Purpose) -> SseStream {
-        let shared = Rc::new(Shared {
+        let stream = Rc::new(Stream {
             phase: RefCell::new(Phase::Starting),
             signal,
             idle: Cell::new(None),
@@ -171,7 +172,7 @@ impl SseStream {
             cancelled: Cell::new(false),
         });
         // The request starts now; `started` settles with its response (or its failure).
-        let starter = Rc::clone(&shared);
+        let starter = Rc::clone(&stream);
         let started = promise(async move {
             let started = starter.start().await;
             if let Err(error) = &started {
@@ -182,7 +183,7 @@ impl SseStream {
         // Its failure reaches the caller through iteration (or `result`): a stream never iterated
         // must not leave an unhandled rejection, which ends a Node process.
         ignore_rejection(&started);
-        SseStream { shared, started }
+        SseStream { stream, started }
     }
 }
 
@@ -198,17 +199,17 @@ impl SseStream {
     /// error.
     #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
     pub fn next_batch(&self) -> Promise {
-        let (shared, started) = (self.shared.clone(), self.started.clone());
-        promise(async move { shared.next_batch(started).await })
+        let (stream, started) = (self.stream.clone(), self.started.clone());
+        promise(async move { stream.next_batch(started).await })
     }
 
     /// Stops the stream and cancels its body on the wire (unless identical streams still read it).
     /// A chat stream's `result`, if still pending, rejects with an AbortError and its budget hold is
     /// given back.
     pub fn cancel(&self) {
-        self.shared.cancelled.set(true);
-        self.shared.phase.replace(Phase::Closed);
-        self.shared.fail_chat(&named_error(
+        self.stream.cancelled.set(true);
+        self.stream.phase.replace(Phase::Closed);
+        self.stream.fail_chat(&named_error(
             "AbortError",
             "CANCELLED",
             "The stream was cancelled before it ended.",
@@ -219,7 +220,7 @@ impl SseStream {
 mod chat;
 mod open;
 
-impl Shared {
+impl Stream {
     /// Sends the request (or answers it from the cache) and reads up to the first event.
     async fn start(&self) -> Result<JsValue, JsValue> {
         let (input, init) = match &self.purpose {
@@ -313,7 +314,7 @@ impl Shared {
     /// Reconnects an event stream or resumes a chat stream after `body` failed with `error`; the
     /// new body becomes the stream's phase. A resumption that could not even open uses up a
     /// resumption too.
-    async fn recover(&self, body: Box<Body>, error: JsValue) -> Result<(), JsValue> {
+    async fn recover(&self, body: Box<LiveStream>, error: JsValue) -> Result<(), JsValue> {
         let progress = match &self.purpose {
             Purpose::Events { input, init } => {
                 let resumed = self.reconnect(input, init, *body).await?;
@@ -349,7 +350,7 @@ impl Shared {
 
     /// Makes `body` the stream's phase, unless the stream was cancelled meanwhile (then the body is
     /// released at once).
-    fn go_live(&self, body: Body) {
+    fn go_live(&self, body: LiveStream) {
         if !self.cancelled.get() {
             *self.phase.borrow_mut() = Phase::Live(Box::new(body));
         }
@@ -388,8 +389,8 @@ impl Shared {
         &self,
         input: &JsValue,
         init: &JsValue,
-        mut old: Body,
-    ) -> Result<Body, JsValue> {
+        mut old: LiveStream,
+    ) -> Result<LiveStream, JsValue> {
         let mut parser = std::mem::take(&mut old.parser);
         parser.end(&mut Packed::default());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);

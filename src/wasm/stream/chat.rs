@@ -1,19 +1,19 @@
 //! The chat side of a stream (`chatStream()`): the chain's targets tried until one streams its first
 //! delta, a cut stream resumed past the text already delivered, and the `result` settled once.
 
-use super::{ChatProgress, Purpose, Shared};
+use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
 use crate::core::llm::Completion;
 use crate::core::platform::Platform;
 use crate::core::resume::Recoveries;
-use crate::wasm::answer::{chat_start, not_a_stream, Body, StreamStart};
+use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
 use crate::wasm::chat_result::{
     chat_result, target_error, upstream_failure, Answered, TargetFailure,
 };
 use wasm_bindgen::prelude::*;
 
-impl Shared {
+impl Stream {
     /// Tries the chain's targets in order until one streams its first delta.
     pub(super) async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
@@ -40,7 +40,7 @@ impl Shared {
                         progress.target.set(index);
                         progress.attempts.set(opened.attempts);
                         progress.cached.set(opened.cached);
-                        progress.shared.set(opened.shared);
+                        progress.joined.set(opened.joined);
                         return Ok(opened.response.into());
                     }
                     (Ok(opened), None) => {
@@ -53,7 +53,7 @@ impl Shared {
     }
 
     /// A chat stream that ended cleanly: settle its budget and resolve `result`.
-    pub(super) fn finish_chat(&self, body: &Body) {
+    pub(super) fn finish_chat(&self, body: &LiveStream) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
         };
@@ -70,7 +70,7 @@ impl Shared {
             progress.hold.take(),
             &progress.call,
             target,
-            (&usage, progress.cached.get() || progress.shared.get()),
+            (&usage, progress.cached.get() || progress.joined.get()),
         );
         let answered = Answered {
             completion: Completion {
@@ -138,7 +138,7 @@ impl Shared {
                     .set(progress.attempts.get() + opened.attempts);
                 // Free only if no part of the answer made an upstream call of its own.
                 progress.cached.set(progress.cached.get() && opened.cached);
-                progress.shared.set(progress.shared.get() && opened.shared);
+                progress.joined.set(progress.joined.get() && opened.joined);
                 Ok(true)
             }
             Ok(_) => Ok(false),

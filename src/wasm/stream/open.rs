@@ -1,14 +1,14 @@
 //! Opening a stream: from the cache (a recorded stream replayed, or a stale one standing in for a
 //! failed upstream), by joining an identical stream in flight, or upstream through the pipeline.
 
-use super::{Opened, Recording, Shared};
+use super::{Opened, Recording, Stream};
 use crate::core::cache::Freshness;
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::event::Event;
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::{prime, Answer, Body, StreamStart};
+use crate::wasm::answer::{prime, Answer, LiveStream, StreamStart};
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers};
@@ -17,7 +17,7 @@ use crate::wasm::tap::Opening;
 use wasm_bindgen::prelude::*;
 use web_sys::{Response, ResponseInit};
 
-impl Shared {
+impl Stream {
     /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
     /// it when cacheable. A live body becomes the stream's phase; a response without one (an error
     /// status) is returned as is.
@@ -55,7 +55,7 @@ impl Shared {
                     response: gateway_timeout()?,
                     attempts: 0,
                     cached: false,
-                    shared: false,
+                    joined: false,
                 });
             }
         }
@@ -72,7 +72,7 @@ impl Shared {
                 // The stream's reads watch the caller's signal themselves: the body must outlive
                 // one caller's abort.
                 prepared.request.signal = None;
-                self.open_shared(prepared, start, key).await
+                self.join_or_open(prepared, start, key).await
             }
         };
         // Failed before its first event, nothing was handed out: the stale recording, if any,
@@ -102,12 +102,12 @@ impl Shared {
             response,
             attempts: 0,
             cached: true,
-            shared: false,
+            joined: false,
         })
     }
 
     /// A request identical streams may share: joins the one live or opening, else opens it for all.
-    pub(super) async fn open_shared(
+    pub(super) async fn join_or_open(
         &self,
         prepared: Prepared,
         start: StreamStart,
@@ -120,12 +120,12 @@ impl Shared {
                 let head = ResponseInit::new();
                 head.set_status(response.status());
                 head.set_headers(&response.headers());
-                self.go_live(Body::new(cursor, start));
+                self.go_live(LiveStream::new(cursor, start));
                 return Ok(Opened {
                     response: Response::new_with_opt_str_and_init(None, &head)?,
                     attempts: 0,
                     cached: false,
-                    shared: true,
+                    joined: true,
                 });
             }
             match streams.opening.join(key) {
@@ -167,7 +167,7 @@ impl Shared {
                                 response,
                                 attempts: 0,
                                 cached: false,
-                                shared: true,
+                                joined: true,
                             });
                         }
                     }
@@ -214,12 +214,12 @@ impl Shared {
             response,
             attempts: delivered.attempts,
             cached: false,
-            shared: false,
+            joined: false,
         })
     }
 
     /// Stores a stream that completed cleanly, if it was being recorded.
-    pub(super) fn store_recording(&self, body: &mut Body) {
+    pub(super) fn store_recording(&self, body: &mut LiveStream) {
         let (Some(recording), Some(bytes)) = (self.recording.take(), body.cursor.tap().recorded())
         else {
             return;
