@@ -11,7 +11,7 @@ use crate::wasm::platform::JsPlatform;
 use crate::wasm::shared_state::SharedState;
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
-use crate::wasm::tap::SharedStreams;
+use crate::wasm::tap::JoinableStreams;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -50,7 +50,7 @@ impl ResilientClient {
                 },
                 options,
                 in_flight: SharedCalls::default(),
-                streams: SharedStreams::default(),
+                streams: JoinableStreams::default(),
                 cache,
                 budget,
                 costs: RefCell::new(CostTally::default()),

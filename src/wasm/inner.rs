@@ -12,7 +12,7 @@ use crate::wasm::errors::failure_to_js;
 use crate::wasm::options::ClientOptions;
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
-use crate::wasm::tap::SharedStreams;
+use crate::wasm::tap::JoinableStreams;
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 
@@ -23,7 +23,7 @@ pub(crate) struct Inner {
     pub(crate) options: ClientOptions,
     pub(crate) in_flight: SharedCalls<Answer>,
     /// Identical stream requests in flight, sharing one upstream body.
-    pub(crate) streams: SharedStreams,
+    pub(crate) streams: JoinableStreams,
     pub(crate) cache: Option<Cache>,
     /// Token and cost budgets for chat calls.
     pub(crate) budget: Option<RefCell<Ledger>>,
