@@ -17,172 +17,28 @@ use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::{
-    build_request, classify, error_message, parse_completion, Cap, Chain, ChatParams, Completion,
-    Exceeded, Hold, Message, Outcome, Role, Step, Usage, MAX_TARGETS,
+    build_request, parse_completion, Chain, Hold, Outcome, Step, Usage, MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::wasm::body::{chunk_of, decode_text, error_text, reader_of, Chunks};
-use crate::wasm::client::Inner;
+use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
+use crate::wasm::chat_options::TargetConfig;
+use crate::wasm::chat_request::{parse_chat_request, ChatCall};
+use crate::wasm::chat_result::{
+    all_targets_failed, budget_exceeded, chat_result, is_too_large, no_targets, target_error,
+    upstream_failure, Answered, TargetFailure,
+};
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fetch::Fetched;
-use crate::wasm::js::{abort_reason, get, ignore_rejection, set, ObjectBuilder};
-use crate::wasm::options::TargetConfig;
-use crate::wasm::reader::{range_error, type_error, Reader};
+use crate::wasm::inner::Inner;
+use crate::wasm::js::{abort_reason, get, ignore_rejection, ObjectBuilder};
 use crate::wasm::request::Prepared;
-use js_sys::{Array, JsString};
 use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response};
-
-/// Most messages in one chat request.
-pub const MAX_MESSAGES: u32 = 10_000;
-/// Most text in one chat request's messages, in UTF-16 code units (8 Mi, about 2M tokens: past
-/// the largest context windows; measured before anything is copied into wasm memory, which never
-/// shrinks).
-pub const MAX_CHAT_CHARS: u32 = 1 << 23;
-
-/// A parsed `ChatRequest`.
-pub struct ChatCall {
-    /// The conversation.
-    pub messages: Vec<Message>,
-    /// `maxTokens`.
-    pub max_tokens: Option<u32>,
-    /// `temperature` × 1000.
-    pub temperature_milli: Option<u32>,
-    /// `user`, or "anonymous": budgets are per user.
-    pub user: String,
-    /// `signal`, passed on to every attempt.
-    pub signal: JsValue,
-    /// `resilience`, passed on as the request policy.
-    pub resilience: JsValue,
-}
-
-/// How one target's attempt ended, when it did not answer: the error the caller may see, and what
-/// it means for the chain ([`Chain`] decides whether the next target is tried).
-pub struct TargetFailure {
-    /// How it failed, for the chain.
-    pub outcome: Outcome,
-    /// The error.
-    pub error: JsValue,
-}
-
-impl TargetFailure {
-    /// The target gave no usable answer; the next one may.
-    pub(crate) fn unavailable(error: JsValue) -> Self {
-        TargetFailure {
-            outcome: Outcome::Unavailable,
-            error,
-        }
-    }
-
-    /// The request could not be prepared: no target would take it.
-    fn unprepared(error: JsValue) -> Self {
-        TargetFailure {
-            outcome: Outcome::Unprepared,
-            error,
-        }
-    }
-}
-
-/// A target's answer.
-pub struct Answered {
-    /// Text, finish reason, usage.
-    pub completion: Completion,
-    /// Attempts the target took (0 when cached).
-    pub attempts: u32,
-    /// From the cache.
-    pub cached: bool,
-}
-
-/// Parses `chat(request)`.
-pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
-    let Some(r) = Reader::root(value.clone(), "request")? else {
-        return Err(type_error("request", "a ChatRequest object", &value));
-    };
-    r.only(&[
-        "messages",
-        "maxTokens",
-        "temperature",
-        "user",
-        "signal",
-        "resilience",
-    ])?;
-    let list = match r.list("messages", MAX_MESSAGES)? {
-        Some(list) if !list.is_empty() => list,
-        _ => {
-            return Err(type_error(
-                "request.messages",
-                "a non-empty array of messages",
-                &r.raw("messages")?.unwrap_or(JsValue::UNDEFINED),
-            ))
-        }
-    };
-    let mut messages = Vec::with_capacity(list.len());
-    let mut chars_left = MAX_CHAT_CHARS;
-    for (i, item) in list.into_iter().enumerate() {
-        let path = format!("request.messages[{i}]");
-        let Some(m) = Reader::root(item.clone(), &path)? else {
-            return Err(type_error(&path, "a { role, content } object", &item));
-        };
-        m.only(&["role", "content"])?;
-        let role = match m.choice("role", &["system", "user", "assistant"])? {
-            Some("system") => Role::System,
-            Some("assistant") => Role::Assistant,
-            Some(_) => Role::User,
-            None => {
-                return Err(type_error(
-                    &format!("{path}.role"),
-                    "a role",
-                    &JsValue::UNDEFINED,
-                ))
-            }
-        };
-        let value = m.raw("content")?.unwrap_or(JsValue::UNDEFINED);
-        let content_path = format!("{path}.content");
-        let Some(text) = value.dyn_ref::<JsString>() else {
-            return Err(type_error(&content_path, "a string", &value));
-        };
-        // Measured before it is copied: the messages' text together is bounded.
-        chars_left = chars_left.checked_sub(text.length()).ok_or_else(|| {
-            range_error(
-                &content_path,
-                &format!("within {MAX_CHAT_CHARS} characters for all messages together"),
-                &value,
-            )
-        })?;
-        let content = String::from(text);
-        messages.push(Message { role, content });
-    }
-    let temperature_milli = r
-        .number("temperature", 0.0, 2.0)?
-        .map(|t| (t * 1000.0).round() as u32);
-    Ok(ChatCall {
-        messages,
-        max_tokens: r.integer("maxTokens", 1, 1 << 24)?.map(|n| n as u32),
-        temperature_milli,
-        user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
-        signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
-        resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
-    })
-}
-
-impl ChatCall {
-    /// The provider-neutral parameters for `target`.
-    pub fn params<'a>(&'a self, target: &'a TargetConfig, stream: bool) -> ChatParams<'a> {
-        ChatParams {
-            model: &target.model,
-            messages: &self.messages,
-            max_tokens: self.max_tokens,
-            temperature_milli: self.temperature_milli,
-            user: (self.user != "anonymous").then_some(self.user.as_str()),
-            stream,
-        }
-    }
-}
 
 impl Inner {
     /// `client.chat(request)`.
@@ -487,125 +343,4 @@ impl Inner {
         let mut ledger = self.budget.as_ref().map(|l| l.borrow_mut());
         charge::release(ledger.as_deref_mut(), hold);
     }
-}
-
-/// A chat call on a client without targets.
-fn no_targets() -> js_sys::TypeError {
-    js_sys::TypeError::new(
-        "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
-    )
-}
-
-/// Whether `error` is an answer past a byte limit (asking the same target again would not help).
-fn is_too_large(error: &JsValue) -> bool {
-    get(error, "code").as_string().as_deref() == Some("RESPONSE_TOO_LARGE")
-}
-
-/// A target's pipeline error, read for the chain: an abort, the client's own rate limit (a
-/// client-wide bucket, the same whichever target is next), or this target unavailable.
-pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
-    set(&error, "target", &target.name.as_str().into());
-    let name = get(&error, "name").as_string().unwrap_or_default();
-    let client_wide_limit = name == "RateLimitError"
-        && get(&error, "key")
-            .as_string()
-            .is_some_and(|key| key == "client" || key.starts_with("client|"));
-    let outcome = match name.as_str() {
-        "AbortError" => Outcome::Aborted,
-        _ if client_wide_limit => Outcome::ClientLimited,
-        _ => Outcome::Unavailable,
-    };
-    TargetFailure { outcome, error }
-}
-
-/// The error for a target's non-2xx answer: classified from its status and body.
-pub(crate) async fn upstream_failure(
-    target: &TargetConfig,
-    response: &Response,
-    attempts: u32,
-) -> TargetFailure {
-    let status = response.status();
-    let body = error_text(response).await.unwrap_or_default();
-    let class = classify(status, &body);
-    let message = error_message(&body).unwrap_or_else(|| "no error message".to_string());
-    let error = named_error(
-        "UpstreamError",
-        &class.as_str().to_ascii_uppercase(),
-        &format!(
-            "{} answered HTTP {status} ({}): {message}",
-            target.name,
-            class.as_str()
-        ),
-    );
-    set(&error, "status", &status.into());
-    set(&error, "kind", &class.as_str().into());
-    set(&error, "attempts", &attempts.into());
-    set(&error, "target", &target.name.as_str().into());
-    TargetFailure {
-        outcome: Outcome::Answered(class),
-        error: error.into(),
-    }
-}
-
-/// `BudgetExceededError`: which cap, its limit, what remains and what the call needed.
-fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
-    let cap = exceeded.cap.as_str();
-    // The cost cap is kept in micro-dollars; it is reported in dollars, like the option.
-    let (scale, unit) = if exceeded.cap == Cap::DailyCost {
-        (1e6, "USD")
-    } else {
-        (1.0, "tokens")
-    };
-    let [needed, remaining, limit] =
-        [exceeded.needed, exceeded.remaining, exceeded.limit].map(|n| n as f64 / scale);
-    let error = named_error(
-        "BudgetExceededError",
-        "BUDGET_EXCEEDED",
-        &format!(
-            "The {cap} budget for {user} would be exceeded by this call (it may use more {unit} than remain); \
-             see error.needed, error.remaining and error.limit."
-        ),
-    );
-    set(&error, "cap", &cap.into());
-    set(&error, "limit", &limit.into());
-    set(&error, "remaining", &remaining.into());
-    set(&error, "needed", &needed.into());
-    set(&error, "user", &user.into());
-    error.into()
-}
-
-/// `AllTargetsFailedError` with every target's error (`errors[i]` is `targets[i]`'s).
-fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>) -> JsValue {
-    let mut summary = String::from("Every target failed. ");
-    for (i, (target, e)) in targets.iter().zip(&errors).enumerate() {
-        let message = get(e, "message").as_string().unwrap_or_default();
-        let separator = if i == 0 { "" } else { "; " };
-        summary += &format!("{separator}{}: {message}", target.name);
-    }
-    let error = named_error("AllTargetsFailedError", "ALL_TARGETS_FAILED", &summary);
-    let list: Array = errors.into_iter().collect();
-    set(&error, "errors", &list);
-    error.into()
-}
-
-/// The `ChatResult` object.
-pub(crate) fn chat_result(target: &TargetConfig, answered: &Answered, cost_micros: u64) -> JsValue {
-    let completion = &answered.completion;
-    ObjectBuilder::new()
-        .str("text", &completion.text)
-        .str("target", &target.name)
-        .str("provider", target.provider.as_str())
-        .str("model", &target.model)
-        .str("finishReason", &completion.finish_reason)
-        .value(
-            "usage",
-            &ObjectBuilder::new()
-                .num("inputTokens", completion.usage.input_tokens as f64)
-                .num("outputTokens", completion.usage.output_tokens as f64)
-                .build(),
-        )
-        .num("costUsd", cost_micros as f64 / 1e6)
-        .bool("cached", answered.cached)
-        .num("attempts", answered.attempts)
-        .build()
 }

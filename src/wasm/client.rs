@@ -1,47 +1,26 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
-use crate::core::platform::Platform;
-use crate::core::race::{race, Either};
+use crate::core::pipeline::{Engine, SharedCalls};
 use crate::wasm::cache::Cache;
-use crate::wasm::errors::{abort_error, failure_to_js};
-use crate::wasm::js::{abort_reason, promise, promise_now};
+use crate::wasm::inner::Inner;
+use crate::wasm::js::{promise, promise_now};
 use crate::wasm::listeners::{in_listener, Listeners};
-use crate::wasm::options::{parse_client_options, ClientOptions};
-use crate::wasm::platform::{Answer, JsPlatform};
-use crate::wasm::request::{prepare, Prepared, RequestDefaults};
+use crate::wasm::options::parse_client_options;
+use crate::wasm::platform::JsPlatform;
 use crate::wasm::shared_state::SharedState;
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
-use crate::wasm::tap::SharedStreams;
+use crate::wasm::tap::JoinableStreams;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, AddEventListenerOptions};
 
 /// A fetch wrapper with retries, circuit breakers, rate limits and timeouts.
 #[wasm_bindgen]
 pub struct ResilientClient {
     inner: Rc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) engine: Engine,
-    pub(crate) platform: JsPlatform,
-    pub(crate) options: ClientOptions,
-    pub(crate) in_flight: SharedCalls<Answer>,
-    /// Identical stream requests in flight, sharing one upstream body.
-    pub(crate) streams: SharedStreams,
-    pub(crate) cache: Option<Cache>,
-    /// Token and cost budgets for chat calls.
-    pub(crate) budget: Option<RefCell<Ledger>>,
-    /// What chat calls have cost, per model and per user.
-    pub(crate) costs: RefCell<CostTally>,
-    seeded: Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -71,7 +50,7 @@ impl ResilientClient {
                 },
                 options,
                 in_flight: SharedCalls::default(),
-                streams: SharedStreams::default(),
+                streams: JoinableStreams::default(),
                 cache,
                 budget,
                 costs: RefCell::new(CostTally::default()),
@@ -177,91 +156,6 @@ impl ResilientClient {
     }
 }
 
-impl Inner {
-    pub(crate) fn platform_now(&self) -> u64 {
-        js_sys::Date::now() as u64
-    }
-
-    /// Seeds jitter on first use: workerd forbids `crypto.getRandomValues` at module scope, where
-    /// clients are commonly constructed.
-    fn seed_once(&self) {
-        if self.seeded.replace(true) {
-            return;
-        }
-        let mut bytes = [0u8; 8];
-        if getrandom::fill(&mut bytes).is_ok() {
-            self.engine.reseed(u64::from_le_bytes(bytes));
-        } else {
-            self.engine.reseed(js_sys::Date::now() as u64);
-        }
-    }
-
-    /// Empties the cache.
-    async fn clear_cache(&self) -> Result<JsValue, JsValue> {
-        if let Some(cache) = &self.cache {
-            cache.clear().await?;
-        }
-        Ok(JsValue::UNDEFINED)
-    }
-
-    /// Normalises fetch arguments with the client's defaults.
-    pub(crate) async fn prepare(&self, input: JsValue, init: JsValue) -> Result<Prepared, JsValue> {
-        self.seed_once();
-        let defaults = RequestDefaults {
-            base_url: self.options.base_url.as_deref(),
-            headers: &self.options.headers,
-            retry: self.engine.config().retry.as_ref(),
-            timeout: self.engine.config().timeout,
-            keyed: self.options.dedupe || self.cache.is_some(),
-            namespace: self
-                .cache
-                .as_ref()
-                .map_or("", |c| c.options.namespace.as_str()),
-            count_tokens: self
-                .engine
-                .config()
-                .rate_limit
-                .as_ref()
-                .is_some_and(|(limit, _)| limit.tokens_per_minute.is_some()),
-            now_ms: self.platform.now_ms(),
-        };
-        prepare(input, init, &defaults).await
-    }
-
-    /// Runs a prepared request through the pipeline on `platform`, racing the caller's signal;
-    /// with `shared`, identical calls in flight share one upstream call.
-    pub(crate) async fn call(
-        &self,
-        prepared: Prepared,
-        shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<Delivered<Answer>, JsValue> {
-        let platform = &self.platform;
-        let retry = prepared.retry(self.engine.config().retry.as_ref()).cloned();
-        let call = CallSpec {
-            request: prepared.request,
-            url: prepared.url,
-            origin: prepared.origin,
-            rate_key: prepared.policy.rate_limit_key,
-            timeout: prepared.timeout,
-            spent_ms: platform.now_ms().saturating_sub(prepared.started_ms),
-            retry,
-            tokens: prepared.tokens,
-        };
-        // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be
-        // counted once per path a call can take (~10 KB per call in flight instead of ~4).
-        let work = async {
-            match shared {
-                Some((flights, key)) => {
-                    Box::pin(self.engine.execute_shared(platform, flights, &call, key)).await
-                }
-                None => Box::pin(self.engine.execute(platform, &call)).await,
-            }
-        };
-        let result = until_aborted(prepared.signal.as_ref(), work).await?;
-        result.map_err(|failure| failure_to_js(&failure))
-    }
-}
-
 /// The wasm side of a `ChatStream`: text batches from the stream, and the call's result.
 #[wasm_bindgen]
 pub struct ChatStreamRaw {
@@ -287,48 +181,4 @@ impl ChatStreamRaw {
     pub fn cancel(&self) {
         self.stream.cancel();
     }
-}
-
-/// `work`, or the AbortError of `signal` if it fires first (or already has).
-pub(crate) async fn until_aborted<T>(
-    signal: Option<&AbortSignal>,
-    work: impl Future<Output = T>,
-) -> Result<T, JsValue> {
-    let Some(signal) = signal else {
-        return Ok(work.await);
-    };
-    if let Some(reason) = abort_reason(signal) {
-        return Err(abort_error(&reason));
-    }
-    let (aborted, unsubscribe) = abort_future(signal);
-    let outcome = race(work, aborted).await;
-    unsubscribe();
-    match outcome {
-        Either::Left(value) => Ok(value),
-        Either::Right(_) => Err(abort_error(
-            &abort_reason(signal).unwrap_or(JsValue::UNDEFINED),
-        )),
-    }
-}
-
-/// A future that resolves when `signal` aborts, and a function that stops listening.
-pub(crate) fn abort_future(signal: &AbortSignal) -> (JsFuture, impl FnOnce() + '_) {
-    let mut resolver: Option<Function> = None;
-    let promise = Promise::new(&mut |resolve, _reject| {
-        let options = AddEventListenerOptions::new();
-        options.set_once(true);
-        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options(
-            "abort", &resolve, &options,
-        );
-        resolver = Some(resolve);
-    });
-    let unsubscribe = move || {
-        if let Some(resolve) = resolver {
-            let _ = signal.remove_event_listener_with_callback("abort", &resolve);
-            // Settle the promise, so the future's callbacks are released even when the signal is
-            // never aborted (a long-lived signal would otherwise keep two closures per call).
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-    };
-    (JsFuture::from(promise), unsubscribe)
 }

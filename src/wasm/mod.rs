@@ -1,19 +1,27 @@
 //! The JavaScript binding layer (wasm32 only): option parsing, type conversion, JS errors, the JS
 //! [`Platform`](crate::core::platform::Platform), and the exported classes. No policy lives here.
 
+mod abort;
+mod answer;
 mod body;
 mod cache;
 mod chat;
+mod chat_options;
+mod chat_request;
+mod chat_result;
 mod client;
 mod errors;
 mod fan_out;
 mod fetch;
+mod inner;
 mod js;
 mod listeners;
 mod options;
 mod platform;
+mod policy_board;
 mod reader;
 mod request;
+mod request_policy;
 mod shared_state;
 mod sse;
 mod stats;
@@ -23,7 +31,7 @@ mod types;
 
 pub use client::ResilientClient;
 pub use options::isolate_requests;
-pub use shared_state::PolicyBoard;
+pub use policy_board::PolicyBoard;
 pub use sse::SseParserRaw;
 
 /// Reports a panic on the console before the instance traps, so a bug is visible rather than a bare

@@ -1,19 +1,20 @@
-//! `ClientOptions` and `RequestPolicy` from JS into the validated core configuration. Every check names
-//! the field path; unknown keys are errors, so a typo never silently means "default".
+//! `ClientOptions` from JS into the validated core configuration (a request's `resilience` is parsed in
+//! [`crate::wasm::request_policy`] with the same field parsers). Every check names the field path;
+//! unknown keys are errors, so a typo never silently means "default".
 
 use crate::core::breaker::BreakerConfig;
 use crate::core::cache::DEFAULT_STORE_TIMEOUT_MS;
-use crate::core::config::{CacheMode, ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use crate::core::limits::{LimitOverrides, Limits, MAX_LIMIT_BYTES};
-use crate::core::llm::{BudgetConfig, Pricing, Provider};
+use crate::core::llm::BudgetConfig;
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
+use crate::wasm::chat_options::{parse_budget, parse_targets, TargetConfig, MAX_TARGETS};
 use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// Set by the workerd entry: each request there is its own I/O context, and a request waiting on an
 /// answer another request fetched is cancelled as hung ("a promise was resolved from a different
@@ -49,48 +50,6 @@ pub struct ClientOptions {
     /// Byte limits on what upstreams send.
     pub limits: Limits,
 }
-
-/// One entry of `targets`.
-pub struct TargetConfig {
-    /// `name`, or `provider:model`.
-    pub name: String,
-    /// The wire protocol.
-    pub provider: Provider,
-    /// Where the provider lives (`https://api.openai.com`), without `/v1`.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic).
-    pub api_key: Option<String>,
-    /// The model asked for.
-    pub model: String,
-    /// Extra headers for this target.
-    pub headers: Vec<(String, String)>,
-    /// Prices per million tokens, for cost tracking and cost budgets.
-    pub pricing: Pricing,
-}
-
-/// A per-request `resilience` object, parsed.
-#[derive(Default)]
-pub struct RequestPolicy {
-    /// `resilience.cache`.
-    pub cache: CacheMode,
-    /// Per-caller rate-limit bucket.
-    pub rate_limit_key: Option<String>,
-    /// `Some(None)` turns retries off for this request; `Some(Some(cfg))` replaces the retry config.
-    pub retry: Option<Option<RetryConfig>>,
-    /// Timeout fields to override.
-    pub timeout: TimeoutOverrides,
-    /// Sent as `Idempotency-Key` on every attempt.
-    pub idempotency_key: Option<String>,
-    /// GET event streams: how many times to reconnect (with `Last-Event-ID`) after a cut.
-    pub reconnect: Option<u32>,
-    /// Receives background work (cache writes) to keep alive: a Worker's `ctx.waitUntil`.
-    pub wait_until: Option<js_sys::Function>,
-    /// Byte limits to override.
-    pub limits: LimitOverrides,
-}
-
-/// Reconnections allowed by `resilience.reconnect: true`.
-const DEFAULT_RECONNECTS: u32 = 3;
 
 const CLIENT_KEYS: [&str; 12] = [
     "baseUrl",
@@ -188,93 +147,6 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
     Ok(options)
 }
 
-/// Most targets in a chain.
-const MAX_TARGETS: u32 = 16;
-
-fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, JsValue> {
-    let mut targets: Vec<TargetConfig> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let path = format!("targets[{i}]");
-        let Some(t) = Reader::root(item.clone(), &path)? else {
-            return Err(type_error(&path, "a target object", &item));
-        };
-        t.only(&[
-            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
-        ])?;
-        let provider_name = t
-            .choice("provider", &["openai", "anthropic"])?
-            .ok_or_else(|| required(&path, "provider"))?;
-        let provider = Provider::parse(provider_name).ok_or_else(|| required(&path, "provider"))?;
-        let base_url = t
-            .string("baseUrl")?
-            .ok_or_else(|| required(&path, "baseUrl"))?;
-        if web_sys::Url::new(&base_url).is_err() {
-            return Err(range_error(
-                &format!("{path}.baseUrl"),
-                "an absolute URL",
-                &base_url.into(),
-            ));
-        }
-        let model = t.string("model")?.ok_or_else(|| required(&path, "model"))?;
-        let name = t
-            .string("name")?
-            .unwrap_or_else(|| format!("{provider_name}:{model}"));
-        if targets.iter().any(|other| other.name == name) {
-            return Err(range_error(
-                &format!("{path}.name"),
-                "unique within targets (it names the target's breaker)",
-                &name.into(),
-            ));
-        }
-        let pricing = match t.object("pricing")? {
-            None => Pricing::default(),
-            Some(p) => {
-                p.only(&["inputPerMTok", "outputPerMTok"])?;
-                let micros = |key: &str| -> Result<u64, JsValue> {
-                    Ok(p.number(key, 0.0, 1e6)?
-                        .map_or(0, |usd| (usd * 1e6).round() as u64))
-                };
-                Pricing {
-                    input_micros_per_mtok: micros("inputPerMTok")?,
-                    output_micros_per_mtok: micros("outputPerMTok")?,
-                }
-            }
-        };
-        targets.push(TargetConfig {
-            name,
-            provider,
-            base_url: base_url.trim_end_matches('/').to_string(),
-            api_key: t.string("apiKey")?,
-            model,
-            headers: t.string_map("headers")?.unwrap_or_default(),
-            pricing,
-        });
-    }
-    Ok(targets)
-}
-
-fn required(path: &str, field: &str) -> JsValue {
-    js_sys::TypeError::new(&format!("{path}.{field} is required")).into()
-}
-
-fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
-    b.only(&[
-        "perRequestTokens",
-        "perUserDailyTokens",
-        "perUserMonthlyTokens",
-        "dailyCostUsd",
-    ])?;
-    let tokens = |key: &str| b.integer(key, 1, 1 << 53);
-    Ok(BudgetConfig {
-        per_request_tokens: tokens("perRequestTokens")?,
-        per_user_daily_tokens: tokens("perUserDailyTokens")?,
-        per_user_monthly_tokens: tokens("perUserMonthlyTokens")?,
-        daily_cost_micros: b
-            .number("dailyCostUsd", 0.0, 1e9)?
-            .map(|usd| (usd * 1e6).round() as u64),
-    })
-}
-
 /// `cache`: off unless given (`true` or an object). Entries are fresh for `ttlMs` (5 min) and may
 /// answer for `staleIfErrorMs` more when the upstream fails; a store call waits `timeoutMs` at most.
 fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
@@ -347,7 +219,7 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
 }
 
 /// `limits`: byte counts from 1 byte to 1 GiB.
-fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
+pub(crate) fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
     l.only(&["maxResponseBytes", "maxEventBytes"])?;
     let bytes = |key| {
         Ok::<_, JsValue>(
@@ -361,7 +233,7 @@ fn parse_limits(l: &Reader) -> Result<LimitOverrides, JsValue> {
     })
 }
 
-fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
+pub(crate) fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
     t.only(&["attemptMs", "totalMs", "firstByteMs", "idleMs"])?;
     let positive = |key: &str| -> Result<Option<Option<u64>>, JsValue> {
         match t.millis(key)? {
@@ -381,7 +253,7 @@ fn parse_timeouts(t: &Reader) -> Result<TimeoutOverrides, JsValue> {
     })
 }
 
-fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
+pub(crate) fn parse_retry(r: &Reader, base: RetryConfig) -> Result<RetryConfig, JsValue> {
     r.only(&[
         "maxRetries",
         "baseDelayMs",
@@ -511,70 +383,4 @@ fn parse_rate_limit(r: &Reader) -> Result<(RateLimitConfig, Scope), JsValue> {
         ));
     }
     Ok((cfg, parse_scope(r, Scope::Client)?))
-}
-
-/// Parses `init.resilience`, with the client's retry config as the base for partial overrides.
-pub fn parse_request_policy(
-    value: JsValue,
-    client_retry: Option<&RetryConfig>,
-) -> Result<RequestPolicy, JsValue> {
-    let mut policy = RequestPolicy::default();
-    let Some(p) = Reader::root(value, "resilience")? else {
-        return Ok(policy);
-    };
-    p.only(&[
-        "cache",
-        "rateLimitKey",
-        "retry",
-        "timeout",
-        "idempotencyKey",
-        "reconnect",
-        "waitUntil",
-        "limits",
-    ])?;
-    policy.wait_until = match p.raw("waitUntil")? {
-        None => None,
-        Some(f) => Some(f.dyn_into().map_err(|f| {
-            type_error(
-                "resilience.waitUntil",
-                "a function (e.g. ctx.waitUntil.bind(ctx))",
-                &f,
-            )
-        })?),
-    };
-    policy.reconnect = match p.toggle("reconnect")? {
-        Toggle::Off => None,
-        Toggle::Default if p.raw("reconnect")?.is_none() => None,
-        Toggle::Default => Some(DEFAULT_RECONNECTS),
-        Toggle::On(r) => {
-            r.only(&["maxAttempts"])?;
-            Some(
-                r.integer("maxAttempts", 0, 1000)?
-                    .map_or(DEFAULT_RECONNECTS, |n| n as u32),
-            )
-        }
-    };
-    policy.cache = match p.choice("cache", &["default", "bypass", "force", "only-if-cached"])? {
-        Some("bypass") => CacheMode::Bypass,
-        Some("force") => CacheMode::Force,
-        Some("only-if-cached") => CacheMode::OnlyIfCached,
-        _ => CacheMode::Default,
-    };
-    policy.rate_limit_key = p.string("rateLimitKey")?;
-    policy.idempotency_key = p.header_value("idempotencyKey")?;
-    policy.retry = match p.toggle("retry")? {
-        Toggle::Default => None,
-        Toggle::Off => Some(None),
-        Toggle::On(r) => Some(Some(parse_retry(
-            &r,
-            client_retry.cloned().unwrap_or_default(),
-        )?)),
-    };
-    if let Some(t) = p.object("timeout")? {
-        policy.timeout = parse_timeouts(&t)?;
-    }
-    if let Some(l) = p.object("limits")? {
-        policy.limits = parse_limits(&l)?;
-    }
-    Ok(policy)
 }

@@ -7,13 +7,13 @@
 
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
-use crate::core::platform::{Platform, ResponseMeta, SendError};
+use crate::core::platform::{Platform, SendError};
+use crate::wasm::answer::{prime, Answer, StreamStart};
 use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::shared_state::SharedState;
-use crate::wasm::stream::{prime, Body, StreamStart};
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::rc::Rc;
@@ -59,29 +59,6 @@ pub struct JsRequest {
     pub classify_errors: bool,
     /// The caller's signal: it must cancel the response body too, not only the wait for headers.
     pub signal: Option<AbortSignal>,
-}
-
-/// What an attempt produced: the response and, for an event stream, its body read up to the first
-/// event. One type for both keeps a single copy of the pipeline in the wasm.
-pub struct Answer {
-    /// The fetch `Response`.
-    pub response: Response,
-    /// The live event stream, when the request asked for one and the response is one.
-    pub stream: Option<Body>,
-    /// For chat calls: the class of an error answer, read from its body.
-    pub error_class: Option<ErrorClass>,
-}
-
-impl ResponseMeta for Answer {
-    fn status(&self) -> u16 {
-        self.response.status()
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        self.response.headers().get(name).ok().flatten()
-    }
-    fn error_class(&self) -> Option<ErrorClass> {
-        self.error_class
-    }
 }
 
 /// Global fetch and timers, the client's event listeners and its shared state store.

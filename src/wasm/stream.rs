@@ -13,348 +13,32 @@
 //! reconnected or resumed). Cancelling (`break`, `cancel()`, the caller's signal) cancels the
 //! body on the wire (once no identical stream shares it; see [`crate::wasm::tap`]).
 
-use crate::core::cache::Freshness;
-use crate::core::config::CacheMode;
-use crate::core::dedupe::Role;
 use crate::core::error::TimeoutPhase;
-use crate::core::event::{Event, RetryReason};
-use crate::core::limits::{Bound, Limits};
-use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::{Completion, Hold};
+use crate::core::llm::Hold;
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::resume::{Failure, Recoveries, Resume};
-use crate::core::sse::{EventSink, Packed, SseParser};
-use crate::core::stream::{Observation, StreamError, StreamMonitor};
-use crate::core::text;
-use crate::wasm::cache::{response_from, Hit};
-use crate::wasm::chat::{
-    chat_result, parse_chat_request, target_error, upstream_failure, Answered, ChatCall,
-    TargetFailure,
-};
-use crate::wasm::client::{until_aborted, Inner};
-use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
-use crate::wasm::fan_out;
-use crate::wasm::fetch::{gateway_timeout, response_headers};
+use crate::core::resume::Recoveries;
+use crate::core::sse::Packed;
+use crate::wasm::abort::until_aborted;
+use crate::wasm::answer::{not_a_stream, LiveStream, ReadFailure, StreamStart};
+use crate::wasm::chat_request::{parse_chat_request, ChatCall};
+use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
-use crate::wasm::platform::Answer;
-use crate::wasm::request::Prepared;
-use crate::wasm::tap::{Chunk, Cursor, Opening, Tap};
+use crate::wasm::tap::{Chunk, Cursor};
 use js_sys::{Object, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, Response, ResponseInit};
-
-/// One reader of a live stream: its place in the body, parser, and the watch holding the monitor and
-/// the events not yet handed out. Dropping it releases its place (the last one cancels the body).
-pub struct Body {
-    cursor: Cursor,
-    parser: SseParser,
-    watch: Watch,
-    ended: bool,
-    failed: Option<JsValue>,
-    /// The failure is a cut (the connection failed, went quiet, or ended early): a chat stream may
-    /// be resumed after it.
-    cut: bool,
-    /// The failure is a bound passed: final, whatever the stream.
-    oversized: bool,
-    limits: Limits,
-}
-
-impl Drop for Body {
-    fn drop(&mut self) {
-        self.cursor.release();
-    }
-}
-
-/// The parser's sink for a live stream: each event goes past the monitor, then into the batch for JS
-/// (whole events for `events()`, the text deltas for `chatStream()`); after an in-band error nothing
-/// more is passed on.
-struct Watch {
-    monitor: StreamMonitor,
-    output: Output,
-    error: Option<StreamError>,
-    /// A resumed chat stream's text already delivered, checked against the new answer, not handed
-    /// out again.
-    resume: Resume,
-    /// A bound was passed (nothing more is passed on).
-    oversized: Option<Bound>,
-}
-
-/// What a stream hands to JS.
-enum Output {
-    /// Events, packed.
-    Events(Packed),
-    /// Generated text, concatenated per batch.
-    Deltas(String),
-}
-
-impl Output {
-    fn is_empty(&self) -> bool {
-        match self {
-            Output::Events(packed) => packed.is_empty(),
-            Output::Deltas(text) => text.is_empty(),
-        }
-    }
-
-    fn take(&mut self) -> Option<String> {
-        match self {
-            Output::Events(packed) => packed.take(),
-            Output::Deltas(text) => (!text.is_empty()).then(|| std::mem::take(text)),
-        }
-    }
-}
-
-impl EventSink for Watch {
-    fn event(&mut self, event_type: &str, data: &str, id: &str, id_changed: bool) {
-        if self.error.is_some() || self.resume.diverged() || self.oversized.is_some() {
-            return;
-        }
-        match (self.monitor.observe(event_type, data), &mut self.output) {
-            ((_, Observation::Error(error)), _) => self.error = Some(error),
-            ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
-            (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
-            ((Some(delta), _), Output::Deltas(text)) => {
-                // Past the part of it a resumed stream already delivered.
-                if let Some(fresh) = self.resume.fresh(&delta) {
-                    text.push_str(fresh);
-                }
-            }
-            ((None, _), Output::Deltas(_)) => {}
-        }
-    }
-}
-
-impl Body {
-    fn new(cursor: Cursor, start: StreamStart) -> Self {
-        let StreamStart {
-            parser,
-            monitor,
-            deltas,
-            delivered,
-            limits,
-            ..
-        } = start;
-        Body {
-            cursor,
-            parser,
-            watch: Watch {
-                monitor,
-                output: if deltas {
-                    Output::Deltas(String::new())
-                } else {
-                    Output::Events(Packed::default())
-                },
-                error: None,
-                resume: Resume::after(delivered),
-                oversized: None,
-            },
-            ended: false,
-            failed: None,
-            cut: false,
-            oversized: false,
-            limits,
-        }
-    }
-
-    /// Parses a chunk. An in-band error or a cut stops the stream after the events before it: they
-    /// are still handed out, then the failure is raised.
-    fn take(&mut self, chunk: Chunk) {
-        match chunk {
-            Chunk::Bytes(bytes) => {
-                if self.parser.feed(&bytes, &mut self.watch).is_err() {
-                    self.watch.oversized.get_or_insert(Bound::Event);
-                }
-            }
-            Chunk::End => {
-                self.parser.end(&mut self.watch);
-                self.ended = true;
-            }
-        }
-        if let Some(bound) = self.watch.oversized.filter(|_| !self.oversized) {
-            let error = past_limit(bound, &self.limits);
-            set(&error, "partialText", &self.partial_text().into());
-            self.oversized = self.failed.is_none();
-            self.fail(error);
-        } else if let Some(error) = self.watch.error.take() {
-            let js = named_error(
-                "UpstreamError",
-                "UPSTREAM_STREAM_ERROR",
-                &format!(
-                    "The upstream reported an error mid-stream: {} ({})",
-                    error.message, error.kind
-                ),
-            );
-            set(&js, "kind", &error.kind.as_str().into());
-            set(&js, "partialText", &self.partial_text().into());
-            self.fail(js.into());
-        } else if self.ended && self.watch.monitor.complete() {
-            // A resumed answer that ended before reaching the text already delivered diverged.
-            self.watch.resume.completed();
-        } else if self.ended && !self.watch.monitor.complete() {
-            let error = incomplete(
-                self.partial_text(),
-                "the stream ended before its end marker",
-            );
-            self.cut = self.failed.is_none();
-            self.cursor.tap().spoil();
-            self.fail(error);
-        }
-        if self.watch.resume.diverged() {
-            let error = incomplete(
-                self.partial_text(),
-                "it was resumed, but the new answer does not start with the text already delivered",
-            );
-            self.fail(error);
-        }
-    }
-
-    /// Ends the stream with `error`, raised once the events before it are handed out.
-    fn fail(&mut self, error: JsValue) {
-        self.ended = true;
-        self.failed.get_or_insert(error);
-    }
-
-    /// Ends the stream after a failed read; a broken or quiet connection is a cut.
-    fn fail_read(&mut self, failure: ReadFailure) {
-        let (error, cut) = match failure {
-            ReadFailure::Aborted(abort) => (abort, false),
-            ReadFailure::Broken(message) => (
-                incomplete(
-                    self.partial_text(),
-                    &format!("the connection failed ({message})"),
-                ),
-                true,
-            ),
-            ReadFailure::Quiet(idle) => (idle_timeout(idle, self.partial_text()), true),
-        };
-        self.cut = cut && self.failed.is_none();
-        if self.cut {
-            self.cursor.tap().spoil();
-        }
-        self.fail(error);
-    }
-
-    /// How the stream failed, for the decision to recover.
-    fn failure(&self) -> Failure {
-        match (self.cut, self.oversized) {
-            (true, _) => Failure::Cut,
-            (_, true) => Failure::TooLarge,
-            _ => Failure::Other,
-        }
-    }
-
-    /// The text the caller has received: all of this stream's, unless it resumed one and has not
-    /// caught up with (or diverged from) the text already delivered.
-    fn partial_text(&self) -> &str {
-        self.watch.resume.partial(self.watch.monitor.text())
-    }
-}
-
-fn incomplete(partial: &str, reason: &str) -> JsValue {
-    let error = named_error(
-        "IncompleteStreamError",
-        "INCOMPLETE_STREAM",
-        &format!(
-            "The stream was cut off: {reason}. The text received so far is in error.partialText."
-        ),
-    );
-    set(&error, "partialText", &partial.into());
-    error.into()
-}
-
-/// Where an event stream starts: fresh, or resuming a cut one (its parser keeps the last event ID and
-/// the `retry:` delay; its monitor the text so far).
-#[derive(Clone, Default)]
-pub struct StreamStart {
-    parser: SseParser,
-    monitor: StreamMonitor,
-    /// Keep the whole body, so that identical requests can join it and it can be stored in the
-    /// cache once it completes.
-    retain: bool,
-    /// Hand out text deltas (`chatStream()`) rather than events.
-    deltas: bool,
-    /// Resuming a cut chat stream: the text already delivered (checked, not handed out again).
-    delivered: String,
-    /// The byte limits of the request.
-    limits: Limits,
-}
-
-impl StreamStart {
-    /// A fresh start bounded by `limits`.
-    fn bounded(self, limits: Limits) -> StreamStart {
-        StreamStart {
-            parser: SseParser::with_max_event_bytes(limits.max_event_bytes),
-            monitor: StreamMonitor::with_max_text(limits.max_response_bytes),
-            limits,
-            ..self
-        }
-    }
-}
-
-/// A chat stream's start: text deltas.
-fn chat_start() -> StreamStart {
-    StreamStart {
-        deltas: true,
-        ..StreamStart::default()
-    }
-}
-
-/// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
-/// error status, is handed back as is. An error before the first event fails the attempt (nothing
-/// was delivered, so the pipeline may retry it).
-pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, String> {
-    let streaming = response.ok()
-        && response
-            .headers()
-            .get("content-type")
-            .ok()
-            .flatten()
-            .is_some_and(|t| text::contains(&t, "text/event-stream"));
-    let Some(stream) = response.body().filter(|_| streaming) else {
-        return Ok(Answer {
-            response,
-            stream: None,
-            error_class: None,
-        });
-    };
-    // Dropped before the first event (a deadline, an abort), the body is cancelled with it.
-    let tap = Tap::new(stream.get_reader().unchecked_into(), start.retain);
-    let mut body = Body::new(tap.cursor(), start);
-    // A resumed stream is under way once its first delta matched: catching up with the text
-    // already delivered is bounded by the idle timeout, not by the time to first byte.
-    let under_way = |body: &Body| !body.watch.output.is_empty() || body.watch.resume.started();
-    while !under_way(&body) && !body.ended {
-        body.take(body.cursor.next().await?);
-        // A resumed answer that diverged, or one past a bound, is final (sending it again would
-        // not help); anything else failing before the first event fails the attempt.
-        if let (true, false, Some(error)) = (
-            body.watch.output.is_empty(),
-            body.watch.resume.diverged() || body.oversized,
-            &body.failed,
-        ) {
-            return Err(get(error, "message").as_string().unwrap_or_default());
-        }
-    }
-    if body.ended && body.watch.output.is_empty() && !body.watch.monitor.is_llm() && !body.oversized
-    {
-        return Err("the stream ended before its first event".to_string());
-    }
-    Ok(Answer {
-        response,
-        stream: Some(body),
-        error_class: None,
-    })
-}
+use web_sys::{AbortSignal, Headers, Response};
 
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
     Read(Cursor),
     /// The body ended (cleanly, or with its failure).
-    End(Box<Body>),
+    End(Box<LiveStream>),
 }
 
 /// Where a stream is.
@@ -362,12 +46,13 @@ enum Phase {
     /// The request is in flight.
     Starting,
     /// Events flow.
-    Live(Box<Body>),
+    Live(Box<LiveStream>),
     /// Nothing more to read (ended, failed, or cancelled).
     Closed,
 }
 
-struct Shared {
+/// A stream's state, held by its JS face ([`SseStream`]) and by the work in flight.
+struct Stream {
     phase: RefCell<Phase>,
     signal: Option<AbortSignal>,
     /// The longest gap between chunks and the option that set it: the request's merged timeouts'
@@ -411,7 +96,7 @@ struct ChatProgress {
     attempts: Cell<u32>,
     cached: Cell<bool>,
     /// Joined an identical request's stream.
-    shared: Cell<bool>,
+    joined: Cell<bool>,
     /// `result` was resolved or rejected (a listener run while settling may cancel the stream).
     settled: Cell<bool>,
     resolve: js_sys::Function,
@@ -425,7 +110,7 @@ struct Opened {
     /// Answered from the cache.
     cached: bool,
     /// Joined an identical request's stream (no upstream call of its own).
-    shared: bool,
+    joined: bool,
 }
 
 /// Wait before reconnecting when the server sent no `retry:` field.
@@ -434,7 +119,7 @@ const DEFAULT_RECONNECT_MS: u64 = 1000;
 /// The wasm side of an `EventStream` (the JS wrapper in the package adds async iteration).
 #[wasm_bindgen]
 pub struct SseStream {
-    shared: Rc<Shared>,
+    stream: Rc<Stream>,
     started: Promise,
 }
 
@@ -464,7 +149,7 @@ impl SseStream {
             target: Cell::new(0),
             attempts: Cell::new(0),
             cached: Cell::new(false),
-            shared: Cell::new(false),
+            joined: Cell::new(false),
             settled: Cell::new(false),
             resolve,
             reject,
@@ -476,7 +161,7 @@ impl SseStream {
     }
 
     fn begin(inner: Rc<Inner>, signal: Option<AbortSignal>, purpose: Purpose) -> SseStream {
-        let shared = Rc::new(Shared {
+        let stream = Rc::new(Stream {
             phase: RefCell::new(Phase::Starting),
             signal,
             idle: Cell::new(None),
@@ -487,7 +172,7 @@ impl SseStream {
             cancelled: Cell::new(false),
         });
         // The request starts now; `started` settles with its response (or its failure).
-        let starter = Rc::clone(&shared);
+        let starter = Rc::clone(&stream);
         let started = promise(async move {
             let started = starter.start().await;
             if let Err(error) = &started {
@@ -498,7 +183,7 @@ impl SseStream {
         // Its failure reaches the caller through iteration (or `result`): a stream never iterated
         // must not leave an unhandled rejection, which ends a Node process.
         ignore_rejection(&started);
-        SseStream { shared, started }
+        SseStream { stream, started }
     }
 }
 
@@ -514,17 +199,17 @@ impl SseStream {
     /// error.
     #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
     pub fn next_batch(&self) -> Promise {
-        let (shared, started) = (self.shared.clone(), self.started.clone());
-        promise(async move { shared.next_batch(started).await })
+        let (stream, started) = (self.stream.clone(), self.started.clone());
+        promise(async move { stream.next_batch(started).await })
     }
 
     /// Stops the stream and cancels its body on the wire (unless identical streams still read it).
     /// A chat stream's `result`, if still pending, rejects with an AbortError and its budget hold is
     /// given back.
     pub fn cancel(&self) {
-        self.shared.cancelled.set(true);
-        self.shared.phase.replace(Phase::Closed);
-        self.shared.fail_chat(&named_error(
+        self.stream.cancelled.set(true);
+        self.stream.phase.replace(Phase::Closed);
+        self.stream.fail_chat(&named_error(
             "AbortError",
             "CANCELLED",
             "The stream was cancelled before it ended.",
@@ -532,7 +217,10 @@ impl SseStream {
     }
 }
 
-impl Shared {
+mod chat;
+mod open;
+
+impl Stream {
     /// Sends the request (or answers it from the cache) and reads up to the first event.
     async fn start(&self) -> Result<JsValue, JsValue> {
         let (input, init) = match &self.purpose {
@@ -552,309 +240,6 @@ impl Shared {
         let opened = self.open_prepared(prepared, StreamStart::default()).await?;
         set(&opened.response, "attempts", &opened.attempts.into());
         Ok(opened.response.into())
-    }
-
-    /// Tries the chain's targets in order until one streams its first delta.
-    async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
-        let inner = &self.inner;
-        let client_retry = inner.engine.config().retry.as_ref();
-        inner
-            .along_chain(|index, target| async move {
-                let prepared = inner.chat_request(target, &progress.call, true).await?;
-                // Resumptions follow the request's own `resilience.retry`, else the client's.
-                let resumes = match prepared.retry(client_retry) {
-                    Some(retry) if retry.resume_streams => retry.max_retries,
-                    _ => 0,
-                };
-                self.recoveries.set(Recoveries::resumes(resumes));
-                let opened = self.open_prepared(prepared, chat_start()).await;
-                let failure = match (opened, self.oversized_before_output()) {
-                    (Err(error), _) => target_error(target, error),
-                    // Past a bound before its first delta: nothing was delivered, so the next
-                    // target may answer instead, as for a chat() answer too large.
-                    (Ok(_), Some(error)) => TargetFailure::unavailable(error),
-                    (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
-                        TargetFailure::unavailable(not_a_stream(&opened.response))
-                    }
-                    (Ok(opened), None) if opened.response.ok() => {
-                        progress.target.set(index);
-                        progress.attempts.set(opened.attempts);
-                        progress.cached.set(opened.cached);
-                        progress.shared.set(opened.shared);
-                        return Ok(opened.response.into());
-                    }
-                    (Ok(opened), None) => {
-                        upstream_failure(target, &opened.response, opened.attempts).await
-                    }
-                };
-                Err(failure)
-            })
-            .await
-    }
-
-    /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
-    /// it when cacheable. A live body becomes the stream's phase; a response without one (an error
-    /// status) is returned as is.
-    async fn open_prepared(
-        &self,
-        mut prepared: Prepared,
-        mut start: StreamStart,
-    ) -> Result<Opened, JsValue> {
-        let inner = &self.inner;
-        self.idle.set(prepared.timeout.idle_bound());
-        start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
-        let mode = prepared.policy.cache;
-        let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
-        let mut stale = None;
-        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
-            let url = prepared.url.as_str();
-            let now = inner.platform.wall_ms();
-            match inner.look_up(cache, &prepared, key, now).await? {
-                Some(Hit {
-                    entry,
-                    freshness: Freshness::Fresh,
-                }) => {
-                    inner.platform.emit(Event::Cache { url, result: "hit" });
-                    return self.replay(response_from(&entry, "HIT", now)?, start).await;
-                }
-                Some(hit) => stale = Some((hit.entry, url.to_string(), start.clone())),
-                None => {}
-            }
-            inner.platform.emit(Event::Cache {
-                url,
-                result: "miss",
-            });
-            if mode == CacheMode::OnlyIfCached {
-                return Ok(Opened {
-                    response: gateway_timeout()?,
-                    attempts: 0,
-                    cached: false,
-                    shared: false,
-                });
-            }
-        }
-        // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
-        // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
-        // subscriber to a live feed wants what comes next, not what came before.
-        let shared = key
-            .as_ref()
-            .filter(|_| prepared.method != "GET" && inner.options.dedupe);
-        start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        let opened = match shared {
-            None => self.open_upstream(prepared, start, key.as_deref()).await,
-            Some(key) => {
-                // The stream's reads watch the caller's signal themselves: the body must outlive
-                // one caller's abort.
-                prepared.request.signal = None;
-                self.open_shared(prepared, start, key).await
-            }
-        };
-        // Failed before its first event, nothing was handed out: the stale recording, if any,
-        // stands in for the whole stream, as for `fetch()`.
-        if let Some((entry, url, start)) = stale {
-            let upstream = opened.as_ref().map(|opened| &opened.response);
-            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream)? {
-                return self.replay(response, start).await;
-            }
-        }
-        opened
-    }
-
-    /// Replays a stored stream `response` (a cache hit, or a stale copy) from `start`.
-    async fn replay(&self, response: Response, start: StreamStart) -> Result<Opened, JsValue> {
-        if let Ok(Answer {
-            stream: Some(body), ..
-        }) = prime(Clone::clone(&response), start).await
-        {
-            self.go_live(body);
-        }
-        Ok(Opened {
-            response,
-            attempts: 0,
-            cached: true,
-            shared: false,
-        })
-    }
-
-    /// A request identical streams may share: joins the one live or opening, else opens it for all.
-    async fn open_shared(
-        &self,
-        prepared: Prepared,
-        start: StreamStart,
-        key: &str,
-    ) -> Result<Opened, JsValue> {
-        let streams = &self.inner.streams;
-        loop {
-            if let Some((cursor, response)) = streams.join(key) {
-                self.inner.engine.count_deduplicated();
-                let head = ResponseInit::new();
-                head.set_status(response.status());
-                head.set_headers(&response.headers());
-                self.go_live(Body::new(cursor, start));
-                return Ok(Opened {
-                    response: Response::new_with_opt_str_and_init(None, &head)?,
-                    attempts: 0,
-                    cached: false,
-                    shared: true,
-                });
-            }
-            match streams.opening.join(key) {
-                Role::Leader(leader) => {
-                    let opened = self.open_upstream(prepared, start, Some(key)).await;
-                    if opened.is_err() && self.aborted().is_some() {
-                        // Its own caller's abort: the others open the stream without it.
-                        drop(leader);
-                        return opened;
-                    }
-                    leader.complete(|copies| {
-                        let mut shared = Vec::with_capacity(copies);
-                        match &opened {
-                            Ok(opened) if !self.is_live() => {
-                                fan_out::copies(&opened.response, copies, &mut |response| {
-                                    shared.push(Opening::Answered(response))
-                                })
-                            }
-                            _ => {
-                                for _ in 0..copies {
-                                    shared.push(match &opened {
-                                        Err(error) => Opening::Failed(error.clone()),
-                                        Ok(_) => Opening::Live,
-                                    });
-                                }
-                            }
-                        }
-                        shared
-                    });
-                    return opened;
-                }
-                Role::Follower(follower) => {
-                    match until_aborted(self.signal.as_ref(), follower.outcome()).await? {
-                        None | Some(Opening::Live) => {}
-                        Some(Opening::Failed(error)) => return Err(error),
-                        Some(Opening::Answered(response)) => {
-                            self.inner.engine.count_deduplicated();
-                            return Ok(Opened {
-                                response,
-                                attempts: 0,
-                                cached: false,
-                                shared: true,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends the request through the pipeline; a live body becomes the stream's phase (recorded for
-    /// the cache, and offered to identical requests, under `key`).
-    async fn open_upstream(
-        &self,
-        mut prepared: Prepared,
-        start: StreamStart,
-        key: Option<&str>,
-    ) -> Result<Opened, JsValue> {
-        let inner = &self.inner;
-        let url = prepared.url.clone();
-        let wait_until = prepared.policy.wait_until.clone();
-        let shareable = prepared.method != "GET";
-        prepared.request.stream = Some(start);
-        let delivered = inner.call(prepared, None).await?;
-        let Answer {
-            response, stream, ..
-        } = delivered.response;
-        if let Some(body) = stream {
-            if let Some(key) = key {
-                if shareable {
-                    inner.streams.offer(key, body.cursor.tap(), &response);
-                }
-                if inner.cache.is_some() {
-                    *self.recording.borrow_mut() = Some(Recording {
-                        url,
-                        key: key.to_string(),
-                        status: response.status(),
-                        headers: response_headers(&response),
-                        wait_until,
-                    });
-                }
-            }
-            self.go_live(body);
-        }
-        Ok(Opened {
-            response,
-            attempts: delivered.attempts,
-            cached: false,
-            shared: false,
-        })
-    }
-
-    /// A chat stream that ended cleanly: settle its budget and resolve `result`.
-    fn finish_chat(&self, body: &Body) {
-        let Purpose::Chat(progress) = &self.purpose else {
-            return;
-        };
-        if progress.settled.replace(true) {
-            return;
-        }
-        let inner = &self.inner;
-        let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return;
-        };
-        let monitor = &body.watch.monitor;
-        let usage = reported_or_estimated(monitor.usage(), &progress.call.messages, monitor.text());
-        let micros = inner.settle(
-            progress.hold.take(),
-            &progress.call,
-            target,
-            (&usage, progress.cached.get() || progress.shared.get()),
-        );
-        let answered = Answered {
-            completion: Completion {
-                text: monitor.text().to_string(),
-                finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
-                usage,
-            },
-            attempts: progress.attempts.get(),
-            cached: progress.cached.get(),
-        };
-        let _ = progress
-            .resolve
-            .call1(&JsValue::NULL, &chat_result(target, &answered, micros));
-    }
-
-    /// A chat stream that failed: give the budget hold back (or charge what was generated) and
-    /// reject `result`.
-    fn fail_chat(&self, error: &JsValue) {
-        let Purpose::Chat(progress) = &self.purpose else {
-            return;
-        };
-        if progress.settled.replace(true) {
-            return;
-        }
-        self.inner.release(progress.hold.take());
-        let _ = progress.reject.call1(&JsValue::NULL, error);
-    }
-
-    /// Stores a stream that completed cleanly, if it was being recorded.
-    fn store_recording(&self, body: &mut Body) {
-        let (Some(recording), Some(bytes)) = (self.recording.take(), body.cursor.tap().recorded())
-        else {
-            return;
-        };
-        let Recording {
-            url,
-            key,
-            status,
-            headers,
-            wait_until,
-        } = recording;
-        self.inner.store_later(
-            &url,
-            &key,
-            (status, headers),
-            async move { Some(bytes) },
-            wait_until.as_ref(),
-        );
     }
 
     async fn next_batch(&self, started: Promise) -> Result<JsValue, JsValue> {
@@ -929,7 +314,7 @@ impl Shared {
     /// Reconnects an event stream or resumes a chat stream after `body` failed with `error`; the
     /// new body becomes the stream's phase. A resumption that could not even open uses up a
     /// resumption too.
-    async fn recover(&self, body: Box<Body>, error: JsValue) -> Result<(), JsValue> {
+    async fn recover(&self, body: Box<LiveStream>, error: JsValue) -> Result<(), JsValue> {
         let progress = match &self.purpose {
             Purpose::Events { input, init } => {
                 let resumed = self.reconnect(input, init, *body).await?;
@@ -965,7 +350,7 @@ impl Shared {
 
     /// Makes `body` the stream's phase, unless the stream was cancelled meanwhile (then the body is
     /// released at once).
-    fn go_live(&self, body: Body) {
+    fn go_live(&self, body: LiveStream) {
         if !self.cancelled.get() {
             *self.phase.borrow_mut() = Phase::Live(Box::new(body));
         }
@@ -1004,8 +389,8 @@ impl Shared {
         &self,
         input: &JsValue,
         init: &JsValue,
-        mut old: Body,
-    ) -> Result<Body, JsValue> {
+        mut old: LiveStream,
+    ) -> Result<LiveStream, JsValue> {
         let mut parser = std::mem::take(&mut old.parser);
         parser.end(&mut Packed::default());
         let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
@@ -1036,52 +421,6 @@ impl Shared {
         recover
     }
 
-    /// Sends a cut chat stream's request to the same target again. The new stream hands out only
-    /// what follows the text already `delivered`, and fails if the new answer does not start with
-    /// exactly that text. `Ok(false)` when no new stream could be opened; an error that ends the
-    /// call (an abort, a budget) is passed on.
-    async fn resume(&self, progress: &ChatProgress, delivered: &str) -> Result<bool, JsValue> {
-        let inner = &self.inner;
-        let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return Ok(false);
-        };
-        if self.cancelled.get() {
-            return Ok(false);
-        }
-        let prepared = match inner.chat_request(target, &progress.call, true).await {
-            Ok(prepared) => prepared,
-            Err(failure) if failure.outcome.falls_back() => return Ok(false),
-            Err(failure) => return Err(failure.error),
-        };
-        inner.platform.emit(Event::Retry {
-            url: &prepared.url,
-            attempt: progress.attempts.get() + 1,
-            delay_ms: 0,
-            reason: RetryReason::StreamCut,
-            from_server: false,
-        });
-        let start = StreamStart {
-            delivered: delivered.to_string(),
-            ..chat_start()
-        };
-        match self.open_prepared(prepared, start).await {
-            Ok(opened) if self.is_live() => {
-                progress
-                    .attempts
-                    .set(progress.attempts.get() + opened.attempts);
-                // Free only if no part of the answer made an upstream call of its own.
-                progress.cached.set(progress.cached.get() && opened.cached);
-                progress.shared.set(progress.shared.get() && opened.shared);
-                Ok(true)
-            }
-            Ok(_) => Ok(false),
-            Err(error) => match target_error(target, error) {
-                failure if failure.outcome.falls_back() => Ok(false),
-                failure => Err(failure.error),
-            },
-        }
-    }
-
     /// One read, bounded by the idle timeout and the caller's signal.
     async fn read_guarded(&self, cursor: &Cursor) -> Result<Chunk, ReadFailure> {
         let read = async {
@@ -1103,42 +442,4 @@ impl Shared {
             (outcome, _) => outcome,
         }
     }
-}
-
-/// Why a read gave no chunk.
-enum ReadFailure {
-    /// The caller's signal fired (its AbortError).
-    Aborted(JsValue),
-    /// The connection failed.
-    Broken(String),
-    /// No chunk within the idle bound.
-    Quiet((TimeoutPhase, u64)),
-}
-
-fn idle_timeout((phase, ms): (TimeoutPhase, u64), partial: &str) -> JsValue {
-    let error = timeout_error(phase, ms, "The stream went quiet for", "");
-    set(&error, "partialText", &partial.into());
-    error.into()
-}
-
-/// A non-2xx answer (after retries) or a body that is not an event stream: nothing to iterate.
-fn not_a_stream(response: &Response) -> JsValue {
-    let status = response.status();
-    let error = if response.ok() {
-        named_error(
-            "UpstreamError",
-            "NOT_AN_EVENT_STREAM",
-            &format!("The upstream answered {status} but not with text/event-stream."),
-        )
-    } else {
-        named_error(
-            "UpstreamError",
-            "UPSTREAM_STATUS",
-            &format!("The upstream answered HTTP {status}; no events to read (error.response has the body)."),
-        )
-    };
-    set(&error, "status", &status.into());
-    set(&error, "attempts", &get(response, "attempts"));
-    set(&error, "response", response);
-    error.into()
 }

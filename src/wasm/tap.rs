@@ -283,13 +283,13 @@ pub enum Opening {
 
 /// Identical stream requests: single flight while one is opening, then the live streams to join.
 #[derive(Default)]
-pub struct SharedStreams {
+pub struct JoinableStreams {
     /// Requests still opening, by key.
     pub opening: Flights<Opening>,
     live: RefCell<Vec<(String, Weak<Tap>, Response)>>,
 }
 
-impl SharedStreams {
+impl JoinableStreams {
     /// Makes `tap` joinable under `key`; `response` is the head its readers are given.
     pub fn offer(&self, key: &str, tap: &Rc<Tap>, response: &Response) {
         let mut live = self.live.borrow_mut();

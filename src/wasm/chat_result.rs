@@ -1,0 +1,169 @@
+//! What a chat call hands back: the `ChatResult`, and the errors of a target, a budget and a chain
+//! (each naming the target, cap or limit concerned).
+
+use crate::core::llm::{classify, error_message, Cap, Completion, Exceeded, Outcome};
+use crate::wasm::body::error_text;
+use crate::wasm::chat_options::TargetConfig;
+use crate::wasm::errors::named_error;
+use crate::wasm::js::{get, set, ObjectBuilder};
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
+use web_sys::Response;
+
+/// How one target's attempt ended, when it did not answer: the error the caller may see, and what
+/// it means for the chain ([`Chain`](crate::core::llm::Chain) decides whether the next target is tried).
+pub struct TargetFailure {
+    /// How it failed, for the chain.
+    pub outcome: Outcome,
+    /// The error.
+    pub error: JsValue,
+}
+
+impl TargetFailure {
+    /// The target gave no usable answer; the next one may.
+    pub(crate) fn unavailable(error: JsValue) -> Self {
+        TargetFailure {
+            outcome: Outcome::Unavailable,
+            error,
+        }
+    }
+
+    /// The request could not be prepared: no target would take it.
+    pub(crate) fn unprepared(error: JsValue) -> Self {
+        TargetFailure {
+            outcome: Outcome::Unprepared,
+            error,
+        }
+    }
+}
+
+/// A target's answer.
+pub struct Answered {
+    /// Text, finish reason, usage.
+    pub completion: Completion,
+    /// Attempts the target took (0 when cached).
+    pub attempts: u32,
+    /// From the cache.
+    pub cached: bool,
+}
+
+/// A chat call on a client without targets.
+pub(crate) fn no_targets() -> js_sys::TypeError {
+    js_sys::TypeError::new(
+        "chat() needs options.targets: [{ provider, baseUrl, model, apiKey? }, ...]",
+    )
+}
+
+/// Whether `error` is an answer past a byte limit (asking the same target again would not help).
+pub(crate) fn is_too_large(error: &JsValue) -> bool {
+    get(error, "code").as_string().as_deref() == Some("RESPONSE_TOO_LARGE")
+}
+
+/// A target's pipeline error, read for the chain: an abort, the client's own rate limit (a
+/// client-wide bucket, the same whichever target is next), or this target unavailable.
+pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
+    set(&error, "target", &target.name.as_str().into());
+    let name = get(&error, "name").as_string().unwrap_or_default();
+    let client_wide_limit = name == "RateLimitError"
+        && get(&error, "key")
+            .as_string()
+            .is_some_and(|key| key == "client" || key.starts_with("client|"));
+    let outcome = match name.as_str() {
+        "AbortError" => Outcome::Aborted,
+        _ if client_wide_limit => Outcome::ClientLimited,
+        _ => Outcome::Unavailable,
+    };
+    TargetFailure { outcome, error }
+}
+
+/// The error for a target's non-2xx answer: classified from its status and body.
+pub(crate) async fn upstream_failure(
+    target: &TargetConfig,
+    response: &Response,
+    attempts: u32,
+) -> TargetFailure {
+    let status = response.status();
+    let body = error_text(response).await.unwrap_or_default();
+    let class = classify(status, &body);
+    let message = error_message(&body).unwrap_or_else(|| "no error message".to_string());
+    let error = named_error(
+        "UpstreamError",
+        &class.as_str().to_ascii_uppercase(),
+        &format!(
+            "{} answered HTTP {status} ({}): {message}",
+            target.name,
+            class.as_str()
+        ),
+    );
+    set(&error, "status", &status.into());
+    set(&error, "kind", &class.as_str().into());
+    set(&error, "attempts", &attempts.into());
+    set(&error, "target", &target.name.as_str().into());
+    TargetFailure {
+        outcome: Outcome::Answered(class),
+        error: error.into(),
+    }
+}
+
+/// `BudgetExceededError`: which cap, its limit, what remains and what the call needed.
+pub(crate) fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
+    let cap = exceeded.cap.as_str();
+    // The cost cap is kept in micro-dollars; it is reported in dollars, like the option.
+    let (scale, unit) = if exceeded.cap == Cap::DailyCost {
+        (1e6, "USD")
+    } else {
+        (1.0, "tokens")
+    };
+    let [needed, remaining, limit] =
+        [exceeded.needed, exceeded.remaining, exceeded.limit].map(|n| n as f64 / scale);
+    let error = named_error(
+        "BudgetExceededError",
+        "BUDGET_EXCEEDED",
+        &format!(
+            "The {cap} budget for {user} would be exceeded by this call (it may use more {unit} than remain); \
+             see error.needed, error.remaining and error.limit."
+        ),
+    );
+    set(&error, "cap", &cap.into());
+    set(&error, "limit", &limit.into());
+    set(&error, "remaining", &remaining.into());
+    set(&error, "needed", &needed.into());
+    set(&error, "user", &user.into());
+    error.into()
+}
+
+/// `AllTargetsFailedError` with every target's error (`errors[i]` is `targets[i]`'s).
+pub(crate) fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>) -> JsValue {
+    let mut summary = String::from("Every target failed. ");
+    for (i, (target, e)) in targets.iter().zip(&errors).enumerate() {
+        let message = get(e, "message").as_string().unwrap_or_default();
+        let separator = if i == 0 { "" } else { "; " };
+        summary += &format!("{separator}{}: {message}", target.name);
+    }
+    let error = named_error("AllTargetsFailedError", "ALL_TARGETS_FAILED", &summary);
+    let list: Array = errors.into_iter().collect();
+    set(&error, "errors", &list);
+    error.into()
+}
+
+/// The `ChatResult` object.
+pub(crate) fn chat_result(target: &TargetConfig, answered: &Answered, cost_micros: u64) -> JsValue {
+    let completion = &answered.completion;
+    ObjectBuilder::new()
+        .str("text", &completion.text)
+        .str("target", &target.name)
+        .str("provider", target.provider.as_str())
+        .str("model", &target.model)
+        .str("finishReason", &completion.finish_reason)
+        .value(
+            "usage",
+            &ObjectBuilder::new()
+                .num("inputTokens", completion.usage.input_tokens as f64)
+                .num("outputTokens", completion.usage.output_tokens as f64)
+                .build(),
+        )
+        .num("costUsd", cost_micros as f64 / 1e6)
+        .bool("cached", answered.cached)
+        .num("attempts", answered.attempts)
+        .build()
+}
