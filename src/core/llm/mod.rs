@@ -15,6 +15,7 @@ pub mod charge;
 pub mod cost;
 pub mod errors;
 pub mod provider;
+pub mod request;
 pub mod tokens;
 
 pub use crate::core::stream::Usage;

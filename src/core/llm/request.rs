@@ -1,0 +1,182 @@
+//! The portable chat request: what a caller asks, independent of the provider that answers.
+//!
+//! A fallback from an OpenAI-compatible target to Anthropic only keeps a conversation's meaning if
+//! the request is held in one neutral shape that each dialect is written from
+//! ([`crate::core::llm::provider`]): content parts (text and images), the assistant's tool calls,
+//! tool results, tool definitions, the tool choice, the response format and the sampling options.
+//! JSON the caller hands over as a value (a tool's parameter schema, a response schema, provider
+//! options) is held as its JSON text, validated once when the request is read, and written into the
+//! body as is: the layer never needs to understand a JSON Schema, only to carry it.
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Instructions; Anthropic takes them out of the list into its top-level `system`.
+    System,
+    /// The human side.
+    User,
+    /// The model side (earlier answers with their tool calls, or a prefill).
+    Assistant,
+    /// A tool's result, answering the assistant's tool call `tool_call_id`.
+    Tool,
+}
+
+impl Role {
+    /// `"system"`, `"user"`, `"assistant"` or `"tool"` (exactly); `None` for anything else.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "system" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            "tool" => Some(Role::Tool),
+            _ => None,
+        }
+    }
+
+    /// The wire name, as [`Role::parse`] accepts it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// One piece of a message's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Text.
+    Text(String),
+    /// An image by URL: `https:` (or `http:`) for the provider to fetch, or a `data:` URL
+    /// carrying it in base64.
+    Image(String),
+}
+
+/// A call the model made to one of the request's tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The provider's id for the call, echoed by the tool message that answers it.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as the JSON text the model wrote (it may be invalid JSON: models err).
+    pub arguments: String,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// The content, in order; a plain string is one [`Part::Text`]. Empty for an assistant message
+    /// that only calls tools (`content: null`).
+    pub content: Vec<Part>,
+    /// The assistant's tool calls (assistant messages only).
+    pub tool_calls: Vec<ToolCall>,
+    /// The tool call this message answers (tool messages only).
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    /// A message of plain text.
+    pub fn text(role: Role, text: &str) -> Message {
+        Message {
+            role,
+            content: vec![Part::Text(text.to_string())],
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    /// Its name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: Option<String>,
+    /// Its parameters' JSON Schema, as JSON text (an object).
+    pub parameters: String,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// No tool call.
+    None,
+    /// Some tool call.
+    Required,
+    /// This tool.
+    Named(String),
+}
+
+/// The shape of the answer's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// Any JSON object.
+    Json,
+    /// JSON valid against a schema.
+    JsonSchema {
+        /// The schema's name.
+        name: String,
+        /// The JSON Schema, as JSON text (an object).
+        schema: String,
+        /// Ask the provider to enforce the schema exactly.
+        strict: Option<bool>,
+    },
+}
+
+/// What to ask, independent of the provider.
+#[derive(Debug, Clone, Default)]
+pub struct ChatParams<'a> {
+    /// The provider's model name, sent as is.
+    pub model: &'a str,
+    /// The conversation, in order.
+    pub messages: &'a [Message],
+    /// The tools the model may call.
+    pub tools: &'a [Tool],
+    /// Whether and which tool it must call.
+    pub tool_choice: Option<&'a ToolChoice>,
+    /// The shape of the answer.
+    pub response_format: Option<&'a ResponseFormat>,
+    /// Most tokens to generate; `None`: OpenAI's model limit, Anthropic
+    /// [`DEFAULT_ANTHROPIC_MAX_TOKENS`](crate::core::llm::provider::DEFAULT_ANTHROPIC_MAX_TOKENS).
+    pub max_tokens: Option<u32>,
+    /// Temperature × 1000 as an integer: 0 = greedy, 700 = 0.7. Sent as given (Anthropic accepts
+    /// 0..=1, OpenAI 0..=2; the upstream rejects the rest with a 400 rather than this layer
+    /// clamping a misconfiguration away).
+    pub temperature_milli: Option<u32>,
+    /// Nucleus sampling × 1000 (`top_p`).
+    pub top_p_milli: Option<u32>,
+    /// Stop sequences.
+    pub stop: &'a [String],
+    /// A seed for deterministic sampling where the provider has one (OpenAI; Anthropic has none).
+    pub seed: Option<i64>,
+    /// An opaque end-user id for the provider's abuse monitoring (OpenAI `user`, Anthropic
+    /// `metadata.user_id`).
+    pub user: Option<&'a str>,
+    /// Members merged as is into this provider's body (`providerOptions.openai` or
+    /// `.anthropic`), as the JSON text of an object: they win over the fields written from the
+    /// portable request.
+    pub provider_options: Option<&'a str>,
+    /// Ask for a server-sent-event stream.
+    pub stream: bool,
+}
+
+/// A piece of a tool call as it streams, in OpenAI's shape whichever provider answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallDelta {
+    /// Which call of the answer (0, 1…), in the order the model made them.
+    pub index: u32,
+    /// The call's id, on its first piece.
+    pub id: Option<String>,
+    /// The tool's name, on its first piece.
+    pub name: Option<String>,
+    /// The next piece of the arguments' JSON text.
+    pub arguments_delta: String,
+}
