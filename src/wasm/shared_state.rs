@@ -16,7 +16,7 @@
 
 use crate::core::breaker::{BreakerConfig, Verdict};
 use crate::core::error::Failure;
-use crate::core::rate_limit::RateLimitConfig;
+use crate::core::rate_limit::{RateLimitConfig, Reservation};
 use crate::core::sorted_map::SortedMap;
 use crate::core::state_store::StateStore;
 use crate::wasm::js::{get, ignore_rejection};
@@ -46,7 +46,6 @@ pub struct SharedState {
 
 /// What an admission holds until the call's verdict is reported.
 pub struct Ticket {
-    key: String,
     permit: JsValue,
     settings: String,
 }
@@ -80,7 +79,6 @@ impl StateStore for SharedState {
     async fn admit(&self, key: &str, cfg: &BreakerConfig, now_ms: u64) -> Result<Ticket, Failure> {
         let settings = breaker_settings(cfg);
         let ticket = |permit| Ticket {
-            key: key.to_string(),
             permit,
             settings: settings.clone(),
         };
@@ -120,12 +118,12 @@ impl StateStore for SharedState {
 
     /// Without waiting; a failure also ends this isolate's lease, so the next call learns whether it
     /// opened the breaker.
-    fn record(&self, ticket: Ticket, verdict: Verdict) {
+    fn record(&self, key: &str, ticket: Ticket, verdict: Verdict, _: u64) {
         if verdict == Verdict::Failure {
-            self.closed_until.borrow_mut().remove(&ticket.key);
+            self.closed_until.borrow_mut().remove(key);
         }
         let args = [
-            ticket.key.into(),
+            key.into(),
             verdict.as_str().into(),
             ticket.permit,
             ticket.settings.into(),
@@ -135,7 +133,13 @@ impl StateStore for SharedState {
         }
     }
 
-    async fn take(&self, key: &str, tokens: u64, cfg: &RateLimitConfig) -> Result<u64, Failure> {
+    async fn take(
+        &self,
+        key: &str,
+        tokens: u64,
+        cfg: &RateLimitConfig,
+        _: u64,
+    ) -> Result<Reservation, Failure> {
         let args = [
             key.into(),
             (tokens as f64).into(),
@@ -143,11 +147,11 @@ impl StateStore for SharedState {
         ];
         let answer = match self.ask("take", &args).await {
             Ok(answer) => answer,
-            Err(_) if self.options.fail_open => return Ok(0),
+            Err(_) if self.options.fail_open => return Ok(Reservation::remote(0)),
             Err(_) => return Err(unavailable(key)),
         };
         if get(&answer, "ok").as_bool() == Some(true) {
-            Ok(millis(&answer, "waitMs"))
+            Ok(Reservation::remote(millis(&answer, "waitMs")))
         } else {
             Err(Failure::RateLimited {
                 key: key.to_string(),
