@@ -4,7 +4,7 @@
 //! stored, or not read for usage. The caller's own body is never bounded: the caller reads it.
 
 use crate::core::cache::{
-    lookup_wait_ms, response_storable, serves_stale, storable_headers, Entry, Freshness,
+    cache_first, lookup_wait_ms, response_storable, serves_stale, storable_headers, CacheFirst,
 };
 use crate::core::config::CacheMode;
 use crate::core::event::Event;
@@ -85,31 +85,18 @@ impl Inner {
                 .max_response_bytes,
         );
         let now = self.platform.wall_ms();
-        let stale = match self.look_up(cache, &prepared, key, now).await? {
-            Some(Hit {
-                entry,
-                freshness: Freshness::Fresh,
-            }) => {
-                self.platform.emit(Event::Cache {
-                    url: &url,
-                    result: "hit",
-                });
-                return Fetched::cached(response_from(&entry, "HIT", now)?);
-            }
-            Some(hit) => Some(hit.entry),
-            None => None,
+        let found = self.look_up(cache, &prepared, key, now).await?;
+        let found = found.map(|hit| (hit.entry, hit.freshness));
+        let upstream = match cache_first(&self.platform, &url, prepared.policy.cache, found) {
+            CacheFirst::Hit(entry) => return Fetched::cached(response_from(&entry, "HIT", now)?),
+            CacheFirst::Unsatisfiable => return Fetched::cached(gateway_timeout()?),
+            CacheFirst::Upstream(upstream) => upstream,
         };
-        self.platform.emit(Event::Cache {
-            url: &url,
-            result: "miss",
-        });
-        if prepared.policy.cache == CacheMode::OnlyIfCached {
-            return Fetched::cached(gateway_timeout()?);
-        }
         let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
-        let upstream = outcome.as_ref().map(|fetched| &fetched.response);
-        if let Some(response) = self.stale_answer(&url, stale.as_ref(), upstream)? {
-            return Fetched::cached(response);
+        let failed = upstream_failed(outcome.as_ref().map(|fetched| &fetched.response));
+        if let Some(entry) = upstream.stale_if_error(&self.platform, &url, failed) {
+            let stale = response_from(&entry, "STALE", self.platform.wall_ms())?;
+            return Fetched::cached(stale);
         }
         let mut fetched = outcome?;
         let response = &fetched.response;
@@ -119,31 +106,6 @@ impl Inner {
         }
         fetched.response = mark_miss(response)?;
         Ok(fetched)
-    }
-
-    /// The `stale` entry as the answer, when there is one and the `upstream` outcome failed
-    /// ([`serves_stale`]); emits the `stale` cache event.
-    pub(crate) fn stale_answer(
-        &self,
-        url: &str,
-        stale: Option<&Entry>,
-        upstream: Result<&Response, &JsValue>,
-    ) -> Result<Option<Response>, JsValue> {
-        let failed = match upstream {
-            Ok(response) => serves_stale(Some(response.status()), false),
-            Err(error) => serves_stale(
-                None,
-                get(error, "name").as_string().as_deref() == Some("AbortError"),
-            ),
-        };
-        let Some(entry) = stale.filter(|_| failed) else {
-            return Ok(None);
-        };
-        self.platform.emit(Event::Cache {
-            url,
-            result: "stale",
-        });
-        response_from(entry, "STALE", self.platform.wall_ms()).map(Some)
     }
 
     /// The in-flight calls a keyed request may join: none with `dedupe` off.
@@ -330,6 +292,18 @@ extern "C" {
     /// Proxy of one, in runtimes that check).
     #[wasm_bindgen(catch)]
     fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Result<Response, JsValue>;
+}
+
+/// Whether the upstream's outcome is a failure a stale entry may stand in for ([`serves_stale`]):
+/// a 5xx, or no response, but not the caller's own abort.
+pub(crate) fn upstream_failed(upstream: Result<&Response, &JsValue>) -> bool {
+    match upstream {
+        Ok(response) => serves_stale(Some(response.status()), false),
+        Err(error) => serves_stale(
+            None,
+            get(error, "name").as_string().as_deref() == Some("AbortError"),
+        ),
+    }
 }
 
 /// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.

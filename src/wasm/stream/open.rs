@@ -2,16 +2,15 @@
 //! failed upstream), by joining an identical stream in flight, or upstream through the pipeline.
 
 use super::{Opened, Recording, Stream};
-use crate::core::cache::Freshness;
+use crate::core::cache::{cache_first, CacheFirst};
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
-use crate::core::event::Event;
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::{prime, Answer, LiveStream, StreamStart};
-use crate::wasm::cache::{response_from, Hit};
+use crate::wasm::cache::response_from;
 use crate::wasm::fan_out;
-use crate::wasm::fetch::{gateway_timeout, response_headers};
+use crate::wasm::fetch::{gateway_timeout, response_headers, upstream_failed};
 use crate::wasm::request::Prepared;
 use crate::wasm::tap::Opening;
 use wasm_bindgen::prelude::*;
@@ -23,7 +22,7 @@ impl Stream {
     /// status) is returned as is.
     pub(super) async fn open_prepared(
         &self,
-        mut prepared: Prepared,
+        prepared: Prepared,
         mut start: StreamStart,
     ) -> Result<Opened, JsValue> {
         let inner = &self.inner;
@@ -31,34 +30,52 @@ impl Stream {
         start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
-        let mut stale = None;
-        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
-            let url = prepared.url.as_str();
-            let now = inner.platform.wall_ms();
-            match inner.look_up(cache, &prepared, key, now).await? {
-                Some(Hit {
-                    entry,
-                    freshness: Freshness::Fresh,
-                }) => {
-                    inner.platform.emit(Event::Cache { url, result: "hit" });
-                    return self.replay(response_from(&entry, "HIT", now)?, start).await;
-                }
-                Some(hit) => stale = Some((hit.entry, url.to_string(), start.clone())),
-                None => {}
+        let (Some(cache), Some(cache_key)) = (&inner.cache, &key) else {
+            return self.open_live(prepared, start, key).await;
+        };
+        let now = inner.platform.wall_ms();
+        let found = inner.look_up(cache, &prepared, cache_key, now).await?;
+        let found = found.map(|hit| (hit.entry, hit.freshness));
+        let url = prepared.url.clone();
+        let upstream = match cache_first(&inner.platform, &url, mode, found) {
+            CacheFirst::Hit(entry) => {
+                return self.replay(response_from(&entry, "HIT", now)?, start).await
             }
-            inner.platform.emit(Event::Cache {
-                url,
-                result: "miss",
-            });
-            if mode == CacheMode::OnlyIfCached {
+            CacheFirst::Unsatisfiable => {
                 return Ok(Opened {
                     response: gateway_timeout()?,
                     attempts: 0,
                     cached: false,
                     joined: false,
-                });
+                })
             }
+            CacheFirst::Upstream(upstream) => upstream,
+        };
+        // A stream that failed before its first event has handed nothing out: a stale recording
+        // stands in for the whole of it, as for `fetch()`.
+        let replay_from = upstream.has_stale().then(|| start.clone());
+        let opened = self.open_live(prepared, start, key).await;
+        let failed = upstream_failed(opened.as_ref().map(|opened| &opened.response));
+        match (
+            upstream.stale_if_error(&inner.platform, &url, failed),
+            replay_from,
+        ) {
+            (Some(entry), Some(start)) => {
+                let stale = response_from(&entry, "STALE", inner.platform.wall_ms())?;
+                self.replay(stale, start).await
+            }
+            _ => opened,
         }
+    }
+
+    /// Opens the stream live: joins an identical one in flight, or opens it upstream.
+    async fn open_live(
+        &self,
+        mut prepared: Prepared,
+        mut start: StreamStart,
+        key: Option<String>,
+    ) -> Result<Opened, JsValue> {
+        let inner = &self.inner;
         // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
         // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
         // subscriber to a live feed wants what comes next, not what came before.
@@ -66,7 +83,7 @@ impl Stream {
             .as_ref()
             .filter(|_| prepared.method != "GET" && inner.options.dedupe);
         start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        let opened = match shared {
+        match shared {
             None => self.open_upstream(prepared, start, key.as_deref()).await,
             Some(key) => {
                 // The stream's reads watch the caller's signal themselves: the body must outlive
@@ -74,16 +91,7 @@ impl Stream {
                 prepared.request.signal = None;
                 self.join_or_open(prepared, start, key).await
             }
-        };
-        // Failed before its first event, nothing was handed out: the stale recording, if any,
-        // stands in for the whole stream, as for `fetch()`.
-        if let Some((entry, url, start)) = stale {
-            let upstream = opened.as_ref().map(|opened| &opened.response);
-            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream)? {
-                return self.replay(response, start).await;
-            }
         }
-        opened
     }
 
     /// Replays a stored stream `response` (a cache hit, or a stale copy) from `start`.
