@@ -7,13 +7,13 @@ mod sim;
 use resilient_llm::core::cache::{cache_first, serves_stale, CacheFirst, Freshness};
 use resilient_llm::core::config::{CacheMode, ClientConfig, Timeouts};
 use resilient_llm::core::error::{Failure, TimeoutPhase};
-use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine};
+use resilient_llm::core::pipeline::{CallSpec, Engine, UpstreamResponse};
 use resilient_llm::core::platform::Platform;
 use resilient_llm::core::retry::{Jitter, RetryConfig};
 use sim::{Reply, Sim, SimPlatform, SimResponse};
 use std::rc::Rc;
 
-type Outcome = Result<Delivered<SimResponse>, Failure>;
+type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
 /// How a cache-first call was answered.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use resilient_llm::core::breaker::{BreakerConfig, StateKind};
 use resilient_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use resilient_llm::core::dedupe::MAX_CALLERS;
 use resilient_llm::core::error::{Failure, TimeoutPhase};
-use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
+use resilient_llm::core::pipeline::{CallSpec, Engine, SharedCalls, UpstreamResponse};
 use resilient_llm::core::policy_board::PolicyBoard;
 use resilient_llm::core::race::{race, Either};
 use resilient_llm::core::rate_limit::RateLimitConfig;
@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-type Outcome = Result<Delivered<SimResponse>, Failure>;
+type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
 fn retry(max_retries: u32) -> RetryConfig {
     RetryConfig {

@@ -49,9 +49,10 @@ pub struct CallSpec<R> {
     pub tokens: u64,
 }
 
-/// A response handed back to the caller, with what it took to get it.
+/// The upstream's final response, with what it took to get it (attempts, a too-long Retry-After,
+/// the token charge).
 #[derive(Debug)]
-pub struct Delivered<R> {
+pub struct UpstreamResponse<R> {
     /// The final response (possibly an error status after exhausted retries).
     pub response: R,
     /// Attempts made, 1 when the first one answered.
@@ -166,7 +167,7 @@ impl Engine {
         &self,
         platform: &P,
         call: &CallSpec<P::Request>,
-    ) -> Result<Delivered<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure> {
         let attempts = Cell::new(0);
         let mut tally = CallTally::start(self, platform);
         let result = match call.timeout.total_ms {
@@ -206,7 +207,7 @@ impl Engine {
         flights: &SharedCalls<P::Response>,
         call: &CallSpec<P::Request>,
         key: &str,
-    ) -> Result<Delivered<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure> {
         loop {
             match flights.join(key) {
                 Role::Leader(leader) => {
@@ -234,7 +235,7 @@ impl Engine {
         platform: &P,
         call: &CallSpec<P::Request>,
         attempts: &Cell<u32>,
-    ) -> Result<Delivered<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure> {
         let mut tokens = self.wait_for_rate_limit(platform, call).await?;
         let mut breaker = self.admit(platform, call).await?;
         let mut retry = call.retry.as_ref().map(RetryState::new);
@@ -287,7 +288,7 @@ impl Engine {
                 Err(_) => Verdict::Failure,
             });
             return match outcome {
-                Ok(response) => Ok(Delivered {
+                Ok(response) => Ok(UpstreamResponse {
                     response,
                     attempts: attempt,
                     retry_after_ms,
@@ -478,17 +479,17 @@ type States<'a, P> = OwnOrShared<&'a LocalState, &'a <P as Platform>::Store>;
 type Ticket<P> = OwnOrShared<Permit, <<P as Platform>::Store as StateStore>::Ticket>;
 
 /// Calls in flight that identical calls may share.
-pub type SharedCalls<R> = Flights<Result<Delivered<R>, Failure>>;
+pub type SharedCalls<R> = Flights<Result<UpstreamResponse<R>, Failure>>;
 
 fn share_outcome<P: Platform>(
     platform: &P,
-    outcome: &Result<Delivered<P::Response>, Failure>,
+    outcome: &Result<UpstreamResponse<P::Response>, Failure>,
     copies: usize,
-) -> Vec<Result<Delivered<P::Response>, Failure>> {
+) -> Vec<Result<UpstreamResponse<P::Response>, Failure>> {
     let mut shared = Vec::with_capacity(copies);
     match outcome {
         Ok(delivered) => platform.share(&delivered.response, copies, &mut |response| {
-            shared.push(Ok(Delivered {
+            shared.push(Ok(UpstreamResponse {
                 response,
                 attempts: delivered.attempts,
                 retry_after_ms: delivered.retry_after_ms,

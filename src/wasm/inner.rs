@@ -3,7 +3,7 @@
 //! exported class ([`crate::wasm::client`]) owns it.
 
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
+use crate::core::pipeline::{CallSpec, Engine, SharedCalls, UpstreamResponse};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::Answer;
@@ -89,7 +89,7 @@ impl Inner {
         &self,
         prepared: Prepared,
         shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<Delivered<Answer>, JsValue> {
+    ) -> Result<UpstreamResponse<Answer>, JsValue> {
         let platform = &self.platform;
         let retry = prepared.retry(self.engine.config().retry.as_ref()).cloned();
         let call = CallSpec {
