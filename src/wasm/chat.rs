@@ -29,7 +29,7 @@ use crate::wasm::chat_result::{
     upstream_failure, Answered, TargetFailure,
 };
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
-use crate::wasm::fetch::Fetched;
+use crate::wasm::fetch::FetchResponse;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, ObjectBuilder};
 use crate::wasm::request::Prepared;
@@ -274,7 +274,7 @@ impl Inner {
         self: &Rc<Self>,
         target: &TargetConfig,
         prepared: Prepared,
-    ) -> Result<Fetched, TargetFailure> {
+    ) -> Result<FetchResponse, TargetFailure> {
         let fetched = self
             .fetch_prepared(prepared)
             .await

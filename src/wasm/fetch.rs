@@ -27,8 +27,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
-/// A response, and how it was obtained.
-pub struct Fetched {
+/// What `client.fetch` hands back: the response, and how it was obtained.
+pub struct FetchResponse {
     /// The response handed to the caller.
     pub response: Response,
     /// Attempts made (0 when the cache answered).
@@ -37,9 +37,9 @@ pub struct Fetched {
     pub cached: bool,
 }
 
-impl Fetched {
-    fn cached(response: Response) -> Result<Fetched, JsValue> {
-        Ok(Fetched {
+impl FetchResponse {
+    fn cached(response: Response) -> Result<FetchResponse, JsValue> {
+        Ok(FetchResponse {
             response,
             attempts: 0,
             cached: true,
@@ -62,7 +62,7 @@ impl Inner {
     pub(crate) async fn fetch_prepared(
         self: &Rc<Self>,
         prepared: Prepared,
-    ) -> Result<Fetched, JsValue> {
+    ) -> Result<FetchResponse, JsValue> {
         let key = prepared.key.clone();
         let cache = self.cache.as_ref().zip(key.as_deref());
         let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
@@ -88,15 +88,17 @@ impl Inner {
         let found = self.look_up(cache, &prepared, key, now).await?;
         let found = found.map(|hit| (hit.entry, hit.freshness));
         let upstream = match cache_first(&self.platform, &url, prepared.policy.cache, found) {
-            CacheFirst::Hit(entry) => return Fetched::cached(response_from(&entry, "HIT", now)?),
-            CacheFirst::Unsatisfiable => return Fetched::cached(gateway_timeout()?),
+            CacheFirst::Hit(entry) => {
+                return FetchResponse::cached(response_from(&entry, "HIT", now)?)
+            }
+            CacheFirst::Unsatisfiable => return FetchResponse::cached(gateway_timeout()?),
             CacheFirst::Upstream(upstream) => upstream,
         };
         let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
         let failed = upstream_failed(outcome.as_ref().map(|fetched| &fetched.response));
         if let Some(entry) = upstream.stale_if_error(&self.platform, &url, failed) {
             let stale = response_from(&entry, "STALE", self.platform.wall_ms())?;
-            return Fetched::cached(stale);
+            return FetchResponse::cached(stale);
         }
         let mut fetched = outcome?;
         let response = &fetched.response;
@@ -119,7 +121,7 @@ impl Inner {
         self: &Rc<Self>,
         mut prepared: Prepared,
         shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<Fetched, JsValue> {
+    ) -> Result<FetchResponse, JsValue> {
         // A shared call's body is read by every caller that joined it: one caller's abort must cut
         // only its own copy, not the fetch.
         let own_signal = match shared {
@@ -143,7 +145,7 @@ impl Inner {
         if let Some(ticket) = delivered.tokens {
             self.settle_from_usage(&response, ticket, max_usage_body);
         }
-        Ok(Fetched {
+        Ok(FetchResponse {
             response,
             attempts: delivered.attempts,
             cached: false,
