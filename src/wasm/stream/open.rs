@@ -1,7 +1,7 @@
 //! Opening a stream: from the cache (a recorded stream replayed, or a stale one standing in for a
 //! failed upstream), by joining an identical stream in flight, or upstream through the pipeline.
 
-use super::{Opened, Recording, Stream};
+use super::{Recording, Stream, StreamResponse};
 use crate::core::cache::{cache_first, CacheFirst};
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
@@ -24,7 +24,7 @@ impl Stream {
         &self,
         prepared: Prepared,
         mut start: StreamStart,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let inner = &self.inner;
         self.idle.set(prepared.timeout.idle_bound());
         start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
@@ -42,7 +42,7 @@ impl Stream {
                 return self.replay(response_from(&entry, "HIT", now)?, start).await
             }
             CacheFirst::Unsatisfiable => {
-                return Ok(Opened {
+                return Ok(StreamResponse {
                     response: gateway_timeout()?,
                     attempts: 0,
                     cached: false,
@@ -74,7 +74,7 @@ impl Stream {
         mut prepared: Prepared,
         mut start: StreamStart,
         key: Option<String>,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let inner = &self.inner;
         // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
         // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
@@ -99,14 +99,14 @@ impl Stream {
         &self,
         response: Response,
         start: StreamStart,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         if let Ok(Answer {
             stream: Some(body), ..
         }) = prime(Clone::clone(&response), start).await
         {
             self.go_live(body);
         }
-        Ok(Opened {
+        Ok(StreamResponse {
             response,
             attempts: 0,
             cached: true,
@@ -120,7 +120,7 @@ impl Stream {
         prepared: Prepared,
         start: StreamStart,
         key: &str,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let streams = &self.inner.streams;
         loop {
             if let Some((cursor, response)) = streams.join(key) {
@@ -129,7 +129,7 @@ impl Stream {
                 head.set_status(response.status());
                 head.set_headers(&response.headers());
                 self.go_live(LiveStream::new(cursor, start));
-                return Ok(Opened {
+                return Ok(StreamResponse {
                     response: Response::new_with_opt_str_and_init(None, &head)?,
                     attempts: 0,
                     cached: false,
@@ -171,7 +171,7 @@ impl Stream {
                         Some(Opening::Failed(error)) => return Err(error),
                         Some(Opening::Answered(response)) => {
                             self.inner.engine.count_deduplicated();
-                            return Ok(Opened {
+                            return Ok(StreamResponse {
                                 response,
                                 attempts: 0,
                                 cached: false,
@@ -191,7 +191,7 @@ impl Stream {
         mut prepared: Prepared,
         start: StreamStart,
         key: Option<&str>,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let inner = &self.inner;
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
@@ -218,7 +218,7 @@ impl Stream {
             }
             self.go_live(body);
         }
-        Ok(Opened {
+        Ok(StreamResponse {
             response,
             attempts: delivered.attempts,
             cached: false,
