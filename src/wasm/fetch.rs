@@ -12,7 +12,7 @@ use crate::core::llm::provider::usage_total;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
-use crate::wasm::answer::Answer;
+use crate::wasm::answer::JsResponse;
 use crate::wasm::body::{read_within, Past};
 use crate::wasm::cache::{mark_miss, response_from, Cache, Hit, StoreChoice};
 use crate::wasm::errors::abort_error;
@@ -111,7 +111,10 @@ impl Inner {
     }
 
     /// The in-flight calls a keyed request may join: none with `dedupe` off.
-    fn shared<'a>(&'a self, key: Option<&'a str>) -> Option<(&'a SharedCalls<Answer>, &'a str)> {
+    fn shared<'a>(
+        &'a self,
+        key: Option<&'a str>,
+    ) -> Option<(&'a SharedCalls<JsResponse>, &'a str)> {
         key.filter(|_| self.options.dedupe)
             .map(|key| (&self.in_flight, key))
     }
@@ -120,7 +123,7 @@ impl Inner {
     async fn fetch_upstream(
         self: &Rc<Self>,
         mut prepared: Prepared,
-        shared: Option<(&SharedCalls<Answer>, &str)>,
+        shared: Option<(&SharedCalls<JsResponse>, &str)>,
     ) -> Result<FetchResponse, JsValue> {
         // A shared call's body is read by every caller that joined it: one caller's abort must cut
         // only its own copy, not the fetch.

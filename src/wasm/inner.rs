@@ -6,7 +6,7 @@ use crate::core::llm::{CostTally, Ledger};
 use crate::core::pipeline::{CallSpec, Engine, SharedCalls, UpstreamResponse};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::Answer;
+use crate::wasm::answer::JsResponse;
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::failure_to_js;
 use crate::wasm::options::ClientOptions;
@@ -21,7 +21,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) platform: JsPlatform,
     pub(crate) options: ClientOptions,
-    pub(crate) in_flight: SharedCalls<Answer>,
+    pub(crate) in_flight: SharedCalls<JsResponse>,
     /// Identical stream requests in flight, sharing one upstream body.
     pub(crate) streams: JoinableStreams,
     pub(crate) cache: Option<Cache>,
@@ -88,8 +88,8 @@ impl Inner {
     pub(crate) async fn call(
         &self,
         prepared: Prepared,
-        shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<UpstreamResponse<Answer>, JsValue> {
+        shared: Option<(&SharedCalls<JsResponse>, &str)>,
+    ) -> Result<UpstreamResponse<JsResponse>, JsValue> {
         let platform = &self.platform;
         let retry = prepared.retry(self.engine.config().retry.as_ref()).cloned();
         let call = CallSpec {

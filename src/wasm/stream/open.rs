@@ -7,7 +7,7 @@ use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::{prime, Answer, LiveStream, StreamStart};
+use crate::wasm::answer::{prime, JsResponse, LiveStream, StreamStart};
 use crate::wasm::cache::response_from;
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers, upstream_failed};
@@ -100,7 +100,7 @@ impl Stream {
         response: Response,
         start: StreamStart,
     ) -> Result<StreamResponse, JsValue> {
-        if let Ok(Answer {
+        if let Ok(JsResponse {
             stream: Some(body), ..
         }) = prime(Clone::clone(&response), start).await
         {
@@ -198,7 +198,7 @@ impl Stream {
         let shareable = prepared.method != "GET";
         prepared.request.stream = Some(start);
         let delivered = inner.call(prepared, None).await?;
-        let Answer {
+        let JsResponse {
             response, stream, ..
         } = delivered.response;
         if let Some(body) = stream {
