@@ -276,7 +276,7 @@ pub enum Opening {
     /// Its stream is live: join it.
     Live,
     /// It ended in a response without a stream (an error status): a copy of it.
-    Answered(Response),
+    NoStream(Response),
     /// It failed.
     Failed(JsValue),
 }

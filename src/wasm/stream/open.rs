@@ -149,7 +149,7 @@ impl Stream {
                         match &opened {
                             Ok(opened) if !self.is_live() => {
                                 fan_out::copies(&opened.response, copies, &mut |response| {
-                                    shared.push(Opening::Answered(response))
+                                    shared.push(Opening::NoStream(response))
                                 })
                             }
                             _ => {
@@ -169,7 +169,7 @@ impl Stream {
                     match until_aborted(self.signal.as_ref(), follower.outcome()).await? {
                         None | Some(Opening::Live) => {}
                         Some(Opening::Failed(error)) => return Err(error),
-                        Some(Opening::Answered(response)) => {
+                        Some(Opening::NoStream(response)) => {
                             self.inner.engine.count_deduplicated();
                             return Ok(StreamResponse {
                                 response,
