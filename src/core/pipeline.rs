@@ -197,14 +197,15 @@ impl Engine {
         result
     }
 
-    /// [`Engine::execute`], sharing one upstream call among identical calls in flight (same `key`).
+    /// [`Engine::execute`], or joins an identical call in flight (same `key`): one upstream call
+    /// answers them all.
     ///
     /// # Errors
     /// As [`Engine::execute`]; followers receive the leader's failure.
-    pub async fn execute_shared<P: Platform>(
+    pub async fn execute_or_join<P: Platform>(
         &self,
         platform: &P,
-        flights: &SharedCalls<P::Response>,
+        flights: &JoinableCalls<P::Response>,
         call: &CallSpec<P::Request>,
         key: &str,
     ) -> Result<UpstreamResponse<P::Response>, Failure> {
@@ -478,18 +479,19 @@ type States<'a, P> = OwnOrShared<&'a LocalState, &'a <P as Platform>::Store>;
 /// What an admission on [`States`] holds.
 type Ticket<P> = OwnOrShared<Permit, <<P as Platform>::Store as StateStore>::Ticket>;
 
-/// Calls in flight that identical calls may share.
-pub type SharedCalls<R> = Flights<Result<UpstreamResponse<R>, Failure>>;
+/// Calls in flight that identical calls may join.
+pub type JoinableCalls<R> = Flights<Result<UpstreamResponse<R>, Failure>>;
 
+/// `copies` of a call's outcome, for the calls that joined it.
 fn share_outcome<P: Platform>(
     platform: &P,
     outcome: &Result<UpstreamResponse<P::Response>, Failure>,
     copies: usize,
 ) -> Vec<Result<UpstreamResponse<P::Response>, Failure>> {
-    let mut shared = Vec::with_capacity(copies);
+    let mut outcomes = Vec::with_capacity(copies);
     match outcome {
         Ok(delivered) => platform.share(&delivered.response, copies, &mut |response| {
-            shared.push(Ok(UpstreamResponse {
+            outcomes.push(Ok(UpstreamResponse {
                 response,
                 attempts: delivered.attempts,
                 retry_after_ms: delivered.retry_after_ms,
@@ -498,11 +500,11 @@ fn share_outcome<P: Platform>(
         }),
         Err(failure) => {
             for _ in 0..copies {
-                shared.push(Err(failure.clone()));
+                outcomes.push(Err(failure.clone()));
             }
         }
     }
-    shared
+    outcomes
 }
 
 /// The breaker or bucket key: the origin, or "client", plus a caller key when given.

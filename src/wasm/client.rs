@@ -1,7 +1,7 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{Engine, SharedCalls};
+use crate::core::pipeline::{Engine, JoinableCalls};
 use crate::wasm::cache::Cache;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{promise, promise_now};
@@ -49,7 +49,7 @@ impl ResilientClient {
                     store,
                 },
                 options,
-                in_flight: SharedCalls::default(),
+                in_flight: JoinableCalls::default(),
                 streams: JoinableStreams::default(),
                 cache,
                 budget,

@@ -9,7 +9,7 @@ use crate::core::cache::{
 use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::llm::provider::usage_total;
-use crate::core::pipeline::{SharedCalls, TokenTicket};
+use crate::core::pipeline::{JoinableCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
 use crate::wasm::answer::JsResponse;
@@ -68,7 +68,7 @@ impl Inner {
         let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
         else {
             return self
-                .fetch_upstream(prepared, self.shared(key.as_deref()))
+                .fetch_upstream(prepared, self.joinable(key.as_deref()))
                 .await;
         };
         let url = prepared.url.clone();
@@ -94,7 +94,9 @@ impl Inner {
             CacheFirst::Unsatisfiable => return FetchResponse::cached(gateway_timeout()?),
             CacheFirst::Upstream(upstream) => upstream,
         };
-        let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
+        let outcome = self
+            .fetch_upstream(prepared, self.joinable(Some(key)))
+            .await;
         let failed = upstream_failed(outcome.as_ref().map(|fetched| &fetched.response));
         if let Some(entry) = upstream.stale_if_error(&self.platform, &url, failed) {
             let stale = response_from(&entry, "STALE", self.platform.wall_ms())?;
@@ -111,23 +113,23 @@ impl Inner {
     }
 
     /// The in-flight calls a keyed request may join: none with `dedupe` off.
-    fn shared<'a>(
+    fn joinable<'a>(
         &'a self,
         key: Option<&'a str>,
-    ) -> Option<(&'a SharedCalls<JsResponse>, &'a str)> {
+    ) -> Option<(&'a JoinableCalls<JsResponse>, &'a str)> {
         key.filter(|_| self.options.dedupe)
             .map(|key| (&self.in_flight, key))
     }
 
-    /// The pipeline's answer for a prepared request (with dedupe when `shared`).
+    /// The pipeline's answer for a prepared request (with dedupe when `joinable`).
     async fn fetch_upstream(
         self: &Rc<Self>,
         mut prepared: Prepared,
-        shared: Option<(&SharedCalls<JsResponse>, &str)>,
+        joinable: Option<(&JoinableCalls<JsResponse>, &str)>,
     ) -> Result<FetchResponse, JsValue> {
-        // A shared call's body is read by every caller that joined it: one caller's abort must cut
+        // A joined call's body is read by every caller that joined it: one caller's abort must cut
         // only its own copy, not the fetch.
-        let own_signal = match shared {
+        let own_signal = match joinable {
             Some(_) => prepared.request.signal.take(),
             None => None,
         };
@@ -136,7 +138,7 @@ impl Inner {
             .limits
             .overridden_by(&prepared.policy.limits)
             .max_response_bytes;
-        let delivered = self.call(prepared, shared).await?;
+        let delivered = self.call(prepared, joinable).await?;
         let mut response = delivered.response.response;
         if let Some(signal) = own_signal {
             response = abortable(&response, &signal)

@@ -79,11 +79,11 @@ impl Stream {
         // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
         // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
         // subscriber to a live feed wants what comes next, not what came before.
-        let shared = key
+        let joinable = key
             .as_ref()
             .filter(|_| prepared.method != "GET" && inner.options.dedupe);
-        start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        match shared {
+        start.retain = joinable.is_some() || (key.is_some() && inner.cache.is_some());
+        match joinable {
             None => self.open_upstream(prepared, start, key.as_deref()).await,
             Some(key) => {
                 // The stream's reads watch the caller's signal themselves: the body must outlive
@@ -145,23 +145,23 @@ impl Stream {
                         return opened;
                     }
                     leader.complete(|copies| {
-                        let mut shared = Vec::with_capacity(copies);
+                        let mut openings = Vec::with_capacity(copies);
                         match &opened {
                             Ok(opened) if !self.is_live() => {
                                 fan_out::copies(&opened.response, copies, &mut |response| {
-                                    shared.push(Opening::NoStream(response))
+                                    openings.push(Opening::NoStream(response))
                                 })
                             }
                             _ => {
                                 for _ in 0..copies {
-                                    shared.push(match &opened {
+                                    openings.push(match &opened {
                                         Err(error) => Opening::Failed(error.clone()),
                                         Ok(_) => Opening::Live,
                                     });
                                 }
                             }
                         }
-                        shared
+                        openings
                     });
                     return opened;
                 }
