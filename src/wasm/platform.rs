@@ -13,7 +13,7 @@ use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
-use crate::wasm::shared_state::SharedState;
+use crate::wasm::shared_state::JsStateStore;
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::rc::Rc;
@@ -66,7 +66,7 @@ pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
     /// Breaker and bucket state shared across isolates (`sharedState`), when set.
-    pub store: Option<SharedState>,
+    pub store: Option<JsStateStore>,
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -86,7 +86,7 @@ const MAX_TIMER_MS: u64 = i32::MAX as u64;
 impl Platform for JsPlatform {
     type Request = JsRequest;
     type Response = JsResponse;
-    type Store = SharedState;
+    type Store = JsStateStore;
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
@@ -153,7 +153,7 @@ impl Platform for JsPlatform {
         self.listeners.dispatch(&event);
     }
 
-    fn store(&self) -> Option<&SharedState> {
+    fn store(&self) -> Option<&JsStateStore> {
         self.store.as_ref()
     }
 }

@@ -3,8 +3,8 @@
 //! On the edge every isolate has its own memory: a breaker in one knows nothing of the failures seen
 //! by the others, and a per-user limit becomes a per-isolate limit. With `sharedState`, the pipeline
 //! asks a `StateStore` (the package ships one on a Durable Object: `resilient-llm/workers`) instead of
-//! its local breaker and bucket, so all isolates see one breaker (one half-open probe in all) and one
-//! bucket. [`SharedState`] is the core's [`StateStore`] on a JS store; each question carries the
+//! the client's own (`LocalState`), so all isolates see one breaker (one half-open probe in all) and one
+//! bucket. [`JsStateStore`] is the core's [`StateStore`] on a JS store; each question carries the
 //! client's own `breaker` or `rateLimit` settings, which the store applies ([`PolicyBoard`](crate::wasm::policy_board::PolicyBoard), run in
 //! the Durable Object, is the core's board behind a JS face).
 //!
@@ -38,8 +38,8 @@ pub struct SharedStateOptions {
     pub lease_ms: u64,
 }
 
-/// The client side: asks the store, with leases.
-pub struct SharedState {
+/// The core's `StateStore` on a JS store (the client side): asks the store, with leases.
+pub struct JsStateStore {
     options: SharedStateOptions,
     closed_until: RefCell<SortedMap<String, u64>>,
 }
@@ -50,10 +50,10 @@ pub struct Ticket {
     settings: String,
 }
 
-impl SharedState {
+impl JsStateStore {
     /// A client of `options.store`.
-    pub fn new(options: SharedStateOptions) -> SharedState {
-        SharedState {
+    pub fn new(options: SharedStateOptions) -> JsStateStore {
+        JsStateStore {
             options,
             closed_until: RefCell::new(SortedMap::new()),
         }
@@ -72,7 +72,7 @@ impl SharedState {
     }
 }
 
-impl StateStore for SharedState {
+impl StateStore for JsStateStore {
     type Ticket = Ticket;
 
     /// On a lease while the shared breaker is closed, else from the store.
