@@ -100,7 +100,7 @@ pub(crate) async fn upstream_failure(
     set(&error, "attempts", &attempts.into());
     set(&error, "target", &target.name.as_str().into());
     TargetFailure {
-        outcome: Outcome::Answered(class),
+        outcome: Outcome::ErrorStatus(class),
         error: error.into(),
     }
 }
