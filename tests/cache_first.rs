@@ -17,7 +17,7 @@ type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
 /// How a cache-first call was answered.
 #[derive(Debug)]
-enum Answer<T> {
+enum Served<T> {
     Hit(&'static str),
     Unsatisfiable,
     Upstream(T),
@@ -58,17 +58,17 @@ async fn answer<P: Platform, T>(
     found: Option<(&'static str, Freshness)>,
     upstream: impl std::future::Future<Output = T>,
     failed: impl FnOnce(&T) -> bool,
-) -> Answer<T> {
+) -> Served<T> {
     let pending = match cache_first(platform, URL, mode, found) {
-        CacheFirst::Hit(entry) => return Answer::Hit(entry),
-        CacheFirst::Unsatisfiable => return Answer::Unsatisfiable,
+        CacheFirst::Hit(entry) => return Served::Hit(entry),
+        CacheFirst::Unsatisfiable => return Served::Unsatisfiable,
         CacheFirst::Upstream(pending) => pending,
     };
     let outcome = upstream.await;
     let failed = failed(&outcome);
     match pending.stale_if_error(platform, URL, failed) {
-        Some(entry) => Answer::Stale(entry),
-        None => Answer::Upstream(outcome),
+        Some(entry) => Served::Stale(entry),
+        None => Served::Upstream(outcome),
     }
 }
 
@@ -78,7 +78,7 @@ fn run(
     engine: &Rc<Engine>,
     mode: CacheMode,
     found: Option<(&'static str, Freshness)>,
-) -> Answer<Outcome> {
+) -> Served<Outcome> {
     let platform = SimPlatform(sim.clone());
     let engine = engine.clone();
     sim.block_on(async move {
@@ -111,9 +111,9 @@ fn cache_events(sim: &Sim) -> Vec<(u64, &'static str)> {
         .collect()
 }
 
-fn status(answer: &Answer<Outcome>) -> Option<u16> {
+fn status(answer: &Served<Outcome>) -> Option<u16> {
     match answer {
-        Answer::Upstream(Ok(delivered)) => Some(delivered.response.status),
+        Served::Upstream(Ok(delivered)) => Some(delivered.response.status),
         _ => None,
     }
 }
@@ -127,7 +127,7 @@ fn a_fresh_entry_answers_without_asking_the_upstream() {
         CacheMode::Default,
         Some(("fresh", Freshness::Fresh)),
     );
-    assert!(matches!(answer, Answer::Hit("fresh")), "{answer:?}");
+    assert!(matches!(answer, Served::Hit("fresh")), "{answer:?}");
     assert!(sim.sent.borrow().is_empty());
     assert_eq!(cache_events(&sim), [(0, "hit")]);
 }
@@ -150,7 +150,7 @@ fn a_stale_entry_answers_once_the_retries_of_a_5xx_are_spent() {
         CacheMode::Default,
         Some(("stale", Freshness::Stale)),
     );
-    assert!(matches!(answer, Answer::Stale("stale")), "{answer:?}");
+    assert!(matches!(answer, Served::Stale("stale")), "{answer:?}");
     // Three attempts, then the stale entry, at the moment the last 503 arrived.
     let sent = sim.send_times();
     assert_eq!(sent.len(), 3);
@@ -167,7 +167,7 @@ fn a_stale_entry_answers_at_the_total_deadline_of_an_upstream_that_never_answers
         CacheMode::Default,
         Some(("stale", Freshness::Stale)),
     );
-    assert!(matches!(answer, Answer::Stale("stale")), "{answer:?}");
+    assert!(matches!(answer, Served::Stale("stale")), "{answer:?}");
     assert_eq!(cache_events(&sim), [(0, "miss"), (2_500, "stale")]);
     let errors = sim.events_of("error");
     assert_eq!(errors.len(), 1, "the upstream's failure is still reported");
@@ -192,10 +192,10 @@ fn a_stale_entry_stands_in_for_a_network_failure_but_not_for_a_success_or_a_4xx(
         );
         let events = cache_events(&sim);
         if stale_answers {
-            assert!(matches!(answer, Answer::Stale("stale")), "{answer:?}");
+            assert!(matches!(answer, Served::Stale("stale")), "{answer:?}");
             assert_eq!(events, [(0, "miss"), (10, "stale")]);
         } else {
-            assert!(matches!(answer, Answer::Upstream(Ok(_))), "{answer:?}");
+            assert!(matches!(answer, Served::Upstream(Ok(_))), "{answer:?}");
             assert_eq!(events, [(0, "miss")]);
         }
     }
@@ -206,14 +206,14 @@ fn only_if_cached_without_a_fresh_entry_never_asks_the_upstream() {
     for found in [None, Some(("stale", Freshness::Stale))] {
         let sim = Sim::new(|_, _| Reply::status(200));
         let answer = run(&sim, &engine(2, None), CacheMode::OnlyIfCached, found);
-        assert!(matches!(answer, Answer::Unsatisfiable), "{answer:?}");
+        assert!(matches!(answer, Served::Unsatisfiable), "{answer:?}");
         assert!(sim.sent.borrow().is_empty());
         assert_eq!(cache_events(&sim), [(0, "miss")]);
     }
     let sim = Sim::new(|_, _| Reply::status(200));
     let fresh = Some(("fresh", Freshness::Fresh));
     let answer = run(&sim, &engine(2, None), CacheMode::OnlyIfCached, fresh);
-    assert!(matches!(answer, Answer::Hit("fresh")), "{answer:?}");
+    assert!(matches!(answer, Served::Hit("fresh")), "{answer:?}");
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn a_stale_entry_never_answers_for_the_callers_own_abort() {
         answer(&platform, CacheMode::Default, stale, upstream, failed).await
     });
     assert!(
-        matches!(outcome, Answer::Upstream(Err("AbortError"))),
+        matches!(outcome, Served::Upstream(Err("AbortError"))),
         "{outcome:?}"
     );
     assert_eq!(cache_events(&sim), [(0, "miss")]);
