@@ -467,6 +467,16 @@ fn the_chain_tries_targets_in_order_and_lists_every_failure() {
 }
 
 #[test]
+fn a_chain_of_one_target_ends_with_that_targets_own_error() {
+    // A 429 from the only target is that 429, not a list of one wrapping it.
+    let (tried, fallbacks, end) = walk(1, &[answered(429, "")]);
+    assert_eq!((tried, fallbacks), (vec![0], vec![]));
+    assert_eq!(end, Step::Stop("t0".into()));
+    let (_, _, end) = walk(1, &[Outcome::Unavailable]);
+    assert_eq!(end, Step::Stop("t0".into()));
+}
+
+#[test]
 fn the_chain_moves_on_after_outages_open_breakers_quota_context_and_refusals() {
     let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
     let context = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#;

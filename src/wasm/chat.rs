@@ -258,9 +258,8 @@ impl Inner {
             .value("signal", &call.signal)
             .value("resilience", &call.resilience)
             .build();
-        let url = format!("{}{}", target.base_url, http.path);
         let mut prepared = self
-            .prepare(url.into(), init)
+            .prepare(target.endpoint.as_str().into(), init)
             .await
             .map_err(TargetFailure::unprepared)?;
         // One breaker and bucket per target, even for targets sharing an origin.

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod chain;
 pub mod charge;
 pub mod cost;
+pub mod endpoint;
 pub mod errors;
 pub mod provider;
 pub mod request;
