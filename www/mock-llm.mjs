@@ -20,6 +20,8 @@
  *                               Last-Event-ID, for reconnection tests
  *   POST /control/faults        set global faults (JSON, see below); GET returns them
  *   POST /control/reset         clear faults, per-key counters and stats
+ *   GET  /control/last?target=<name>   the last completion request that target received, as sent:
+ *                               { path, headers, body } (body as text; 404 when none yet)
  *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus } },
  *                               byFault, byIdempotencyKey, inFlight } — completion/unknown-path requests only
  *                               (not /control/*, /health or OPTIONS preflights)
@@ -755,6 +757,7 @@ function sendCompletion(call, plan, answer) {
 
 async function handleCompletion(call, state) {
   const raw = await readBody(call.req);
+  state.recorded.set(call.target, { path: call.path, headers: call.req.headers, body: raw });
   const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
   state.stats.faulted(plan.labels);
   call.extraHeaders = plan.headers;
@@ -802,6 +805,12 @@ async function handleControl(call, state, path) {
   const { method } = call.req;
   if (path === "/control/stats" && method === "GET") return sendJson(call, 200, state.stats.snapshot());
   if (path === "/control/faults" && method === "GET") return sendJson(call, 200, state.faults.describe());
+  if (path === "/control/last" && method === "GET") {
+    const target = new URL(call.req.url, "http://mock").searchParams.get("target") ?? DEFAULT_TARGET;
+    const last = state.recorded.get(target);
+    if (!last) throw new HttpError(404, `no request recorded for target ${target}`);
+    return sendJson(call, 200, last);
+  }
   if (path === "/control/reset" && method === "POST") {
     await readBody(call.req);
     state.resetAll();
@@ -852,6 +861,7 @@ async function route(call, state) {
     call.provider = openai;
     return handleTicker(call, state, searchParams);
   }
+  call.path = path;
   call.provider = COMPLETION_ROUTES[path];
   if (!call.provider) throw new HttpError(404, `unknown path ${path}`);
   if (req.method !== "POST") throw new HttpError(405, `${req.method} not allowed on ${path}`);
@@ -884,10 +894,11 @@ function onRequest(state, req, res) {
  *   reset(): void, setFaults(cfg: object): void}>}
  */
 export async function startMockLlm({ port = 0, host = "127.0.0.1", seed = 1 } = {}) {
-  const state = { faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0 };
+  const state = { faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0, recorded: new Map() };
   state.resetAll = () => {
     state.faults.reset();
     state.stats.reset();
+    state.recorded.clear();
   };
 
   const server = http.createServer((req, res) => onRequest(state, req, res));

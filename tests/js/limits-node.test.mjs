@@ -17,7 +17,7 @@ const MiB = 1 << 20;
 const target = (name, fault) => ({
   name,
   provider: "openai",
-  baseUrl: `${mock.url}/t/${name}`,
+  baseUrl: `${mock.url}/t/${name}/v1`,
   model: "mock-1",
   headers: { "x-mock-fault": fault },
 });
@@ -94,6 +94,6 @@ test("node: a body chunk that is not bytes fails the call, and the instance keep
   } finally {
     globalThis.fetch = realFetch;
   }
-  const client = new ResilientClient({ targets: [{ provider: "openai", baseUrl: `${mock.url}/t/after`, model: "m" }] });
+  const client = new ResilientClient({ targets: [{ provider: "openai", baseUrl: `${mock.url}/t/after/v1`, model: "m" }] });
   assert.match((await client.chat({ messages: [{ role: "user", content: "still here" }] })).text, /still here/);
 });

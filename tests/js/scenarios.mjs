@@ -55,7 +55,7 @@ async function upstreamCount(mock) {
 
 /** A target on the mock, under its own name (its own faults and counters: /t/<name>/...). */
 function target(mock, name, extra = {}) {
-  return { name, provider: "openai", baseUrl: `${mock}/t/${name}`, apiKey: "sk-test", model: "mock-1", ...extra };
+  return { name, provider: "openai", baseUrl: `${mock}/t/${name}/v1`, apiKey: "sk-test", model: "mock-1", ...extra };
 }
 
 async function setFaults(mock, faults) {
