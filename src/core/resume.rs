@@ -89,15 +89,15 @@ impl Resume {
                 tool_calls.push(piece.clone());
                 continue;
             };
-            let mut part = |delivered: &str, at: &mut usize, piece: Option<&str>| {
+            let part = |delivered: &str, at: &mut usize, piece: Option<&str>| {
                 let fresh = past(delivered, at, piece.unwrap_or_default())?;
                 Some((!fresh.is_empty()).then(|| fresh.to_string()))
             };
             let [id_at, name_at, arguments_at] = at;
             let id = part(&call.id, id_at, piece.id.as_deref())?;
             let name = part(&call.name, name_at, piece.name.as_deref())?;
-            let arguments =
-                part(&call.arguments, arguments_at, Some(&piece.arguments_delta))?.unwrap_or_default();
+            let arguments = part(&call.arguments, arguments_at, Some(&piece.arguments_delta))?
+                .unwrap_or_default();
             if id.is_some() || name.is_some() || !arguments.is_empty() {
                 tool_calls.push(ToolCallDelta {
                     index: piece.index,

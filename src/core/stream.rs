@@ -74,6 +74,29 @@ pub struct Delta {
     pub tool_calls: Vec<ToolCallDelta>,
 }
 
+impl Delta {
+    /// Nothing added.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.tool_calls.is_empty()
+    }
+
+    /// Appends `next` (a later delta of the same answer): text after text, and a piece that
+    /// continues the last one's call (same index, no id or name of its own) joined to it.
+    pub fn extend(&mut self, next: Delta) {
+        self.text.push_str(&next.text);
+        for piece in next.tool_calls {
+            match self.tool_calls.last_mut() {
+                Some(last)
+                    if last.index == piece.index && piece.id.is_none() && piece.name.is_none() =>
+                {
+                    last.arguments_delta.push_str(&piece.arguments_delta);
+                }
+                _ => self.tool_calls.push(piece),
+            }
+        }
+    }
+}
+
 /// Bytes a new tool call counts against the bound before any of its text: a stream of empty calls
 /// must not grow the list unbounded.
 const TOOL_CALL_BYTES: usize = 64;

@@ -1,7 +1,7 @@
 //! `chat(request)` in: the `ChatRequest` parsed and bounded before anything is copied into wasm
 //! memory, and the provider-neutral parameters for each target.
 
-use crate::core::llm::{ChatParams, Message, Role};
+use crate::core::llm::{ChatParams, Message, Role, Tool};
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::reader::{range_error, type_error, Reader};
 use js_sys::JsString;
@@ -19,6 +19,8 @@ pub const MAX_CHAT_CHARS: u32 = 1 << 23;
 pub struct ChatCall {
     /// The conversation.
     pub messages: Vec<Message>,
+    /// The tools the model may call.
+    pub tools: Vec<Tool>,
     /// `maxTokens`.
     pub max_tokens: Option<u32>,
     /// `temperature` × 1000.
@@ -88,13 +90,14 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
             )
         })?;
         let content = String::from(text);
-        messages.push(Message { role, content });
+        messages.push(Message::text(role, &content));
     }
     let temperature_milli = r
         .number("temperature", 0.0, 2.0)?
         .map(|t| (t * 1000.0).round() as u32);
     Ok(ChatCall {
         messages,
+        tools: Vec::new(),
         max_tokens: r.integer("maxTokens", 1, 1 << 24)?.map(|n| n as u32),
         temperature_milli,
         user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
@@ -109,10 +112,12 @@ impl ChatCall {
         ChatParams {
             model: &target.model,
             messages: &self.messages,
+            tools: &self.tools,
             max_tokens: self.max_tokens,
             temperature_milli: self.temperature_milli,
             user: (self.user != "anonymous").then_some(self.user.as_str()),
             stream,
+            ..ChatParams::default()
         }
     }
 }

@@ -36,11 +36,13 @@ export interface ChatRequest {
   /** Budgets are per user ("anonymous" when absent). */
   user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
 }
+export interface ToolCall { id: string; name: string; arguments: string }
 export interface ChatResult {
-  text: string; target: string; provider: string; model: string; finishReason: string;
+  text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
+  finishReason: "stop" | "length" | "tool_calls" | "content_filter" | string;
   usage: { inputTokens: number; outputTokens: number }; costUsd: number; cached: boolean; attempts: number;
 }
-export interface ChatDelta { text: string }
+export interface ChatDelta { text: string; toolCalls?: { index: number; id?: string; name?: string; argumentsDelta: string }[] }
 export interface BudgetOptions { perRequestTokens?: number; perUserDailyTokens?: number; perUserMonthlyTokens?: number; dailyCostUsd?: number }
 export interface EventStream extends AsyncIterable<SseEvent> {
   /** The response, once its first event arrived (or the call failed). */

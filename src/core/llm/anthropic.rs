@@ -35,7 +35,9 @@ use super::openai::{arguments_text, write_sampling};
 use super::provider::{
     count, text_of, write_array, write_json_text, Body, Completion, DEFAULT_ANTHROPIC_MAX_TOKENS,
 };
-use super::request::{parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, ToolCall, ToolChoice};
+use super::request::{
+    parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, ToolCall, ToolChoice,
+};
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
 
@@ -214,7 +216,10 @@ fn write_blocks(blocks: &[Block], out: &mut String) {
                 let parts: Vec<Block> = message.content.iter().map(Block::Part).collect();
                 match message.content.iter().any(|p| matches!(p, Part::Image(_))) {
                     true => write_blocks(&parts, out),
-                    false => write_string(&texts(&message.content).collect::<Vec<_>>().join("\n\n"), out),
+                    false => write_string(
+                        &texts(&message.content).collect::<Vec<_>>().join("\n\n"),
+                        out,
+                    ),
                 }
                 out.push('}');
             }
@@ -269,14 +274,22 @@ fn write_tools(params: &ChatParams, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        write_tool(&tool.name, tool.description.as_deref(), &tool.parameters, out);
+        write_tool(
+            &tool.name,
+            tool.description.as_deref(),
+            &tool.parameters,
+            out,
+        );
     }
     if let Some(format) = params.response_format {
         if !params.tools.is_empty() {
             out.push(',');
         }
         let (description, schema) = match format {
-            ResponseFormat::Json => ("Answer with a JSON object.".to_string(), "{\"type\":\"object\"}"),
+            ResponseFormat::Json => (
+                "Answer with a JSON object.".to_string(),
+                "{\"type\":\"object\"}",
+            ),
             ResponseFormat::JsonSchema { name, schema, .. } => (
                 format!("Answer with a JSON object: the {name} schema."),
                 schema.as_str(),

@@ -10,13 +10,13 @@
 //! of what was used ([`cost`]). Everything here is pure and synchronous, takes the wall time as an
 //! argument, and compiles to wasm32 without float formatting or serde.
 
+pub mod anthropic;
 pub mod budget;
 pub mod chain;
 pub mod charge;
 pub mod cost;
 pub mod errors;
 pub mod openai;
-pub mod anthropic;
 pub mod provider;
 pub mod request;
 pub mod tokens;

@@ -6,7 +6,9 @@
 //! `image_url` parts; an assistant's tool calls are `tool_calls` of `type: "function"` (its
 //! `content` `null` when it has no text); a tool result is a `tool` message.
 
-use super::provider::{count, text_of, write_array, write_json_text, write_milli, Body, Completion};
+use super::provider::{
+    count, text_of, write_array, write_json_text, write_milli, Body, Completion,
+};
 use super::request::{ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice};
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
@@ -90,7 +92,10 @@ fn write_message(message: &Message, out: &mut String) {
     out.push_str("{\"role\":\"");
     out.push_str(message.role.as_str());
     out.push_str("\",\"content\":");
-    let empty = message.content.iter().all(|part| part == &Part::Text(String::new()));
+    let empty = message
+        .content
+        .iter()
+        .all(|part| part == &Part::Text(String::new()));
     if message.role == Role::Assistant && empty && !message.tool_calls.is_empty() {
         out.push_str("null");
     } else {

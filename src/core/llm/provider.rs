@@ -217,7 +217,11 @@ pub(super) fn write_milli(milli: u32, out: &mut String) {
 }
 
 /// A JSON array of `items`, each written by `write`.
-pub(super) fn write_array<T>(items: &[T], out: &mut String, mut write: impl FnMut(&T, &mut String)) {
+pub(super) fn write_array<T>(
+    items: &[T],
+    out: &mut String,
+    mut write: impl FnMut(&T, &mut String),
+) {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -281,4 +285,3 @@ pub fn usage_total(usage: &str) -> Option<u64> {
         .or_else(|| sum("prompt_tokens", "completion_tokens"))
         .or_else(|| sum("input_tokens", "output_tokens"))
 }
-

@@ -67,8 +67,14 @@ pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let (header, data) = url.get(5..)?.split_once(',')?;
     let mut params = header.split(';');
     let media_type = params.next()?;
-    let base64 = params.last().is_some_and(|p| p.eq_ignore_ascii_case("base64"));
-    let valid = base64 && !data.is_empty() && media_type.split_once('/').is_some_and(|(t, s)| !t.is_empty() && !s.is_empty());
+    let base64 = params
+        .last()
+        .is_some_and(|p| p.eq_ignore_ascii_case("base64"));
+    let valid = base64
+        && !data.is_empty()
+        && media_type
+            .split_once('/')
+            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty());
     valid.then_some((media_type, data))
 }
 

@@ -50,7 +50,8 @@ pub fn estimate_tokens(messages: &[Message], tools: &[Tool]) -> u64 {
     }
     for tool in tools {
         let description = tool.description.as_deref().unwrap_or_default();
-        text = text.saturating_add(chars(&tool.name) + chars(description) + chars(&tool.parameters));
+        text =
+            text.saturating_add(chars(&tool.name) + chars(description) + chars(&tool.parameters));
     }
     let framing = (messages.len() as u64).saturating_mul(TOKENS_PER_MESSAGE);
     text.div_ceil(4)
@@ -118,7 +119,9 @@ mod tests {
         assert_eq!(estimate(&[result]), 2 + 4);
         let mut image = msg("abcd");
         image.content.push(Part::Image("https://x/y.png".into()));
-        image.content.push(Part::Image("data:image/png;base64,AAAA".into()));
+        image
+            .content
+            .push(Part::Image("data:image/png;base64,AAAA".into()));
         assert_eq!(estimate(&[image]), 1 + 4 + 2 * TOKENS_PER_IMAGE);
     }
 }
