@@ -437,8 +437,10 @@ mod tests {
     use crate::core::sse::SseEvent;
 
     impl StreamMonitor {
+        /// The event's text delta and meaning.
         fn see(&mut self, event: &SseEvent) -> (Option<String>, Observation) {
-            self.observe(&event.event, &event.data)
+            let (delta, seen) = self.observe(&event.event, &event.data);
+            (delta.map(|d| d.text), seen)
         }
     }
 
@@ -510,7 +512,11 @@ mod tests {
         monitor.see(&event("message_stop", r#"{"type":"message_stop"}"#));
         assert!(monitor.complete());
         assert_eq!(monitor.text(), "Hi");
-        assert_eq!(monitor.finish_reason(), Some("end_turn"));
+        assert_eq!(
+            monitor.finish_reason(),
+            Some("stop"),
+            "end_turn, in OpenAI's words"
+        );
         assert_eq!(monitor.usage().output_tokens, 3);
     }
 

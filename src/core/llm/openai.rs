@@ -29,8 +29,10 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
     if let Some(out) = body.member("messages") {
         write_array(params.messages, out, write_message);
     }
-    if let Some(out) = body.member("tools").filter(|_| !params.tools.is_empty()) {
-        write_array(params.tools, out, write_tool);
+    if !params.tools.is_empty() {
+        if let Some(out) = body.member("tools") {
+            write_array(params.tools, out, write_tool);
+        }
     }
     if let Some(choice) = params.tool_choice {
         if let Some(out) = body.member("tool_choice") {

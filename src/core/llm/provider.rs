@@ -285,3 +285,340 @@ pub fn usage_total(usage: &str) -> Option<u64> {
         .or_else(|| sum("prompt_tokens", "completion_tokens"))
         .or_else(|| sum("input_tokens", "output_tokens"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::llm::request::{Message, ResponseFormat, Role, Tool, ToolChoice};
+
+    fn msg(role: Role, content: &str) -> Message {
+        Message::text(role, content)
+    }
+
+    pub(crate) fn params<'a>(messages: &'a [Message]) -> ChatParams<'a> {
+        ChatParams {
+            model: "m",
+            messages,
+            ..ChatParams::default()
+        }
+    }
+
+    fn header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
+        request
+            .headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in [Provider::OpenAi, Provider::Anthropic] {
+            assert_eq!(Provider::parse(p.as_str()), Some(p));
+        }
+        for r in [Role::System, Role::User, Role::Assistant, Role::Tool] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Provider::parse("OpenAI"), None);
+        assert_eq!(Provider::parse(""), None);
+        assert_eq!(Role::parse("developer"), None);
+    }
+
+    #[test]
+    fn temperature_is_written_from_thousandths() {
+        let cases = [
+            (0, "0"),
+            (700, "0.7"),
+            (1500, "1.5"),
+            (1000, "1"),
+            (25, "0.025"),
+            (1234, "1.234"),
+            (100, "0.1"),
+            (1, "0.001"),
+            (2000, "2"),
+            (u32::MAX, "4294967.295"),
+        ];
+        for (milli, text) in cases {
+            let mut out = String::new();
+            write_milli(milli, &mut out);
+            assert_eq!(out, text, "{milli}");
+            assert!(Json::parse(&out).is_some());
+        }
+    }
+
+    #[test]
+    fn openai_body_exactly() {
+        let messages = [msg(Role::System, "be brief"), msg(Role::User, "hi \"you\"")];
+        let mut p = params(&messages);
+        p.max_tokens = Some(50);
+        p.temperature_milli = Some(700);
+        p.user = Some("u-1");
+        p.stream = true;
+        let r = build_request(Provider::OpenAi, &p, Some("sk-x"));
+        assert_eq!(r.path, "/v1/chat/completions");
+        assert_eq!(header(&r, "authorization"), Some("Bearer sk-x"));
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+        assert_eq!(
+            r.body,
+            r#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi \"you\""}],"max_tokens":50,"temperature":0.7,"user":"u-1","stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let bare = build_request(Provider::OpenAi, &params(&messages[1..]), None);
+        assert_eq!(header(&bare, "authorization"), None);
+        assert_eq!(
+            bare.body,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi \"you\""}]}"#
+        );
+    }
+
+    #[test]
+    fn anthropic_body_exactly() {
+        let messages = [
+            msg(Role::System, "rule 1"),
+            msg(Role::User, "a"),
+            msg(Role::User, "b"),
+            msg(Role::System, "rule 2"),
+            msg(Role::Assistant, "c"),
+            msg(Role::User, "d"),
+        ];
+        let mut p = params(&messages);
+        p.temperature_milli = Some(0);
+        p.user = Some("u-1");
+        p.stream = true;
+        let r = build_request(Provider::Anthropic, &p, Some("sk-ant"));
+        assert_eq!(r.path, "/v1/messages");
+        assert_eq!(header(&r, "x-api-key"), Some("sk-ant"));
+        assert_eq!(header(&r, "anthropic-version"), Some("2023-06-01"));
+        assert_eq!(header(&r, "authorization"), None);
+        assert_eq!(
+            r.body,
+            r#"{"model":"m","max_tokens":1024,"system":"rule 1\n\nrule 2","messages":[{"role":"user","content":"a\n\nb"},{"role":"assistant","content":"c"},{"role":"user","content":"d"}],"temperature":0,"metadata":{"user_id":"u-1"},"stream":true}"#
+        );
+        let mut p = params(&messages[1..2]);
+        p.max_tokens = Some(7);
+        let r = build_request(Provider::Anthropic, &p, None);
+        assert_eq!(header(&r, "x-api-key"), None);
+        assert_eq!(
+            r.body,
+            r#"{"model":"m","max_tokens":7,"messages":[{"role":"user","content":"a"}]}"#
+        );
+        let empty = build_request(Provider::Anthropic, &params(&[]), None);
+        assert_eq!(
+            empty.body,
+            r#"{"model":"m","max_tokens":1024,"messages":[]}"#
+        );
+    }
+
+    #[test]
+    fn provider_options_win_and_are_written_as_given() {
+        let messages = [msg(Role::User, "hi")];
+        let mut p = params(&messages);
+        p.max_tokens = Some(50);
+        p.temperature_milli = Some(500);
+        p.provider_options = Some(
+            r#"{"max_tokens":null,"reasoning_effort":"low","max_completion_tokens":9,"nested":{"a":[1,2.5e-3,"x\"y"]}}"#,
+        );
+        let r = build_request(Provider::OpenAi, &p, None);
+        assert_eq!(
+            r.body,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"max_tokens":null,"reasoning_effort":"low","max_completion_tokens":9,"nested":{"a":[1,2.5e-3,"x\"y"]}}"#
+        );
+        p.provider_options =
+            Some(r#"{"thinking":{"type":"enabled","budget_tokens":2048},"model":"m2"}"#);
+        let r = build_request(Provider::Anthropic, &p, None);
+        assert_eq!(
+            r.body,
+            r#"{"max_tokens":50,"messages":[{"role":"user","content":"hi"}],"temperature":0.5,"thinking":{"type":"enabled","budget_tokens":2048},"model":"m2"}"#
+        );
+        // Options that are not an object are ignored (the request reader refuses them).
+        for bad in ["[1]", "not json", "\"x\"", ""] {
+            p.provider_options = Some(bad);
+            let r = build_request(Provider::OpenAi, &p, None);
+            assert!(
+                r.body.ends_with(r#""max_tokens":50,"temperature":0.5}"#),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Every caller string holding quotes, backslashes, control characters and non-ASCII text, in
+    /// every field both dialects write: the body stays valid JSON and reads back the same text.
+    #[test]
+    fn hostile_text_stays_valid_json_in_both_dialects() {
+        let hostile = "\"q\" \\ \n\r\t\u{0}\u{1f}\u{7f} é 你好 😀 </script> \u{2028}";
+        let call = ToolCall {
+            id: hostile.into(),
+            name: hostile.into(),
+            arguments: hostile.into(),
+        };
+        let mut assistant = msg(Role::Assistant, hostile);
+        assistant.tool_calls.push(call);
+        let mut tool = msg(Role::Tool, hostile);
+        tool.tool_call_id = Some(hostile.into());
+        let mut user = msg(Role::User, hostile);
+        user.content.push(Part::Image(hostile.into()));
+        user.content
+            .push(Part::Image(format!("data:{hostile};base64,{hostile}")));
+        let messages = [msg(Role::System, hostile), user, assistant, tool];
+        let tools = [Tool {
+            name: hostile.into(),
+            description: Some(hostile.into()),
+            parameters: hostile.into(),
+        }];
+        let stop = [hostile.to_string()];
+        let choice = ToolChoice::Named(hostile.into());
+        let format = ResponseFormat::JsonSchema {
+            name: hostile.into(),
+            schema: hostile.into(),
+            strict: Some(true),
+        };
+        let p = ChatParams {
+            model: hostile,
+            messages: &messages,
+            tools: &tools,
+            tool_choice: Some(&choice),
+            response_format: Some(&format),
+            max_tokens: Some(u32::MAX),
+            temperature_milli: Some(u32::MAX),
+            top_p_milli: Some(1),
+            stop: &stop,
+            seed: Some(i64::MIN),
+            user: Some(hostile),
+            provider_options: Some(hostile),
+            stream: true,
+        };
+        for provider in [Provider::OpenAi, Provider::Anthropic] {
+            let r = build_request(provider, &p, Some(hostile));
+            let json = Json::parse(&r.body).unwrap_or_else(|| panic!("{provider:?}: {}", r.body));
+            assert_eq!(json.get("model").and_then(Json::as_str), Some(hostile));
+            let texts = r.body.matches("\\\"q\\\"").count();
+            assert!(texts >= 10, "{provider:?}: {texts}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        for p in [Provider::OpenAi, Provider::Anthropic] {
+            let r = build_request(p, &params(&[]), Some("sk-secret"));
+            let shown = format!("{r:?}");
+            assert!(
+                !shown.contains("sk-secret") && shown.contains("redacted"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_openai_completion() {
+        let body = r#"{
+          "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+          "object": "chat.completion",
+          "created": 1741569952,
+          "model": "gpt-4.1-2025-04-14",
+          "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help?", "refusal": null, "annotations": []},
+            "logprobs": null,
+            "finish_reason": "stop"
+          }],
+          "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0}},
+          "service_tier": "default"
+        }"#;
+        assert_eq!(
+            parse_completion(Provider::OpenAi, body),
+            Some(Completion {
+                text: "Hello! How can I help?".into(),
+                tool_calls: Vec::new(),
+                finish_reason: "stop".into(),
+                usage: Usage {
+                    input_tokens: 19,
+                    output_tokens: 10
+                },
+            })
+        );
+        let tool_call = r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[]},"finish_reason":"tool_calls"}]}"#;
+        let c = parse_completion(Provider::OpenAi, tool_call);
+        assert_eq!(c.as_ref().map(|c| c.text.as_str()), Some(""));
+        assert_eq!(c.map(|c| c.usage), Some(Usage::default()));
+    }
+
+    #[test]
+    fn parses_anthropic_completion() {
+        let body = r#"{
+          "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+          "type": "message",
+          "role": "assistant",
+          "model": "claude-sonnet-4-20250514",
+          "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "x"},
+            {"type": "text", "text": "Hi! "},
+            {"type": "text", "text": "My name is Claude.", "citations": null}
+          ],
+          "stop_reason": "end_turn",
+          "stop_sequence": null,
+          "usage": {"input_tokens": 2095, "output_tokens": 503,
+                    "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        }"#;
+        assert_eq!(
+            parse_completion(Provider::Anthropic, body),
+            Some(Completion {
+                text: "Hi! My name is Claude.".into(),
+                tool_calls: Vec::new(),
+                finish_reason: "stop".into(),
+                usage: Usage {
+                    input_tokens: 2095,
+                    output_tokens: 503
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_other_bodies() {
+        let anthropic = r#"{"type":"message","content":[{"type":"text","text":"x"}]}"#;
+        let openai = r#"{"choices":[{"message":{"content":"x"}}]}"#;
+        for (p, body) in [
+            (Provider::OpenAi, ""),
+            (Provider::OpenAi, "not json"),
+            (Provider::OpenAi, r#"{"choices":[]}"#),
+            (Provider::OpenAi, r#"{"choices":[{"text":"legacy"}]}"#),
+            (Provider::OpenAi, anthropic),
+            (Provider::OpenAi, r#"{"error":{"message":"x"}}"#),
+            (Provider::Anthropic, openai),
+            (Provider::Anthropic, r#"{"content":"x"}"#),
+            (
+                Provider::Anthropic,
+                r#"{"type":"error","error":{"type":"x"}}"#,
+            ),
+        ] {
+            assert_eq!(parse_completion(p, body), None, "{body}");
+        }
+        assert!(parse_completion(Provider::OpenAi, openai).is_some());
+        assert!(parse_completion(Provider::Anthropic, anthropic).is_some());
+    }
+
+    #[test]
+    fn usage_total_reads_openai_total_then_parts_then_anthropic_parts() {
+        assert_eq!(
+            usage_total(r#"{"prompt_tokens":19,"completion_tokens":10,"total_tokens":30}"#),
+            Some(30)
+        );
+        assert_eq!(
+            usage_total(r#"{"prompt_tokens":19,"completion_tokens":10}"#),
+            Some(29)
+        );
+        assert_eq!(
+            usage_total(r#"{"input_tokens":2095,"output_tokens":503}"#),
+            Some(2598)
+        );
+        assert_eq!(usage_total(r#"{"prompt_tokens":19}"#), None);
+        assert_eq!(usage_total(r#"{"total_tokens":-3}"#), None);
+        assert_eq!(usage_total(r#"{"total_tokens":"30"}"#), None);
+        assert_eq!(usage_total("null"), None);
+        assert_eq!(usage_total("not json"), None);
+        assert_eq!(
+            usage_total(r#"{"input_tokens":18446744073709551615,"output_tokens":1}"#),
+            None
+        );
+    }
+}
