@@ -367,3 +367,200 @@ pub fn read_completion(json: &Json) -> Option<Completion> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::llm::request::Tool;
+    use crate::core::llm::{build_request, parse_completion, Provider};
+
+    fn body(params: &ChatParams) -> String {
+        build_request(Provider::Anthropic, params, None).body
+    }
+
+    fn call(id: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "weather".into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    fn result(id: &str, text: &str) -> Message {
+        let mut message = Message::text(Role::Tool, text);
+        message.tool_call_id = Some(id.into());
+        message
+    }
+
+    fn weather() -> Tool {
+        Tool {
+            name: "weather".into(),
+            description: Some("The weather".into()),
+            parameters: r#"{"type":"object","properties":{"city":{"type":"string"}}}"#.into(),
+        }
+    }
+
+    #[test]
+    fn a_tool_round_trip_alternates_roles() {
+        let mut image_question = Message::text(Role::User, "Weather where this was taken?");
+        image_question
+            .content
+            .push(Part::Image("data:image/jpeg;base64,/9j/4AAQ".into()));
+        image_question
+            .content
+            .push(Part::Image("https://x.test/b.webp".into()));
+        let mut calls = Message::text(Role::Assistant, "Looking.");
+        calls.tool_calls = vec![call("toolu_1", r#"{"city":"Oslo"}"#), call("toolu_2", "")];
+        let mut no_text = Message::text(Role::Assistant, "");
+        no_text.tool_calls = vec![call("toolu_3", "[1,2]")];
+        let messages = [
+            Message::text(Role::System, "Be brief."),
+            image_question,
+            calls,
+            result("toolu_1", "-3 °C"),
+            result("toolu_2", "sunny"),
+            Message::text(Role::User, "And tomorrow?"),
+            no_text,
+            result("toolu_3", "cloudy"),
+        ];
+        let tools = [weather()];
+        let stop = ["END".to_string()];
+        let params = ChatParams {
+            model: "claude",
+            messages: &messages,
+            tools: &tools,
+            tool_choice: Some(&ToolChoice::Auto),
+            top_p_milli: Some(900),
+            stop: &stop,
+            seed: Some(7),
+            ..ChatParams::default()
+        };
+        assert_eq!(
+            body(&params),
+            concat!(
+                r#"{"model":"claude","max_tokens":1024,"system":"Be brief.","messages":["#,
+                r#"{"role":"user","content":[{"type":"text","text":"Weather where this was taken?"},{"type":"image","source":{"type":"base64","media_type":"image/jpeg","data":"/9j/4AAQ"}},{"type":"image","source":{"type":"url","url":"https://x.test/b.webp"}}]},"#,
+                r#"{"role":"assistant","content":[{"type":"text","text":"Looking."},{"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Oslo"}},{"type":"tool_use","id":"toolu_2","name":"weather","input":{}}]},"#,
+                r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"-3 °C"},{"type":"tool_result","tool_use_id":"toolu_2","content":"sunny"},{"type":"text","text":"And tomorrow?"}]},"#,
+                r#"{"role":"assistant","content":[{"type":"tool_use","id":"toolu_3","name":"weather","input":{"arguments":"[1,2]"}}]},"#,
+                r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_3","content":"cloudy"}]}],"#,
+                r#""tools":[{"name":"weather","description":"The weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],"#,
+                r#""tool_choice":{"type":"auto"},"top_p":0.9,"stop_sequences":["END"]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn tool_choices_map_to_anthropic_words() {
+        let messages = [Message::text(Role::User, "hi")];
+        let tools = [weather()];
+        for (choice, written) in [
+            (ToolChoice::Auto, r#""tool_choice":{"type":"auto"}"#),
+            (ToolChoice::Required, r#""tool_choice":{"type":"any"}"#),
+            (ToolChoice::None, r#""tool_choice":{"type":"none"}"#),
+            (
+                ToolChoice::Named("weather".into()),
+                r#""tool_choice":{"type":"tool","name":"weather"}"#,
+            ),
+        ] {
+            let params = ChatParams {
+                messages: &messages,
+                tools: &tools,
+                tool_choice: Some(&choice),
+                ..ChatParams::default()
+            };
+            assert!(body(&params).contains(written), "{written}");
+        }
+    }
+
+    #[test]
+    fn a_response_format_is_a_forced_tool() {
+        let messages = [Message::text(Role::User, "hi")];
+        let json = ResponseFormat::Json;
+        let params = ChatParams {
+            messages: &messages,
+            response_format: Some(&json),
+            ..ChatParams::default()
+        };
+        assert!(body(&params).ends_with(
+            r#""tools":[{"name":"json_answer","description":"Answer with a JSON object.","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"json_answer"}}"#
+        ));
+        let schema = ResponseFormat::JsonSchema {
+            name: "city".into(),
+            schema: r#"{"type":"object","required":["name"]}"#.into(),
+            strict: Some(true),
+        };
+        let tools = [weather()];
+        let with_tools = |choice: Option<&ToolChoice>| {
+            body(&ChatParams {
+                messages: &messages,
+                tools: &tools,
+                tool_choice: choice,
+                response_format: Some(&schema),
+                ..ChatParams::default()
+            })
+        };
+        let written = with_tools(None);
+        assert!(written.contains(r#"{"name":"json_answer","description":"Answer with a JSON object: the city schema.","input_schema":{"type":"object","required":["name"]}}]"#), "{written}");
+        assert!(written.contains(r#""tool_choice":{"type":"any"}"#));
+        assert!(with_tools(Some(&ToolChoice::Auto)).contains(r#""tool_choice":{"type":"any"}"#));
+        assert!(with_tools(Some(&ToolChoice::None))
+            .contains(r#""tool_choice":{"type":"tool","name":"json_answer"}"#));
+        assert!(with_tools(Some(&ToolChoice::Named("weather".into())))
+            .contains(r#""tool_choice":{"type":"tool","name":"weather"}"#));
+    }
+
+    #[test]
+    fn a_malformed_data_url_is_sent_as_a_url_for_the_api_to_refuse() {
+        let mut message = Message::text(Role::User, "");
+        message.content = vec![Part::Image("data:image/png,notbase64".into())];
+        let messages = [message];
+        let params = ChatParams {
+            messages: &messages,
+            ..ChatParams::default()
+        };
+        assert!(body(&params).contains(
+            r#"[{"type":"image","source":{"type":"url","url":"data:image/png,notbase64"}}]"#
+        ));
+    }
+
+    #[test]
+    fn reads_tool_use_blocks_and_the_answer_tool() {
+        let answer = r#"{"type":"message","content":[
+            {"type":"text","text":"Let me check."},
+            {"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Oslo","days":[1,2]}}],
+            "stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}}"#;
+        let completion = parse_completion(Provider::Anthropic, answer).expect("an answer");
+        assert_eq!(completion.text, "Let me check.");
+        assert_eq!(completion.finish_reason, "tool_calls");
+        assert_eq!(
+            completion.tool_calls,
+            vec![ToolCall {
+                id: "toolu_1".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"Oslo","days":[1,2]}"#.into(),
+            }]
+        );
+        let structured = r#"{"content":[{"type":"tool_use","id":"toolu_2","name":"json_answer","input":{"name":"Oslo"}}],"stop_reason":"tool_use"}"#;
+        let completion = parse_completion(Provider::Anthropic, structured).expect("an answer");
+        assert_eq!(completion.text, r#"{"name":"Oslo"}"#);
+        assert_eq!(completion.finish_reason, "stop");
+        assert!(completion.tool_calls.is_empty());
+    }
+
+    #[test]
+    fn finish_reasons_in_openai_words() {
+        for (reason, calls, normalised) in [
+            ("end_turn", false, "stop"),
+            ("stop_sequence", false, "stop"),
+            ("max_tokens", false, "length"),
+            ("tool_use", true, "tool_calls"),
+            ("tool_use", false, "stop"),
+            ("refusal", false, "content_filter"),
+            ("pause_turn", false, "pause_turn"),
+            ("", false, ""),
+        ] {
+            assert_eq!(finish_reason(reason, calls), normalised, "{reason}");
+        }
+    }
+}

@@ -237,3 +237,147 @@ pub(crate) fn arguments_text(value: Option<&Json>) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::llm::request::*;
+    use crate::core::llm::{build_request, parse_completion, Provider};
+
+    fn body(params: &ChatParams) -> String {
+        build_request(Provider::OpenAi, params, None).body
+    }
+
+    pub(crate) fn weather_tool() -> Tool {
+        Tool {
+            name: "weather".into(),
+            description: Some("The weather in a city".into()),
+            parameters: r#"{ "type": "object", "properties": { "city": { "type": "string" } } }"#
+                .into(),
+        }
+    }
+
+    #[test]
+    fn tools_choice_format_and_sampling_field_by_field() {
+        let messages = [Message::text(Role::User, "hi")];
+        let tools = [
+            weather_tool(),
+            Tool {
+                name: "now".into(),
+                description: None,
+                parameters: "{}".into(),
+            },
+        ];
+        let stop = ["END".to_string(), "\n\n".to_string()];
+        let schema = ResponseFormat::JsonSchema {
+            name: "answer".into(),
+            schema: r#"{"type":"object","required":["a"]}"#.into(),
+            strict: Some(true),
+        };
+        let choice = ToolChoice::Named("weather".into());
+        let params = ChatParams {
+            model: "gpt",
+            messages: &messages,
+            tools: &tools,
+            tool_choice: Some(&choice),
+            response_format: Some(&schema),
+            max_tokens: Some(10),
+            temperature_milli: Some(200),
+            top_p_milli: Some(950),
+            stop: &stop,
+            seed: Some(-42),
+            ..ChatParams::default()
+        };
+        assert_eq!(
+            body(&params),
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"weather","description":"The weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},{"type":"function","function":{"name":"now","parameters":{}}}],"tool_choice":{"type":"function","function":{"name":"weather"}},"response_format":{"type":"json_schema","json_schema":{"name":"answer","schema":{"type":"object","required":["a"]},"strict":true}},"max_tokens":10,"temperature":0.2,"top_p":0.95,"stop":["END","\n\n"],"seed":-42}"#
+        );
+        for (choice, written) in [
+            (ToolChoice::Auto, r#""tool_choice":"auto""#),
+            (ToolChoice::None, r#""tool_choice":"none""#),
+            (ToolChoice::Required, r#""tool_choice":"required""#),
+        ] {
+            let params = ChatParams {
+                tool_choice: Some(&choice),
+                ..params.clone()
+            };
+            assert!(body(&params).contains(written), "{written}");
+        }
+        for (format, written) in [
+            (
+                ResponseFormat::Json,
+                r#""response_format":{"type":"json_object"}"#,
+            ),
+            (
+                ResponseFormat::JsonSchema {
+                    name: "n".into(),
+                    schema: "{}".into(),
+                    strict: None,
+                },
+                r#""response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{}}}"#,
+            ),
+        ] {
+            let params = ChatParams {
+                response_format: Some(&format),
+                ..params.clone()
+            };
+            assert!(body(&params).contains(written), "{written}");
+        }
+    }
+
+    #[test]
+    fn content_parts_tool_calls_and_tool_results() {
+        let mut user = Message::text(Role::User, "what is this?");
+        user.content
+            .push(Part::Image("https://x.test/a.png".into()));
+        user.content
+            .push(Part::Image("data:image/png;base64,iVBO".into()));
+        let mut call = Message::text(Role::Assistant, "");
+        call.tool_calls.push(ToolCall {
+            id: "call_1".into(),
+            name: "weather".into(),
+            arguments: r#"{"city":"Oslo"}"#.into(),
+        });
+        let mut text_and_call = call.clone();
+        text_and_call.content = vec![Part::Text("Let me look.".into())];
+        let mut no_content = call.clone();
+        no_content.content.clear();
+        let mut result = Message::text(Role::Tool, "-3 °C");
+        result.tool_call_id = Some("call_1".into());
+        let messages = [user, call, text_and_call, no_content, result];
+        let params = ChatParams {
+            model: "gpt",
+            messages: &messages,
+            ..ChatParams::default()
+        };
+        assert_eq!(
+            body(&params),
+            r#"{"model":"gpt","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"assistant","content":"Let me look.","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"tool","content":"-3 °C","tool_call_id":"call_1"}]}"#
+        );
+    }
+
+    #[test]
+    fn reads_tool_calls() {
+        let answer = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,
+            "tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}},
+                          {"id":"call_2","type":"function","function":{"name":"now","arguments":{"tz":"UTC"}}}]},
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#;
+        let completion = parse_completion(Provider::OpenAi, answer).expect("an answer");
+        assert_eq!(completion.text, "");
+        assert_eq!(completion.finish_reason, "tool_calls");
+        assert_eq!(
+            completion.tool_calls,
+            vec![
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "weather".into(),
+                    arguments: r#"{"city":"Oslo"}"#.into(),
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "now".into(),
+                    arguments: r#"{"tz":"UTC"}"#.into(),
+                },
+            ]
+        );
+    }
+}

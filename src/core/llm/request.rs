@@ -204,3 +204,34 @@ pub struct ToolCallDelta {
     /// The next piece of the arguments' JSON text.
     pub arguments_delta: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_split_into_media_type_and_data() {
+        assert_eq!(
+            parse_data_url("data:image/png;base64,iVBO"),
+            Some(("image/png", "iVBO"))
+        );
+        assert_eq!(
+            parse_data_url("DATA:image/jpeg;name=a.jpg;BASE64,/9j="),
+            Some(("image/jpeg", "/9j="))
+        );
+        for bad in [
+            "https://x.test/a.png",
+            "data:image/png,iVBO",
+            "data:image/png;base64",
+            "data:image/png;base64,",
+            "data:;base64,iVBO",
+            "data:png;base64,iVBO",
+            "data:/png;base64,iVBO",
+            "data",
+            "dаta:image/png;base64,x",
+            "",
+        ] {
+            assert_eq!(parse_data_url(bad), None, "{bad}");
+        }
+    }
+}
