@@ -11,19 +11,32 @@ use resilient_llm::core::llm::charge::{
 use resilient_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
-    Outcome, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
+    Outcome, Part, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
 };
-use resilient_llm::core::resume::{Failure, Recoveries, Resume};
-use resilient_llm::core::stream::StreamMonitor;
+use resilient_llm::core::resume::{Delivered, Failure, Recoveries, Resume};
+use resilient_llm::core::stream::{Delta, StreamMonitor};
 
 const DAY_MS: u64 = 86_400_000;
 /// 2026-01-31T23:59:59Z.
 const JAN_31_LAST_SECOND: u64 = 1_769_903_999_000;
 
 fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.to_string(),
+    Message::text(role, content)
+}
+
+/// A message's text (the messages here have one text part).
+fn content(message: &Message) -> &str {
+    match message.content.as_slice() {
+        [Part::Text(text)] => text,
+        _ => "",
+    }
+}
+
+/// A text-only stream delta.
+fn text_delta(text: &str) -> Delta {
+    Delta {
+        text: text.to_string(),
+        tool_calls: Vec::new(),
     }
 }
 
@@ -215,6 +228,7 @@ fn one_chat_two_providers_then_settle_and_tally() {
         temperature_milli: Some(200),
         user: Some("erin"),
         stream: false,
+        ..ChatParams::default()
     };
     let pricing = Pricing {
         input_micros_per_mtok: 3_000_000,
@@ -230,7 +244,7 @@ fn one_chat_two_providers_then_settle_and_tally() {
     let now = JAN_31_LAST_SECOND;
 
     // Reserve the worst case: estimated input + all of max_tokens.
-    let estimate = estimate_tokens(&messages);
+    let estimate = estimate_tokens(&messages, &[]);
     assert_eq!(estimate, 28 / 4 + 2 * 4);
     let worst = Usage {
         input_tokens: estimate,
@@ -302,6 +316,7 @@ fn streamed_answers_settle_from_the_monitor_usage() {
         temperature_milli: None,
         user: None,
         stream: true,
+        ..ChatParams::default()
     };
     let request = build_request(Provider::Anthropic, &params, None);
     let body = Json::parse(&request.body).expect("valid JSON");
@@ -310,7 +325,7 @@ fn streamed_answers_settle_from_the_monitor_usage() {
 
     let mut ledger = daily(2000);
     let hold = ledger
-        .reserve("frank", estimate_tokens(&messages) + 1024, 0, 0)
+        .reserve("frank", estimate_tokens(&messages, &[]) + 1024, 0, 0)
         .expect("fits");
     let mut monitor = StreamMonitor::new();
     for (event, data) in [
@@ -556,7 +571,7 @@ fn a_chain_of_one_target_fails_with_that_targets_error() {
 #[test]
 fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let messages = [msg(Role::User, "Name a colour.")];
-    let input = estimate_tokens(&messages);
+    let input = estimate_tokens(&messages, &[]);
     let cheap = Pricing {
         input_micros_per_mtok: 1_000_000,
         output_micros_per_mtok: 1_000_000,
@@ -573,7 +588,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let hold = charge::hold(
         &mut ledger,
         "ann",
-        (&messages, Some(100)),
+        (estimate_tokens(&messages, &[]), Some(100)),
         [&cheap, &dear],
         0,
     )
@@ -589,15 +604,28 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
         "the dearer price"
     );
     // No maxTokens: the default output is held.
-    let default = charge::hold(&mut ledger, "ann", (&messages, None), [&cheap], 0).expect("fits");
+    let default = charge::hold(
+        &mut ledger,
+        "ann",
+        (estimate_tokens(&messages, &[]), None),
+        [&cheap],
+        0,
+    )
+    .expect("fits");
     assert_eq!(default.tokens(), input + DEFAULT_MAX_OUTPUT);
     assert_eq!(
         ledger.spent("ann", 0).0,
         2 * input + 100 + DEFAULT_MAX_OUTPUT
     );
     // Past a cap: refused with that cap, nothing held.
-    let err = charge::hold(&mut ledger, "ann", (&messages, Some(1 << 24)), [&cheap], 0)
-        .expect_err("past the daily cap");
+    let err = charge::hold(
+        &mut ledger,
+        "ann",
+        (estimate_tokens(&messages, &[]), Some(1 << 24)),
+        [&cheap],
+        0,
+    )
+    .expect_err("past the daily cap");
     assert_eq!(err.cap, Cap::UserDailyTokens);
     assert_eq!(
         ledger.spent("ann", 0).0,
@@ -630,7 +658,13 @@ fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
         free: false,
     };
     let call = |ledger: &mut Ledger, tally: &mut CostTally, used| {
-        let hold = charge::hold(ledger, "bo", (&messages, Some(100)), [&pricing], 0);
+        let hold = charge::hold(
+            ledger,
+            "bo",
+            (estimate_tokens(&messages, &[]), Some(100)),
+            [&pricing],
+            0,
+        );
         charge::settle(
             Some(ledger),
             tally,
@@ -680,7 +714,14 @@ fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
     };
     let mut ledger = daily(1000);
     let mut tally = CostTally::new();
-    let hold = charge::hold(&mut ledger, "cy", (&messages, Some(500)), [&pricing], 0).ok();
+    let hold = charge::hold(
+        &mut ledger,
+        "cy",
+        (estimate_tokens(&messages, &[]), Some(500)),
+        [&pricing],
+        0,
+    )
+    .ok();
     assert!(ledger.spent("cy", 0).0 > 500);
     let cached = Charge {
         user: "cy",
@@ -713,13 +754,17 @@ fn a_stream_without_usage_is_charged_an_estimate() {
         output_tokens: 5,
     };
     assert_eq!(
-        reported_or_estimated(reported, &messages, "Teal."),
+        reported_or_estimated(reported, estimate_tokens(&messages, &[]), ("Teal.", &[])),
         reported
     );
     assert_eq!(
-        reported_or_estimated(Usage::default(), &messages, "Teal, é."),
+        reported_or_estimated(
+            Usage::default(),
+            estimate_tokens(&messages, &[]),
+            ("Teal, é.", &[]),
+        ),
         Usage {
-            input_tokens: estimate_tokens(&messages),
+            input_tokens: estimate_tokens(&messages, &[]),
             output_tokens: 2, // 7 characters, a token per 4, rounded up
         }
     );
@@ -727,11 +772,14 @@ fn a_stream_without_usage_is_charged_an_estimate() {
 
 /// Feeds a resumed stream `deltas`: the text handed out, or `None` once it diverged.
 fn resumed(delivered: &str, deltas: &[&str]) -> (Resume, Option<String>) {
-    let mut resume = Resume::after(delivered.to_string());
+    let mut resume = Resume::after(Delivered {
+        text: delivered.to_string(),
+        tool_calls: Vec::new(),
+    });
     let mut out = Some(String::new());
     for delta in deltas {
-        match (resume.fresh(delta), &mut out) {
-            (Some(fresh), Some(out)) => out.push_str(fresh),
+        match (resume.fresh(&text_delta(delta)), &mut out) {
+            (Some(fresh), Some(out)) => out.push_str(&fresh.text),
             _ => out = None,
         }
     }
@@ -744,14 +792,17 @@ fn a_resumed_stream_hands_out_only_what_follows_the_text_delivered() {
     let (resume, out) = resumed("Hello, wor", &["Hel", "lo, w", "orld", "! Bye"]);
     assert_eq!(out.as_deref(), Some("ld! Bye"));
     assert!(!resume.catching_up() && !resume.diverged());
-    assert_eq!(resume.partial("Hello, world! Bye"), "Hello, world! Bye");
+    assert_eq!(
+        resume.partial("Hello, world! Bye", &[]).0,
+        "Hello, world! Bye"
+    );
     let (_, out) = resumed("café", &["caf", "é au lait"]);
     assert_eq!(out.as_deref(), Some(" au lait"));
     // While catching up, nothing is handed out and the caller has the text delivered before.
     let (resume, out) = resumed("Hello, wor", &["Hello"]);
     assert_eq!(out.as_deref(), Some(""));
     assert!(resume.started() && resume.catching_up());
-    assert_eq!(resume.partial("Hello"), "Hello, wor");
+    assert_eq!(resume.partial("Hello", &[]).0, "Hello, wor");
     // A fresh stream (nothing delivered) hands out every delta.
     let (resume, out) = resumed("", &["a", "b"]);
     assert_eq!(out.as_deref(), Some("ab"));
@@ -763,9 +814,13 @@ fn a_resumed_stream_that_diverges_or_ends_early_gives_up_with_the_text_delivered
     let (resume, out) = resumed("Hello, wor", &["Hello", ", WOR"]);
     assert_eq!(out, None, "a delta disagreeing with the text delivered");
     assert!(resume.diverged());
-    assert_eq!(resume.partial("Hello, WOR"), "Hello, wor");
+    assert_eq!(resume.partial("Hello, WOR", &[]).0, "Hello, wor");
     let (mut resume, _) = resumed("Hello, wor", &["Hello, w", "ORLD"]);
-    assert_eq!(resume.fresh("x"), None, "after diverging, nothing more");
+    assert_eq!(
+        resume.fresh(&text_delta("x")),
+        None,
+        "after diverging, nothing more"
+    );
     let (resume, out) = resumed("Hi", &["Hi", "!", "?"]);
     assert_eq!(
         out.as_deref(),
@@ -777,7 +832,7 @@ fn a_resumed_stream_that_diverges_or_ends_early_gives_up_with_the_text_delivered
     let (mut short, _) = resumed("Hello, wor", &["Hello"]);
     short.completed();
     assert!(short.diverged());
-    assert_eq!(short.partial("Hello"), "Hello, wor");
+    assert_eq!(short.partial("Hello", &[]).0, "Hello, wor");
     let (mut exact, out) = resumed("Hello", &["Hel", "lo"]);
     exact.completed();
     assert_eq!(out.as_deref(), Some(""));
@@ -843,7 +898,7 @@ mod properties {
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        (role(), text()).prop_map(|(role, content)| Message { role, content })
+        (role(), text()).prop_map(|(role, content)| Message::text(role, &content))
     }
 
     /// Anthropic's view of a conversation: the system texts joined, the rest with consecutive
@@ -852,16 +907,16 @@ mod properties {
         let system: Vec<&str> = messages
             .iter()
             .filter(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
+            .map(content)
             .collect();
         let mut turns: Vec<(Role, String)> = Vec::new();
         for m in messages.iter().filter(|m| m.role != Role::System) {
             match turns.last_mut() {
                 Some((role, text)) if *role == m.role => {
                     text.push_str("\n\n");
-                    text.push_str(&m.content);
+                    text.push_str(content(m));
                 }
-                _ => turns.push((m.role, m.content.clone())),
+                _ => turns.push((m.role, content(m).to_string())),
             }
         }
         ((!system.is_empty()).then(|| system.join("\n\n")), turns)
@@ -904,13 +959,14 @@ mod properties {
                 temperature_milli: temperature,
                 user: user.as_deref(),
                 stream,
+                ..ChatParams::default()
             };
 
             let openai = build_request(Provider::OpenAi, &params, Some("k"));
             let body = Json::parse(&openai.body).expect("OpenAI body is JSON");
             prop_assert_eq!(body.get("model").and_then(Json::as_str), Some(model.as_str()));
             let expected: Vec<(Option<Role>, String)> =
-                messages.iter().map(|m| (Some(m.role), m.content.clone())).collect();
+                messages.iter().map(|m| (Some(m.role), content(m).to_string())).collect();
             prop_assert_eq!(turns_of(&body), expected);
             prop_assert_eq!(body.get("user").and_then(Json::as_str), user.as_deref());
             prop_assert_eq!(body.get("max_tokens").and_then(Json::as_u64), max_tokens.map(u64::from));
@@ -1160,7 +1216,7 @@ mod properties {
                 prop_assert_eq!(out.as_deref(), Some(&answer[other.len()..]));
             } else {
                 prop_assert!(resume.diverged());
-                prop_assert_eq!(resume.partial(&answer), other.as_str());
+                prop_assert_eq!(resume.partial(&answer, &[]).0, other.as_str());
             }
         }
     }

@@ -200,3 +200,126 @@ impl Recoveries {
         left.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: &str) -> Delta {
+        Delta {
+            text: t.into(),
+            tool_calls: Vec::new(),
+        }
+    }
+
+    fn piece(index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> Delta {
+        Delta {
+            text: String::new(),
+            tool_calls: vec![ToolCallDelta {
+                index,
+                id: id.map(str::to_string),
+                name: name.map(str::to_string),
+                arguments_delta: arguments.into(),
+            }],
+        }
+    }
+
+    fn delivered() -> Delivered {
+        Delivered {
+            text: "Hello".into(),
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"#.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn text_split_anywhere_is_matched_then_handed_out() {
+        let mut resume = Resume::after(Delivered {
+            text: "Hello".into(),
+            tool_calls: Vec::new(),
+        });
+        assert!(!resume.started());
+        assert_eq!(resume.fresh(&text("He")), Some(text("")));
+        assert!(resume.started() && resume.catching_up());
+        assert_eq!(resume.fresh(&text("llo, w")), Some(text(", w")));
+        assert!(!resume.catching_up());
+        assert_eq!(resume.fresh(&text("orld")), Some(text("orld")));
+        assert_eq!(resume.partial("Hello, world", &[]).0, "Hello, world");
+    }
+
+    #[test]
+    fn delivered_tool_calls_must_be_reproduced_split_anywhere() {
+        let mut resume = Resume::after(delivered());
+        assert_eq!(resume.fresh(&text("Hello")), Some(text("")));
+        assert!(resume.catching_up());
+        assert_eq!(
+            resume.fresh(&piece(0, Some("call_1"), Some("weather"), "{\"ci")),
+            Some(text(""))
+        );
+        assert_eq!(
+            resume.fresh(&piece(0, None, None, "ty\":\"Oslo\"}")),
+            Some(piece(0, None, None, "\"Oslo\"}"))
+        );
+        assert!(!resume.catching_up());
+        // A call past the delivered ones is all new.
+        assert_eq!(
+            resume.fresh(&piece(1, Some("call_2"), Some("now"), "{}")),
+            Some(piece(1, Some("call_2"), Some("now"), "{}"))
+        );
+        resume.completed();
+        assert!(!resume.diverged());
+    }
+
+    #[test]
+    fn another_id_name_or_arguments_diverge() {
+        for wrong in [
+            piece(0, Some("call_9"), None, ""),
+            piece(0, None, Some("news"), ""),
+            piece(0, None, None, "{\"town"),
+        ] {
+            let mut resume = Resume::after(delivered());
+            assert_eq!(resume.fresh(&text("Hello")), Some(text("")));
+            assert_eq!(resume.fresh(&wrong), None, "{wrong:?}");
+            assert!(resume.diverged());
+            assert_eq!(resume.fresh(&text("x")), None);
+            let calls = [ToolCall {
+                id: "x".into(),
+                name: "y".into(),
+                arguments: String::new(),
+            }];
+            let (text, tool_calls) = resume.partial("new", &calls);
+            assert_eq!(
+                (text, tool_calls),
+                ("Hello", delivered().tool_calls.as_slice())
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_ending_before_the_delivered_tool_call_diverged() {
+        let mut resume = Resume::after(delivered());
+        assert_eq!(resume.fresh(&text("Hello")), Some(text("")));
+        assert_eq!(
+            resume.fresh(&piece(0, Some("call_1"), Some("weather"), "")),
+            Some(text(""))
+        );
+        resume.completed();
+        assert!(resume.diverged());
+    }
+
+    #[test]
+    fn recoveries_follow_the_failure_and_the_bound() {
+        let mut chat = Recoveries::resumes(1);
+        assert!(!chat.after(Failure::Other));
+        assert!(chat.after(Failure::Cut));
+        assert!(!chat.after(Failure::Cut));
+        let mut events = Recoveries::reconnects(2);
+        assert!(events.after(Failure::Other));
+        assert!(!events.after(Failure::TooLarge));
+        assert!(events.again());
+        assert!(!events.again());
+    }
+}

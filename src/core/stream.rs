@@ -561,4 +561,215 @@ mod tests {
         monitor.see(&event("message", r#"{"n":1}"#));
         assert!(monitor.complete());
     }
+
+    fn piece(index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> ToolCallDelta {
+        ToolCallDelta {
+            index,
+            id: id.map(str::to_string),
+            name: name.map(str::to_string),
+            arguments_delta: arguments.to_string(),
+        }
+    }
+
+    fn deltas(monitor: &mut StreamMonitor, events: &[SseEvent]) -> Vec<Delta> {
+        events
+            .iter()
+            .filter_map(|e| monitor.observe(&e.event, &e.data).0)
+            .collect()
+    }
+
+    #[test]
+    fn openai_tool_call_deltas_are_handed_out_and_assembled() {
+        let chunk = |delta: &str| {
+            event(
+                "message",
+                &format!(r#"{{"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#),
+            )
+        };
+        let events = [
+            chunk(r#"{"role":"assistant","content":null}"#),
+            chunk(
+                r#"{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":""}}]}"#,
+            ),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]}"#),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Oslo\"}"}}]}"#),
+            chunk(
+                r#"{"tool_calls":[{"index":1,"id":"call_2","function":{"name":"now","arguments":"{}"}}]}"#,
+            ),
+            event(
+                "message",
+                r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            ),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        let pieces: Vec<ToolCallDelta> = seen.iter().flat_map(|d| d.tool_calls.clone()).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                piece(0, Some("call_1"), Some("weather"), ""),
+                piece(0, None, None, "{\"ci"),
+                piece(0, None, None, "ty\":\"Oslo\"}"),
+                piece(1, Some("call_2"), Some("now"), "{}"),
+            ]
+        );
+        assert!(seen.iter().all(|d| d.text.is_empty()));
+        assert_eq!(
+            monitor.tool_calls(),
+            &[
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "weather".into(),
+                    arguments: r#"{"city":"Oslo"}"#.into(),
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "now".into(),
+                    arguments: "{}".into(),
+                },
+            ]
+        );
+        assert_eq!(monitor.finish_reason(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn anthropic_tool_use_blocks_stream_in_openai_shape() {
+        let events = [
+            event(
+                "message_start",
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            ),
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Checking."}}"#,
+            ),
+            event(
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"weather","input":{}}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\": \"Os"}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"lo\"}"}}"#,
+            ),
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_2","name":"now","input":{}}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+            ),
+            event(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#,
+            ),
+            event("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        assert_eq!(seen[0].text, "Checking.");
+        let pieces: Vec<ToolCallDelta> = seen.iter().flat_map(|d| d.tool_calls.clone()).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                piece(0, Some("toolu_1"), Some("weather"), ""),
+                piece(0, None, None, "{\"city\": \"Os"),
+                piece(0, None, None, "lo\"}"),
+                piece(1, Some("toolu_2"), Some("now"), ""),
+                piece(1, None, None, "{}"),
+            ]
+        );
+        assert_eq!(monitor.tool_calls()[0].arguments, r#"{"city": "Oslo"}"#);
+        assert_eq!(monitor.tool_calls().len(), 2);
+        assert_eq!(monitor.finish_reason(), Some("tool_calls"));
+        assert!(monitor.complete());
+    }
+
+    #[test]
+    fn the_anthropic_answer_tool_streams_as_text() {
+        let events = [
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"json_answer","input":{}}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"name\":"}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\"Oslo\"}"}}"#,
+            ),
+            event(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"}}"#,
+            ),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        assert!(seen.iter().all(|d| d.tool_calls.is_empty()));
+        assert_eq!(monitor.text(), r#"{"name":"Oslo"}"#);
+        assert!(monitor.tool_calls().is_empty());
+        assert_eq!(monitor.finish_reason(), Some("stop"));
+    }
+
+    #[test]
+    fn tool_calls_count_against_the_bound_and_indexes_cannot_skip() {
+        let mut monitor = StreamMonitor::with_max_text(TOOL_CALL_BYTES + 8);
+        let call = |index: &str, arguments: &str| {
+            event(
+                "message",
+                &format!(
+                    r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"function":{{"arguments":"{arguments}"}}}}]}}}}]}}"#
+                ),
+            )
+        };
+        // A hostile index opens the next call, not a call a billion places on.
+        let (delta, seen) = monitor.observe("message", &call("1000000000", "1234").data);
+        assert_eq!(seen, Observation::Continue);
+        assert_eq!(delta.map(|d| d.tool_calls[0].index), Some(0));
+        assert_eq!(monitor.see(&call("0", "5678")).1, Observation::Continue);
+        assert_eq!(monitor.see(&call("0", "9")), (None, Observation::TooLarge));
+        assert_eq!(monitor.see(&call("1", "")), (None, Observation::TooLarge));
+        assert_eq!(monitor.tool_calls().len(), 1);
+        assert_eq!(monitor.tool_calls()[0].arguments, "12345678");
+    }
+
+    #[test]
+    fn deltas_join_per_batch() {
+        let mut batch = Delta::default();
+        assert!(batch.is_empty());
+        batch.extend(Delta {
+            text: "a".into(),
+            tool_calls: vec![piece(0, Some("c"), Some("n"), "{")],
+        });
+        batch.extend(Delta {
+            text: "b".into(),
+            tool_calls: vec![piece(0, None, None, "}"), piece(1, Some("d"), None, "")],
+        });
+        assert_eq!(batch.text, "ab");
+        assert_eq!(
+            batch.tool_calls,
+            vec![
+                piece(0, Some("c"), Some("n"), "{}"),
+                piece(1, Some("d"), None, "")
+            ]
+        );
+    }
 }

@@ -68,7 +68,7 @@ pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let mut params = header.split(';');
     let media_type = params.next()?;
     let base64 = params
-        .last()
+        .next_back()
         .is_some_and(|p| p.eq_ignore_ascii_case("base64"));
     let valid = base64
         && !data.is_empty()
