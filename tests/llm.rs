@@ -11,7 +11,7 @@ use resilient_llm::core::llm::charge::{
 use resilient_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
-    Outcome, Part, Pricing, Provider, Role, Step, Usage, MAX_TARGETS,
+    Outcome, Part, Pricing, Provider, Role, Step, Tool, ToolCall, Usage, MAX_TARGETS,
 };
 use resilient_llm::core::resume::{Delivered, Failure, Recoveries, Resume};
 use resilient_llm::core::stream::{Delta, StreamMonitor};
@@ -865,6 +865,98 @@ fn a_chat_stream_resumes_only_after_a_cut_and_an_event_stream_reconnects_after_a
     assert!(!Recoveries::resumes(0).again());
 }
 
+/// A tool round trip that falls back mid-conversation: OpenAI streams a tool call, the caller
+/// answers it, and the next turn goes to Anthropic with the call and its result in Anthropic's
+/// shape (same id, the arguments as the `input` object), the tools as `input_schema`.
+#[test]
+fn a_streamed_tool_call_survives_a_fallback_to_anthropic() {
+    let mut monitor = StreamMonitor::new();
+    for data in [
+        r#"{"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_7","type":"function","function":{"name":"city_time","arguments":""}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Oslo\"}"}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        "[DONE]",
+    ] {
+        monitor.observe("message", data);
+    }
+    assert!(monitor.complete());
+    assert_eq!(monitor.finish_reason(), Some("tool_calls"));
+    let mut assistant = msg(Role::Assistant, "");
+    assistant.tool_calls = monitor.tool_calls().to_vec();
+    let mut result = msg(Role::Tool, "09:30");
+    result.tool_call_id = Some("call_7".into());
+    let messages = [msg(Role::User, "Time in Oslo?"), assistant, result];
+    let tools = [Tool {
+        name: "city_time".into(),
+        description: None,
+        parameters: r#"{"type":"object","properties":{"city":{"type":"string"}}}"#.into(),
+    }];
+    let params = ChatParams {
+        model: "claude-haiku-4-5",
+        messages: &messages,
+        tools: &tools,
+        ..ChatParams::default()
+    };
+    let request = build_request(Provider::Anthropic, &params, None);
+    let body = Json::parse(&request.body).expect("valid JSON");
+    let turns = body.get("messages").expect("messages");
+    let tool_use = turns
+        .at(1)
+        .and_then(|t| t.get("content"))
+        .and_then(|c| c.at(0));
+    assert_eq!(
+        tool_use.and_then(|b| b.get("id")).and_then(Json::as_str),
+        Some("call_7")
+    );
+    let input = tool_use.and_then(|b| b.get("input"));
+    assert_eq!(
+        input.and_then(|i| i.get("city")).and_then(Json::as_str),
+        Some("Oslo")
+    );
+    let tool_result = turns
+        .at(2)
+        .and_then(|t| t.get("content"))
+        .and_then(|c| c.at(0));
+    assert_eq!(
+        tool_result
+            .and_then(|b| b.get("tool_use_id"))
+            .and_then(Json::as_str),
+        Some("call_7")
+    );
+    assert_eq!(
+        turns
+            .at(2)
+            .and_then(|t| t.get("role"))
+            .and_then(Json::as_str),
+        Some("user")
+    );
+    let schema = body
+        .get("tools")
+        .and_then(|t| t.at(0))
+        .and_then(|t| t.get("input_schema"));
+    assert!(schema.and_then(|s| s.get("properties")).is_some());
+    // The answer, streamed by Anthropic, reads back in OpenAI's words.
+    let mut monitor = StreamMonitor::new();
+    for (event, data) in [
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"It is 09:30."}}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":6}}"#,
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ] {
+        monitor.observe(event, data);
+    }
+    assert_eq!(
+        (monitor.text(), monitor.finish_reason()),
+        ("It is 09:30.", Some("stop"))
+    );
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 mod properties {
     use super::*;
@@ -1185,6 +1277,52 @@ mod properties {
             let day = clock / DAY_MS;
             let cost_today: u64 = records.iter().filter(|r| r.day == day).map(|r| r.cost).sum();
             prop_assert_eq!(ledger.spent("a", now).2, cost_today);
+        }
+    }
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any text in a tool call, a tool result, a tool, a stop sequence or an image URL keeps
+        /// both bodies valid JSON, and the tool call's id reads back exactly.
+        #[test]
+        fn tool_and_image_fields_carry_any_text(
+            id in text(),
+            name in text(),
+            arguments in text(),
+            result in text(),
+            url in text(),
+            stop in text(),
+        ) {
+            let mut assistant = Message::text(Role::Assistant, "");
+            assistant.tool_calls.push(ToolCall { id: id.clone(), name: name.clone(), arguments });
+            let mut tool = Message::text(Role::Tool, &result);
+            tool.tool_call_id = Some(id.clone());
+            let mut user = Message::text(Role::User, &result);
+            user.content.push(Part::Image(url.clone()));
+            user.content.push(Part::Image(format!("data:image/png;base64,{url}")));
+            let messages = [user, assistant, tool];
+            let tools = [Tool { name: name.clone(), description: Some(name), parameters: result }];
+            let stop = [stop];
+            let params = ChatParams {
+                model: "m",
+                messages: &messages,
+                tools: &tools,
+                stop: &stop,
+                ..ChatParams::default()
+            };
+            for provider in [Provider::OpenAi, Provider::Anthropic] {
+                let body = build_request(provider, &params, None).body;
+                let json = Json::parse(&body);
+                prop_assert!(json.is_some(), "{:?}: {}", provider, body);
+                let turn = json.as_ref().and_then(|j| j.get("messages")).and_then(|m| m.at(1));
+                let call_id = match provider {
+                    Provider::OpenAi => turn.and_then(|t| t.get("tool_calls")).and_then(|c| c.at(0)),
+                    Provider::Anthropic => turn.and_then(|t| t.get("content")).and_then(|c| c.at(0)),
+                }
+                .and_then(|c| c.get("id"))
+                .and_then(Json::as_str);
+                prop_assert_eq!(call_id, Some(id.as_str()));
+            }
         }
     }
     proptest! {
