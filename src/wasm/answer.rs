@@ -5,7 +5,7 @@
 
 use crate::core::error::TimeoutPhase;
 use crate::core::limits::{Bound, Limits};
-use crate::core::llm::ErrorClass;
+use crate::core::llm::{ErrorClass, ToolCall};
 use crate::core::platform::ResponseMeta;
 use crate::core::resume::{Delivered, Failure, Resume};
 use crate::core::sse::{EventSink, Packed, SseParser};
@@ -259,7 +259,7 @@ impl LiveStream {
         }
     }
 
-    fn partial(&self) -> (&str, &[crate::core::llm::ToolCall]) {
+    fn partial(&self) -> (&str, &[ToolCall]) {
         let monitor = &self.watch.monitor;
         self.watch
             .resume

@@ -76,7 +76,11 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
         .messages
         .iter()
         .filter(|m| m.role == Role::System)
-        .flat_map(|m| texts(&m.content))
+        .flat_map(|m| &m.content)
+        .filter_map(|part| match part {
+            Part::Text(text) => Some(text.as_str()),
+            Part::Image(_) => None,
+        })
         .collect();
     if !system.is_empty() {
         if let Some(out) = body.member("system") {
@@ -122,14 +126,6 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
     }
 }
 
-/// The text parts of `content`.
-fn texts(content: &[Part]) -> impl Iterator<Item = &str> {
-    content.iter().filter_map(|part| match part {
-        Part::Text(text) => Some(text.as_str()),
-        Part::Image(_) => None,
-    })
-}
-
 /// One block of a turn.
 enum Block<'m> {
     Part(&'m Part),
@@ -170,30 +166,28 @@ fn write_turn(turn: &Turn, out: &mut String) {
     } else {
         "{\"role\":\"user\",\"content\":"
     });
-    let text: Option<Vec<&str>> = turn
-        .blocks
+    write_content(&turn.blocks, out);
+    out.push('}');
+}
+
+/// A turn's or a tool result's content: a string when it is text only (the texts joined with a
+/// blank line), else an array of blocks, empty texts left out (the API refuses them).
+fn write_content(blocks: &[Block], out: &mut String) {
+    let text: Option<Vec<&str>> = blocks
         .iter()
         .map(|block| match block {
             Block::Part(Part::Text(text)) => Some(text.as_str()),
             _ => None,
         })
         .collect();
-    match text {
-        Some(text) => write_string(&text.join("\n\n"), out),
-        None => write_blocks(&turn.blocks, out),
+    if let Some(text) = text {
+        return write_string(&text.join("\n\n"), out);
     }
-    out.push('}');
-}
-
-/// An array of blocks, empty texts left out.
-fn write_blocks(blocks: &[Block], out: &mut String) {
     out.push('[');
     let mut first = true;
     for block in blocks {
-        if let Block::Part(Part::Text(text)) = block {
-            if text.is_empty() {
-                continue;
-            }
+        if matches!(block, Block::Part(Part::Text(text)) if text.is_empty()) {
+            continue;
         }
         if !std::mem::take(&mut first) {
             out.push(',');
@@ -214,13 +208,7 @@ fn write_blocks(blocks: &[Block], out: &mut String) {
                 write_string(message.tool_call_id.as_deref().unwrap_or_default(), out);
                 out.push_str(",\"content\":");
                 let parts: Vec<Block> = message.content.iter().map(Block::Part).collect();
-                match message.content.iter().any(|p| matches!(p, Part::Image(_))) {
-                    true => write_blocks(&parts, out),
-                    false => write_string(
-                        &texts(&message.content).collect::<Vec<_>>().join("\n\n"),
-                        out,
-                    ),
-                }
+                write_content(&parts, out);
                 out.push('}');
             }
         }
@@ -521,6 +509,23 @@ mod tests {
         };
         assert!(body(&params).contains(
             r#"[{"type":"image","source":{"type":"url","url":"data:image/png,notbase64"}}]"#
+        ));
+    }
+
+    #[test]
+    fn a_tool_result_with_an_image_is_an_array_of_blocks() {
+        let mut shot = result("toolu_1", "");
+        shot.content = vec![
+            Part::Text("the page:".into()),
+            Part::Image("data:image/webp;base64,UklG".into()),
+        ];
+        let messages = [shot];
+        let params = ChatParams {
+            messages: &messages,
+            ..ChatParams::default()
+        };
+        assert!(body(&params).contains(
+            r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"the page:"},{"type":"image","source":{"type":"base64","media_type":"image/webp","data":"UklG"}}]}]}"#
         ));
     }
 
