@@ -401,7 +401,7 @@ impl StreamMonitor {
     }
 
     /// The finish / stop reason, once reported, in OpenAI's words (see
-    /// [`finish_reason`](crate::core::llm::anthropic::finish_reason)).
+    /// [`crate::core::llm::anthropic::finish_reason`]).
     pub fn finish_reason(&self) -> Option<&str> {
         self.finish_reason.as_deref()
     }

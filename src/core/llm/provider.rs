@@ -1,6 +1,6 @@
 //! One chat request, two wire formats: what both dialects share (the request's headers and path,
 //! the body writer that lets provider options win, the answer's shape); each dialect's own fields
-//! are written and read in [`openai`](super::openai) and [`anthropic`](super::anthropic).
+//! are written and read in [`openai`] and [`anthropic`].
 //!
 //! Why in the core? Fallback from one provider to the other only works if the *same* call can be
 //! written for either, and the two differ in ways that are easy to get subtly wrong: Anthropic takes
@@ -126,7 +126,7 @@ pub fn build_request(
 }
 
 /// A JSON body being written member by member, leaving out the members the provider options set;
-/// [`Body::finish`] appends those.
+/// finishing it appends those.
 pub struct Body<'p> {
     out: String,
     options: Vec<(std::borrow::Cow<'p, str>, Json<'p>)>,
@@ -237,7 +237,7 @@ pub(super) fn write_array<T>(
 pub struct Completion {
     /// The generated text (empty when the model produced none, e.g. only a tool call or a
     /// refusal). For a `responseFormat` answered by Anthropic, the JSON (see
-    /// [`anthropic`](super::anthropic)).
+    /// [`anthropic`]).
     pub text: String,
     /// The tool calls the model made, in order.
     pub tool_calls: Vec<ToolCall>,
