@@ -17,7 +17,8 @@ use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::{
-    build_request, parse_completion, Chain, Hold, Outcome, Step, Usage, MAX_TARGETS,
+    build_request, estimate_tokens, parse_completion, Chain, Hold, Outcome, Step, Usage,
+    MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -293,7 +294,10 @@ impl Inner {
         let held = charge::hold(
             &mut ledger.borrow_mut(),
             &call.user,
-            (&call.messages, call.max_tokens),
+            (
+                estimate_tokens(&call.messages, &call.tools),
+                call.max_tokens,
+            ),
             prices.map(|t| &t.pricing),
             self.platform.wall_ms(),
         );

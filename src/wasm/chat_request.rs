@@ -9,7 +9,7 @@
 
 use crate::core::json::Json;
 use crate::core::llm::request::{
-    ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
 use crate::core::llm::Provider;
 use crate::wasm::chat_options::TargetConfig;
@@ -278,17 +278,13 @@ fn parts(content: &JsValue, path: &str, chars: &mut Chars) -> Result<Vec<Part>, 
 /// Why an image URL cannot be sent, if it cannot: it must be `https:` / `http:`, or a base64
 /// `data:image/...;base64,` URL (the form Anthropic's image blocks need).
 fn image_url_problem(url: &str) -> Option<&'static str> {
-    let lower = |prefix: &str| {
-        url.get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-    };
-    if lower("https:") || lower("http:") {
-        return None;
-    }
-    let base64 = url
-        .split_once(',')
-        .is_some_and(|(head, _)| lower("data:image/") && head.ends_with(";base64"));
-    (!base64).then_some("an https: URL or a data:image/...;base64, URL")
+    let web = ["https:", "http:"].iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    });
+    let image_data =
+        parse_data_url(url).is_some_and(|(media_type, _)| media_type.starts_with("image/"));
+    (!web && !image_data).then_some("an https: URL or a data:image/...;base64, URL")
 }
 
 /// One `Tool`: `{ name, description?, parameters }`.
