@@ -259,7 +259,8 @@ function textPieces(text, size = 8) {
 
 /**
  * A text answer from its pieces, one token each. A stop sequence ends it just before its first
- * occurrence (the sequence itself is not sent), then `maxTokens` keeps that many pieces and marks the cut.
+ * occurrence (the sequence itself is not sent), then `maxTokens` keeps that many pieces (the last one
+ * without its trailing space) and marks the cut.
  */
 function piecesAnswer(all, { maxTokens, stop = [] }) {
   const full = all.join("");
@@ -273,6 +274,7 @@ function piecesAnswer(all, { maxTokens, stop = [] }) {
   }
   const kept = maxTokens === undefined ? cut : cut.slice(0, maxTokens);
   const truncated = kept.length < cut.length;
+  if (truncated) kept[kept.length - 1] = kept.at(-1).trimEnd(); // a cut word loses its trailing space
   return { pieces: kept, text: kept.join(""), truncated, stopSequence: truncated ? undefined : stopSequence, toolCalls: [], outputTokens: kept.length };
 }
 
