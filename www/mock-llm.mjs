@@ -47,7 +47,7 @@
  * input_json_delta pieces + content_block_stop; an unforced call is preceded by a text block
  * ("I'll use get_time."), as Claude does. A conversation ending in tool results (OpenAI `tool`
  * messages, Anthropic `tool_result` blocks) is answered in words that use them
- * ("get_time says city: Paris, time: 14:05. You said: ..."), unless a tool is forced. Tool messages
+ * ("get_time says city: Paris, time: 14:05."), unless a tool is forced. Tool messages
  * must answer the calls before them, and images be http(s) or base64 data: a 400 otherwise, as the
  * real APIs do. `response_format` json_object / json_schema (Anthropic `output_format` /
  * `output_config.format`) is answered with JSON that fits the schema, streamed in 8-character pieces.
@@ -295,10 +295,9 @@ function buildAnswer(request, take = "") {
     const value = request.format.schema ? exampleOf(request.format.schema, hintsFor(request)) : { answer: echoOf(request.userText) };
     return piecesAnswer(textPieces(JSON.stringify(value)), request);
   }
-  const echo = echoOf(request.userText);
   const text = request.toolResults.length
-    ? `${take}${request.toolResults.map(describeResult).join(" ")} You said: "${echo}".`
-    : `${take}You said: "${echo}". ${FILLER}`;
+    ? `${take}${request.toolResults.map(describeResult).join(" ")}`
+    : `${take}You said: "${echoOf(request.userText)}". ${FILLER}`;
   return piecesAnswer(wordPieces(text), request);
 }
 
