@@ -15,7 +15,7 @@ import { startWorker } from "./workerd/harness.mjs";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const USERS = ["bob", "carol", "dave", "erin", "mallory", "frank", "grace", "heidi", "tina", "tony", "tom", "toby", "tess", ...Array.from({ length: 8 }, (_, i) => `user-${i}`)];
+const USERS = ["bob", "carol", "dave", "erin", "mallory", "frank", "grace", "heidi", "tina", "tony", "tom", "toby", "tess", "tara", ...Array.from({ length: 8 }, (_, i) => `user-${i}`)];
 /** Each user's bearer token (the CLIENT_TOKENS secret maps it back to the user). */
 const TOKEN = Object.fromEntries(USERS.map((user) => [user, `tok-${user}-${"0123456789abcdef".repeat(3)}`]));
 const ADMIN_TOKEN = `admin-${"fedcba9876543210".repeat(3)}`;
@@ -373,4 +373,17 @@ test("example worker: content parts, stop, response_format and tool_choice reach
   });
   assert.equal(forced.choices[0].finish_reason, "tool_calls");
   assert.deepEqual(forced.choices[0].message.tool_calls.map((c) => c.function.name), ["get_time"]);
+});
+
+test("example worker: a request the client refuses is a 400 naming the field, before any upstream call", async () => {
+  const seen = mock.stats().total;
+  const image = { type: "image_url", image_url: { url: "ftp://example.com/cat.png" } };
+  const error = await sdk("tara").chat.completions.create({
+    model: "auto",
+    messages: [{ role: "user", content: [{ type: "text", text: "Describe" }, image] }],
+  }).catch((e) => e);
+  assert.equal(error.status, 400, String(error));
+  assert.equal(error.error.type, "invalid_request_error");
+  assert.match(error.error.message, /^request\.messages\[0\]\.content\[1\]\.url /);
+  assert.equal(mock.stats().total, seen, "nothing was sent upstream");
 });

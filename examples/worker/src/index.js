@@ -49,13 +49,17 @@ function errorJson(requestId, status, type, message, headers = {}) {
 
 /**
  * The caller's view of a failed call. The caller's own limits (rate, budget) say what happened and when
- * to come back; anything else (an upstream status or its text, a timeout, an open breaker) is generic:
+ * to come back, and a request the client refused says which field; anything else (an upstream status or its text, a timeout, an open breaker) is generic:
  * an upstream's error text can carry the owner's account details. The detail goes to the log.
  */
 function failure(requestId, user, error) {
   const retryAfter = error.retryAfterMs ? { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) } : {};
   if (error.name === "RateLimitError") return errorJson(requestId, 429, "rate_limited", error.message, retryAfter);
   if (error.name === "BudgetExceededError") return errorJson(requestId, 429, "budget_exceeded", `${error.message} It renews at 00:00 UTC.`);
+  // The client refuses a malformed request before any call, naming the field: the caller's own input.
+  if ((error instanceof TypeError || error instanceof RangeError) && error.message.startsWith("request.")) {
+    return errorJson(requestId, 400, "invalid_request_error", error.message);
+  }
   console.error(JSON.stringify({ requestId, user, name: error.name, code: error.code, status: error.status, message: error.message }));
   const [status, message] = {
     TimeoutError: [504, "The model service did not answer in time."],
