@@ -6,8 +6,10 @@
 // calls and finish reasons included, streamed as OpenAI streams them). Dropping a field quietly would
 // be worse than refusing it: the caller's tools would vanish without an error. So each field is
 // either translated, passed to OpenAI-compatible targets as is (`providerOptions.openai`: fields the
-// portable request does not name, e.g. reasoning_effort, logprobs), or refused with a 400.
-// Sizes are bounded by the body limit (index.js) and by the client's own checks.
+// portable request does not name, e.g. reasoning_effort, logprobs), or refused with a 400. A passed
+// field can change the price per token (service_tier): the budget counts tokens, so an owner who must
+// not let callers choose such a field removes it here. Sizes are bounded by the body limit (index.js)
+// and by the client's own checks.
 
 /** The fields translated here; every other field goes to `providerOptions.openai`. */
 const TRANSLATED = new Set([
