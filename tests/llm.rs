@@ -489,6 +489,8 @@ fn a_chain_of_one_target_ends_with_that_targets_own_error() {
     assert_eq!(end, Step::Stop("t0".into()));
     let (_, _, end) = walk(1, &[Outcome::Unavailable]);
     assert_eq!(end, Step::Stop("t0".into()));
+    let (_, _, end) = walk(1, &[answered(401, "")]);
+    assert_eq!(end, Step::Stop("t0".into()), "a stop is its error as it is");
 }
 
 #[test]
@@ -563,19 +565,6 @@ fn the_chain_tries_at_most_five_targets() {
     );
     let (tried, _, _) = walk(usize::MAX, &outages);
     assert_eq!(tried.len(), MAX_TARGETS, "however many are configured");
-}
-
-#[test]
-fn a_chain_of_one_target_fails_with_that_targets_error() {
-    let (tried, fallbacks, end) = walk(1, &[Outcome::Unavailable]);
-    assert_eq!((tried, fallbacks), (vec![0], vec![]));
-    assert_eq!(
-        end,
-        Step::AllFailed(vec!["t0".into()]),
-        "a list of exactly its error"
-    );
-    let (_, _, end) = walk(1, &[answered(401, "")]);
-    assert_eq!(end, Step::Stop("t0".into()), "a stop is its error as it is");
 }
 
 #[test]
