@@ -153,12 +153,12 @@ ResilientClient.prototype.events = function events(input, init) {
 };
 
 /**
- * A streamed chat answer: async iterable of `{ text }` deltas; `result` settles with the ChatResult
- * once the iteration has consumed the stream.
+ * A streamed chat answer: async iterable of `{ text, toolCalls? }` deltas; `result` settles with the
+ * ChatResult once the iteration has consumed the stream.
  */
 class ChatStream extends PulledStream {
   constructor(inner) {
-    super(inner, (text) => [{ text }]);
+    super(inner, (delta) => [delta]);
     this.result = inner.result;
     this.result.catch(() => {});
   }

@@ -1,16 +1,21 @@
 // The demo page: a chat over ResilientClient.chatStream() with a live dashboard of what the client
 // does underneath (breakers, retries, fallbacks, cache, rate limit, cost), and fault switches for the
-// embedded mock LLM. Plain ES modules; "resilient-llm" resolves through the page's import map.
+// embedded mock LLM. The model can call one tool, get_time (ui/tools.js), which the page answers: the
+// call, its result and the answer that uses it show in the chat. Plain ES modules; "resilient-llm"
+// resolves through the page's import map.
 import { ResilientClient } from "resilient-llm";
 import { renderMarkdown, escapeHtml } from "./ui/markdown.js";
 import { Dashboard, fmtUsd } from "./ui/dashboard.js";
 import { setupFaults } from "./ui/faults.js";
+import { TOOLS, runTool, toolCallElement } from "./ui/tools.js";
 
 const $ = (id) => document.getElementById(id);
 let ready = false; // set once the client and the fault panel are up
 let current = null; // the call in flight: { controller, onEvent }
 const config = await (await fetch("config.json", { cache: "no-store" })).json();
 // With a real server, baseUrl is this server's /upstream route (it adds the API key there; the page never has it).
+// An OpenAI-compatible target's baseUrl carries the version path, as the OpenAI SDK takes it; an
+// Anthropic one does not, as the Anthropic SDK takes it.
 const baseUrl = new URL(config.baseUrl, location.origin).href.replace(/\/$/, "");
 
 // ---------------------------------------------------------------------------
@@ -31,13 +36,13 @@ const OPTIONS = {
 // of comparable real models, so the cost column means something.
 const TARGETS = config.mock
   ? {
-      primary: { name: "primary", provider: "openai", baseUrl: `${baseUrl}/t/primary`, model: config.model,
+      primary: { name: "primary", provider: "openai", baseUrl: `${baseUrl}/t/primary/v1`, model: config.model,
         pricing: { inputPerMTok: 2.5, outputPerMTok: 10 } },
       backup: { name: "backup", provider: "anthropic", baseUrl: `${baseUrl}/t/backup`, model: "mock-claude",
         pricing: { inputPerMTok: 3, outputPerMTok: 15 } },
     }
   : {
-      upstream: { name: "upstream", provider: "openai", baseUrl, model: config.model },
+      upstream: { name: "upstream", provider: "openai", baseUrl: `${baseUrl}/v1`, model: config.model },
     };
 const CHAINS = config.mock
   ? [
@@ -46,7 +51,13 @@ const CHAINS = config.mock
       { id: "backup", label: "backup only" },
     ]
   : [{ id: "upstream", label: `${config.model} (one target)` }];
-const SYSTEM = { role: "system", content: "You are a concise, helpful assistant. Format answers with Markdown." };
+const SYSTEM = {
+  role: "system",
+  content: "You are a concise, helpful assistant. Format answers with Markdown. For the time in a city, call get_time.",
+};
+/** Tool round trips per answer; the last round may not call tools, so every answer ends in words. */
+const MAX_TOOL_ROUNDS = 3;
+const TYPING = `<span class="typing"><span class="visually-hidden">Waiting for the first token…</span><i></i><i></i><i></i></span>`;
 
 const REASONS = {
   SERVER: "5xx", CIRCUIT_OPEN: "breaker open", RATE_LIMITED: "429", TIMEOUT: "timeout", NETWORK: "network",
@@ -142,7 +153,8 @@ function addAssistantMessage() {
     <div class="avatar" aria-hidden="true">AI</div>
     <div class="body">
       <h3 class="visually-hidden">Assistant</h3>
-      <div class="md" data-testid="answer"><span class="typing"><span class="visually-hidden">Waiting for the first token…</span><i></i><i></i><i></i></span></div>
+      <div class="tools" data-testid="tool-calls"></div>
+      <div class="md" data-testid="answer">${TYPING}</div>
       <p class="live-status" data-testid="live-status"></p>
       <p class="meta" data-testid="message-meta"></p>
     </div>`;
@@ -175,6 +187,7 @@ async function send(text) {
   addUserMessage(text);
   const article = addAssistantMessage();
   const md = article.querySelector(".md");
+  const toolsEl = article.querySelector(".tools");
   const live = article.querySelector(".live-status");
   const meta = article.querySelector(".meta");
   scrollDown(true);
@@ -214,6 +227,7 @@ async function send(text) {
   setBusy(true);
   prompt.focus();
 
+  const usage = { inputTokens: 0, outputTokens: 0, costUsd: 0 }; // over every round of tool calls
   const finish = (state, { result, error } = {}) => {
     cancelAnimationFrame(frame);
     draw();
@@ -229,8 +243,8 @@ async function send(text) {
       if (result.cached) parts.push(badge("cache", "⚡ from cache", "replayed from IndexedDB, no request sent"));
       for (const f of seen.fallbacks) parts.push(badge("fallback", `↪ fell back from ${f.from} · ${reasonLabel(f.reason)}`, f.reason));
       parts.push(`<span>${escapeHtml(result.model)}</span>`);
-      parts.push(`<span>${result.usage.inputTokens} → ${result.usage.outputTokens} tokens</span>`);
-      if (!result.cached) parts.push(`<span>${fmtUsd(result.costUsd)}</span>`);
+      parts.push(`<span>${usage.inputTokens} → ${usage.outputTokens} tokens</span>`);
+      if (usage.costUsd > 0 || !result.cached) parts.push(`<span>${fmtUsd(usage.costUsd)}</span>`);
       if (firstAt !== undefined) parts.push(`<span title="time to first token">first token ${Math.round(firstAt - started)} ms</span>`);
       parts.push(`<span>${(elapsed / 1000).toFixed(2)} s</span>`);
       if (result.attempts > 1) parts.push(`<span>${result.attempts} attempts</span>`);
@@ -264,34 +278,60 @@ async function send(text) {
   };
 
   const messages = [SYSTEM, ...history, question];
-  let stream;
+  const turns = []; // this answer's tool round trips: the assistant's calls, then the page's results
   try {
-    stream = entry.client.chatStream({
-      messages,
-      temperature: deterministic ? 0 : 0.7,
-      user: "demo",
-      signal: controller.signal,
-    });
-    for await (const delta of stream) {
-      if (firstAt === undefined) {
-        firstAt = performance.now();
-        md.replaceChildren(); // the typing dots go
-        article.dataset.state = "streaming";
-        live.textContent = "";
+    let result;
+    for (let round = 1; ; round += 1) {
+      const stream = entry.client.chatStream({
+        messages: [...messages, ...turns],
+        tools: TOOLS,
+        ...(round === MAX_TOOL_ROUNDS ? { toolChoice: "none" } : {}),
+        temperature: deterministic ? 0 : 0.7,
+        user: "demo",
+        signal: controller.signal,
+      });
+      for await (const delta of stream) {
+        if (firstAt === undefined) {
+          firstAt = performance.now();
+          md.replaceChildren(); // the typing dots go
+          article.dataset.state = "streaming";
+          live.textContent = "";
+        }
+        const named = delta.toolCalls?.find((call) => call.name);
+        if (named) live.textContent = `calling ${named.name}…`;
+        if (delta.text) {
+          answer += delta.text;
+          frame ||= requestAnimationFrame(draw);
+        }
       }
-      answer += delta.text;
-      frame ||= requestAnimationFrame(draw);
+      result = await stream.result;
+      usage.inputTokens += result.usage.inputTokens;
+      usage.outputTokens += result.usage.outputTokens;
+      usage.costUsd += result.costUsd;
+      if (!result.toolCalls.length) break;
+      // The page answers the calls; the next round sends them and their results back to the model.
+      const said = result.text || answer;
+      const results = result.toolCalls.map((call) => ({ role: "tool", toolCallId: call.id, content: runTool(call) }));
+      turns.push({ role: "assistant", content: result.text || null, toolCalls: result.toolCalls }, ...results);
+      result.toolCalls.forEach((call, i) => {
+        toolsEl.append(toolCallElement(call, results[i].content, i === 0 ? said : ""));
+        dashboard.log("tool", `${result.target} called ${call.name}(${call.arguments}); the page answered ${results[i].content}`);
+      });
+      cancelAnimationFrame(frame);
+      frame = 0;
+      answer = "";
+      md.innerHTML = TYPING;
+      live.textContent = "";
     }
-    const result = await stream.result;
     answer = result.text || answer;
-    remember(question, { role: "assistant", content: answer });
+    remember(question, ...turns, { role: "assistant", content: answer });
     finish("done", { result });
-    dashboard.log("chat", `answered by ${result.target}${result.cached ? " from cache" : ""}: ${result.usage.outputTokens} tokens, ${fmtUsd(result.costUsd)}`, { level: "good" });
+    dashboard.log("chat", `answered by ${result.target}${result.cached ? " from cache" : ""}${turns.length ? ` after ${turns.filter((t) => t.role === "tool").length} tool call(s)` : ""}: ${usage.outputTokens} tokens, ${fmtUsd(usage.costUsd)}`, { level: "good" });
   } catch (error) {
     if (controller.signal.aborted) {
       // Aborting mid-stream rejects with IncompleteStreamError (partialText); before it, AbortError.
       answer = error?.partialText || answer;
-      if (answer) remember(question, { role: "assistant", content: answer });
+      if (answer) remember(question, ...turns, { role: "assistant", content: answer });
       finish("stopped");
       dashboard.log("chat", `stopped by the user after ${answer.split(/\s+/).filter(Boolean).length} words; the request was cancelled`, { attrs: { result: "stopped" } });
     } else {

@@ -20,6 +20,8 @@
  *                               Last-Event-ID, for reconnection tests
  *   POST /control/faults        set global faults (JSON, see below); GET returns them
  *   POST /control/reset         clear faults, per-key counters and stats
+ *   GET  /control/last?target=<name>   the last completion request that target received, as sent:
+ *                               { path, headers, body } (body as text; 404 when none yet)
  *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus } },
  *                               byFault, byIdempotencyKey, inFlight } — completion/unknown-path requests only
  *                               (not /control/*, /health or OPTIONS preflights)
@@ -32,6 +34,25 @@
  * finish reason becomes "length" / "max_tokens" when that cut the answer short.
  * Prompt tokens are ceil(characters of all message contents, system included, / 4).
  * Streams send one chunk per word, 5 ms apart (header `x-mock-chunk-delay-ms` overrides).
+ * `stop` / `stop_sequences` end the answer before a sequence's first occurrence (Anthropic:
+ * stop_reason "stop_sequence"). Tools' JSON counts in the prompt tokens.
+ *
+ * Tools, both dialects, JSON and streamed. With tools, `tool_choice` "auto" (the default) calls each
+ * tool the last user message mentions: its name, or every word of it but verbs like get/list
+ * ("What time is it in Paris?" calls get_time); "required" / Anthropic "any" calls those or the first
+ * tool; a tool forced by name is called alone; "none" never calls. Arguments fit the tool's JSON
+ * Schema (a string property named city/location/place/... holds the place after "in"/"at"/"for", else
+ * Paris); ids are derived from the request (call_<h> / toolu_<h>); parallel calls unless
+ * parallel_tool_calls: false / disable_parallel_tool_use. OpenAI: message.tool_calls, finish_reason
+ * "tool_calls", streamed as delta.tool_calls (id and name first, arguments in 8-character pieces).
+ * Anthropic: a tool_use block per call, stop_reason "tool_use", streamed as content_block_start +
+ * input_json_delta pieces + content_block_stop; an unforced call is preceded by a text block
+ * ("I'll use get_time."), as Claude does. A conversation ending in tool results (OpenAI `tool`
+ * messages, Anthropic `tool_result` blocks) is answered in words that use them
+ * ("get_time says city: Paris, time: 14:05."), unless a tool is forced. Tool messages
+ * must answer the calls before them, and images be http(s) or base64 data: a 400 otherwise, as the
+ * real APIs do. `response_format` json_object / json_schema (Anthropic `output_format` /
+ * `output_config.format`) is answered with JSON that fits the schema, streamed in 8-character pieces.
  *
  * Per-request faults — header `x-mock-fault`, a `;`-separated list of `key=value`
  * or bare keys (an unknown key or bad value is answered with a 400):
@@ -202,37 +223,211 @@ const sseFrame = (data, event) =>
 // Deterministic answers
 // ---------------------------------------------------------------------------
 
-/** Text of a message content: a string, or an array of text parts/blocks. */
+/** Text of a message content: a string, or an array of text parts/blocks (a tool_result's own content included). */
 function textOf(content) {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
-  return content.map((part) => (typeof part === "string" ? part : part?.text ?? "")).join("");
+  return content.map((part) => (typeof part === "string" ? part : part?.text ?? textOf(part?.content))).join("");
 }
 
 const words = (text) => text.split(/\s+/).filter(Boolean);
 
+/** The last user message's text; a user turn holding only tool results is skipped (it answers, it does not ask). */
 function lastUserText(messages) {
-  const last = messages.filter((m) => m?.role === "user").at(-1);
+  const isResults = (m) => Array.isArray(m.content) && m.content.length > 0 && m.content.every((b) => b?.type === "tool_result");
+  const last = messages.filter((m) => m?.role === "user" && !isResults(m)).at(-1);
   return last ? textOf(last.content) : "";
 }
 
-function promptTokens(messages, system) {
+/** ceil(characters / 4) over the system prompt, every message's text and the tools' JSON. */
+function promptTokens(messages, system, tools) {
   const chars = messages.reduce((sum, m) => sum + textOf(m?.content).length, textOf(system).length);
-  return Math.ceil(chars / 4);
+  return Math.ceil((chars + (tools ? JSON.stringify(tools).length : 0)) / 4);
+}
+
+function echoOf(userText) {
+  const echoWords = words(userText);
+  return echoWords.slice(0, MAX_ECHO_WORDS).join(" ") + (echoWords.length > MAX_ECHO_WORDS ? " ..." : "");
+}
+
+/** Every word but the last keeps its trailing space, so pieces.join("") is exactly the text. */
+const wordPieces = (text) => words(text).map((w, i, all) => (i < all.length - 1 ? `${w} ` : w));
+
+/** Text cut into pieces of `size` code points (JSON, tool arguments): how a model streams it. */
+function textPieces(text, size = 8) {
+  const points = Array.from(text);
+  return Array.from({ length: Math.ceil(points.length / size) }, (_, i) => points.slice(i * size, (i + 1) * size).join(""));
 }
 
 /**
- * The answer as stream pieces: every word but the last carries its trailing
- * space, so pieces.join("") is exactly the JSON answer text.
+ * A text answer from its pieces, one token each. A stop sequence ends it just before its first
+ * occurrence (the sequence itself is not sent), then `maxTokens` keeps that many pieces (the last one
+ * without its trailing space) and marks the cut.
  */
-function buildAnswer(userText, maxTokens, take = "") {
-  const echoWords = words(userText);
-  const echo =
-    echoWords.slice(0, MAX_ECHO_WORDS).join(" ") + (echoWords.length > MAX_ECHO_WORDS ? " ..." : "");
-  const all = words(`${take}You said: "${echo}". ${FILLER}`);
-  const kept = maxTokens === undefined ? all : all.slice(0, maxTokens);
-  const pieces = kept.map((w, i) => (i < kept.length - 1 ? `${w} ` : w));
-  return { pieces, text: pieces.join(""), truncated: kept.length < all.length };
+function piecesAnswer(all, { maxTokens, stop = [] }) {
+  const full = all.join("");
+  const [at, stopSequence] = stop
+    .map((s) => [full.indexOf(s), s])
+    .filter(([i]) => i >= 0)
+    .sort((a, b) => a[0] - b[0])[0] ?? [full.length, undefined];
+  const cut = [];
+  for (let used = 0, i = 0; i < all.length && used < at; used += all[i].length, i += 1) {
+    cut.push(all[i].slice(0, at - used));
+  }
+  const kept = maxTokens === undefined ? cut : cut.slice(0, maxTokens);
+  const truncated = kept.length < cut.length;
+  if (truncated) kept[kept.length - 1] = kept.at(-1).trimEnd(); // a cut word loses its trailing space
+  return { pieces: kept, text: kept.join(""), truncated, stopSequence: truncated ? undefined : stopSequence, toolCalls: [], outputTokens: kept.length };
+}
+
+/**
+ * The deterministic answer to a parsed request, in this order: the tool calls it asks for (see
+ * toolCallsFor); JSON that fits the requested response format; words that use the tool results the
+ * conversation ends with; else the echo and the filler.
+ */
+function buildAnswer(request, take = "") {
+  const toolCalls = toolCallsFor(request);
+  if (toolCalls.length) {
+    // Claude says what it is about to do before an unforced tool call; an OpenAI model writes no content.
+    const pieces = request.preamble ? wordPieces(`I'll use ${toolCalls.map((c) => c.name).join(" and ")}.`) : [];
+    const argTokens = toolCalls.reduce((sum, c) => sum + textPieces(c.arguments).length, 0);
+    return { pieces, text: pieces.join(""), truncated: false, toolCalls, outputTokens: pieces.length + argTokens };
+  }
+  if (request.format) {
+    const value = request.format.schema ? exampleOf(request.format.schema, hintsFor(request)) : { answer: echoOf(request.userText) };
+    return piecesAnswer(textPieces(JSON.stringify(value)), request);
+  }
+  const text = request.toolResults.length
+    ? `${take}${request.toolResults.map(describeResult).join(" ")}`
+    : `${take}You said: "${echoOf(request.userText)}". ${FILLER}`;
+  return piecesAnswer(wordPieces(text), request);
+}
+
+// ---------------------------------------------------------------------------
+// Tools and structured output: which tool the mock calls, and arguments that fit its schema
+// ---------------------------------------------------------------------------
+
+/** FNV-1a in base 36: tool-call ids that depend on the request only, so a replay gets the same ids. */
+function hashId(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36).padStart(7, "0");
+}
+
+const NAME_VERBS = new Set(["get", "set", "fetch", "list", "find", "lookup", "look", "up", "current", "the", "a", "of"]);
+
+/** The words a tool's name is about: get_time -> ["time"], lookupWeatherForecast -> ["weather", "forecast"]. */
+const topicWords = (name) =>
+  name.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().split(/[^a-z0-9]+/).filter((w) => w && !NAME_VERBS.has(w));
+
+/** Does the user's text ask for this tool: its name, or every topic word of it (a plural too)? */
+function mentions(text, tool) {
+  const lower = text.toLowerCase();
+  const topic = topicWords(tool.name);
+  return lower.includes(tool.name.toLowerCase()) ||
+    (topic.length > 0 && topic.every((w) => new RegExp(`\\b${w}s?\\b`).test(lower)));
+}
+
+/**
+ * The calls the mock makes. A tool forced by name (OpenAI `tool_choice: {type:"function",...}`,
+ * Anthropic `{type:"tool", name}`) is called alone, always; "required" / "any" calls the tools the user
+ * mentions, else the first one; "auto" calls the tools the user mentions ("What time is it in Paris?"
+ * calls get_time), unless the conversation ends in tool results, which it answers in words. "none": no
+ * call. Parallel calls unless the request turns them off.
+ */
+function toolCallsFor(request) {
+  const { tools, toolChoice: choice } = request;
+  if (!tools.length || choice.mode === "none") return [];
+  if (choice.mode === "auto" && request.toolResults.length) return [];
+  let chosen = choice.mode === "tool"
+    ? tools.filter((t) => t.name === choice.name)
+    : tools.filter((t) => mentions(request.userText, t));
+  if (!chosen.length && choice.mode === "required") chosen = [tools[0]];
+  if (!request.parallel) chosen = chosen.slice(0, 1);
+  const hints = hintsFor(request);
+  return chosen.map((tool, index) => {
+    const value = exampleOf(tool.parameters, hints);
+    const args = JSON.stringify(value !== null && typeof value === "object" && !Array.isArray(value) ? value : {});
+    return { id: hashId(`${request.messageCount}|${index}|${tool.name}|${args}`), name: tool.name, arguments: args };
+  });
+}
+
+const PLACE_KEY = /^(city|location|place|town|region|country)$/i;
+
+/** What example strings are made of: the place the user names ("... in New York?"), else Paris; the echo. */
+function hintsFor(request) {
+  const place = /\b(?:in|at|for)\s+(\p{Lu}[\p{L}'-]*(?:\s+\p{Lu}[\p{L}'-]*)*)/u.exec(request.userText)?.[1];
+  return { place: place ?? "Paris", echo: words(request.userText).slice(0, 8).join(" ") || "mock" };
+}
+
+/**
+ * A value that fits a JSON Schema (the parts models are given: type, properties, items, enum, const,
+ * anyOf/oneOf/allOf, bounds, lengths, formats date and date-time); a string property named like a place
+ * holds the place the user asked about. Every property is filled, required or not.
+ */
+function exampleOf(schema, hints, key = "", depth = 0) {
+  if (schema === null || typeof schema !== "object" || depth > 16) return null;
+  if ("const" in schema) return schema.const;
+  if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum[0];
+  const alternatives = schema.anyOf ?? schema.oneOf;
+  if (Array.isArray(alternatives) && alternatives.length) {
+    return exampleOf(alternatives.find((s) => s?.type !== "null") ?? alternatives[0], hints, key, depth + 1);
+  }
+  if (Array.isArray(schema.allOf) && schema.allOf.length) {
+    return exampleOf(Object.assign({}, ...schema.allOf.filter((s) => s && typeof s === "object")), hints, key, depth + 1);
+  }
+  const declared = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") ?? "null" : schema.type;
+  const type = declared ?? (schema.properties ? "object" : schema.items ? "array" : "string");
+  switch (type) {
+    case "object":
+      return Object.fromEntries(
+        Object.entries(schema.properties ?? {}).map(([name, s]) => [name, exampleOf(s, hints, name, depth + 1)]),
+      );
+    case "array": {
+      const length = Math.min(Math.max(schema.minItems ?? 1, 1), schema.maxItems ?? 16, 16);
+      return Array.from({ length }, () => exampleOf(schema.items ?? {}, hints, key, depth + 1));
+    }
+    case "integer":
+    case "number": {
+      const low = schema.minimum ?? (typeof schema.exclusiveMinimum === "number" ? schema.exclusiveMinimum + 1 : -Infinity);
+      const high = schema.maximum ?? (typeof schema.exclusiveMaximum === "number" ? schema.exclusiveMaximum - 1 : Infinity);
+      const n = Math.min(Math.max(1, low), high);
+      return type === "integer" ? Math.ceil(n) : n;
+    }
+    case "boolean":
+      return true;
+    case "null":
+      return null;
+    default: {
+      const format = { "date-time": "2026-01-01T00:00:00Z", date: "2026-01-01" }[schema.format];
+      let text = Array.from(format ?? (PLACE_KEY.test(key) ? hints.place : hints.echo));
+      if (Number.isInteger(schema.maxLength)) text = text.slice(0, schema.maxLength);
+      if (Number.isInteger(schema.minLength) && text.length < schema.minLength) text.push("x".repeat(schema.minLength - text.length));
+      return text.join("");
+    }
+  }
+}
+
+/** One tool result in words: a JSON object's fields as "key: value", anything else as it is. */
+function describeResult({ name, content }) {
+  let value;
+  try {
+    value = JSON.parse(content);
+  } catch {
+    value = content;
+  }
+  const said = value !== null && typeof value === "object" && !Array.isArray(value)
+    ? Object.entries(value).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")
+    : String(typeof value === "string" ? value : JSON.stringify(value));
+  return `${name ?? "The tool"} says ${words(said).slice(0, 48).join(" ")}.`;
+}
+
+/** A forced tool name must be one of the tools (both providers answer 400 otherwise). */
+function checkForced(choice, tools, field) {
+  if (choice.mode === "tool" && !tools.some((t) => t.name === choice.name)) {
+    throw new HttpError(400, `${field}: no tool named ${JSON.stringify(choice.name)} in tools`);
+  }
+  return choice;
 }
 
 // ---------------------------------------------------------------------------
@@ -269,19 +464,112 @@ function requireMessages(body) {
   return body.messages;
 }
 
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/** `stop` / `stop_sequences`: a string or an array of non-empty strings. */
+function stopSequences(value, field) {
+  if (value === undefined || value === null) return [];
+  const list = typeof value === "string" ? [value] : value;
+  if (!Array.isArray(list) || !list.every((s) => typeof s === "string" && s !== "")) {
+    throw new HttpError(400, `${field} must be a string or an array of non-empty strings`);
+  }
+  return list;
+}
+
+/** An image URL a provider fetches or decodes: http(s) or a base64 data URL. */
+const isImageUrl = (url) => typeof url === "string" && /^(https?:\/\/|data:image\/[a-z+.-]+;base64,)/i.test(url);
+
+/**
+ * OpenAI messages, checked as the API checks them: content parts (text, image_url), assistant
+ * tool_calls, and each `tool` message answering a call of the assistant message before it. Returns the
+ * tool results the conversation ends with, each with the name of the tool that was called.
+ */
+function openaiMessages(messages) {
+  const names = new Map();
+  const open = new Set();
+  messages.forEach((m, i) => {
+    if (!isObject(m)) throw new HttpError(400, `messages[${i}] must be an object`);
+    if (m.role !== "tool" && open.size) {
+      throw new HttpError(400, `messages[${i}]: an assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id' (missing: ${[...open].join(", ")})`);
+    }
+    if (Array.isArray(m.content)) {
+      m.content.forEach((part, j) => {
+        const ok = part?.type === "text" ? typeof part.text === "string" : part?.type === "image_url" && isImageUrl(part.image_url?.url);
+        if (!ok) {
+          throw new HttpError(400, `messages[${i}].content[${j}]: expected {type:"text", text} or {type:"image_url", image_url:{url: an http(s) or data URL}}`);
+        }
+      });
+    }
+    if (m.role === "assistant" && m.tool_calls !== undefined && m.tool_calls !== null) {
+      if (!Array.isArray(m.tool_calls)) throw new HttpError(400, `messages[${i}].tool_calls must be an array`);
+      m.tool_calls.forEach((call, j) => {
+        if (typeof call?.id !== "string" || call.type !== "function" || typeof call.function?.name !== "string" ||
+          typeof call.function.arguments !== "string") {
+          throw new HttpError(400, `messages[${i}].tool_calls[${j}]: expected {id, type:"function", function:{name, arguments: string}}`);
+        }
+        names.set(call.id, call.function.name);
+        open.add(call.id);
+      });
+    } else if (m.role === "tool" && !open.delete(m.tool_call_id)) {
+      throw new HttpError(400, `messages[${i}]: messages with role 'tool' must be a response to a preceding message with 'tool_calls' (tool_call_id ${JSON.stringify(m.tool_call_id)})`);
+    }
+  });
+  const trailing = [];
+  for (let i = messages.length - 1; i >= 0 && messages[i].role === "tool"; i -= 1) trailing.unshift(messages[i]);
+  return trailing.map((m) => ({ name: names.get(m.tool_call_id), content: textOf(m.content) }));
+}
+
+/** OpenAI `tools` (function tools) and `tool_choice`. */
+function openaiTools(body) {
+  const tools = body.tools ?? [];
+  if (!Array.isArray(tools)) throw new HttpError(400, "tools must be an array");
+  const parsed = tools.map((tool, i) => {
+    const fn = tool?.function;
+    if (tool?.type !== "function" || !isObject(fn) || !TOOL_NAME.test(fn.name ?? "") ||
+      (fn.parameters !== undefined && !isObject(fn.parameters))) {
+      throw new HttpError(400, `tools[${i}]: expected {type:"function", function:{name (1-64 of a-z A-Z 0-9 _ -), parameters?: object}}`);
+    }
+    return { name: fn.name, parameters: fn.parameters ?? { type: "object", properties: {} } };
+  });
+  const choice = body.tool_choice;
+  if (choice === undefined || choice === null) return { tools: parsed, toolChoice: { mode: parsed.length ? "auto" : "none" } };
+  if (!parsed.length) throw new HttpError(400, "tool_choice is only allowed when tools are specified");
+  if (["none", "auto", "required"].includes(choice)) return { tools: parsed, toolChoice: { mode: choice } };
+  if (choice?.type === "function" && typeof choice.function?.name === "string") {
+    return { tools: parsed, toolChoice: checkForced({ mode: "tool", name: choice.function.name }, parsed, "tool_choice") };
+  }
+  throw new HttpError(400, 'tool_choice must be "none", "auto", "required" or {type:"function", function:{name}}');
+}
+
+/** OpenAI `response_format`: text, json_object or json_schema. */
+function openaiFormat(format) {
+  if (format === undefined || format === null || format.type === "text") return undefined;
+  if (format.type === "json_object") return { schema: null };
+  if (format.type === "json_schema" && typeof format.json_schema?.name === "string") return { schema: format.json_schema.schema ?? {} };
+  throw new HttpError(400, 'response_format must be {type:"text"}, {type:"json_object"} or {type:"json_schema", json_schema:{name, schema}}');
+}
+
 const openai = {
   name: "openai",
 
   /** Normalize a request body into what the answer needs (throws HttpError 400). */
   parse(body) {
     const messages = requireMessages(body);
+    const toolResults = openaiMessages(messages);
     return {
       model: body.model ?? DEFAULT_MODEL,
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
       maxTokens: positiveInt(body.max_tokens ?? body.max_completion_tokens, "max_tokens"),
+      stop: stopSequences(body.stop, "stop"),
       userText: lastUserText(messages),
-      promptTokens: promptTokens(messages),
+      promptTokens: promptTokens(messages, undefined, body.tools),
+      messageCount: messages.length,
+      ...openaiTools(body),
+      parallel: body.parallel_tool_calls !== false,
+      toolResults,
+      format: openaiFormat(body.response_format),
     };
   },
 
@@ -294,25 +582,33 @@ const openai = {
     return { error: { message, type, param: null, code } };
   },
 
+  finishReason: (answer) => (answer.toolCalls.length ? "tool_calls" : answer.truncated ? "length" : "stop"),
+
   jsonBody(call, answer) {
     const prompt = call.request.promptTokens;
-    const completion = answer.pieces.length;
+    const completion = answer.outputTokens;
+    const calls = answer.toolCalls;
+    const message = calls.length
+      ? {
+          role: "assistant",
+          content: answer.text || null,
+          tool_calls: calls.map((c) => ({ id: `call_${c.id}`, type: "function", function: { name: c.name, arguments: c.arguments } })),
+        }
+      : { role: "assistant", content: answer.text };
     return {
       id: call.id,
       object: "chat.completion",
       created: call.created,
       model: call.request.model,
-      choices: [
-        {
-          index: 0,
-          message: { role: "assistant", content: answer.text },
-          finish_reason: answer.truncated ? "length" : "stop",
-        },
-      ],
+      choices: [{ index: 0, message, finish_reason: this.finishReason(answer) }],
       usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
     };
   },
 
+  /**
+   * One chunk per text piece; then per tool call a chunk with its index, id, type and name (arguments
+   * ""), and its arguments in pieces carrying the index only, as OpenAI streams them.
+   */
   streamFrames(call, answer) {
     const { model, includeUsage } = call.request;
     const chunk = (choices, extra) => ({
@@ -325,10 +621,14 @@ const openai = {
       ...extra,
     });
     const choice = (delta, finishReason = null) => [{ index: 0, delta, finish_reason: finishReason }];
-    const frames = answer.pieces.map((content, i) =>
-      sseFrame(chunk(choice(i === 0 ? { role: "assistant", content } : { content }))),
-    );
-    frames.push(sseFrame(chunk(choice({}, answer.truncated ? "length" : "stop"))));
+    const deltas = answer.pieces.map((content) => ({ content }));
+    answer.toolCalls.forEach((c, index) => {
+      const head = { index, id: `call_${c.id}`, type: "function", function: { name: c.name, arguments: "" } };
+      deltas.push({ ...(deltas.length ? {} : { content: null }), tool_calls: [head] });
+      for (const piece of textPieces(c.arguments)) deltas.push({ tool_calls: [{ index, function: { arguments: piece } }] });
+    });
+    const frames = deltas.map((delta, i) => sseFrame(chunk(choice(i === 0 ? { role: "assistant", ...delta } : delta))));
+    frames.push(sseFrame(chunk(choice({}, this.finishReason(answer)))));
     if (includeUsage) {
       const { usage } = this.jsonBody(call, answer);
       frames.push(sseFrame(chunk([], { usage })));
@@ -343,6 +643,83 @@ const openai = {
     sseFrame({ error: { message: "mock upstream failed mid-stream", type: "server_error" } }),
 };
 
+/**
+ * Anthropic messages, checked as the API checks them: text and image blocks (base64 or url sources),
+ * assistant tool_use blocks, and each tool_result answering a tool_use of the assistant turn just before
+ * (all of them). Returns the tool results of the last message, each with the name of the tool called.
+ */
+function anthropicMessages(messages) {
+  let pending = new Map(); // the previous assistant turn's tool_use ids -> tool names
+  let results = [];
+  messages.forEach((m, i) => {
+    if (!isObject(m)) throw new HttpError(400, `messages.${i}: Input should be an object`);
+    const blocks = Array.isArray(m.content) ? m.content : [];
+    results = [];
+    blocks.forEach((b, j) => {
+      const at = `messages.${i}.content.${j}`;
+      if (b?.type === "tool_use") {
+        if (m.role !== "assistant" || typeof b.id !== "string" || !TOOL_NAME.test(b.name ?? "") || !isObject(b.input)) {
+          throw new HttpError(400, `${at}: a tool_use block is {type, id, name, input: object}, in an assistant message`);
+        }
+      } else if (b?.type === "tool_result") {
+        if (m.role !== "user" || !pending.has(b.tool_use_id)) {
+          throw new HttpError(400, `${at}: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${b?.tool_use_id}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`);
+        }
+        results.push({ name: pending.get(b.tool_use_id), content: textOf(b.content) });
+      } else if (b?.type === "image") {
+        const src = b.source;
+        const ok = src?.type === "base64"
+          ? /^image\/(jpeg|png|gif|webp)$/.test(src.media_type ?? "") && typeof src.data === "string" && src.data !== ""
+          : src?.type === "url" && /^https?:\/\//.test(src.url ?? "");
+        if (!ok) throw new HttpError(400, `${at}.source: expected {type:"base64", media_type: image/jpeg|png|gif|webp, data} or {type:"url", url}`);
+      } else if (b?.type === "text" && typeof b.text !== "string") {
+        throw new HttpError(400, `${at}.text: Input should be a valid string`);
+      }
+    });
+    const unanswered = [...pending.keys()].filter((id) => !blocks.some((b) => b?.type === "tool_result" && b.tool_use_id === id));
+    if (unanswered.length) {
+      throw new HttpError(400, `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${unanswered.join(", ")}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`);
+    }
+    pending = new Map(m.role === "assistant" ? blocks.filter((b) => b?.type === "tool_use").map((b) => [b.id, b.name]) : []);
+  });
+  return results;
+}
+
+/** Anthropic `tools` (custom tools; server tools, with another `type`, are never called) and `tool_choice`. */
+function anthropicTools(body) {
+  const tools = body.tools ?? [];
+  if (!Array.isArray(tools)) throw new HttpError(400, "tools: Input should be a valid list");
+  const parsed = tools.flatMap((tool, i) => {
+    if (tool?.type !== undefined && tool.type !== "custom") return [];
+    if (!TOOL_NAME.test(tool?.name ?? "")) throw new HttpError(400, `tools.${i}.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`);
+    if (!isObject(tool.input_schema) || tool.input_schema.type !== "object") {
+      throw new HttpError(400, `tools.${i}.input_schema: Field required (a JSON Schema of type "object")`);
+    }
+    return [{ name: tool.name, parameters: tool.input_schema }];
+  });
+  const choice = body.tool_choice;
+  if (choice === undefined || choice === null) return { tools: parsed, toolChoice: { mode: parsed.length ? "auto" : "none" }, parallel: true };
+  const mode = { auto: "auto", any: "required", tool: "tool", none: "none" }[choice?.type];
+  if (!mode) throw new HttpError(400, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
+  if (!tools.length && mode !== "none") throw new HttpError(400, "tool_choice may only be specified while providing tools");
+  if (mode === "tool" && typeof choice.name !== "string") throw new HttpError(400, "tool_choice.name: Field required");
+  return {
+    tools: parsed,
+    toolChoice: checkForced({ mode, name: choice.name }, parsed, "tool_choice.name"),
+    parallel: choice.disable_parallel_tool_use !== true,
+  };
+}
+
+/** Anthropic structured output: `output_format` (beta) or `output_config.format`, type json_schema. */
+function anthropicFormat(body) {
+  const format = body.output_format ?? body.output_config?.format;
+  if (format === undefined || format === null) return undefined;
+  if (format.type !== "json_schema" || !isObject(format.schema)) {
+    throw new HttpError(400, 'output_format: expected {type:"json_schema", schema: object}');
+  }
+  return { schema: format.schema };
+}
+
 const anthropic = {
   name: "anthropic",
 
@@ -350,12 +727,20 @@ const anthropic = {
     const messages = requireMessages(body);
     const maxTokens = positiveInt(body.max_tokens, "max_tokens");
     if (maxTokens === undefined) throw new HttpError(400, "max_tokens: Field required");
+    const toolResults = anthropicMessages(messages);
+    const tools = anthropicTools(body);
     return {
       model: body.model ?? DEFAULT_MODEL,
       stream: body.stream === true,
       maxTokens,
+      stop: stopSequences(body.stop_sequences, "stop_sequences"),
       userText: lastUserText(messages),
-      promptTokens: promptTokens(messages, body.system),
+      promptTokens: promptTokens(messages, body.system, body.tools),
+      messageCount: messages.length,
+      ...tools,
+      preamble: tools.toolChoice.mode === "auto",
+      toolResults,
+      format: anthropicFormat(body),
     };
   },
 
@@ -375,7 +760,7 @@ const anthropic = {
     return { type: "error", error: { type: errorType, message } };
   },
 
-  message(call, content, stopReason, outputTokens) {
+  message(call, content, stopReason, outputTokens, stopSequence = null) {
     return {
       id: call.id,
       type: "message",
@@ -383,35 +768,47 @@ const anthropic = {
       model: call.request.model,
       content,
       stop_reason: stopReason,
-      stop_sequence: null,
+      stop_sequence: stopSequence,
       usage: { input_tokens: call.request.promptTokens, output_tokens: outputTokens },
     };
   },
 
-  stopReason: (answer) => (answer.truncated ? "max_tokens" : "end_turn"),
+  stopReason: (answer) =>
+    answer.toolCalls.length ? "tool_use" : answer.truncated ? "max_tokens" : answer.stopSequence ? "stop_sequence" : "end_turn",
+
+  /** The text block (unless a tool call has no text before it), then one tool_use block per call. */
+  blocks: (answer) => [
+    ...(answer.text || !answer.toolCalls.length ? [{ type: "text", text: answer.text }] : []),
+    ...answer.toolCalls.map((c) => ({ type: "tool_use", id: `toolu_${c.id}`, name: c.name, input: JSON.parse(c.arguments) })),
+  ],
 
   jsonBody(call, answer) {
-    const content = [{ type: "text", text: answer.text }];
-    return this.message(call, content, this.stopReason(answer), answer.pieces.length);
+    return this.message(call, this.blocks(answer), this.stopReason(answer), answer.outputTokens, answer.stopSequence ?? null);
   },
 
+  /** Each block: content_block_start, its deltas (text_delta, or input_json_delta from "" on), content_block_stop. */
   streamFrames(call, answer) {
     const event = (data) => sseFrame(data, data.type);
-    return [
-      event({ type: "message_start", message: this.message(call, [], null, 1) }),
-      event({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
-      event({ type: "ping" }),
-      ...answer.pieces.map((text) =>
-        event({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }),
-      ),
-      event({ type: "content_block_stop", index: 0 }),
+    const frames = [event({ type: "message_start", message: this.message(call, [], null, 1) })];
+    this.blocks(answer).forEach((block, index) => {
+      const deltas = block.type === "text"
+        ? answer.pieces.map((text) => ({ type: "text_delta", text }))
+        : ["", ...textPieces(JSON.stringify(block.input))].map((partial_json) => ({ type: "input_json_delta", partial_json }));
+      const start = block.type === "text" ? { type: "text", text: "" } : { ...block, input: {} };
+      frames.push(event({ type: "content_block_start", index, content_block: start }));
+      if (index === 0) frames.push(event({ type: "ping" }));
+      for (const delta of deltas) frames.push(event({ type: "content_block_delta", index, delta }));
+      frames.push(event({ type: "content_block_stop", index }));
+    });
+    frames.push(
       event({
         type: "message_delta",
-        delta: { stop_reason: this.stopReason(answer), stop_sequence: null },
-        usage: { output_tokens: answer.pieces.length },
+        delta: { stop_reason: this.stopReason(answer), stop_sequence: answer.stopSequence ?? null },
+        usage: { output_tokens: answer.outputTokens },
       }),
       event({ type: "message_stop" }),
-    ];
+    );
+    return frames;
   },
 
   malformedFrame: () => 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":\n\n',
@@ -715,11 +1112,11 @@ async function pumpFrames(call, frames, plan, chunkDelayMs) {
 /** The `huge` fault: an answer (or a stream's unterminated line) of `kib` KiB, generated as it is sent. */
 async function sendHuge(call, kib, after) {
   const { provider, res, request } = call;
-  const answer = { pieces: ["x"], text: "\u0000", truncated: false };
+  const answer = { pieces: ["x"], text: "\u0000", truncated: false, toolCalls: [], outputTokens: 1 };
   if (request.stream) {
     begin(call, 200, SSE_HEADERS);
     const words = Array.from({ length: after }, (_, i) => `w${i} `);
-    for (const frame of provider.streamFrames(call, { pieces: words, text: words.join(""), truncated: false }).slice(0, after)) {
+    for (const frame of provider.streamFrames(call, piecesAnswer(words, {})).slice(0, after)) {
       res.write(frame);
     }
     res.write("data: ");
@@ -755,6 +1152,7 @@ function sendCompletion(call, plan, answer) {
 
 async function handleCompletion(call, state) {
   const raw = await readBody(call.req);
+  state.recorded.set(call.target, { path: call.path, headers: call.req.headers, body: raw });
   const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
   state.stats.faulted(plan.labels);
   call.extraHeaders = plan.headers;
@@ -774,7 +1172,7 @@ async function handleCompletion(call, state) {
   call.id = `${call.provider === anthropic ? "msg_mock_" : "chatcmpl-mock-"}${state.nextId++}`;
   call.created = Math.floor(Date.now() / 1000);
   const take = plan.sampled ? `Take ${call.id}: ` : "";
-  return sendCompletion(call, plan, buildAnswer(call.request.userText, call.request.maxTokens, take));
+  return sendCompletion(call, plan, buildAnswer(call.request, take));
 }
 
 /**
@@ -802,6 +1200,12 @@ async function handleControl(call, state, path) {
   const { method } = call.req;
   if (path === "/control/stats" && method === "GET") return sendJson(call, 200, state.stats.snapshot());
   if (path === "/control/faults" && method === "GET") return sendJson(call, 200, state.faults.describe());
+  if (path === "/control/last" && method === "GET") {
+    const target = new URL(call.req.url, "http://mock").searchParams.get("target") ?? DEFAULT_TARGET;
+    const last = state.recorded.get(target);
+    if (!last) throw new HttpError(404, `no request recorded for target ${target}`);
+    return sendJson(call, 200, last);
+  }
   if (path === "/control/reset" && method === "POST") {
     await readBody(call.req);
     state.resetAll();
@@ -852,6 +1256,7 @@ async function route(call, state) {
     call.provider = openai;
     return handleTicker(call, state, searchParams);
   }
+  call.path = path;
   call.provider = COMPLETION_ROUTES[path];
   if (!call.provider) throw new HttpError(404, `unknown path ${path}`);
   if (req.method !== "POST") throw new HttpError(405, `${req.method} not allowed on ${path}`);
@@ -884,10 +1289,11 @@ function onRequest(state, req, res) {
  *   reset(): void, setFaults(cfg: object): void}>}
  */
 export async function startMockLlm({ port = 0, host = "127.0.0.1", seed = 1 } = {}) {
-  const state = { faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0 };
+  const state = { faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0, recorded: new Map() };
   state.resetAll = () => {
     state.faults.reset();
     state.stats.reset();
+    state.recorded.clear();
   };
 
   const server = http.createServer((req, res) => onRequest(state, req, res));

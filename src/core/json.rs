@@ -9,7 +9,8 @@
 //! the index operator's char-boundary panic links some 4 KB of message formatting into the wasm.
 //!
 //! Writing is left to the callers, who know their few shapes, except for the one part that is easy
-//! to get wrong: string escaping ([`write_string`]).
+//! to get wrong, string escaping ([`write_string`]), and re-emitting a parsed value as is
+//! ([`Json::write`], for JSON the caller hands over: schemas, provider options).
 
 use std::borrow::Cow;
 
@@ -89,6 +90,41 @@ impl<'a> Json<'a> {
     /// True for `null`.
     pub fn is_null(&self) -> bool {
         matches!(self, Json::Null)
+    }
+
+    /// Appends the value as compact JSON text: numbers as their source text, strings through
+    /// [`write_string`], members in order. What [`Json::parse`] read is written back with the same
+    /// meaning, so a caller's JSON value (a schema, provider options) can be re-emitted inside a
+    /// body. Recursion is bounded by the parser's [`MAX_DEPTH`].
+    pub fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(n) => out.push_str(n),
+            Json::String(s) => write_string(s, out),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(key, out);
+                    out.push(':');
+                    value.write(out);
+                }
+                out.push('}');
+            }
+        }
     }
 }
 
@@ -402,5 +438,18 @@ mod tests {
         assert_eq!(n("-1"), None);
         assert_eq!(n("1.5"), None);
         assert_eq!(n("1e3"), None);
+    }
+
+    #[test]
+    fn a_parsed_value_is_written_back_compact_with_the_same_meaning() {
+        let text = " { \"a\" : [1, -2.5e3, true, false, null], \"q\\\"\\n\": \"x\\u0001y\\u00e9\", \"o\": {} , \"e\": [] } ";
+        let json = Json::parse(text).expect("valid");
+        let mut out = String::new();
+        json.write(&mut out);
+        assert_eq!(
+            out,
+            "{\"a\":[1,-2.5e3,true,false,null],\"q\\\"\\n\":\"x\\u0001yé\",\"o\":{},\"e\":[]}"
+        );
+        assert_eq!(Json::parse(&out), Some(json));
     }
 }

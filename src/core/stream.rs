@@ -6,11 +6,21 @@
 //! the text received so far) instead of getting a silently truncated answer. Errors also arrive
 //! in-band: an `event: error` (Anthropic) or a `{"error": ...}` data object (OpenAI and compatibles).
 //! The monitor reads each event's JSON with the core's small [`Json`] reader; streams that are not
-//! recognisably an LLM stream are passed through and end normally at end of stream. The text kept is
-//! bounded: a delta that would take it past the bound is refused ([`Observation::TooLarge`]).
+//! recognisably an LLM stream are passed through and end normally at end of stream.
+//!
+//! Each event's addition to the answer is one [`Delta`]: text and tool-call pieces in OpenAI's
+//! shape whichever dialect answers (OpenAI's `delta.tool_calls`; Anthropic's `tool_use` block
+//! starts and their `input_json_delta`s, a tool call's index counting tool blocks only). The
+//! monitor keeps the text and the calls assembled, bounded together: an event that would take
+//! them past the bound is refused ([`Observation::TooLarge`]). The finish reason is kept in
+//! OpenAI's words; an Anthropic `responseFormat` answer's forced tool streams as text (see
+//! [`crate::core::llm::anthropic`]).
 
 use crate::core::json::Json;
 use crate::core::limits::DEFAULT_MAX_RESPONSE_BYTES;
+use crate::core::llm::anthropic::{finish_reason, ANSWER_TOOL};
+use crate::core::llm::openai::arguments_text;
+use crate::core::llm::request::{ToolCall, ToolCallDelta};
 
 /// The wire dialect, recognised from the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +64,63 @@ pub enum Observation {
     TooLarge,
 }
 
+/// What one event added to the answer: text and tool-call pieces, in OpenAI's shape whichever
+/// dialect the stream speaks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// The next piece of the text (may be empty when the event only carried tool-call pieces).
+    pub text: String,
+    /// The next pieces of tool calls.
+    pub tool_calls: Vec<ToolCallDelta>,
+}
+
+impl Delta {
+    /// Nothing added.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.tool_calls.is_empty()
+    }
+
+    /// Appends `next` (a later delta of the same answer): text after text, and a piece that
+    /// continues the last one's call (same index, no id or name of its own) joined to it.
+    pub fn extend(&mut self, next: Delta) {
+        self.text.push_str(&next.text);
+        for piece in next.tool_calls {
+            match self.tool_calls.last_mut() {
+                Some(last)
+                    if last.index == piece.index && piece.id.is_none() && piece.name.is_none() =>
+                {
+                    last.arguments_delta.push_str(&piece.arguments_delta);
+                }
+                _ => self.tool_calls.push(piece),
+            }
+        }
+    }
+}
+
+/// Bytes a new tool call counts against the bound before any of its text: a stream of empty calls
+/// must not grow the list unbounded.
+const TOOL_CALL_BYTES: usize = 64;
+
+/// An Anthropic content block that streams JSON (`input_json_delta`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonBlock {
+    /// A tool call: its index among the answer's tool calls.
+    Tool(usize),
+    /// The [`ANSWER_TOOL`]: its input is the answer's text.
+    Answer,
+}
+
 /// Follows a stream event by event.
 #[derive(Debug, Clone)]
 pub struct StreamMonitor {
     dialect: Dialect,
     done: bool,
     text: String,
+    tool_calls: Vec<ToolCall>,
+    /// Anthropic's JSON blocks by their block index.
+    blocks: Vec<(u64, JsonBlock)>,
+    /// Bytes kept: the text, the tool calls' ids, names and arguments, [`TOOL_CALL_BYTES`] each.
+    kept: usize,
     usage: Usage,
     finish_reason: Option<String>,
     max_text: usize,
@@ -77,21 +138,24 @@ impl StreamMonitor {
         StreamMonitor::default()
     }
 
-    /// A monitor keeping at most `max` bytes of text.
+    /// A monitor keeping at most `max` bytes of text and tool calls together.
     pub fn with_max_text(max: usize) -> Self {
         StreamMonitor {
             dialect: Dialect::Unknown,
             done: false,
             text: String::new(),
+            tool_calls: Vec::new(),
+            blocks: Vec::new(),
+            kept: 0,
             usage: Usage::default(),
             finish_reason: None,
             max_text: max,
         }
     }
 
-    /// Takes one event into account; returns the text it added (the delta), if any, and what it
-    /// meant.
-    pub fn observe(&mut self, event_type: &str, data: &str) -> (Option<String>, Observation) {
+    /// Takes one event into account; returns what it added to the answer (the delta), if anything,
+    /// and what it meant.
+    pub fn observe(&mut self, event_type: &str, data: &str) -> (Option<Delta>, Observation) {
         if data == "[DONE]" {
             self.dialect = Dialect::OpenAi;
             self.done = true;
@@ -116,7 +180,7 @@ impl StreamMonitor {
         }
     }
 
-    fn observe_openai(&mut self, json: &Json) -> (Option<String>, Observation) {
+    fn observe_openai(&mut self, json: &Json) -> (Option<Delta>, Observation) {
         self.dialect = Dialect::OpenAi;
         if let Some(usage) = json.get("usage").filter(|u| !u.is_null()) {
             self.usage = Usage {
@@ -131,16 +195,42 @@ impl StreamMonitor {
         {
             self.finish_reason = Some(reason.to_string());
         }
-        let delta = choice
-            .and_then(|c| c.get("delta"))
+        let delta = choice.and_then(|c| c.get("delta"));
+        let text = delta
             .and_then(|d| d.get("content"))
             .and_then(Json::as_str)
-            .filter(|t| !t.is_empty());
-        self.append(delta)
+            .unwrap_or("");
+        let mut pieces = Vec::new();
+        if let Some(Json::Array(calls)) = delta.and_then(|d| d.get("tool_calls")) {
+            for call in calls {
+                let function = call.get("function");
+                let id = call.get("id").and_then(Json::as_str);
+                // A call without an index continues the last one, unless it opens with an id.
+                let index = match call.get("index").and_then(Json::as_u64) {
+                    Some(index) => usize::try_from(index).unwrap_or(usize::MAX),
+                    None if id.is_some() => usize::MAX,
+                    None => self.tool_calls.len().saturating_sub(1),
+                };
+                let arguments = arguments_text(function.and_then(|f| f.get("arguments")));
+                pieces.push(Piece {
+                    index,
+                    id,
+                    name: function.and_then(|f| f.get("name")).and_then(Json::as_str),
+                    arguments,
+                });
+            }
+        }
+        self.append(text, pieces)
     }
 
-    fn observe_anthropic(&mut self, kind: &str, json: &Json) -> (Option<String>, Observation) {
+    fn observe_anthropic(&mut self, kind: &str, json: &Json) -> (Option<Delta>, Observation) {
         self.dialect = Dialect::Anthropic;
+        let block_index = json.get("index").and_then(Json::as_u64).unwrap_or(0);
+        let block = self
+            .blocks
+            .iter()
+            .find(|(index, _)| *index == block_index)
+            .map(|(_, block)| *block);
         match kind {
             "message_start" => {
                 let usage = json.get("message").and_then(|m| m.get("usage"));
@@ -150,12 +240,54 @@ impl StreamMonitor {
                 }
                 (None, Observation::Continue)
             }
+            "content_block_start" => {
+                let Some(start) = json
+                    .get("content_block")
+                    .filter(|b| b.get("type").and_then(Json::as_str) == Some("tool_use"))
+                else {
+                    return (None, Observation::Continue);
+                };
+                let field = |name| start.get(name).and_then(Json::as_str);
+                // The input is `{}` here and streams after; a server that sends it whole here is
+                // read too.
+                let input = match start.get("input") {
+                    Some(Json::Object(members)) if members.is_empty() => String::new(),
+                    input => arguments_text(input),
+                };
+                if field("name") == Some(ANSWER_TOOL) {
+                    self.blocks.push((block_index, JsonBlock::Answer));
+                    return self.append(&input, Vec::new());
+                }
+                let index = self.tool_calls.len();
+                let piece = Piece {
+                    index,
+                    id: field("id"),
+                    name: field("name"),
+                    arguments: input,
+                };
+                let appended = self.append("", vec![piece]);
+                if appended.1 == Observation::Continue {
+                    self.blocks.push((block_index, JsonBlock::Tool(index)));
+                }
+                appended
+            }
             "content_block_delta" => {
-                let delta = json
-                    .get("delta")
-                    .and_then(|d| d.get("text"))
-                    .and_then(Json::as_str);
-                self.append(delta)
+                let delta = json.get("delta");
+                let text = |name| delta.and_then(|d| d.get(name)).and_then(Json::as_str);
+                match (text("partial_json"), block) {
+                    (Some(json), Some(JsonBlock::Answer)) => self.append(json, Vec::new()),
+                    (Some(json), Some(JsonBlock::Tool(index))) => {
+                        let piece = Piece {
+                            index,
+                            id: None,
+                            name: None,
+                            arguments: json.to_string(),
+                        };
+                        self.append("", vec![piece])
+                    }
+                    (Some(_), None) => (None, Observation::Continue),
+                    (None, _) => self.append(text("text").unwrap_or(""), Vec::new()),
+                }
             }
             "message_delta" => {
                 if let Some(usage) = json.get("usage") {
@@ -166,6 +298,7 @@ impl StreamMonitor {
                     .and_then(|d| d.get("stop_reason"))
                     .and_then(Json::as_str)
                 {
+                    let reason = finish_reason(reason, !self.tool_calls.is_empty());
                     self.finish_reason = Some(reason.to_string());
                 }
                 (None, Observation::Continue)
@@ -178,15 +311,62 @@ impl StreamMonitor {
         }
     }
 
-    fn append(&mut self, delta: Option<&str>) -> (Option<String>, Observation) {
-        let Some(delta) = delta else {
-            return (None, Observation::Continue);
-        };
-        if self.text.len().saturating_add(delta.len()) > self.max_text {
+    /// Adds an event's text and tool-call pieces, all or nothing: refused whole when they would
+    /// take what is kept past the bound. A piece's index past the calls so far opens the next
+    /// call (indexes cannot skip, so a hostile index allocates nothing).
+    fn append(&mut self, text: &str, pieces: Vec<Piece>) -> (Option<Delta>, Observation) {
+        let mut calls = self.tool_calls.len();
+        let mut added = text.len();
+        for piece in &pieces {
+            if piece.index >= calls {
+                calls += 1;
+                added = added.saturating_add(TOOL_CALL_BYTES);
+            }
+            let id = piece.id.map_or(0, str::len);
+            let name = piece.name.map_or(0, str::len);
+            added = added.saturating_add(id + name + piece.arguments.len());
+        }
+        if self.kept.saturating_add(added) > self.max_text {
             return (None, Observation::TooLarge);
         }
-        self.text.push_str(delta);
-        (Some(delta.to_string()), Observation::Continue)
+        self.kept += added;
+        self.text.push_str(text);
+        let mut delta = Delta {
+            text: text.to_string(),
+            tool_calls: Vec::new(),
+        };
+        for piece in pieces {
+            let index = piece.index.min(self.tool_calls.len());
+            if index == self.tool_calls.len() {
+                self.tool_calls.push(ToolCall {
+                    id: String::new(),
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+            }
+            let Some(call) = self.tool_calls.get_mut(index) else {
+                continue;
+            };
+            // An id or name is taken once: servers that repeat it on every piece hand it out once.
+            let first = |kept: &mut String, given: Option<&str>| {
+                let given = given.filter(|g| kept.is_empty() && !g.is_empty())?;
+                kept.push_str(given);
+                Some(given.to_string())
+            };
+            let id = first(&mut call.id, piece.id);
+            let name = first(&mut call.name, piece.name);
+            call.arguments.push_str(&piece.arguments);
+            if id.is_some() || name.is_some() || !piece.arguments.is_empty() {
+                delta.tool_calls.push(ToolCallDelta {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    id,
+                    name,
+                    arguments_delta: piece.arguments,
+                });
+            }
+        }
+        let empty = delta.text.is_empty() && delta.tool_calls.is_empty();
+        ((!empty).then_some(delta), Observation::Continue)
     }
 
     /// At end of stream: true when the stream is complete (a plain event stream always is; an LLM
@@ -210,15 +390,29 @@ impl StreamMonitor {
         &self.text
     }
 
+    /// The tool calls received so far, assembled (the last one may still be streaming).
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.tool_calls
+    }
+
     /// Token usage reported so far.
     pub fn usage(&self) -> Usage {
         self.usage
     }
 
-    /// The finish / stop reason, once reported.
+    /// The finish / stop reason, once reported, in OpenAI's words (see
+    /// [`crate::core::llm::anthropic::finish_reason`]).
     pub fn finish_reason(&self) -> Option<&str> {
         self.finish_reason.as_deref()
     }
+}
+
+/// One tool-call piece of an event, as read.
+struct Piece<'e> {
+    index: usize,
+    id: Option<&'e str>,
+    name: Option<&'e str>,
+    arguments: String,
 }
 
 fn count(usage: &Json, key: &str) -> u64 {
@@ -243,8 +437,10 @@ mod tests {
     use crate::core::sse::SseEvent;
 
     impl StreamMonitor {
+        /// The event's text delta and meaning.
         fn see(&mut self, event: &SseEvent) -> (Option<String>, Observation) {
-            self.observe(&event.event, &event.data)
+            let (delta, seen) = self.observe(&event.event, &event.data);
+            (delta.map(|d| d.text), seen)
         }
     }
 
@@ -316,7 +512,11 @@ mod tests {
         monitor.see(&event("message_stop", r#"{"type":"message_stop"}"#));
         assert!(monitor.complete());
         assert_eq!(monitor.text(), "Hi");
-        assert_eq!(monitor.finish_reason(), Some("end_turn"));
+        assert_eq!(
+            monitor.finish_reason(),
+            Some("stop"),
+            "end_turn, in OpenAI's words"
+        );
         assert_eq!(monitor.usage().output_tokens, 3);
     }
 
@@ -360,5 +560,216 @@ mod tests {
         monitor.see(&event("tick", "not json"));
         monitor.see(&event("message", r#"{"n":1}"#));
         assert!(monitor.complete());
+    }
+
+    fn piece(index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> ToolCallDelta {
+        ToolCallDelta {
+            index,
+            id: id.map(str::to_string),
+            name: name.map(str::to_string),
+            arguments_delta: arguments.to_string(),
+        }
+    }
+
+    fn deltas(monitor: &mut StreamMonitor, events: &[SseEvent]) -> Vec<Delta> {
+        events
+            .iter()
+            .filter_map(|e| monitor.observe(&e.event, &e.data).0)
+            .collect()
+    }
+
+    #[test]
+    fn openai_tool_call_deltas_are_handed_out_and_assembled() {
+        let chunk = |delta: &str| {
+            event(
+                "message",
+                &format!(r#"{{"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#),
+            )
+        };
+        let events = [
+            chunk(r#"{"role":"assistant","content":null}"#),
+            chunk(
+                r#"{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":""}}]}"#,
+            ),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]}"#),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Oslo\"}"}}]}"#),
+            chunk(
+                r#"{"tool_calls":[{"index":1,"id":"call_2","function":{"name":"now","arguments":"{}"}}]}"#,
+            ),
+            event(
+                "message",
+                r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            ),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        let pieces: Vec<ToolCallDelta> = seen.iter().flat_map(|d| d.tool_calls.clone()).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                piece(0, Some("call_1"), Some("weather"), ""),
+                piece(0, None, None, "{\"ci"),
+                piece(0, None, None, "ty\":\"Oslo\"}"),
+                piece(1, Some("call_2"), Some("now"), "{}"),
+            ]
+        );
+        assert!(seen.iter().all(|d| d.text.is_empty()));
+        assert_eq!(
+            monitor.tool_calls(),
+            &[
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "weather".into(),
+                    arguments: r#"{"city":"Oslo"}"#.into(),
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "now".into(),
+                    arguments: "{}".into(),
+                },
+            ]
+        );
+        assert_eq!(monitor.finish_reason(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn anthropic_tool_use_blocks_stream_in_openai_shape() {
+        let events = [
+            event(
+                "message_start",
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            ),
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Checking."}}"#,
+            ),
+            event(
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"weather","input":{}}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\": \"Os"}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"lo\"}"}}"#,
+            ),
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_2","name":"now","input":{}}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+            ),
+            event(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#,
+            ),
+            event("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        assert_eq!(seen[0].text, "Checking.");
+        let pieces: Vec<ToolCallDelta> = seen.iter().flat_map(|d| d.tool_calls.clone()).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                piece(0, Some("toolu_1"), Some("weather"), ""),
+                piece(0, None, None, "{\"city\": \"Os"),
+                piece(0, None, None, "lo\"}"),
+                piece(1, Some("toolu_2"), Some("now"), ""),
+                piece(1, None, None, "{}"),
+            ]
+        );
+        assert_eq!(monitor.tool_calls()[0].arguments, r#"{"city": "Oslo"}"#);
+        assert_eq!(monitor.tool_calls().len(), 2);
+        assert_eq!(monitor.finish_reason(), Some("tool_calls"));
+        assert!(monitor.complete());
+    }
+
+    #[test]
+    fn the_anthropic_answer_tool_streams_as_text() {
+        let events = [
+            event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"json_answer","input":{}}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"name\":"}}"#,
+            ),
+            event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\"Oslo\"}"}}"#,
+            ),
+            event(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"}}"#,
+            ),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        assert!(seen.iter().all(|d| d.tool_calls.is_empty()));
+        assert_eq!(monitor.text(), r#"{"name":"Oslo"}"#);
+        assert!(monitor.tool_calls().is_empty());
+        assert_eq!(monitor.finish_reason(), Some("stop"));
+    }
+
+    #[test]
+    fn tool_calls_count_against_the_bound_and_indexes_cannot_skip() {
+        let mut monitor = StreamMonitor::with_max_text(TOOL_CALL_BYTES + 8);
+        let call = |index: &str, arguments: &str| {
+            event(
+                "message",
+                &format!(
+                    r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"function":{{"arguments":"{arguments}"}}}}]}}}}]}}"#
+                ),
+            )
+        };
+        // A hostile index opens the next call, not a call a billion places on.
+        let (delta, seen) = monitor.observe("message", &call("1000000000", "1234").data);
+        assert_eq!(seen, Observation::Continue);
+        assert_eq!(delta.map(|d| d.tool_calls[0].index), Some(0));
+        assert_eq!(monitor.see(&call("0", "5678")).1, Observation::Continue);
+        assert_eq!(monitor.see(&call("0", "9")), (None, Observation::TooLarge));
+        assert_eq!(monitor.see(&call("1", "")), (None, Observation::TooLarge));
+        assert_eq!(monitor.tool_calls().len(), 1);
+        assert_eq!(monitor.tool_calls()[0].arguments, "12345678");
+    }
+
+    #[test]
+    fn deltas_join_per_batch() {
+        let mut batch = Delta::default();
+        assert!(batch.is_empty());
+        batch.extend(Delta {
+            text: "a".into(),
+            tool_calls: vec![piece(0, Some("c"), Some("n"), "{")],
+        });
+        batch.extend(Delta {
+            text: "b".into(),
+            tool_calls: vec![piece(0, None, None, "}"), piece(1, Some("d"), None, "")],
+        });
+        assert_eq!(batch.text, "ab");
+        assert_eq!(
+            batch.tool_calls,
+            vec![
+                piece(0, Some("c"), Some("n"), "{}"),
+                piece(1, Some("d"), None, "")
+            ]
+        );
     }
 }

@@ -5,12 +5,13 @@
 
 use crate::core::error::TimeoutPhase;
 use crate::core::limits::{Bound, Limits};
-use crate::core::llm::ErrorClass;
+use crate::core::llm::{ErrorClass, ToolCall};
 use crate::core::platform::ResponseMeta;
-use crate::core::resume::{Failure, Resume};
+use crate::core::resume::{Delivered, Failure, Resume};
 use crate::core::sse::{EventSink, Packed, SseParser};
-use crate::core::stream::{Observation, StreamError, StreamMonitor};
+use crate::core::stream::{Delta, Observation, StreamError, StreamMonitor};
 use crate::core::text;
+use crate::wasm::chat_result::chat_delta;
 use crate::wasm::errors::{named_error, past_limit, timeout_error};
 use crate::wasm::js::{get, set};
 use crate::wasm::tap::{Chunk, Cursor, Tap};
@@ -64,14 +65,14 @@ impl Drop for LiveStream {
 }
 
 /// The parser's sink for a live stream: each event goes past the monitor, then into the batch for JS
-/// (whole events for `events()`, the text deltas for `chatStream()`); after an in-band error nothing
+/// (whole events for `events()`, the deltas for `chatStream()`); after an in-band error nothing
 /// more is passed on.
 pub(crate) struct Watch {
     pub(crate) monitor: StreamMonitor,
     pub(crate) output: Output,
     pub(crate) error: Option<StreamError>,
-    /// A resumed chat stream's text already delivered, checked against the new answer, not handed
-    /// out again.
+    /// What a resumed chat stream already delivered, checked against the new answer, not handed out
+    /// again.
     pub(crate) resume: Resume,
     /// A bound was passed (nothing more is passed on).
     pub(crate) oversized: Option<Bound>,
@@ -81,22 +82,25 @@ pub(crate) struct Watch {
 pub(crate) enum Output {
     /// Events, packed.
     Events(Packed),
-    /// Generated text, concatenated per batch.
-    Deltas(String),
+    /// The answer's deltas (text and tool-call pieces), joined per batch.
+    Deltas(Delta),
 }
 
 impl Output {
     pub(crate) fn is_empty(&self) -> bool {
         match self {
             Output::Events(packed) => packed.is_empty(),
-            Output::Deltas(text) => text.is_empty(),
+            Output::Deltas(delta) => delta.is_empty(),
         }
     }
 
-    pub(crate) fn take(&mut self) -> Option<String> {
+    /// The batch for JS: the packed events, or one `ChatDelta`.
+    pub(crate) fn take(&mut self) -> Option<JsValue> {
         match self {
-            Output::Events(packed) => packed.take(),
-            Output::Deltas(text) => (!text.is_empty()).then(|| std::mem::take(text)),
+            Output::Events(packed) => packed.take().map(JsValue::from),
+            Output::Deltas(delta) => {
+                (!delta.is_empty()).then(|| chat_delta(&std::mem::take(delta)))
+            }
         }
     }
 }
@@ -110,10 +114,10 @@ impl EventSink for Watch {
             ((_, Observation::Error(error)), _) => self.error = Some(error),
             ((_, Observation::TooLarge), _) => self.oversized = Some(Bound::Response),
             (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
-            ((Some(delta), _), Output::Deltas(text)) => {
+            ((Some(delta), _), Output::Deltas(batch)) => {
                 // Past the part of it a resumed stream already delivered.
                 if let Some(fresh) = self.resume.fresh(&delta) {
-                    text.push_str(fresh);
+                    batch.extend(fresh);
                 }
             }
             ((None, _), Output::Deltas(_)) => {}
@@ -137,7 +141,7 @@ impl LiveStream {
             watch: Watch {
                 monitor,
                 output: if deltas {
-                    Output::Deltas(String::new())
+                    Output::Deltas(Delta::default())
                 } else {
                     Output::Events(Packed::default())
                 },
@@ -241,9 +245,25 @@ impl LiveStream {
     }
 
     /// The text the caller has received: all of this stream's, unless it resumed one and has not
-    /// caught up with (or diverged from) the text already delivered.
+    /// caught up with (or diverged from) what was already delivered.
     pub(crate) fn partial_text(&self) -> &str {
-        self.watch.resume.partial(self.watch.monitor.text())
+        self.partial().0
+    }
+
+    /// What the caller has received (text and tool calls), for a resumption to check.
+    pub(crate) fn delivered(&self) -> Delivered {
+        let (text, tool_calls) = self.partial();
+        Delivered {
+            text: text.to_string(),
+            tool_calls: tool_calls.to_vec(),
+        }
+    }
+
+    fn partial(&self) -> (&str, &[ToolCall]) {
+        let monitor = &self.watch.monitor;
+        self.watch
+            .resume
+            .partial(monitor.text(), monitor.tool_calls())
     }
 }
 
@@ -268,10 +288,10 @@ pub struct StreamStart {
     /// Keep the whole body, so that identical requests can join it and it can be stored in the
     /// cache once it completes.
     pub(crate) retain: bool,
-    /// Hand out text deltas (`chatStream()`) rather than events.
+    /// Hand out deltas (`chatStream()`) rather than events.
     pub(crate) deltas: bool,
-    /// Resuming a cut chat stream: the text already delivered (checked, not handed out again).
-    pub(crate) delivered: String,
+    /// Resuming a cut chat stream: what was already delivered (checked, not handed out again).
+    pub(crate) delivered: Delivered,
     /// The byte limits of the request.
     pub(crate) limits: Limits,
 }
@@ -288,7 +308,7 @@ impl StreamStart {
     }
 }
 
-/// A chat stream's start: text deltas.
+/// A chat stream's start: deltas.
 pub(crate) fn chat_start() -> StreamStart {
     StreamStart {
         deltas: true,

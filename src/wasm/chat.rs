@@ -17,7 +17,8 @@ use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::{
-    build_request, parse_completion, Chain, Hold, Outcome, Step, Usage, MAX_TARGETS,
+    build_request, estimate_tokens, parse_completion, Chain, Hold, Outcome, Step, Usage,
+    MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
@@ -258,9 +259,8 @@ impl Inner {
             .value("signal", &call.signal)
             .value("resilience", &call.resilience)
             .build();
-        let url = format!("{}{}", target.base_url, http.path);
         let mut prepared = self
-            .prepare(url.into(), init)
+            .prepare(target.endpoint.as_str().into(), init)
             .await
             .map_err(TargetFailure::unprepared)?;
         // One breaker and bucket per target, even for targets sharing an origin.
@@ -294,7 +294,10 @@ impl Inner {
         let held = charge::hold(
             &mut ledger.borrow_mut(),
             &call.user,
-            (&call.messages, call.max_tokens),
+            (
+                estimate_tokens(&call.messages, &call.tools),
+                call.max_tokens,
+            ),
             prices.map(|t| &t.pricing),
             self.platform.wall_ms(),
         );

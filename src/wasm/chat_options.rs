@@ -1,5 +1,6 @@
 //! The client options `chat()` reads: the `targets` of its fallback chain and its `budget`.
 
+use crate::core::llm::endpoint::chat_endpoint;
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::wasm::reader::{range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
@@ -10,8 +11,9 @@ pub struct TargetConfig {
     pub name: String,
     /// The wire protocol.
     pub provider: Provider,
-    /// Where the provider lives (`https://api.openai.com`), without `/v1`.
-    pub base_url: String,
+    /// Where its chat requests go: `baseUrl` with the provider's path
+    /// ([`chat_endpoint`]).
+    pub endpoint: String,
     /// Sent as `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic).
     pub api_key: Option<String>,
     /// The model asked for.
@@ -43,10 +45,16 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
         let base_url = t
             .string("baseUrl")?
             .ok_or_else(|| required(&path, "baseUrl"))?;
-        if web_sys::Url::new(&base_url).is_err() {
+        let parsed = web_sys::Url::new(&base_url).ok();
+        let plain = parsed.filter(|url| {
+            matches!(url.protocol().as_str(), "http:" | "https:")
+                && url.search().is_empty()
+                && url.hash().is_empty()
+        });
+        if plain.is_none() {
             return Err(range_error(
                 &format!("{path}.baseUrl"),
-                "an absolute URL",
+                "an absolute http(s) URL without query or fragment",
                 &base_url.into(),
             ));
         }
@@ -78,7 +86,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
         targets.push(TargetConfig {
             name,
             provider,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            endpoint: chat_endpoint(provider, &base_url),
             api_key: t.string("apiKey")?,
             model,
             headers: t.string_map("headers")?.unwrap_or_default(),

@@ -1,7 +1,8 @@
-//! What a chat call hands back: the `ChatResult`, and the errors of a target, a budget and a chain
-//! (each naming the target, cap or limit concerned).
+//! What a chat call hands back: the `ChatResult` (and a stream's `ChatDelta`s), and the errors of a
+//! target, a budget and a chain (each naming the target, cap or limit concerned).
 
-use crate::core::llm::{classify, error_message, Cap, Completion, Exceeded, Outcome};
+use crate::core::llm::{classify, error_message, Cap, Completion, Exceeded, Outcome, ToolCall};
+use crate::core::stream::Delta;
 use crate::wasm::body::error_text;
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::errors::named_error;
@@ -155,6 +156,7 @@ pub(crate) fn chat_result(
     let completion = &answered.completion;
     ObjectBuilder::new()
         .str("text", &completion.text)
+        .value("toolCalls", &tool_calls(&completion.tool_calls))
         .str("target", &target.name)
         .str("provider", target.provider.as_str())
         .str("model", &target.model)
@@ -170,4 +172,44 @@ pub(crate) fn chat_result(
         .bool("cached", answered.cached)
         .num("attempts", answered.attempts)
         .build()
+}
+
+/// `[{ id, name, arguments }]`.
+fn tool_calls(calls: &[ToolCall]) -> Array {
+    calls
+        .iter()
+        .map(|call| {
+            ObjectBuilder::new()
+                .str("id", &call.id)
+                .str("name", &call.name)
+                .str("arguments", &call.arguments)
+                .build()
+        })
+        .collect()
+}
+
+/// A `ChatDelta`: `{ text, toolCalls? }`, the tool-call pieces as
+/// `{ index, id?, name?, argumentsDelta }`.
+pub(crate) fn chat_delta(delta: &Delta) -> JsValue {
+    let mut object = ObjectBuilder::new().str("text", &delta.text);
+    if !delta.tool_calls.is_empty() {
+        let pieces: Array = delta
+            .tool_calls
+            .iter()
+            .map(|piece| {
+                let mut piece_object = ObjectBuilder::new().num("index", piece.index);
+                if let Some(id) = &piece.id {
+                    piece_object = piece_object.str("id", id);
+                }
+                if let Some(name) = &piece.name {
+                    piece_object = piece_object.str("name", name);
+                }
+                piece_object
+                    .str("argumentsDelta", &piece.arguments_delta)
+                    .build()
+            })
+            .collect();
+        object = object.value("toolCalls", &pieces);
+    }
+    object.build()
 }

@@ -165,8 +165,8 @@ pub struct ChatStreamRaw {
 
 #[wasm_bindgen]
 impl ChatStreamRaw {
-    /// The next text (one batch per network chunk), `null` at the end.
-    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
+    /// The next `ChatDelta` (one batch per network chunk), `null` at the end.
+    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<ChatDelta | null>")]
     pub fn next_batch(&self) -> Promise {
         self.stream.next_batch()
     }

@@ -92,6 +92,25 @@ fn describe(value: &JsValue) -> String {
     kind.to_string()
 }
 
+/// `value` at `path` as an array of at most `max` items, copied item by item (own elements only:
+/// a hole is `undefined`). Its length is checked before anything is allocated.
+pub fn array(value: &JsValue, path: &str, max: u32) -> Result<Vec<JsValue>, JsValue> {
+    if !is_array(value).map_err(|thrown| unreadable(path, &thrown))? {
+        return Err(type_error(path, "an array", value));
+    }
+    let length = own(value, "length").map_err(|thrown| unreadable(path, &thrown))?;
+    let Some(n) = length.as_f64().filter(|n| *n <= f64::from(max)) else {
+        return Err(range_error(
+            path,
+            &format!("an array of at most {max} items"),
+            &length,
+        ));
+    };
+    (0..n as u32)
+        .map(|i| own_item(value, i).map_err(|thrown| unreadable(&format!("{path}[{i}]"), &thrown)))
+        .collect()
+}
+
 impl Reader {
     /// Reads `value` (which may be `undefined`) as the object at `path`.
     pub fn root(value: JsValue, path: &str) -> Result<Option<Reader>, JsValue> {
@@ -123,30 +142,12 @@ impl Reader {
         Ok((!value.is_undefined()).then_some(value))
     }
 
-    /// The array at `key`, of at most `max` items, copied item by item (own elements only: a hole
-    /// is `undefined`). Its length is checked before anything is allocated.
+    /// The array at `key`, of at most `max` items (see [`array`]).
     pub fn list(&self, key: &str, max: u32) -> Result<Option<Vec<JsValue>>, JsValue> {
         let Some(value) = self.raw(key)? else {
             return Ok(None);
         };
-        let path = self.field_path(key);
-        if !is_array(&value).map_err(|thrown| unreadable(&path, &thrown))? {
-            return Err(type_error(&path, "an array", &value));
-        }
-        let length = own(&value, "length").map_err(|thrown| unreadable(&path, &thrown))?;
-        let Some(n) = length.as_f64().filter(|n| *n <= f64::from(max)) else {
-            return Err(range_error(
-                &path,
-                &format!("an array of at most {max} items"),
-                &length,
-            ));
-        };
-        (0..n as u32)
-            .map(|i| {
-                own_item(&value, i).map_err(|thrown| unreadable(&format!("{path}[{i}]"), &thrown))
-            })
-            .collect::<Result<_, _>>()
-            .map(Some)
+        array(&value, &self.field_path(key), max).map(Some)
     }
 
     /// The object itself.

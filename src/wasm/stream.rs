@@ -85,7 +85,7 @@ enum Purpose {
     /// `client.events(input, init)`: what to send (again, on a reconnection).
     Events { input: JsValue, init: JsValue },
     /// `client.chatStream(request)`.
-    Chat(ChatProgress),
+    Chat(Box<ChatProgress>),
 }
 
 /// A chat stream's call, its target and how its `result` promise is settled.
@@ -155,7 +155,7 @@ impl SseStream {
             reject,
         };
         Ok((
-            SseStream::begin(inner, signal, Purpose::Chat(progress)),
+            SseStream::begin(inner, signal, Purpose::Chat(Box::new(progress))),
             result,
         ))
     }
@@ -195,9 +195,9 @@ impl SseStream {
         self.started.clone()
     }
 
-    /// The next events (packed as by `SseParserRaw`), `null` at the end; rejects with the stream's
-    /// error.
-    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | null>")]
+    /// The next events (packed as by `SseParserRaw`) or, for a chat stream, the next `ChatDelta`;
+    /// `null` at the end; rejects with the stream's error.
+    #[wasm_bindgen(js_name = nextBatch, unchecked_return_type = "Promise<string | ChatDelta | null>")]
     pub fn next_batch(&self) -> Promise {
         let (stream, started) = (self.stream.clone(), self.started.clone());
         promise(async move { stream.next_batch(started).await })
@@ -267,7 +267,7 @@ impl Stream {
                     Phase::Live(body) => body,
                 };
                 if let Some(batch) = body.watch.output.take() {
-                    return Ok(batch.into());
+                    return Ok(batch);
                 }
                 if body.ended {
                     match std::mem::replace(&mut *phase, Phase::Closed) {
@@ -323,7 +323,7 @@ impl Stream {
             }
             Purpose::Chat(progress) => progress,
         };
-        let delivered = body.partial_text().to_string();
+        let delivered = body.delivered();
         drop(body);
         loop {
             if self.cancelled.get() {

@@ -22,7 +22,8 @@ export interface Target {
   /** Names the target's breaker, bucket and cost lines; default `provider:model`. */
   name?: string;
   provider: "openai" | "anthropic";
-  /** The server root, e.g. "https://api.openai.com" (no /v1). */
+  /** As the provider's SDK takes it: "https://api.openai.com/v1", "http://127.0.0.1:8080/v1" (requests go to
+   * `${baseUrl}/chat/completions`; a URL with no path gets /v1), or "https://api.anthropic.com" (`/v1/messages`). */
   baseUrl: string;
   apiKey?: string;
   model: string;
@@ -30,17 +31,37 @@ export interface Target {
   /** US dollars per million tokens. */
   pricing?: { inputPerMTok: number; outputPerMTok: number };
 }
-export interface ChatMessage { role: "system" | "user" | "assistant"; content: string }
+/** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. */
+export type ContentPart = { type: "text"; text: string } | { type: "image"; url: string };
+/** A call the model made; `arguments` is the JSON text it wrote. */
+export interface ToolCall { id: string; name: string; arguments: string }
+export type ChatMessage =
+  | { role: "system" | "user"; content: string | ContentPart[] }
+  | { role: "assistant"; content: string | null; toolCalls?: ToolCall[] }
+  | { role: "tool"; toolCallId: string; content: string };
+/** A function the model may call; `parameters` is its JSON Schema. */
+export interface Tool { name: string; description?: string; parameters: object }
 export interface ChatRequest {
-  messages: ChatMessage[]; maxTokens?: number; temperature?: number;
+  messages: ChatMessage[];
+  tools?: Tool[];
+  toolChoice?: "auto" | "none" | "required" | { name: string };
+  /** JSON output. Anthropic targets get it by a forced tool call; the answer's `text` is the JSON either way. */
+  responseFormat?: { type: "json" } | { type: "json_schema"; name: string; schema: object; strict?: boolean };
+  maxTokens?: number; temperature?: number; topP?: number; stop?: string[];
+  /** OpenAI only (Anthropic has no seed). */
+  seed?: number;
   /** Budgets are per user ("anonymous" when absent). */
   user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
+  /** Members merged as is into that provider's request body (they win): e.g. { openai: { reasoning_effort: "low" } }. */
+  providerOptions?: { openai?: Record<string, unknown>; anthropic?: Record<string, unknown> };
 }
 export interface ChatResult {
-  text: string; target: string; provider: string; model: string; finishReason: string;
+  text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
+  finishReason: "stop" | "length" | "tool_calls" | "content_filter" | (string & {});
   usage: { inputTokens: number; outputTokens: number }; costUsd: number; cached: boolean; attempts: number;
 }
-export interface ChatDelta { text: string }
+/** Tool-call pieces follow OpenAI's chunk shape whichever provider answers. */
+export interface ChatDelta { text: string; toolCalls?: { index: number; id?: string; name?: string; argumentsDelta: string }[] }
 export interface BudgetOptions { perRequestTokens?: number; perUserDailyTokens?: number; perUserMonthlyTokens?: number; dailyCostUsd?: number }
 export interface EventStream extends AsyncIterable<SseEvent> {
   /** The response, once its first event arrived (or the call failed). */

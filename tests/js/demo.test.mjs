@@ -381,6 +381,43 @@ test("demo: after Reset the breaker probes the primary and closes again", { time
   await page.locator('[data-testid="log"] li[data-type="breaker"][data-state="closed"]').first().waitFor({ state: "attached" });
 });
 
+test("demo: the model calls get_time, the page answers it, the answer uses it; through a fallback too", { timeout: 60_000 }, async () => {
+  await page.locator("#new-chat").click();
+  const primaryCalls = demo.mock.stats().byTarget.primary?.total ?? 0;
+  const message = await ask("What time is it in Tokyo?");
+  assert.equal(await settled(message), "done");
+  assert.equal(await message.getAttribute("data-target"), "primary");
+  assert.equal(demo.mock.stats().byTarget.primary.total - primaryCalls, 2, "one call for the tool call, one for the answer");
+  const call = message.locator('[data-testid="tool-call"]');
+  assert.equal(await call.count(), 1);
+  assert.equal(await call.locator('[data-testid="tool-args"]').textContent(), 'get_time({"city":"Tokyo"})');
+  const result = JSON.parse(await call.locator('[data-testid="tool-result"]').textContent());
+  assert.equal(result.timeZone, "Asia/Tokyo");
+  const tokyo = (ms) => new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Tokyo", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(ms);
+  assert.ok([tokyo(Date.now()), tokyo(Date.now() - 60_000)].includes(result.time), `the page's time in Tokyo: ${result.time}`);
+  const answer = await message.locator('[data-testid="answer"]').textContent();
+  assert.ok(answer.startsWith(`get_time says city: Tokyo, timeZone: Asia/Tokyo, time: ${result.time}`), answer);
+  await page.locator('[data-testid="log"] li[data-type="tool"]').first().waitFor({ state: "attached" });
+
+  // The primary goes down: the backup (the Anthropic API) makes the call and gives the answer.
+  await page.locator("#fault-outage").check();
+  await page.waitForSelector('#faults[data-applied="true"]');
+  try {
+    const other = await ask("And what time is it in Paris?");
+    assert.equal(await settled(other), "done");
+    assert.equal(await other.getAttribute("data-target"), "backup");
+    assert.match(await other.locator('[data-testid="message-meta"]').textContent(), /fell back from primary/);
+    const paris = other.locator('[data-testid="tool-call"]');
+    assert.equal(await paris.locator('[data-testid="tool-args"]').textContent(), 'get_time({"city":"Paris"})');
+    assert.equal(JSON.parse(await paris.locator('[data-testid="tool-result"]').textContent()).timeZone, "Europe/Paris");
+    assert.match(await paris.textContent(), /I'll use get_time\./, "what the model said before the call");
+    assert.match(await other.locator('[data-testid="answer"]').textContent(), /^get_time says city: Paris, timeZone: Europe\/Paris/);
+  } finally {
+    await page.locator("#fault-reset").click();
+    await page.waitForSelector('#faults[data-applied="true"]');
+  }
+});
+
 test("demo: with LLM_BASE_URL the page talks to that server: one target, no fault controls", { timeout: 60_000 }, async () => {
   // Another mock plays the "real" OpenAI-compatible server (no /t/<name> prefix: target "default").
   const upstream = await startMockLlm({ port: 0 });

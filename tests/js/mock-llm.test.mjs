@@ -572,3 +572,280 @@ describe("stats, CORS, health, lifecycle", () => {
     }
   });
 });
+
+describe("tools", () => {
+  const TIME_SCHEMA = { type: "object", properties: { city: { type: "string" } }, required: ["city"] };
+  const WEATHER_SCHEMA = { type: "object", properties: { location: { type: "string" }, days: { type: "integer", minimum: 1, maximum: 7 } } };
+  const openaiTool = (name, parameters) => ({ type: "function", function: { name, description: `${name} tool`, parameters } });
+  const anthropicTool = (name, input_schema) => ({ name, description: `${name} tool`, input_schema });
+  const ASK_TIME = "What time is it in New York?";
+  const openaiTools = (extra = {}) => ({
+    model: "gpt-test",
+    messages: [{ role: "user", content: ASK_TIME }],
+    tools: [openaiTool("get_time", TIME_SCHEMA), openaiTool("get_weather", WEATHER_SCHEMA)],
+    ...extra,
+  });
+  const anthropicTools = (extra = {}) => ({
+    model: "claude-test",
+    max_tokens: 256,
+    messages: [{ role: "user", content: "What time is it in Tokyo?" }],
+    tools: [anthropicTool("get_time", TIME_SCHEMA), anthropicTool("get_weather", WEATHER_SCHEMA)],
+    ...extra,
+  });
+  const sseJson = async (res) => parseSse(await res.text()).map(({ event, data }) => ({ event, data: data === "[DONE]" ? data : JSON.parse(data) }));
+
+  test("OpenAI JSON: a question the tool answers gets a tool call, the same one every time", async () => {
+    const body = await (await post("/v1/chat/completions", openaiTools())).json();
+    const [choice] = body.choices;
+    assert.equal(choice.finish_reason, "tool_calls");
+    assert.equal(choice.message.role, "assistant");
+    assert.equal(choice.message.content, null);
+    assert.equal(choice.message.tool_calls.length, 1, "only the tool the question is about");
+    const [call] = choice.message.tool_calls;
+    assert.match(call.id, /^call_[0-9a-z]+$/);
+    assert.equal(call.type, "function");
+    assert.equal(call.function.name, "get_time");
+    assert.deepEqual(JSON.parse(call.function.arguments), { city: "New York" });
+    assert.ok(body.usage.completion_tokens > 0);
+    const again = await (await post("/v1/chat/completions", openaiTools())).json();
+    assert.deepEqual(again.choices, body.choices);
+  });
+
+  test("OpenAI stream: delta.tool_calls with the id and name first, then the arguments in several pieces", async () => {
+    const json = await (await post("/v1/chat/completions", openaiTools())).json();
+    const res = await post("/v1/chat/completions", openaiTools({ stream: true, stream_options: { include_usage: true } }));
+    const events = await sseJson(res);
+    assert.equal(events.at(-1).data, "[DONE]");
+    const chunks = events.slice(0, -1).map((e) => e.data);
+    assert.deepEqual(chunks.at(-1).usage, json.usage);
+    assert.deepEqual(chunks.at(-2).choices[0], { index: 0, delta: {}, finish_reason: "tool_calls" });
+    const deltas = chunks.slice(0, -2).map((c) => c.choices[0].delta);
+    const [expected] = json.choices[0].message.tool_calls;
+    assert.deepEqual(deltas[0], {
+      role: "assistant",
+      content: null,
+      tool_calls: [{ index: 0, id: expected.id, type: "function", function: { name: "get_time", arguments: "" } }],
+    });
+    const rest = deltas.slice(1);
+    assert.ok(rest.length >= 2, `arguments in ${rest.length} pieces`);
+    for (const delta of rest) {
+      assert.deepEqual(Object.keys(delta), ["tool_calls"]);
+      assert.equal(delta.tool_calls[0].index, 0);
+      assert.equal(delta.tool_calls[0].id, undefined);
+    }
+    assert.equal(rest.map((d) => d.tool_calls[0].function.arguments).join(""), expected.function.arguments);
+  });
+
+  test("OpenAI: a conversation ending in a tool result is answered in words that use it", async () => {
+    const [call] = (await (await post("/v1/chat/completions", openaiTools())).json()).choices[0].message.tool_calls;
+    const body = openaiTools({
+      messages: [
+        { role: "user", content: ASK_TIME },
+        { role: "assistant", content: null, tool_calls: [call] },
+        { role: "tool", tool_call_id: call.id, content: JSON.stringify({ city: "New York", time: "09:15" }) },
+      ],
+    });
+    const json = await (await post("/v1/chat/completions", body)).json();
+    assert.equal(json.choices[0].finish_reason, "stop");
+    assert.equal(json.choices[0].message.tool_calls, undefined);
+    assert.equal(json.choices[0].message.content, "get_time says city: New York, time: 09:15.");
+    const events = await sseJson(await post("/v1/chat/completions", { ...body, stream: true }));
+    const chunks = events.slice(0, -1).map((e) => e.data);
+    assert.equal(chunks.map((c) => c.choices[0].delta.content ?? "").join(""), json.choices[0].message.content);
+    assert.equal(chunks.at(-1).choices[0].finish_reason, "stop");
+  });
+
+  test("OpenAI tool_choice: none, forced by name, required, and parallel calls", async () => {
+    const none = await (await post("/v1/chat/completions", openaiTools({ tool_choice: "none" }))).json();
+    assert.equal(none.choices[0].finish_reason, "stop");
+    assert.ok(none.choices[0].message.content.startsWith(`You said: "${ASK_TIME}"`));
+
+    const forced = await (await post("/v1/chat/completions", openaiTools({ tool_choice: { type: "function", function: { name: "get_weather" } } }))).json();
+    const forcedCalls = forced.choices[0].message.tool_calls;
+    assert.deepEqual(forcedCalls.map((c) => c.function.name), ["get_weather"]);
+    assert.deepEqual(JSON.parse(forcedCalls[0].function.arguments), { location: "New York", days: 1 });
+
+    const required = await (await post("/v1/chat/completions", openaiTools({ tool_choice: "required", messages: [{ role: "user", content: "Hello" }] }))).json();
+    assert.deepEqual(required.choices[0].message.tool_calls.map((c) => c.function.name), ["get_time"]);
+
+    const both = openaiTools({ messages: [{ role: "user", content: "The time and the weather in Oslo, please" }] });
+    const parallel = await (await post("/v1/chat/completions", both)).json();
+    assert.deepEqual(parallel.choices[0].message.tool_calls.map((c) => c.function.name), ["get_time", "get_weather"]);
+    const ids = parallel.choices[0].message.tool_calls.map((c) => c.id);
+    assert.equal(new Set(ids).size, 2);
+    const single = await (await post("/v1/chat/completions", { ...both, parallel_tool_calls: false })).json();
+    assert.equal(single.choices[0].message.tool_calls.length, 1);
+
+    const streamed = await sseJson(await post("/v1/chat/completions", { ...both, stream: true }));
+    const heads = streamed.slice(0, -1).flatMap((e) => e.data.choices[0].delta.tool_calls ?? []).filter((t) => t.id);
+    assert.deepEqual(heads.map((t) => [t.index, t.id]), [[0, ids[0]], [1, ids[1]]]);
+  });
+
+  test("OpenAI: tool messages must answer a call, forced names must exist, images must be URLs (400s)", async () => {
+    const cases = [
+      openaiTools({ messages: [{ role: "user", content: "hi" }, { role: "tool", tool_call_id: "call_x", content: "1" }] }),
+      openaiTools({
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: null, tool_calls: [{ id: "call_a", type: "function", function: { name: "get_time", arguments: "{}" } }] },
+          { role: "user", content: "no answer to call_a" },
+        ],
+      }),
+      openaiTools({ tool_choice: { type: "function", function: { name: "nope" } } }),
+      { messages: [{ role: "user", content: "hi" }], tool_choice: "auto" },
+      openaiTools({ tools: [{ type: "function", function: { name: "bad name" } }] }),
+      openaiTools({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "file:///etc/passwd" } }] }] }),
+    ];
+    for (const body of cases) {
+      const res = await post("/v1/chat/completions", body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal((await res.json()).error.type, "invalid_request_error");
+    }
+    const image = { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } };
+    const ok = await post("/v1/chat/completions", openaiTools({ messages: [{ role: "user", content: [{ type: "text", text: "Describe" }, image] }] }));
+    assert.equal(ok.status, 200);
+    assert.ok((await ok.json()).choices[0].message.content.startsWith('You said: "Describe"'));
+  });
+
+  test("Anthropic JSON: Claude's text, then a tool_use block, stop_reason tool_use", async () => {
+    const body = await (await post("/v1/messages", anthropicTools())).json();
+    assert.equal(body.stop_reason, "tool_use");
+    assert.deepEqual(body.content[0], { type: "text", text: "I'll use get_time." });
+    assert.equal(body.content.length, 2);
+    const use = body.content[1];
+    assert.equal(use.type, "tool_use");
+    assert.match(use.id, /^toolu_[0-9a-z]+$/);
+    assert.equal(use.name, "get_time");
+    assert.deepEqual(use.input, { city: "Tokyo" });
+    assert.deepEqual(await (await post("/v1/messages", anthropicTools())).json().then((b) => b.content), body.content);
+  });
+
+  test("Anthropic stream: content_block_start(tool_use), several input_json_delta, content_block_stop", async () => {
+    const json = await (await post("/v1/messages", anthropicTools())).json();
+    const events = await sseJson(await post("/v1/messages", anthropicTools({ stream: true })));
+    for (const { event, data } of events) assert.equal(data.type, event);
+    const at = events.findIndex((e) => e.event === "content_block_start" && e.data.content_block.type === "tool_use");
+    assert.deepEqual(events[at].data, {
+      type: "content_block_start",
+      index: 1,
+      content_block: { type: "tool_use", id: json.content[1].id, name: "get_time", input: {} },
+    });
+    const stop = events.findIndex((e, i) => i > at && e.event === "content_block_stop");
+    assert.deepEqual(events[stop].data, { type: "content_block_stop", index: 1 });
+    const pieces = events.slice(at + 1, stop).map((e) => e.data);
+    assert.ok(pieces.length >= 3, `${pieces.length} deltas`);
+    for (const piece of pieces) {
+      assert.equal(piece.type, "content_block_delta");
+      assert.equal(piece.index, 1);
+      assert.equal(piece.delta.type, "input_json_delta");
+    }
+    assert.deepEqual(JSON.parse(pieces.map((p) => p.delta.partial_json).join("")), json.content[1].input);
+    const text = events.filter((e) => e.data.delta?.type === "text_delta").map((e) => e.data.delta.text).join("");
+    assert.equal(text, json.content[0].text);
+    assert.deepEqual(events.at(-2).data, {
+      type: "message_delta",
+      delta: { stop_reason: "tool_use", stop_sequence: null },
+      usage: { output_tokens: json.usage.output_tokens },
+    });
+    assert.equal(events.at(-1).event, "message_stop");
+  });
+
+  test("Anthropic forced tool: exactly that tool, no text, an input that fits its schema (JSON output)", async () => {
+    const schema = {
+      type: "object",
+      properties: {
+        title: { type: "string", maxLength: 5 },
+        score: { type: "number", minimum: 3, maximum: 9 },
+        tags: { type: "array", items: { type: "string", enum: ["a", "b"] }, minItems: 2 },
+        when: { type: "string", format: "date-time" },
+        kind: { anyOf: [{ type: "null" }, { const: "review" }] },
+        nested: { type: "object", properties: { ok: { type: "boolean" } } },
+      },
+      required: ["title", "score"],
+    };
+    const body = anthropicTools({
+      messages: [{ role: "user", content: "Rate this film" }],
+      tools: [anthropicTool("get_time", TIME_SCHEMA), anthropicTool("json_output", schema)],
+      tool_choice: { type: "tool", name: "json_output" },
+    });
+    const json = await (await post("/v1/messages", body)).json();
+    assert.equal(json.stop_reason, "tool_use");
+    assert.equal(json.content.length, 1);
+    assert.equal(json.content[0].name, "json_output");
+    assert.deepEqual(json.content[0].input, {
+      title: "Rate ",
+      score: 3,
+      tags: ["a", "a"],
+      when: "2026-01-01T00:00:00Z",
+      kind: "review",
+      nested: { ok: true },
+    });
+    const events = await sseJson(await post("/v1/messages", { ...body, stream: true }));
+    assert.deepEqual(events.filter((e) => e.event === "content_block_start").map((e) => [e.data.index, e.data.content_block.type]), [[0, "tool_use"]]);
+    const partial = events.filter((e) => e.data.delta?.type === "input_json_delta").map((e) => e.data.delta.partial_json).join("");
+    assert.deepEqual(JSON.parse(partial), json.content[0].input);
+    // Forced even after a tool result; any ("required") calls the tool the user names, without a preamble.
+    const any = await (await post("/v1/messages", anthropicTools({ tool_choice: { type: "any" } }))).json();
+    assert.deepEqual(any.content.map((b) => b.type), ["tool_use"]);
+  });
+
+  test("Anthropic: a user turn of tool_result blocks is answered in words that use them", async () => {
+    const first = await (await post("/v1/messages", anthropicTools())).json();
+    const body = anthropicTools({
+      messages: [
+        { role: "user", content: "What time is it in Tokyo?" },
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: first.content[1].id, content: [{ type: "text", text: '{"city":"Tokyo","time":"23:15"}' }] }] },
+      ],
+    });
+    const json = await (await post("/v1/messages", body)).json();
+    assert.equal(json.stop_reason, "end_turn");
+    assert.deepEqual(json.content, [{ type: "text", text: "get_time says city: Tokyo, time: 23:15." }]);
+    const events = await sseJson(await post("/v1/messages", { ...body, stream: true }));
+    const text = events.filter((e) => e.data.delta?.type === "text_delta").map((e) => e.data.delta.text).join("");
+    assert.equal(text, json.content[0].text);
+    assert.equal(events.at(-2).data.delta.stop_reason, "end_turn");
+  });
+
+  test("Anthropic: tool_result ids, forced names, tool schemas and image sources are checked (400s)", async () => {
+    const use = { type: "tool_use", id: "toolu_a", name: "get_time", input: { city: "Oslo" } };
+    const cases = [
+      anthropicTools({ messages: [{ role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_x", content: "1" }] }] }),
+      anthropicTools({ messages: [{ role: "user", content: "hi" }, { role: "assistant", content: [use] }, { role: "user", content: "ignored the call" }] }),
+      anthropicTools({ tool_choice: { type: "tool", name: "nope" } }),
+      anthropicTools({ tools: [{ name: "get_time", parameters: TIME_SCHEMA }] }),
+      anthropicTools({ messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "text/html", data: "PGI+" } }] }] }),
+    ];
+    for (const body of cases) {
+      const res = await post("/v1/messages", body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal((await res.json()).error.type, "invalid_request_error");
+    }
+    const image = { type: "image", source: { type: "url", url: "https://example.com/cat.png" } };
+    const ok = await post("/v1/messages", anthropicTools({ messages: [{ role: "user", content: [image, { type: "text", text: "Describe" }] }] }));
+    assert.equal(ok.status, 200);
+  });
+
+  test("JSON response formats and stop sequences, both dialects", async () => {
+    const schema = { type: "object", properties: { answer: { type: "string" }, n: { type: "integer" } }, required: ["answer", "n"] };
+    const format = { type: "json_schema", json_schema: { name: "reply", schema, strict: true } };
+    const json = await (await post("/v1/chat/completions", openaiBody({ response_format: format }))).json();
+    assert.deepEqual(JSON.parse(json.choices[0].message.content), { answer: "Hello there", n: 1 });
+    const object = await (await post("/v1/chat/completions", openaiBody({ response_format: { type: "json_object" } }))).json();
+    assert.deepEqual(JSON.parse(object.choices[0].message.content), { answer: "Hello there" });
+    const streamed = await sseJson(await post("/v1/chat/completions", openaiBody({ response_format: format, stream: true })));
+    const pieces = streamed.slice(0, -1).map((e) => e.data.choices[0].delta.content).filter((c) => c !== undefined);
+    assert.ok(pieces.length >= 2);
+    assert.equal(pieces.join(""), json.choices[0].message.content);
+    const claude = await (await post("/v1/messages", anthropicBody({ output_format: { type: "json_schema", schema } }))).json();
+    assert.deepEqual(JSON.parse(claude.content[0].text), { answer: "Hello there", n: 1 });
+
+    const cut = await (await post("/v1/chat/completions", openaiBody({ stop: ["weighs", "model"] }))).json();
+    assert.equal(cut.choices[0].message.content, 'You said: "Hello there". The mock ');
+    assert.equal(cut.choices[0].finish_reason, "stop");
+    const cutClaude = await (await post("/v1/messages", anthropicBody({ stop_sequences: ["weighs"] }))).json();
+    assert.equal(cutClaude.content[0].text, 'You said: "Hello there". The mock model ');
+    assert.equal(cutClaude.stop_reason, "stop_sequence");
+    assert.equal(cutClaude.stop_sequence, "weighs");
+  });
+});

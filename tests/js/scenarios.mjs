@@ -6,6 +6,15 @@ class ScenarioError extends Error {}
 const check = (ok, message) => {
   if (!ok) throw new ScenarioError(message);
 };
+/** Equal as JSON values, whatever the order of object keys. */
+const canonical = (value) =>
+  Array.isArray(value) ? value.map(canonical)
+  : value && typeof value === "object" ? Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical(value[k])]))
+  : value;
+const deepEqual = (actual, expected, what) => {
+  const [a, e] = [JSON.stringify(canonical(actual)), JSON.stringify(canonical(expected))];
+  check(a === e, `${what}:\n  expected ${e}\n  got      ${a}`);
+};
 const equal = (actual, expected, what) =>
   check(actual === expected, `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
 
@@ -55,7 +64,7 @@ async function upstreamCount(mock) {
 
 /** A target on the mock, under its own name (its own faults and counters: /t/<name>/...). */
 function target(mock, name, extra = {}) {
-  return { name, provider: "openai", baseUrl: `${mock}/t/${name}`, apiKey: "sk-test", model: "mock-1", ...extra };
+  return { name, provider: "openai", baseUrl: `${mock}/t/${name}/v1`, apiKey: "sk-test", model: "mock-1", ...extra };
 }
 
 async function setFaults(mock, faults) {
@@ -1344,7 +1353,132 @@ export const scenarios = {
     const result = await client.chat({ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "bonjour" }] });
     check(result.text.startsWith('You said: "bonjour"'), result.text);
     equal(result.provider, "anthropic", "provider");
-    equal(result.finishReason, "end_turn", "finishReason");
+    equal(result.finishReason, "stop", "finishReason, in OpenAI's words whichever provider answers");
+  },
+
+  async "chat writes every field of a tools request in each dialect, JSON and streamed"({ ResilientClient }, mock) {
+    const schema = { type: "object", properties: { city: { type: "string" } }, required: ["city"] };
+    const png = "iVBORw0KGgoAAAANSUhEUg==";
+    const request = {
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: [
+          { type: "text", text: "What time is it \"here\"?" },
+          { type: "image", url: "https://example.com/a.png" },
+          { type: "image", url: `data:image/png;base64,${png}` },
+        ] },
+        { role: "assistant", content: null, toolCalls: [{ id: "call_1", name: "get_time", arguments: '{"city":"Paris"}' }] },
+        { role: "tool", toolCallId: "call_1", content: "12:34" },
+      ],
+      tools: [{ name: "get_time", description: "The local time in a city", parameters: schema }],
+      toolChoice: "auto", maxTokens: 50, temperature: 0, topP: 0.5, stop: ["END"], seed: 7, user: "u1",
+      providerOptions: { openai: { reasoning_effort: "low", seed: 8 }, anthropic: { top_k: 5 } },
+      resilience: { cache: "bypass" },
+    };
+    const openai = {
+      model: "mock-1",
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: [
+          { type: "text", text: 'What time is it "here"?' },
+          { type: "image_url", image_url: { url: "https://example.com/a.png" } },
+          { type: "image_url", image_url: { url: `data:image/png;base64,${png}` } },
+        ] },
+        { role: "assistant", content: null, tool_calls: [
+          { id: "call_1", type: "function", function: { name: "get_time", arguments: '{"city":"Paris"}' } },
+        ] },
+        { role: "tool", tool_call_id: "call_1", content: "12:34" },
+      ],
+      tools: [{ type: "function", function: { name: "get_time", description: "The local time in a city", parameters: schema } }],
+      tool_choice: "auto", max_tokens: 50, temperature: 0, top_p: 0.5, stop: ["END"], user: "u1",
+      reasoning_effort: "low", seed: 8, // providerOptions win
+    };
+    const anthropic = {
+      model: "claude-x",
+      max_tokens: 50,
+      system: "Be brief.",
+      messages: [
+        { role: "user", content: [
+          { type: "text", text: 'What time is it "here"?' },
+          { type: "image", source: { type: "url", url: "https://example.com/a.png" } },
+          { type: "image", source: { type: "base64", media_type: "image/png", data: png } },
+        ] },
+        { role: "assistant", content: [{ type: "tool_use", id: "call_1", name: "get_time", input: { city: "Paris" } }] },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "call_1", content: "12:34" }] },
+      ],
+      tools: [{ name: "get_time", description: "The local time in a city", input_schema: schema }],
+      tool_choice: { type: "auto" }, temperature: 0, top_p: 0.5, stop_sequences: ["END"],
+      metadata: { user_id: "u1" }, top_k: 5,
+    };
+    for (const [provider, model, expected, path] of [
+      ["openai", "mock-1", openai, "/v1/chat/completions"],
+      ["anthropic", "claude-x", anthropic, "/v1/messages"],
+    ]) {
+      const name = unique(provider);
+      const client = new ResilientClient({ targets: [target(mock, name, { provider, model })] });
+      const result = await client.chat(request);
+      equal(typeof result.text, "string", `${provider}: an answer`);
+      const last = await (await fetch(`${mock}/control/last?target=${encodeURIComponent(name)}`)).json();
+      equal(last.path, path, `${provider}: path`);
+      deepEqual(JSON.parse(last.body), expected, `${provider}: the JSON body, field by field`);
+      const stream = client.chatStream(request);
+      for await (const _ of stream);
+      await stream.result;
+      const streamed = JSON.parse((await (await fetch(`${mock}/control/last?target=${encodeURIComponent(name)}`)).json()).body);
+      const streamFields = provider === "openai" ? { stream: true, stream_options: { include_usage: true } } : { stream: true };
+      deepEqual(streamed, { ...expected, ...streamFields }, `${provider}: the streamed body, field by field`);
+    }
+  },
+
+  async "chat with tools falls back from an OpenAI target to Anthropic and keeps the tool call, JSON and streamed"({ ResilientClient }, mock) {
+    const down = unique("down");
+    const claude = unique("claude");
+    const client = new ResilientClient({
+      targets: [target(mock, down), target(mock, claude, { provider: "anthropic", model: "claude-x" })],
+      retry: false,
+    });
+    await setFaults(mock, { target: down, outage: true });
+    const tools = [{ name: "get_time", parameters: { type: "object", properties: { city: { type: "string" } } } }];
+    const messages = [{ role: "user", content: "What time is it in Paris?" }];
+    const result = await client.chat({ messages, tools });
+    equal(result.target, claude, "the backup answered");
+    equal(result.finishReason, "tool_calls", "finishReason");
+    equal(result.toolCalls.length, 1, "one tool call");
+    equal(result.toolCalls[0].name, "get_time", "tool name");
+    deepEqual(JSON.parse(result.toolCalls[0].arguments), { city: "Paris" }, "arguments");
+    check(result.toolCalls[0].id.length > 0, "a tool call id");
+
+    const stream = client.chatStream({ messages, tools });
+    const pieces = [];
+    for await (const delta of stream) for (const call of delta.toolCalls ?? []) pieces.push(call);
+    const streamed = await stream.result;
+    check(pieces.length > 1, `the arguments arrived in pieces: ${JSON.stringify(pieces)}`);
+    equal(pieces[0].index, 0, "OpenAI's shape: index");
+    equal(pieces[0].name, "get_time", "the first piece names the tool");
+    equal(pieces[0].id, streamed.toolCalls[0].id, "the first piece carries the id");
+    equal(pieces.map((p) => p.argumentsDelta).join(""), streamed.toolCalls[0].arguments, "the pieces make the arguments");
+    deepEqual(streamed.toolCalls.map((c) => [c.name, JSON.parse(c.arguments)]), [["get_time", { city: "Paris" }]], "assembled");
+    equal(streamed.finishReason, "tool_calls", "streamed finishReason");
+
+    // The round trip: the tool's result goes back, through the same fallback, and the answer uses it.
+    const answer = await client.chat({
+      messages: [...messages, { role: "assistant", content: null, toolCalls: result.toolCalls },
+        { role: "tool", toolCallId: result.toolCalls[0].id, content: "12:34 in Paris" }],
+      tools,
+    });
+    check(answer.text.includes("12:34 in Paris"), `the answer used the tool's result: ${answer.text}`);
+    equal(answer.finishReason, "stop", "the final answer's finishReason");
+    await setFaults(mock, { target: down });
+  },
+
+  async "a chain of one target rejects with that target's own error"({ ResilientClient }, mock) {
+    const client = new ResilientClient({
+      targets: [target(mock, unique("only"), { headers: { "x-mock-fault": "status=429" } })],
+      retry: false,
+    });
+    const error = await rejection(client.chat({ messages: [{ role: "user", content: "hi" }] }));
+    equal(error.name, "UpstreamError", `${error.name}: ${error.message}`);
+    equal(error.status, 429, "the target's own status");
   },
 
   async "chat falls back during an outage, the breaker opens, and traffic returns after recovery"({ ResilientClient }, mock) {
@@ -1844,9 +1978,8 @@ export const scenarios = {
     const huge = target(mock, big, { headers: { "x-mock-fault": "huge=1024" } });
     const limits = { maxResponseBytes: 256 * 1024 };
     const alone = new ResilientClient({ targets: [huge], limits });
-    const failed = await rejection(alone.chat({ messages: [{ role: "user", content: "x" }] }));
-    equal(failed.name, "AllTargetsFailedError", "every target failed");
-    const error = failed.errors[0];
+    // A chain of one target rejects with that target's own error.
+    const error = await rejection(alone.chat({ messages: [{ role: "user", content: "x" }] }));
     equal(error.name, "UpstreamError", "error name");
     equal(error.code, "RESPONSE_TOO_LARGE", "error code");
     equal(error.limit, 256 * 1024, "error.limit");

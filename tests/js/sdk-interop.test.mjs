@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { APICallError, generateText, streamText } from "ai";
+import { APICallError, generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { ResilientClient } from "resilient-llm";
@@ -424,6 +424,35 @@ for (const [name, makeModel] of Object.entries(aiProviders)) {
       const elapsed = performance.now() - t0;
       assertAnswer(text);
       assertRetried429(client, mockDelta(start), elapsed);
+    });
+
+    test("tools: generateText and streamText run a tool-call round trip through client.fetcher", TEST_TIMEOUT, async () => {
+      const client = newClient();
+      const asked = [];
+      const tools = {
+        get_time: tool({
+          description: "The local time in a city",
+          inputSchema: jsonSchema({ type: "object", properties: { city: { type: "string" } }, required: ["city"] }),
+          execute: async ({ city }) => {
+            asked.push(city);
+            return `12:34 in ${city}`;
+          },
+        }),
+      };
+      const call = { ...aiCall, prompt: "What time is it in Paris?", tools, stopWhen: stepCountIs(3) };
+      const start = mockCounters();
+      const generated = await generateText({ ...call, model: makeModel(client.fetcher) });
+      assert.equal(generated.steps[0].finishReason, "tool-calls", "the first step called the tool");
+      assert.equal(generated.steps[0].toolCalls[0].toolName, "get_time");
+      assert.deepEqual(generated.steps[0].toolCalls[0].input, { city: "Paris" });
+      assert.ok(generated.text.includes("12:34 in Paris"), `the answer used the tool's result: ${generated.text}`);
+
+      const streamed = streamText({ ...call, model: makeModel(client.fetcher) });
+      const text = await streamedText(streamed);
+      assert.ok(text.includes("12:34 in Paris"), `the streamed answer used the tool's result: ${text}`);
+      assert.equal((await streamed.steps)[0].toolCalls[0].toolName, "get_time");
+      assert.deepEqual(asked, ["Paris", "Paris"]);
+      assertCarried(client, mockDelta(start), { calls: 4 });
     });
 
     test("429s beyond the client's retries reach the SDK as an APICallError", TEST_TIMEOUT, async () => {

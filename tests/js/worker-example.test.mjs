@@ -3,16 +3,19 @@
 // per-user limits shared through the Durable Object, and /stats; and what makes it safe to deploy:
 // callers authenticate with a bearer token, the user is the token's (not a header), /stats shows the
 // caller's own row, max_tokens is clamped, a per-user daily budget applies, and an upstream failure
-// reaches the caller as a generic error with a request id.
+// reaches the caller as a generic error with a request id. The OpenAI SDK, pointed at the Worker, keeps
+// everything it sends: a tool-call round trip (JSON and streamed) survives a fallback to an Anthropic
+// target, and content parts, stop, response_format and tool_choice reach the upstream.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
 import { startWorker } from "./workerd/harness.mjs";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const USERS = ["bob", "carol", "dave", "erin", "mallory", "frank", "grace", "heidi", ...Array.from({ length: 8 }, (_, i) => `user-${i}`)];
+const USERS = ["bob", "carol", "dave", "erin", "mallory", "frank", "grace", "heidi", "tina", "tony", "tom", "toby", "tess", "tara", ...Array.from({ length: 8 }, (_, i) => `user-${i}`)];
 /** Each user's bearer token (the CLIENT_TOKENS secret maps it back to the user). */
 const TOKEN = Object.fromEntries(USERS.map((user) => [user, `tok-${user}-${"0123456789abcdef".repeat(3)}`]));
 const ADMIN_TOKEN = `admin-${"fedcba9876543210".repeat(3)}`;
@@ -24,7 +27,11 @@ let origin; // the Worker's address: requests go over HTTP (Node's fetch re-send
 
 before(async () => {
   mock = await startMockLlm();
-  const targets = ["primary", "backup"].map((name) => ({ name, provider: "openai", baseUrl: `${mock.url}/t/${name}`, model: "mock-1" }));
+  // Base URLs as each provider's SDK takes them: OpenAI's with the version path, Anthropic's without.
+  const targets = [
+    ...["primary", "backup"].map((name) => ({ name, provider: "openai", baseUrl: `${mock.url}/t/${name}/v1`, model: "mock-1" })),
+    { name: "claude", provider: "anthropic", baseUrl: `${mock.url}/t/claude`, model: "mock-claude" },
+  ];
   mf = await startWorker(join(here, "../../examples/worker/src/index.js"), "example-worker", {
     kvNamespaces: ["LLM_CACHE"],
     durableObjects: { RESILIENCE: "ResilienceState" },
@@ -243,4 +250,140 @@ test("example worker: a user's daily token budget, once spent, is a 429", async 
   assert.ok(second.headers.get("x-request-id"));
   // Another user's budget is their own.
   assert.equal((await ask(long, "heidi")).status, 200);
+});
+
+/** The OpenAI SDK as a user of the proxy configures it: the Worker's /v1 as its base URL, the user's token as its key. */
+const sdk = (user) => new OpenAI({ apiKey: TOKEN[user], baseURL: `${origin}/v1`, maxRetries: 0 });
+const GET_TIME = {
+  type: "function",
+  function: {
+    name: "get_time",
+    description: "The local time in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
+const ASK_TIME = [{ role: "user", content: "What time is it in Paris?" }];
+
+/**
+ * Runs `body` with both OpenAI-compatible targets down: the chain ends at the Anthropic one. Every
+ * attempt (retries and fallbacks included) spends one of the user's 3 requests a minute, so each leg
+ * of a round trip is asked by its own user.
+ */
+async function onlyClaude(body) {
+  for (const target of ["primary", "backup"]) mock.setFaults({ target, outage: true });
+  try {
+    await body();
+  } finally {
+    for (const target of ["primary", "backup"]) mock.setFaults({ target });
+  }
+}
+
+test("example worker: the OpenAI SDK's tool-call round trip survives a fallback to Anthropic", async () => {
+  await onlyClaude(async () => {
+    const { data: first, response } = await sdk("tina").chat.completions.create({ model: "auto", messages: ASK_TIME, tools: [GET_TIME] }).withResponse();
+    assert.equal(response.headers.get("x-target"), "claude");
+    const [choice] = first.choices;
+    assert.equal(choice.finish_reason, "tool_calls");
+    assert.equal(choice.message.tool_calls.length, 1);
+    const [call] = choice.message.tool_calls;
+    assert.equal(call.type, "function");
+    assert.ok(call.id, "the call has an id");
+    assert.equal(call.function.name, "get_time");
+    assert.deepEqual(JSON.parse(call.function.arguments), { city: "Paris" });
+
+    const messages = [...ASK_TIME, choice.message, { role: "tool", tool_call_id: call.id, content: "12:34 in Paris" }];
+    const { data: answer, response: second } = await sdk("tony").chat.completions.create({ model: "auto", messages, tools: [GET_TIME] }).withResponse();
+    assert.equal(second.headers.get("x-target"), "claude");
+    assert.equal(answer.choices[0].finish_reason, "stop");
+    assert.equal(answer.choices[0].message.tool_calls, undefined);
+    assert.ok(answer.choices[0].message.content.includes("12:34 in Paris"), answer.choices[0].message.content);
+  });
+});
+
+test("example worker: the OpenAI SDK's streamed tool-call round trip survives a fallback to Anthropic", async () => {
+  await onlyClaude(async () => {
+    const stream = await sdk("tom").chat.completions.create({
+      model: "auto", messages: ASK_TIME, tools: [GET_TIME], stream: true, stream_options: { include_usage: true },
+    });
+    const pieces = [];
+    const finishes = [];
+    let usage;
+    for await (const chunk of stream) {
+      for (const c of chunk.choices) {
+        pieces.push(...(c.delta.tool_calls ?? []));
+        if (c.finish_reason) finishes.push(c.finish_reason);
+      }
+      usage = chunk.usage ?? usage;
+    }
+    assert.deepEqual(finishes, ["tool_calls"]);
+    assert.ok(usage?.completion_tokens > 0, `a usage chunk: ${JSON.stringify(usage)}`);
+    assert.ok(pieces.length > 1, `the arguments arrived in pieces: ${JSON.stringify(pieces)}`);
+    assert.ok(pieces.every((p) => p.index === 0));
+    const [head, ...rest] = pieces;
+    assert.equal(head.type, "function");
+    assert.ok(head.id, "the first piece carries the id");
+    assert.equal(head.function.name, "get_time");
+    assert.ok(rest.every((p) => p.id === undefined && p.function.name === undefined), "only the first piece names the call");
+    const args = pieces.map((p) => p.function.arguments ?? "").join("");
+    assert.deepEqual(JSON.parse(args), { city: "Paris" });
+
+    // The second leg through the SDK's stream helper, which assembles the message and checks its shape.
+    const call = { id: head.id, type: "function", function: { name: "get_time", arguments: args } };
+    const runner = sdk("toby").chat.completions.stream({
+      model: "auto",
+      messages: [...ASK_TIME, { role: "assistant", content: null, tool_calls: [call] }, { role: "tool", tool_call_id: head.id, content: "12:34 in Paris" }],
+      tools: [GET_TIME],
+    });
+    const final = await runner.finalChatCompletion();
+    assert.equal(final.choices[0].finish_reason, "stop");
+    assert.ok(final.choices[0].message.content.includes("12:34 in Paris"), final.choices[0].message.content);
+  });
+});
+
+// Images are not sent here: the client reserves 1,600 tokens for one, past this test's daily budget of
+// 300 (tests/js/worker-openai-shape.test.mjs checks their translation).
+test("example worker: content parts, stop, response_format and tool_choice reach the upstream", async () => {
+  const openai = sdk("tess");
+  const described = await openai.chat.completions.create({
+    model: "auto",
+    messages: [{ role: "user", content: [{ type: "text", text: "Describe " }, { type: "text", text: "this" }] }],
+    stop: "weighs",
+    seed: 7,
+    top_p: 0.5,
+    temperature: 0.3,
+  });
+  // The text part was read upstream (the echo), and the answer ended where the stop sequence begins.
+  assert.equal(described.choices[0].message.content, 'You said: "Describe this". The mock model ');
+  assert.equal(described.choices[0].finish_reason, "stop");
+
+  const schema = { type: "object", properties: { answer: { type: "string" }, n: { type: "integer" } }, required: ["answer", "n"] };
+  const json = await openai.chat.completions.create({
+    model: "auto",
+    messages: [{ role: "user", content: "Reply in JSON" }],
+    response_format: { type: "json_schema", json_schema: { name: "reply", schema, strict: true } },
+  });
+  assert.deepEqual(JSON.parse(json.choices[0].message.content), { answer: "Reply in JSON", n: 1 });
+
+  // Nothing in the question asks for the time: the call is the forced tool_choice's doing.
+  const forced = await openai.chat.completions.create({
+    model: "auto",
+    messages: [{ role: "user", content: "Hello" }],
+    tools: [GET_TIME],
+    tool_choice: { type: "function", function: { name: "get_time" } },
+  });
+  assert.equal(forced.choices[0].finish_reason, "tool_calls");
+  assert.deepEqual(forced.choices[0].message.tool_calls.map((c) => c.function.name), ["get_time"]);
+});
+
+test("example worker: a request the client refuses is a 400 naming the field, before any upstream call", async () => {
+  const seen = mock.stats().total;
+  const image = { type: "image_url", image_url: { url: "ftp://example.com/cat.png" } };
+  const error = await sdk("tara").chat.completions.create({
+    model: "auto",
+    messages: [{ role: "user", content: [{ type: "text", text: "Describe" }, image] }],
+  }).catch((e) => e);
+  assert.equal(error.status, 400, String(error));
+  assert.equal(error.error.type, "invalid_request_error");
+  assert.match(error.error.message, /^request\.messages\[0\]\.content\[1\]\.url /);
+  assert.equal(mock.stats().total, seen, "nothing was sent upstream");
 });

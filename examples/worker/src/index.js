@@ -1,6 +1,9 @@
 // An OpenAI-compatible proxy on Cloudflare Workers, made resilient by resilient-llm:
 //   POST /v1/chat/completions   JSON or `stream: true` (SSE in OpenAI's chunk format, ending in [DONE])
 //   GET  /stats                 the caller's own usage in this isolate (the admin token: the client's stats())
+// The whole request is forwarded (tools, tool results, images, response_format, stop, seed; other fields
+// as OpenAI provider options: see openai-shape.js), so an OpenAI SDK client keeps its tools whichever
+// target answers, and tool calls come back, streamed or not, in OpenAI's format.
 // Every route needs `Authorization: Bearer <token>`, a token of the CLIENT_TOKENS secret (see auth.js); the
 // user id it maps to keys the per-user rate limit (shared by every isolate through the ResilienceState
 // Durable Object) and the per-user daily token budget. `max_tokens` is clamped to MAX_TOKENS and the body
@@ -12,11 +15,10 @@ import { ResilientClient } from "resilient-llm";
 import { kvStore } from "resilient-llm/stores";
 import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
 import { authenticate } from "./auth.js";
+import { chunks, completion, toChatRequest } from "./openai-shape.js";
 
 export { ResilienceState };
 
-const ROLES = new Set(["system", "user", "assistant"]);
-const MAX_MESSAGES = 256;
 /** A positive integer variable, else its default. */
 const intVar = (value, fallback) => (Number.isInteger(Number(value)) && Number(value) > 0 ? Number(value) : fallback);
 
@@ -47,13 +49,17 @@ function errorJson(requestId, status, type, message, headers = {}) {
 
 /**
  * The caller's view of a failed call. The caller's own limits (rate, budget) say what happened and when
- * to come back; anything else (an upstream status or its text, a timeout, an open breaker) is generic:
+ * to come back, and a request the client refused says which field; anything else (an upstream status or its text, a timeout, an open breaker) is generic:
  * an upstream's error text can carry the owner's account details. The detail goes to the log.
  */
 function failure(requestId, user, error) {
   const retryAfter = error.retryAfterMs ? { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) } : {};
   if (error.name === "RateLimitError") return errorJson(requestId, 429, "rate_limited", error.message, retryAfter);
   if (error.name === "BudgetExceededError") return errorJson(requestId, 429, "budget_exceeded", `${error.message} It renews at 00:00 UTC.`);
+  // The client refuses a malformed request before any call, naming the field: the caller's own input.
+  if ((error instanceof TypeError || error instanceof RangeError) && error.message.startsWith("request.")) {
+    return errorJson(requestId, 400, "invalid_request_error", error.message);
+  }
   console.error(JSON.stringify({ requestId, user, name: error.name, code: error.code, status: error.status, message: error.message }));
   const [status, message] = {
     TimeoutError: [504, "The model service did not answer in time."],
@@ -84,47 +90,22 @@ async function readJson(request, limit, requestId) {
   }
 }
 
-/** The chat request from an OpenAI-shaped body, or the problem with it. `max_tokens` is clamped. */
-function chatRequest(body, maxTokensCap) {
-  if (body === null || typeof body !== "object") return { problem: "The body must be a JSON object." };
-  const { messages, max_tokens: asked, temperature } = body;
-  if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_MESSAGES) {
-    return { problem: `messages must be an array of 1 to ${MAX_MESSAGES} messages.` };
-  }
-  for (const m of messages) {
-    if (m === null || typeof m !== "object" || !ROLES.has(m.role) || typeof m.content !== "string") {
-      return { problem: "Each message must be { role: system|user|assistant, content: string }." };
-    }
-  }
-  if (asked !== undefined && !(Number.isInteger(asked) && asked > 0)) return { problem: "max_tokens must be a positive integer." };
-  if (temperature !== undefined && !(typeof temperature === "number" && temperature >= 0 && temperature <= 2)) {
-    return { problem: "temperature must be a number from 0 to 2." };
-  }
-  return {
-    chat: {
-      messages: messages.map(({ role, content }) => ({ role, content })),
-      maxTokens: Math.min(asked ?? maxTokensCap, maxTokensCap),
-      temperature,
-    },
-  };
-}
-
 const encoder = new TextEncoder();
 const sse = (value) => encoder.encode(`data: ${typeof value === "string" ? value : JSON.stringify(value)}\n\n`);
 
-function chunk(id, model, delta, finishReason = null) {
-  return { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
-}
-
-function streamAnswer(stream, model, requestId, user) {
-  const id = `chatcmpl-${requestId}`;
+function streamAnswer(stream, model, requestId, user, includeUsage) {
+  const shape = chunks(`chatcmpl-${requestId}`, model);
   const body = new ReadableStream({
     async start(controller) {
       try {
-        controller.enqueue(sse(chunk(id, model, { role: "assistant", content: "" })));
-        for await (const delta of stream) controller.enqueue(sse(chunk(id, model, { content: delta.text })));
+        controller.enqueue(sse(shape.start()));
+        for await (const delta of stream) {
+          const chunk = shape.delta(delta);
+          if (chunk) controller.enqueue(sse(chunk));
+        }
         const result = await stream.result;
-        controller.enqueue(sse(chunk(id, result.model, {}, result.finishReason)));
+        controller.enqueue(sse(shape.finish(result)));
+        if (includeUsage) controller.enqueue(sse(shape.usage(result)));
         controller.enqueue(sse("[DONE]"));
       } catch (error) {
         // Headers are gone already: the error travels in-band, as OpenAI does.
@@ -142,25 +123,20 @@ function streamAnswer(stream, model, requestId, user) {
 async function chat(request, env, ctx, user, requestId) {
   const read = await readJson(request, intVar(env.MAX_REQUEST_BYTES, 256 * 1024), requestId);
   if (read.error) return read.error;
-  const { chat, problem } = chatRequest(read.body, intVar(env.MAX_TOKENS, 1024));
+  const { chat, problem } = toChatRequest(read.body, intVar(env.MAX_TOKENS, 1024));
   if (problem) return errorJson(requestId, 400, "invalid_request_error", problem);
   chat.user = user;
   chat.resilience = { rateLimitKey: user, waitUntil: ctx.waitUntil.bind(ctx) };
   try {
     const llm = clientFor(env);
-    if (read.body.stream === true) return streamAnswer(llm.chatStream(chat), String(read.body.model ?? "auto"), requestId, user);
+    if (read.body.stream === true) {
+      const includeUsage = read.body.stream_options?.include_usage === true;
+      return streamAnswer(llm.chatStream(chat), String(read.body.model ?? "auto"), requestId, user, includeUsage);
+    }
     const result = await llm.chat(chat);
-    return Response.json(
-      {
-        id: `chatcmpl-${requestId}`,
-        object: "chat.completion",
-        created: Math.floor(Date.now() / 1000),
-        model: result.model,
-        choices: [{ index: 0, message: { role: "assistant", content: result.text }, finish_reason: result.finishReason }],
-        usage: { prompt_tokens: result.usage.inputTokens, completion_tokens: result.usage.outputTokens, total_tokens: result.usage.inputTokens + result.usage.outputTokens },
-      },
-      { headers: { "x-cache": result.cached ? "HIT" : "MISS", "x-target": result.target, "x-request-id": requestId } },
-    );
+    return Response.json(completion(`chatcmpl-${requestId}`, result), {
+      headers: { "x-cache": result.cached ? "HIT" : "MISS", "x-target": result.target, "x-request-id": requestId },
+    });
   } catch (error) {
     return failure(requestId, user, error);
   }

@@ -54,7 +54,8 @@ pub enum Step<E> {
     },
     /// End the call with this failure, as it is.
     Stop(E),
-    /// Every target tried failed: their failures, one per target, in the order tried.
+    /// Every target tried failed (two or more): their failures, one per target, in the order
+    /// tried.
     AllFailed(Vec<E>),
 }
 
@@ -91,7 +92,15 @@ impl<E> Chain<E> {
         self.failures.push(failure);
         let tried = self.failures.len();
         if tried == self.len {
-            return Step::AllFailed(std::mem::take(&mut self.failures));
+            let mut failures = std::mem::take(&mut self.failures);
+            // A chain of one target ends with that target's own error, not a list of one.
+            return match failures.pop() {
+                Some(only) if failures.is_empty() => Step::Stop(only),
+                last => {
+                    failures.extend(last);
+                    Step::AllFailed(failures)
+                }
+            };
         }
         Step::Try {
             index: tried,

@@ -12,7 +12,7 @@
 //! the input estimate, and a token per 4 characters generated.
 
 use crate::core::llm::{
-    cost_micros, estimate_tokens, Cap, CostTally, Exceeded, Hold, Ledger, Message, Pricing, Usage,
+    cost_micros, Cap, CostTally, Exceeded, Hold, Ledger, Pricing, ToolCall, Usage,
 };
 
 /// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
@@ -21,17 +21,18 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
 /// How full a cap is, in per mille, when the `budget` event reports crossing it.
 const MARKS: [u64; 2] = [800, 1000];
 
-/// Holds the worst case of a call of `messages` with `max_tokens` for `user` at wall time `now_ms`,
-/// priced at the dearest of `prices`; what cap it would pass otherwise.
+/// Holds the worst case of a call of `input` tokens (the request's
+/// [`estimate_tokens`](crate::core::llm::estimate_tokens)) with `max_tokens` for `user` at wall
+/// time `now_ms`, priced at the dearest of `prices`; what cap it would pass otherwise.
 pub fn hold<'p>(
     ledger: &mut Ledger,
     user: &str,
-    (messages, max_tokens): (&[Message], Option<u32>),
+    (input, max_tokens): (u64, Option<u32>),
     prices: impl IntoIterator<Item = &'p Pricing>,
     now_ms: u64,
 ) -> Result<Hold, Exceeded> {
     let worst = Usage {
-        input_tokens: estimate_tokens(messages),
+        input_tokens: input,
         output_tokens: max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from),
     };
     let cost = prices
@@ -110,14 +111,23 @@ pub fn release(ledger: Option<&mut Ledger>, hold: Option<Hold>) {
     }
 }
 
-/// A streamed answer's usage: what the stream `reported`, or where it reported none, the input
-/// estimate and a token per 4 characters of the `text` generated.
-pub fn reported_or_estimated(reported: Usage, messages: &[Message], text: &str) -> Usage {
+/// A streamed answer's usage: what the stream `reported`, or where it reported none, the `input`
+/// estimate and a token per 4 characters generated (the `text` and the tool calls' names and
+/// arguments).
+pub fn reported_or_estimated(
+    reported: Usage,
+    input: u64,
+    (text, tool_calls): (&str, &[ToolCall]),
+) -> Usage {
     if reported.input_tokens + reported.output_tokens > 0 {
         return reported;
     }
+    let chars = |s: &str| s.chars().count() as u64;
+    let generated = tool_calls.iter().fold(chars(text), |sum, call| {
+        sum.saturating_add(chars(&call.name) + chars(&call.arguments))
+    });
     Usage {
-        input_tokens: estimate_tokens(messages),
-        output_tokens: (text.chars().count() as u64).div_ceil(4),
+        input_tokens: input,
+        output_tokens: generated.div_ceil(4),
     }
 }

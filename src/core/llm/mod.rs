@@ -2,18 +2,22 @@
 //!
 //! The resilience core below ([`crate::core::pipeline`]) moves bytes; it does not know what a
 //! message, a token or a provider is. Retrying, falling back and budgeting LLM calls need exactly
-//! that: the same chat written in each provider's format ([`provider`]), what an error body means
+//! that: one portable request ([`request`]) written in each provider's format ([`provider`],
+//! [`openai`], [`anthropic`]), what an error body means
 //! for retry and fallback ([`errors`]), which target a call tries next and when it stops
 //! ([`chain`]), a token estimate to reserve with before the call ([`tokens`]), budgets that hold
 //! under concurrency ([`budget`]), what a call holds and pays in them ([`charge`]) and the cost
 //! of what was used ([`cost`]). Everything here is pure and synchronous, takes the wall time as an
 //! argument, and compiles to wasm32 without float formatting or serde.
 
+pub mod anthropic;
 pub mod budget;
 pub mod chain;
 pub mod charge;
 pub mod cost;
+pub mod endpoint;
 pub mod errors;
+pub mod openai;
 pub mod provider;
 pub mod request;
 pub mod tokens;
@@ -23,7 +27,9 @@ pub use budget::{BudgetConfig, Cap, Exceeded, Hold, Ledger};
 pub use chain::{Chain, Outcome, Step, MAX_TARGETS};
 pub use cost::{cost_micros, CostTally, Pricing};
 pub use errors::{classify, error_message, ErrorClass};
-pub use provider::{
-    build_request, parse_completion, ChatParams, Completion, HttpRequest, Message, Provider, Role,
+pub use provider::{build_request, parse_completion, Completion, HttpRequest, Provider};
+pub use request::{
+    parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolCallDelta,
+    ToolChoice,
 };
 pub use tokens::estimate_tokens;

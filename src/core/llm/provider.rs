@@ -1,5 +1,6 @@
-//! One chat request, two wire formats: building the OpenAI and Anthropic request bodies and reading
-//! their non-streamed answers.
+//! One chat request, two wire formats: what both dialects share (the request's headers and path,
+//! the body writer that lets provider options win, the answer's shape); each dialect's own fields
+//! are written and read in [`openai`] and [`anthropic`].
 //!
 //! Why in the core? Fallback from one provider to the other only works if the *same* call can be
 //! written for either, and the two differ in ways that are easy to get subtly wrong: Anthropic takes
@@ -7,13 +8,20 @@
 //! `max_tokens`, and names the user and the usage fields differently. Doing it once here, with
 //! tests, keeps the JS layer a thin adapter.
 //!
-//! Why by hand? No serde in the wasm (see [`crate::core::json`]); the bodies have a handful of
-//! fixed members, every string goes through the one shared escaper ([`write_string`]), and the
-//! temperature is written from an integer (thousandths) so no float formatting is linked in.
+//! Why by hand? No serde in the wasm (see [`crate::core::json`]); every string goes through the
+//! one shared escaper ([`write_string`]), JSON the caller handed over (schemas, provider options)
+//! is re-emitted from its parsed value ([`Json::write`]) so a body stays valid JSON whatever text
+//! it was given, and the temperature is written from an integer (thousandths) so no float
+//! formatting is linked in. Writing never fails: what the API would refuse (a malformed image
+//! URL, a tool result with no call before it) is sent for the API to judge, with its own message.
+//!
+//! Provider options (`providerOptions.openai` / `.anthropic`) win: a member they set is left out
+//! of what the portable request writes, then all of theirs are written as given ([`Body`]).
 
+use super::request::{ChatParams, Part, ToolCall};
+use super::{anthropic, openai};
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
-use crate::core::text;
 
 /// The `max_tokens` sent to Anthropic when the caller gives none: its API requires the field, and
 /// 1024 is the figure of Anthropic's own examples, enough for a usual chat answer. OpenAI gets no
@@ -51,69 +59,6 @@ impl Provider {
     }
 }
 
-/// Who wrote a message. (OpenAI's `developer` and `tool` roles are not modelled: a portable chat
-/// has only these three.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Instructions; Anthropic takes them out of the list into its top-level `system`.
-    System,
-    /// The human side.
-    User,
-    /// The model side (earlier answers, or a prefill).
-    Assistant,
-}
-
-impl Role {
-    /// `"system"`, `"user"` or `"assistant"` (exactly); `None` for anything else.
-    pub fn parse(name: &str) -> Option<Role> {
-        match name {
-            "system" => Some(Role::System),
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            _ => None,
-        }
-    }
-
-    /// The wire name, as [`Role::parse`] accepts it.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// One chat message (text only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Who wrote it.
-    pub role: Role,
-    /// The text.
-    pub content: String,
-}
-
-/// What to ask, independent of the provider.
-#[derive(Debug, Clone)]
-pub struct ChatParams<'a> {
-    /// The provider's model name, sent as is.
-    pub model: &'a str,
-    /// The conversation, in order.
-    pub messages: &'a [Message],
-    /// Most tokens to generate; `None`: OpenAI's model limit, Anthropic
-    /// [`DEFAULT_ANTHROPIC_MAX_TOKENS`].
-    pub max_tokens: Option<u32>,
-    /// Temperature × 1000 as an integer: 0 = greedy, 700 = 0.7. Sent as given (Anthropic accepts
-    /// 0..=1, OpenAI 0..=2; the upstream rejects the rest with a 400 rather than this layer
-    /// clamping a misconfiguration away).
-    pub temperature_milli: Option<u32>,
-    /// An opaque end-user id for the provider's abuse monitoring (OpenAI `user`, Anthropic
-    /// `metadata.user_id`).
-    pub user: Option<&'a str>,
-    /// Ask for a server-sent-event stream.
-    pub stream: bool,
-}
-
 /// A request ready to send: `POST {base}{path}` with these headers and body.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -144,69 +89,24 @@ impl std::fmt::Debug for HttpRequest {
     }
 }
 
-/// The request for `provider`.
-///
-/// Both get `content-type: application/json` (a string body would otherwise go out as
-/// `text/plain`, which Anthropic rejects).
-///
-/// - OpenAI: path `/v1/chat/completions`, `authorization: Bearer <key>` when a key is given (a
-///   local or proxy server may need none), body
-///   `{"model","messages":[{"role","content"}…],"max_tokens"?,"temperature"?,"user"?}` plus, when
-///   streaming, `"stream":true,"stream_options":{"include_usage":true}` (without it the stream
-///   carries no usage, and budgets could not be settled). Messages are sent one for one. Note that
-///   OpenAI's reasoning models (o1, o3…) refuse `max_tokens` and want `max_completion_tokens`:
-///   leave `max_tokens` unset for them.
-/// - Anthropic: path `/v1/messages`, `x-api-key` when a key is given,
-///   `anthropic-version: 2023-06-01`, body
-///   `{"model","max_tokens","system"?,"messages","temperature"?,"metadata":{"user_id"}?,"stream"?}`.
-///   All system messages, wherever they stand, are joined with a blank line into `system` (the API
-///   has no system role in the list); consecutive messages of the same role are merged the same
-///   way, since the API requires user and assistant to alternate. `max_tokens` is required there:
-///   [`DEFAULT_ANTHROPIC_MAX_TOKENS`] when `None`. Nothing else is repaired: a conversation that
-///   opens with an assistant message or has no message left is sent as is, for the API to judge.
-///
-/// The temperature is written as a decimal from the integer thousandths (700 → `0.7`, 0 → `0`,
-/// 1500 → `1.5`, 25 → `0.025`).
+/// The request for `provider`: its path, its headers (`content-type: application/json` for both,
+/// since a string body would otherwise go out as `text/plain`, which Anthropic rejects; the key as
+/// OpenAI's `authorization: Bearer` or Anthropic's `x-api-key` when one is given, as a local or
+/// proxy server may need none; Anthropic's `anthropic-version`) and the body, written by
+/// [`openai::write_body`] or [`anthropic::write_body`] (their docs list the fields).
 pub fn build_request(
     provider: Provider,
     params: &ChatParams,
     api_key: Option<&str>,
 ) -> HttpRequest {
     let mut headers = vec![("content-type", "application/json".to_string())];
-    let mut body = String::with_capacity(
-        128 + params
-            .messages
-            .iter()
-            .map(|m| m.content.len() + 32)
-            .sum::<usize>(),
-    );
-    body.push_str("{\"model\":");
-    write_string(params.model, &mut body);
+    let mut body = Body::new(params);
     let path = match provider {
         Provider::OpenAi => {
             if let Some(key) = api_key {
                 headers.push(("authorization", format!("Bearer {key}")));
             }
-            body.push_str(",\"messages\":[");
-            for (i, message) in params.messages.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                write_message(message.role, &message.content, &mut body);
-            }
-            body.push(']');
-            if let Some(max) = params.max_tokens {
-                body.push_str(",\"max_tokens\":");
-                body.push_str(&max.to_string());
-            }
-            write_temperature(params.temperature_milli, &mut body);
-            if let Some(user) = params.user {
-                body.push_str(",\"user\":");
-                write_string(user, &mut body);
-            }
-            if params.stream {
-                body.push_str(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-            }
+            openai::write_body(params, &mut body);
             "/v1/chat/completions"
         }
         Provider::Anthropic => {
@@ -214,78 +114,93 @@ pub fn build_request(
                 headers.push(("x-api-key", key.to_string()));
             }
             headers.push(("anthropic-version", ANTHROPIC_VERSION.to_string()));
-            body.push_str(",\"max_tokens\":");
-            let max = params.max_tokens.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS);
-            body.push_str(&max.to_string());
-            let system: Vec<&str> = params
-                .messages
-                .iter()
-                .filter(|m| m.role == Role::System)
-                .map(|m| m.content.as_str())
-                .collect();
-            if !system.is_empty() {
-                body.push_str(",\"system\":");
-                write_string(&text::join(&system, "\n\n"), &mut body);
-            }
-            body.push_str(",\"messages\":[");
-            let mut turns = params.messages.iter().filter(|m| m.role != Role::System);
-            if let Some(first) = turns.next() {
-                let mut role = first.role;
-                let mut text = first.content.clone();
-                for message in turns {
-                    if message.role == role {
-                        text.push_str("\n\n");
-                        text.push_str(&message.content);
-                    } else {
-                        write_message(role, &text, &mut body);
-                        body.push(',');
-                        role = message.role;
-                        text.clear();
-                        text.push_str(&message.content);
-                    }
-                }
-                write_message(role, &text, &mut body);
-            }
-            body.push(']');
-            write_temperature(params.temperature_milli, &mut body);
-            if let Some(user) = params.user {
-                body.push_str(",\"metadata\":{\"user_id\":");
-                write_string(user, &mut body);
-                body.push('}');
-            }
-            if params.stream {
-                body.push_str(",\"stream\":true");
-            }
+            anthropic::write_body(params, &mut body);
             "/v1/messages"
         }
     };
-    body.push('}');
     HttpRequest {
         path,
         headers,
-        body,
+        body: body.finish(),
     }
 }
 
-/// `{"role":…,"content":…}`.
-fn write_message(role: Role, content: &str, out: &mut String) {
-    out.push_str("{\"role\":\"");
-    out.push_str(role.as_str());
-    out.push_str("\",\"content\":");
-    write_string(content, out);
-    out.push('}');
+/// A JSON body being written member by member, leaving out the members the provider options set;
+/// finishing it appends those.
+pub struct Body<'p> {
+    out: String,
+    options: Vec<(std::borrow::Cow<'p, str>, Json<'p>)>,
 }
 
-/// `,"temperature":<decimal>` when set.
-fn write_temperature(milli: Option<u32>, out: &mut String) {
-    if let Some(milli) = milli {
-        out.push_str(",\"temperature\":");
-        write_milli(milli, out);
+impl<'p> Body<'p> {
+    fn new(params: &ChatParams<'p>) -> Body<'p> {
+        // Options that are not a JSON object (the request reader refuses them) are ignored.
+        let options = match params.provider_options.and_then(Json::parse) {
+            Some(Json::Object(members)) => members,
+            _ => Vec::new(),
+        };
+        let size: usize = params.messages.iter().map(message_size).sum();
+        let mut out = String::with_capacity(256 + size);
+        out.push('{');
+        Body { out, options }
+    }
+
+    /// The place to write member `name`'s value (its key written), or `None` when the provider
+    /// options set it.
+    pub fn member(&mut self, name: &str) -> Option<&mut String> {
+        if self.options.iter().any(|(key, _)| key == name) {
+            return None;
+        }
+        self.key(name);
+        Some(&mut self.out)
+    }
+
+    fn key(&mut self, name: &str) {
+        if self.out.len() > 1 {
+            self.out.push(',');
+        }
+        write_string(name, &mut self.out);
+        self.out.push(':');
+    }
+
+    fn finish(mut self) -> String {
+        for (name, value) in std::mem::take(&mut self.options) {
+            self.key(&name);
+            value.write(&mut self.out);
+        }
+        self.out.push('}');
+        self.out
+    }
+}
+
+/// About the bytes a message takes in a body, to size the buffer once.
+fn message_size(message: &super::request::Message) -> usize {
+    let parts: usize = message
+        .content
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) | Part::Image(text) => text.len() + 32,
+        })
+        .sum();
+    let calls: usize = message
+        .tool_calls
+        .iter()
+        .map(|call| call.id.len() + call.name.len() + call.arguments.len() + 64)
+        .sum();
+    parts + calls + 48
+}
+
+/// Writes `text`, JSON the caller handed over (a schema), compact as parsed; `fallback` when it is
+/// not JSON (the request reader refuses that, so only a caller of the core bypassing it gets here).
+pub(super) fn write_json_text(text: &str, fallback: &str, out: &mut String) {
+    match Json::parse(text) {
+        Some(json) => json.write(out),
+        None => out.push_str(fallback),
     }
 }
 
 /// `milli / 1000` as a JSON number, shortest form: `0`, `0.7`, `1.5`, `0.025`.
-fn write_milli(milli: u32, out: &mut String) {
+pub(super) fn write_milli(milli: u32, out: &mut String) {
     out.push_str(&(milli / 1000).to_string());
     let mut fraction = milli % 1000;
     if fraction == 0 {
@@ -301,74 +216,60 @@ fn write_milli(milli: u32, out: &mut String) {
     }
 }
 
+/// A JSON array of `items`, each written by `write`.
+pub(super) fn write_array<T>(
+    items: &[T],
+    out: &mut String,
+    mut write: impl FnMut(&T, &mut String),
+) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(item, out);
+    }
+    out.push(']');
+}
+
 /// A complete, non-streamed answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     /// The generated text (empty when the model produced none, e.g. only a tool call or a
-    /// refusal).
+    /// refusal). For a `responseFormat` answered by Anthropic, the JSON (see
+    /// [`anthropic`]).
     pub text: String,
-    /// OpenAI `finish_reason` (`stop`, `length`…) or Anthropic `stop_reason` (`end_turn`,
-    /// `max_tokens`…), as sent; empty when absent.
+    /// The tool calls the model made, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Why it stopped, in OpenAI's words whichever provider answered: `stop`, `length`,
+    /// `tool_calls`, `content_filter`, or another provider's own reason as sent; empty when absent.
     pub finish_reason: String,
     /// Token counts; zero when the body has none. Anthropic's `input_tokens` excludes prompt-cache
     /// reads and writes, as in the streamed usage.
     pub usage: Usage,
 }
 
-/// A non-streamed 2xx body → [`Completion`].
-///
-/// - OpenAI: `choices[0].message.content` (`null` reads as empty), `choices[0].finish_reason`,
-///   `usage.prompt_tokens` / `usage.completion_tokens`.
-/// - Anthropic: the `text` of every `content[*]` block of type `text`, concatenated (citations
-///   split one answer into several blocks meant to be read back to back), `stop_reason`,
-///   `usage.input_tokens` / `usage.output_tokens`.
-///
-/// `None` when the body is not JSON, or lacks `choices[0].message` (OpenAI) or a `content` array
-/// (Anthropic).
+/// A non-streamed 2xx body → [`Completion`] ([`openai::read_completion`],
+/// [`anthropic::read_completion`]); `None` when the body is not that dialect's answer.
 pub fn parse_completion(provider: Provider, body: &str) -> Option<Completion> {
     let json = Json::parse(body)?;
-    let text_of = |value: Option<&Json>| value.and_then(Json::as_str).unwrap_or("").to_string();
-    let count = |usage: Option<&Json>, name: &str| {
-        usage
-            .and_then(|u| u.get(name))
-            .and_then(Json::as_u64)
-            .unwrap_or(0)
-    };
     match provider {
-        Provider::OpenAi => {
-            let choice = json.get("choices")?.at(0)?;
-            let message = choice.get("message")?;
-            let usage = json.get("usage");
-            Some(Completion {
-                text: text_of(message.get("content")),
-                finish_reason: text_of(choice.get("finish_reason")),
-                usage: Usage {
-                    input_tokens: count(usage, "prompt_tokens"),
-                    output_tokens: count(usage, "completion_tokens"),
-                },
-            })
-        }
-        Provider::Anthropic => {
-            let Json::Array(blocks) = json.get("content")? else {
-                return None;
-            };
-            let mut text = String::new();
-            for block in blocks {
-                if block.get("type").and_then(Json::as_str) == Some("text") {
-                    text.push_str(block.get("text").and_then(Json::as_str).unwrap_or(""));
-                }
-            }
-            let usage = json.get("usage");
-            Some(Completion {
-                text,
-                finish_reason: text_of(json.get("stop_reason")),
-                usage: Usage {
-                    input_tokens: count(usage, "input_tokens"),
-                    output_tokens: count(usage, "output_tokens"),
-                },
-            })
-        }
+        Provider::OpenAi => openai::read_completion(&json),
+        Provider::Anthropic => anthropic::read_completion(&json),
     }
+}
+
+/// A count in a `usage` object; 0 when absent.
+pub(super) fn count(usage: Option<&Json>, name: &str) -> u64 {
+    usage
+        .and_then(|u| u.get(name))
+        .and_then(Json::as_u64)
+        .unwrap_or(0)
+}
+
+/// A string member; empty when absent.
+pub(super) fn text_of(value: Option<&Json>) -> String {
+    value.and_then(Json::as_str).unwrap_or("").to_string()
 }
 
 /// The total tokens of a JSON answer's `usage` object (its JSON text), for correcting a
@@ -388,22 +289,17 @@ pub fn usage_total(usage: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::llm::request::{Message, ResponseFormat, Role, Tool, ToolChoice};
 
     fn msg(role: Role, content: &str) -> Message {
-        Message {
-            role,
-            content: content.to_string(),
-        }
+        Message::text(role, content)
     }
 
-    fn params<'a>(messages: &'a [Message]) -> ChatParams<'a> {
+    pub(crate) fn params<'a>(messages: &'a [Message]) -> ChatParams<'a> {
         ChatParams {
             model: "m",
             messages,
-            max_tokens: None,
-            temperature_milli: None,
-            user: None,
-            stream: false,
+            ..ChatParams::default()
         }
     }
 
@@ -420,12 +316,12 @@ mod tests {
         for p in [Provider::OpenAi, Provider::Anthropic] {
             assert_eq!(Provider::parse(p.as_str()), Some(p));
         }
-        for r in [Role::System, Role::User, Role::Assistant] {
+        for r in [Role::System, Role::User, Role::Assistant, Role::Tool] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Provider::parse("OpenAI"), None);
         assert_eq!(Provider::parse(""), None);
-        assert_eq!(Role::parse("tool"), None);
+        assert_eq!(Role::parse("developer"), None);
     }
 
     #[test]
@@ -513,6 +409,93 @@ mod tests {
     }
 
     #[test]
+    fn provider_options_win_and_are_written_as_given() {
+        let messages = [msg(Role::User, "hi")];
+        let mut p = params(&messages);
+        p.max_tokens = Some(50);
+        p.temperature_milli = Some(500);
+        p.provider_options = Some(
+            r#"{"max_tokens":null,"reasoning_effort":"low","max_completion_tokens":9,"nested":{"a":[1,2.5e-3,"x\"y"]}}"#,
+        );
+        let r = build_request(Provider::OpenAi, &p, None);
+        assert_eq!(
+            r.body,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"max_tokens":null,"reasoning_effort":"low","max_completion_tokens":9,"nested":{"a":[1,2.5e-3,"x\"y"]}}"#
+        );
+        p.provider_options =
+            Some(r#"{"thinking":{"type":"enabled","budget_tokens":2048},"model":"m2"}"#);
+        let r = build_request(Provider::Anthropic, &p, None);
+        assert_eq!(
+            r.body,
+            r#"{"max_tokens":50,"messages":[{"role":"user","content":"hi"}],"temperature":0.5,"thinking":{"type":"enabled","budget_tokens":2048},"model":"m2"}"#
+        );
+        // Options that are not an object are ignored (the request reader refuses them).
+        for bad in ["[1]", "not json", "\"x\"", ""] {
+            p.provider_options = Some(bad);
+            let r = build_request(Provider::OpenAi, &p, None);
+            assert!(
+                r.body.ends_with(r#""max_tokens":50,"temperature":0.5}"#),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Every caller string holding quotes, backslashes, control characters and non-ASCII text, in
+    /// every field both dialects write: the body stays valid JSON and reads back the same text.
+    #[test]
+    fn hostile_text_stays_valid_json_in_both_dialects() {
+        let hostile = "\"q\" \\ \n\r\t\u{0}\u{1f}\u{7f} é 你好 😀 </script> \u{2028}";
+        let call = ToolCall {
+            id: hostile.into(),
+            name: hostile.into(),
+            arguments: hostile.into(),
+        };
+        let mut assistant = msg(Role::Assistant, hostile);
+        assistant.tool_calls.push(call);
+        let mut tool = msg(Role::Tool, hostile);
+        tool.tool_call_id = Some(hostile.into());
+        let mut user = msg(Role::User, hostile);
+        user.content.push(Part::Image(hostile.into()));
+        user.content
+            .push(Part::Image(format!("data:{hostile};base64,{hostile}")));
+        let messages = [msg(Role::System, hostile), user, assistant, tool];
+        let tools = [Tool {
+            name: hostile.into(),
+            description: Some(hostile.into()),
+            parameters: hostile.into(),
+        }];
+        let stop = [hostile.to_string()];
+        let choice = ToolChoice::Named(hostile.into());
+        let format = ResponseFormat::JsonSchema {
+            name: hostile.into(),
+            schema: hostile.into(),
+            strict: Some(true),
+        };
+        let p = ChatParams {
+            model: hostile,
+            messages: &messages,
+            tools: &tools,
+            tool_choice: Some(&choice),
+            response_format: Some(&format),
+            max_tokens: Some(u32::MAX),
+            temperature_milli: Some(u32::MAX),
+            top_p_milli: Some(1),
+            stop: &stop,
+            seed: Some(i64::MIN),
+            user: Some(hostile),
+            provider_options: Some(hostile),
+            stream: true,
+        };
+        for provider in [Provider::OpenAi, Provider::Anthropic] {
+            let r = build_request(provider, &p, Some(hostile));
+            let json = Json::parse(&r.body).unwrap_or_else(|| panic!("{provider:?}: {}", r.body));
+            assert_eq!(json.get("model").and_then(Json::as_str), Some(hostile));
+            let texts = r.body.matches("\\\"q\\\"").count();
+            assert!(texts >= 10, "{provider:?}: {texts}");
+        }
+    }
+
+    #[test]
     fn debug_hides_keys() {
         for p in [Provider::OpenAi, Provider::Anthropic] {
             let r = build_request(p, &params(&[]), Some("sk-secret"));
@@ -545,6 +528,7 @@ mod tests {
             parse_completion(Provider::OpenAi, body),
             Some(Completion {
                 text: "Hello! How can I help?".into(),
+                tool_calls: Vec::new(),
                 finish_reason: "stop".into(),
                 usage: Usage {
                     input_tokens: 19,
@@ -579,7 +563,8 @@ mod tests {
             parse_completion(Provider::Anthropic, body),
             Some(Completion {
                 text: "Hi! My name is Claude.".into(),
-                finish_reason: "end_turn".into(),
+                tool_calls: Vec::new(),
+                finish_reason: "stop".into(),
                 usage: Usage {
                     input_tokens: 2095,
                     output_tokens: 503

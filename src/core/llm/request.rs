@@ -54,6 +54,30 @@ pub enum Part {
     Image(String),
 }
 
+/// A `data:` URL's media type and base64 data: `data:<type>/<subtype>[;param…];base64,<data>`
+/// (the scheme in any case), the media type without its parameters. `None` for any other URL and
+/// for a malformed `data:` URL (no comma, not base64, no media type, no data), which the request
+/// reader refuses naming the field: the dialect that needs it split (Anthropic's `base64`
+/// source) could not send it.
+pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let scheme = url.get(..5)?;
+    if !scheme.eq_ignore_ascii_case("data:") {
+        return None;
+    }
+    let (header, data) = url.get(5..)?.split_once(',')?;
+    let mut params = header.split(';');
+    let media_type = params.next()?;
+    let base64 = params
+        .next_back()
+        .is_some_and(|p| p.eq_ignore_ascii_case("base64"));
+    let valid = base64
+        && !data.is_empty()
+        && media_type
+            .split_once('/')
+            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty());
+    valid.then_some((media_type, data))
+}
+
 /// A call the model made to one of the request's tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCall {
@@ -179,4 +203,35 @@ pub struct ToolCallDelta {
     pub name: Option<String>,
     /// The next piece of the arguments' JSON text.
     pub arguments_delta: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_split_into_media_type_and_data() {
+        assert_eq!(
+            parse_data_url("data:image/png;base64,iVBO"),
+            Some(("image/png", "iVBO"))
+        );
+        assert_eq!(
+            parse_data_url("DATA:image/jpeg;name=a.jpg;BASE64,/9j="),
+            Some(("image/jpeg", "/9j="))
+        );
+        for bad in [
+            "https://x.test/a.png",
+            "data:image/png,iVBO",
+            "data:image/png;base64",
+            "data:image/png;base64,",
+            "data:;base64,iVBO",
+            "data:png;base64,iVBO",
+            "data:/png;base64,iVBO",
+            "data",
+            "dаta:image/png;base64,x",
+            "",
+        ] {
+            assert_eq!(parse_data_url(bad), None, "{bad}");
+        }
+    }
 }

@@ -4,9 +4,9 @@
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::Completion;
+use crate::core::llm::{estimate_tokens, Completion};
 use crate::core::platform::Platform;
-use crate::core::resume::Recoveries;
+use crate::core::resume::{Delivered, Recoveries};
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
 use crate::wasm::chat_result::{
     chat_result, target_error, upstream_failure, TargetCompletion, TargetFailure,
@@ -65,7 +65,9 @@ impl Stream {
             return;
         };
         let monitor = &body.watch.monitor;
-        let usage = reported_or_estimated(monitor.usage(), &progress.call.messages, monitor.text());
+        let input = estimate_tokens(&progress.call.messages, &progress.call.tools);
+        let generated = (monitor.text(), monitor.tool_calls());
+        let usage = reported_or_estimated(monitor.usage(), input, generated);
         let micros = inner.settle(
             progress.hold.take(),
             &progress.call,
@@ -75,6 +77,7 @@ impl Stream {
         let answered = TargetCompletion {
             completion: Completion {
                 text: monitor.text().to_string(),
+                tool_calls: monitor.tool_calls().to_vec(),
                 finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
                 usage,
             },
@@ -106,7 +109,7 @@ impl Stream {
     pub(super) async fn resume(
         &self,
         progress: &ChatProgress,
-        delivered: &str,
+        delivered: &Delivered,
     ) -> Result<bool, JsValue> {
         let inner = &self.inner;
         let Some(target) = inner.options.targets.get(progress.target.get()) else {
@@ -128,7 +131,7 @@ impl Stream {
             from_server: false,
         });
         let start = StreamStart {
-            delivered: delivered.to_string(),
+            delivered: delivered.clone(),
             ..chat_start()
         };
         match self.open_prepared(prepared, start).await {

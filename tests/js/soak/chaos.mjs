@@ -256,7 +256,7 @@ async function resilientChat(client, prompt, expected, rec, violations) {
 
 async function resilientPhase(mock, o, violations) {
   applyFaults(mock, o);
-  const mkTarget = (name) => ({ name, provider: "openai", baseUrl: `${mock.url}/t/${name}`, model: "m" });
+  const mkTarget = (name) => ({ name, provider: "openai", baseUrl: `${mock.url}/t/${name}/v1`, model: "m" });
   const client = new ResilientClient({ targets: [mkTarget("a"), mkTarget("b")], ...CLIENT_OVERRIDES });
   const transitions = [];
   const fallbacks = [];

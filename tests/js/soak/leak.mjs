@@ -288,7 +288,7 @@ export async function runLeak(options = {}) {
   let client;
   try {
     client = new ResilientClient({
-      targets: [{ name: "a", provider: "openai", baseUrl: `${mock.url}/t/a`, model: "m", headers: { "x-mock-chunk-delay-ms": "0" } }],
+      targets: [{ name: "a", provider: "openai", baseUrl: `${mock.url}/t/a/v1`, model: "m", headers: { "x-mock-chunk-delay-ms": "0" } }],
       cache: { maxEntries: 200 },
       // The fault kinds (timeouts, 503s, cut streams) share the mock's origin with the rest: with a
       // breaker it would open and turn most of the mix into CircuitOpenError rejections.
