@@ -12,6 +12,7 @@ use crate::core::llm::provider::usage_total;
 use crate::core::pipeline::{SharedCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
+use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::Answer;
 use crate::wasm::body::{read_within, Past};
 use crate::wasm::cache::{mark_miss, response_from, Cache, Hit, StoreChoice};
@@ -106,9 +107,11 @@ impl Inner {
         if prepared.policy.cache == CacheMode::OnlyIfCached {
             return Fetched::cached(gateway_timeout()?);
         }
+        let signal = prepared.signal.clone();
         let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
         let upstream = outcome.as_ref().map(|fetched| &fetched.response);
-        if let Some(response) = self.stale_answer(&url, stale.as_ref(), upstream)? {
+        let aborted = is_aborted(signal.as_ref());
+        if let Some(response) = self.stale_answer(&url, stale.as_ref(), upstream, aborted)? {
             return Fetched::cached(response);
         }
         let mut fetched = outcome?;
@@ -121,20 +124,18 @@ impl Inner {
         Ok(fetched)
     }
 
-    /// The `stale` entry as the answer, when there is one and the `upstream` outcome failed
-    /// ([`serves_stale`]); emits the `stale` cache event.
+    /// The `stale` entry as the answer, when there is one and the `upstream` outcome failed, not by
+    /// the caller's abort (`aborted`) ([`serves_stale`]); emits the `stale` cache event.
     pub(crate) fn stale_answer(
         &self,
         url: &str,
         stale: Option<&Entry>,
         upstream: Result<&Response, &JsValue>,
+        aborted: bool,
     ) -> Result<Option<Response>, JsValue> {
         let failed = match upstream {
             Ok(response) => serves_stale(Some(response.status()), false),
-            Err(error) => serves_stale(
-                None,
-                get(error, "name").as_string().as_deref() == Some("AbortError"),
-            ),
+            Err(_) => serves_stale(None, aborted),
         };
         let Some(entry) = stale.filter(|_| failed) else {
             return Ok(None);

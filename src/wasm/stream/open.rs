@@ -7,7 +7,7 @@ use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::event::Event;
 use crate::core::platform::Platform;
-use crate::wasm::abort::until_aborted;
+use crate::wasm::abort::{is_aborted, until_aborted};
 use crate::wasm::answer::{prime, Answer, LiveStream, StreamStart};
 use crate::wasm::cache::{response_from, Hit};
 use crate::wasm::fan_out;
@@ -79,7 +79,8 @@ impl Stream {
         // stands in for the whole stream, as for `fetch()`.
         if let Some((entry, url, start)) = stale {
             let upstream = opened.as_ref().map(|opened| &opened.response);
-            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream)? {
+            let aborted = is_aborted(self.signal.as_ref());
+            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream, aborted)? {
                 return self.replay(response, start).await;
             }
         }

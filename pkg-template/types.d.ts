@@ -1,17 +1,4 @@
-//! Hand-written TypeScript types for the options, stats and events (wasm-bindgen would call them `any`).
-
-use wasm_bindgen::prelude::*;
-
-#[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = r#"
-export interface ResilientClient {
-  /** `fetch` pre-bound to this client: `new OpenAI({ fetch: client.fetcher })`. */
-  readonly fetcher: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
-  /** Server-Sent Events through the pipeline: retried until the first event, never replayed after. */
-  events(input: string | URL | Request, init?: ResilientInit): EventStream;
-  /** A streamed chat across the fallback chain: falls back only before the first delta. */
-  chatStream(request: ChatRequest): ChatStream;
-}
+// The package's option, result and event types (hand-written: wasm-bindgen would call them `any`).
 export interface ChatStream extends AsyncIterable<ChatDelta> {
   /** The ChatResult, once iteration has consumed the stream (rejects with the stream's error). */
   readonly result: Promise<ChatResult>;
@@ -22,7 +9,8 @@ export interface Target {
   /** Names the target's breaker, bucket and cost lines; default `provider:model`. */
   name?: string;
   provider: "openai" | "anthropic";
-  /** The server root, e.g. "https://api.openai.com" (no /v1). */
+  /** As the provider's SDK takes it: "https://api.openai.com/v1", "http://127.0.0.1:8080/v1" (requests go to
+   * `${baseUrl}/chat/completions`; a URL with no path gets /v1), or "https://api.anthropic.com" (`/v1/messages`). */
   baseUrl: string;
   apiKey?: string;
   model: string;
@@ -30,17 +18,37 @@ export interface Target {
   /** US dollars per million tokens. */
   pricing?: { inputPerMTok: number; outputPerMTok: number };
 }
-export interface ChatMessage { role: "system" | "user" | "assistant"; content: string }
+/** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. */
+export type ContentPart = { type: "text"; text: string } | { type: "image"; url: string };
+/** A call the model made; `arguments` is the JSON text it wrote. */
+export interface ToolCall { id: string; name: string; arguments: string }
+export type ChatMessage =
+  | { role: "system" | "user"; content: string | ContentPart[] }
+  | { role: "assistant"; content: string | null; toolCalls?: ToolCall[] }
+  | { role: "tool"; toolCallId: string; content: string };
+/** A function the model may call; `parameters` is its JSON Schema. */
+export interface Tool { name: string; description?: string; parameters: object }
 export interface ChatRequest {
-  messages: ChatMessage[]; maxTokens?: number; temperature?: number;
+  messages: ChatMessage[];
+  tools?: Tool[];
+  toolChoice?: "auto" | "none" | "required" | { name: string };
+  /** JSON output. Anthropic targets get it by a forced tool call; the answer's `text` is the JSON either way. */
+  responseFormat?: { type: "json" } | { type: "json_schema"; name: string; schema: object; strict?: boolean };
+  maxTokens?: number; temperature?: number; topP?: number; stop?: string[];
+  /** OpenAI only (Anthropic has no seed). */
+  seed?: number;
   /** Budgets are per user ("anonymous" when absent). */
   user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
+  /** Members merged as is into that provider's request body (they win): e.g. { openai: { reasoning_effort: "low" } }. */
+  providerOptions?: { openai?: Record<string, unknown>; anthropic?: Record<string, unknown> };
 }
 export interface ChatResult {
-  text: string; target: string; provider: string; model: string; finishReason: string;
+  text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
+  finishReason: "stop" | "length" | "tool_calls" | "content_filter" | (string & {});
   usage: { inputTokens: number; outputTokens: number }; costUsd: number; cached: boolean; attempts: number;
 }
-export interface ChatDelta { text: string }
+/** Tool-call pieces follow OpenAI's chunk shape whichever provider answers. */
+export interface ChatDelta { text: string; toolCalls?: { index: number; id?: string; name?: string; argumentsDelta: string }[] }
 export interface BudgetOptions { perRequestTokens?: number; perUserDailyTokens?: number; perUserMonthlyTokens?: number; dailyCostUsd?: number }
 export interface EventStream extends AsyncIterable<SseEvent> {
   /** The response, once its first event arrived (or the call failed). */
@@ -156,7 +164,31 @@ export interface ClientStats {
     byUser: { user: string; inputTokens: number; outputTokens: number; costUsd: number }[];
   };
 }
-export type ClientEventType = "request" | "response" | "retry" | "breaker" | "cache" | "rateLimited" | "fallback" | "budget" | "error";
 export interface SseEvent { event: string; data: string; id: string }
-export interface ClientEvent { type: ClientEventType; [field: string]: unknown }
-"#;
+/** What each event type carries; `on(type, listener)` hands the listener that type's event. */
+export interface ClientEventMap {
+  /** An attempt is sent. */
+  request: { type: "request"; url: string; attempt: number };
+  /** An attempt answered (any status). */
+  response: { type: "response"; url: string; status: number; attempt: number; elapsedMs: number };
+  /** A retry is scheduled after `delayMs`; `status` for a retried status, `fromServer` when the delay came from Retry-After. */
+  retry: { type: "retry"; url: string; attempt: number; delayMs: number; fromServer: boolean;
+           reason: "status" | "timeout" | "network" | "cut"; status?: number };
+  /** A circuit breaker changed state. */
+  breaker: { type: "breaker"; key: string; from: BreakerState; to: BreakerState };
+  /** A call waits for rate-limit capacity, or is rejected (`rejected: true`). */
+  rateLimited: { type: "rateLimited"; key: string; waitMs: number; rejected: boolean };
+  /** A cache lookup or write. */
+  cache: { type: "cache"; url: string; result: "hit" | "miss" | "stale" | (string & {}) };
+  /** chat() or chatStream() moves to the next target; `reason` is the failure's code or name. */
+  fallback: { type: "fallback"; from: string; to: string; reason: string };
+  /** A user's budget crossed 80% (`used: 0.8`) or 100% of the cap `cap`. */
+  budget: { type: "budget"; user: string; cap: BudgetCap; used: number };
+  /** A call failed (with the error it rejects with), or a cache store failed (CacheStoreError). */
+  error: { type: "error"; url: string; error: Error };
+}
+export type ClientEventType = keyof ClientEventMap;
+/** A discriminated union on `type`. */
+export type ClientEvent = ClientEventMap[ClientEventType];
+export type BreakerState = "closed" | "open" | "half-open";
+export type BudgetCap = "perRequestTokens" | "perUserDailyTokens" | "perUserMonthlyTokens" | "dailyCostUsd";
