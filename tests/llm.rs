@@ -440,7 +440,7 @@ fn walk(targets: usize, outcomes: &[Outcome]) -> (Vec<usize>, Vec<(usize, usize)
 }
 
 fn answered(status: u16, body: &str) -> Outcome {
-    Outcome::Answered(classify(status, body))
+    Outcome::ErrorStatus(classify(status, body))
 }
 
 #[test]

@@ -7,7 +7,7 @@ use resilient_llm::core::breaker::{BreakerConfig, StateKind};
 use resilient_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
 use resilient_llm::core::dedupe::MAX_CALLERS;
 use resilient_llm::core::error::{Failure, TimeoutPhase};
-use resilient_llm::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
+use resilient_llm::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
 use resilient_llm::core::policy_board::PolicyBoard;
 use resilient_llm::core::race::{race, Either};
 use resilient_llm::core::rate_limit::RateLimitConfig;
@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-type Outcome = Result<Delivered<SimResponse>, Failure>;
+type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
 fn retry(max_retries: u32) -> RetryConfig {
     RetryConfig {
@@ -522,7 +522,7 @@ fn stats_agree_with_what_the_upstream_saw() {
 fn run_shared(
     sim: &Rc<Sim>,
     engine: &Rc<Engine>,
-    flights: &Rc<SharedCalls<SimResponse>>,
+    flights: &Rc<JoinableCalls<SimResponse>>,
     calls: Vec<(u64, Option<u64>, CallSpec<String>)>,
 ) -> Vec<Option<Outcome>> {
     let results: Rc<RefCell<Vec<Option<Outcome>>>> =
@@ -540,7 +540,7 @@ fn run_shared(
             Box::pin(async move {
                 sim.timer(at).await;
                 let platform = SimPlatform(sim.clone());
-                let work = engine.execute_shared(&platform, &flights, &spec, "same");
+                let work = engine.execute_or_join(&platform, &flights, &spec, "same");
                 let outcome = match give_up_after {
                     None => Some(work.await),
                     Some(ms) => match race(work, sim.timer(ms)).await {
@@ -561,7 +561,7 @@ fn run_shared(
 fn identical_calls_in_flight_share_one_upstream_call() {
     let sim = Sim::new(|_, _| Reply::status(200).after(100));
     let engine = Rc::new(Engine::new(config(None), 7));
-    let flights = Rc::new(SharedCalls::default());
+    let flights = Rc::new(JoinableCalls::default());
     let calls = (0..3)
         .map(|i| (i * 10, None, call(&engine, "same")))
         .collect();
@@ -578,7 +578,7 @@ fn ten_thousand_identical_calls_share_one_upstream_call_per_thousand_callers() {
     // tees as long as the number of followers), and a flight took any number of followers.
     let sim = Sim::new(|_, _| Reply::status(200).after(100));
     let engine = Rc::new(Engine::new(config(None), 7));
-    let flights = Rc::new(SharedCalls::default());
+    let flights = Rc::new(JoinableCalls::default());
     let calls = (0..10_000)
         .map(|i| (i / 1_000, None, call(&engine, "same")))
         .collect();
@@ -682,7 +682,7 @@ fn when_every_breaker_kept_is_open_the_least_recently_used_makes_room() {
 fn a_leader_that_aborts_does_not_fail_its_followers() {
     let sim = Sim::new(|_, _| Reply::status(200).after(100));
     let engine = Rc::new(Engine::new(config(None), 7));
-    let flights = Rc::new(SharedCalls::default());
+    let flights = Rc::new(JoinableCalls::default());
     let calls = vec![
         (0, Some(50), call(&engine, "same")), // the leader gives up at 50 ms
         (10, None, call(&engine, "same")),
@@ -698,7 +698,7 @@ fn a_leader_that_aborts_does_not_fail_its_followers() {
 fn a_shared_failure_reaches_every_caller() {
     let sim = Sim::new(|_, _| Reply::network());
     let engine = Rc::new(Engine::new(config(None), 7));
-    let flights = Rc::new(SharedCalls::default());
+    let flights = Rc::new(JoinableCalls::default());
     let calls = vec![
         (0, None, call(&engine, "same")),
         (1, None, call(&engine, "same")),

@@ -33,10 +33,11 @@ struct Slot<T> {
     waker: Option<Waker>,
 }
 
-type SharedSlot<T> = Rc<RefCell<Slot<T>>>;
+/// A slot, held by its follower and by the flight that fills it.
+type SlotRef<T> = Rc<RefCell<Slot<T>>>;
 
 /// One flight's followers.
-type Flight<T> = Rc<RefCell<Vec<SharedSlot<T>>>>;
+type Flight<T> = Rc<RefCell<Vec<SlotRef<T>>>>;
 
 /// The calls in flight, by key: the flight that the next identical caller joins.
 pub struct Flights<T> {
@@ -108,7 +109,7 @@ impl<T> Flights<T> {
         }
         let followers = std::mem::take(&mut *flight.borrow_mut());
         // A follower that went away holds no reference: do not make it a copy.
-        let waiting = |slot: &SharedSlot<T>| Rc::strong_count(slot) > 1;
+        let waiting = |slot: &SlotRef<T>| Rc::strong_count(slot) > 1;
         let mut outcomes = copies(followers.iter().filter(|s| waiting(s)).count()).into_iter();
         for slot in followers.iter().filter(|s| waiting(s)) {
             let mut slot = slot.borrow_mut();
@@ -147,7 +148,7 @@ impl<T> Drop for Leader<'_, T> {
 
 /// A caller waiting for the leader.
 pub struct Follower<T> {
-    slot: SharedSlot<T>,
+    slot: SlotRef<T>,
 }
 
 impl<T> Follower<T> {

@@ -4,7 +4,7 @@
 //! rest of the pipeline. Latency quantiles are whole milliseconds; bucket levels are floored.
 
 use crate::core::llm::CostTally;
-use crate::core::pipeline::BreakerView;
+use crate::core::local_state::BreakerView;
 use crate::core::stats::{CacheStats, Stats};
 use std::fmt::Write;
 

@@ -10,6 +10,7 @@ pub mod event;
 pub mod json;
 pub mod limits;
 pub mod llm;
+pub mod local_state;
 pub mod metrics;
 pub mod ordered_keys;
 pub mod pipeline;

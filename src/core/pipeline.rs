@@ -6,28 +6,26 @@
 //! future is dropped, and guards give back what the call held (a rate-limit reservation, a half-open
 //! probe slot) so an abort never leaks capacity.
 //!
-//! Admission (the bucket, then the breaker) has one path, whether the state is this client's or a
-//! [`StateStore`] shared across isolates (`sharedState`): either way a refusal is counted and emitted,
-//! a wait is bounded by `timeout.totalMs`, and the client's own settings apply.
+//! Admission (the bucket, then the breaker) has one path, whether the [`StateStore`] that answers is
+//! this client's own ([`LocalState`]) or one shared across isolates (`sharedState`): either way a
+//! refusal is counted and emitted, a wait is bounded by `timeout.totalMs`, and the client's own
+//! settings apply.
 
-use crate::core::breaker::registry::Breakers;
-use crate::core::breaker::{verdict_for_status, Permit, StateKind, Verdict};
+use crate::core::breaker::{verdict_for_status, Permit, Verdict};
 use crate::core::config::{ClientConfig, Scope, Timeouts};
 use crate::core::dedupe::{Flights, Role};
 use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::event::{Event, RetryReason};
+use crate::core::local_state::{BreakerView, LocalState};
 use crate::core::platform::{Platform, ResponseMeta, SendError};
 use crate::core::race::{race, Either};
-use crate::core::rate_limit::{KeyedRateLimiter, Reservation};
+use crate::core::rate_limit::Reservation;
 use crate::core::retry::budget::{DEFAULT_MIN_PER_SEC, DEFAULT_TTL_MS};
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
 use crate::core::rng::Rng;
-use crate::core::state_store::StateStore;
+use crate::core::state_store::{OwnOrShared, StateStore};
 use crate::core::stats::Stats;
 use std::cell::{Cell, RefCell};
-
-/// Most per-key rate-limit buckets kept at once (least recently used evicted).
-const MAX_RATE_KEYS: usize = 10_000;
 
 /// One call as the pipeline sees it.
 #[derive(Debug)]
@@ -51,9 +49,10 @@ pub struct CallSpec<R> {
     pub tokens: u64,
 }
 
-/// A response handed back to the caller, with what it took to get it.
+/// The upstream's final response, with what it took to get it (attempts, a too-long Retry-After,
+/// the token charge).
 #[derive(Debug)]
-pub struct Delivered<R> {
+pub struct UpstreamResponse<R> {
     /// The final response (possibly an error status after exhausted retries).
     pub response: R,
     /// Attempts made, 1 when the first one answered.
@@ -78,26 +77,14 @@ impl TokenTicket {
     }
 }
 
-/// A snapshot of one breaker for `stats()`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerView {
-    /// Origin or "client".
-    pub key: String,
-    /// Current state, computed lazily from now.
-    pub state: StateKind,
-    /// Consecutive failures counted.
-    pub failures: u32,
-}
-
 /// The client's policy state and configuration; shared by all calls of one client.
 pub struct Engine {
     config: ClientConfig,
+    local: LocalState,
     state: RefCell<State>,
 }
 
 struct State {
-    breakers: Breakers,
-    limiter: Option<KeyedRateLimiter>,
     budget: Option<RetryBudget>,
     rng: Rng,
     stats: Stats,
@@ -111,19 +98,15 @@ enum AttemptFailure {
 impl Engine {
     /// A new engine; `seed` drives backoff jitter.
     pub fn new(config: ClientConfig, seed: u64) -> Self {
-        let limiter = config
-            .rate_limit
-            .as_ref()
-            .map(|(cfg, _)| KeyedRateLimiter::new(cfg.clone(), MAX_RATE_KEYS));
+        let local = LocalState::new(config.rate_limit.as_ref().map(|(cfg, _)| cfg));
         let budget = config
             .retry
             .as_ref()
             .map(|r| RetryBudget::new(r.budget_ratio, DEFAULT_TTL_MS, DEFAULT_MIN_PER_SEC));
         Engine {
             config,
+            local,
             state: RefCell::new(State {
-                breakers: Breakers::new(),
-                limiter,
                 budget,
                 rng: Rng::new(seed),
                 stats: Stats::default(),
@@ -142,13 +125,10 @@ impl Engine {
     }
 
     /// Corrects a call's token charge with its real usage (from the response's `usage`).
+    /// Only the client's own buckets charge an estimate: a ticket is never one of a shared store's.
     pub fn settle_tokens(&self, ticket: TokenTicket, actual_tokens: u64, now_ms: u64) {
-        let mut state = self.state.borrow_mut();
-        if let Some(limiter) = state.limiter.as_mut() {
-            limiter
-                .get(&ticket.key, now_ms)
-                .settle(now_ms, ticket.reservation, actual_tokens);
-        }
+        self.local
+            .settle(&ticket.key, ticket.reservation, actual_tokens, now_ms);
     }
 
     /// The configuration this engine runs on.
@@ -161,30 +141,18 @@ impl Engine {
         self.state.borrow().stats.clone()
     }
 
-    /// Every breaker's state at `now_ms`, by key.
+    /// Every breaker of the client's own state at `now_ms`, by key.
     pub fn breakers(&self, now_ms: u64) -> Vec<BreakerView> {
-        let mut state = self.state.borrow_mut();
-        state
-            .breakers
-            .iter_mut()
-            .map(|(key, tracked)| BreakerView {
-                key: key.clone(),
-                state: tracked.breaker.state(now_ms),
-                failures: tracked.breaker.consecutive_failures(),
-            })
-            .collect()
+        self.local.breakers(now_ms)
     }
 
     /// The client-wide request bucket's (tokens, capacity), when a client-scoped requests limit is set.
     pub fn rate_level(&self, now_ms: u64) -> Option<(f64, f64)> {
-        let scope = self.config.rate_limit.as_ref()?.1;
-        let mut state = self.state.borrow_mut();
-        let limiter = state.limiter.as_mut()?;
-        let key = match scope {
+        let key = match self.config.rate_limit.as_ref()?.1 {
             Scope::Client => "client",
             Scope::Origin => return None,
         };
-        let (tokens, capacity) = limiter.get(key, now_ms).level(now_ms);
+        let (tokens, capacity) = self.local.level(key, now_ms);
         // Without a requests-per-minute limit the request bucket is unbounded: nothing to show.
         capacity.is_finite().then_some((tokens, capacity))
     }
@@ -199,7 +167,7 @@ impl Engine {
         &self,
         platform: &P,
         call: &CallSpec<P::Request>,
-    ) -> Result<Delivered<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure> {
         let attempts = Cell::new(0);
         let mut tally = CallTally::start(self, platform);
         let result = match call.timeout.total_ms {
@@ -229,17 +197,18 @@ impl Engine {
         result
     }
 
-    /// [`Engine::execute`], sharing one upstream call among identical calls in flight (same `key`).
+    /// [`Engine::execute`], or joins an identical call in flight (same `key`): one upstream call
+    /// answers them all.
     ///
     /// # Errors
     /// As [`Engine::execute`]; followers receive the leader's failure.
-    pub async fn execute_shared<P: Platform>(
+    pub async fn execute_or_join<P: Platform>(
         &self,
         platform: &P,
-        flights: &SharedCalls<P::Response>,
+        flights: &JoinableCalls<P::Response>,
         call: &CallSpec<P::Request>,
         key: &str,
-    ) -> Result<Delivered<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure> {
         loop {
             match flights.join(key) {
                 Role::Leader(leader) => {
@@ -267,7 +236,7 @@ impl Engine {
         platform: &P,
         call: &CallSpec<P::Request>,
         attempts: &Cell<u32>,
-    ) -> Result<Delivered<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure> {
         let mut tokens = self.wait_for_rate_limit(platform, call).await?;
         let mut breaker = self.admit(platform, call).await?;
         let mut retry = call.retry.as_ref().map(RetryState::new);
@@ -320,7 +289,7 @@ impl Engine {
                 Err(_) => Verdict::Failure,
             });
             return match outcome {
-                Ok(response) => Ok(Delivered {
+                Ok(response) => Ok(UpstreamResponse {
                     response,
                     attempts: attempt,
                     retry_after_ms,
@@ -412,45 +381,28 @@ impl Engine {
             return Ok(None);
         };
         let key = scoped_key(*scope, &call.origin, call.rate_key.as_deref());
-        if let Some(store) = platform.store() {
-            let wait_ms = match store.take(&key, call.tokens, cfg).await {
-                Err(Failure::RateLimited { retry_after_ms, .. }) => {
-                    return Err(self.refuse_rate(platform, key, retry_after_ms))
-                }
-                Err(failure) => return Err(failure),
-                Ok(wait_ms) => wait_ms,
-            };
-            if wait_ms > 0 {
-                self.announce_wait(platform, &key, wait_ms);
-                platform.sleep(wait_ms).await;
+        let store = self.store(platform);
+        let reservation = match store.take(&key, call.tokens, cfg, platform.now_ms()).await {
+            Err(Failure::RateLimited { retry_after_ms, .. }) => {
+                return Err(self.refuse_rate(platform, key, retry_after_ms))
             }
-            return Ok(None);
-        }
-        let now = platform.now_ms();
-        let reserved = {
-            let mut state = self.state.borrow_mut();
-            let Some(limiter) = state.limiter.as_mut() else {
-                return Ok(None);
-            };
-            limiter.get(&key, now).reserve(now, call.tokens)
+            Err(failure) => return Err(failure),
+            Ok(reservation) if reservation.wait_ms == 0 => {
+                return Ok(TokenTicket::new(key, reservation))
+            }
+            Ok(reservation) => reservation,
         };
-        match reserved {
-            Err(retry_after_ms) => Err(self.refuse_rate(platform, key, retry_after_ms)),
-            Ok(reservation) if reservation.wait_ms == 0 => Ok(TokenTicket::new(key, reservation)),
-            Ok(reservation) => {
-                let wait_ms = reservation.wait_ms;
-                self.announce_wait(platform, &key, wait_ms);
-                let guard = ReservationGuard {
-                    engine: self,
-                    platform,
-                    key: &key,
-                    reservation: Some(reservation),
-                };
-                platform.sleep(wait_ms).await;
-                let reservation = guard.keep();
-                Ok(reservation.and_then(|r| TokenTicket::new(key, r)))
-            }
-        }
+        let wait_ms = reservation.wait_ms;
+        self.announce_wait(platform, &key, wait_ms);
+        let guard = ReservationGuard {
+            store: &store,
+            platform,
+            key: &key,
+            reservation: Some(reservation),
+        };
+        platform.sleep(wait_ms).await;
+        let reservation = guard.keep();
+        Ok(reservation.and_then(|r| TokenTicket::new(key, r)))
     }
 
     /// Counts and emits a rate-limit refusal: the failure to end the call with.
@@ -476,6 +428,14 @@ impl Engine {
         });
     }
 
+    /// Where the call's breaker and bucket live: the platform's shared store when set, else ours.
+    fn store<'a, P: Platform>(&'a self, platform: &'a P) -> States<'a, P> {
+        match platform.store() {
+            Some(shared) => OwnOrShared::Shared(shared),
+            None => OwnOrShared::Own(&self.local),
+        }
+    }
+
     async fn admit<'a, P: Platform>(
         &'a self,
         platform: &'a P,
@@ -486,7 +446,6 @@ impl Engine {
             engine: self,
             platform,
             key: String::new(),
-            permit: None,
             ticket: None,
             started_ms,
         };
@@ -494,62 +453,45 @@ impl Engine {
             return Ok(guard);
         };
         let key = scoped_key(*scope, &call.origin, None);
-        if let Some(store) = platform.store() {
-            match store.admit(&key, cfg, started_ms).await {
-                Ok(ticket) => guard.ticket = Some(ticket),
-                Err(failure) => {
-                    if matches!(failure, Failure::CircuitOpen { .. }) {
-                        self.state.borrow_mut().stats.rejected_breaker += 1;
-                    }
-                    return Err(failure);
-                }
-            }
-            return Ok(guard);
+        let store = self.store(platform);
+        let before = store.observe(&key, started_ms);
+        let admitted = store.admit(&key, cfg, started_ms).await;
+        let after = store.observe(&key, platform.now_ms());
+        if matches!(admitted, Err(Failure::CircuitOpen { .. })) {
+            self.state.borrow_mut().stats.rejected_breaker += 1;
         }
-        let (transitions, admitted) = {
-            let mut state = self.state.borrow_mut();
-            let tracked = state.breakers.get_or_insert(&key, cfg, started_ms);
-            let before = tracked.observe(started_ms);
-            let admitted = tracked.breaker.try_acquire(started_ms);
-            let after = tracked.observe(started_ms);
-            if admitted.is_err() {
-                state.stats.rejected_breaker += 1;
-            }
-            ([before, after], admitted)
-        };
-        for (from, to) in transitions.into_iter().flatten() {
+        for (from, to) in [before, after].into_iter().flatten() {
             platform.emit(Event::Breaker {
                 key: &key,
                 from,
                 to,
             });
         }
-        match admitted {
-            Ok(permit) => {
-                guard.key = key;
-                guard.permit = Some(permit);
-                Ok(guard)
-            }
-            Err(retry_after_ms) => Err(Failure::CircuitOpen {
-                key,
-                retry_after_ms,
-            }),
-        }
+        guard.ticket = Some(admitted?);
+        guard.key = key;
+        Ok(guard)
     }
 }
 
-/// Calls in flight that identical calls may share.
-pub type SharedCalls<R> = Flights<Result<Delivered<R>, Failure>>;
+/// The store a call of platform `P` is admitted on.
+type States<'a, P> = OwnOrShared<&'a LocalState, &'a <P as Platform>::Store>;
 
+/// What an admission on [`States`] holds.
+type Ticket<P> = OwnOrShared<Permit, <<P as Platform>::Store as StateStore>::Ticket>;
+
+/// Calls in flight that identical calls may join.
+pub type JoinableCalls<R> = Flights<Result<UpstreamResponse<R>, Failure>>;
+
+/// `copies` of a call's outcome, for the calls that joined it.
 fn share_outcome<P: Platform>(
     platform: &P,
-    outcome: &Result<Delivered<P::Response>, Failure>,
+    outcome: &Result<UpstreamResponse<P::Response>, Failure>,
     copies: usize,
-) -> Vec<Result<Delivered<P::Response>, Failure>> {
-    let mut shared = Vec::with_capacity(copies);
+) -> Vec<Result<UpstreamResponse<P::Response>, Failure>> {
+    let mut outcomes = Vec::with_capacity(copies);
     match outcome {
         Ok(delivered) => platform.share(&delivered.response, copies, &mut |response| {
-            shared.push(Ok(Delivered {
+            outcomes.push(Ok(UpstreamResponse {
                 response,
                 attempts: delivered.attempts,
                 retry_after_ms: delivered.retry_after_ms,
@@ -558,11 +500,11 @@ fn share_outcome<P: Platform>(
         }),
         Err(failure) => {
             for _ in 0..copies {
-                shared.push(Err(failure.clone()));
+                outcomes.push(Err(failure.clone()));
             }
         }
     }
-    shared
+    outcomes
 }
 
 /// The breaker or bucket key: the origin, or "client", plus a caller key when given.
@@ -630,61 +572,47 @@ impl<P: Platform> Drop for CallTally<'_, P> {
 }
 
 /// Gives a rate-limit reservation back if the call is dropped while waiting for it.
-struct ReservationGuard<'a, P: Platform> {
-    engine: &'a Engine,
+struct ReservationGuard<'a, S: StateStore, P: Platform> {
+    store: &'a S,
     platform: &'a P,
     key: &'a str,
     reservation: Option<Reservation>,
 }
 
-impl<P: Platform> ReservationGuard<'_, P> {
+impl<S: StateStore, P: Platform> ReservationGuard<'_, S, P> {
     fn keep(mut self) -> Option<Reservation> {
         self.reservation.take()
     }
 }
 
-impl<P: Platform> Drop for ReservationGuard<'_, P> {
+impl<S: StateStore, P: Platform> Drop for ReservationGuard<'_, S, P> {
     fn drop(&mut self) {
-        let Some(reservation) = self.reservation.take() else {
-            return;
-        };
-        let now = self.platform.now_ms();
-        let mut state = self.engine.state.borrow_mut();
-        if let Some(limiter) = state.limiter.as_mut() {
-            limiter.get(self.key, now).cancel(now, reservation);
+        if let Some(reservation) = self.reservation.take() {
+            self.store
+                .give_back(self.key, reservation, self.platform.now_ms());
         }
     }
 }
 
-/// Holds a breaker permit (or a shared store's ticket); reports the call's verdict, or releases the
-/// permit unjudged if dropped.
+/// Holds a breaker admission; reports the call's verdict, or releases the admission unjudged if
+/// dropped.
 struct BreakerGuard<'a, P: Platform> {
     engine: &'a Engine,
     platform: &'a P,
     key: String,
-    permit: Option<Permit>,
-    ticket: Option<<P::Store as StateStore>::Ticket>,
+    ticket: Option<Ticket<P>>,
     started_ms: u64,
 }
 
 impl<P: Platform> BreakerGuard<'_, P> {
     fn finish(&mut self, verdict: Verdict) {
-        if let (Some(store), Some(ticket)) = (self.platform.store(), self.ticket.take()) {
-            store.record(ticket, verdict);
-        }
-        let Some(permit) = self.permit.take() else {
+        let Some(ticket) = self.ticket.take() else {
             return;
         };
         let now = self.platform.now_ms();
-        let transition = {
-            let mut state = self.engine.state.borrow_mut();
-            let Some(tracked) = state.breakers.get_mut(&self.key) else {
-                return;
-            };
-            tracked.breaker.record(now, permit, verdict);
-            tracked.observe(now)
-        };
-        if let Some((from, to)) = transition {
+        let store = self.engine.store(self.platform);
+        store.record(&self.key, ticket, verdict, now);
+        if let Some((from, to)) = store.observe(&self.key, now) {
             self.platform.emit(Event::Breaker {
                 key: &self.key,
                 from,

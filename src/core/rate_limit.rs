@@ -202,6 +202,17 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// A wait a shared store decided: its buckets were charged there, so nothing here is charged,
+    /// given back or settled.
+    pub fn remote(wait_ms: u64) -> Reservation {
+        Reservation {
+            wait_ms,
+            seq: 0,
+            request: None,
+            tokens: None,
+        }
+    }
+
     /// The tokens this reservation was charged (the estimate, capped at the bucket capacity; 0
     /// without a token limit).
     pub fn charged_tokens(&self) -> u64 {

@@ -1,27 +1,30 @@
-//! Breaker and bucket state held outside the client: the [`StateStore`] the pipeline asks instead of
-//! its own breakers and buckets when state is shared across isolates (`sharedState`).
+//! Where breaker and bucket state lives: the [`StateStore`] every call is admitted on, the client's
+//! own ([`LocalState`]) or one shared across isolates (`sharedState`: a Durable Object in wasm, a
+//! [`PolicyBoard`] in the tests).
 //!
-//! Why a trait the pipeline calls, and not an admission step around it? A shared rejection must be
-//! what a local one is: counted, emitted as an error event, and bounded by the call's deadline. Only
-//! the pipeline does all three, so the store is asked from inside it. The store is asynchronous (the
-//! wasm one is a Durable Object behind the JS platform; the tests' one a [`PolicyBoard`] on the
-//! simulated clock). The caller's own settings travel with every question, so a store applies the
-//! client's `breaker` and `rateLimit`, never settings of its own.
+//! Why one trait for both, asked from inside the pipeline? A shared refusal must be what a local one
+//! is: counted, emitted as an error event, and bounded by the call's deadline. The pipeline does all
+//! three on one path, whichever store answers ([`OwnOrShared`] picks it). The store is asynchronous
+//! because a shared one is a round trip away; the local one answers at once. The caller's own
+//! settings travel with every question, so a shared store applies the client's `breaker` and
+//! `rateLimit`, never settings of its own.
 //!
+//! [`LocalState`]: crate::core::local_state::LocalState
 //! [`PolicyBoard`]: crate::core::policy_board::PolicyBoard
 
-use crate::core::breaker::{BreakerConfig, Verdict};
+use crate::core::breaker::{BreakerConfig, StateKind, Verdict};
 use crate::core::error::Failure;
-use crate::core::rate_limit::RateLimitConfig;
+use crate::core::rate_limit::{RateLimitConfig, Reservation};
 use std::future::Future;
 
-/// A breaker and bucket store shared by many clients.
+/// Breakers and buckets, by key.
 pub trait StateStore {
     /// What an admission holds until the call's verdict is reported.
     type Ticket;
 
     /// Breaker admission for `key` under `cfg`. `Err`: [`Failure::CircuitOpen`], or
-    /// [`Failure::SharedStateUnavailable`] when the store cannot answer and the client fails closed.
+    /// [`Failure::SharedStateUnavailable`] when a shared store cannot answer and the client fails
+    /// closed.
     fn admit(
         &self,
         key: &str,
@@ -29,21 +32,100 @@ pub trait StateStore {
         now_ms: u64,
     ) -> impl Future<Output = Result<Self::Ticket, Failure>>;
 
-    /// Reports the verdict of a call admitted with `ticket`, without waiting.
-    fn record(&self, ticket: Self::Ticket, verdict: Verdict);
+    /// Reports the verdict of a call admitted on `key` with `ticket`, without waiting.
+    fn record(&self, key: &str, ticket: Self::Ticket, verdict: Verdict, now_ms: u64);
 
-    /// Takes one request and `tokens` from the bucket `key` under `cfg`: the wait before sending.
-    /// `Err`: [`Failure::RateLimited`] (longer than `cfg.max_wait_ms`), or
-    /// [`Failure::SharedStateUnavailable`].
+    /// The change of `key`'s breaker since last observed, for an event. None by default: a shared
+    /// breaker changes in the store, where no client watches it.
+    fn observe(&self, key: &str, now_ms: u64) -> Option<(StateKind, StateKind)> {
+        let _ = (key, now_ms);
+        None
+    }
+
+    /// Takes one request and `tokens` from the bucket `key` under `cfg`: the reservation says how
+    /// long to wait before sending. `Err`: [`Failure::RateLimited`] (longer than `cfg.max_wait_ms`),
+    /// or [`Failure::SharedStateUnavailable`].
     fn take(
         &self,
         key: &str,
         tokens: u64,
         cfg: &RateLimitConfig,
-    ) -> impl Future<Output = Result<u64, Failure>>;
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Reservation, Failure>>;
+
+    /// The caller gave up waiting for `reservation`. Nothing by default: a shared store's take is
+    /// one exact global count, kept once made.
+    fn give_back(&self, key: &str, reservation: Reservation, now_ms: u64) {
+        let _ = (key, reservation, now_ms);
+    }
 }
 
-/// The store of a platform that has none: it cannot be made, so it is never asked.
+/// The client's own store or a shared one; also what an admission on either holds.
+pub enum OwnOrShared<L, S> {
+    /// The client's own.
+    Own(L),
+    /// Shared across isolates.
+    Shared(S),
+}
+
+impl<L: StateStore, S: StateStore> StateStore for OwnOrShared<&L, &S> {
+    type Ticket = OwnOrShared<L::Ticket, S::Ticket>;
+
+    async fn admit(
+        &self,
+        key: &str,
+        cfg: &BreakerConfig,
+        now_ms: u64,
+    ) -> Result<Self::Ticket, Failure> {
+        match self {
+            OwnOrShared::Own(own) => own.admit(key, cfg, now_ms).await.map(OwnOrShared::Own),
+            OwnOrShared::Shared(shared) => shared
+                .admit(key, cfg, now_ms)
+                .await
+                .map(OwnOrShared::Shared),
+        }
+    }
+
+    fn record(&self, key: &str, ticket: Self::Ticket, verdict: Verdict, now_ms: u64) {
+        // A ticket goes back to the store that issued it; a client's store never changes.
+        match (self, ticket) {
+            (OwnOrShared::Own(own), OwnOrShared::Own(t)) => own.record(key, t, verdict, now_ms),
+            (OwnOrShared::Shared(shared), OwnOrShared::Shared(t)) => {
+                shared.record(key, t, verdict, now_ms)
+            }
+            _ => {}
+        }
+    }
+
+    fn observe(&self, key: &str, now_ms: u64) -> Option<(StateKind, StateKind)> {
+        match self {
+            OwnOrShared::Own(own) => own.observe(key, now_ms),
+            OwnOrShared::Shared(shared) => shared.observe(key, now_ms),
+        }
+    }
+
+    async fn take(
+        &self,
+        key: &str,
+        tokens: u64,
+        cfg: &RateLimitConfig,
+        now_ms: u64,
+    ) -> Result<Reservation, Failure> {
+        match self {
+            OwnOrShared::Own(own) => own.take(key, tokens, cfg, now_ms).await,
+            OwnOrShared::Shared(shared) => shared.take(key, tokens, cfg, now_ms).await,
+        }
+    }
+
+    fn give_back(&self, key: &str, reservation: Reservation, now_ms: u64) {
+        match self {
+            OwnOrShared::Own(own) => own.give_back(key, reservation, now_ms),
+            OwnOrShared::Shared(shared) => shared.give_back(key, reservation, now_ms),
+        }
+    }
+}
+
+/// The shared store of a platform that has none: it cannot be made, so it is never asked.
 pub enum NoStore {}
 
 impl StateStore for NoStore {
@@ -53,11 +135,17 @@ impl StateStore for NoStore {
         match *self {}
     }
 
-    fn record(&self, _: (), _: Verdict) {
+    fn record(&self, _: &str, _: (), _: Verdict, _: u64) {
         match *self {}
     }
 
-    async fn take(&self, _: &str, _: u64, _: &RateLimitConfig) -> Result<u64, Failure> {
+    async fn take(
+        &self,
+        _: &str,
+        _: u64,
+        _: &RateLimitConfig,
+        _: u64,
+    ) -> Result<Reservation, Failure> {
         match *self {}
     }
 }

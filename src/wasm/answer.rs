@@ -1,4 +1,4 @@
-//! What one attempt produced ([`Answer`]): the response and, for an event stream, its [`LiveStream`] read
+//! What one attempt produced ([`JsResponse`]): the response and, for an event stream, its [`LiveStream`] read
 //! up to the first event ([`prime`]), so that a failure before the first event is an ordinary failed
 //! attempt the pipeline retries. The transport ([`crate::wasm::platform`]) primes; the pull loop
 //! ([`crate::wasm::stream`]) reads on from where priming stopped.
@@ -20,7 +20,7 @@ use web_sys::Response;
 
 /// What an attempt produced: the response and, for an event stream, its body read up to the first
 /// event. One type for both keeps a single copy of the pipeline in the wasm.
-pub struct Answer {
+pub struct JsResponse {
     /// The fetch `Response`.
     pub response: Response,
     /// The live event stream, when the request asked for one and the response is one.
@@ -29,7 +29,7 @@ pub struct Answer {
     pub error_class: Option<ErrorClass>,
 }
 
-impl ResponseMeta for Answer {
+impl ResponseMeta for JsResponse {
     fn status(&self) -> u16 {
         self.response.status()
     }
@@ -299,7 +299,7 @@ pub(crate) fn chat_start() -> StreamStart {
 /// Reads an event-stream response until its first event. A 2xx that is not an event stream, or an
 /// error status, is handed back as is. An error before the first event fails the attempt (nothing
 /// was delivered, so the pipeline may retry it).
-pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, String> {
+pub async fn prime(response: Response, start: StreamStart) -> Result<JsResponse, String> {
     let streaming = response.ok()
         && response
             .headers()
@@ -308,7 +308,7 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
             .flatten()
             .is_some_and(|t| text::contains(&t, "text/event-stream"));
     let Some(stream) = response.body().filter(|_| streaming) else {
-        return Ok(Answer {
+        return Ok(JsResponse {
             response,
             stream: None,
             error_class: None,
@@ -337,7 +337,7 @@ pub async fn prime(response: Response, start: StreamStart) -> Result<Answer, Str
     {
         return Err("the stream ended before its first event".to_string());
     }
-    Ok(Answer {
+    Ok(JsResponse {
         response,
         stream: Some(body),
         error_class: None,

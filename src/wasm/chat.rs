@@ -27,10 +27,10 @@ use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
 use crate::wasm::chat_result::{
     all_targets_failed, budget_exceeded, chat_result, is_too_large, no_targets, target_error,
-    upstream_failure, Answered, TargetFailure,
+    upstream_failure, TargetCompletion, TargetFailure,
 };
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
-use crate::wasm::fetch::Fetched;
+use crate::wasm::fetch::FetchResponse;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, ObjectBuilder};
 use crate::wasm::request::Prepared;
@@ -120,7 +120,7 @@ impl Inner {
         self: &Rc<Self>,
         target: &TargetConfig,
         call: &ChatCall,
-    ) -> Result<Answered, TargetFailure> {
+    ) -> Result<TargetCompletion, TargetFailure> {
         let mut prepared = self.chat_request(target, call, false).await?;
         let client_retry = self.engine.config().retry.as_ref();
         let mut again = prepared.retry(client_retry).map_or(0, |r| r.max_retries);
@@ -172,7 +172,7 @@ impl Inner {
                 .into(),
             )
         })?;
-        Ok(Answered {
+        Ok(TargetCompletion {
             completion,
             attempts,
             cached: response.cached,
@@ -275,7 +275,7 @@ impl Inner {
         self: &Rc<Self>,
         target: &TargetConfig,
         prepared: Prepared,
-    ) -> Result<Fetched, TargetFailure> {
+    ) -> Result<FetchResponse, TargetFailure> {
         let signal = prepared.signal.clone();
         let fetched = self
             .fetch_prepared(prepared)

@@ -37,8 +37,8 @@ impl TargetFailure {
     }
 }
 
-/// A target's answer.
-pub struct Answered {
+/// A target's completion, and how it was obtained.
+pub struct TargetCompletion {
     /// Text, finish reason, usage.
     pub completion: Completion,
     /// Attempts the target took (0 when cached).
@@ -107,7 +107,7 @@ pub(crate) async fn upstream_failure(
     set(&error, "attempts", &attempts.into());
     set(&error, "target", &target.name.as_str().into());
     TargetFailure {
-        outcome: Outcome::Answered(class),
+        outcome: Outcome::ErrorStatus(class),
         error: error.into(),
     }
 }
@@ -154,7 +154,11 @@ pub(crate) fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>)
 }
 
 /// The `ChatResult` object.
-pub(crate) fn chat_result(target: &TargetConfig, answered: &Answered, cost_micros: u64) -> JsValue {
+pub(crate) fn chat_result(
+    target: &TargetConfig,
+    answered: &TargetCompletion,
+    cost_micros: u64,
+) -> JsValue {
     let completion = &answered.completion;
     ObjectBuilder::new()
         .str("text", &completion.text)

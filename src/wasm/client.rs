@@ -1,14 +1,14 @@
 //! The `ResilientClient` class: options in, `fetch` through the pipeline, stats and events out.
 
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{Engine, SharedCalls};
+use crate::core::pipeline::{Engine, JoinableCalls};
 use crate::wasm::cache::Cache;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{promise, promise_now};
 use crate::wasm::listeners::{in_listener, Listeners};
 use crate::wasm::options::parse_client_options;
 use crate::wasm::platform::JsPlatform;
-use crate::wasm::shared_state::SharedState;
+use crate::wasm::shared_state::JsStateStore;
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
 use crate::wasm::tap::JoinableStreams;
@@ -35,7 +35,7 @@ impl ResilientClient {
         // The engine holds the one copy of the policy configuration, shared state or not: a shared
         // store is asked from inside the pipeline, on these settings.
         let engine = Engine::new(std::mem::take(&mut options.config), 0);
-        let store = options.shared_state.take().map(SharedState::new);
+        let store = options.shared_state.take().map(JsStateStore::new);
         let cache = options.cache.take().map(Cache::new);
         let budget = options
             .budget
@@ -49,7 +49,7 @@ impl ResilientClient {
                     store,
                 },
                 options,
-                in_flight: SharedCalls::default(),
+                in_flight: JoinableCalls::default(),
                 streams: JoinableStreams::default(),
                 cache,
                 budget,

@@ -4,16 +4,16 @@
 //! stored, or not read for usage. The caller's own body is never bounded: the caller reads it.
 
 use crate::core::cache::{
-    lookup_wait_ms, response_storable, serves_stale, storable_headers, Entry, Freshness,
+    cache_first, lookup_wait_ms, response_storable, serves_stale, storable_headers, CacheFirst,
 };
 use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::llm::provider::usage_total;
-use crate::core::pipeline::{SharedCalls, TokenTicket};
+use crate::core::pipeline::{JoinableCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
 use crate::wasm::abort::is_aborted;
-use crate::wasm::answer::Answer;
+use crate::wasm::answer::JsResponse;
 use crate::wasm::body::{read_within, Past};
 use crate::wasm::cache::{mark_miss, response_from, Cache, Hit, StoreChoice};
 use crate::wasm::errors::abort_error;
@@ -28,8 +28,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
-/// A response, and how it was obtained.
-pub struct Fetched {
+/// What `client.fetch` hands back: the response, and how it was obtained.
+pub struct FetchResponse {
     /// The response handed to the caller.
     pub response: Response,
     /// Attempts made (0 when the cache answered).
@@ -38,9 +38,9 @@ pub struct Fetched {
     pub cached: bool,
 }
 
-impl Fetched {
-    fn cached(response: Response) -> Result<Fetched, JsValue> {
-        Ok(Fetched {
+impl FetchResponse {
+    fn cached(response: Response) -> Result<FetchResponse, JsValue> {
+        Ok(FetchResponse {
             response,
             attempts: 0,
             cached: true,
@@ -63,13 +63,13 @@ impl Inner {
     pub(crate) async fn fetch_prepared(
         self: &Rc<Self>,
         prepared: Prepared,
-    ) -> Result<Fetched, JsValue> {
+    ) -> Result<FetchResponse, JsValue> {
         let key = prepared.key.clone();
         let cache = self.cache.as_ref().zip(key.as_deref());
         let Some((cache, key)) = cache.filter(|_| prepared.policy.cache != CacheMode::Bypass)
         else {
             return self
-                .fetch_upstream(prepared, self.shared(key.as_deref()))
+                .fetch_upstream(prepared, self.joinable(key.as_deref()))
                 .await;
         };
         let url = prepared.url.clone();
@@ -86,33 +86,24 @@ impl Inner {
                 .max_response_bytes,
         );
         let now = self.platform.wall_ms();
-        let stale = match self.look_up(cache, &prepared, key, now).await? {
-            Some(Hit {
-                entry,
-                freshness: Freshness::Fresh,
-            }) => {
-                self.platform.emit(Event::Cache {
-                    url: &url,
-                    result: "hit",
-                });
-                return Fetched::cached(response_from(&entry, "HIT", now)?);
+        let found = self.look_up(cache, &prepared, key, now).await?;
+        let found = found.map(|hit| (hit.entry, hit.freshness));
+        let upstream = match cache_first(&self.platform, &url, prepared.policy.cache, found) {
+            CacheFirst::Hit(entry) => {
+                return FetchResponse::cached(response_from(&entry, "HIT", now)?)
             }
-            Some(hit) => Some(hit.entry),
-            None => None,
+            CacheFirst::Unsatisfiable => return FetchResponse::cached(gateway_timeout()?),
+            CacheFirst::Upstream(upstream) => upstream,
         };
-        self.platform.emit(Event::Cache {
-            url: &url,
-            result: "miss",
-        });
-        if prepared.policy.cache == CacheMode::OnlyIfCached {
-            return Fetched::cached(gateway_timeout()?);
-        }
         let signal = prepared.signal.clone();
-        let outcome = self.fetch_upstream(prepared, self.shared(Some(key))).await;
-        let upstream = outcome.as_ref().map(|fetched| &fetched.response);
-        let aborted = is_aborted(signal.as_ref());
-        if let Some(response) = self.stale_answer(&url, stale.as_ref(), upstream, aborted)? {
-            return Fetched::cached(response);
+        let outcome = self
+            .fetch_upstream(prepared, self.joinable(Some(key)))
+            .await;
+        let upstream_outcome = outcome.as_ref().map(|fetched| &fetched.response);
+        let failed = upstream_failed(upstream_outcome, is_aborted(signal.as_ref()));
+        if let Some(entry) = upstream.stale_if_error(&self.platform, &url, failed) {
+            let stale = response_from(&entry, "STALE", self.platform.wall_ms())?;
+            return FetchResponse::cached(stale);
         }
         let mut fetched = outcome?;
         let response = &fetched.response;
@@ -124,44 +115,24 @@ impl Inner {
         Ok(fetched)
     }
 
-    /// The `stale` entry as the answer, when there is one and the `upstream` outcome failed, not by
-    /// the caller's abort (`aborted`) ([`serves_stale`]); emits the `stale` cache event.
-    pub(crate) fn stale_answer(
-        &self,
-        url: &str,
-        stale: Option<&Entry>,
-        upstream: Result<&Response, &JsValue>,
-        aborted: bool,
-    ) -> Result<Option<Response>, JsValue> {
-        let failed = match upstream {
-            Ok(response) => serves_stale(Some(response.status()), false),
-            Err(_) => serves_stale(None, aborted),
-        };
-        let Some(entry) = stale.filter(|_| failed) else {
-            return Ok(None);
-        };
-        self.platform.emit(Event::Cache {
-            url,
-            result: "stale",
-        });
-        response_from(entry, "STALE", self.platform.wall_ms()).map(Some)
-    }
-
     /// The in-flight calls a keyed request may join: none with `dedupe` off.
-    fn shared<'a>(&'a self, key: Option<&'a str>) -> Option<(&'a SharedCalls<Answer>, &'a str)> {
+    fn joinable<'a>(
+        &'a self,
+        key: Option<&'a str>,
+    ) -> Option<(&'a JoinableCalls<JsResponse>, &'a str)> {
         key.filter(|_| self.options.dedupe)
             .map(|key| (&self.in_flight, key))
     }
 
-    /// The pipeline's answer for a prepared request (with dedupe when `shared`).
+    /// The pipeline's answer for a prepared request (with dedupe when `joinable`).
     async fn fetch_upstream(
         self: &Rc<Self>,
         mut prepared: Prepared,
-        shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<Fetched, JsValue> {
-        // A shared call's body is read by every caller that joined it: one caller's abort must cut
+        joinable: Option<(&JoinableCalls<JsResponse>, &str)>,
+    ) -> Result<FetchResponse, JsValue> {
+        // A joined call's body is read by every caller that joined it: one caller's abort must cut
         // only its own copy, not the fetch.
-        let own_signal = match shared {
+        let own_signal = match joinable {
             Some(_) => prepared.request.signal.take(),
             None => None,
         };
@@ -170,7 +141,7 @@ impl Inner {
             .limits
             .overridden_by(&prepared.policy.limits)
             .max_response_bytes;
-        let delivered = self.call(prepared, shared).await?;
+        let delivered = self.call(prepared, joinable).await?;
         let mut response = delivered.response.response;
         if let Some(signal) = own_signal {
             response = abortable(&response, &signal)
@@ -182,7 +153,7 @@ impl Inner {
         if let Some(ticket) = delivered.tokens {
             self.settle_from_usage(&response, ticket, max_usage_body);
         }
-        Ok(Fetched {
+        Ok(FetchResponse {
             response,
             attempts: delivered.attempts,
             cached: false,
@@ -331,6 +302,15 @@ extern "C" {
     /// Proxy of one, in runtimes that check).
     #[wasm_bindgen(catch)]
     fn abortable(response: &Response, signal: &web_sys::AbortSignal) -> Result<Response, JsValue>;
+}
+
+/// Whether the upstream's outcome is a failure a stale entry may stand in for ([`serves_stale`]):
+/// a 5xx, or no response, but not the caller's own abort.
+pub(crate) fn upstream_failed(upstream: Result<&Response, &JsValue>, aborted: bool) -> bool {
+    match upstream {
+        Ok(response) => serves_stale(Some(response.status()), false),
+        Err(_) => serves_stale(None, aborted),
+    }
 }
 
 /// The answer to `only-if-cached` on a miss: a 504, as the fetch Cache API gives.

@@ -3,10 +3,10 @@
 //! exported class ([`crate::wasm::client`]) owns it.
 
 use crate::core::llm::{CostTally, Ledger};
-use crate::core::pipeline::{CallSpec, Delivered, Engine, SharedCalls};
+use crate::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::Answer;
+use crate::wasm::answer::JsResponse;
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::failure_to_js;
 use crate::wasm::options::ClientOptions;
@@ -21,7 +21,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) platform: JsPlatform,
     pub(crate) options: ClientOptions,
-    pub(crate) in_flight: SharedCalls<Answer>,
+    pub(crate) in_flight: JoinableCalls<JsResponse>,
     /// Identical stream requests in flight, sharing one upstream body.
     pub(crate) streams: JoinableStreams,
     pub(crate) cache: Option<Cache>,
@@ -84,12 +84,12 @@ impl Inner {
     }
 
     /// Runs a prepared request through the pipeline on `platform`, racing the caller's signal;
-    /// with `shared`, identical calls in flight share one upstream call.
+    /// with `joinable`, identical calls in flight share one upstream call.
     pub(crate) async fn call(
         &self,
         prepared: Prepared,
-        shared: Option<(&SharedCalls<Answer>, &str)>,
-    ) -> Result<Delivered<Answer>, JsValue> {
+        joinable: Option<(&JoinableCalls<JsResponse>, &str)>,
+    ) -> Result<UpstreamResponse<JsResponse>, JsValue> {
         let platform = &self.platform;
         let retry = prepared.retry(self.engine.config().retry.as_ref()).cloned();
         let call = CallSpec {
@@ -105,9 +105,9 @@ impl Inner {
         // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be
         // counted once per path a call can take (~10 KB per call in flight instead of ~4).
         let work = async {
-            match shared {
+            match joinable {
                 Some((flights, key)) => {
-                    Box::pin(self.engine.execute_shared(platform, flights, &call, key)).await
+                    Box::pin(self.engine.execute_or_join(platform, flights, &call, key)).await
                 }
                 None => Box::pin(self.engine.execute(platform, &call)).await,
             }

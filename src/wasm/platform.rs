@@ -8,12 +8,12 @@
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, SendError};
-use crate::wasm::answer::{prime, Answer, StreamStart};
+use crate::wasm::answer::{prime, JsResponse, StreamStart};
 use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
-use crate::wasm::shared_state::SharedState;
+use crate::wasm::shared_state::JsStateStore;
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::rc::Rc;
@@ -66,7 +66,7 @@ pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
     /// Breaker and bucket state shared across isolates (`sharedState`), when set.
-    pub store: Option<SharedState>,
+    pub store: Option<JsStateStore>,
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -85,8 +85,8 @@ const MAX_TIMER_MS: u64 = i32::MAX as u64;
 
 impl Platform for JsPlatform {
     type Request = JsRequest;
-    type Response = Answer;
-    type Store = SharedState;
+    type Response = JsResponse;
+    type Store = JsStateStore;
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
@@ -108,18 +108,18 @@ impl Platform for JsPlatform {
         }
     }
 
-    async fn send(&self, request: &JsRequest) -> Result<Answer, SendError> {
+    async fn send(&self, request: &JsRequest) -> Result<JsResponse, SendError> {
         let response = self.fetch(request).await?;
         if request.classify_errors && !response.ok() {
             let error_class = error_class(&response).await;
-            return Ok(Answer {
+            return Ok(JsResponse {
                 response,
                 stream: None,
                 error_class,
             });
         }
         match &request.stream {
-            None => Ok(Answer {
+            None => Ok(JsResponse {
                 response,
                 stream: None,
                 error_class: None,
@@ -130,17 +130,17 @@ impl Platform for JsPlatform {
         }
     }
 
-    fn discard(&self, answer: Answer) {
+    fn discard(&self, answer: JsResponse) {
         // A stream's body is released (and cancelled) when its reader drops.
         if let (None, Some(body)) = (answer.stream, answer.response.body()) {
             ignore_rejection(&body.cancel());
         }
     }
 
-    fn share(&self, answer: &Answer, copies: usize, each: &mut dyn FnMut(Answer)) {
+    fn share(&self, answer: &JsResponse, copies: usize, each: &mut dyn FnMut(JsResponse)) {
         if answer.stream.is_none() {
             fan_out::copies(&answer.response, copies, &mut |response| {
-                each(Answer {
+                each(JsResponse {
                     response,
                     stream: None,
                     error_class: answer.error_class,
@@ -153,7 +153,7 @@ impl Platform for JsPlatform {
         self.listeners.dispatch(&event);
     }
 
-    fn store(&self) -> Option<&SharedState> {
+    fn store(&self) -> Option<&JsStateStore> {
         self.store.as_ref()
     }
 }

@@ -3,8 +3,8 @@
 //! On the edge every isolate has its own memory: a breaker in one knows nothing of the failures seen
 //! by the others, and a per-user limit becomes a per-isolate limit. With `sharedState`, the pipeline
 //! asks a `StateStore` (the package ships one on a Durable Object: `resilient-llm/workers`) instead of
-//! its local breaker and bucket, so all isolates see one breaker (one half-open probe in all) and one
-//! bucket. [`SharedState`] is the core's [`StateStore`] on a JS store; each question carries the
+//! the client's own (`LocalState`), so all isolates see one breaker (one half-open probe in all) and one
+//! bucket. [`JsStateStore`] is the core's [`StateStore`] on a JS store; each question carries the
 //! client's own `breaker` or `rateLimit` settings, which the store applies ([`PolicyBoard`](crate::wasm::policy_board::PolicyBoard), run in
 //! the Durable Object, is the core's board behind a JS face).
 //!
@@ -16,7 +16,7 @@
 
 use crate::core::breaker::{BreakerConfig, Verdict};
 use crate::core::error::Failure;
-use crate::core::rate_limit::RateLimitConfig;
+use crate::core::rate_limit::{RateLimitConfig, Reservation};
 use crate::core::sorted_map::SortedMap;
 use crate::core::state_store::StateStore;
 use crate::wasm::js::{get, ignore_rejection};
@@ -38,23 +38,22 @@ pub struct SharedStateOptions {
     pub lease_ms: u64,
 }
 
-/// The client side: asks the store, with leases.
-pub struct SharedState {
+/// The core's `StateStore` on a JS store (the client side): asks the store, with leases.
+pub struct JsStateStore {
     options: SharedStateOptions,
     closed_until: RefCell<SortedMap<String, u64>>,
 }
 
 /// What an admission holds until the call's verdict is reported.
 pub struct Ticket {
-    key: String,
     permit: JsValue,
     settings: String,
 }
 
-impl SharedState {
+impl JsStateStore {
     /// A client of `options.store`.
-    pub fn new(options: SharedStateOptions) -> SharedState {
-        SharedState {
+    pub fn new(options: SharedStateOptions) -> JsStateStore {
+        JsStateStore {
             options,
             closed_until: RefCell::new(SortedMap::new()),
         }
@@ -73,14 +72,13 @@ impl SharedState {
     }
 }
 
-impl StateStore for SharedState {
+impl StateStore for JsStateStore {
     type Ticket = Ticket;
 
     /// On a lease while the shared breaker is closed, else from the store.
     async fn admit(&self, key: &str, cfg: &BreakerConfig, now_ms: u64) -> Result<Ticket, Failure> {
         let settings = breaker_settings(cfg);
         let ticket = |permit| Ticket {
-            key: key.to_string(),
             permit,
             settings: settings.clone(),
         };
@@ -120,12 +118,12 @@ impl StateStore for SharedState {
 
     /// Without waiting; a failure also ends this isolate's lease, so the next call learns whether it
     /// opened the breaker.
-    fn record(&self, ticket: Ticket, verdict: Verdict) {
+    fn record(&self, key: &str, ticket: Ticket, verdict: Verdict, _: u64) {
         if verdict == Verdict::Failure {
-            self.closed_until.borrow_mut().remove(&ticket.key);
+            self.closed_until.borrow_mut().remove(key);
         }
         let args = [
-            ticket.key.into(),
+            key.into(),
             verdict.as_str().into(),
             ticket.permit,
             ticket.settings.into(),
@@ -135,7 +133,13 @@ impl StateStore for SharedState {
         }
     }
 
-    async fn take(&self, key: &str, tokens: u64, cfg: &RateLimitConfig) -> Result<u64, Failure> {
+    async fn take(
+        &self,
+        key: &str,
+        tokens: u64,
+        cfg: &RateLimitConfig,
+        _: u64,
+    ) -> Result<Reservation, Failure> {
         let args = [
             key.into(),
             (tokens as f64).into(),
@@ -143,11 +147,11 @@ impl StateStore for SharedState {
         ];
         let answer = match self.ask("take", &args).await {
             Ok(answer) => answer,
-            Err(_) if self.options.fail_open => return Ok(0),
+            Err(_) if self.options.fail_open => return Ok(Reservation::remote(0)),
             Err(_) => return Err(unavailable(key)),
         };
         if get(&answer, "ok").as_bool() == Some(true) {
-            Ok(millis(&answer, "waitMs"))
+            Ok(Reservation::remote(millis(&answer, "waitMs")))
         } else {
             Err(Failure::RateLimited {
                 key: key.to_string(),

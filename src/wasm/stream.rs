@@ -103,8 +103,8 @@ struct ChatProgress {
     reject: js_sys::Function,
 }
 
-/// A stream opened on a prepared request.
-struct Opened {
+/// The response a stream opened on (live, replayed from the cache or joined), and how.
+struct StreamResponse {
     response: Response,
     attempts: u32,
     /// Answered from the cache.

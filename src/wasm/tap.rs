@@ -13,7 +13,7 @@
 //! awaits, so a reader that gives up (its idle timeout, its caller's abort) never loses a chunk for
 //! the others. The body is cancelled on the wire when the last reader is released before the end.
 //!
-//! Why not the single flight of calls (`pipeline::SharedCalls`)? Both stand on the core's
+//! Why not the single flight of calls (`pipeline::JoinableCalls`)? Both stand on the core's
 //! [`Flights`], but a call's flight ends with a finished answer copied once per caller, while a
 //! stream's answer is still arriving: a request that comes while it is live must join its tap and
 //! see every event from the first, which a copy of the `Response` made then cannot give (it starts
@@ -276,7 +276,7 @@ pub enum Opening {
     /// Its stream is live: join it.
     Live,
     /// It ended in a response without a stream (an error status): a copy of it.
-    Answered(Response),
+    NoStream(Response),
     /// It failed.
     Failed(JsValue),
 }

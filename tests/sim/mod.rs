@@ -7,7 +7,7 @@ use resilient_llm::core::error::Failure;
 use resilient_llm::core::event::Event;
 use resilient_llm::core::platform::{Platform, ResponseMeta, SendError};
 use resilient_llm::core::policy_board::PolicyBoard;
-use resilient_llm::core::rate_limit::RateLimitConfig;
+use resilient_llm::core::rate_limit::{RateLimitConfig, Reservation};
 use resilient_llm::core::state_store::StateStore;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
@@ -247,12 +247,12 @@ impl SimStore {
 }
 
 impl StateStore for SimStore {
-    type Ticket = (String, BreakerConfig, Option<u32>);
+    type Ticket = (BreakerConfig, Option<u32>);
 
     async fn admit(&self, key: &str, cfg: &BreakerConfig, _: u64) -> Result<Self::Ticket, Failure> {
         let now = self.trip().await;
         match self.board.borrow_mut().admit(key, Some(cfg), now).admitted {
-            Ok(probe) => Ok((key.to_string(), cfg.clone(), probe)),
+            Ok(probe) => Ok((cfg.clone(), probe)),
             Err(retry_after_ms) => Err(Failure::CircuitOpen {
                 key: key.to_string(),
                 retry_after_ms,
@@ -260,20 +260,27 @@ impl StateStore for SimStore {
         }
     }
 
-    fn record(&self, (key, cfg, probe): Self::Ticket, verdict: Verdict) {
-        let now = self.sim.upgrade().map_or(0, |sim| sim.now());
+    fn record(&self, key: &str, (cfg, probe): Self::Ticket, verdict: Verdict, now_ms: u64) {
         self.board
             .borrow_mut()
-            .record(&key, verdict, probe, Some(&cfg), now);
+            .record(key, verdict, probe, Some(&cfg), now_ms);
     }
 
-    async fn take(&self, key: &str, tokens: u64, cfg: &RateLimitConfig) -> Result<u64, Failure> {
+    async fn take(
+        &self,
+        key: &str,
+        tokens: u64,
+        cfg: &RateLimitConfig,
+        _: u64,
+    ) -> Result<Reservation, Failure> {
         let now = self.trip().await;
         let taken = self.board.borrow_mut().take(key, tokens, Some(cfg), now);
-        taken.map_err(|retry_after_ms| Failure::RateLimited {
-            key: key.to_string(),
-            retry_after_ms,
-        })
+        taken
+            .map(Reservation::remote)
+            .map_err(|retry_after_ms| Failure::RateLimited {
+                key: key.to_string(),
+                retry_after_ms,
+            })
     }
 }
 

@@ -17,11 +17,13 @@
 //! The pieces are separate so that the pipeline composes them and other stores can reuse the first
 //! three: [`sha256`](mod@sha256) (the hash, written here to keep the wasm small), [`key`], [`policy`]
 //! (both reading a request [`body`] parsed once),
-//! [`memory`] (an LRU bounded in entries and bytes, with fresh and stale-if-error lifetimes), and
+//! [`memory`] (an LRU bounded in entries and bytes, with fresh and stale-if-error lifetimes),
 //! [`store`] (how long to wait for a store the cache does not own, and which of its entries to
-//! believe). Like the rest of the core, nothing here reads a clock: times are arguments.
+//! believe), and [`first`] (cache-first: hit, miss or stale-if-error, for calls and streams
+//! alike). Like the rest of the core, nothing here reads a clock: times are arguments.
 
 pub mod body;
+pub mod first;
 pub mod key;
 pub mod memory;
 pub mod policy;
@@ -29,6 +31,7 @@ pub mod sha256;
 pub mod store;
 
 pub use body::Body;
+pub use first::{cache_first, CacheFirst, Upstream};
 pub use key::{cache_key, canonical_json, KeyParts};
 pub use memory::{Entry, Freshness, MemoryStore, ENTRY_OVERHEAD};
 pub use policy::{request_cacheable, response_storable, serves_stale, storable_headers};

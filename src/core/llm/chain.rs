@@ -19,7 +19,7 @@ pub const MAX_TARGETS: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The target answered with an error, classified from its status and body.
-    Answered(ErrorClass),
+    ErrorStatus(ErrorClass),
     /// No usable answer from this target: a network failure, a timeout, its open breaker or its own
     /// rate limit, an answer unreadable, not a stream, or past a byte limit.
     Unavailable,
@@ -35,7 +35,7 @@ impl Outcome {
     /// Whether the next target may be tried after this failure.
     pub fn falls_back(self) -> bool {
         match self {
-            Outcome::Answered(class) => class.falls_back(),
+            Outcome::ErrorStatus(class) => class.falls_back(),
             Outcome::Unavailable => true,
             Outcome::Aborted | Outcome::ClientLimited | Outcome::Unprepared => false,
         }

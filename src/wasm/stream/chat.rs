@@ -10,7 +10,7 @@ use crate::core::resume::Recoveries;
 use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
 use crate::wasm::chat_result::{
-    chat_result, target_error, upstream_failure, Answered, TargetFailure,
+    chat_result, target_error, upstream_failure, TargetCompletion, TargetFailure,
 };
 use wasm_bindgen::prelude::*;
 
@@ -75,7 +75,7 @@ impl Stream {
             target,
             (&usage, progress.cached.get() || progress.joined.get()),
         );
-        let answered = Answered {
+        let answered = TargetCompletion {
             completion: Completion {
                 text: monitor.text().to_string(),
                 finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),

@@ -1,17 +1,16 @@
 //! Opening a stream: from the cache (a recorded stream replayed, or a stale one standing in for a
 //! failed upstream), by joining an identical stream in flight, or upstream through the pipeline.
 
-use super::{Opened, Recording, Stream};
-use crate::core::cache::Freshness;
+use super::{Recording, Stream, StreamResponse};
+use crate::core::cache::{cache_first, CacheFirst};
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
-use crate::core::event::Event;
 use crate::core::platform::Platform;
 use crate::wasm::abort::{is_aborted, until_aborted};
-use crate::wasm::answer::{prime, Answer, LiveStream, StreamStart};
-use crate::wasm::cache::{response_from, Hit};
+use crate::wasm::answer::{prime, JsResponse, LiveStream, StreamStart};
+use crate::wasm::cache::response_from;
 use crate::wasm::fan_out;
-use crate::wasm::fetch::{gateway_timeout, response_headers};
+use crate::wasm::fetch::{gateway_timeout, response_headers, upstream_failed};
 use crate::wasm::request::Prepared;
 use crate::wasm::tap::Opening;
 use wasm_bindgen::prelude::*;
@@ -23,50 +22,69 @@ impl Stream {
     /// status) is returned as is.
     pub(super) async fn open_prepared(
         &self,
-        mut prepared: Prepared,
+        prepared: Prepared,
         mut start: StreamStart,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let inner = &self.inner;
         self.idle.set(prepared.timeout.idle_bound());
         start = start.bounded(inner.options.limits.overridden_by(&prepared.policy.limits));
         let mode = prepared.policy.cache;
         let key = prepared.key.clone().filter(|_| mode != CacheMode::Bypass);
-        let mut stale = None;
-        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
-            let url = prepared.url.as_str();
-            let now = inner.platform.wall_ms();
-            match inner.look_up(cache, &prepared, key, now).await? {
-                Some(Hit {
-                    entry,
-                    freshness: Freshness::Fresh,
-                }) => {
-                    inner.platform.emit(Event::Cache { url, result: "hit" });
-                    return self.replay(response_from(&entry, "HIT", now)?, start).await;
-                }
-                Some(hit) => stale = Some((hit.entry, url.to_string(), start.clone())),
-                None => {}
+        let (Some(cache), Some(cache_key)) = (&inner.cache, &key) else {
+            return self.open_live(prepared, start, key).await;
+        };
+        let now = inner.platform.wall_ms();
+        let found = inner.look_up(cache, &prepared, cache_key, now).await?;
+        let found = found.map(|hit| (hit.entry, hit.freshness));
+        let url = prepared.url.clone();
+        let upstream = match cache_first(&inner.platform, &url, mode, found) {
+            CacheFirst::Hit(entry) => {
+                return self.replay(response_from(&entry, "HIT", now)?, start).await
             }
-            inner.platform.emit(Event::Cache {
-                url,
-                result: "miss",
-            });
-            if mode == CacheMode::OnlyIfCached {
-                return Ok(Opened {
+            CacheFirst::Unsatisfiable => {
+                return Ok(StreamResponse {
                     response: gateway_timeout()?,
                     attempts: 0,
                     cached: false,
                     joined: false,
-                });
+                })
             }
+            CacheFirst::Upstream(upstream) => upstream,
+        };
+        // A stream that failed before its first event has handed nothing out: a stale recording
+        // stands in for the whole of it, as for `fetch()`.
+        let replay_from = upstream.has_stale().then(|| start.clone());
+        let opened = self.open_live(prepared, start, key).await;
+        let outcome = opened.as_ref().map(|opened| &opened.response);
+        let failed = upstream_failed(outcome, is_aborted(self.signal.as_ref()));
+        match (
+            upstream.stale_if_error(&inner.platform, &url, failed),
+            replay_from,
+        ) {
+            (Some(entry), Some(start)) => {
+                let stale = response_from(&entry, "STALE", inner.platform.wall_ms())?;
+                self.replay(stale, start).await
+            }
+            _ => opened,
         }
+    }
+
+    /// Opens the stream live: joins an identical one in flight, or opens it upstream.
+    async fn open_live(
+        &self,
+        mut prepared: Prepared,
+        mut start: StreamStart,
+        key: Option<String>,
+    ) -> Result<StreamResponse, JsValue> {
+        let inner = &self.inner;
         // Identical deterministic requests with a body (an LLM prompt) share one stream (unless
         // `dedupe` is off), replayed from its start for those who join late. Not GETs: a late
         // subscriber to a live feed wants what comes next, not what came before.
-        let shared = key
+        let joinable = key
             .as_ref()
             .filter(|_| prepared.method != "GET" && inner.options.dedupe);
-        start.retain = shared.is_some() || (key.is_some() && inner.cache.is_some());
-        let opened = match shared {
+        start.retain = joinable.is_some() || (key.is_some() && inner.cache.is_some());
+        match joinable {
             None => self.open_upstream(prepared, start, key.as_deref()).await,
             Some(key) => {
                 // The stream's reads watch the caller's signal themselves: the body must outlive
@@ -74,17 +92,7 @@ impl Stream {
                 prepared.request.signal = None;
                 self.join_or_open(prepared, start, key).await
             }
-        };
-        // Failed before its first event, nothing was handed out: the stale recording, if any,
-        // stands in for the whole stream, as for `fetch()`.
-        if let Some((entry, url, start)) = stale {
-            let upstream = opened.as_ref().map(|opened| &opened.response);
-            let aborted = is_aborted(self.signal.as_ref());
-            if let Some(response) = inner.stale_answer(&url, Some(&entry), upstream, aborted)? {
-                return self.replay(response, start).await;
-            }
         }
-        opened
     }
 
     /// Replays a stored stream `response` (a cache hit, or a stale copy) from `start`.
@@ -92,14 +100,14 @@ impl Stream {
         &self,
         response: Response,
         start: StreamStart,
-    ) -> Result<Opened, JsValue> {
-        if let Ok(Answer {
+    ) -> Result<StreamResponse, JsValue> {
+        if let Ok(JsResponse {
             stream: Some(body), ..
         }) = prime(Clone::clone(&response), start).await
         {
             self.go_live(body);
         }
-        Ok(Opened {
+        Ok(StreamResponse {
             response,
             attempts: 0,
             cached: true,
@@ -113,7 +121,7 @@ impl Stream {
         prepared: Prepared,
         start: StreamStart,
         key: &str,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let streams = &self.inner.streams;
         loop {
             if let Some((cursor, response)) = streams.join(key) {
@@ -122,7 +130,7 @@ impl Stream {
                 head.set_status(response.status());
                 head.set_headers(&response.headers());
                 self.go_live(LiveStream::new(cursor, start));
-                return Ok(Opened {
+                return Ok(StreamResponse {
                     response: Response::new_with_opt_str_and_init(None, &head)?,
                     attempts: 0,
                     cached: false,
@@ -138,23 +146,23 @@ impl Stream {
                         return opened;
                     }
                     leader.complete(|copies| {
-                        let mut shared = Vec::with_capacity(copies);
+                        let mut openings = Vec::with_capacity(copies);
                         match &opened {
                             Ok(opened) if !self.is_live() => {
                                 fan_out::copies(&opened.response, copies, &mut |response| {
-                                    shared.push(Opening::Answered(response))
+                                    openings.push(Opening::NoStream(response))
                                 })
                             }
                             _ => {
                                 for _ in 0..copies {
-                                    shared.push(match &opened {
+                                    openings.push(match &opened {
                                         Err(error) => Opening::Failed(error.clone()),
                                         Ok(_) => Opening::Live,
                                     });
                                 }
                             }
                         }
-                        shared
+                        openings
                     });
                     return opened;
                 }
@@ -162,9 +170,9 @@ impl Stream {
                     match until_aborted(self.signal.as_ref(), follower.outcome()).await? {
                         None | Some(Opening::Live) => {}
                         Some(Opening::Failed(error)) => return Err(error),
-                        Some(Opening::Answered(response)) => {
+                        Some(Opening::NoStream(response)) => {
                             self.inner.engine.count_deduplicated();
-                            return Ok(Opened {
+                            return Ok(StreamResponse {
                                 response,
                                 attempts: 0,
                                 cached: false,
@@ -184,14 +192,14 @@ impl Stream {
         mut prepared: Prepared,
         start: StreamStart,
         key: Option<&str>,
-    ) -> Result<Opened, JsValue> {
+    ) -> Result<StreamResponse, JsValue> {
         let inner = &self.inner;
         let url = prepared.url.clone();
         let wait_until = prepared.policy.wait_until.clone();
         let shareable = prepared.method != "GET";
         prepared.request.stream = Some(start);
         let delivered = inner.call(prepared, None).await?;
-        let Answer {
+        let JsResponse {
             response, stream, ..
         } = delivered.response;
         if let Some(body) = stream {
@@ -211,7 +219,7 @@ impl Stream {
             }
             self.go_live(body);
         }
-        Ok(Opened {
+        Ok(StreamResponse {
             response,
             attempts: delivered.attempts,
             cached: false,

@@ -1,0 +1,124 @@
+//! The client's own breakers and buckets: the [`StateStore`] its calls are admitted on unless state is
+//! shared across isolates (`sharedState`).
+//!
+//! Why a store like the shared one, although nothing here waits? The pipeline then admits every call
+//! on one path, whichever store answers (see [`state_store`](crate::core::state_store)). The
+//! futures resolve at once, so a local admission still happens within the poll that asked for it,
+//! before any other call can run.
+
+use crate::core::breaker::registry::Breakers;
+use crate::core::breaker::{BreakerConfig, Permit, StateKind, Verdict};
+use crate::core::error::Failure;
+use crate::core::rate_limit::{KeyedRateLimiter, RateLimitConfig, Reservation};
+use crate::core::state_store::StateStore;
+use std::cell::RefCell;
+
+/// Most per-key rate-limit buckets kept at once (least recently used evicted).
+const MAX_RATE_KEYS: usize = 10_000;
+
+/// A snapshot of one breaker for `stats()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerView {
+    /// Origin or "client".
+    pub key: String,
+    /// Current state, computed lazily from now.
+    pub state: StateKind,
+    /// Consecutive failures counted.
+    pub failures: u32,
+}
+
+/// One client's breakers and rate-limit buckets. Each is borrowed only within a call, never across
+/// an await.
+pub struct LocalState {
+    breakers: RefCell<Breakers>,
+    buckets: RefCell<KeyedRateLimiter>,
+}
+
+impl LocalState {
+    /// No breakers or buckets yet; buckets are made from `rate_limit`.
+    pub fn new(rate_limit: Option<&RateLimitConfig>) -> LocalState {
+        LocalState {
+            breakers: RefCell::new(Breakers::new()),
+            buckets: RefCell::new(KeyedRateLimiter::new(
+                rate_limit.cloned().unwrap_or_default(),
+                MAX_RATE_KEYS,
+            )),
+        }
+    }
+
+    /// Every breaker's state at `now_ms`, by key.
+    pub fn breakers(&self, now_ms: u64) -> Vec<BreakerView> {
+        self.breakers
+            .borrow_mut()
+            .iter_mut()
+            .map(|(key, tracked)| BreakerView {
+                key: key.clone(),
+                state: tracked.breaker.state(now_ms),
+                failures: tracked.breaker.consecutive_failures(),
+            })
+            .collect()
+    }
+
+    /// The request bucket of `key`: (tokens, capacity).
+    pub fn level(&self, key: &str, now_ms: u64) -> (f64, f64) {
+        self.buckets.borrow_mut().get(key, now_ms).level(now_ms)
+    }
+
+    /// Corrects the token charge of `reservation`, taken on `key`, with the real usage.
+    pub fn settle(&self, key: &str, reservation: Reservation, actual_tokens: u64, now_ms: u64) {
+        self.buckets
+            .borrow_mut()
+            .get(key, now_ms)
+            .settle(now_ms, reservation, actual_tokens);
+    }
+}
+
+impl StateStore for LocalState {
+    type Ticket = Permit;
+
+    async fn admit(&self, key: &str, cfg: &BreakerConfig, now_ms: u64) -> Result<Permit, Failure> {
+        let mut breakers = self.breakers.borrow_mut();
+        let tracked = breakers.get_or_insert(key, cfg, now_ms);
+        tracked
+            .breaker
+            .try_acquire(now_ms)
+            .map_err(|retry_after_ms| Failure::CircuitOpen {
+                key: key.to_string(),
+                retry_after_ms,
+            })
+    }
+
+    fn record(&self, key: &str, permit: Permit, verdict: Verdict, now_ms: u64) {
+        if let Some(tracked) = self.breakers.borrow_mut().get_mut(key) {
+            tracked.breaker.record(now_ms, permit, verdict);
+        }
+    }
+
+    fn observe(&self, key: &str, now_ms: u64) -> Option<(StateKind, StateKind)> {
+        self.breakers.borrow_mut().get_mut(key)?.observe(now_ms)
+    }
+
+    async fn take(
+        &self,
+        key: &str,
+        tokens: u64,
+        cfg: &RateLimitConfig,
+        now_ms: u64,
+    ) -> Result<Reservation, Failure> {
+        let mut buckets = self.buckets.borrow_mut();
+        buckets
+            .get_with(key, cfg, now_ms)
+            .reserve(now_ms, tokens)
+            .map_err(|retry_after_ms| Failure::RateLimited {
+                key: key.to_string(),
+                retry_after_ms,
+            })
+    }
+
+    fn give_back(&self, key: &str, reservation: Reservation, now_ms: u64) {
+        self.buckets
+            .borrow_mut()
+            .get(key, now_ms)
+            .cancel(now_ms, reservation);
+    }
+}
