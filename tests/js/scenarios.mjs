@@ -1026,20 +1026,18 @@ export const scenarios = {
     // The caller's signal cuts the wait: a fetch, an event stream, already aborted or aborted later.
     const reason = new Error("caller gave up");
     const aborted = await timed(client.fetch(url, init({ signal: AbortSignal.abort(reason) })));
-    equal(aborted.error?.name, "AbortError", "already aborted");
-    equal(aborted.error.cause, reason, "the signal's reason");
+    check(aborted.error === reason, `already aborted: the signal's reason, got ${aborted.error?.name}`);
     const controller = new AbortController();
     setTimeout(() => controller.abort(reason), 50);
     const slow = new ResilientClient({ cache: { store: hanging } });
     const cut = await timed(slow.fetch(url, init({ signal: controller.signal })));
-    equal(cut.error?.name, "AbortError", "aborted while the store hangs");
-    equal(cut.error.cause, reason, "the signal's reason");
+    check(cut.error === reason, `aborted while the store hangs: the signal's reason, got ${cut.error?.name}`);
     check(cut.ms < 400, `rejected after ${cut.ms} ms`);
     const streamController = new AbortController();
     setTimeout(() => streamController.abort(reason), 50);
     const events = slow.events(url, init({ body: chatBody(unique("hang-stream"), { temperature: 0, stream: true }), signal: streamController.signal }));
     const streamCut = await timed(events[Symbol.asyncIterator]().next());
-    equal(streamCut.error?.name, "AbortError", "an event stream aborted while the store hangs");
+    check(streamCut.error === reason, `an event stream aborted while the store hangs: the signal's reason, got ${streamCut.error?.name}`);
     check(streamCut.ms < 400, `the stream rejected after ${streamCut.ms} ms`);
 
     // Hundreds of calls at once against the hanging store all get their answer.
