@@ -1,4 +1,4 @@
-import type { CacheStore } from "./resilient_llm.js";
+import type { CacheStore } from "./types.js";
 
 /** A cache store on a Workers KV namespace binding (global, eventually consistent; expiry >= 60 s). */
 export declare function kvStore(namespace: {

@@ -1,4 +1,4 @@
-import type { StateStore } from "./resilient_llm.js";
+import type { StateStore } from "./types.js";
 
 /** The Durable Object holding shared breaker and rate-limit state; export it from your Worker. It applies each
  * client's own `breaker` and `rateLimit` settings, sent with every question. */

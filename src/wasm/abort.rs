@@ -31,6 +31,12 @@ pub(crate) async fn until_aborted<T>(
     }
 }
 
+/// Whether the caller's `signal` has aborted: a failure then is the caller's abort, whatever its
+/// reason (which the caller chose, so its name says nothing).
+pub(crate) fn is_aborted(signal: Option<&AbortSignal>) -> bool {
+    signal.is_some_and(|signal| abort_reason(signal).is_some())
+}
+
 /// A future that resolves when `signal` aborts, and a function that stops listening.
 pub(crate) fn abort_future(signal: &AbortSignal) -> (JsFuture, impl FnOnce() + '_) {
     let mut resolver: Option<Function> = None;

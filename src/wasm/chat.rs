@@ -22,6 +22,7 @@ use crate::core::llm::{
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
+use crate::wasm::abort::is_aborted;
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
@@ -275,10 +276,11 @@ impl Inner {
         target: &TargetConfig,
         prepared: Prepared,
     ) -> Result<FetchResponse, TargetFailure> {
+        let signal = prepared.signal.clone();
         let fetched = self
             .fetch_prepared(prepared)
             .await
-            .map_err(|error| target_error(target, error))?;
+            .map_err(|error| target_error(target, error, is_aborted(signal.as_ref())))?;
         if fetched.response.ok() {
             return Ok(fetched);
         }

@@ -60,19 +60,26 @@ pub(crate) fn is_too_large(error: &JsValue) -> bool {
     get(error, "code").as_string().as_deref() == Some("RESPONSE_TOO_LARGE")
 }
 
-/// A target's pipeline error, read for the chain: an abort, the client's own rate limit (a
-/// client-wide bucket, the same whichever target is next), or this target unavailable.
-pub(crate) fn target_error(target: &TargetConfig, error: JsValue) -> TargetFailure {
+/// A target's pipeline error, read for the chain: the caller's abort (`aborted`), the client's own
+/// rate limit (a client-wide bucket, the same whichever target is next), or this target unavailable.
+pub(crate) fn target_error(target: &TargetConfig, error: JsValue, aborted: bool) -> TargetFailure {
+    if aborted {
+        // The caller's own reason, handed back untouched.
+        return TargetFailure {
+            outcome: Outcome::Aborted,
+            error,
+        };
+    }
     set(&error, "target", &target.name.as_str().into());
     let name = get(&error, "name").as_string().unwrap_or_default();
     let client_wide_limit = name == "RateLimitError"
         && get(&error, "key")
             .as_string()
             .is_some_and(|key| key == "client" || key.starts_with("client|"));
-    let outcome = match name.as_str() {
-        "AbortError" => Outcome::Aborted,
-        _ if client_wide_limit => Outcome::ClientLimited,
-        _ => Outcome::Unavailable,
+    let outcome = if client_wide_limit {
+        Outcome::ClientLimited
+    } else {
+        Outcome::Unavailable
     };
     TargetFailure { outcome, error }
 }

@@ -1,31 +1,34 @@
-//! JS error objects for failures. Errors are recognised by `name` and a stable `code` (not
-//! `instanceof`, which breaks across two copies of the package), and carry the numbers a caller needs
-//! to act (`retryAfterMs`, `attempts`, ...).
+//! JS error objects for failures: instances of the package's exported classes (`errors.js`, so
+//! `instanceof` works, and `isInstance` across copies of the package), each with its `name`, a
+//! stable `code` and the numbers a caller needs to act (`retryAfterMs`, `attempts`, ...). An abort
+//! rejects with the signal's own `reason`, as fetch does.
 
 use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::limits::{Bound, Limits};
 use crate::wasm::js::set;
 use wasm_bindgen::prelude::*;
 
-/// An `Error` with the given name, code and message.
-pub fn named_error(name: &str, code: &str, message: &str) -> js_sys::Error {
-    let error = js_sys::Error::new(message);
-    error.set_name(name);
-    set(&error, "code", &JsValue::from_str(code));
-    error
+#[wasm_bindgen(module = "/src/wasm/errors.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeError)]
+    fn make_error(name: &str, code: &str, message: &str) -> js_sys::Error;
+    #[wasm_bindgen(js_name = abortedError)]
+    fn aborted_error() -> JsValue;
 }
 
-/// The rejection for a caller's abort, as fetch gives it.
+/// An instance of the error class `name` with the given code and message.
+pub fn named_error(name: &str, code: &str, message: &str) -> js_sys::Error {
+    make_error(name, code, message)
+}
+
+/// The rejection for a caller's abort, as fetch gives it: the signal's `reason` (a `DOMException`
+/// named `AbortError` unless the caller gave one).
 pub fn abort_error(reason: &JsValue) -> JsValue {
-    let error = named_error(
-        "AbortError",
-        "ABORTED",
-        "The request was aborted by its signal.",
-    );
-    if !reason.is_undefined() {
-        set(&error, "cause", reason);
+    if reason.is_undefined() {
+        aborted_error()
+    } else {
+        reason.clone()
     }
-    error.into()
 }
 
 /// `UpstreamError` `RESPONSE_TOO_LARGE`: `what` went past `limit` bytes, which `option` raises. The

@@ -12,6 +12,7 @@ use crate::core::llm::provider::usage_total;
 use crate::core::pipeline::{JoinableCalls, TokenTicket};
 use crate::core::platform::Platform;
 use crate::core::text;
+use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::JsResponse;
 use crate::wasm::body::{read_within, Past};
 use crate::wasm::cache::{mark_miss, response_from, Cache, Hit, StoreChoice};
@@ -94,10 +95,12 @@ impl Inner {
             CacheFirst::Unsatisfiable => return FetchResponse::cached(gateway_timeout()?),
             CacheFirst::Upstream(upstream) => upstream,
         };
+        let signal = prepared.signal.clone();
         let outcome = self
             .fetch_upstream(prepared, self.joinable(Some(key)))
             .await;
-        let failed = upstream_failed(outcome.as_ref().map(|fetched| &fetched.response));
+        let upstream_outcome = outcome.as_ref().map(|fetched| &fetched.response);
+        let failed = upstream_failed(upstream_outcome, is_aborted(signal.as_ref()));
         if let Some(entry) = upstream.stale_if_error(&self.platform, &url, failed) {
             let stale = response_from(&entry, "STALE", self.platform.wall_ms())?;
             return FetchResponse::cached(stale);
@@ -303,13 +306,10 @@ extern "C" {
 
 /// Whether the upstream's outcome is a failure a stale entry may stand in for ([`serves_stale`]):
 /// a 5xx, or no response, but not the caller's own abort.
-pub(crate) fn upstream_failed(upstream: Result<&Response, &JsValue>) -> bool {
+pub(crate) fn upstream_failed(upstream: Result<&Response, &JsValue>, aborted: bool) -> bool {
     match upstream {
         Ok(response) => serves_stale(Some(response.status()), false),
-        Err(error) => serves_stale(
-            None,
-            get(error, "name").as_string().as_deref() == Some("AbortError"),
-        ),
+        Err(_) => serves_stale(None, aborted),
     }
 }
 

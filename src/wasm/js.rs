@@ -51,13 +51,19 @@ extern "C" {
 }
 
 /// The abort reason of a caller's signal once it fired. A signal that throws when read (a Proxy)
-/// counts as aborted, with what it threw as the reason.
+/// counts as aborted, with a TypeError saying so as the reason (what it threw is the `cause`): the
+/// hostile value's own error never escapes as if it were the caller's reason.
 pub fn abort_reason(signal: &AbortSignal) -> Option<JsValue> {
     let signal: &SignalFields = signal.unchecked_ref();
+    let unreadable = |thrown: JsValue| {
+        let error = js_sys::TypeError::new("The request's signal could not be read.");
+        set(&error, "cause", &thrown);
+        JsValue::from(error)
+    };
     match signal.aborted() {
         Ok(false) => None,
-        Ok(true) => Some(signal.reason().unwrap_or_else(|thrown| thrown)),
-        Err(thrown) => Some(thrown),
+        Ok(true) => Some(signal.reason().unwrap_or_else(unreadable)),
+        Err(thrown) => Some(unreadable(thrown)),
     }
 }
 

@@ -27,7 +27,6 @@ mod sse;
 mod stats;
 mod stream;
 mod tap;
-mod types;
 
 pub use client::ResilientClient;
 pub use options::isolate_requests;

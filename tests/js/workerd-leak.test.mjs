@@ -44,7 +44,7 @@ test(`workerd: a long-lived Worker's wasm memory plateaus over ${BATCH * BATCHES
   assert.deepEqual(outcomes, {
     cached: { "HTTP 200 MISS": 50, "HTTP 200 HIT": each - 50 },
     sampled: { "HTTP 200": each },
-    aborted: { "AbortError/ABORTED": each },
+    aborted: { "AbortError/20": each },
     timeout: { "TimeoutError/TIMEOUT": each },
     "events-break": { "broke off": each },
     chat: { ok: each },

@@ -7,6 +7,7 @@ use crate::core::llm::charge::reported_or_estimated;
 use crate::core::llm::{estimate_tokens, Completion};
 use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Recoveries};
+use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
 use crate::wasm::chat_result::{
     chat_result, target_error, upstream_failure, TargetCompletion, TargetFailure,
@@ -29,7 +30,9 @@ impl Stream {
                 self.recoveries.set(Recoveries::resumes(resumes));
                 let opened = self.open_prepared(prepared, chat_start()).await;
                 let failure = match (opened, self.oversized_before_output()) {
-                    (Err(error), _) => target_error(target, error),
+                    (Err(error), _) => {
+                        target_error(target, error, is_aborted(self.signal.as_ref()))
+                    }
                     // Past a bound before its first delta: nothing was delivered, so the next
                     // target may answer instead, as for a chat() answer too large.
                     (Ok(_), Some(error)) => TargetFailure::unavailable(error),
@@ -145,7 +148,7 @@ impl Stream {
                 Ok(true)
             }
             Ok(_) => Ok(false),
-            Err(error) => match target_error(target, error) {
+            Err(error) => match target_error(target, error, is_aborted(self.signal.as_ref())) {
                 failure if failure.outcome.falls_back() => Ok(false),
                 failure => Err(failure.error),
             },

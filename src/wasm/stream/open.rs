@@ -6,7 +6,7 @@ use crate::core::cache::{cache_first, CacheFirst};
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::platform::Platform;
-use crate::wasm::abort::until_aborted;
+use crate::wasm::abort::{is_aborted, until_aborted};
 use crate::wasm::answer::{prime, JsResponse, LiveStream, StreamStart};
 use crate::wasm::cache::response_from;
 use crate::wasm::fan_out;
@@ -55,7 +55,8 @@ impl Stream {
         // stands in for the whole of it, as for `fetch()`.
         let replay_from = upstream.has_stale().then(|| start.clone());
         let opened = self.open_live(prepared, start, key).await;
-        let failed = upstream_failed(opened.as_ref().map(|opened| &opened.response));
+        let outcome = opened.as_ref().map(|opened| &opened.response);
+        let failed = upstream_failed(outcome, is_aborted(self.signal.as_ref()));
         match (
             upstream.stale_if_error(&inner.platform, &url, failed),
             replay_from,

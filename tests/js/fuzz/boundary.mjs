@@ -19,7 +19,8 @@
  *     own refusal of a malformed request (code INVALID_REQUEST, never retried), or one of the
  *     library's typed errors (a request sent to a closed port fails as a network error);
  *   - for a hostile getter or Proxy trap: a TypeError naming the field ("<path> could not be read"),
- *     or an AbortError for a signal that throws, with what was thrown as its `cause`.
+ *     or, for a signal that throws, a TypeError saying the signal could not be read (what was thrown
+ *     is its `cause`); an aborted signal rejects with its own reason, as fetch does.
  * Never a WebAssembly.RuntimeError (a panic or trap would kill the instance for every caller), never a
  * hang, never the hostile value's own error escaping untyped; a value polluting Object.prototype
  * changes nothing; after every case a fresh client must still work, and over the run wasm memory

@@ -151,7 +151,7 @@ const EXPECTED = {
   "chat-cache-hit": { outcome: "ok (cached)", firstMisses: "ok" },
   "chat-cache-miss": { outcome: "ok" },
   "fetch-cache-miss": { outcome: "HTTP 200" },
-  "fetch-aborted": { outcome: "AbortError/ABORTED" },
+  "fetch-aborted": { outcome: "AbortError/20" },
   "fetch-timeout": { outcome: "TimeoutError/TIMEOUT" },
   "events-break": { outcome: "broke off" },
   "chatStream-break+signal": { outcome: "broke off" },

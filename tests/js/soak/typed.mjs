@@ -10,7 +10,8 @@ export const DOCUMENTED_CODES = {
   CircuitOpenError: ["CIRCUIT_OPEN", "SHARED_STATE_UNAVAILABLE"],
   RateLimitError: ["RATE_LIMITED"],
   TimeoutError: ["TIMEOUT"],
-  AbortError: ["ABORTED", "CANCELLED"],
+  // A stream's cancel(); a caller's abort rejects with the signal's reason (see untypedIn).
+  AbortError: ["CANCELLED"],
   BudgetExceededError: ["BUDGET_EXCEEDED"],
   IncompleteStreamError: ["INCOMPLETE_STREAM"],
   // A chat target's error class in upper case, or the stream's own refusals.
@@ -27,6 +28,8 @@ export const DOCUMENTED_CODES = {
 /** Why `error` is not a documented failure (an AllTargetsFailedError's `errors` included), or [] if it is. */
 export function untypedIn(error) {
   const bad = [];
+  // The caller's abort: the signal's own reason, a DOMException named AbortError (code 20).
+  if (error instanceof DOMException && error.name === "AbortError") return bad;
   const codes = DOCUMENTED_CODES[error?.name];
   if (!(error instanceof Error) || !Object.hasOwn(DOCUMENTED_CODES, error.name)) bad.push(`${error?.name ?? String(error)}: ${String(error?.message).slice(0, 160)}`);
   else if (!codes.includes(error.code)) bad.push(`${error.name} with code ${error.code}: ${String(error.message).slice(0, 160)}`);

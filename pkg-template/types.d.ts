@@ -1,17 +1,4 @@
-//! Hand-written TypeScript types for the options, stats and events (wasm-bindgen would call them `any`).
-
-use wasm_bindgen::prelude::*;
-
-#[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = r#"
-export interface ResilientClient {
-  /** `fetch` pre-bound to this client: `new OpenAI({ fetch: client.fetcher })`. */
-  readonly fetcher: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
-  /** Server-Sent Events through the pipeline: retried until the first event, never replayed after. */
-  events(input: string | URL | Request, init?: ResilientInit): EventStream;
-  /** A streamed chat across the fallback chain: falls back only before the first delta. */
-  chatStream(request: ChatRequest): ChatStream;
-}
+// The package's option, result and event types (hand-written: wasm-bindgen would call them `any`).
 export interface ChatStream extends AsyncIterable<ChatDelta> {
   /** The ChatResult, once iteration has consumed the stream (rejects with the stream's error). */
   readonly result: Promise<ChatResult>;
@@ -177,7 +164,31 @@ export interface ClientStats {
     byUser: { user: string; inputTokens: number; outputTokens: number; costUsd: number }[];
   };
 }
-export type ClientEventType = "request" | "response" | "retry" | "breaker" | "cache" | "rateLimited" | "fallback" | "budget" | "error";
 export interface SseEvent { event: string; data: string; id: string }
-export interface ClientEvent { type: ClientEventType; [field: string]: unknown }
-"#;
+/** What each event type carries; `on(type, listener)` hands the listener that type's event. */
+export interface ClientEventMap {
+  /** An attempt is sent. */
+  request: { type: "request"; url: string; attempt: number };
+  /** An attempt answered (any status). */
+  response: { type: "response"; url: string; status: number; attempt: number; elapsedMs: number };
+  /** A retry is scheduled after `delayMs`; `status` for a retried status, `fromServer` when the delay came from Retry-After. */
+  retry: { type: "retry"; url: string; attempt: number; delayMs: number; fromServer: boolean;
+           reason: "status" | "timeout" | "network" | "cut"; status?: number };
+  /** A circuit breaker changed state. */
+  breaker: { type: "breaker"; key: string; from: BreakerState; to: BreakerState };
+  /** A call waits for rate-limit capacity, or is rejected (`rejected: true`). */
+  rateLimited: { type: "rateLimited"; key: string; waitMs: number; rejected: boolean };
+  /** A cache lookup or write. */
+  cache: { type: "cache"; url: string; result: "hit" | "miss" | "stale" | (string & {}) };
+  /** chat() or chatStream() moves to the next target; `reason` is the failure's code or name. */
+  fallback: { type: "fallback"; from: string; to: string; reason: string };
+  /** A user's budget crossed 80% (`used: 0.8`) or 100% of the cap `cap`. */
+  budget: { type: "budget"; user: string; cap: BudgetCap; used: number };
+  /** A call failed (with the error it rejects with), or a cache store failed (CacheStoreError). */
+  error: { type: "error"; url: string; error: Error };
+}
+export type ClientEventType = keyof ClientEventMap;
+/** A discriminated union on `type`. */
+export type ClientEvent = ClientEventMap[ClientEventType];
+export type BreakerState = "closed" | "open" | "half-open";
+export type BudgetCap = "perRequestTokens" | "perUserDailyTokens" | "perUserMonthlyTokens" | "dailyCostUsd";

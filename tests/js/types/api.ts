@@ -1,0 +1,66 @@
+// The typings, used as a TypeScript user would: each line below must compile under --strict, and each line
+// marked as an expected error must not (a typing too loose fails the check as surely as one too strict).
+import {
+  ResilientClient, ResilientError, TimeoutError, RateLimitError, CircuitOpenError, UpstreamError,
+  AllTargetsFailedError, BudgetExceededError, IncompleteStreamError, SseParser,
+  type ChatRequest, type ChatResult, type ClientEvent, type ResilientResponse,
+} from "resilient-llm";
+
+const client = new ResilientClient();
+const response: ResilientResponse = await client.fetch("https://example.com/");
+const waited: number | undefined = response.retryAfterMs;
+const viaRequest: Response = await client.fetcher(new Request("https://example.com/"));
+
+try {
+  await client.chat({ messages: [{ role: "user", content: "hi" }] });
+} catch (error) {
+  if (error instanceof TimeoutError) { const ms: number = error.timeoutMs; const option: string = error.option; }
+  if (error instanceof RateLimitError) { const ms: number = error.retryAfterMs; const key: string = error.key; }
+  if (error instanceof CircuitOpenError) { const ms: number = error.retryAfterMs; }
+  if (error instanceof UpstreamError) { const status: number | undefined = error.status; const target: string | undefined = error.target; }
+  if (error instanceof AllTargetsFailedError) { const first: Error | undefined = error.errors[0]; }
+  if (error instanceof BudgetExceededError) { const cap: "perRequestTokens" | "perUserDailyTokens" | "perUserMonthlyTokens" | "dailyCostUsd" = error.cap; }
+  if (error instanceof IncompleteStreamError) { const text: string | undefined = error.partialText; }
+  if (ResilientError.isInstance(error)) { const code: string = error.code; }
+  if (TimeoutError.isInstance(error)) { const ms: number = error.timeoutMs; }
+  // @ts-expect-error: an unknown error has no code until narrowed
+  error.code;
+}
+
+const off = client.on("retry", (event) => {
+  const delay: number = event.delayMs;
+  const reason: "status" | "timeout" | "network" | "cut" = event.reason;
+  // @ts-expect-error: a retry event has no `to`
+  event.to;
+});
+off();
+client.on("breaker", (event) => { const to: "closed" | "open" | "half-open" = event.to; });
+client.on("error", (event) => { const error: Error = event.error; });
+const any = (event: ClientEvent) => (event.type === "fallback" ? event.from : event.type);
+// @ts-expect-error: not an event type
+client.on("nope", () => {});
+
+const request: ChatRequest = {
+  messages: [
+    { role: "system", content: "Be brief." },
+    { role: "user", content: [{ type: "text", text: "What is this?" }, { type: "image", url: "https://example.com/a.png" }] },
+    { role: "assistant", content: null, toolCalls: [{ id: "c1", name: "get_time", arguments: "{}" }] },
+    { role: "tool", toolCallId: "c1", content: "12:00" },
+  ],
+  tools: [{ name: "get_time", parameters: { type: "object" } }],
+  toolChoice: { name: "get_time" },
+  responseFormat: { type: "json_schema", name: "answer", schema: { type: "object" } },
+  providerOptions: { openai: { reasoning_effort: "low" } },
+};
+const result: ChatResult = await client.chat(request);
+const calls: { id: string; name: string; arguments: string }[] = result.toolCalls;
+for await (const delta of client.chatStream(request)) {
+  const text: string = delta.text;
+  const pieces = delta.toolCalls?.map((call) => call.argumentsDelta);
+}
+// @ts-expect-error: a tool message needs its toolCallId
+const bad: ChatRequest = { messages: [{ role: "tool", content: "x" }] };
+
+new SseParser().feed(new Uint8Array());
+client.free();
+export { waited, viaRequest, any, calls };
