@@ -171,7 +171,7 @@ impl Cache {
     /// Looks `key` up, waiting for a store at most `wait_ms` and until `signal` aborts. A store error
     /// (a failure, no answer in time, an invalid entry; or the signal's reason) is returned for the
     /// caller to report; it counts as a miss. With `join`, a write of `key` under way is waited for
-    /// first, as long (a write that takes longer leaves a miss).
+    /// first, within the same bound (a write that takes longer leaves a miss).
     pub async fn lookup(
         &self,
         key: &str,
@@ -181,8 +181,12 @@ impl Cache {
         join: bool,
     ) -> Result<Option<Hit>, JsValue> {
         let write = join.then(|| join_write(&self.writes, key, wait_ms as f64, signal));
+        let mut wait_ms = wait_ms;
         if let Some(write) = write.flatten() {
+            let started = js_sys::Date::now();
             JsFuture::from(write).await?;
+            // The store's answer and this wait share one bound.
+            wait_ms = wait_ms.saturating_sub((js_sys::Date::now() - started) as u64);
         }
         let found = match &self.store {
             Store::Memory(memory) => {
