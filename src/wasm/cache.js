@@ -118,10 +118,41 @@ export function replay(status, packed, body, label, age) {
 }
 
 /** The same response marked `x-cache: MISS` (fetched headers are immutable, so it is re-wrapped around
- * the same body stream). */
-export function markMiss(response) {
+ * the same body stream). With `stored` (a memory-cache write of its copy), the body's end is held until
+ * that write settles: a caller that has the whole body finds the entry there on its next call. */
+export function markMiss(response, stored) {
   const headers = new Headers(response.headers);
   headers.set("x-cache", "MISS");
   const { status, statusText } = response;
-  return new Response(NULL_BODY.includes(status) ? null : response.body, { status, statusText, headers });
+  let body = NULL_BODY.includes(status) ? null : response.body;
+  if (body && stored) body = body.pipeThrough(new TransformStream({ flush: () => stored.catch(() => {}) }));
+  return new Response(body, { status, statusText, headers });
+}
+
+/** Notes `done` in `writes` (a Map) as the write of `key` under way, until it settles (it never rejects). */
+export function beginWrite(writes, key, done) {
+  writes.set(key, done);
+  done.then(() => writes.get(key) === done && writes.delete(key));
+}
+
+/** The wait for the write of `key` under way, if any: it settles when the write does or after `ms`,
+ * whichever is first, and rejects with the signal's reason if it aborts before (as `callStore` bounds
+ * a store's answer). */
+export function joinWrite(writes, key, ms, signal) {
+  const write = writes.get(key);
+  if (!write) return undefined;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const settle = (done, value) => {
+      clearTimeout(timer);
+      try {
+        signal?.removeEventListener("abort", aborted);
+      } catch {}
+      done(value);
+    };
+    const aborted = () => settle(reject, signal.reason);
+    const timer = setTimeout(() => settle(resolve), ms);
+    signal?.addEventListener("abort", aborted);
+    write.then(() => settle(resolve));
+  });
 }

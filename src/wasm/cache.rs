@@ -2,12 +2,16 @@
 //! object (Workers KV, the Cache API, Redis over HTTP...). A store that fails, does not answer in
 //! time or hands back an entry that could not have been stored is reported with an `error` event
 //! and treated as a miss: a cache never fails a request (see `core::cache::store`).
+//!
+//! An entry is written once its body has arrived, after the caller got the response: a lookup of a key
+//! whose write is under way waits for it (within the store's bound), so that an identical call made
+//! in that gap is answered from the cache rather than sent upstream again.
 
 use crate::core::cache::memory::{Entry, Freshness, MemoryStore};
 use crate::core::cache::{checked_entry, RawEntry};
 use crate::core::stats::CacheStats;
 use crate::wasm::js::{get, ObjectBuilder};
-use js_sys::{Array, Promise, Uint8Array};
+use js_sys::{Array, Map, Promise, Uint8Array};
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -39,9 +43,22 @@ extern "C" {
     /// A stored entry's fields, or what is wrong with it (see cache.js).
     #[wasm_bindgen(js_name = readEntry)]
     fn read_entry(value: &JsValue, max_bytes: f64) -> JsValue;
-    /// The same response with `x-cache: MISS` added (see cache.js).
+    /// The same response with `x-cache: MISS` added, its body ending only once `stored` settles
+    /// when given (see cache.js).
     #[wasm_bindgen(js_name = markMiss, catch)]
-    pub fn mark_miss(response: &Response) -> Result<Response, JsValue>;
+    pub fn mark_miss(response: &Response, stored: Option<&Promise>) -> Result<Response, JsValue>;
+    /// Notes `done` in `writes` as the write of `key` under way until it settles (see cache.js).
+    #[wasm_bindgen(js_name = beginWrite)]
+    fn begin_write(writes: &Map, key: &str, done: &Promise);
+    /// The wait for the write of `key` under way, if any, at most `ms` and until `signal` aborts
+    /// (see cache.js).
+    #[wasm_bindgen(js_name = joinWrite)]
+    fn join_write(
+        writes: &Map,
+        key: &str,
+        ms: f64,
+        signal: Option<&AbortSignal>,
+    ) -> Option<Promise>;
     /// `new Response(body, ...)` with the packed headers, `x-cache` and `age` (see cache.js).
     #[wasm_bindgen(catch)]
     fn replay(
@@ -101,6 +118,8 @@ pub struct Cache {
     pub options: CacheOptions,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    /// Writes under way: key -> the promise that settles when the write is done.
+    writes: Map,
 }
 
 impl Cache {
@@ -121,7 +140,13 @@ impl Cache {
             options,
             hits: Cell::new(0),
             misses: Cell::new(0),
+            writes: Map::new(),
         }
+    }
+
+    /// Notes a write of `key` under way until `done` (which never rejects) settles.
+    pub fn begin_write(&self, key: &str, done: &Promise) {
+        begin_write(&self.writes, key, done);
     }
 
     /// An entry stored now, fresh for `ttlMs`, servable on upstream failure `staleIfErrorMs` longer.
@@ -145,14 +170,24 @@ impl Cache {
 
     /// Looks `key` up, waiting for a store at most `wait_ms` and until `signal` aborts. A store error
     /// (a failure, no answer in time, an invalid entry; or the signal's reason) is returned for the
-    /// caller to report; it counts as a miss.
+    /// caller to report; it counts as a miss. With `join`, a write of `key` under way is waited for
+    /// first, within the same bound (a write that takes longer leaves a miss).
     pub async fn lookup(
         &self,
         key: &str,
         now_ms: u64,
         wait_ms: u64,
         signal: Option<&AbortSignal>,
+        join: bool,
     ) -> Result<Option<Hit>, JsValue> {
+        let write = join.then(|| join_write(&self.writes, key, wait_ms as f64, signal));
+        let mut wait_ms = wait_ms;
+        if let Some(write) = write.flatten() {
+            let started = js_sys::Date::now();
+            JsFuture::from(write).await?;
+            // The store's answer and this wait share one bound.
+            wait_ms = wait_ms.saturating_sub((js_sys::Date::now() - started) as u64);
+        }
         let found = match &self.store {
             Store::Memory(memory) => {
                 Ok(memory

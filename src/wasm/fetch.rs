@@ -21,7 +21,7 @@ use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, promise, set};
 use crate::wasm::reader::unreadable;
 use crate::wasm::request::Prepared;
-use js_sys::Function;
+use js_sys::{Function, Promise};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -108,10 +108,16 @@ impl Inner {
         let mut fetched = outcome?;
         let response = &fetched.response;
         let cache_control = response.headers().get("cache-control").ok().flatten();
-        if response_storable(response.status(), cache_control.as_deref()) {
-            self.store_in_background(&url, key, response, (store_max, wait_until.as_ref()));
-        }
-        fetched.response = mark_miss(response)?;
+        let stored = response_storable(response.status(), cache_control.as_deref())
+            .then(|| {
+                self.store_in_background(&url, key, response, (store_max, wait_until.as_ref()))
+            })
+            .flatten();
+        // A memory write is done as soon as the body is in: the caller's body ends after it, so its
+        // next identical call is a hit. (A write to another store may take as long as the store
+        // does: the caller is not held up by it; an identical call waits for it in `look_up`.)
+        let hold = stored.filter(|_| matches!(cache.options.store, StoreChoice::Memory));
+        fetched.response = mark_miss(response, hold.as_ref())?;
         Ok(fetched)
     }
 
@@ -161,41 +167,51 @@ impl Inner {
     }
 
     /// Stores a copy of the response body once it has arrived, without holding up the caller; a
-    /// body longer than `max` bytes is not stored (nor read past `max`).
+    /// body longer than `max` bytes is not stored (nor read past `max`). The promise of the write.
     fn store_in_background(
         self: &Rc<Self>,
         url: &str,
         key: &str,
         response: &Response,
         (max, wait_until): (usize, Option<&Function>),
-    ) {
-        let Ok(copy) = Response::clone(response) else {
-            return;
-        };
+    ) -> Option<Promise> {
+        let copy = Response::clone(response).ok()?;
         let body = async move { Some(read_within(&copy, max, Past::Nothing).await.ok()??.copy()) };
         let head = (response.status(), response_headers(response));
-        self.store_later(url, key, head, body, wait_until);
+        Some(self.write_later(url, key, head, body, wait_until))
     }
 
     /// Stores an entry once `body` resolves (`None`: the body failed, nothing is stored). The work
     /// runs in the background; `wait_until` (a Worker's `ctx.waitUntil`) keeps it alive past the
-    /// response.
+    /// response. Until it is done, a lookup of `key` may wait for it ([`Cache::begin_write`]).
     pub(crate) fn store_later(
+        self: &Rc<Self>,
+        url: &str,
+        key: &str,
+        head: (u16, Vec<(String, String)>),
+        body: impl std::future::Future<Output = Option<Vec<u8>>> + 'static,
+        wait_until: Option<&Function>,
+    ) {
+        let _write = self.write_later(url, key, head, body, wait_until);
+    }
+
+    /// [`Self::store_later`], and the promise of the write (which never rejects).
+    fn write_later(
         self: &Rc<Self>,
         url: &str,
         key: &str,
         (status, headers): (u16, Vec<(String, String)>),
         body: impl std::future::Future<Output = Option<Vec<u8>>> + 'static,
         wait_until: Option<&Function>,
-    ) {
-        let (inner, url, key) = (self.clone(), url.to_string(), key.to_string());
+    ) -> Promise {
+        let (inner, url, owned_key) = (self.clone(), url.to_string(), key.to_string());
         let task = promise(async move {
             let (Some(cache), Some(body)) = (&inner.cache, body.await) else {
                 return Ok(JsValue::UNDEFINED);
             };
             let now = inner.platform.wall_ms();
             let entry = cache.entry(status, storable_headers(&headers), body, now);
-            match cache.put(&key, entry, now).await {
+            match cache.put(&owned_key, entry, now).await {
                 Ok(()) => inner.platform.emit(Event::Cache {
                     url: &url,
                     result: "store",
@@ -204,9 +220,13 @@ impl Inner {
             }
             Ok(JsValue::UNDEFINED)
         });
+        if let Some(cache) = &self.cache {
+            cache.begin_write(key, &task);
+        }
         if let Some(wait_until) = wait_until {
             let _ = wait_until.call1(&JsValue::NULL, &task);
         }
+        task
     }
 
     /// `key`'s entry in `cache`. A store that fails, does not answer within `cache.timeoutMs` and half
@@ -228,7 +248,8 @@ impl Inner {
         });
         let wait = lookup_wait_ms(cache.options.timeout_ms, left);
         let signal = prepared.signal.as_ref();
-        let error = match cache.lookup(key, now, wait, signal).await {
+        let join = self.options.dedupe; // waiting on another call's write is sharing it
+        let error = match cache.lookup(key, now, wait, signal, join).await {
             Ok(found) => return Ok(found),
             Err(error) => error,
         };

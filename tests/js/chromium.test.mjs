@@ -1,9 +1,13 @@
 // The built package in headless Chromium: a page imports "resilient-llm" through an import map (as a
-// bundler would resolve the "browser" condition) and runs every scenario against the mock LLM.
+// bundler would resolve the "browser" condition) and runs every scenario against the mock LLM; and a
+// page bundled by esbuild with the command the README gives.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 import { startStaticServer } from "../../www/static-server.mjs";
@@ -157,4 +161,71 @@ test("chromium: a full IndexedDB quota evicts the oldest entries and never fails
   assert.equal(outcome.last.cache, "HIT", "the newest entry was written after the eviction");
   assert.equal(outcome.first.cache, "MISS", "the oldest entry was evicted to make room");
   assert.ok(usage <= quota, `usage ${usage} within the quota ${quota}`);
+});
+
+// The package bundled by esbuild for a page, with the command the README gives. esbuild does not
+// follow `new URL("./x.wasm", import.meta.url)` (the browser entry's way to find its .wasm; Vite,
+// webpack and Rollup do), so `--bundle` alone emits a bundle whose .wasm is missing (a 404 at load);
+// the .wasm given as a second entry point with the `copy` loader lands beside the bundle, where that
+// URL points.
+const app = join(root, "tests/artifacts/esbuild-app");
+
+/** What a user's page script does: one call through the package, its answer shown on the page. */
+const MAIN = `import { ResilientClient } from "resilient-llm";
+const mock = new URLSearchParams(location.search).get("mock");
+const client = new ResilientClient({ retry: { maxRetries: 1, baseDelayMs: 10 } });
+const response = await client.fetch(mock + "/v1/chat/completions", {
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ model: "mock-1", messages: [{ role: "user", content: "bundled" }] }),
+});
+document.body.dataset.answer = (await response.json()).choices[0].message.content;
+`;
+
+let appSite;
+before(async () => {
+  await rm(app, { recursive: true, force: true });
+  await mkdir(app, { recursive: true });
+  await writeFile(join(app, "main.js"), MAIN);
+  await writeFile(join(app, "index.html"), '<!doctype html><meta charset="utf-8"><script type="module" src="dist/main.js"></script>');
+  // The app's node_modules: the package as installed for the tests.
+  await symlink(join(root, "tests/js/node_modules"), join(app, "node_modules"), "dir");
+  appSite = await startStaticServer({ root, dirs: { "tests/artifacts/esbuild-app": [".html", ".js", ".wasm"] } });
+});
+after(() => appSite?.close());
+
+/** Bundles the app with esbuild's CLI and `flags`; loads its page; the answer and any failed loads. */
+async function bundleAndLoad(flags) {
+  await rm(join(app, "dist"), { recursive: true, force: true });
+  await promisify(execFile)(join(root, "node_modules/.bin/esbuild"), [...flags, "--outdir=dist", "--log-level=error"], { cwd: app });
+  const page = await browser.newPage();
+  const failures = [];
+  page.on("response", (r) => r.status() >= 400 && failures.push(`${r.status()} ${new URL(r.url()).pathname}`));
+  page.on("pageerror", (e) => failures.push(String(e)));
+  try {
+    await page.goto(`${appSite.url}/tests/artifacts/esbuild-app/index.html?mock=${encodeURIComponent(mock.url)}`);
+    const failed = new Promise((resolve) => page.once("pageerror", () => resolve(null)));
+    const answered = page
+      .waitForFunction(() => document.body.dataset.answer, null, { timeout: 5_000 })
+      .then((handle) => handle.jsonValue(), () => null);
+    const answer = await Promise.race([answered, failed]);
+    return { answer, failures };
+  } finally {
+    await page.close();
+  }
+}
+
+test("esbuild: a page bundled with the README's command loads the .wasm and answers in Chromium", async () => {
+  const { answer, failures } = await bundleAndLoad([
+    "main.js", "node_modules/resilient-llm/resilient_llm_bg.wasm",
+    "--bundle", "--format=esm", "--loader:.wasm=copy", "--entry-names=[name]",
+  ]);
+  assert.deepEqual(failures, []);
+  assert.ok(answer?.startsWith('You said: "bundled"'), `the page's answer: ${answer}`);
+});
+
+test("esbuild: --bundle alone leaves the .wasm behind (why the README's command names it)", async () => {
+  const { answer, failures } = await bundleAndLoad(["main.js", "--bundle", "--format=esm"]);
+  assert.equal(answer, null);
+  assert.ok(failures.includes("404 /tests/artifacts/esbuild-app/dist/resilient_llm_bg.wasm"), failures.join("; "));
 });

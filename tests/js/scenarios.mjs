@@ -2159,4 +2159,31 @@ export const scenarios = {
     ]), "events");
     equal(parser.lastEventId, "7", "lastEventId");
   },
+
+  async "a memory-cache entry is visible as soon as the caller has read the whole body"({ ResilientClient }, mock) {
+    const url = `${mock}/v1/chat/completions`;
+    const ask = (client, body) => client.fetch(url, { method: "POST", body });
+    // The next call right after the body: no pause for the background write.
+    const client = new ResilientClient({ cache: true, retry: false });
+    // A long answer (the mock echoes the prompt) comes in many chunks: the copy stored is read
+    // beside the caller's, chunk by chunk.
+    const body = chatBody(`${unique("visible")} ${"word ".repeat(50_000)}`, { temperature: 0 });
+    const before = await upstreamCount(mock);
+    const first = await ask(client, body);
+    equal(first.headers.get("x-cache"), "MISS", "first x-cache");
+    const answer = await first.json();
+    const second = await ask(client, body);
+    equal(second.headers.get("x-cache"), "HIT", "the call after the whole body");
+    equal(JSON.stringify(await second.json()), JSON.stringify(answer), "same answer");
+    equal(client.stats().cache.entries, 1, "stats().cache.entries");
+    // An identical call made before the body is read joins the write under way (dedupe on: workerd
+    // leaves it off unless asked, as here, within one request).
+    const joiner = new ResilientClient({ cache: true, retry: false, dedupe: true });
+    const gapBody = chatBody(unique("gap"), { temperature: 0 });
+    const unread = await ask(joiner, gapBody);
+    const joined = await ask(joiner, gapBody);
+    equal(joined.headers.get("x-cache"), "HIT", "the call before the body was read");
+    equal(await joined.text(), await unread.text(), "same body");
+    equal(await upstreamCount(mock), before + 2, "one upstream call per prompt");
+  },
 };
