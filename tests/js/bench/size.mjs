@@ -303,6 +303,9 @@ export function budget(sizes, targetKb, ceilingKb) {
   return { ok, text: lines.join("\n") };
 }
 
+/** How far the README's stated size may drift from the measured one before tests/size fails. */
+const README_SLACK_KB = 3;
+
 // ---- command line ----
 
 const isMain = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
@@ -332,6 +335,19 @@ if (isMain) {
     console.log("\n## Budget\n");
     console.log(verdict.text);
     if (!verdict.ok) exitCode = 1;
+  }
+  // The README states the package's size: that figure must stay true.
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const stated = /the package is about (\d+) KB gzip/.exec(readme);
+  const measured = sizes.totalGzip / 1024;
+  if (!stated) {
+    console.log("\nREADME: no \"the package is about N KB gzip\" figure found");
+    exitCode = 1;
+  } else if (Math.abs(Number(stated[1]) - measured) > README_SLACK_KB) {
+    console.log(`\nREADME says the package is about ${stated[1]} KB gzip; it is ${measured.toFixed(1)} KB: update the README`);
+    exitCode = 1;
+  } else {
+    console.log(`\nREADME's figure (${stated[1]} KB) is within ${README_SLACK_KB} KB of the measured ${measured.toFixed(1)} KB`);
   }
   process.exit(exitCode);
 }
