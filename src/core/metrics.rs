@@ -215,9 +215,7 @@ mod tests {
         };
         costs.add("gpt-x", "u1", &usage, 42);
         let text = prometheus(&stats, &breakers, Some((7.9, 10.0)), Some(cache), &costs);
-        assert!(
-            text.contains("sturdy_llm_tokens_total{model=\"gpt-x\",direction=\"output\"} 5\n")
-        );
+        assert!(text.contains("sturdy_llm_tokens_total{model=\"gpt-x\",direction=\"output\"} 5\n"));
         assert!(text.contains("sturdy_llm_cost_microdollars_total{model=\"gpt-x\"} 42\n"));
         assert!(text.contains("sturdy_llm_cache_lookups_total{result=\"hit\"} 3\n"));
         assert_eq!(cache.hit_rate_per_mille(), 750);
