@@ -3,7 +3,7 @@
 // streams and chat streams, and the unpacking of parsed events. Events cross from wasm as one string per chunk,
 // `event CR data CR id CR` per event (no field can hold a CR), because building each event object
 // from Rust costs far more than the parsing.
-import { ResilientClient, SseParserRaw } from "./resilient_llm.js";
+import { ResilientClient, SseParserRaw } from "./sturdy_llm.js";
 export * from "./errors.js";
 
 /** Splits packed events into `{ event, data, id }` objects (an id of "\0" is the previous record's). */

@@ -1,7 +1,7 @@
 // Node: read the .wasm next to this file and instantiate it synchronously at import.
 import { readFileSync } from "node:fs";
-import { initSync } from "./resilient_llm.js";
+import { initSync } from "./sturdy_llm.js";
 
-initSync({ module: readFileSync(new URL("./resilient_llm_bg.wasm", import.meta.url)) });
+initSync({ module: readFileSync(new URL("./sturdy_llm_bg.wasm", import.meta.url)) });
 
 export * from "./api.js";

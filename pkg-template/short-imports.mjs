@@ -1,13 +1,13 @@
 // Renames the wasm's imports from the glue (`__wbg_fetch_5ef96933660780b7`...) to short names (`_0`,
 // `_1`...), in the wasm's import section and in the glue's import object alike.
-//   node pkg-template/short-imports.mjs pkg/resilient_llm_bg.wasm pkg/resilient_llm.js
+//   node pkg-template/short-imports.mjs pkg/sturdy_llm_bg.wasm pkg/sturdy_llm.js
 // Why: wasm-bindgen names each import after its JS function plus a 16-digit hash. Over ~120 imports,
 // written once in the wasm and once in the glue, those hashes are random digits that gzip cannot
 // shrink (measured: 3.4 KB of the gzipped package). The glue must hold each name exactly once (as
 // its import object's key), which is checked, so renaming them changes nothing else.
 import { readFileSync, writeFileSync } from "node:fs";
 
-const GLUE_MODULE = "./resilient_llm_bg.js";
+const GLUE_MODULE = "./sturdy_llm_bg.js";
 const IMPORT_SECTION = 2;
 
 function leb(value) {

@@ -1,5 +1,5 @@
 // Cache stores for Cloudflare Workers, ready to pass as `cache: { store }`:
-//   import { kvStore, cacheApiStore } from "resilient-llm/stores";
+//   import { kvStore, cacheApiStore } from "sturdy-llm/stores";
 //   new ResilientClient({ cache: { store: kvStore(env.LLM_CACHE) } })          // Workers KV: global, eventually consistent
 //   new ResilientClient({ cache: { store: cacheApiStore(await caches.open("llm")) } })   // the Cache API: per data centre
 // Both implement the CacheStore interface: get(key), put(key, entry, ttlMs), delete(key). An entry is

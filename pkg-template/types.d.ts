@@ -83,7 +83,7 @@ export interface CachedEntry {
   status: number; headers: [string, string][]; body: Uint8Array;
   storedAt: number; freshUntil: number; staleUntil: number;
 }
-/** Where cached answers live: Workers KV, the Cache API, Redis over HTTP... (see "resilient-llm/stores").
+/** Where cached answers live: Workers KV, the Cache API, Redis over HTTP... (see "sturdy-llm/stores").
  * Calls are given up after `cache.timeoutMs`; a failure, a timeout or an entry that could not have been
  * stored (status outside 200..=599, times out of order, a malformed field) is a miss and an `error` event. */
 export interface CacheStore {
@@ -101,7 +101,7 @@ export interface CacheOptions {
    * of what is left of `timeout.totalMs`. */
   timeoutMs?: number;
 }
-/** Breaker and rate-limit state shared across isolates (see "resilient-llm/workers"). Each question carries
+/** Breaker and rate-limit state shared across isolates (see "sturdy-llm/workers"). Each question carries
  * the client's own settings, `{ breaker }` or `{ rateLimit }` as in `ClientOptions`, as JSON (the same settings
  * give the same string), which the store applies. */
 export interface StateStore {

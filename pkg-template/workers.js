@@ -1,8 +1,8 @@
 // Cloudflare Workers: breaker and rate-limit state shared by every isolate, on a Durable Object.
 //
 //   // worker.js
-//   import { ResilientClient } from "resilient-llm";
-//   import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
+//   import { ResilientClient } from "sturdy-llm";
+//   import { ResilienceState, durableObjectStateStore } from "sturdy-llm/workers";
 //   export { ResilienceState };                       // the Durable Object class, bound in wrangler.toml
 //   export default {
 //     async fetch(request, env, ctx) {
@@ -20,7 +20,7 @@
 // buckets are one global budget. Its state lives in memory: if the object is evicted, breakers start
 // closed and buckets full again.
 import "./entry-workerd.js";
-import { PolicyBoard } from "./resilient_llm.js";
+import { PolicyBoard } from "./sturdy_llm.js";
 
 export class ResilienceState {
   #board;

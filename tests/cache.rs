@@ -2,12 +2,12 @@
 //! (Python's hashlib and json), the policy, key and store composed the way the pipeline uses them,
 //! and the store checked against a naive reference model on random operation sequences.
 
-use resilient_llm::core::cache::key::IGNORED_HEADERS;
-use resilient_llm::core::cache::{
+use sturdy_llm::core::cache::key::IGNORED_HEADERS;
+use sturdy_llm::core::cache::{
     cache_key, canonical_json, request_cacheable, response_storable, serves_stale, sha256,
     storable_headers, Body, Entry, Freshness, KeyParts, MemoryStore, ENTRY_OVERHEAD,
 };
-use resilient_llm::core::config::CacheMode;
+use sturdy_llm::core::config::CacheMode;
 
 const CHAT_URL: &str = "https://api.openai.com/v1/chat/completions";
 

@@ -3,18 +3,18 @@
 //! midnight and month ends. Property tests check the two guarantees that examples cannot: request
 //! bodies carry any text exactly, and no sequence of reservations gets past a cap.
 
-use resilient_llm::core::json::Json;
-use resilient_llm::core::llm::budget::MAX_USERS as MAX_LEDGER_USERS;
-use resilient_llm::core::llm::charge::{
+use sturdy_llm::core::json::Json;
+use sturdy_llm::core::llm::budget::MAX_USERS as MAX_LEDGER_USERS;
+use sturdy_llm::core::llm::charge::{
     self, reported_or_estimated, Charge, Settled, DEFAULT_MAX_OUTPUT,
 };
-use resilient_llm::core::llm::{
+use sturdy_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
     Outcome, Part, Pricing, Provider, Role, Step, Tool, ToolCall, Usage, MAX_TARGETS,
 };
-use resilient_llm::core::resume::{Delivered, Failure, Recoveries, Resume};
-use resilient_llm::core::stream::{Delta, StreamMonitor};
+use sturdy_llm::core::resume::{Delivered, Failure, Recoveries, Resume};
+use sturdy_llm::core::stream::{Delta, StreamMonitor};
 
 const DAY_MS: u64 = 86_400_000;
 /// 2026-01-31T23:59:59Z.
@@ -1202,7 +1202,7 @@ mod properties {
             let mut now = JAN_31_LAST_SECOND - 2 * DAY_MS;
             let mut clock = now; // the latest time seen: the ledger never goes back
             let mut records: Vec<Record> = Vec::new();
-            let mut holds: Vec<(resilient_llm::core::llm::Hold, usize)> = Vec::new();
+            let mut holds: Vec<(sturdy_llm::core::llm::Hold, usize)> = Vec::new();
             for op in ops {
                 match op {
                     Op::Reserve { user, tokens, cost } => {

@@ -2,16 +2,16 @@
 
 mod sim;
 
-use resilient_llm::core::breaker::registry::MAX_BREAKERS;
-use resilient_llm::core::breaker::{BreakerConfig, StateKind};
-use resilient_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
-use resilient_llm::core::dedupe::MAX_CALLERS;
-use resilient_llm::core::error::{Failure, TimeoutPhase};
-use resilient_llm::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
-use resilient_llm::core::policy_board::PolicyBoard;
-use resilient_llm::core::race::{race, Either};
-use resilient_llm::core::rate_limit::RateLimitConfig;
-use resilient_llm::core::retry::{Jitter, RetryConfig};
+use sturdy_llm::core::breaker::registry::MAX_BREAKERS;
+use sturdy_llm::core::breaker::{BreakerConfig, StateKind};
+use sturdy_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use sturdy_llm::core::dedupe::MAX_CALLERS;
+use sturdy_llm::core::error::{Failure, TimeoutPhase};
+use sturdy_llm::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
+use sturdy_llm::core::policy_board::PolicyBoard;
+use sturdy_llm::core::race::{race, Either};
+use sturdy_llm::core::rate_limit::RateLimitConfig;
+use sturdy_llm::core::retry::{Jitter, RetryConfig};
 use sim::{Reply, Sim, SimPlatform, SimResponse};
 use std::cell::RefCell;
 use std::future::Future;

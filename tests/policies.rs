@@ -1,16 +1,16 @@
 //! The resilience policies driven in simulated time: the clock is a `u64` the test advances.
 
 use proptest::prelude::*;
-use resilient_llm::core::bounded_key::bounded_key;
-use resilient_llm::core::breaker::{
+use sturdy_llm::core::bounded_key::bounded_key;
+use sturdy_llm::core::breaker::{
     verdict_for_status, Breaker, BreakerConfig, State, StateKind, Verdict,
 };
-use resilient_llm::core::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter};
-use resilient_llm::core::retry::backoff::exponential;
-use resilient_llm::core::retry::{
+use sturdy_llm::core::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter};
+use sturdy_llm::core::retry::backoff::exponential;
+use sturdy_llm::core::retry::{
     Backoff, Decision, Jitter, Outcome, RetryBudget, RetryConfig, RetryState, MAX_RETRIES_CAP,
 };
-use resilient_llm::core::rng::Rng;
+use sturdy_llm::core::rng::Rng;
 
 /// 2026-01-01T00:00:00Z, Unix-epoch ms.
 const WALL_NOW: u64 = 1_767_225_600_000;

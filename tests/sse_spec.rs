@@ -9,7 +9,7 @@
 //! real one on random streams and random chunkings, and two large inputs check that the work stays
 //! linear in the input size.
 
-use resilient_llm::core::sse::{SseEvent, SseParser};
+use sturdy_llm::core::sse::{SseEvent, SseParser};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 

@@ -4,8 +4,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Reflect, Uint8Array};
-use resilient_llm::core::rng::Rng;
-use resilient_llm::wasm::{ResilientClient, SseParserRaw};
+use sturdy_llm::core::rng::Rng;
+use sturdy_llm::wasm::{ResilientClient, SseParserRaw};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -1,9 +1,9 @@
 // The demo page: a chat over ResilientClient.chatStream() with a live dashboard of what the client
 // does underneath (breakers, retries, fallbacks, cache, rate limit, cost), and fault switches for the
 // embedded mock LLM. The model can call one tool, get_time (ui/tools.js), which the page answers: the
-// call, its result and the answer that uses it show in the chat. Plain ES modules; "resilient-llm"
+// call, its result and the answer that uses it show in the chat. Plain ES modules; "sturdy-llm"
 // resolves through the page's import map.
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { renderMarkdown, escapeHtml } from "./ui/markdown.js";
 import { Dashboard, fmtUsd } from "./ui/dashboard.js";
 import { setupFaults } from "./ui/faults.js";

@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use resilient_llm::core::breaker::{Breaker, BreakerConfig, Permit, State, StateKind, Verdict};
+use sturdy_llm::core::breaker::{Breaker, BreakerConfig, Permit, State, StateKind, Verdict};
 
 #[path = "numbers.rs"]
 mod numbers;

@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use resilient_llm::core::cache::canonical_json;
-use resilient_llm::core::json::Json;
-use resilient_llm::core::llm::{classify, error_message, parse_completion, Provider};
-use resilient_llm::core::stream::StreamMonitor;
+use sturdy_llm::core::cache::canonical_json;
+use sturdy_llm::core::json::Json;
+use sturdy_llm::core::llm::{classify, error_message, parse_completion, Provider};
+use sturdy_llm::core::stream::StreamMonitor;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

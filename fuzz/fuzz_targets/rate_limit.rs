@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use resilient_llm::core::rate_limit::{RateLimitConfig, RateLimiter, Reservation};
+use sturdy_llm::core::rate_limit::{RateLimitConfig, RateLimiter, Reservation};
 
 #[path = "numbers.rs"]
 mod numbers;

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use resilient_llm::core::retry::hints::{
+use sturdy_llm::core::retry::hints::{
     parse_http_date, parse_retry_after, parse_retry_after_ms, parse_should_retry,
 };
 

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use resilient_llm::core::sse::{SseEvent, SseParser};
+use sturdy_llm::core::sse::{SseEvent, SseParser};
 
 /// The bound on a line and an event's data: small enough for fuzz inputs to pass it.
 const MAX_EVENT_BYTES: usize = 64;

@@ -12,6 +12,7 @@
 //! to get wrong, string escaping ([`write_string`]), and re-emitting a parsed value as is
 //! ([`Json::write`], for JSON the caller hands over: schemas, provider options).
 
+use crate::core::stable_order::stable_order;
 use std::borrow::Cow;
 
 /// Deepest nesting accepted.
@@ -97,6 +98,16 @@ impl<'a> Json<'a> {
     /// meaning, so a caller's JSON value (a schema, provider options) can be re-emitted inside a
     /// body. Recursion is bounded by the parser's [`MAX_DEPTH`].
     pub fn write(&self, out: &mut String) {
+        self.write_members(out, false);
+    }
+
+    /// As [`Json::write`], with every object's members sorted by key (stable, so duplicate keys
+    /// keep their order): the canonical form two equal documents share, as the cache key needs.
+    pub fn write_sorted(&self, out: &mut String) {
+        self.write_members(out, true);
+    }
+
+    fn write_members(&self, out: &mut String, sorted: bool) {
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -108,19 +119,23 @@ impl<'a> Json<'a> {
                     if i > 0 {
                         out.push(',');
                     }
-                    item.write(out);
+                    item.write_members(out, sorted);
                 }
                 out.push(']');
             }
             Json::Object(members) => {
+                let order = match sorted {
+                    true => stable_order(members.len(), |i| members[i].0.as_ref()),
+                    false => (0..members.len()).collect(),
+                };
                 out.push('{');
-                for (i, (key, value)) in members.iter().enumerate() {
-                    if i > 0 {
+                for (n, (key, value)) in order.into_iter().map(|i| &members[i]).enumerate() {
+                    if n > 0 {
                         out.push(',');
                     }
                     write_string(key, out);
                     out.push(':');
-                    value.write(out);
+                    value.write_members(out, sorted);
                 }
                 out.push('}');
             }

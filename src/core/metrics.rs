@@ -43,7 +43,7 @@ pub fn prometheus(
     ];
     for (name, help, value) in counters {
         header(&mut out, name, help, "counter");
-        let _ = writeln!(out, "resilient_llm_{name} {value}");
+        let _ = writeln!(out, "sturdy_llm_{name} {value}");
     }
     header(
         &mut out,
@@ -58,7 +58,7 @@ pub fn prometheus(
     ] {
         let _ = writeln!(
             out,
-            "resilient_llm_rejected_total{{reason=\"{reason}\"}} {value}"
+            "sturdy_llm_rejected_total{{reason=\"{reason}\"}} {value}"
         );
     }
     header(
@@ -71,7 +71,7 @@ pub fn prometheus(
     for (quantile, value) in [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)] {
         let _ = writeln!(
             out,
-            "resilient_llm_latency_ms{{quantile=\"{quantile}\"}} {value}"
+            "sturdy_llm_latency_ms{{quantile=\"{quantile}\"}} {value}"
         );
     }
     header(
@@ -88,7 +88,7 @@ pub fn prometheus(
         };
         let _ = writeln!(
             out,
-            "resilient_llm_breaker_state{{key=\"{}\"}} {state}",
+            "sturdy_llm_breaker_state{{key=\"{}\"}} {state}",
             escape_label(&view.key)
         );
     }
@@ -102,7 +102,7 @@ pub fn prometheus(
         for (result, value) in [("hit", cache.hits), ("miss", cache.misses)] {
             let _ = writeln!(
                 out,
-                "resilient_llm_cache_lookups_total{{result=\"{result}\"}} {value}"
+                "sturdy_llm_cache_lookups_total{{result=\"{result}\"}} {value}"
             );
         }
         header(
@@ -111,7 +111,7 @@ pub fn prometheus(
             "Entries in the memory cache.",
             "gauge",
         );
-        let _ = writeln!(out, "resilient_llm_cache_entries {}", cache.entries);
+        let _ = writeln!(out, "sturdy_llm_cache_entries {}", cache.entries);
     }
     let models = costs.by_model();
     if !models.is_empty() {
@@ -129,7 +129,7 @@ pub fn prometheus(
             ] {
                 let _ = writeln!(
                     out,
-                    "resilient_llm_tokens_total{{model=\"{model}\",direction=\"{direction}\"}} {value}"
+                    "sturdy_llm_tokens_total{{model=\"{model}\",direction=\"{direction}\"}} {value}"
                 );
             }
         }
@@ -142,7 +142,7 @@ pub fn prometheus(
         for (model, _, micros) in &models {
             let _ = writeln!(
                 out,
-                "resilient_llm_cost_microdollars_total{{model=\"{}\"}} {micros}",
+                "sturdy_llm_cost_microdollars_total{{model=\"{}\"}} {micros}",
                 escape_label(model)
             );
         }
@@ -156,7 +156,7 @@ pub fn prometheus(
         );
         let _ = writeln!(
             out,
-            "resilient_llm_rate_limit_tokens {}",
+            "sturdy_llm_rate_limit_tokens {}",
             tokens.floor() as i64
         );
         header(
@@ -167,7 +167,7 @@ pub fn prometheus(
         );
         let _ = writeln!(
             out,
-            "resilient_llm_rate_limit_capacity {}",
+            "sturdy_llm_rate_limit_capacity {}",
             capacity.floor() as i64
         );
     }
@@ -175,8 +175,8 @@ pub fn prometheus(
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP resilient_llm_{name} {help}");
-    let _ = writeln!(out, "# TYPE resilient_llm_{name} {kind}");
+    let _ = writeln!(out, "# HELP sturdy_llm_{name} {help}");
+    let _ = writeln!(out, "# TYPE sturdy_llm_{name} {kind}");
 }
 
 /// Escapes a label value: backslash, double quote and line feed.
@@ -215,17 +215,15 @@ mod tests {
         };
         costs.add("gpt-x", "u1", &usage, 42);
         let text = prometheus(&stats, &breakers, Some((7.9, 10.0)), Some(cache), &costs);
-        assert!(
-            text.contains("resilient_llm_tokens_total{model=\"gpt-x\",direction=\"output\"} 5\n")
-        );
-        assert!(text.contains("resilient_llm_cost_microdollars_total{model=\"gpt-x\"} 42\n"));
-        assert!(text.contains("resilient_llm_cache_lookups_total{result=\"hit\"} 3\n"));
+        assert!(text.contains("sturdy_llm_tokens_total{model=\"gpt-x\",direction=\"output\"} 5\n"));
+        assert!(text.contains("sturdy_llm_cost_microdollars_total{model=\"gpt-x\"} 42\n"));
+        assert!(text.contains("sturdy_llm_cache_lookups_total{result=\"hit\"} 3\n"));
         assert_eq!(cache.hit_rate_per_mille(), 750);
-        assert!(text.contains("resilient_llm_requests_total 3\n"));
-        assert!(text.contains("resilient_llm_retries_total 2\n"));
-        assert!(text.contains("resilient_llm_latency_ms{quantile=\"0.5\"} 40\n"));
-        assert!(text.contains("resilient_llm_breaker_state{key=\"http://a\\\"b\"} 2\n"));
-        assert!(text.contains("resilient_llm_rate_limit_tokens 7\n"));
-        assert!(text.contains("# TYPE resilient_llm_rejected_total counter\n"));
+        assert!(text.contains("sturdy_llm_requests_total 3\n"));
+        assert!(text.contains("sturdy_llm_retries_total 2\n"));
+        assert!(text.contains("sturdy_llm_latency_ms{quantile=\"0.5\"} 40\n"));
+        assert!(text.contains("sturdy_llm_breaker_state{key=\"http://a\\\"b\"} 2\n"));
+        assert!(text.contains("sturdy_llm_rate_limit_tokens 7\n"));
+        assert!(text.contains("# TYPE sturdy_llm_rejected_total counter\n"));
     }
 }

@@ -23,6 +23,7 @@ pub mod retry;
 pub mod rng;
 pub mod sorted_map;
 pub mod sse;
+pub mod stable_order;
 pub mod state_store;
 pub mod stats;
 pub mod stream;

@@ -1,5 +1,5 @@
 //! [`PolicyBoard`]: the state behind a shared `StateStore`, hosted by the package's Durable Object
-//! (`resilient-llm/workers`). The core's board behind a JS face; the client side of the exchange is
+//! (`sturdy-llm/workers`). The core's board behind a JS face; the client side of the exchange is
 //! [`crate::wasm::shared_state`].
 
 use crate::core::breaker::{BreakerConfig, StateKind, Verdict};
@@ -20,7 +20,7 @@ const MAX_SETTINGS_BYTES: usize = 1024;
 type Settings = (Option<BreakerConfig>, Option<RateLimitConfig>);
 
 /// The state behind a shared `StateStore` (the core's [`policy_board::PolicyBoard`]); the package's
-/// Durable Object (`resilient-llm/workers`) hosts one. Each call passes the caller's settings
+/// Durable Object (`sturdy-llm/workers`) hosts one. Each call passes the caller's settings
 /// (`{ breaker }` or `{ rateLimit }` as JSON, as for `ResilientClient`); the board's own options serve
 /// a caller that passes none.
 #[wasm_bindgen]

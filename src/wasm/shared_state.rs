@@ -2,7 +2,7 @@
 //!
 //! On the edge every isolate has its own memory: a breaker in one knows nothing of the failures seen
 //! by the others, and a per-user limit becomes a per-isolate limit. With `sharedState`, the pipeline
-//! asks a `StateStore` (the package ships one on a Durable Object: `resilient-llm/workers`) instead of
+//! asks a `StateStore` (the package ships one on a Durable Object: `sturdy-llm/workers`) instead of
 //! the client's own (`LocalState`), so all isolates see one breaker (one half-open probe in all) and one
 //! bucket. [`JsStateStore`] is the core's [`StateStore`] on a JS store; each question carries the
 //! client's own `breaker` or `rateLimit` settings, which the store applies ([`PolicyBoard`](crate::wasm::policy_board::PolicyBoard), run in

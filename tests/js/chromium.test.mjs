@@ -1,4 +1,4 @@
-// The built package in headless Chromium: a page imports "resilient-llm" through an import map (as a
+// The built package in headless Chromium: a page imports "sturdy-llm" through an import map (as a
 // bundler would resolve the "browser" condition) and runs every scenario against the mock LLM; and a
 // page bundled by esbuild with the command the README gives.
 import { after, before, test } from "node:test";
@@ -26,7 +26,7 @@ let page;
 const consoleErrors = [];
 before(async () => {
   mock = await startMockLlm();
-  // The test page, the scenarios and the installed package (tests/js/node_modules/resilient-llm).
+  // The test page, the scenarios and the installed package (tests/js/node_modules/sturdy-llm).
   site = await startStaticServer({ root, dirs: { "tests/js": [".html", ".mjs", ".js", ".wasm"] } });
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
   page = await browser.newPage();
@@ -44,7 +44,7 @@ for (const name of Object.keys(scenarios)) {
   test(`chromium: ${name}`, async () => {
     const outcome = await page.evaluate(
       async ({ name, mockUrl }) => {
-        const pkg = await import("resilient-llm");
+        const pkg = await import("sturdy-llm");
         const { scenarios } = await import("/tests/js/scenarios.mjs");
         try {
           await scenarios[name](pkg, mockUrl);
@@ -73,7 +73,7 @@ test("chromium: the IndexedDB cache answers after a page reload, with no credent
   const ask = () =>
     cachePage.evaluate(
       async ({ mockUrl, body, secret }) => {
-        const { ResilientClient } = await import("resilient-llm");
+        const { ResilientClient } = await import("sturdy-llm");
         const client = new ResilientClient({ cache: { store: "indexeddb", namespace: "reload-test" } });
         const stored = new Promise((resolve) => client.on("cache", (e) => e.result === "store" && resolve()));
         const response = await client.fetch(`${mockUrl}/v1/chat/completions`, {
@@ -124,7 +124,7 @@ test("chromium: a full IndexedDB quota evicts the oldest entries and never fails
   await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 2 * 1024 * 1024 });
   const outcome = await quotaPage.evaluate(
     async ({ mockUrl }) => {
-      const { ResilientClient } = await import("resilient-llm");
+      const { ResilientClient } = await import("sturdy-llm");
       const client = new ResilientClient({ cache: { store: "indexeddb", namespace: `quota-${Date.now()}` } });
       const errors = [];
       client.on("error", (e) => errors.push(String(e.error?.message ?? e.error)));
@@ -171,7 +171,7 @@ test("chromium: a full IndexedDB quota evicts the oldest entries and never fails
 const app = join(root, "tests/artifacts/esbuild-app");
 
 /** What a user's page script does: one call through the package, its answer shown on the page. */
-const MAIN = `import { ResilientClient } from "resilient-llm";
+const MAIN = `import { ResilientClient } from "sturdy-llm";
 const mock = new URLSearchParams(location.search).get("mock");
 const client = new ResilientClient({ retry: { maxRetries: 1, baseDelayMs: 10 } });
 const response = await client.fetch(mock + "/v1/chat/completions", {
@@ -217,7 +217,7 @@ async function bundleAndLoad(flags) {
 
 test("esbuild: a page bundled with the README's command loads the .wasm and answers in Chromium", async () => {
   const { answer, failures } = await bundleAndLoad([
-    "main.js", "node_modules/resilient-llm/resilient_llm_bg.wasm",
+    "main.js", "node_modules/sturdy-llm/sturdy_llm_bg.wasm",
     "--bundle", "--format=esm", "--loader:.wasm=copy", "--entry-names=[name]",
   ]);
   assert.deepEqual(failures, []);
@@ -227,5 +227,5 @@ test("esbuild: a page bundled with the README's command loads the .wasm and answ
 test("esbuild: --bundle alone leaves the .wasm behind (why the README's command names it)", async () => {
   const { answer, failures } = await bundleAndLoad(["main.js", "--bundle", "--format=esm"]);
   assert.equal(answer, null);
-  assert.ok(failures.includes("404 /tests/artifacts/esbuild-app/dist/resilient_llm_bg.wasm"), failures.join("; "));
+  assert.ok(failures.includes("404 /tests/artifacts/esbuild-app/dist/sturdy_llm_bg.wasm"), failures.join("; "));
 });

@@ -104,7 +104,7 @@ test("demo server: serves only the page's files, not the repository", async () =
   }
   for (const [path, type] of [
     ["/www/", "text/html"], ["/www/app.js", "text/javascript"], ["/www/ui/markdown.js", "text/javascript"],
-    ["/www/style.css", "text/css"], ["/pkg/entry-browser.js", "text/javascript"], ["/pkg/resilient_llm_bg.wasm", "application/wasm"],
+    ["/www/style.css", "text/css"], ["/pkg/entry-browser.js", "text/javascript"], ["/pkg/sturdy_llm_bg.wasm", "application/wasm"],
   ]) {
     const response = await raw(demo.origin, path);
     assert.equal(response.status, 200, path);
@@ -227,7 +227,7 @@ test("demo: streams an answer token by token, rendered as Markdown", { timeout: 
   assert.equal(await page.locator("#deterministic").isChecked(), true, "deterministic is on by default");
 
   // Shift+Enter is a new line, not a send.
-  await prompt.fill("Explain **circuit breakers** in `resilient-llm`");
+  await prompt.fill("Explain **circuit breakers** in `sturdy-llm`");
   await prompt.press("Shift+Enter");
   await page.keyboard.type("and why retries need jitter.");
   assert.match(await prompt.inputValue(), /resilient-llm`\nand why/);
@@ -258,7 +258,7 @@ test("demo: streams an answer token by token, rendered as Markdown", { timeout: 
   assert.equal(await message.getAttribute("aria-busy"), "false");
   const answer = message.locator('[data-testid="answer"]');
   assert.equal(await answer.locator("strong").first().textContent(), "circuit breakers");
-  assert.equal(await answer.locator("code").first().textContent(), "resilient-llm");
+  assert.equal(await answer.locator("code").first().textContent(), "sturdy-llm");
   assert.match(await answer.textContent(), /^You said: "Explain circuit breakers in resilient-llm and why retries need jitter\."/);
   assert.match(await message.locator('[data-testid="message-meta"]').textContent(), /primary.*tokens/);
   assert.equal(await page.locator("#send").isVisible(), true);

@@ -4,7 +4,7 @@
 // memory for good.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 let mock;

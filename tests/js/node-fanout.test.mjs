@@ -2,7 +2,7 @@
 // calls in flight sharing one upstream call, and thousands of long caller-chosen keys.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const CALLERS = 10_000;

@@ -1,6 +1,6 @@
-// The built package in Node: `import "resilient-llm"` resolves the "node" export condition.
+// The built package in Node: `import "sturdy-llm"` resolves the "node" export condition.
 import { after, before, test } from "node:test";
-import * as pkg from "resilient-llm";
+import * as pkg from "sturdy-llm";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 import { scenarios } from "./scenarios.mjs";
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 
-const installed = new URL("./node_modules/resilient-llm/", import.meta.url);
+const installed = new URL("./node_modules/sturdy-llm/", import.meta.url);
 const read = (name) => readFile(new URL(name, installed), "utf8");
 
 test("package: both licence texts travel with it, and package.json links the repository", async () => {
@@ -22,9 +22,9 @@ test("package: both licence texts travel with it, and package.json links the rep
 });
 
 test("package: the workers entry in Node throws an error saying it is for workerd and what to import", async () => {
-  const error = await import("resilient-llm/workers").then(() => null, (e) => e);
+  const error = await import("sturdy-llm/workers").then(() => null, (e) => e);
   assert.ok(error instanceof Error, `import resolved or threw a non-Error: ${error}`);
   assert.match(error.message, /is for Cloudflare Workers \(workerd\)/);
-  assert.match(error.message, /import \{ ResilientClient \} from "resilient-llm"/);
+  assert.match(error.message, /import \{ ResilientClient \} from "sturdy-llm"/);
   assert.doesNotMatch(error.message, /extension/);
 });

@@ -398,8 +398,8 @@ export const scenarios = {
     const stats = client.stats();
     equal(stats.requests + stats.retries, sent, "calls + retries = upstream requests");
     const text = client.metrics();
-    check(text.includes("resilient_llm_requests_total 2\n"), text);
-    check(text.includes("resilient_llm_retries_total 1\n"), text);
+    check(text.includes("sturdy_llm_requests_total 2\n"), text);
+    check(text.includes("sturdy_llm_retries_total 1\n"), text);
   },
 
   async "streams an OpenAI chat answer and ends at [DONE]"({ ResilientClient }, mock) {
@@ -705,7 +705,7 @@ export const scenarios = {
     const stats = client.stats().cache;
     equal(stats.hits, 1, "stats().cache.hits");
     equal(stats.entries, 1, "stats().cache.entries");
-    check(client.metrics().includes('resilient_llm_cache_lookups_total{result="hit"} 1'), "metrics");
+    check(client.metrics().includes('sturdy_llm_cache_lookups_total{result="hit"} 1'), "metrics");
     await client.clearCache();
     equal(client.stats().cache.entries, 0, "cleared");
   },

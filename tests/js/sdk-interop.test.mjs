@@ -11,7 +11,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { APICallError, generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createAnthropic } from "@ai-sdk/anthropic";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../www/mock-llm.mjs";
 
 const PROMPT = "hello";

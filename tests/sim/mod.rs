@@ -2,13 +2,13 @@
 //! timer when every task is waiting, and a scripted upstream. No test sleeps; every run is deterministic.
 #![allow(dead_code)]
 
-use resilient_llm::core::breaker::{BreakerConfig, Verdict};
-use resilient_llm::core::error::Failure;
-use resilient_llm::core::event::Event;
-use resilient_llm::core::platform::{Platform, ResponseMeta, SendError};
-use resilient_llm::core::policy_board::PolicyBoard;
-use resilient_llm::core::rate_limit::{RateLimitConfig, Reservation};
-use resilient_llm::core::state_store::StateStore;
+use sturdy_llm::core::breaker::{BreakerConfig, Verdict};
+use sturdy_llm::core::error::Failure;
+use sturdy_llm::core::event::Event;
+use sturdy_llm::core::platform::{Platform, ResponseMeta, SendError};
+use sturdy_llm::core::policy_board::PolicyBoard;
+use sturdy_llm::core::rate_limit::{RateLimitConfig, Reservation};
+use sturdy_llm::core::state_store::StateStore;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;

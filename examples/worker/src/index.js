@@ -11,9 +11,9 @@
 // baseUrl, model }]) with each target's key in a secret named <NAME>_API_KEY; deterministic answers
 // (temperature 0) are cached in the LLM_CACHE KV namespace. A failure upstream reaches the caller as a
 // generic error with a request id (x-request-id); the detail goes to the Worker's log (console.error).
-import { ResilientClient } from "resilient-llm";
-import { kvStore } from "resilient-llm/stores";
-import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
+import { ResilientClient } from "sturdy-llm";
+import { kvStore } from "sturdy-llm/stores";
+import { ResilienceState, durableObjectStateStore } from "sturdy-llm/workers";
 import { authenticate } from "./auth.js";
 import { chunks, completion, toChatRequest } from "./openai-shape.js";
 

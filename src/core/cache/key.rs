@@ -38,7 +38,7 @@ use std::fmt;
 
 use crate::core::cache::sha256::{hex, Sha256};
 use crate::core::cache::Body;
-use crate::core::json::{write_string, Json};
+use crate::core::stable_order::stable_order;
 
 /// Label opening every key's hashed input (bump the version if the derivation changes: entries
 /// under the old keys, in persistent stores too, are then never found). v2: every header, not only
@@ -158,11 +158,11 @@ fn headers_digest(headers: &[(&str, &str)]) -> [u8; 32] {
             pairs.push((name, value.trim_matches([' ', '\t', '\n', '\r'])));
         }
     }
-    sort_stable_by_key(&mut pairs, |pair| pair.0.as_ref());
+    let order = stable_order(pairs.len(), |i| pairs[i].0.as_ref());
     let mut hasher = Sha256::new();
     hasher.update(HEADERS_LABEL);
     hasher.update(&(pairs.len() as u64).to_be_bytes());
-    for (name, value) in &pairs {
+    for (name, value) in order.into_iter().map(|i| &pairs[i]) {
         field(&mut hasher, name.as_bytes());
         field(&mut hasher, value.as_bytes());
     }
@@ -196,42 +196,8 @@ fn canonical(body: &Body) -> Option<String> {
         return None;
     }
     let mut out = String::with_capacity(body.text.len());
-    write_value(value, &mut out);
+    value.write_sorted(&mut out);
     Some(out)
-}
-
-fn write_value(value: &Json, out: &mut String) {
-    match value {
-        Json::Null => out.push_str("null"),
-        Json::Bool(true) => out.push_str("true"),
-        Json::Bool(false) => out.push_str("false"),
-        Json::Number(text) => out.push_str(text),
-        Json::String(s) => write_string(s, out),
-        Json::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(item, out);
-            }
-            out.push(']');
-        }
-        Json::Object(members) => {
-            let mut sorted: Vec<&(Cow<str>, Json)> = members.iter().collect();
-            sort_stable_by_key(&mut sorted, |member| member.0.as_ref());
-            out.push('{');
-            for (i, (key, item)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                write_value(item, out);
-            }
-            out.push('}');
-        }
-    }
 }
 
 /// Whether valid JSON `text` has a `\uD800..\uDFFF` escape that is not half of a
@@ -270,18 +236,6 @@ fn has_lone_surrogate_escape(text: &str) -> bool {
         }
     }
     high_pending
-}
-
-/// A stable insertion sort. The lists sorted here are short (a request's headers, one object's
-/// members), and the standard library's sorts would add some 15 KB of code to the wasm.
-fn sort_stable_by_key<T, K: Ord + ?Sized>(items: &mut [T], key: impl Fn(&T) -> &K) {
-    for i in 1..items.len() {
-        let mut j = i;
-        while j > 0 && key(&items[j - 1]) > key(&items[j]) {
-            items.swap(j - 1, j);
-            j -= 1;
-        }
-    }
 }
 
 #[cfg(test)]

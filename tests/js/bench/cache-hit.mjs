@@ -6,7 +6,7 @@ import { Worker } from "node:worker_threads";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { startStaticServer } from "../../../www/static-server.mjs";
 
@@ -65,7 +65,7 @@ export async function run({ calls, browser: inBrowser = true, quick = process.en
   await page.goto(`${site.url}/tests/js/browser/index.html`);
   const browserResult = await page.evaluate(
     async ({ mockUrl, body, calls }) => {
-      const { ResilientClient } = await import("resilient-llm");
+      const { ResilientClient } = await import("sturdy-llm");
       const client = new ResilientClient({ cache: { store: "indexeddb", namespace: `bench-${Date.now()}` } });
       const memory = new ResilientClient({ cache: true });
       const init = { method: "POST", body };

@@ -2,7 +2,7 @@
 //   node tests/js/bench/cold-start.mjs [--runs 15] [--workerd-runs 5] [--no-workerd] [--quick]
 //   (or: import { run } from "./cold-start.mjs"; quick mode, --quick or BENCH_QUICK=1: 7 and 3 runs)
 // Node: spawns `node --input-type=module -e ...` per run and takes the in-process performance.now() delta
-// around `await import("resilient-llm")` + `new ResilientClient()` (the entry reads the .wasm and compiles
+// around `await import("sturdy-llm")` + `new ResilientClient()` (the entry reads the .wasm and compiles
 // and instantiates it synchronously at import). Peers, in the same runs, interleaved: the same for
 // `eventsource-parser` (+ createParser(), a small pure-JS module) and for an empty ESM file (the floor:
 // what any import costs). Medians; the process wall time (spawn to exit) is reported beside.
@@ -33,7 +33,7 @@ const timed = (importAndUse) => `
 function nodeOnce(code) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    // cwd tests/js: "resilient-llm" resolves to tests/js/node_modules (the installed tarball).
+    // cwd tests/js: "sturdy-llm" resolves to tests/js/node_modules (the installed tarball).
     const child = spawn(process.execPath, ["--input-type=module", "-e", code], { cwd: testsJs, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
@@ -51,7 +51,7 @@ async function nodeColdStart(runs) {
   const noop = join(dir, "noop.mjs");
   await writeFile(noop, "export const noop = 0;\n");
   const variants = {
-    package: timed(`const { ResilientClient } = await import("resilient-llm"); new ResilientClient();`),
+    package: timed(`const { ResilientClient } = await import("sturdy-llm"); new ResilientClient();`),
     eventsourceParser: timed(`const { createParser } = await import("eventsource-parser"); createParser({ onEvent() {} });`),
     noop: timed(`await import(${JSON.stringify(pathToFileURL(noop).href)});`),
   };
@@ -74,7 +74,7 @@ async function nodeColdStart(runs) {
 // ---- workerd ----
 
 const WITH_PACKAGE = `
-  import { ResilientClient } from "resilient-llm";
+  import { ResilientClient } from "sturdy-llm";
   export default {
     async fetch() {
       const client = new ResilientClient();
@@ -102,7 +102,7 @@ async function bundleWorker(source, outDir) {
     outfile: join(outDir, "worker.mjs"),
     logLevel: "error",
   });
-  await copyFile(join(testsJs, "node_modules/resilient-llm/resilient_llm_bg.wasm"), join(outDir, "resilient_llm_bg.wasm"));
+  await copyFile(join(testsJs, "node_modules/sturdy-llm/sturdy_llm_bg.wasm"), join(outDir, "sturdy_llm_bg.wasm"));
   return join(outDir, "worker.mjs");
 }
 

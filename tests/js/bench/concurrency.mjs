@@ -17,7 +17,7 @@
 // not in the JS heap; it is reported beside (it only grows: its size after construction and at the end).
 import { spawn } from "node:child_process";
 import { pathToFileURL } from "node:url";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 
 const SERVER = `
   import { createServer } from "node:http";
@@ -143,7 +143,7 @@ export async function run({ requests = 10_000, rounds, quick = process.env.BENCH
 // The package's wasm memory: the generated glue's initSync() returns the instance's exports once the entry
 // has initialized it (the same module instance, reached by file URL past the package's "exports" map).
 async function wasmMemory() {
-  const glue = new URL("./resilient_llm.js", import.meta.resolve("resilient-llm"));
+  const glue = new URL("./sturdy_llm.js", import.meta.resolve("sturdy-llm"));
   const { initSync } = await import(glue.href);
   return initSync().memory;
 }

@@ -5,7 +5,7 @@
 // Rounds alternate plain / resilient so drift in the machine's speed hits both; the medians are compared.
 import { Worker } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 
 // The upstream runs in its own thread so that serving does not compete with the client under test.
 const SERVER = `

@@ -2,7 +2,7 @@
 //   node tests/js/bench/size.mjs [--pkg pkg] [--named <wasm with a name section>] [--target-kb 80 --ceiling-kb N]
 // (tests/size builds the named copy with `wasm-bindgen --keep-debug` and passes the budget numbers.)
 //
-// Shipped sizes: pkg/resilient_llm_bg.wasm raw, gzip -9 and brotli (Node's zlib, quality 11, large window
+// Shipped sizes: pkg/sturdy_llm_bg.wasm raw, gzip -9 and brotli (Node's zlib, quality 11, large window
 // off), and the JS glue, pkg/*.js + pkg/snippets/**/*.js concatenated then gzip -9 (as pkg-template/build
 // reports it). The budget counts wasm gzip -9 + glue gzip -9. KB = 1024 bytes.
 //
@@ -47,7 +47,7 @@ function glueFiles(pkgDir) {
 
 /** Sizes in bytes of the shipped wasm and JS glue in `pkgDir`. */
 export function packageSizes(pkgDir = join(ROOT, "pkg")) {
-  const wasm = readFileSync(join(pkgDir, "resilient_llm_bg.wasm"));
+  const wasm = readFileSync(join(pkgDir, "sturdy_llm_bg.wasm"));
   const files = glueFiles(pkgDir);
   const glue = Buffer.concat(files.map((f) => readFileSync(f)));
   const sizes = {
@@ -150,7 +150,7 @@ function uleb128Length(n) {
   return length;
 }
 
-// The crate (and for resilient_llm, the module) a demangled function name belongs to.
+// The crate (and for sturdy_llm, the module) a demangled function name belongs to.
 const STD = ["std", "core", "alloc", "__rustc", "compiler_builtins", "panic_abort", "rustc_demangle"];
 const BINDGEN = ["wasm_bindgen", "js_sys", "web_sys", "wasm_bindgen_futures"];
 // Our modules, from the source tree: src/core/<module>(.rs) and src/wasm/<module>(.rs).
@@ -168,7 +168,7 @@ function owner(fullName) {
   if (!fullName.includes("::")) {
     // Compiler intrinsics and libm/mem* symbols, else the #[wasm_bindgen] export wrappers of our API.
     if (/^(__|mem|round|fmod|floor|ceil|trunc|sqrt|pow|exp|log)/.test(fullName)) return "std/core/alloc";
-    return "resilient_llm (export wrappers)";
+    return "sturdy_llm (export wrappers)";
   }
   let n = fullName;
   for (;;) {
@@ -182,10 +182,10 @@ function owner(fullName) {
     if (n === before) break;
   }
   n = n.replace(/\[[0-9a-f]{16}\]/g, "");
-  const ours = /^resilient_llm::(core|wasm)::(?:([a-z_0-9]+)::)?/.exec(n);
-  if (ours) return ours[2] && MODULES[ours[1]].has(ours[2]) ? `resilient_llm::${ours[1]}::${ours[2]}` : `resilient_llm::${ours[1]} (mod.rs)`;
+  const ours = /^sturdy_llm::(core|wasm)::(?:([a-z_0-9]+)::)?/.exec(n);
+  if (ours) return ours[2] && MODULES[ours[1]].has(ours[2]) ? `sturdy_llm::${ours[1]}::${ours[2]}` : `sturdy_llm::${ours[1]} (mod.rs)`;
   const crate = n.split(/[<>\s,;()\]]|::/)[0];
-  if (crate === "resilient_llm") return "resilient_llm (lib.rs)";
+  if (crate === "sturdy_llm") return "sturdy_llm (lib.rs)";
   if (STD.includes(crate)) return "std/core/alloc";
   if (BINDGEN.includes(crate)) return "wasm_bindgen/js_sys/web_sys";
   if (/^(bool|char|str|u8|u16|u32|u64|u128|usize|i8|i16|i32|i64|i128|isize|f32|f64)$/.test(crate)) return "std/core/alloc";
@@ -219,7 +219,7 @@ export function crateTable(wasmPath) {
   const debug = sections.filter((s) => s.id === 0 && s.custom !== "").reduce((a, s) => a + s.size, 0);
   const rest = sections.filter((s) => s.id !== 0 && s.id !== 10 && s.id !== 11).reduce((a, s) => a + s.size, 0);
   // Collapse small third-party crates into "others" (named), keep the groups the report asks for.
-  const fixed = /^(resilient_llm|std\/|wasm_bindgen\/|dlmalloc$|hashbrown$|\(no name)/;
+  const fixed = /^(sturdy_llm|std\/|wasm_bindgen\/|dlmalloc$|hashbrown$|\(no name)/;
   const rows = [];
   const others = { name: "others", bytes: 0, functions: 0, members: [] };
   for (const group of groups.values()) {
@@ -236,7 +236,7 @@ export function crateTable(wasmPath) {
   functions.sort((a, b) => b.size - a.size);
   const sum = (test) => rows.filter((r) => test(r.name)).reduce((a, r) => a + r.bytes, 0);
   const subtotals = [
-    ["this package (resilient_llm + resilient_llm_sse)", sum((n) => n.startsWith("resilient_llm"))],
+    ["this package (sturdy_llm + resilient_llm_sse)", sum((n) => n.startsWith("sturdy_llm"))],
     ["std/core/alloc", sum((n) => n === "std/core/alloc")],
     ["wasm_bindgen/js_sys/web_sys", sum((n) => n.startsWith("wasm_bindgen"))],
     ["dlmalloc + hashbrown", sum((n) => n === "dlmalloc" || n === "hashbrown")],
@@ -254,7 +254,7 @@ export function formatSizes(s) {
   return [
     `| file | raw | gzip -9 | brotli (q11) |`,
     `|---|--:|--:|--:|`,
-    `| pkg/resilient_llm_bg.wasm | ${s.wasmRaw} B | ${s.wasmGzip} B (${kb(s.wasmGzip)}) | ${s.wasmBrotli} B (${kb(s.wasmBrotli)}) |`,
+    `| pkg/sturdy_llm_bg.wasm | ${s.wasmRaw} B | ${s.wasmGzip} B (${kb(s.wasmGzip)}) | ${s.wasmBrotli} B (${kb(s.wasmBrotli)}) |`,
     `| JS glue (${s.glueFiles} files, concatenated) | ${s.glueRaw} B | ${s.glueGzip} B (${kb(s.glueGzip)}) | ${s.glueBrotli} B (${kb(s.glueBrotli)}) |`,
     `| **wasm + glue** | ${s.wasmRaw + s.glueRaw} B | **${s.totalGzip} B (${kb(s.totalGzip)})** | ${s.totalBrotli} B (${kb(s.totalBrotli)}) |`,
   ].join("\n");
@@ -303,6 +303,9 @@ export function budget(sizes, targetKb, ceilingKb) {
   return { ok, text: lines.join("\n") };
 }
 
+/** How far the README's stated size may drift from the measured one before tests/size fails. */
+const README_SLACK_KB = 3;
+
 // ---- command line ----
 
 const isMain = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
@@ -332,6 +335,19 @@ if (isMain) {
     console.log("\n## Budget\n");
     console.log(verdict.text);
     if (!verdict.ok) exitCode = 1;
+  }
+  // The README states the package's size: that figure must stay true.
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const stated = /the package is about (\d+) KB gzip/.exec(readme);
+  const measured = sizes.totalGzip / 1024;
+  if (!stated) {
+    console.log("\nREADME: no \"the package is about N KB gzip\" figure found");
+    exitCode = 1;
+  } else if (Math.abs(Number(stated[1]) - measured) > README_SLACK_KB) {
+    console.log(`\nREADME says the package is about ${stated[1]} KB gzip; it is ${measured.toFixed(1)} KB: update the README`);
+    exitCode = 1;
+  } else {
+    console.log(`\nREADME's figure (${stated[1]} KB) is within ${README_SLACK_KB} KB of the measured ${measured.toFixed(1)} KB`);
   }
   process.exit(exitCode);
 }

@@ -1,4 +1,4 @@
-// Benchmark: events/s and MB/s of the wasm SseParser ("resilient-llm") versus eventsource-parser (v3, pure JS)
+// Benchmark: events/s and MB/s of the wasm SseParser ("sturdy-llm") versus eventsource-parser (v3, pure JS)
 // on the same inputs in the same run, and a correctness check: both must see the same number of events
 // carrying the same total data length.
 //   node tests/js/bench/sse-parse.mjs [--seconds 1] [--quick]      (or: import { run } from "./sse-parse.mjs")
@@ -12,7 +12,7 @@
 // MB = 10^6 bytes of input. Quick mode (--quick or BENCH_QUICK=1): at least 0.3 s per input and parser.
 import { pathToFileURL } from "node:url";
 import { createParser } from "eventsource-parser";
-import { SseParser } from "resilient-llm";
+import { SseParser } from "sturdy-llm";
 
 const MIN_PASSES = 3;
 const MB = 1e6;

@@ -92,7 +92,7 @@ function environment() {
     commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
     if (execFileSync("git", ["status", "--porcelain", "--", "src", "crates", "pkg-template", "Cargo.toml"], { cwd: root, encoding: "utf8" }).trim()) commit += " (+ uncommitted source changes)";
   } catch {}
-  const pkg = JSON.parse(readFileSync(join(root, "tests/js/node_modules/resilient-llm/package.json"), "utf8"));
+  const pkg = JSON.parse(readFileSync(join(root, "tests/js/node_modules/sturdy-llm/package.json"), "utf8"));
   return {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     node: process.version,
@@ -174,7 +174,7 @@ if (wanted("size")) {
   const s = (results.size = packageSizes(join(root, "pkg")));
   const { target, ceiling } = budgetNumbers();
   results.size.budget = { targetKb: target, ceilingKb: ceiling };
-  row("wasm size: `pkg/resilient_llm_bg.wasm`",
+  row("wasm size: `pkg/sturdy_llm_bg.wasm`",
     `${int(s.wasmRaw)} B raw; ${kb(s.wasmGzip)} gzip -9; ${kb(s.wasmBrotli)} brotli`, "—", "—", "—", "—");
   row(`wasm + JS glue (${s.glueFiles} files, ${kb(s.glueGzip)} gzip -9), gzip -9`,
     kb(s.totalGzip), "—", "—", `<= ${target} KB`,

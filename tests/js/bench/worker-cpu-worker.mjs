@@ -1,5 +1,5 @@
 // The Worker of worker-cpu.mjs: the same completion through client.chat() (/client) or plain fetch (/plain).
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 
 let client;
 const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "cpu time" }] });

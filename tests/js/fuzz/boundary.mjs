@@ -26,7 +26,7 @@
  * changes nothing; after every case a fresh client must still work, and over the run wasm memory
  * stays flat (it never shrinks: a value copied in whole, or a leak, would show).
  */
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { pathToFileURL } from "node:url";
 import { inspect } from "node:util";
 import { setFlagsFromString } from "node:v8";

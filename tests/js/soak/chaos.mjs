@@ -32,7 +32,7 @@
  *   - every failure is typed: its `name` is one of the library's error names and its `code` one that
  *     name is documented with (tests/js/soak/typed.mjs; so are the `errors` of an AllTargetsFailedError).
  */
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { pathToFileURL } from "node:url";
 import { untypedIn } from "./typed.mjs";

@@ -26,7 +26,7 @@
  * entries above the reserved ones: the JS values the wasm holds), and the cache's entry count.
  *
  * The wasm memory is reached through the generated glue: the entry (entry-node.js) initialises
- * `resilient_llm.js`; importing that same file (same URL, so the same module instance) and calling
+ * `sturdy_llm.js`; importing that same file (same URL, so the same module instance) and calling
  * `initSync()` again returns the already initialised exports ({ memory, __wbindgen_externrefs, ... })
  * instead of instantiating a second module (checked: a second instance would have no clients).
  *
@@ -38,7 +38,7 @@
  * table's length (x2, at least +4096) only grow as high-water marks of what was live at once, so they get some room
  * for timing (a leak of 1 handle per 100 requests already breaks the live-handle check in the 20k run).
  */
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 import { spawn } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { untypedIn } from "./typed.mjs";
@@ -91,8 +91,8 @@ function startMockProcess() {
 
 /** The wasm exports of the instance the package entry initialised (see the top comment). */
 async function wasmExports() {
-  const entry = import.meta.resolve("resilient-llm");
-  const glue = await import(new URL("./resilient_llm.js", entry).href);
+  const entry = import.meta.resolve("sturdy-llm");
+  const glue = await import(new URL("./sturdy_llm.js", entry).href);
   return glue.initSync(); // returns the existing exports: the module is already initialised
 }
 

@@ -4,7 +4,7 @@ import {
   ResilientClient, ResilientError, TimeoutError, RateLimitError, CircuitOpenError, UpstreamError,
   AllTargetsFailedError, BudgetExceededError, IncompleteStreamError, SseParser,
   type ChatRequest, type ChatResult, type ClientEvent, type ResilientResponse,
-} from "resilient-llm";
+} from "sturdy-llm";
 
 const client = new ResilientClient();
 const response: ResilientResponse = await client.fetch("https://example.com/");

@@ -20,7 +20,7 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
 blocks.forEach((code, i) => {
   const prelude = ["// @ts-check"];
-  if (!/import \{[^}]*\bResilientClient\b/.test(code)) prelude.push('import { ResilientClient } from "resilient-llm";');
+  if (!/import \{[^}]*\bResilientClient\b/.test(code)) prelude.push('import { ResilientClient } from "sturdy-llm";');
   if (/\bclient\./.test(code) && !/\b(const|let) client\b/.test(code)) prelude.push("const client = new ResilientClient();");
   prelude.push("export {};");
   writeFileSync(join(out, `readme-${i + 1}.mjs`), `${prelude.join("\n")}\n${code}`);

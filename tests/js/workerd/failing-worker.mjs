@@ -2,7 +2,7 @@
 // events, chat and chatStream over a chain of two targets), or with `?plain`, one plain fetch with a
 // body, the baseline a Worker without the package logs. It answers with how each call settled and
 // the promise rejections nobody handled.
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 
 const unhandled = [];
 addEventListener("unhandledrejection", (event) => unhandled.push(String(event.reason)));

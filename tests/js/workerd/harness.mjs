@@ -24,7 +24,7 @@ export async function startWorker(entry, name, options = {}) {
     outfile: join(outDir, "worker.mjs"),
     logLevel: "error",
   });
-  await copyFile(join(js, "node_modules/resilient-llm/resilient_llm_bg.wasm"), join(outDir, "resilient_llm_bg.wasm"));
+  await copyFile(join(js, "node_modules/sturdy-llm/sturdy_llm_bg.wasm"), join(outDir, "sturdy_llm_bg.wasm"));
   const mf = new Miniflare({
     modules: true,
     scriptPath: join(outDir, "worker.mjs"),

@@ -2,7 +2,7 @@
 // hits and misses, aborts, timeouts, streams cancelled mid-way, chat calls. `/run` does a batch and
 // answers with the client's stats and each kind's outcomes, so a test can watch memory across batches
 // and check that every kind still ends as it should.
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 
 let client;
 

@@ -4,7 +4,7 @@
 // The routes then use that one client from many requests: state made in one request (a cache entry,
 // a bucket, an in-flight call) serves the next.
 import { env } from "cloudflare:workers";
-import { ResilientClient } from "resilient-llm";
+import { ResilientClient } from "sturdy-llm";
 
 const client = new ResilientClient({
   targets: [{ name: "mock", provider: "openai", baseUrl: env.MOCK_URL, model: "m" }],

@@ -11,8 +11,8 @@
 //   stats=1           no call: answers the (kept) client's stats().rejected as JSON
 //   raw=<json>        no call: a take with these settings straight to the object ("raw"), its answer as is
 // A failure answers 599 with the error's name, and its code in `x-error-code`.
-import { ResilientClient } from "resilient-llm";
-import { ResilienceState, durableObjectStateStore } from "resilient-llm/workers";
+import { ResilientClient } from "sturdy-llm";
+import { ResilienceState, durableObjectStateStore } from "sturdy-llm/workers";
 
 export { ResilienceState };
 

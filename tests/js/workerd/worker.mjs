@@ -1,7 +1,7 @@
 // A Worker that runs one scenario per request against the package as bundled for workerd, plus the
 // Workers-specific paths: a cache in a KV namespace or in the Cache API, shared by every request.
-import * as pkg from "resilient-llm";
-import { cacheApiStore, kvStore } from "resilient-llm/stores";
+import * as pkg from "sturdy-llm";
+import { cacheApiStore, kvStore } from "sturdy-llm/stores";
 import { scenarios } from "../scenarios.mjs";
 
 const stores = {
