@@ -230,7 +230,7 @@ test("demo: streams an answer token by token, rendered as Markdown", { timeout: 
   await prompt.fill("Explain **circuit breakers** in `sturdy-llm`");
   await prompt.press("Shift+Enter");
   await page.keyboard.type("and why retries need jitter.");
-  assert.match(await prompt.inputValue(), /resilient-llm`\nand why/);
+  assert.match(await prompt.inputValue(), /sturdy-llm`\nand why/);
   assert.equal(await messages().count(), 0);
 
   // Record every length the answer goes through while it streams.
@@ -259,7 +259,7 @@ test("demo: streams an answer token by token, rendered as Markdown", { timeout: 
   const answer = message.locator('[data-testid="answer"]');
   assert.equal(await answer.locator("strong").first().textContent(), "circuit breakers");
   assert.equal(await answer.locator("code").first().textContent(), "sturdy-llm");
-  assert.match(await answer.textContent(), /^You said: "Explain circuit breakers in resilient-llm and why retries need jitter\."/);
+  assert.match(await answer.textContent(), /^You said: "Explain circuit breakers in sturdy-llm and why retries need jitter\."/);
   assert.match(await message.locator('[data-testid="message-meta"]').textContent(), /primary.*tokens/);
   assert.equal(await page.locator("#send").isVisible(), true);
   await page.waitForFunction(() => document.getElementById("m-requests").textContent === "1");

@@ -162,7 +162,7 @@ export async function run({ runs, workerdRuns, workerd = true, quick = process.e
 function print({ node, workerd }) {
   const f = (ms) => `${ms.toFixed(1).padStart(7)} ms`;
   console.log(`cold start in Node (median of ${node.runs} fresh processes; import + construct, in-process; process wall time)`);
-  console.log(`  resilient-llm       ${f(node.package.ms)}   ${f(node.package.wallMs)}`);
+  console.log(`  sturdy-llm          ${f(node.package.ms)}   ${f(node.package.wallMs)}`);
   console.log(`  eventsource-parser  ${f(node.eventsourceParser.ms)}   ${f(node.eventsourceParser.wallMs)}`);
   console.log(`  empty ESM file      ${f(node.noop.ms)}   ${f(node.noop.wallMs)}`);
   if (!workerd) return;

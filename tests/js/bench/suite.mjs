@@ -98,7 +98,7 @@ function environment() {
     node: process.version,
     cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
     chromium,
-    package: `resilient-llm ${pkg.version}`,
+    package: `sturdy-llm ${pkg.version}`,
     commit,
     load: loadavg().map((l) => l.toFixed(2)).join(" "),
   };
