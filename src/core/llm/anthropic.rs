@@ -33,7 +33,7 @@
 
 use super::openai::{arguments_text, write_sampling};
 use super::provider::{
-    count, text_of, write_array, write_json_text, Body, Completion, DEFAULT_ANTHROPIC_MAX_TOKENS,
+    text_of, write_array, write_json_text, Body, Completion, DEFAULT_ANTHROPIC_MAX_TOKENS,
 };
 use super::request::{
     parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, ToolCall, ToolChoice,
@@ -316,7 +316,7 @@ fn write_tool_choice(choice: &ToolChoice, out: &mut String) {
 /// The `text` of every `content[*]` block of type `text`, concatenated (citations split one answer
 /// into several blocks meant to be read back to back); each `tool_use` block a tool call (its
 /// `input` written back as JSON text), the [`ANSWER_TOOL`]'s appended to the text instead;
-/// `stop_reason` through [`finish_reason`]; `usage.input_tokens` / `usage.output_tokens`. `None`
+/// `stop_reason` through [`finish_reason`]; the usage through [`merge_usage`]. `None`
 /// without a `content` array.
 pub fn read_completion(json: &Json) -> Option<Completion> {
     let Json::Array(blocks) = json.get("content")? else {
@@ -349,11 +349,29 @@ pub fn read_completion(json: &Json) -> Option<Completion> {
         finish_reason: finish_reason(&reason, !tool_calls.is_empty()).to_string(),
         text,
         tool_calls,
-        usage: Usage {
-            input_tokens: count(usage, "input_tokens"),
-            output_tokens: count(usage, "output_tokens"),
-        },
+        usage: usage.map_or_else(Usage::default, |u| merge_usage(Usage::default(), u)),
     })
+}
+
+/// `usage` read over what is known so far: Anthropic reports it in `message_start` and again,
+/// cumulatively and maybe in part, in `message_delta`, so a field absent keeps its earlier value.
+/// `input_tokens` there leaves out `cache_read_input_tokens` and `cache_creation_input_tokens`;
+/// [`Usage::input_tokens`] counts them in (see [`Usage`]).
+pub(crate) fn merge_usage(known: Usage, usage: &Json) -> Usage {
+    let field = |name| usage.get(name).and_then(Json::as_u64);
+    let plain = known
+        .input_tokens
+        .saturating_sub(known.cached_input_tokens)
+        .saturating_sub(known.cache_write_tokens);
+    let plain = field("input_tokens").unwrap_or(plain);
+    let read = field("cache_read_input_tokens").unwrap_or(known.cached_input_tokens);
+    let write = field("cache_creation_input_tokens").unwrap_or(known.cache_write_tokens);
+    Usage {
+        input_tokens: plain.saturating_add(read).saturating_add(write),
+        output_tokens: field("output_tokens").unwrap_or(known.output_tokens),
+        cached_input_tokens: read,
+        cache_write_tokens: write,
+    }
 }
 
 #[cfg(test)]

@@ -195,7 +195,7 @@ fn write_response_format(format: &ResponseFormat, out: &mut String) {
 
 /// `choices[0].message.content` (`null` reads as empty), its `tool_calls` (`function.arguments`
 /// as sent; an object, as some compatible servers send, written back as JSON text),
-/// `choices[0].finish_reason` as sent, `usage.prompt_tokens` / `usage.completion_tokens`. `None`
+/// `choices[0].finish_reason` as sent, the usage through [`read_usage`]. `None`
 /// without `choices[0].message`.
 pub fn read_completion(json: &Json) -> Option<Completion> {
     let choice = json.get("choices")?.at(0)?;
@@ -209,11 +209,21 @@ pub fn read_completion(json: &Json) -> Option<Completion> {
         text: text_of(message.get("content")),
         tool_calls,
         finish_reason: text_of(choice.get("finish_reason")),
-        usage: Usage {
-            input_tokens: count(usage, "prompt_tokens"),
-            output_tokens: count(usage, "completion_tokens"),
-        },
+        usage: read_usage(usage),
     })
+}
+
+/// `usage` → [`Usage`]: `prompt_tokens` (its cached tokens included, as [`Usage`] counts them),
+/// `completion_tokens`, `prompt_tokens_details.cached_tokens`; OpenAI reports no cache writes
+/// (its caching is automatic and writes cost nothing extra). Zero where absent.
+pub(crate) fn read_usage(usage: Option<&Json>) -> Usage {
+    let details = usage.and_then(|u| u.get("prompt_tokens_details"));
+    Usage {
+        input_tokens: count(usage, "prompt_tokens"),
+        output_tokens: count(usage, "completion_tokens"),
+        cached_input_tokens: count(details, "cached_tokens"),
+        cache_write_tokens: 0,
+    }
 }
 
 fn read_tool_call(call: &Json) -> ToolCall {
