@@ -263,6 +263,7 @@ mod tests {
             description: Some("The weather in a city".into()),
             parameters: r#"{ "type": "object", "properties": { "city": { "type": "string" } } }"#
                 .into(),
+            cache: false,
         }
     }
 
@@ -275,6 +276,7 @@ mod tests {
                 name: "now".into(),
                 description: None,
                 parameters: "{}".into(),
+                cache: false,
             },
         ];
         let stop = ["END".to_string(), "\n\n".to_string()];
@@ -362,6 +364,29 @@ mod tests {
         assert_eq!(
             body(&params),
             r#"{"model":"gpt","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"assistant","content":"Let me look.","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"tool","content":"-3 °C","tool_call_id":"call_1"}]}"#
+        );
+    }
+
+    #[test]
+    fn cache_marks_are_dropped() {
+        let mut system = Message::text(Role::System, "Long instructions");
+        system.cache = true;
+        let mut user = Message::text(Role::User, "doc");
+        user.content.push(Part::Text("question".into()));
+        user.cache_parts = vec![0];
+        let mut tool = weather_tool();
+        tool.cache = true;
+        let messages = [system, user];
+        let tools = [tool];
+        let params = ChatParams {
+            model: "gpt",
+            messages: &messages,
+            tools: &tools,
+            ..ChatParams::default()
+        };
+        assert_eq!(
+            body(&params),
+            r#"{"model":"gpt","messages":[{"role":"system","content":"Long instructions"},{"role":"user","content":[{"type":"text","text":"doc"},{"type":"text","text":"question"}]}],"tools":[{"type":"function","function":{"name":"weather","description":"The weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#
         );
     }
 

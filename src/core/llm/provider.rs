@@ -463,6 +463,7 @@ mod tests {
             name: hostile.into(),
             description: Some(hostile.into()),
             parameters: hostile.into(),
+            cache: false,
         }];
         let stop = [hostile.to_string()];
         let choice = ToolChoice::Named(hostile.into());
