@@ -2293,5 +2293,11 @@ export const scenarios = {
     // 100 × $2.50 + 1152 × $1.25 + 10 × $10 = 1790 µ$.
     equal(warm.costUsd, 0.00179, "OpenAI second cost");
     equal(openai.stats().usage.cacheSavedUsd, 0.00144, "OpenAI saved 1152 × $1.25");
+    const priced = (pricing) => ({ targets: [target(mock, "p", { pricing: { inputPerMTok: 1, outputPerMTok: 1, ...pricing } })] });
+    rejectsOptions(ResilientClient, [
+      [priced({ cachedInputPerMTok: -1 }), "RangeError", "targets[0].pricing.cachedInputPerMTok"],
+      [priced({ cacheWritePerMTok: "3.75" }), "TypeError", "targets[0].pricing.cacheWritePerMTok"],
+      [priced({ cachedPerMTok: 1 }), "TypeError", "cachedPerMTok"],
+    ]);
   },
 };
