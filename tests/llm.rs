@@ -603,7 +603,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let hold = charge::hold(
         &mut ledger,
         "ann",
-        (estimate_tokens(&messages, &[]), Some(100)),
+        (estimate_tokens(&messages, &[]), Some(100), false),
         [&cheap, &dear],
         0,
     )
@@ -623,7 +623,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let default = charge::hold(
         &mut ledger,
         "ann",
-        (estimate_tokens(&messages, &[]), None),
+        (estimate_tokens(&messages, &[]), None, false),
         [&cheap],
         0,
     )
@@ -637,7 +637,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let err = charge::hold(
         &mut ledger,
         "ann",
-        (estimate_tokens(&messages, &[]), Some(1 << 24)),
+        (estimate_tokens(&messages, &[]), Some(1 << 24), false),
         [&cheap],
         0,
     )
@@ -679,7 +679,7 @@ fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
         let hold = charge::hold(
             ledger,
             "bo",
-            (estimate_tokens(&messages, &[]), Some(100)),
+            (estimate_tokens(&messages, &[]), Some(100), false),
             [&pricing],
             0,
         );
@@ -736,7 +736,7 @@ fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
     let hold = charge::hold(
         &mut ledger,
         "cy",
-        (estimate_tokens(&messages, &[]), Some(500)),
+        (estimate_tokens(&messages, &[]), Some(500), false),
         [&pricing],
         0,
     )
@@ -1399,8 +1399,12 @@ fn a_cached_prompt_is_held_at_the_write_price_and_pays_as_billed() {
     });
     let mut tally = CostTally::new();
     // The worst case writes the whole prompt: 10 000 × 3.75 + 200 × 15 = 40 500 µ$.
-    let hold = charge::hold(&mut ledger, "amy", (10_000, Some(200)), [&sonnet], 0).ok();
+    let hold = charge::hold(&mut ledger, "amy", (10_000, Some(200), true), [&sonnet], 0).ok();
     assert_eq!(hold.as_ref().map(|h| h.cost_micros()), Some(40_500));
+    // Unmarked, it cannot write: 10 000 × 3 + 200 × 15 = 33 000 µ$.
+    let plain = charge::hold(&mut ledger, "bo", (10_000, Some(200), false), [&sonnet], 0).ok();
+    assert_eq!(plain.as_ref().map(|h| h.cost_micros()), Some(33_000));
+    charge::release(Some(&mut ledger), plain);
     // The answer read 9 000 of them from the cache: every token counts in the token cap, the
     // cost cap sees 1 000 × 3 + 9 000 × 0.30 + 150 × 15 = 7 950 µ$.
     let usage = Usage {

@@ -3,9 +3,9 @@
 //!
 //! A call holds its worst case in the [`Ledger`] before the first attempt (see [`crate::core::llm::budget`]
 //! for why): its estimated input plus its `maxTokens` of output ([`DEFAULT_MAX_OUTPUT`] when it sets
-//! none), priced at the dearest target it may reach, since the chain may end on any of them, its
-//! input at the dearer of the input and cache-write prices (a request marked for caching may write
-//! all of it). Prompt-cache tokens count as the providers bill them: every one is a token in the
+//! none), priced at the dearest target it may reach, since the chain may end on any of them; the
+//! input of a request marked for the prompt cache at the dearer of the input and cache-write
+//! prices (it may write all of it). Prompt-cache tokens count as the providers bill them: every one is a token in the
 //! token caps (a cache read is still read), and the cost caps see the discounted cost. When
 //! it ends, the hold is replaced by what the answering target really used and cost, which is also
 //! tallied per model and user; an answer that made no upstream call of its own (a cache hit, a
@@ -26,12 +26,14 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
 const MARKS: [u64; 2] = [800, 1000];
 
 /// Holds the worst case of a call of `input` tokens (the request's
-/// [`estimate_tokens`](crate::core::llm::estimate_tokens)) with `max_tokens` for `user` at wall
-/// time `now_ms`, priced at the dearest of `prices`; what cap it would pass otherwise.
+/// [`estimate_tokens`](crate::core::llm::estimate_tokens)) with `max_tokens`, `marked` for the
+/// prompt cache or not ([`has_cache_marks`](crate::core::llm::request::has_cache_marks)), for
+/// `user` at wall time `now_ms`, priced at the dearest of `prices`; what cap it would pass
+/// otherwise.
 pub fn hold<'p>(
     ledger: &mut Ledger,
     user: &str,
-    (input, max_tokens): (u64, Option<u32>),
+    (input, max_tokens, marked): (u64, Option<u32>, bool),
     prices: impl IntoIterator<Item = &'p Pricing>,
     now_ms: u64,
 ) -> Result<Hold, Exceeded> {
@@ -41,7 +43,7 @@ pub fn hold<'p>(
         ..Usage::default()
     };
     let written = Usage {
-        cache_write_tokens: input,
+        cache_write_tokens: if marked { input } else { 0 },
         ..worst
     };
     let cost = prices

@@ -113,6 +113,15 @@ impl CacheMarks {
     }
 }
 
+/// Whether a request carries any prompt-cache mark (only then may it write to the cache, at the
+/// write price).
+pub fn has_cache_marks(messages: &[Message], tools: &[Tool]) -> bool {
+    messages
+        .iter()
+        .any(|m| m.cache || !m.cache_parts.is_empty())
+        || tools.iter().any(|t| t.cache)
+}
+
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
