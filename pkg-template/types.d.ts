@@ -15,19 +15,28 @@ export interface Target {
   apiKey?: string;
   model: string;
   headers?: Record<string, string>;
-  /** US dollars per million tokens. */
-  pricing?: { inputPerMTok: number; outputPerMTok: number };
+  /** US dollars per million tokens. Prompt-cache reads and writes, when not given: on Anthropic 0.1x and 1.25x
+   * `inputPerMTok` (its rule for every Claude model), on OpenAI-compatible targets `inputPerMTok` itself (the
+   * discount differs by model and server: give `cachedInputPerMTok` to count it). */
+  pricing?: { inputPerMTok: number; outputPerMTok: number; cachedInputPerMTok?: number; cacheWritePerMTok?: number };
 }
-/** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. */
-export type ContentPart = { type: "text"; text: string } | { type: "image"; url: string };
+/** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. `cache: true`:
+ * the provider may cache the prompt up to here (Anthropic `cache_control`; at most 4 marks in a request;
+ * dropped for OpenAI-compatible targets, which cache by themselves). */
+export type ContentPart = { type: "text"; text: string; cache?: true } | { type: "image"; url: string; cache?: true };
 /** A call the model made; `arguments` is the JSON text it wrote. */
 export interface ToolCall { id: string; name: string; arguments: string }
+/** `cache: true` marks the message's last block for the prompt cache (see ContentPart). */
 export type ChatMessage =
-  | { role: "system" | "user"; content: string | ContentPart[] }
-  | { role: "assistant"; content: string | null; toolCalls?: ToolCall[] }
-  | { role: "tool"; toolCallId: string; content: string };
-/** A function the model may call; `parameters` is its JSON Schema. */
-export interface Tool { name: string; description?: string; parameters: object }
+  | { role: "system" | "user"; content: string | ContentPart[]; cache?: true }
+  | { role: "assistant"; content: string | null; toolCalls?: ToolCall[]; cache?: true }
+  | { role: "tool"; toolCallId: string; content: string; cache?: true };
+/** A function the model may call; `parameters` is its JSON Schema; `cache: true` caches the tools up to this one. */
+export interface Tool { name: string; description?: string; parameters: object; cache?: true }
+/** Tokens of a call. `inputTokens` counts every prompt token, cache reads and writes included, in both dialects. */
+export interface Usage { inputTokens: number; outputTokens: number; cachedInputTokens: number; cacheWriteTokens: number }
+/** Tokens, cost and what the prompt cache saved (negative while writes cost more than reads saved). */
+export interface Spend extends Usage { costUsd: number; cacheSavedUsd: number }
 export interface ChatRequest {
   messages: ChatMessage[];
   tools?: Tool[];
@@ -45,7 +54,7 @@ export interface ChatRequest {
 export interface ChatResult {
   text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
   finishReason: "stop" | "length" | "tool_calls" | "content_filter" | (string & {});
-  usage: { inputTokens: number; outputTokens: number }; costUsd: number; cached: boolean; attempts: number;
+  usage: Usage; costUsd: number; cached: boolean; attempts: number;
 }
 /** Tool-call pieces follow OpenAI's chunk shape whichever provider answers. */
 export interface ChatDelta { text: string; toolCalls?: { index: number; id?: string; name?: string; argumentsDelta: string }[] }
@@ -155,13 +164,13 @@ export interface ClientStats {
   breakers: { key: string; state: "closed" | "open" | "half-open"; failures: number }[];
   rateLimit: { tokens: number; capacity: number } | null;
   latencyMs: { p50: number; p95: number; p99: number };
-  usage: { inputTokens: number; outputTokens: number; costUsd: number };
+  usage: Spend;
   /** The wasm module's memory (it only grows: the high-water mark of what was held at once). */
   memory: { wasmBytes: number };
-  /** Chat usage and cost per model and per user. */
+  /** Chat usage, cost and prompt-cache savings per model and per user. */
   costs: {
-    byModel: { model: string; inputTokens: number; outputTokens: number; costUsd: number }[];
-    byUser: { user: string; inputTokens: number; outputTokens: number; costUsd: number }[];
+    byModel: (Spend & { model: string })[];
+    byUser: (Spend & { user: string })[];
   };
 }
 export interface SseEvent { event: string; data: string; id: string }

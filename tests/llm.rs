@@ -11,7 +11,7 @@ use sturdy_llm::core::llm::charge::{
 use sturdy_llm::core::llm::{
     build_request, classify, cost_micros, error_message, estimate_tokens, parse_completion,
     BudgetConfig, Cap, Chain, ChatParams, CostTally, ErrorClass, Exceeded, Ledger, Message,
-    Outcome, Part, Pricing, Provider, Role, Step, Tool, ToolCall, Usage, MAX_TARGETS,
+    Outcome, Part, Pricing, Provider, Role, Spend, Step, Tool, ToolCall, Usage, MAX_TARGETS,
 };
 use sturdy_llm::core::resume::{Delivered, Failure, Recoveries, Resume};
 use sturdy_llm::core::stream::{Delta, StreamMonitor};
@@ -175,14 +175,19 @@ fn long_user_ids_are_kept_in_bounded_bytes_by_the_ledger_and_the_tally() {
     for i in 0..1_000 {
         let hold = ledger.reserve(&id(i), 600, 0, JAN_31_LAST_SECOND).unwrap();
         ledger.settle(hold, 600, 0);
+        let usage = Usage {
+            input_tokens: 1,
+            output_tokens: 1,
+            ..Usage::default()
+        };
         tally.add(
             "m",
             &id(i),
-            &Usage {
-                input_tokens: 1,
-                output_tokens: 1,
+            &Spend {
+                usage,
+                micros: 1,
+                saved_micros: 0,
             },
-            1,
         );
     }
     // Still one row per user: ids that differ only at the end are not merged.
@@ -233,6 +238,7 @@ fn one_chat_two_providers_then_settle_and_tally() {
     let pricing = Pricing {
         input_micros_per_mtok: 3_000_000,
         output_micros_per_mtok: 15_000_000,
+        ..Pricing::default()
     };
     let mut ledger = Ledger::new(BudgetConfig {
         per_request_tokens: Some(4096),
@@ -249,6 +255,7 @@ fn one_chat_two_providers_then_settle_and_tally() {
     let worst = Usage {
         input_tokens: estimate,
         output_tokens: 256,
+        ..Usage::default()
     };
     let worst_cost = cost_micros(&pricing, &worst);
     assert_eq!(worst_cost, 3_885); // 15 × $3 + 256 × $15 per Mtok
@@ -290,13 +297,20 @@ fn one_chat_two_providers_then_settle_and_tally() {
     let mini = Pricing {
         input_micros_per_mtok: 150_000,
         output_micros_per_mtok: 600_000,
+        ..Pricing::default()
     };
     let real_cost = cost_micros(&mini, &completion.usage);
     assert_eq!(real_cost, 6); // 3.3 + 1.8 = 5.1 µ$, rounded up
     ledger.settle(hold, 25, real_cost);
     assert_eq!(ledger.spent("erin", now), (25, 25, 6));
-    tally.add("gpt-4o-mini", "erin", &completion.usage, real_cost);
-    assert_eq!(tally.total(), (completion.usage, 6));
+    let spend = Spend {
+        usage: completion.usage,
+        micros: real_cost,
+        saved_micros: 0,
+    };
+    tally.add("gpt-4o-mini", "erin", &spend);
+    assert_eq!(tally.total(), spend);
+    assert_eq!(tally.total().micros, 6);
     assert_eq!(tally.by_user()[0].0, "erin");
 
     // A request over the per-request cap is refused before anything is sent.
@@ -574,10 +588,12 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let cheap = Pricing {
         input_micros_per_mtok: 1_000_000,
         output_micros_per_mtok: 1_000_000,
+        ..Pricing::default()
     };
     let dear = Pricing {
         input_micros_per_mtok: 1_000_000,
         output_micros_per_mtok: 10_000_000,
+        ..Pricing::default()
     };
     let mut ledger = Ledger::new(BudgetConfig {
         per_user_daily_tokens: Some(10_000),
@@ -587,7 +603,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let hold = charge::hold(
         &mut ledger,
         "ann",
-        (estimate_tokens(&messages, &[]), Some(100)),
+        (estimate_tokens(&messages, &[]), Some(100), false),
         [&cheap, &dear],
         0,
     )
@@ -596,6 +612,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let worst = Usage {
         input_tokens: input,
         output_tokens: 100,
+        ..Usage::default()
     };
     assert_eq!(
         hold.cost_micros(),
@@ -606,7 +623,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let default = charge::hold(
         &mut ledger,
         "ann",
-        (estimate_tokens(&messages, &[]), None),
+        (estimate_tokens(&messages, &[]), None, false),
         [&cheap],
         0,
     )
@@ -620,7 +637,7 @@ fn a_chat_holds_its_worst_case_at_the_dearest_target_it_may_reach() {
     let err = charge::hold(
         &mut ledger,
         "ann",
-        (estimate_tokens(&messages, &[]), Some(1 << 24)),
+        (estimate_tokens(&messages, &[]), Some(1 << 24), false),
         [&cheap],
         0,
     )
@@ -643,6 +660,7 @@ fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
     let pricing = Pricing {
         input_micros_per_mtok: 0,
         output_micros_per_mtok: 1_000_000,
+        ..Pricing::default()
     };
     let mut ledger = daily(2000);
     let mut tally = CostTally::new();
@@ -653,6 +671,7 @@ fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
         usage: Usage {
             input_tokens: 0,
             output_tokens,
+            ..Usage::default()
         },
         free: false,
     };
@@ -660,7 +679,7 @@ fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
         let hold = charge::hold(
             ledger,
             "bo",
-            (estimate_tokens(&messages, &[]), Some(100)),
+            (estimate_tokens(&messages, &[]), Some(100), false),
             [&pricing],
             0,
         );
@@ -696,13 +715,13 @@ fn a_settled_chat_pays_what_it_used_and_reports_each_threshold_once() {
         call(&mut ledger, &mut tally, 200).crossed,
         Some((Cap::UserDailyTokens, 1000))
     );
-    assert_eq!(tally.total().1, 2000, "every paid answer tallied");
+    assert_eq!(tally.total().micros, 2000, "every paid answer tallied");
     // Without a budget the cost is still tallied.
     assert_eq!(
         charge::settle(None, &mut tally, None, answer(5), 0).cost_micros,
         5
     );
-    assert_eq!(tally.by_model()[0].2, 2005);
+    assert_eq!(tally.by_model()[0].1.micros, 2005);
 }
 #[test]
 fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
@@ -710,13 +729,14 @@ fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
     let pricing = Pricing {
         input_micros_per_mtok: 1_000_000,
         output_micros_per_mtok: 1_000_000,
+        ..Pricing::default()
     };
     let mut ledger = daily(1000);
     let mut tally = CostTally::new();
     let hold = charge::hold(
         &mut ledger,
         "cy",
-        (estimate_tokens(&messages, &[]), Some(500)),
+        (estimate_tokens(&messages, &[]), Some(500), false),
         [&pricing],
         0,
     )
@@ -729,6 +749,7 @@ fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
         usage: Usage {
             input_tokens: 10,
             output_tokens: 400,
+            ..Usage::default()
         },
         free: true,
     };
@@ -741,7 +762,7 @@ fn a_free_answer_costs_nothing_and_gives_its_hold_back() {
         }
     );
     assert_eq!(ledger.spent("cy", 0), (0, 0, 0));
-    assert_eq!(tally.total().1, 0);
+    assert_eq!(tally.total().micros, 0);
     assert!(tally.by_user().is_empty(), "nothing tallied");
 }
 
@@ -751,6 +772,7 @@ fn a_stream_without_usage_is_charged_an_estimate() {
     let reported = Usage {
         input_tokens: 8,
         output_tokens: 5,
+        ..Usage::default()
     };
     assert_eq!(
         reported_or_estimated(reported, estimate_tokens(&messages, &[]), ("Teal.", &[])),
@@ -764,7 +786,8 @@ fn a_stream_without_usage_is_charged_an_estimate() {
         ),
         Usage {
             input_tokens: estimate_tokens(&messages, &[]),
-            output_tokens: 2, // 7 characters, a token per 4, rounded up
+            output_tokens: 2, // 7 characters, a token per 4, rounded up,
+            ..Usage::default()
         }
     );
 }
@@ -890,6 +913,7 @@ fn a_streamed_tool_call_survives_a_fallback_to_anthropic() {
         name: "city_time".into(),
         description: None,
         parameters: r#"{"type":"object","properties":{"city":{"type":"string"}}}"#.into(),
+        cache: false,
     }];
     let params = ChatParams {
         model: "claude-haiku-4-5",
@@ -1300,7 +1324,7 @@ mod properties {
             user.content.push(Part::Image(url.clone()));
             user.content.push(Part::Image(format!("data:image/png;base64,{url}")));
             let messages = [user, assistant, tool];
-            let tools = [Tool { name: name.clone(), description: Some(name), parameters: result }];
+            let tools = [Tool { name: name.clone(), description: Some(name), parameters: result, cache: false }];
             let stop = [stop];
             let params = ChatParams {
                 model: "m",
@@ -1357,4 +1381,58 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn a_cached_prompt_is_held_at_the_write_price_and_pays_as_billed() {
+    // Claude Sonnet: $3 in, $15 out, reads $0.30, writes $3.75 per Mtok.
+    let sonnet = Pricing {
+        input_micros_per_mtok: 3_000_000,
+        output_micros_per_mtok: 15_000_000,
+        cached_input_micros_per_mtok: 300_000,
+        cache_write_micros_per_mtok: 3_750_000,
+    };
+    let mut ledger = Ledger::new(BudgetConfig {
+        per_user_daily_tokens: Some(1_000_000),
+        daily_cost_micros: Some(1_000_000),
+        ..BudgetConfig::default()
+    });
+    let mut tally = CostTally::new();
+    // The worst case writes the whole prompt: 10 000 × 3.75 + 200 × 15 = 40 500 µ$.
+    let hold = charge::hold(&mut ledger, "amy", (10_000, Some(200), true), [&sonnet], 0).ok();
+    assert_eq!(hold.as_ref().map(|h| h.cost_micros()), Some(40_500));
+    // Unmarked, it cannot write: 10 000 × 3 + 200 × 15 = 33 000 µ$.
+    let plain = charge::hold(&mut ledger, "bo", (10_000, Some(200), false), [&sonnet], 0).ok();
+    assert_eq!(plain.as_ref().map(|h| h.cost_micros()), Some(33_000));
+    charge::release(Some(&mut ledger), plain);
+    // The answer read 9 000 of them from the cache: every token counts in the token cap, the
+    // cost cap sees 1 000 × 3 + 9 000 × 0.30 + 150 × 15 = 7 950 µ$.
+    let usage = Usage {
+        input_tokens: 10_000,
+        output_tokens: 150,
+        cached_input_tokens: 9_000,
+        cache_write_tokens: 0,
+    };
+    let charge = Charge {
+        user: "amy",
+        model: "claude-sonnet",
+        pricing: &sonnet,
+        usage,
+        free: false,
+    };
+    let settled = charge::settle(Some(&mut ledger), &mut tally, hold, charge, 0);
+    assert_eq!(settled.cost_micros, 7_950);
+    assert_eq!(ledger.spent("amy", 0), (10_150, 10_150, 7_950));
+    // Saved: 9 000 × (3 − 0.30) = 24 300 µ$.
+    assert_eq!(
+        tally.by_user(),
+        [(
+            "amy".to_string(),
+            Spend {
+                usage,
+                micros: 7_950,
+                saved_micros: 24_300
+            }
+        )]
+    );
 }

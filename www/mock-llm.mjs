@@ -54,6 +54,19 @@
  * real APIs do. `response_format` json_object / json_schema (Anthropic `output_format` /
  * `output_config.format`) is answered with JSON that fits the schema, streamed in 8-character pieces.
  *
+ * Prompt caching, per target, deterministic. The prompt is read in the provider's cache order
+ * (Anthropic: tools, system, messages, block by block; OpenAI: the tools, then message by message);
+ * a prefix's tokens are floor(its characters / 4), counted as the prompt tokens are. Anthropic: each
+ * block with `cache_control` ({type:"ephemeral"}, at most 4: a 400 otherwise, as the API answers)
+ * ends a cacheable prefix; the longest marked prefix seen before by that target is read
+ * (`cache_read_input_tokens`), the rest up to the last mark written (`cache_creation_input_tokens`),
+ * and `input_tokens` is what is left (the usage carries the two cache fields only when the request
+ * has a mark; message_start carries them when streamed). There is no minimum length. OpenAI: every
+ * message boundary of a prompt of 1024 tokens or more is remembered; a later prompt whose longest
+ * remembered prefix is 1024 tokens or more reports it, rounded down to 128 tokens, as
+ * `usage.prompt_tokens_details.cached_tokens` (included in prompt_tokens; the details are present
+ * only for prompts of 1024 tokens or more). POST /control/reset forgets every cache.
+ *
  * Per-request faults — header `x-mock-fault`, a `;`-separated list of `key=value`
  * or bare keys (an unknown key or bad value is answered with a 400):
  *
@@ -97,6 +110,7 @@
  * latencyMs delays every request of the target. A request with an active
  * `x-mock-fault` header uses the header's faults instead (latency still applies).
  */
+import { createHash } from "node:crypto";
 import http from "node:http";
 import { pathToFileURL } from "node:url";
 
@@ -601,7 +615,10 @@ const openai = {
       created: call.created,
       model: call.request.model,
       choices: [{ index: 0, message, finish_reason: this.finishReason(answer) }],
-      usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+      usage: {
+        prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion,
+        ...(call.request.cache ? { prompt_tokens_details: { cached_tokens: call.request.cache.read } } : {}),
+      },
     };
   },
 
@@ -769,7 +786,7 @@ const anthropic = {
       content,
       stop_reason: stopReason,
       stop_sequence: stopSequence,
-      usage: { input_tokens: call.request.promptTokens, output_tokens: outputTokens },
+      usage: anthropicUsage(call.request, outputTokens),
     };
   },
 
@@ -816,6 +833,87 @@ const anthropic = {
   streamErrorFrame: () =>
     sseFrame({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } }, "error"),
 };
+
+/** Anthropic `usage`: the cache fields when the request marked a block for caching. */
+function anthropicUsage({ promptTokens, cache }, outputTokens) {
+  if (!cache) return { input_tokens: promptTokens, output_tokens: outputTokens };
+  return {
+    input_tokens: promptTokens - cache.read - cache.write,
+    cache_creation_input_tokens: cache.write,
+    cache_read_input_tokens: cache.read,
+    output_tokens: outputTokens,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Prompt caching
+// ---------------------------------------------------------------------------
+
+const MAX_CACHE_CONTROL = 4;
+const OPENAI_MIN_CACHED = 1024;
+
+/** A block without its cache_control, as JSON: the mark does not change what is cached. */
+const unmarked = (block) => JSON.stringify(isObject(block) ? { ...block, cache_control: undefined } : block);
+
+/** Anthropic's prompt as segments { json, chars, mark } in cache order: tools, system, message blocks. */
+function anthropicSegments(body) {
+  const segments = [];
+  const add = (block, chars, at) => {
+    const mark = isObject(block) && block.cache_control !== undefined && block.cache_control !== null;
+    if (mark && block.cache_control?.type !== "ephemeral") throw new HttpError(400, `${at}.cache_control.type: Input should be 'ephemeral'`);
+    segments.push({ json: unmarked(block), chars, mark });
+  };
+  (Array.isArray(body.tools) ? body.tools : []).forEach((tool, i) => add(tool, unmarked(tool).length, `tools.${i}`));
+  const system = Array.isArray(body.system) ? body.system : body.system === undefined ? [] : [body.system];
+  system.forEach((block, i) => add(block, textOf(typeof block === "string" ? block : [block]).length, `system.${i}`));
+  (body.messages ?? []).forEach((m, i) => {
+    const blocks = Array.isArray(m?.content) ? m.content : [m?.content];
+    blocks.forEach((block, j) => add(block, textOf(typeof block === "string" ? block : [block]).length, `messages.${i}.content.${j}`));
+  });
+  const marks = segments.filter((s) => s.mark).length;
+  if (marks > MAX_CACHE_CONTROL) {
+    throw new HttpError(400, `A maximum of ${MAX_CACHE_CONTROL} blocks with cache_control may be provided. Found ${marks}.`);
+  }
+  return segments;
+}
+
+/** OpenAI's prompt as segments: the tools, then each message (a boundary after each). */
+function openaiSegments(body) {
+  const tools = body.tools ? [{ json: JSON.stringify(body.tools), chars: JSON.stringify(body.tools).length, mark: true }] : [];
+  return [...tools, ...body.messages.map((m) => ({ json: JSON.stringify(m), chars: textOf(m?.content).length, mark: true }))];
+}
+
+/** Each marked segment's prefix: { key (a hash chained over the segments), tokens }. */
+function prefixes(model, segments) {
+  let key = createHash("sha256").update(String(model)).digest("hex");
+  let chars = 0;
+  return segments.flatMap((segment) => {
+    key = createHash("sha256").update(key).update(segment.json).digest("hex");
+    chars += segment.chars;
+    return segment.mark ? [{ key, tokens: Math.floor(chars / 4) }] : [];
+  });
+}
+
+/**
+ * What this request reads from and writes to the target's prompt cache ({ read, write } tokens), or
+ * undefined when the dialect would report nothing (no Anthropic mark; an OpenAI prompt under 1024
+ * tokens). Remembers the request's prefixes in `seen`, the target's cache.
+ */
+function promptCache(provider, body, request, seen) {
+  if (provider === anthropic) {
+    const marks = prefixes(body.model, anthropicSegments(body));
+    if (!marks.length) return undefined;
+    const read = marks.findLast((m) => seen.has(m.key))?.tokens ?? 0;
+    const last = marks.at(-1);
+    for (const m of marks) seen.add(m.key);
+    return { read, write: Math.max(0, last.tokens - read) };
+  }
+  if (request.promptTokens < OPENAI_MIN_CACHED) return undefined;
+  const boundaries = prefixes(body.model, openaiSegments(body)).filter((p) => p.tokens >= OPENAI_MIN_CACHED);
+  const hit = boundaries.findLast((p) => seen.has(p.key))?.tokens ?? 0;
+  for (const p of boundaries) seen.add(p.key);
+  return { read: Math.floor(hit / 128) * 128, write: 0 };
+}
 
 const COMPLETION_ROUTES = {
   "/v1/chat/completions": openai,
@@ -1169,6 +1267,8 @@ async function handleCompletion(call, state) {
   if (parsed.error) return sendError(call, 400, undefined, parsed.error);
 
   call.request = call.provider.parse(parsed.body);
+  if (!state.promptCaches.has(call.target)) state.promptCaches.set(call.target, new Set());
+  call.request.cache = promptCache(call.provider, parsed.body, call.request, state.promptCaches.get(call.target));
   call.id = `${call.provider === anthropic ? "msg_mock_" : "chatcmpl-mock-"}${state.nextId++}`;
   call.created = Math.floor(Date.now() / 1000);
   const take = plan.sampled ? `Take ${call.id}: ` : "";
@@ -1289,11 +1389,14 @@ function onRequest(state, req, res) {
  *   reset(): void, setFaults(cfg: object): void}>}
  */
 export async function startMockLlm({ port = 0, host = "127.0.0.1", seed = 1 } = {}) {
-  const state = { faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0, recorded: new Map() };
+  const state = {
+    faults: new FaultState(seed), stats: new Stats(), nextId: 1, requestSeq: 0, recorded: new Map(), promptCaches: new Map(),
+  };
   state.resetAll = () => {
     state.faults.reset();
     state.stats.reset();
     state.recorded.clear();
+    state.promptCaches.clear();
   };
 
   const server = http.createServer((req, res) => onRequest(state, req, res));

@@ -118,14 +118,17 @@ pub fn prometheus(
         header(
             &mut out,
             "tokens_total",
-            "Tokens used by chat calls, by model and direction.",
+            "Tokens used by chat calls, by model and direction (cached_input and cache_write are parts of input).",
             "counter",
         );
-        for (model, usage, _) in &models {
+        for (model, spend) in &models {
             let model = escape_label(model);
+            let usage = &spend.usage;
             for (direction, value) in [
                 ("input", usage.input_tokens),
                 ("output", usage.output_tokens),
+                ("cached_input", usage.cached_input_tokens),
+                ("cache_write", usage.cache_write_tokens),
             ] {
                 let _ = writeln!(
                     out,
@@ -139,11 +142,26 @@ pub fn prometheus(
             "Cost of chat calls in millionths of a US dollar, by model.",
             "counter",
         );
-        for (model, _, micros) in &models {
+        for (model, spend) in &models {
             let _ = writeln!(
                 out,
-                "sturdy_llm_cost_microdollars_total{{model=\"{}\"}} {micros}",
-                escape_label(model)
+                "sturdy_llm_cost_microdollars_total{{model=\"{}\"}} {}",
+                escape_label(model),
+                spend.micros
+            );
+        }
+        header(
+            &mut out,
+            "cache_saved_microdollars",
+            "Saved by the provider's prompt cache, in millionths of a US dollar, by model (cache writes cost more than they save at first, so it may fall).",
+            "gauge",
+        );
+        for (model, spend) in &models {
+            let _ = writeln!(
+                out,
+                "sturdy_llm_cache_saved_microdollars{{model=\"{}\"}} {}",
+                escape_label(model),
+                spend.saved_micros
             );
         }
     }
@@ -212,11 +230,21 @@ mod tests {
         let usage = crate::core::llm::Usage {
             input_tokens: 10,
             output_tokens: 5,
+            cached_input_tokens: 4,
+            cache_write_tokens: 0,
         };
-        costs.add("gpt-x", "u1", &usage, 42);
+        let spend = crate::core::llm::Spend {
+            usage,
+            micros: 42,
+            saved_micros: 7,
+        };
+        costs.add("gpt-x", "u1", &spend);
         let text = prometheus(&stats, &breakers, Some((7.9, 10.0)), Some(cache), &costs);
         assert!(text.contains("sturdy_llm_tokens_total{model=\"gpt-x\",direction=\"output\"} 5\n"));
         assert!(text.contains("sturdy_llm_cost_microdollars_total{model=\"gpt-x\"} 42\n"));
+        assert!(text
+            .contains("sturdy_llm_tokens_total{model=\"gpt-x\",direction=\"cached_input\"} 4\n"));
+        assert!(text.contains("sturdy_llm_cache_saved_microdollars{model=\"gpt-x\"} 7\n"));
         assert!(text.contains("sturdy_llm_cache_lookups_total{result=\"hit\"} 3\n"));
         assert_eq!(cache.hit_rate_per_mille(), 750);
         assert!(text.contains("sturdy_llm_requests_total 3\n"));

@@ -18,8 +18,8 @@
 
 use crate::core::json::Json;
 use crate::core::limits::DEFAULT_MAX_RESPONSE_BYTES;
-use crate::core::llm::anthropic::{finish_reason, ANSWER_TOOL};
-use crate::core::llm::openai::arguments_text;
+use crate::core::llm::anthropic::{finish_reason, merge_usage, ANSWER_TOOL};
+use crate::core::llm::openai::{arguments_text, read_usage};
 use crate::core::llm::request::{ToolCall, ToolCallDelta};
 
 /// The wire dialect, recognised from the events.
@@ -42,13 +42,23 @@ pub struct StreamError {
     pub message: String,
 }
 
-/// Token counts reported by the stream.
+/// Token counts reported by the upstream, in one meaning for both dialects.
+///
+/// `input_tokens` is every prompt token the model read, prompt-cache reads and writes included
+/// (OpenAI's `prompt_tokens` already counts its cached tokens; Anthropic's `input_tokens` leaves
+/// its cache reads and writes out, so they are added back): it is what a context window and a
+/// token budget see whoever answered. The two cache counts are parts of it, priced apart
+/// ([`crate::core::llm::cost_micros`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Prompt tokens.
+    /// Prompt tokens, cache reads and writes included.
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
+    /// Of the prompt tokens, read from the provider's prompt cache.
+    pub cached_input_tokens: u64,
+    /// Of the prompt tokens, written to the provider's prompt cache (Anthropic; OpenAI reports none).
+    pub cache_write_tokens: u64,
 }
 
 /// What one event meant.
@@ -183,10 +193,7 @@ impl StreamMonitor {
     fn observe_openai(&mut self, json: &Json) -> (Option<Delta>, Observation) {
         self.dialect = Dialect::OpenAi;
         if let Some(usage) = json.get("usage").filter(|u| !u.is_null()) {
-            self.usage = Usage {
-                input_tokens: count(usage, "prompt_tokens"),
-                output_tokens: count(usage, "completion_tokens"),
-            };
+            self.usage = read_usage(Some(usage));
         }
         let choice = json.get("choices").and_then(|c| c.at(0));
         if let Some(reason) = choice
@@ -235,8 +242,7 @@ impl StreamMonitor {
             "message_start" => {
                 let usage = json.get("message").and_then(|m| m.get("usage"));
                 if let Some(usage) = usage {
-                    self.usage.input_tokens = count(usage, "input_tokens");
-                    self.usage.output_tokens = count(usage, "output_tokens");
+                    self.usage = merge_usage(Usage::default(), usage);
                 }
                 (None, Observation::Continue)
             }
@@ -291,7 +297,7 @@ impl StreamMonitor {
             }
             "message_delta" => {
                 if let Some(usage) = json.get("usage") {
-                    self.usage.output_tokens = count(usage, "output_tokens");
+                    self.usage = merge_usage(self.usage, usage);
                 }
                 if let Some(reason) = json
                     .get("delta")
@@ -415,10 +421,6 @@ struct Piece<'e> {
     arguments: String,
 }
 
-fn count(usage: &Json, key: &str) -> u64 {
-    usage.get(key).and_then(Json::as_u64).unwrap_or(0)
-}
-
 /// `{"error": {"type"|"code", "message"}}` or `{"type": "error", "error": {...}}`.
 fn error_of(json: &Json) -> StreamError {
     let error = json.get("error").unwrap_or(json);
@@ -481,7 +483,60 @@ mod tests {
             monitor.usage(),
             Usage {
                 input_tokens: 5,
-                output_tokens: 2
+                output_tokens: 2,
+                ..Usage::default()
+            }
+        );
+    }
+
+    #[test]
+    fn prompt_cache_usage_streams_in_both_dialects() {
+        let mut monitor = StreamMonitor::new();
+        monitor.see(&event(
+            "message",
+            r#"{"choices":[],"usage":{"prompt_tokens":1500,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":1024}}}"#,
+        ));
+        assert_eq!(
+            monitor.usage(),
+            Usage {
+                input_tokens: 1500,
+                output_tokens: 2,
+                cached_input_tokens: 1024,
+                cache_write_tokens: 0,
+            }
+        );
+        let mut monitor = StreamMonitor::new();
+        monitor.see(&event(
+            "message_start",
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":4000,"output_tokens":1}}}"#,
+        ));
+        assert_eq!(
+            monitor.usage(),
+            Usage {
+                input_tokens: 4012,
+                output_tokens: 1,
+                cached_input_tokens: 4000,
+                cache_write_tokens: 0,
+            }
+        );
+        // message_delta: cumulative, in part; what it leaves out keeps its value.
+        monitor.see(&event(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":30}}"#,
+        ));
+        assert_eq!(monitor.usage().input_tokens, 4012);
+        assert_eq!(monitor.usage().cached_input_tokens, 4000);
+        monitor.see(&event(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{},"usage":{"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":4000,"output_tokens":31}}"#,
+        ));
+        assert_eq!(
+            monitor.usage(),
+            Usage {
+                input_tokens: 4112,
+                output_tokens: 31,
+                cached_input_tokens: 4000,
+                cache_write_tokens: 100,
             }
         );
     }

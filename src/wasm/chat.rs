@@ -16,6 +16,7 @@ use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
+use crate::core::llm::request::has_cache_marks;
 use crate::core::llm::{
     build_request, estimate_tokens, parse_completion, Chain, Hold, Outcome, Step, Usage,
     MAX_TARGETS,
@@ -299,6 +300,7 @@ impl Inner {
             (
                 estimate_tokens(&call.messages, &call.tools),
                 call.max_tokens,
+                has_cache_marks(&call.messages, &call.tools),
             ),
             prices.map(|t| &t.pricing),
             self.platform.wall_ms(),

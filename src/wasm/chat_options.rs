@@ -1,7 +1,7 @@
 //! The client options `chat()` reads: the `targets` of its fallback chain and its `budget`.
 
 use crate::core::llm::endpoint::chat_endpoint;
-use crate::core::llm::{BudgetConfig, Pricing, Provider};
+use crate::core::llm::{cache_prices, BudgetConfig, Pricing, Provider};
 use crate::wasm::reader::{range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
 
@@ -72,14 +72,23 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
         let pricing = match t.object("pricing")? {
             None => Pricing::default(),
             Some(p) => {
-                p.only(&["inputPerMTok", "outputPerMTok"])?;
-                let micros = |key: &str| -> Result<u64, JsValue> {
+                p.only(&[
+                    "inputPerMTok",
+                    "outputPerMTok",
+                    "cachedInputPerMTok",
+                    "cacheWritePerMTok",
+                ])?;
+                let micros = |key: &str| -> Result<Option<u64>, JsValue> {
                     Ok(p.number(key, 0.0, 1e6)?
-                        .map_or(0, |usd| (usd * 1e6).round() as u64))
+                        .map(|usd| (usd * 1e6).round() as u64))
                 };
+                let input = micros("inputPerMTok")?.unwrap_or(0);
+                let (read, write) = cache_prices(provider, input);
                 Pricing {
-                    input_micros_per_mtok: micros("inputPerMTok")?,
-                    output_micros_per_mtok: micros("outputPerMTok")?,
+                    input_micros_per_mtok: input,
+                    output_micros_per_mtok: micros("outputPerMTok")?.unwrap_or(0),
+                    cached_input_micros_per_mtok: micros("cachedInputPerMTok")?.unwrap_or(read),
+                    cache_write_micros_per_mtok: micros("cacheWritePerMTok")?.unwrap_or(write),
                 }
             }
         };

@@ -5,11 +5,13 @@
 //! options) counts against one budget for the whole request, [`MAX_CHAT_CHARS`], measured in JS
 //! before the copy. JSON values are taken as `JSON.stringify` writes them (a throwing getter, a
 //! cycle or a BigInt is a `TypeError` naming the field) and must be objects the core's reader
-//! accepts (nesting at most 64 deep).
+//! accepts (nesting at most 64 deep). Prompt-cache marks (`cache: true`) are counted as they are
+//! read: one past [`MAX_CACHE_BREAKPOINTS`] is a `RangeError` naming it and the count.
 
 use crate::core::json::Json;
 use crate::core::llm::request::{
-    parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    parse_data_url, CacheMarks as Marks, ChatParams, Message, Part, ResponseFormat, Role, Tool,
+    ToolCall, ToolChoice, MAX_CACHE_BREAKPOINTS,
 };
 use crate::core::llm::Provider;
 use crate::wasm::chat_options::TargetConfig;
@@ -105,6 +107,23 @@ impl Chars {
     }
 }
 
+/// `r.cache`: `true` is one more of the request's `marks`, refused past
+/// [`MAX_CACHE_BREAKPOINTS`].
+fn cache_mark(r: &Reader, marks: &mut Marks) -> Result<bool, JsValue> {
+    if r.boolean("cache")? != Some(true) {
+        return Ok(false);
+    }
+    marks.add().map_err(|count| -> JsValue {
+        let path = r.path();
+        let message = format!(
+            "{path}.cache is cache mark {count} of the request: at most \
+             {MAX_CACHE_BREAKPOINTS} are allowed (Anthropic's limit of cache breakpoints)"
+        );
+        js_sys::RangeError::new(&message).into()
+    })?;
+    Ok(true)
+}
+
 /// Parses `chat(request)`.
 pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
     let Some(r) = Reader::root(value.clone(), "request")? else {
@@ -126,6 +145,7 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
         "providerOptions",
     ])?;
     let mut chars = Chars(MAX_CHAT_CHARS);
+    let mut marks = Marks::default();
     let list = match r.list("messages", MAX_MESSAGES)? {
         Some(list) if !list.is_empty() => list,
         _ => {
@@ -139,14 +159,17 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
     let messages = list
         .into_iter()
         .enumerate()
-        .map(|(i, item)| message(item, &format!("request.messages[{i}]"), &mut chars))
+        .map(|(i, item)| {
+            let path = format!("request.messages[{i}]");
+            message(item, &path, (&mut chars, &mut marks))
+        })
         .collect::<Result<_, _>>()?;
     let tools = r
         .list("tools", MAX_TOOLS)?
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, item)| tool(item, &format!("request.tools[{i}]"), &mut chars))
+        .map(|(i, item)| tool(item, &format!("request.tools[{i}]"), &mut chars, &mut marks))
         .collect::<Result<_, _>>()?;
     let stop = r
         .list("stop", MAX_ITEMS)?
@@ -176,8 +199,13 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
     })
 }
 
-/// One `ChatMessage`: `{ role, content }`, an assistant's `toolCalls`, a tool's `toolCallId`.
-fn message(item: JsValue, path: &str, chars: &mut Chars) -> Result<Message, JsValue> {
+/// One `ChatMessage`: `{ role, content, cache? }`, an assistant's `toolCalls`, a tool's
+/// `toolCallId`.
+fn message(
+    item: JsValue,
+    path: &str,
+    (chars, marks): (&mut Chars, &mut Marks),
+) -> Result<Message, JsValue> {
     let Some(m) = Reader::root(item.clone(), path)? else {
         return Err(type_error(path, "a { role, content } object", &item));
     };
@@ -190,16 +218,19 @@ fn message(item: JsValue, path: &str, chars: &mut Chars) -> Result<Message, JsVa
         content: Vec::new(),
         tool_calls: Vec::new(),
         tool_call_id: None,
+        cache_parts: Vec::new(),
+        cache: false,
     };
     let content = m.raw("content")?.unwrap_or(JsValue::UNDEFINED);
     let content_path = format!("{path}.content");
     match role {
         Role::System | Role::User => {
-            m.only(&["role", "content"])?;
-            message.content = parts(&content, &content_path, chars)?;
+            m.only(&["role", "content", "cache"])?;
+            (message.content, message.cache_parts) =
+                parts(&content, &content_path, (chars, marks))?;
         }
         Role::Assistant => {
-            m.only(&["role", "content", "toolCalls"])?;
+            m.only(&["role", "content", "toolCalls", "cache"])?;
             if !content.is_null() {
                 message.content = vec![Part::Text(chars.string(&content, &content_path)?)];
             }
@@ -222,25 +253,31 @@ fn message(item: JsValue, path: &str, chars: &mut Chars) -> Result<Message, JsVa
             }
         }
         Role::Tool => {
-            m.only(&["role", "content", "toolCallId"])?;
+            m.only(&["role", "content", "toolCallId", "cache"])?;
             message.tool_call_id = Some(chars.field(&m, "toolCallId")?);
             message.content = vec![Part::Text(chars.string(&content, &content_path)?)];
         }
     }
+    message.cache = cache_mark(&m, marks)?;
     Ok(message)
 }
 
-/// A message's content: a string, or an array of `{ type: "text", text }` and
-/// `{ type: "image", url }` parts.
-fn parts(content: &JsValue, path: &str, chars: &mut Chars) -> Result<Vec<Part>, JsValue> {
+/// A message's content: a string, or an array of `{ type: "text", text, cache? }` and
+/// `{ type: "image", url, cache? }` parts; with the indexes of the parts marked for the cache.
+fn parts(
+    content: &JsValue,
+    path: &str,
+    (chars, marks): (&mut Chars, &mut Marks),
+) -> Result<(Vec<Part>, Vec<usize>), JsValue> {
     if content.is_string() {
-        return Ok(vec![Part::Text(chars.string(content, path)?)]);
+        return Ok((vec![Part::Text(chars.string(content, path)?)], Vec::new()));
     }
     if !content.is_object() {
         return Err(type_error(path, "a string or an array of parts", content));
     }
     let items = array(content, path, MAX_MESSAGES)?;
     let mut parts = Vec::with_capacity(items.len());
+    let mut cached = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let part_path = format!("{path}[{i}]");
         let Some(p) = Reader::root(item.clone(), &part_path)? else {
@@ -248,11 +285,11 @@ fn parts(content: &JsValue, path: &str, chars: &mut Chars) -> Result<Vec<Part>, 
         };
         match p.choice("type", &["text", "image"])? {
             Some("text") => {
-                p.only(&["type", "text"])?;
+                p.only(&["type", "text", "cache"])?;
                 parts.push(Part::Text(chars.field(&p, "text")?));
             }
             Some(_) => {
-                p.only(&["type", "url"])?;
+                p.only(&["type", "url", "cache"])?;
                 let url = chars.field(&p, "url")?;
                 if let Some(problem) = image_url_problem(&url) {
                     return Err(range_error(
@@ -271,8 +308,11 @@ fn parts(content: &JsValue, path: &str, chars: &mut Chars) -> Result<Vec<Part>, 
                 ))
             }
         }
+        if cache_mark(&p, marks)? {
+            cached.push(i);
+        }
     }
-    Ok(parts)
+    Ok((parts, cached))
 }
 
 /// Why an image URL cannot be sent, if it cannot: it must be `https:` / `http:`, or a base64
@@ -287,12 +327,12 @@ fn image_url_problem(url: &str) -> Option<&'static str> {
     (!web && !image_data).then_some("an https: URL or a data:image/...;base64, URL")
 }
 
-/// One `Tool`: `{ name, description?, parameters }`.
-fn tool(item: JsValue, path: &str, chars: &mut Chars) -> Result<Tool, JsValue> {
+/// One `Tool`: `{ name, description?, parameters, cache? }`.
+fn tool(item: JsValue, path: &str, chars: &mut Chars, marks: &mut Marks) -> Result<Tool, JsValue> {
     let Some(t) = Reader::root(item.clone(), path)? else {
         return Err(type_error(path, "a { name, parameters } object", &item));
     };
-    t.only(&["name", "description", "parameters"])?;
+    t.only(&["name", "description", "parameters", "cache"])?;
     let description = match t.raw("description")? {
         Some(text) => Some(chars.string(&text, &format!("{path}.description"))?),
         None => None,
@@ -307,6 +347,7 @@ fn tool(item: JsValue, path: &str, chars: &mut Chars) -> Result<Tool, JsValue> {
                 &JsValue::UNDEFINED,
             )
         })?,
+        cache: cache_mark(&t, marks)?,
     })
 }
 

@@ -173,6 +173,14 @@ pub(crate) fn chat_result(
             &ObjectBuilder::new()
                 .num("inputTokens", completion.usage.input_tokens as f64)
                 .num("outputTokens", completion.usage.output_tokens as f64)
+                .num(
+                    "cachedInputTokens",
+                    completion.usage.cached_input_tokens as f64,
+                )
+                .num(
+                    "cacheWriteTokens",
+                    completion.usage.cache_write_tokens as f64,
+                )
                 .build(),
         )
         .num("costUsd", cost_micros as f64 / 1e6)

@@ -1,6 +1,6 @@
 //! `stats()` and `metrics()` for JS.
 
-use crate::core::llm::{CostTally, Usage};
+use crate::core::llm::{CostTally, Spend};
 use crate::core::metrics::prometheus;
 use crate::core::pipeline::Engine;
 use crate::wasm::cache::Cache;
@@ -71,7 +71,7 @@ pub fn stats_to_js(
                 .num("p99", p.p99 as f64)
                 .build(),
         )
-        .value("usage", &usage_to_js(&costs.total().0, costs.total().1))
+        .value("usage", &spend_to_js(&costs.total()))
         .value(
             "memory",
             // wasm memory only grows: this is the high-water mark of what the client held at once.
@@ -92,20 +92,25 @@ pub fn stats_to_js(
         .build()
 }
 
-fn usage_to_js(usage: &Usage, micros: u64) -> JsValue {
+/// `{ inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, costUsd, cacheSavedUsd }`.
+fn spend_to_js(spend: &Spend) -> JsValue {
+    let usage = &spend.usage;
     ObjectBuilder::new()
         .num("inputTokens", usage.input_tokens as f64)
         .num("outputTokens", usage.output_tokens as f64)
-        .num("costUsd", micros as f64 / 1e6)
+        .num("cachedInputTokens", usage.cached_input_tokens as f64)
+        .num("cacheWriteTokens", usage.cache_write_tokens as f64)
+        .num("costUsd", spend.micros as f64 / 1e6)
+        .num("cacheSavedUsd", spend.saved_micros as f64 / 1e6)
         .build()
 }
 
-/// `[{ model|user, inputTokens, outputTokens, costUsd }]`.
-fn lines_to_js(label: &str, lines: Vec<(String, Usage, u64)>) -> js_sys::Array {
+/// `[{ model|user, ...spend }]`.
+fn lines_to_js(label: &str, lines: Vec<(String, Spend)>) -> js_sys::Array {
     lines
         .into_iter()
-        .map(|(key, usage, micros)| {
-            let line = usage_to_js(&usage, micros);
+        .map(|(key, spend)| {
+            let line = spend_to_js(&spend);
             crate::wasm::js::set(&line, label, &key.into());
             line
         })

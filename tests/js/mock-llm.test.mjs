@@ -849,3 +849,76 @@ describe("tools", () => {
     assert.equal(cutClaude.stop_sequence, "weighs");
   });
 });
+
+describe("prompt caching", () => {
+  const long = (n, word = "cache ") => word.repeat(Math.ceil(n / word.length)).slice(0, n);
+  const mark = { cache_control: { type: "ephemeral" } };
+  const claude = (question, extra = {}) =>
+    anthropicBody({ system: [{ type: "text", text: long(4000), ...mark }], messages: [{ role: "user", content: question }], ...extra });
+
+  test("Anthropic: a marked prefix is written the first time, read after, per target; input_tokens is the rest", async () => {
+    const first = await (await post("/v1/messages", claude("hi"))).json();
+    const words = first.usage.output_tokens;
+    // Prompt: ceil((4000 + 2) / 4) = 1001 tokens, of which the system prefix is floor(4000 / 4) = 1000.
+    assert.deepEqual(first.usage, { input_tokens: 1, cache_creation_input_tokens: 1000, cache_read_input_tokens: 0, output_tokens: words });
+    const second = await (await post("/v1/messages", claude("hello"))).json();
+    assert.deepEqual(second.usage, {
+      input_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 1000, output_tokens: second.usage.output_tokens,
+    });
+    const other = await (await post("/t/other/v1/messages", claude("hello"))).json();
+    assert.equal(other.usage.cache_creation_input_tokens, 1000, "another target has its own cache");
+    const streamed = parseSse(await (await post("/v1/messages", claude("hi", { stream: true }))).text());
+    assert.deepEqual(JSON.parse(streamed[0].data).message.usage, {
+      input_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 1000, output_tokens: 1,
+    });
+    await post("/control/reset", {});
+    const after = await (await post("/v1/messages", claude("hi"))).json();
+    assert.equal(after.usage.cache_creation_input_tokens, 1000, "reset forgets the cache");
+  });
+
+  test("Anthropic: the longest marked prefix seen is read, the rest up to the last mark written; at most 4 marks", async () => {
+    const tools = [{ name: "lookup", description: long(800), input_schema: { type: "object" }, ...mark }];
+    const toolChars = JSON.stringify({ name: "lookup", description: long(800), input_schema: { type: "object" } }).length;
+    const ask = (question) => anthropicBody({
+      system: "Be brief.", tools, tool_choice: { type: "none" },
+      messages: [{ role: "user", content: [{ type: "text", text: long(2000, "doc "), ...mark }, { type: "text", text: question }] }],
+    });
+    await post("/v1/messages", ask("one"));
+    const changed = await (await post("/v1/messages", anthropicBody({
+      system: "Be brief.", tools, tool_choice: { type: "none" },
+      messages: [{ role: "user", content: [{ type: "text", text: long(2000, "new "), ...mark }, { type: "text", text: "two" }] }],
+    }))).json();
+    const toolsTokens = Math.floor(toolChars / 4);
+    const allTokens = Math.floor((toolChars + "Be brief.".length + 2000) / 4);
+    assert.equal(changed.usage.cache_read_input_tokens, toolsTokens, "the tools prefix is read");
+    assert.equal(changed.usage.cache_creation_input_tokens, allTokens - toolsTokens, "the new document is written");
+    const again = await (await post("/v1/messages", ask("three"))).json();
+    assert.equal(again.usage.cache_read_input_tokens, allTokens);
+    assert.equal(again.usage.cache_creation_input_tokens, 0);
+    const five = anthropicBody({
+      messages: [{ role: "user", content: Array.from({ length: 5 }, (_, i) => ({ type: "text", text: `p${i}`, ...mark })) }],
+    });
+    const res = await post("/v1/messages", five);
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error.message, /A maximum of 4 blocks with cache_control may be provided. Found 5./);
+    const wrong = await post("/v1/messages", anthropicBody({ system: [{ type: "text", text: "x", cache_control: { type: "forever" } }] }));
+    assert.equal(wrong.status, 400);
+  });
+
+  test("OpenAI: a prompt of 1024 tokens or more seen before reports cached_tokens, in steps of 128", async () => {
+    const gpt = (question, extra = {}) =>
+      openaiBody({ messages: [{ role: "system", content: long(5000) }, { role: "user", content: question }], ...extra });
+    const first = await (await post("/v1/chat/completions", gpt("hi"))).json();
+    assert.equal(first.usage.prompt_tokens, 1251);
+    assert.deepEqual(first.usage.prompt_tokens_details, { cached_tokens: 0 });
+    const second = await (await post("/v1/chat/completions", gpt("hello"))).json();
+    // The system message's prefix is floor(5000 / 4) = 1250 tokens: 1152 in steps of 128.
+    assert.deepEqual(second.usage.prompt_tokens_details, { cached_tokens: 1152 });
+    assert.equal(second.usage.prompt_tokens, 1252, "cached tokens are part of prompt_tokens");
+    const res = await post("/v1/chat/completions", gpt("hey", { stream: true, stream_options: { include_usage: true } }));
+    const events = parseSse(await res.text()).filter((e) => e.data !== "[DONE]");
+    assert.deepEqual(JSON.parse(events.at(-1).data).usage.prompt_tokens_details, { cached_tokens: 1152 });
+    const short = await (await post("/v1/chat/completions", openaiBody())).json();
+    assert.equal(short.usage.prompt_tokens_details, undefined, "no details under 1024 tokens");
+  });
+});

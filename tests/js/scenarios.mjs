@@ -2186,4 +2186,118 @@ export const scenarios = {
     equal(await joined.text(), await unread.text(), "same body");
     equal(await upstreamCount(mock), before + 2, "one upstream call per prompt");
   },
+
+  async "chat writes prompt-cache marks as Anthropic cache_control, field by field, and drops them for OpenAI"({ ResilientClient }, mock) {
+    const schema = { type: "object", properties: { q: { type: "string" } } };
+    const doc = "All about caching. ".repeat(200);
+    const request = {
+      messages: [
+        { role: "system", content: [{ type: "text", text: doc, cache: true }, { type: "text", text: "Answer briefly." }] },
+        { role: "user", content: "What is in it?", cache: true },
+        { role: "assistant", content: "A document." },
+        { role: "user", content: [{ type: "text", text: "More?" }, { type: "image", url: "https://example.com/a.png", cache: true }] },
+      ],
+      tools: [{ name: "lookup", description: "Look a word up", parameters: schema, cache: true }],
+      maxTokens: 10,
+    };
+    const mark = { cache_control: { type: "ephemeral" } };
+    const anthropic = {
+      model: "claude-x",
+      max_tokens: 10,
+      system: [{ type: "text", text: doc, ...mark }, { type: "text", text: "Answer briefly." }],
+      messages: [
+        { role: "user", content: [{ type: "text", text: "What is in it?", ...mark }] },
+        { role: "assistant", content: "A document." },
+        { role: "user", content: [{ type: "text", text: "More?" }, { type: "image", source: { type: "url", url: "https://example.com/a.png" }, ...mark }] },
+      ],
+      tools: [{ name: "lookup", description: "Look a word up", input_schema: schema, ...mark }],
+    };
+    const openai = {
+      model: "mock-1",
+      messages: [
+        { role: "system", content: [{ type: "text", text: doc }, { type: "text", text: "Answer briefly." }] },
+        { role: "user", content: "What is in it?" },
+        { role: "assistant", content: "A document." },
+        { role: "user", content: [{ type: "text", text: "More?" }, { type: "image_url", image_url: { url: "https://example.com/a.png" } }] },
+      ],
+      tools: [{ type: "function", function: { name: "lookup", description: "Look a word up", parameters: schema } }],
+      max_tokens: 10,
+    };
+    for (const [provider, model, expected] of [["anthropic", "claude-x", anthropic], ["openai", "mock-1", openai]]) {
+      const name = unique(provider);
+      const client = new ResilientClient({ targets: [target(mock, name, { provider, model })] });
+      await client.chat(request);
+      const last = await (await fetch(`${mock}/control/last?target=${encodeURIComponent(name)}`)).json();
+      deepEqual(JSON.parse(last.body), expected, `${provider}: the JSON body, field by field`);
+    }
+    // More than Anthropic's 4 breakpoints: refused when the request is read, naming the fifth.
+    const client = new ResilientClient({ targets: [target(mock, unique("marks"), { provider: "anthropic", model: "claude-x" })] });
+    const before = await upstreamCount(mock);
+    const five = { messages: [{ role: "user", content: [1, 2, 3, 4, 5].map((i) => ({ type: "text", text: `p${i}`, cache: true })) }] };
+    const error = await rejection(client.chat(five));
+    equal(error.name, "RangeError", "five marks");
+    check(error.message.includes("request.messages[0].content[4].cache") && error.message.includes("mark 5") && error.message.includes("at most 4"), error.message);
+    const tooMany = { ...request, tools: [...request.tools, { name: "more", parameters: schema, cache: true }] };
+    const toolError = await rejection(client.chat(tooMany));
+    check(toolError.name === "RangeError" && toolError.message.includes("request.tools[1].cache"), toolError.message);
+    equal(await upstreamCount(mock), before, "nothing sent");
+  },
+
+  async "prompt caching: cached usage and cost on a second call, both dialects, and the savings in stats"({ ResilientClient }, mock) {
+    // Anthropic, Sonnet's prices ($3 in, $15 out; reads and writes default to $0.30 and $3.75).
+    const claude = unique("claude");
+    const client = new ResilientClient({
+      targets: [target(mock, claude, { provider: "anthropic", model: "claude-x", pricing: { inputPerMTok: 3, outputPerMTok: 15 } })],
+    });
+    const messages = [
+      { role: "system", content: "x".repeat(4000), cache: true },
+      { role: "user", content: "What is in it?" },
+    ];
+    // The mock: prompt ceil(4014 / 4) = 1004 tokens, the marked system prompt floor(4000 / 4) = 1000.
+    const first = await client.chat({ messages, maxTokens: 10, user: "amy" });
+    deepEqual(first.usage, { inputTokens: 1004, outputTokens: 10, cachedInputTokens: 0, cacheWriteTokens: 1000 }, "first usage");
+    // 4 × $3 + 1000 × $3.75 + 10 × $15 per Mtok = 3912 µ$.
+    equal(first.costUsd, 0.003912, "first cost");
+    const stream = client.chatStream({ messages, maxTokens: 10, user: "amy" });
+    for await (const _ of stream);
+    const second = await stream.result;
+    deepEqual(second.usage, { inputTokens: 1004, outputTokens: 10, cachedInputTokens: 1000, cacheWriteTokens: 0 }, "second usage, streamed");
+    // 4 × $3 + 1000 × $0.30 + 10 × $15 = 462 µ$.
+    equal(second.costUsd, 0.000462, "second cost");
+    // Saved: 1000 × ($3 − $0.30) on the read, less 1000 × ($3.75 − $3) on the write = 1950 µ$.
+    const amy = client.stats().costs.byUser.find((row) => row.user === "amy");
+    deepEqual(amy, {
+      user: "amy", inputTokens: 2008, outputTokens: 20, cachedInputTokens: 1000, cacheWriteTokens: 1000,
+      costUsd: 0.004374, cacheSavedUsd: 0.00195,
+    }, "stats per user");
+    const byModel = client.stats().costs.byModel.find((row) => row.model === "claude-x");
+    equal(byModel.cacheSavedUsd, 0.00195, "stats per model");
+    equal(client.stats().usage.cachedInputTokens, 1000, "stats().usage");
+    const metrics = client.metrics();
+    check(metrics.includes('sturdy_llm_cache_saved_microdollars{model="claude-x"} 1950\n'), metrics);
+    check(metrics.includes('sturdy_llm_tokens_total{model="claude-x",direction="cache_write"} 1000\n'), metrics);
+
+    // OpenAI: gpt-4o's prices ($2.50 in, $1.25 cached, $10 out); caching is automatic.
+    const gpt = unique("gpt");
+    const openai = new ResilientClient({
+      targets: [target(mock, gpt, { pricing: { inputPerMTok: 2.5, outputPerMTok: 10, cachedInputPerMTok: 1.25 } })],
+    });
+    const ask = (question) => openai.chat({ messages: [{ role: "system", content: "y".repeat(5000) }, { role: "user", content: question }], maxTokens: 10 });
+    const cold = await ask("hi");
+    deepEqual(cold.usage, { inputTokens: 1251, outputTokens: 10, cachedInputTokens: 0, cacheWriteTokens: 0 }, "OpenAI first usage");
+    // 1251 × $2.50 + 10 × $10 = 3227.5 µ$, rounded up.
+    equal(cold.costUsd, 0.003228, "OpenAI first cost");
+    const warm = await ask("hello");
+    // The 1250-token system prefix was seen: 1152 tokens cached (steps of 128), part of the 1252 input tokens.
+    deepEqual(warm.usage, { inputTokens: 1252, outputTokens: 10, cachedInputTokens: 1152, cacheWriteTokens: 0 }, "OpenAI second usage");
+    // 100 × $2.50 + 1152 × $1.25 + 10 × $10 = 1790 µ$.
+    equal(warm.costUsd, 0.00179, "OpenAI second cost");
+    equal(openai.stats().usage.cacheSavedUsd, 0.00144, "OpenAI saved 1152 × $1.25");
+    const priced = (pricing) => ({ targets: [target(mock, "p", { pricing: { inputPerMTok: 1, outputPerMTok: 1, ...pricing } })] });
+    rejectsOptions(ResilientClient, [
+      [priced({ cachedInputPerMTok: -1 }), "RangeError", "targets[0].pricing.cachedInputPerMTok"],
+      [priced({ cacheWritePerMTok: "3.75" }), "TypeError", "targets[0].pricing.cacheWritePerMTok"],
+      [priced({ cachedPerMTok: 1 }), "TypeError", "cachedPerMTok"],
+    ]);
+  },
 };

@@ -127,6 +127,8 @@ test("openai-shape: a result as a chat.completion, tool calls included", () => {
   assert.deepEqual(body.usage, { prompt_tokens: 10, completion_tokens: 4, total_tokens: 14 });
   const withText = completion("chatcmpl-2", result({ text: "Let me check.", toolCalls: calls, finishReason: "tool_calls" }));
   assert.equal(withText.choices[0].message.content, "Let me check.");
+  const cached = completion("chatcmpl-4", result({ usage: { inputTokens: 2000, outputTokens: 4, cachedInputTokens: 1536, cacheWriteTokens: 0 } }));
+  assert.deepEqual(cached.usage, { prompt_tokens: 2000, completion_tokens: 4, total_tokens: 2004, prompt_tokens_details: { cached_tokens: 1536 } });
   const plain = completion("chatcmpl-3", result({ text: "Hi." }));
   assert.deepEqual(plain.choices[0].message, { role: "assistant", content: "Hi." });
 });

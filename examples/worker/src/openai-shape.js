@@ -158,7 +158,11 @@ export function toChatRequest(body, maxTokensCap) {
 }
 
 const toolCall = (c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } });
-const usage = ({ inputTokens, outputTokens }) => ({ prompt_tokens: inputTokens, completion_tokens: outputTokens, total_tokens: inputTokens + outputTokens });
+/** OpenAI's usage; prompt-cache reads (part of inputTokens, as of OpenAI's prompt_tokens) as its cached_tokens. */
+const usage = ({ inputTokens, outputTokens, cachedInputTokens }) => ({
+  prompt_tokens: inputTokens, completion_tokens: outputTokens, total_tokens: inputTokens + outputTokens,
+  ...(cachedInputTokens ? { prompt_tokens_details: { cached_tokens: cachedInputTokens } } : {}),
+});
 
 /** A chat result as an OpenAI `chat.completion`: content null when the model only called tools. */
 export function completion(id, result) {

@@ -17,6 +17,12 @@
 //!   Arguments that are not one (models err, and a history may hold what they wrote) are kept
 //!   visible rather than dropped: blank text becomes `{}`, anything else
 //!   `{"arguments": <the text as a string>}`.
+//! - A prompt-cache mark (see [`crate::core::llm::request`]) is `cache_control:
+//!   {"type":"ephemeral"}` on its block: a part's on that part, a message's on its last block
+//!   written (a turn with a mark is an array of blocks, never a string), a tool's on its
+//!   definition. A system prompt with a mark is an array of text blocks, one per text part, instead
+//!   of one string. A mark on an empty text (which the API refuses and this writer leaves out) or on
+//!   a system image (dropped) goes with it.
 //! - `tool_choice`: auto → `{"type":"auto"}`, required → `{"type":"any"}`, named →
 //!   `{"type":"tool","name"}`, none → `{"type":"none"}`; stop sequences are `stop_sequences`; there
 //!   is no seed (it is not sent) and `max_tokens` is required.
@@ -33,7 +39,7 @@
 
 use super::openai::{arguments_text, write_sampling};
 use super::provider::{
-    count, text_of, write_array, write_json_text, Body, Completion, DEFAULT_ANTHROPIC_MAX_TOKENS,
+    text_of, write_array, write_json_text, Body, Completion, DEFAULT_ANTHROPIC_MAX_TOKENS,
 };
 use super::request::{
     parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, ToolCall, ToolChoice,
@@ -72,19 +78,10 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
         let max = params.max_tokens.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS);
         out.push_str(&max.to_string());
     }
-    let system: Vec<&str> = params
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .flat_map(|m| &m.content)
-        .filter_map(|part| match part {
-            Part::Text(text) => Some(text.as_str()),
-            Part::Image(_) => None,
-        })
-        .collect();
+    let system = system_blocks(params.messages);
     if !system.is_empty() {
         if let Some(out) = body.member("system") {
-            write_string(&system.join("\n\n"), out);
+            write_system(&system, out);
         }
     }
     if let Some(out) = body.member("messages") {
@@ -126,6 +123,55 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
     }
 }
 
+/// The text parts of every system message, in order, each with its prompt-cache mark.
+fn system_blocks(messages: &[Message]) -> Vec<(&str, bool)> {
+    let mut blocks = Vec::new();
+    for message in messages.iter().filter(|m| m.role == Role::System) {
+        let mut own: Vec<(&str, bool)> = message
+            .content
+            .iter()
+            .enumerate()
+            .filter_map(|(i, part)| match part {
+                Part::Text(text) => Some((text.as_str(), message.cache_parts.contains(&i))),
+                Part::Image(_) => None,
+            })
+            .collect();
+        if message.cache {
+            if let Some(last) = own.iter_mut().rev().find(|(text, _)| !text.is_empty()) {
+                last.1 = true;
+            }
+        }
+        blocks.extend(own);
+    }
+    blocks
+}
+
+/// `system`: the texts joined with a blank line, or with a prompt-cache mark among them an array
+/// of text blocks (empty ones left out).
+fn write_system(blocks: &[(&str, bool)], out: &mut String) {
+    if !blocks.iter().any(|(_, cache)| *cache) {
+        let texts: Vec<&str> = blocks.iter().map(|(text, _)| *text).collect();
+        return write_string(&texts.join("\n\n"), out);
+    }
+    let written: Vec<_> = blocks.iter().filter(|(text, _)| !text.is_empty()).collect();
+    write_array(&written, out, |(text, cache), out| {
+        out.push_str("{\"type\":\"text\",\"text\":");
+        write_string(text, out);
+        out.push('}');
+        if *cache {
+            mark_cached(out);
+        }
+    });
+}
+
+/// Marks the block just written (its closing brace last in `out`) for the prompt cache.
+fn mark_cached(out: &mut String) {
+    if out.ends_with('}') {
+        out.pop();
+        out.push_str(",\"cache_control\":{\"type\":\"ephemeral\"}}");
+    }
+}
+
 /// One block of a turn.
 enum Block<'m> {
     Part(&'m Part),
@@ -133,25 +179,51 @@ enum Block<'m> {
     ToolResult(&'m Message),
 }
 
+impl Block<'_> {
+    /// An empty text, which the API refuses: it is left out.
+    fn is_empty_text(&self) -> bool {
+        matches!(self, Block::Part(Part::Text(text)) if text.is_empty())
+    }
+}
+
+/// A block and its prompt-cache mark.
+type Marked<'m> = (Block<'m>, bool);
+
 /// A turn: one side's consecutive messages.
 struct Turn<'m> {
     assistant: bool,
-    blocks: Vec<Block<'m>>,
+    blocks: Vec<Marked<'m>>,
+}
+
+/// A message's content parts as blocks, each with its mark.
+fn part_blocks(message: &Message) -> impl Iterator<Item = Marked<'_>> {
+    message
+        .content
+        .iter()
+        .enumerate()
+        .map(|(i, part)| (Block::Part(part), message.cache_parts.contains(&i)))
 }
 
 fn turns(messages: &[Message]) -> Vec<Turn<'_>> {
     let mut turns: Vec<Turn> = Vec::new();
     for message in messages.iter().filter(|m| m.role != Role::System) {
         let assistant = message.role == Role::Assistant;
-        let blocks: Vec<Block> = match message.role {
-            Role::Tool => vec![Block::ToolResult(message)],
-            _ => message
-                .content
-                .iter()
-                .map(Block::Part)
-                .chain(message.tool_calls.iter().map(Block::ToolUse))
+        let mut blocks: Vec<Marked> = match message.role {
+            Role::Tool => vec![(Block::ToolResult(message), false)],
+            _ => part_blocks(message)
+                .chain(
+                    message
+                        .tool_calls
+                        .iter()
+                        .map(|c| (Block::ToolUse(c), false)),
+                )
                 .collect(),
         };
+        if message.cache {
+            if let Some(last) = blocks.iter_mut().rev().find(|(b, _)| !b.is_empty_text()) {
+                last.1 = true;
+            }
+        }
         match turns.last_mut() {
             Some(turn) if turn.assistant == assistant => turn.blocks.extend(blocks),
             _ => turns.push(Turn { assistant, blocks }),
@@ -170,13 +242,14 @@ fn write_turn(turn: &Turn, out: &mut String) {
     out.push('}');
 }
 
-/// A turn's or a tool result's content: a string when it is text only (the texts joined with a
-/// blank line), else an array of blocks, empty texts left out (the API refuses them).
-fn write_content(blocks: &[Block], out: &mut String) {
+/// A turn's or a tool result's content: a string when it is text only without a prompt-cache
+/// mark (the texts joined with a blank line), else an array of blocks, empty texts left out (the
+/// API refuses them).
+fn write_content(blocks: &[Marked], out: &mut String) {
     let text: Option<Vec<&str>> = blocks
         .iter()
         .map(|block| match block {
-            Block::Part(Part::Text(text)) => Some(text.as_str()),
+            (Block::Part(Part::Text(text)), false) => Some(text.as_str()),
             _ => None,
         })
         .collect();
@@ -185,8 +258,8 @@ fn write_content(blocks: &[Block], out: &mut String) {
     }
     out.push('[');
     let mut first = true;
-    for block in blocks {
-        if matches!(block, Block::Part(Part::Text(text)) if text.is_empty()) {
+    for (block, cache) in blocks {
+        if block.is_empty_text() {
             continue;
         }
         if !std::mem::take(&mut first) {
@@ -207,10 +280,13 @@ fn write_content(blocks: &[Block], out: &mut String) {
                 out.push_str("{\"type\":\"tool_result\",\"tool_use_id\":");
                 write_string(message.tool_call_id.as_deref().unwrap_or_default(), out);
                 out.push_str(",\"content\":");
-                let parts: Vec<Block> = message.content.iter().map(Block::Part).collect();
+                let parts: Vec<Marked> = part_blocks(message).collect();
                 write_content(&parts, out);
                 out.push('}');
             }
+        }
+        if *cache {
+            mark_cached(out);
         }
     }
     out.push(']');
@@ -268,6 +344,9 @@ fn write_tools(params: &ChatParams, out: &mut String) {
             &tool.parameters,
             out,
         );
+        if tool.cache {
+            mark_cached(out);
+        }
     }
     if let Some(format) = params.response_format {
         if !params.tools.is_empty() {
@@ -316,7 +395,7 @@ fn write_tool_choice(choice: &ToolChoice, out: &mut String) {
 /// The `text` of every `content[*]` block of type `text`, concatenated (citations split one answer
 /// into several blocks meant to be read back to back); each `tool_use` block a tool call (its
 /// `input` written back as JSON text), the [`ANSWER_TOOL`]'s appended to the text instead;
-/// `stop_reason` through [`finish_reason`]; `usage.input_tokens` / `usage.output_tokens`. `None`
+/// `stop_reason` through [`finish_reason`]; the usage through [`merge_usage`]. `None`
 /// without a `content` array.
 pub fn read_completion(json: &Json) -> Option<Completion> {
     let Json::Array(blocks) = json.get("content")? else {
@@ -349,11 +428,29 @@ pub fn read_completion(json: &Json) -> Option<Completion> {
         finish_reason: finish_reason(&reason, !tool_calls.is_empty()).to_string(),
         text,
         tool_calls,
-        usage: Usage {
-            input_tokens: count(usage, "input_tokens"),
-            output_tokens: count(usage, "output_tokens"),
-        },
+        usage: usage.map_or_else(Usage::default, |u| merge_usage(Usage::default(), u)),
     })
+}
+
+/// `usage` read over what is known so far: Anthropic reports it in `message_start` and again,
+/// cumulatively and maybe in part, in `message_delta`, so a field absent keeps its earlier value.
+/// `input_tokens` there leaves out `cache_read_input_tokens` and `cache_creation_input_tokens`;
+/// [`Usage::input_tokens`] counts them in (see [`Usage`]).
+pub(crate) fn merge_usage(known: Usage, usage: &Json) -> Usage {
+    let field = |name| usage.get(name).and_then(Json::as_u64);
+    let plain = known
+        .input_tokens
+        .saturating_sub(known.cached_input_tokens)
+        .saturating_sub(known.cache_write_tokens);
+    let plain = field("input_tokens").unwrap_or(plain);
+    let read = field("cache_read_input_tokens").unwrap_or(known.cached_input_tokens);
+    let write = field("cache_creation_input_tokens").unwrap_or(known.cache_write_tokens);
+    Usage {
+        input_tokens: plain.saturating_add(read).saturating_add(write),
+        output_tokens: field("output_tokens").unwrap_or(known.output_tokens),
+        cached_input_tokens: read,
+        cache_write_tokens: write,
+    }
 }
 
 #[cfg(test)]
@@ -385,6 +482,7 @@ mod tests {
             name: "weather".into(),
             description: Some("The weather".into()),
             parameters: r#"{"type":"object","properties":{"city":{"type":"string"}}}"#.into(),
+            cache: false,
         }
     }
 
@@ -436,6 +534,95 @@ mod tests {
                 r#""tool_choice":{"type":"auto"},"top_p":0.9,"stop_sequences":["END"]}"#
             )
         );
+    }
+
+    const MARK: &str = r#","cache_control":{"type":"ephemeral"}}"#;
+
+    #[test]
+    fn cache_marks_become_cache_control_field_by_field() {
+        let mut system = Message::text(Role::System, "You are a librarian.");
+        system.content.push(Part::Text("The catalogue: …".into()));
+        system.content.push(Part::Text(String::new()));
+        system.cache = true;
+        let mut question = Message::text(Role::User, "The long document");
+        question.content.push(Part::Text("Question?".into()));
+        question.cache_parts = vec![0];
+        let mut calls = Message::text(Role::Assistant, "");
+        calls.tool_calls = vec![call("toolu_1", "{}")];
+        calls.cache = true;
+        let mut answer = result("toolu_1", "sunny");
+        answer.cache = true;
+        let messages = [
+            system,
+            Message::text(Role::System, "Be brief."),
+            question,
+            calls,
+            answer,
+        ];
+        let mut cached_tool = weather();
+        cached_tool.cache = true;
+        let tools = [weather(), cached_tool];
+        let params = ChatParams {
+            model: "claude",
+            messages: &messages,
+            tools: &tools,
+            ..ChatParams::default()
+        };
+        let mark = |block: &str| format!("{}{MARK}", block.strip_suffix('}').unwrap_or(block));
+        let expected = [
+            r#"{"model":"claude","max_tokens":1024,"system":["#.to_string(),
+            r#"{"type":"text","text":"You are a librarian."},"#.into(),
+            mark(r#"{"type":"text","text":"The catalogue: …"}"#),
+            r#",{"type":"text","text":"Be brief."}],"messages":["#.into(),
+            r#"{"role":"user","content":["#.into(),
+            mark(r#"{"type":"text","text":"The long document"}"#),
+            r#",{"type":"text","text":"Question?"}]},"#.into(),
+            r#"{"role":"assistant","content":["#.into(),
+            mark(r#"{"type":"tool_use","id":"toolu_1","name":"weather","input":{}}"#),
+            r#"]},{"role":"user","content":["#.into(),
+            mark(r#"{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}"#),
+            r#"]}],"tools":["#.into(),
+            r#"{"name":"weather","description":"The weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}},"#.into(),
+            mark(r#"{"name":"weather","description":"The weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}"#),
+            "]}".into(),
+        ]
+        .concat();
+        assert_eq!(body(&params), expected);
+    }
+
+    #[test]
+    fn a_marked_string_message_becomes_one_text_block() {
+        let mut message = Message::text(Role::User, "Summarise the contract.");
+        message.cache = true;
+        let mut image = Message::text(Role::User, "");
+        image.content = vec![Part::Image("https://x.test/a.png".into())];
+        image.cache_parts = vec![0];
+        let messages = [message];
+        let params = ChatParams {
+            messages: &messages,
+            ..ChatParams::default()
+        };
+        assert!(body(&params).contains(&format!(
+            r#""messages":[{{"role":"user","content":[{{"type":"text","text":"Summarise the contract."{MARK}]}}]"#
+        )));
+        let messages = [image];
+        let params = ChatParams {
+            messages: &messages,
+            ..ChatParams::default()
+        };
+        assert!(body(&params).contains(&format!(
+            r#"[{{"type":"image","source":{{"type":"url","url":"https://x.test/a.png"}}{MARK}]"#
+        )));
+        // Without a mark, the system prompt stays one string.
+        let messages = [
+            Message::text(Role::System, "a"),
+            Message::text(Role::System, "b"),
+        ];
+        let params = ChatParams {
+            messages: &messages,
+            ..ChatParams::default()
+        };
+        assert!(body(&params).contains(r#""system":"a\n\nb""#));
     }
 
     #[test]

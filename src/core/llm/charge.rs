@@ -3,7 +3,10 @@
 //!
 //! A call holds its worst case in the [`Ledger`] before the first attempt (see [`crate::core::llm::budget`]
 //! for why): its estimated input plus its `maxTokens` of output ([`DEFAULT_MAX_OUTPUT`] when it sets
-//! none), priced at the dearest target it may reach, since the chain may end on any of them. When
+//! none), priced at the dearest target it may reach, since the chain may end on any of them; the
+//! input of a request marked for the prompt cache at the dearer of the input and cache-write
+//! prices (it may write all of it). Prompt-cache tokens count as the providers bill them: every one is a token in the
+//! token caps (a cache read is still read), and the cost caps see the discounted cost. When
 //! it ends, the hold is replaced by what the answering target really used and cost, which is also
 //! tallied per model and user; an answer that made no upstream call of its own (a cache hit, a
 //! stream shared with an identical request) is free and only gives its hold back. A failed call
@@ -12,7 +15,8 @@
 //! the input estimate, and a token per 4 characters generated.
 
 use crate::core::llm::{
-    cost_micros, Cap, CostTally, Exceeded, Hold, Ledger, Pricing, ToolCall, Usage,
+    cost_micros, saved_micros, Cap, CostTally, Exceeded, Hold, Ledger, Pricing, Spend, ToolCall,
+    Usage,
 };
 
 /// Output tokens assumed for a budget's worst case when the request sets no `maxTokens`.
@@ -22,22 +26,29 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 1024;
 const MARKS: [u64; 2] = [800, 1000];
 
 /// Holds the worst case of a call of `input` tokens (the request's
-/// [`estimate_tokens`](crate::core::llm::estimate_tokens)) with `max_tokens` for `user` at wall
-/// time `now_ms`, priced at the dearest of `prices`; what cap it would pass otherwise.
+/// [`estimate_tokens`](crate::core::llm::estimate_tokens)) with `max_tokens`, `marked` for the
+/// prompt cache or not ([`has_cache_marks`](crate::core::llm::request::has_cache_marks)), for
+/// `user` at wall time `now_ms`, priced at the dearest of `prices`; what cap it would pass
+/// otherwise.
 pub fn hold<'p>(
     ledger: &mut Ledger,
     user: &str,
-    (input, max_tokens): (u64, Option<u32>),
+    (input, max_tokens, marked): (u64, Option<u32>, bool),
     prices: impl IntoIterator<Item = &'p Pricing>,
     now_ms: u64,
 ) -> Result<Hold, Exceeded> {
     let worst = Usage {
         input_tokens: input,
         output_tokens: max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from),
+        ..Usage::default()
+    };
+    let written = Usage {
+        cache_write_tokens: if marked { input } else { 0 },
+        ..worst
     };
     let cost = prices
         .into_iter()
-        .map(|pricing| cost_micros(pricing, &worst))
+        .flat_map(|pricing| [cost_micros(pricing, &worst), cost_micros(pricing, &written)])
         .max()
         .unwrap_or(0);
     let tokens = worst.input_tokens.saturating_add(worst.output_tokens);
@@ -84,7 +95,12 @@ pub fn settle(
     }
     let usage = &charge.usage;
     let micros = cost_micros(charge.pricing, usage);
-    tally.add(charge.model, charge.user, usage, micros);
+    let spend = Spend {
+        usage: *usage,
+        micros,
+        saved_micros: saved_micros(charge.pricing, usage),
+    };
+    tally.add(charge.model, charge.user, &spend);
     let settled = Settled {
         cost_micros: micros,
         crossed: None,
@@ -129,5 +145,6 @@ pub fn reported_or_estimated(
     Usage {
         input_tokens: input,
         output_tokens: generated.div_ceil(4),
+        ..Usage::default()
     }
 }

@@ -25,11 +25,11 @@ pub mod tokens;
 pub use crate::core::stream::Usage;
 pub use budget::{BudgetConfig, Cap, Exceeded, Hold, Ledger};
 pub use chain::{Chain, Outcome, Step, MAX_TARGETS};
-pub use cost::{cost_micros, CostTally, Pricing};
+pub use cost::{cache_prices, cost_micros, saved_micros, CostTally, Pricing, Spend};
 pub use errors::{classify, error_message, ErrorClass};
 pub use provider::{build_request, parse_completion, Completion, HttpRequest, Provider};
 pub use request::{
-    parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolCallDelta,
-    ToolChoice,
+    parse_data_url, CacheMarks, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall,
+    ToolCallDelta, ToolChoice,
 };
 pub use tokens::estimate_tokens;

@@ -195,7 +195,7 @@ fn write_response_format(format: &ResponseFormat, out: &mut String) {
 
 /// `choices[0].message.content` (`null` reads as empty), its `tool_calls` (`function.arguments`
 /// as sent; an object, as some compatible servers send, written back as JSON text),
-/// `choices[0].finish_reason` as sent, `usage.prompt_tokens` / `usage.completion_tokens`. `None`
+/// `choices[0].finish_reason` as sent, the usage through [`read_usage`]. `None`
 /// without `choices[0].message`.
 pub fn read_completion(json: &Json) -> Option<Completion> {
     let choice = json.get("choices")?.at(0)?;
@@ -209,11 +209,21 @@ pub fn read_completion(json: &Json) -> Option<Completion> {
         text: text_of(message.get("content")),
         tool_calls,
         finish_reason: text_of(choice.get("finish_reason")),
-        usage: Usage {
-            input_tokens: count(usage, "prompt_tokens"),
-            output_tokens: count(usage, "completion_tokens"),
-        },
+        usage: read_usage(usage),
     })
+}
+
+/// `usage` → [`Usage`]: `prompt_tokens` (its cached tokens included, as [`Usage`] counts them),
+/// `completion_tokens`, `prompt_tokens_details.cached_tokens`; OpenAI reports no cache writes
+/// (its caching is automatic and writes cost nothing extra). Zero where absent.
+pub(crate) fn read_usage(usage: Option<&Json>) -> Usage {
+    let details = usage.and_then(|u| u.get("prompt_tokens_details"));
+    Usage {
+        input_tokens: count(usage, "prompt_tokens"),
+        output_tokens: count(usage, "completion_tokens"),
+        cached_input_tokens: count(details, "cached_tokens"),
+        cache_write_tokens: 0,
+    }
 }
 
 fn read_tool_call(call: &Json) -> ToolCall {
@@ -253,6 +263,7 @@ mod tests {
             description: Some("The weather in a city".into()),
             parameters: r#"{ "type": "object", "properties": { "city": { "type": "string" } } }"#
                 .into(),
+            cache: false,
         }
     }
 
@@ -265,6 +276,7 @@ mod tests {
                 name: "now".into(),
                 description: None,
                 parameters: "{}".into(),
+                cache: false,
             },
         ];
         let stop = ["END".to_string(), "\n\n".to_string()];
@@ -352,6 +364,29 @@ mod tests {
         assert_eq!(
             body(&params),
             r#"{"model":"gpt","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"assistant","content":"Let me look.","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"tool","content":"-3 °C","tool_call_id":"call_1"}]}"#
+        );
+    }
+
+    #[test]
+    fn cache_marks_are_dropped() {
+        let mut system = Message::text(Role::System, "Long instructions");
+        system.cache = true;
+        let mut user = Message::text(Role::User, "doc");
+        user.content.push(Part::Text("question".into()));
+        user.cache_parts = vec![0];
+        let mut tool = weather_tool();
+        tool.cache = true;
+        let messages = [system, user];
+        let tools = [tool];
+        let params = ChatParams {
+            model: "gpt",
+            messages: &messages,
+            tools: &tools,
+            ..ChatParams::default()
+        };
+        assert_eq!(
+            body(&params),
+            r#"{"model":"gpt","messages":[{"role":"system","content":"Long instructions"},{"role":"user","content":[{"type":"text","text":"doc"},{"type":"text","text":"question"}]}],"tools":[{"type":"function","function":{"name":"weather","description":"The weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#
         );
     }
 

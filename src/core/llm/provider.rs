@@ -244,8 +244,8 @@ pub struct Completion {
     /// Why it stopped, in OpenAI's words whichever provider answered: `stop`, `length`,
     /// `tool_calls`, `content_filter`, or another provider's own reason as sent; empty when absent.
     pub finish_reason: String,
-    /// Token counts; zero when the body has none. Anthropic's `input_tokens` excludes prompt-cache
-    /// reads and writes, as in the streamed usage.
+    /// Token counts; zero when the body has none. Prompt-cache reads and writes are part of
+    /// `input_tokens` in both dialects (see [`Usage`]).
     pub usage: Usage,
 }
 
@@ -463,6 +463,7 @@ mod tests {
             name: hostile.into(),
             description: Some(hostile.into()),
             parameters: hostile.into(),
+            cache: false,
         }];
         let stop = [hostile.to_string()];
         let choice = ToolChoice::Named(hostile.into());
@@ -532,7 +533,8 @@ mod tests {
                 finish_reason: "stop".into(),
                 usage: Usage {
                     input_tokens: 19,
-                    output_tokens: 10
+                    output_tokens: 10,
+                    ..Usage::default()
                 },
             })
         );
@@ -567,7 +569,8 @@ mod tests {
                 finish_reason: "stop".into(),
                 usage: Usage {
                     input_tokens: 2095,
-                    output_tokens: 503
+                    output_tokens: 503,
+                    ..Usage::default()
                 },
             })
         );
@@ -619,6 +622,45 @@ mod tests {
         assert_eq!(
             usage_total(r#"{"input_tokens":18446744073709551615,"output_tokens":1}"#),
             None
+        );
+    }
+
+    #[test]
+    fn prompt_cache_usage_in_both_dialects() {
+        let openai = r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":2006,"completion_tokens":300,
+                     "prompt_tokens_details":{"cached_tokens":1920}}}"#;
+        assert_eq!(
+            parse_completion(Provider::OpenAi, openai).map(|c| c.usage),
+            Some(Usage {
+                input_tokens: 2006,
+                output_tokens: 300,
+                cached_input_tokens: 1920,
+                cache_write_tokens: 0,
+            })
+        );
+        // Anthropic leaves cache reads and writes out of input_tokens: they are added back.
+        let anthropic = r#"{"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",
+            "usage":{"input_tokens":21,"cache_creation_input_tokens":188086,
+                     "cache_read_input_tokens":5,"output_tokens":393}}"#;
+        assert_eq!(
+            parse_completion(Provider::Anthropic, anthropic).map(|c| c.usage),
+            Some(Usage {
+                input_tokens: 21 + 188_086 + 5,
+                output_tokens: 393,
+                cached_input_tokens: 5,
+                cache_write_tokens: 188_086,
+            })
+        );
+        let nulls = r#"{"content":[],"usage":{"input_tokens":3,"cache_creation_input_tokens":null,
+            "cache_read_input_tokens":"7","output_tokens":1}}"#;
+        assert_eq!(
+            parse_completion(Provider::Anthropic, nulls).map(|c| c.usage),
+            Some(Usage {
+                input_tokens: 3,
+                output_tokens: 1,
+                ..Usage::default()
+            })
         );
     }
 }

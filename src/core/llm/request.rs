@@ -7,6 +7,12 @@
 //! JSON the caller hands over as a value (a tool's parameter schema, a response schema, provider
 //! options) is held as its JSON text, validated once when the request is read, and written into the
 //! body as is: the layer never needs to understand a JSON Schema, only to carry it.
+//!
+//! A caller marks where the provider may cache the prompt up to (`cache: true` on a content part,
+//! a message or a tool): Anthropic caches only where a block says so (`cache_control`), OpenAI
+//! caches long prefixes by itself, so the marks mean something to the first dialect only. Anthropic
+//! takes at most [`MAX_CACHE_BREAKPOINTS`] of them in a request; the request reader refuses more,
+//! naming the one too many, rather than let the provider answer 400 on one target of a chain.
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +95,33 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// Most prompt-cache marks in one request: Anthropic's limit on `cache_control` blocks.
+pub const MAX_CACHE_BREAKPOINTS: usize = 4;
+
+/// Counts a request's prompt-cache marks as the reader meets them.
+#[derive(Debug, Default)]
+pub struct CacheMarks(usize);
+
+impl CacheMarks {
+    /// One more mark; `Err(count)` when it takes the request past [`MAX_CACHE_BREAKPOINTS`].
+    pub fn add(&mut self) -> Result<(), usize> {
+        self.0 = self.0.saturating_add(1);
+        if self.0 > MAX_CACHE_BREAKPOINTS {
+            return Err(self.0);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a request carries any prompt-cache mark (only then may it write to the cache, at the
+/// write price).
+pub fn has_cache_marks(messages: &[Message], tools: &[Tool]) -> bool {
+    messages
+        .iter()
+        .any(|m| m.cache || !m.cache_parts.is_empty())
+        || tools.iter().any(|t| t.cache)
+}
+
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -101,6 +134,10 @@ pub struct Message {
     pub tool_calls: Vec<ToolCall>,
     /// The tool call this message answers (tool messages only).
     pub tool_call_id: Option<String>,
+    /// Indexes of the content parts marked for the prompt cache (`cache: true` on a part).
+    pub cache_parts: Vec<usize>,
+    /// The whole message is marked (`cache: true` on it): the cache ends at its last block.
+    pub cache: bool,
 }
 
 impl Message {
@@ -111,6 +148,8 @@ impl Message {
             content: vec![Part::Text(text.to_string())],
             tool_calls: Vec::new(),
             tool_call_id: None,
+            cache_parts: Vec::new(),
+            cache: false,
         }
     }
 }
@@ -124,6 +163,9 @@ pub struct Tool {
     pub description: Option<String>,
     /// Its parameters' JSON Schema, as JSON text (an object).
     pub parameters: String,
+    /// Marked for the prompt cache: the cache ends after this definition (tools come first in
+    /// Anthropic's prompt, so this caches the tools up to it).
+    pub cache: bool,
 }
 
 /// Whether and which tool the model must call.
@@ -208,6 +250,17 @@ pub struct ToolCallDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_four_cache_marks() {
+        let mut marks = CacheMarks::default();
+        for _ in 0..MAX_CACHE_BREAKPOINTS {
+            assert_eq!(marks.add(), Ok(()));
+        }
+        assert_eq!(MAX_CACHE_BREAKPOINTS, 4);
+        assert_eq!(marks.add(), Err(5));
+        assert_eq!(marks.add(), Err(6));
+    }
 
     #[test]
     fn data_urls_split_into_media_type_and_data() {

@@ -103,6 +103,7 @@ mod tests {
             name: "time".into(),
             description: Some("now".into()),
             parameters: r#"{"type":"object"}"#.into(),
+            cache: false,
         };
         // 4 + 3 + 17 characters.
         assert_eq!(estimate_tokens(&[], &[tool]), 6);

@@ -61,6 +61,24 @@ for await (const delta of client.chatStream(request)) {
 // @ts-expect-error: a tool message needs its toolCallId
 const bad: ChatRequest = { messages: [{ role: "tool", content: "x" }] };
 
+const cachedRequest: ChatRequest = {
+  messages: [
+    { role: "system", content: [{ type: "text", text: "A long manual", cache: true }] },
+    { role: "user", content: "Question?", cache: true },
+  ],
+  tools: [{ name: "get_time", parameters: { type: "object" }, cache: true }],
+};
+const cachedTokens: number = (await client.chat(cachedRequest)).usage.cachedInputTokens;
+const written: number = result.usage.cacheWriteTokens;
+const saved: number = client.stats().costs.byUser[0].cacheSavedUsd;
+const savedTotal: number = client.stats().usage.cacheSavedUsd;
+new ResilientClient({
+  targets: [{ provider: "anthropic", baseUrl: "https://api.anthropic.com", model: "claude-sonnet-4-5",
+              pricing: { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3, cacheWritePerMTok: 3.75 } }],
+});
+// @ts-expect-error: a mark is `true` or absent
+const unmarked: ChatRequest = { messages: [{ role: "user", content: "x", cache: false }] };
+
 new SseParser().feed(new Uint8Array());
 client.free();
-export { waited, viaRequest, any, calls };
+export { waited, viaRequest, any, calls, cachedTokens, written, saved, savedTotal };

@@ -3,6 +3,7 @@ declare const key: string;
 declare const userId: string;
 declare const OPENAI_KEY: string;
 declare const ANTHROPIC_KEY: string;
+declare const MANUAL_TEXT: string;
 declare const messages: import("sturdy-llm").ChatMessage[];
 declare const controller: AbortController;
 declare const url: string;
