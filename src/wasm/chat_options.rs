@@ -1,6 +1,7 @@
-//! The client options `chat()` reads: the `targets` of its fallback chain and its `budget`.
+//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain and the
+//! `budget`.
 
-use crate::core::llm::endpoint::chat_endpoint;
+use crate::core::llm::endpoint::{chat_endpoint, embeddings_endpoint};
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::wasm::reader::{range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
@@ -22,6 +23,12 @@ pub struct TargetConfig {
     pub headers: Vec<(String, String)>,
     /// Prices per million tokens, for cost tracking and cost budgets.
     pub pricing: Pricing,
+    /// `embeddingModel`: the model `embed()` asks this target for by default.
+    pub embedding_model: Option<String>,
+    /// Where its embeddings requests go; `None` for a provider without an embeddings API.
+    pub embeddings_endpoint: Option<String>,
+    /// `pricing.embeddingPerMTok`, as the input price of a [`Pricing`] with no output price.
+    pub embedding_pricing: Pricing,
 }
 
 /// Most targets in a chain.
@@ -36,7 +43,14 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             return Err(type_error(&path, "a target object", &item));
         };
         t.only(&[
-            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
+            "name",
+            "provider",
+            "baseUrl",
+            "apiKey",
+            "model",
+            "embeddingModel",
+            "headers",
+            "pricing",
         ])?;
         let provider_name = t
             .choice("provider", &["openai", "anthropic"])?
@@ -69,14 +83,16 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
                 &name.into(),
             ));
         }
+        let mut embedding_pricing = Pricing::default();
         let pricing = match t.object("pricing")? {
             None => Pricing::default(),
             Some(p) => {
-                p.only(&["inputPerMTok", "outputPerMTok"])?;
+                p.only(&["inputPerMTok", "outputPerMTok", "embeddingPerMTok"])?;
                 let micros = |key: &str| -> Result<u64, JsValue> {
                     Ok(p.number(key, 0.0, 1e6)?
                         .map_or(0, |usd| (usd * 1e6).round() as u64))
                 };
+                embedding_pricing.input_micros_per_mtok = micros("embeddingPerMTok")?;
                 Pricing {
                     input_micros_per_mtok: micros("inputPerMTok")?,
                     output_micros_per_mtok: micros("outputPerMTok")?,
@@ -91,6 +107,9 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             model,
             headers: t.string_map("headers")?.unwrap_or_default(),
             pricing,
+            embedding_model: t.string("embeddingModel")?,
+            embeddings_endpoint: embeddings_endpoint(provider, &base_url),
+            embedding_pricing,
         });
     }
     Ok(targets)
