@@ -8,9 +8,7 @@
 //! order of the input ([`Plan::assemble`]). They are stored as little-endian float32 bytes
 //! ([`to_bytes`], [`from_bytes`]): a quarter of the size of JSON numbers, and read without parsing.
 
-use crate::core::string_map::WordHasher;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use crate::core::string_map::StringMap;
 use std::ops::Range;
 
 /// Most texts in one upstream request (OpenAI's limit for `/embeddings`).
@@ -33,13 +31,14 @@ pub struct Plan {
 impl Plan {
     /// The plan for `texts`.
     pub fn new<S: AsRef<str>>(texts: &[S]) -> Plan {
-        let mut seen: HashMap<&str, usize, BuildHasherDefault<WordHasher>> = HashMap::default();
+        // A `StringMap` (its table already compiled in) rather than a map of borrowed keys.
+        let mut seen: StringMap<usize> = StringMap::new();
         let mut unique = Vec::new();
         let slot_of = texts
             .iter()
             .enumerate()
             .map(|(i, text)| {
-                *seen.entry(text.as_ref()).or_insert_with(|| {
+                *seen.get_or_insert_with(text.as_ref(), || {
                     unique.push(i);
                     unique.len() - 1
                 })
