@@ -217,29 +217,25 @@ impl Inner {
             return Ok(vectors);
         };
         let signal = call.signal.dyn_ref::<AbortSignal>();
+        let wait = lookup_wait_ms(cache.options.timeout_ms, None);
+        let now = self.platform.wall_ms();
+        let found = cache.lookup_many(&attempt.keys, now, wait, signal).await;
+        if let Some(signal) = signal.filter(|signal| signal.aborted()) {
+            return Err(TargetFailure {
+                outcome: Outcome::Aborted,
+                error: abort_error(&signal.reason()),
+            });
+        }
         let mut width = call.dimensions.map(|n| n as usize);
-        for (slot, key) in vectors.iter_mut().zip(&attempt.keys) {
-            let now = self.platform.wall_ms();
-            let wait = lookup_wait_ms(cache.options.timeout_ms, None);
-            let hit = match cache.lookup(key, now, wait, signal, false).await {
-                Ok(hit) => hit,
-                Err(_) if signal.is_some_and(AbortSignal::aborted) => {
-                    let reason = signal.map(AbortSignal::reason).unwrap_or_default();
-                    return Err(TargetFailure {
-                        outcome: Outcome::Aborted,
-                        error: abort_error(&reason),
-                    });
-                }
-                Err(error) => {
-                    self.store_error(attempt.url, &error);
-                    None
-                }
-            };
-            let vector = hit
+        for (slot, hit) in vectors.iter_mut().zip(found) {
+            let hit = hit.unwrap_or_else(|error| {
+                self.store_error(attempt.url, &error);
+                None
+            });
+            *slot = hit
                 .filter(|hit| hit.freshness == Freshness::Fresh)
                 .and_then(|hit| from_bytes(&hit.entry.body))
                 .filter(|v| *width.get_or_insert(v.len()) == v.len());
-            *slot = vector;
         }
         Ok(vectors)
     }
@@ -266,10 +262,8 @@ impl Inner {
             let (fresh, used) = answer.map_err(|failure| (tokens, failure))?;
             tokens += used;
             width = width.or_else(|| fresh.first().map(Vec::len));
+            self.store_vectors(attempt, slots, &fresh).await;
             for (&slot, vector) in slots.iter().zip(fresh) {
-                if let Some(key) = attempt.keys.get(slot) {
-                    self.store_vector(attempt.url, key, &vector).await;
-                }
                 if let Some(place) = vectors.get_mut(slot) {
                     *place = Some(vector);
                 }
@@ -308,15 +302,26 @@ impl Inner {
         Ok((parsed.vectors, used))
     }
 
-    /// Stores one vector under `key`; a store that fails is reported.
-    async fn store_vector(&self, url: &str, key: &str, vector: &[f32]) {
+    /// Stores the `fresh` vectors of the unique texts `slots` under their keys, all at once; a
+    /// store that fails is reported.
+    async fn store_vectors(&self, attempt: &Attempt<'_>, slots: &[usize], fresh: &[Vec<f32>]) {
         let Some(cache) = &self.cache else {
             return;
         };
         let now = self.platform.wall_ms();
-        let entry = cache.entry(200, Vec::new(), to_bytes(vector), now);
-        if let Err(error) = cache.put(key, entry, now).await {
-            self.store_error(url, &error);
+        let entries = slots
+            .iter()
+            .zip(fresh)
+            .filter_map(|(&slot, vector)| {
+                let key = attempt.keys.get(slot)?;
+                Some((
+                    key.as_str(),
+                    cache.entry(200, Vec::new(), to_bytes(vector), now),
+                ))
+            })
+            .collect();
+        for error in cache.put_many(entries, now).await {
+            self.store_error(attempt.url, &error);
         }
     }
 }
