@@ -14,11 +14,16 @@ export interface Target {
   baseUrl: string;
   apiKey?: string;
   model: string;
+  /** The model `embed()` asks this target for when the request names none; without it (and on Anthropic,
+   * which has no embeddings API) `embed()` passes the target over. Requests go to `${baseUrl}/embeddings`. */
+  embeddingModel?: string;
   headers?: Record<string, string>;
   /** US dollars per million tokens. Prompt-cache reads and writes, when not given: on Anthropic 0.1x and 1.25x
    * `inputPerMTok` (its rule for every Claude model), on OpenAI-compatible targets `inputPerMTok` itself (the
-   * discount differs by model and server: give `cachedInputPerMTok` to count it). */
-  pricing?: { inputPerMTok: number; outputPerMTok: number; cachedInputPerMTok?: number; cacheWritePerMTok?: number };
+   * discount differs by model and server: give `cachedInputPerMTok` to count it). `embeddingPerMTok` prices
+   * `embed()`'s input tokens. */
+  pricing?: { inputPerMTok: number; outputPerMTok: number; cachedInputPerMTok?: number; cacheWritePerMTok?: number;
+              embeddingPerMTok?: number };
 }
 /** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. `cache: true`:
  * the provider may cache the prompt up to here (Anthropic `cache_control`; at most 4 marks in a request;
@@ -55,6 +60,25 @@ export interface ChatResult {
   text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
   finishReason: "stop" | "length" | "tool_calls" | "content_filter" | (string & {});
   usage: Usage; costUsd: number; cached: boolean; attempts: number;
+}
+export interface EmbedRequest {
+  /** One text or many; identical texts are embedded once, and each text is cached on its own. */
+  input: string | string[];
+  /** Overrides each target's `embeddingModel`. */
+  model?: string;
+  dimensions?: number;
+  /** Budgets are per user ("anonymous" when absent). */
+  user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
+}
+export interface EmbedResult {
+  /** One vector per input, in input order. */
+  embeddings: Float32Array[];
+  target: string; model: string;
+  /** Input tokens billed: 0 when every text came from the cache. */
+  usage: { inputTokens: number };
+  costUsd: number;
+  /** How many inputs came from the cache. */
+  cached: number;
 }
 /** Tool-call pieces follow OpenAI's chunk shape whichever provider answers. */
 export interface ChatDelta { text: string; toolCalls?: { index: number; id?: string; name?: string; argumentsDelta: string }[] }

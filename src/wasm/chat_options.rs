@@ -1,6 +1,7 @@
-//! The client options `chat()` reads: the `targets` of its fallback chain and its `budget`.
+//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain and the
+//! `budget`.
 
-use crate::core::llm::endpoint::chat_endpoint;
+use crate::core::llm::endpoint::{chat_endpoint, embeddings_endpoint};
 use crate::core::llm::{cache_prices, BudgetConfig, Pricing, Provider};
 use crate::wasm::reader::{range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
@@ -22,6 +23,12 @@ pub struct TargetConfig {
     pub headers: Vec<(String, String)>,
     /// Prices per million tokens, for cost tracking and cost budgets.
     pub pricing: Pricing,
+    /// `embeddingModel`: the model `embed()` asks this target for by default.
+    pub embedding_model: Option<String>,
+    /// Where its embeddings requests go; `None` for a provider without an embeddings API.
+    pub embeddings_endpoint: Option<String>,
+    /// `pricing.embeddingPerMTok`, as the input price of a [`Pricing`] with no output price.
+    pub embedding_pricing: Pricing,
 }
 
 /// Most targets in a chain.
@@ -36,7 +43,14 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             return Err(type_error(&path, "a target object", &item));
         };
         t.only(&[
-            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
+            "name",
+            "provider",
+            "baseUrl",
+            "apiKey",
+            "model",
+            "embeddingModel",
+            "headers",
+            "pricing",
         ])?;
         let provider_name = t
             .choice("provider", &["openai", "anthropic"])?
@@ -69,6 +83,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
                 &name.into(),
             ));
         }
+        let mut embedding_pricing = Pricing::default();
         let pricing = match t.object("pricing")? {
             None => Pricing::default(),
             Some(p) => {
@@ -77,6 +92,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
                     "outputPerMTok",
                     "cachedInputPerMTok",
                     "cacheWritePerMTok",
+                    "embeddingPerMTok",
                 ])?;
                 let micros = |key: &str| -> Result<Option<u64>, JsValue> {
                     Ok(p.number(key, 0.0, 1e6)?
@@ -84,6 +100,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
                 };
                 let input = micros("inputPerMTok")?.unwrap_or(0);
                 let (read, write) = cache_prices(provider, input);
+                embedding_pricing.input_micros_per_mtok = micros("embeddingPerMTok")?.unwrap_or(0);
                 Pricing {
                     input_micros_per_mtok: input,
                     output_micros_per_mtok: micros("outputPerMTok")?.unwrap_or(0),
@@ -100,6 +117,9 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             model,
             headers: t.string_map("headers")?.unwrap_or_default(),
             pricing,
+            embedding_model: t.string("embeddingModel")?,
+            embeddings_endpoint: embeddings_endpoint(provider, &base_url),
+            embedding_pricing,
         });
     }
     Ok(targets)

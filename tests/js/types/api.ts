@@ -3,7 +3,7 @@
 import {
   ResilientClient, ResilientError, TimeoutError, RateLimitError, CircuitOpenError, UpstreamError,
   AllTargetsFailedError, BudgetExceededError, IncompleteStreamError, SseParser,
-  type ChatRequest, type ChatResult, type ClientEvent, type ResilientResponse,
+  type ChatRequest, type ChatResult, type ClientEvent, type EmbedResult, type ResilientResponse, type Target,
 } from "sturdy-llm";
 
 const client = new ResilientClient();
@@ -82,3 +82,14 @@ const unmarked: ChatRequest = { messages: [{ role: "user", content: "x", cache: 
 new SseParser().feed(new Uint8Array());
 client.free();
 export { waited, viaRequest, any, calls, cachedTokens, written, saved, savedTotal };
+const embedder: Target = { provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini",
+  embeddingModel: "text-embedding-3-small", pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6, embeddingPerMTok: 0.02 } };
+const embedded: EmbedResult = await new ResilientClient({ targets: [embedder] }).embed({ input: ["a", "b"], dimensions: 256 });
+const vector: Float32Array = embedded.embeddings[0];
+const fromCache: number = embedded.cached + embedded.usage.inputTokens + embedded.costUsd;
+// @ts-expect-error: input is text
+client.embed({ input: [1, 2] });
+
+new SseParser().feed(new Uint8Array());
+client.free();
+export { waited, viaRequest, any, calls, vector, fromCache };
