@@ -6,19 +6,18 @@
 //! before the copy. JSON values are taken as `JSON.stringify` writes them (a throwing getter, a
 //! cycle or a BigInt is a `TypeError` naming the field) and must be objects the core's reader
 //! accepts (nesting at most 64 deep). Prompt-cache marks (`cache: true`) are counted as they are
-//! read: one past [`MAX_CACHE_BREAKPOINTS`] is a `RangeError` naming it and the count.
+//! read: one past [`MAX_CACHE_BREAKPOINTS`](crate::core::llm::request::MAX_CACHE_BREAKPOINTS) is a
+//! `RangeError` naming it and the count (see [`crate::wasm::chat_request_bounds`]).
 
-use crate::core::json::Json;
 use crate::core::llm::request::{
     parse_data_url, CacheMarks as Marks, ChatParams, Message, Part, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, MAX_CACHE_BREAKPOINTS,
+    ToolCall, ToolChoice,
 };
 use crate::core::llm::Provider;
 use crate::wasm::chat_options::TargetConfig;
-use crate::wasm::reader::{array, range_error, type_error, unreadable, Reader};
-use js_sys::JsString;
+use crate::wasm::chat_request_bounds::{cache_mark, Chars, MAX_CHAT_CHARS};
+use crate::wasm::reader::{array, range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// Most messages in one chat request.
 pub const MAX_MESSAGES: u32 = 10_000;
@@ -26,9 +25,6 @@ pub const MAX_MESSAGES: u32 = 10_000;
 pub const MAX_TOOLS: u32 = 128;
 /// Most tool calls in one assistant message, and stop sequences in a request.
 pub const MAX_ITEMS: u32 = 128;
-/// Most text in one chat request — messages, tool schemas, images as data URLs, options — in
-/// UTF-16 code units (8 Mi, about 2M tokens: past the largest context windows).
-pub const MAX_CHAT_CHARS: u32 = 1 << 23;
 
 /// A parsed `ChatRequest`.
 pub struct ChatCall {
@@ -58,70 +54,6 @@ pub struct ChatCall {
     pub signal: JsValue,
     /// `resilience`, passed on as the request policy.
     pub resilience: JsValue,
-}
-
-/// What is left of a request's [`MAX_CHAT_CHARS`].
-struct Chars(u32);
-
-impl Chars {
-    /// `value` at `path` copied in if it is a string that fits in what is left.
-    fn string(&mut self, value: &JsValue, path: &str) -> Result<String, JsValue> {
-        let Some(text) = value.dyn_ref::<JsString>() else {
-            return Err(type_error(path, "a string", value));
-        };
-        self.0 = self.0.checked_sub(text.length()).ok_or_else(|| {
-            range_error(
-                path,
-                &format!("within {MAX_CHAT_CHARS} characters for the whole request"),
-                value,
-            )
-        })?;
-        Ok(text.into())
-    }
-
-    /// The string field `key` of `r`, required.
-    fn field(&mut self, r: &Reader, key: &str) -> Result<String, JsValue> {
-        let value = r.raw(key)?.unwrap_or(JsValue::UNDEFINED);
-        self.string(&value, &format!("{}.{key}", r.path()))
-    }
-
-    /// The object field `key` of `r` as JSON text, when present.
-    fn json(&mut self, r: &Reader, key: &str) -> Result<Option<String>, JsValue> {
-        let Some(value) = r.raw(key)? else {
-            return Ok(None);
-        };
-        let path = format!("{}.{key}", r.path());
-        Reader::root(value.clone(), &path)?
-            .ok_or_else(|| type_error(&path, "an object", &value))?;
-        let written =
-            js_sys::JSON::stringify(&value).map_err(|thrown| unreadable(&path, &thrown))?;
-        let text = self.string(&written.into(), &path)?;
-        match Json::parse(&text) {
-            Some(Json::Object(_)) => Ok(Some(text)),
-            _ => Err(range_error(
-                &path,
-                "a JSON object nested at most 64 deep",
-                &value,
-            )),
-        }
-    }
-}
-
-/// `r.cache`: `true` is one more of the request's `marks`, refused past
-/// [`MAX_CACHE_BREAKPOINTS`].
-fn cache_mark(r: &Reader, marks: &mut Marks) -> Result<bool, JsValue> {
-    if r.boolean("cache")? != Some(true) {
-        return Ok(false);
-    }
-    marks.add().map_err(|count| -> JsValue {
-        let path = r.path();
-        let message = format!(
-            "{path}.cache is cache mark {count} of the request: at most \
-             {MAX_CACHE_BREAKPOINTS} are allowed (Anthropic's limit of cache breakpoints)"
-        );
-        js_sys::RangeError::new(&message).into()
-    })?;
-    Ok(true)
 }
 
 /// Parses `chat(request)`.

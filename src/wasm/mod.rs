@@ -8,6 +8,7 @@ mod cache;
 mod chat;
 mod chat_options;
 mod chat_request;
+mod chat_request_bounds;
 mod chat_result;
 mod client;
 mod embed;
