@@ -2,6 +2,11 @@
 
 mod sim;
 
+use sim::{Reply, Sim, SimPlatform, SimResponse};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use sturdy_llm::core::breaker::registry::MAX_BREAKERS;
 use sturdy_llm::core::breaker::{BreakerConfig, StateKind};
 use sturdy_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
@@ -12,11 +17,6 @@ use sturdy_llm::core::policy_board::PolicyBoard;
 use sturdy_llm::core::race::{race, Either};
 use sturdy_llm::core::rate_limit::RateLimitConfig;
 use sturdy_llm::core::retry::{Jitter, RetryConfig};
-use sim::{Reply, Sim, SimPlatform, SimResponse};
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
 
 type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
