@@ -79,9 +79,6 @@ new ResilientClient({
 // @ts-expect-error: a mark is `true` or absent
 const unmarked: ChatRequest = { messages: [{ role: "user", content: "x", cache: false }] };
 
-new SseParser().feed(new Uint8Array());
-client.free();
-export { waited, viaRequest, any, calls, cachedTokens, written, saved, savedTotal };
 const embedder: Target = { provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini",
   embeddingModel: "text-embedding-3-small", pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6, embeddingPerMTok: 0.02 } };
 const embedded: EmbedResult = await new ResilientClient({ targets: [embedder] }).embed({ input: ["a", "b"], dimensions: 256 });
@@ -92,4 +89,4 @@ client.embed({ input: [1, 2] });
 
 new SseParser().feed(new Uint8Array());
 client.free();
-export { waited, viaRequest, any, calls, vector, fromCache };
+export { waited, viaRequest, any, calls, cachedTokens, written, saved, savedTotal, vector, fromCache };

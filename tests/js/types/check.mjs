@@ -38,7 +38,7 @@ for (const [module, moduleResolution] of [["nodenext", "nodenext"], ["esnext", "
     try {
       execFileSync(tsc, args, { cwd: here, stdio: "pipe" });
     } catch (error) {
-      throw new Error(`${what} fails to type-check (${moduleResolution}):\n${error.stdout}${error.stderr}`);
+      throw new Error(`${what} fails to type-check (${moduleResolution}):\n${error.stdout ?? error.message}${error.stderr ?? ""}`);
     }
     console.log(`${what}: type-check under --strict, ${moduleResolution} resolution`);
   }
