@@ -1,7 +1,9 @@
-//! The client options `chat()` reads: the `targets` of its fallback chain and its `budget`.
+//! The client options `chat()` reads: the `targets` of its fallback chain, its `budget` and the
+//! semantic cache (`cache.semantic`, which embeds with one of the targets).
 
 use crate::core::llm::endpoint::chat_endpoint;
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
+use crate::core::semantic::{Mode, SemanticConfig};
 use crate::wasm::reader::{range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
 
@@ -117,4 +119,63 @@ pub(crate) fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
             .number("dailyCostUsd", 0.0, 1e9)?
             .map(|usd| (usd * 1e6).round() as u64),
     })
+}
+
+/// Parses `cache.semantic`: `threshold` (required, a cosine similarity from 0 to 1), `as`,
+/// `maxEntries`, `maxBytes`, and `embeddingTarget`, which must name one of `targets` that can embed
+/// (without it, some target must).
+pub(crate) fn parse_semantic(
+    s: &Reader,
+    targets: &[TargetConfig],
+) -> Result<SemanticConfig, JsValue> {
+    s.only(&[
+        "threshold",
+        "embeddingTarget",
+        "as",
+        "maxEntries",
+        "maxBytes",
+    ])?;
+    let threshold = s
+        .number("threshold", 0.0, 1.0)?
+        .ok_or_else(|| required(s.path(), "threshold"))?;
+    let mut config = SemanticConfig::new(threshold as f32);
+    if s.choice("as", &["fallback", "first"])? == Some("first") {
+        config.mode = Mode::First;
+    }
+    if let Some(n) = s.integer("maxEntries", 1, 1 << 20)? {
+        config.max_entries = n as usize;
+    }
+    if let Some(n) = s.integer("maxBytes", 1, 1 << 32)? {
+        config.max_bytes = n as usize;
+    }
+    let embeds = |t: &TargetConfig| t.provider != Provider::Anthropic;
+    match s.string("embeddingTarget")? {
+        Some(name) => match targets.iter().find(|t| t.name == name) {
+            Some(target) if embeds(target) => config.embedding_target = Some(name),
+            Some(_) => {
+                return Err(range_error(
+                    &format!("{}.embeddingTarget", s.path()),
+                    "a target with an embeddings API (Anthropic has none)",
+                    &name.into(),
+                ))
+            }
+            None => {
+                return Err(range_error(
+                    &format!("{}.embeddingTarget", s.path()),
+                    "the name of one of options.targets",
+                    &name.into(),
+                ))
+            }
+        },
+        None if !targets.iter().any(embeds) => {
+            return Err(js_sys::TypeError::new(&format!(
+                "{} needs a target with an embeddings API in options.targets (Anthropic has none), \
+                 to embed questions",
+                s.path()
+            ))
+            .into())
+        }
+        None => {}
+    }
+    Ok(config)
 }

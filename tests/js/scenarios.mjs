@@ -2186,4 +2186,27 @@ export const scenarios = {
     equal(await joined.text(), await unread.text(), "same body");
     equal(await upstreamCount(mock), before + 2, "one upstream call per prompt");
   },
+  async "cache.semantic options are checked, naming the field"({ ResilientClient }, mock) {
+    const openai = { name: "o", provider: "openai", baseUrl: `${mock}/v1`, model: "mock-1" };
+    const anthropic = { name: "a", provider: "anthropic", baseUrl: mock, model: "mock-1" };
+    const semantic = (options, targets = [openai, anthropic]) => ({ targets, cache: { semantic: options } });
+    rejectsOptions(ResilientClient, [
+      [semantic({}), "TypeError", "cache.semantic.threshold"],
+      [semantic({ threshold: 1.5 }), "RangeError", "cache.semantic.threshold"],
+      [semantic({ threshold: -0.1 }), "RangeError", "cache.semantic.threshold"],
+      [semantic({ threshold: "0.9" }), "TypeError", "cache.semantic.threshold"],
+      [semantic({ threshold: 0.9, as: "always" }), "RangeError", "cache.semantic.as"],
+      [semantic({ threshold: 0.9, maxEntries: 0 }), "RangeError", "cache.semantic.maxEntries"],
+      [semantic({ threshold: 0.9, maxEntries: 1.5 }), "RangeError", "cache.semantic.maxEntries"],
+      [semantic({ threshold: 0.9, maxBytes: -1 }), "RangeError", "cache.semantic.maxBytes"],
+      [semantic({ threshold: 0.9, embeddingTarget: "nope" }), "RangeError", "cache.semantic.embeddingTarget"],
+      [semantic({ threshold: 0.9, embeddingTarget: "a" }), "RangeError", "cache.semantic.embeddingTarget"],
+      [semantic({ threshold: 0.9 }, [anthropic]), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9 }, []), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9, typo: 1 }), "TypeError", "cache.semantic.typo"],
+      [semantic(true), "TypeError", "cache.semantic"],
+    ]);
+    new ResilientClient(semantic({ threshold: 0.9, embeddingTarget: "o", as: "first", maxEntries: 10, maxBytes: 1 << 20 })).free();
+    new ResilientClient(semantic({ threshold: 0 })).free();
+  },
 };
