@@ -52,19 +52,32 @@ pub fn normalized(vector: &[f32]) -> Option<Vec<f32>> {
     unit.iter().any(|&x| x != 0.0).then_some(unit)
 }
 
-/// The dot product of two vectors of the same length, in eight lanes (which the compiler keeps in
-/// SIMD registers where it has them).
+/// The dot product of two vectors of the same length, in eight independent sums written out (so
+/// that even the size-optimised wasm build keeps them in registers and pipelines the multiplies).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (a_blocks, a_rest) = a.split_at(a.len() - a.len() % 8);
-    let (b_blocks, b_rest) = b.split_at(a_blocks.len().min(b.len()));
-    for (x, y) in a_blocks.chunks_exact(8).zip(b_blocks.chunks_exact(8)) {
-        for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
-        }
+    let mut s = [0.0f32; 8];
+    let mut a_blocks = a.chunks_exact(8);
+    let mut b_blocks = b.chunks_exact(8);
+    for (x, y) in (&mut a_blocks).zip(&mut b_blocks) {
+        let (Ok(x), Ok(y)) = (<&[f32; 8]>::try_from(x), <&[f32; 8]>::try_from(y)) else {
+            continue;
+        };
+        s[0] += x[0] * y[0];
+        s[1] += x[1] * y[1];
+        s[2] += x[2] * y[2];
+        s[3] += x[3] * y[3];
+        s[4] += x[4] * y[4];
+        s[5] += x[5] * y[5];
+        s[6] += x[6] * y[6];
+        s[7] += x[7] * y[7];
     }
-    let rest: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + rest
+    let rest: f32 = a_blocks
+        .remainder()
+        .iter()
+        .zip(b_blocks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + rest
 }
 
 /// A lookup's answer: the most similar entry's value and its similarity, in `-1..=1`.
