@@ -75,7 +75,7 @@ export class SseParser {
 {
   const freed = new WeakSet();
   const proto = ResilientClient.prototype;
-  const asynchronous = new Set(["fetch", "chat", "clearCache"]);
+  const asynchronous = new Set(["fetch", "chat", "embed", "clearCache"]);
   for (const name of Object.getOwnPropertyNames(proto)) {
     const method = Object.getOwnPropertyDescriptor(proto, name).value;
     if (name === "constructor" || name.startsWith("__") || typeof method !== "function") continue;

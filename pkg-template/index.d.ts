@@ -2,7 +2,7 @@
 // it compiles under --strict without skipLibCheck or a `lib` the user did not ask for).
 import type {
   ChatDelta, ChatRequest, ChatResult, ChatStream, ClientEventMap, ClientEventType, ClientOptions, ClientStats,
-  EventStream, ResilientInit, SseEvent, BudgetCap,
+  EmbedRequest, EmbedResult, EventStream, ResilientInit, SseEvent, BudgetCap,
 } from "./types.js";
 export type * from "./types.js";
 
@@ -21,6 +21,9 @@ export declare class ResilientClient {
   events(input: string | URL | Request, init?: ResilientInit): EventStream;
   /** One call across the fallback chain of `targets`, inside the budgets, with its cost. */
   chat(request: ChatRequest): Promise<ChatResult>;
+  /** Embeddings across the fallback chain: each text cached on its own (when the cache is on), only the misses
+   * sent upstream in batches, the answer in input order. */
+  embed(request: EmbedRequest): Promise<EmbedResult>;
   /** A streamed chat across the fallback chain: falls back only before the first delta. */
   chatStream(request: ChatRequest): ChatStream;
   stats(): ClientStats;

@@ -14,9 +14,12 @@ export interface Target {
   baseUrl: string;
   apiKey?: string;
   model: string;
+  /** The model `embed()` asks this target for when the request names none; without it (and on Anthropic,
+   * which has no embeddings API) `embed()` passes the target over. Requests go to `${baseUrl}/embeddings`. */
+  embeddingModel?: string;
   headers?: Record<string, string>;
-  /** US dollars per million tokens. */
-  pricing?: { inputPerMTok: number; outputPerMTok: number };
+  /** US dollars per million tokens; `embeddingPerMTok` prices `embed()`'s input tokens. */
+  pricing?: { inputPerMTok: number; outputPerMTok: number; embeddingPerMTok?: number };
 }
 /** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. */
 export type ContentPart = { type: "text"; text: string } | { type: "image"; url: string };
@@ -51,6 +54,25 @@ export interface ChatResult {
   cached: boolean | "semantic";
   /** With cached "semantic": the cosine similarity of this question to the cached one (threshold..1). */
   similarity?: number;
+}
+export interface EmbedRequest {
+  /** One text or many; identical texts are embedded once, and each text is cached on its own. */
+  input: string | string[];
+  /** Overrides each target's `embeddingModel`. */
+  model?: string;
+  dimensions?: number;
+  /** Budgets are per user ("anonymous" when absent). */
+  user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
+}
+export interface EmbedResult {
+  /** One vector per input, in input order. */
+  embeddings: Float32Array[];
+  target: string; model: string;
+  /** Input tokens billed: 0 when every text came from the cache. */
+  usage: { inputTokens: number };
+  costUsd: number;
+  /** How many inputs came from the cache. */
+  cached: number;
 }
 /** Tool-call pieces follow OpenAI's chunk shape whichever provider answers. */
 export interface ChatDelta { text: string; toolCalls?: { index: number; id?: string; name?: string; argumentsDelta: string }[] }

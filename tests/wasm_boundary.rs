@@ -45,6 +45,8 @@ fn hostile_option_values_are_rejected_with_type_or_range_errors() {
         "({ headers: 'x' })",
         "({ get retry() { throw new Error('boom') } })",
         "new Proxy({}, { ownKeys() { throw new Error('boom') } })",
+        "({ targets: [{ provider: 'openai', baseUrl: 'https://x/v1', model: 'm', embeddingModel: 5 }] })",
+        "({ targets: [{ provider: 'openai', baseUrl: 'https://x/v1', model: 'm', pricing: { embeddingPerMTok: -1 } }] })",
     ];
     for source in cases {
         let value = eval(&format!("({source})"));

@@ -15,6 +15,7 @@
  *
  *   POST /v1/chat/completions   OpenAI Chat Completions (JSON, or SSE with "stream": true)
  *   POST /v1/messages           Anthropic Messages (JSON, or SSE with "stream": true)
+ *   POST /v1/embeddings         OpenAI embeddings (see "Embeddings" below)
  *   GET  /health                {"ok":true}
  *   GET  /v1/events?count=N     a plain event stream (id: i / data: tick i, retry: 50) resuming after
  *                               Last-Event-ID, for reconnection tests
@@ -36,6 +37,16 @@
  * Streams send one chunk per word, 5 ms apart (header `x-mock-chunk-delay-ms` overrides).
  * `stop` / `stop_sequences` end the answer before a sequence's first occurrence (Anthropic:
  * stop_reason "stop_sequence"). Tools' JSON counts in the prompt tokens.
+ *
+ * Embeddings: deterministic bag-of-words vectors, so that texts sharing most of their words are
+ * close (cosine) and unrelated texts are not. Each word (lowercased, split on what is not a letter,
+ * digit or apostrophe, a few stopwords dropped) is hashed (FNV-1a) to one dimension and a sign; the
+ * sum is L2-normalised (a text with no words hashes whole). 64 dimensions unless the request says
+ * `dimensions` (1..4096); `encoding_format: "base64"` answers float32 little-endian bytes in base64
+ * (header `x-mock-encoding: float` answers numbers anyway, as servers ignoring the field do); header
+ * `x-mock-order: reverse` lists `data` in reverse (each item keeps its `index`). At most 2048 inputs;
+ * `usage.prompt_tokens` = the sum of ceil(characters / 4), at least 1 per input. Faults and
+ * `/control/last` work as for completions; `huge` and `malformed` mangle the JSON answer.
  *
  * Tools, both dialects, JSON and streamed. With tools, `tool_choice` "auto" (the default) calls each
  * tool the last user message mentions: its name, or every word of it but verbs like get/list
@@ -823,6 +834,82 @@ const COMPLETION_ROUTES = {
 };
 
 // ---------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------
+
+const EMBEDDING_STOPWORDS = new Set(["a", "an", "the", "is", "are", "of", "to", "in", "and", "or", "what", "how", "do", "does", "i", "my", "me", "you", "it", "for", "on", "with", "please", "can"]);
+
+/** FNV-1a over a string's UTF-16 code units. */
+function fnv1a(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** The mock's embedding of `text` in `dims` dimensions (see the header comment). */
+export function mockEmbedding(text, dims = 64) {
+  const words = (text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).filter((w) => !EMBEDDING_STOPWORDS.has(w));
+  const vector = new Float32Array(dims);
+  for (const word of words.length ? words : [text]) {
+    const h = fnv1a(word);
+    vector[h % dims] += h & 0x80000000 ? -1 : 1;
+  }
+  const norm = Math.hypot(...vector) || 1;
+  return vector.map((x) => x / norm);
+}
+
+function parseEmbeddingsRequest(body) {
+  const input = typeof body.input === "string" ? [body.input] : body.input;
+  if (!Array.isArray(input) || input.length === 0 || input.some((t) => typeof t !== "string")) {
+    throw new HttpError(400, "input: a string or a non-empty array of strings");
+  }
+  if (input.length > 2048) throw new HttpError(400, "input: at most 2048 inputs");
+  if (typeof body.model !== "string") throw new HttpError(400, "model: required");
+  const dims = body.dimensions ?? 64;
+  if (!Number.isInteger(dims) || dims < 1 || dims > 4096) throw new HttpError(400, "dimensions: 1..4096");
+  if (body.encoding_format !== undefined && !["float", "base64"].includes(body.encoding_format)) {
+    throw new HttpError(400, "encoding_format: \"float\" or \"base64\"");
+  }
+  return { input, dims, model: body.model, base64: body.encoding_format === "base64" };
+}
+
+async function handleEmbeddings(call, state) {
+  const raw = await readBody(call.req);
+  state.recorded.set(call.target, { path: call.path, headers: call.req.headers, body: raw });
+  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
+  state.stats.faulted(plan.labels);
+  call.extraHeaders = plan.headers;
+  await wait(plan.delayMs, call.res);
+  if (!isOpen(call.res)) return;
+  if (plan.reset !== undefined) return destroySocket(call.res);
+  if (plan.status !== undefined) {
+    return sendError(call, plan.status, plan.errorType, `mock fault: HTTP ${plan.status} ${statusText(plan.status)}`);
+  }
+  const parsed = parseJsonObject(raw);
+  if (parsed.error) return sendError(call, 400, undefined, parsed.error);
+  const request = parseEmbeddingsRequest(parsed.body);
+  const base64 = request.base64 && call.req.headers["x-mock-encoding"] !== "float";
+  const data = request.input.map((text, index) => {
+    const vector = mockEmbedding(text, request.dims);
+    const embedding = base64 ? Buffer.from(vector.buffer).toString("base64") : Array.from(vector);
+    return { object: "embedding", index, embedding };
+  });
+  if (call.req.headers["x-mock-order"] === "reverse") data.reverse();
+  const tokens = request.input.reduce((sum, t) => sum + Math.max(1, Math.ceil(t.length / 4)), 0);
+  const text = JSON.stringify({ object: "list", data, model: request.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  if (plan.stall !== undefined) return begin(call, 200, { "content-type": "application/json" });
+  if (plan.malformed) return sendJson(call, 200, null, text.slice(0, Math.floor(text.length / 2)));
+  if (plan.huge !== undefined) {
+    begin(call, 200, { "content-type": "application/json" });
+    call.res.write(text.slice(0, -1) + ',"filler":"');
+    await writeFiller(call.res, plan.huge);
+    if (isOpen(call.res)) call.res.end('"}');
+    return;
+  }
+  return sendJson(call, 200, null, text);
+}
+
+// ---------------------------------------------------------------------------
 // Faults
 // ---------------------------------------------------------------------------
 
@@ -1257,6 +1344,11 @@ async function route(call, state) {
     return handleTicker(call, state, searchParams);
   }
   call.path = path;
+  if (path === "/v1/embeddings") {
+    call.provider = openai;
+    if (req.method !== "POST") throw new HttpError(405, `${req.method} not allowed on ${path}`);
+    return handleEmbeddings(call, state);
+  }
   call.provider = COMPLETION_ROUTES[path];
   if (!call.provider) throw new HttpError(404, `unknown path ${path}`);
   if (req.method !== "POST") throw new HttpError(405, `${req.method} not allowed on ${path}`);

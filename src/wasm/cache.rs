@@ -201,10 +201,57 @@ impl Cache {
                         freshness,
                     }))
             }
-            Store::Js(store) => self.js_lookup(store, key, now_ms, wait_ms, signal).await,
+            Store::Js(store) => {
+                let value = bounded(store, "get", &[key.into()], wait_ms, signal).await;
+                value.and_then(|value| self.js_hit(&value, now_ms))
+            }
         };
+        self.count(&found);
+        found
+    }
+
+    /// Looks each of `keys` up as [`Self::lookup`] does (without waiting for writes under way),
+    /// a JS store's calls all started at once rather than one after the other: a thousand texts
+    /// to embed must not take a thousand round trips to IndexedDB or KV.
+    pub async fn lookup_many(
+        &self,
+        keys: &[String],
+        now_ms: u64,
+        wait_ms: u64,
+        signal: Option<&AbortSignal>,
+    ) -> Vec<Result<Option<Hit>, JsValue>> {
+        let store = match &self.store {
+            Store::Js(store) => store,
+            Store::Memory(_) => {
+                let mut found = Vec::with_capacity(keys.len());
+                for key in keys {
+                    found.push(self.lookup(key, now_ms, wait_ms, signal, false).await);
+                }
+                return found;
+            }
+        };
+        let started: Vec<Promise> = keys
+            .iter()
+            .map(|key| {
+                let args = Array::of1(&key.into());
+                call_store(store, "get", &args, wait_ms as f64, signal)
+            })
+            .collect();
+        let mut found = Vec::with_capacity(keys.len());
+        for promise in started {
+            let hit = JsFuture::from(promise)
+                .await
+                .and_then(|value| self.js_hit(&value, now_ms));
+            self.count(&hit);
+            found.push(hit);
+        }
+        found
+    }
+
+    /// Counts a lookup: a hit when it found a fresh entry, a miss otherwise.
+    fn count(&self, found: &Result<Option<Hit>, JsValue>) {
         let fresh = matches!(
-            &found,
+            found,
             Ok(Some(Hit {
                 freshness: Freshness::Fresh,
                 ..
@@ -212,22 +259,14 @@ impl Cache {
         );
         let counter = if fresh { &self.hits } else { &self.misses };
         counter.set(counter.get() + 1);
-        found
     }
 
-    async fn js_lookup(
-        &self,
-        store: &JsValue,
-        key: &str,
-        now_ms: u64,
-        wait_ms: u64,
-        signal: Option<&AbortSignal>,
-    ) -> Result<Option<Hit>, JsValue> {
-        let value = bounded(store, "get", &[key.into()], wait_ms, signal).await?;
+    /// What a JS store's `get` answered, as a hit (or a miss, or what is wrong with it).
+    fn js_hit(&self, value: &JsValue, now_ms: u64) -> Result<Option<Hit>, JsValue> {
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
-        let entry = entry_from_js(&value, self.options.max_bytes)
+        let entry = entry_from_js(value, self.options.max_bytes)
             .map_err(|problem| JsValue::from(js_sys::Error::new(&problem)))?;
         let freshness = if now_ms < entry.fresh_until_ms {
             Freshness::Fresh
@@ -254,6 +293,36 @@ impl Cache {
                     .map(drop)
             }
         }
+    }
+
+    /// Stores each entry as [`Self::put`] does, a JS store's calls all started at once; the
+    /// errors of those that failed.
+    pub async fn put_many(&self, entries: Vec<(&str, Entry)>, now_ms: u64) -> Vec<JsValue> {
+        let store = match &self.store {
+            Store::Js(store) => store,
+            Store::Memory(memory) => {
+                let mut memory = memory.borrow_mut();
+                for (key, entry) in entries {
+                    memory.put(key.to_string(), entry, now_ms);
+                }
+                return Vec::new();
+            }
+        };
+        let started: Vec<Promise> = entries
+            .into_iter()
+            .map(|(key, entry)| {
+                let ttl = entry.stale_until_ms.saturating_sub(now_ms) as f64;
+                let args = Array::of3(&key.into(), &entry_to_js(&entry), &ttl.into());
+                call_store(store, "put", &args, self.options.timeout_ms as f64, None)
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for promise in started {
+            if let Err(error) = JsFuture::from(promise).await {
+                errors.push(error);
+            }
+        }
+        errors
     }
 
     /// Empties the store (`clearCache()`).

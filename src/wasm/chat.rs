@@ -17,7 +17,7 @@ use crate::core::event::{Event, RetryReason};
 use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::{
-    build_request, estimate_tokens, parse_completion, Chain, Hold, Outcome, Step, Usage,
+    build_request, estimate_tokens, parse_completion, Chain, Hold, Outcome, Pricing, Step, Usage,
     MAX_TARGETS,
 };
 use crate::core::platform::Platform;
@@ -132,7 +132,7 @@ impl Inner {
             let response = self.send_to(target, prepared).await?;
             attempts += response.attempts;
             match self
-                .read_answer(&response.response, call, &limits, idle)
+                .read_answer(&response.response, &call.signal, &limits, idle)
                 .await
             {
                 Ok(text) => break (response, text),
@@ -183,11 +183,11 @@ impl Inner {
     /// Reads an answer's body, each gap between its chunks bounded like a stream's by `idle` (the
     /// request's [`idle_bound`](crate::core::config::Timeouts::idle_bound)): a server that stalls
     /// after its headers must not hang the call, nor keep its connection once given up on. Its size
-    /// is bounded by `limits.maxResponseBytes`.
-    async fn read_answer(
+    /// is bounded by `limits.maxResponseBytes`. `signal` is the caller's: its abort ends the chain.
+    pub(crate) async fn read_answer(
         &self,
         response: &Response,
-        call: &ChatCall,
+        signal: &JsValue,
         limits: &Limits,
         idle: Option<(TimeoutPhase, u64)>,
     ) -> Result<String, TargetFailure> {
@@ -210,7 +210,7 @@ impl Inner {
                     }
                 },
             };
-            let aborted = || call.signal.dyn_ref::<AbortSignal>().and_then(abort_reason);
+            let aborted = || signal.dyn_ref::<AbortSignal>().and_then(abort_reason);
             let result = result.map_err(|error| match aborted() {
                 // The caller's signal errors the body too: that is an abort, which ends the chain.
                 Some(reason) => TargetFailure {
@@ -271,7 +271,7 @@ impl Inner {
     }
 
     /// Sends `call` to `target`; a non-2xx answer becomes the target's failure.
-    async fn send_to(
+    pub(crate) async fn send_to(
         self: &Rc<Self>,
         target: &TargetConfig,
         prepared: Prepared,
@@ -289,23 +289,38 @@ impl Inner {
 
     /// Holds the call's worst case in the budgets; `BudgetExceededError` when a cap would be passed.
     pub(crate) fn reserve_budget(&self, call: &ChatCall) -> Result<Option<Hold>, JsValue> {
-        let Some(ledger) = &self.budget else {
-            return Ok(None);
-        };
         let prices = self.options.targets.iter().take(MAX_TARGETS);
-        let held = charge::hold(
-            &mut ledger.borrow_mut(),
+        self.hold_budget(
             &call.user,
             (
                 estimate_tokens(&call.messages, &call.tools),
                 call.max_tokens,
             ),
             prices.map(|t| &t.pricing),
+        )
+    }
+
+    /// Holds `tokens` (input, and the most output) for `user` at the dearest of `prices`
+    /// ([`charge::hold`]); `BudgetExceededError` when a cap would be passed.
+    pub(crate) fn hold_budget<'p>(
+        &self,
+        user: &str,
+        tokens: (u64, Option<u32>),
+        prices: impl IntoIterator<Item = &'p Pricing>,
+    ) -> Result<Option<Hold>, JsValue> {
+        let Some(ledger) = &self.budget else {
+            return Ok(None);
+        };
+        let held = charge::hold(
+            &mut ledger.borrow_mut(),
+            user,
+            tokens,
+            prices,
             self.platform.wall_ms(),
         );
         held.map(Some).map_err(|exceeded| {
             self.engine.count_budget_rejection();
-            budget_exceeded(&call.user, &exceeded)
+            budget_exceeded(user, &exceeded)
         })
     }
 
@@ -319,13 +334,22 @@ impl Inner {
         target: &TargetConfig,
         (usage, free): (&Usage, bool),
     ) -> u64 {
-        let charged = Charge {
-            user: &call.user,
-            model: &target.model,
-            pricing: &target.pricing,
-            usage: *usage,
-            free,
-        };
+        self.settle_charge(
+            hold,
+            Charge {
+                user: &call.user,
+                model: &target.model,
+                pricing: &target.pricing,
+                usage: *usage,
+                free,
+            },
+        )
+    }
+
+    /// Replaces the budget hold with what `charged` says was used ([`charge::settle`]), announcing
+    /// a crossed threshold; returns the cost in micro-dollars.
+    pub(crate) fn settle_charge(&self, hold: Option<Hold>, charged: Charge) -> u64 {
+        let user = charged.user;
         let settled = charge::settle(
             self.budget.as_ref().map(|l| l.borrow_mut()).as_deref_mut(),
             &mut self.costs.borrow_mut(),
@@ -335,7 +359,7 @@ impl Inner {
         );
         if let Some((cap, used)) = settled.crossed {
             self.platform.emit(Event::Budget {
-                user: &call.user,
+                user,
                 cap: cap.as_str(),
                 used_per_mille: used,
             });

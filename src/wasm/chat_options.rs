@@ -1,7 +1,7 @@
-//! The client options `chat()` reads: the `targets` of its fallback chain, its `budget` and the
-//! semantic cache (`cache.semantic`, which embeds with one of the targets).
+//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain, the
+//! `budget`, and the semantic cache (`cache.semantic`, which embeds with one of the targets).
 
-use crate::core::llm::endpoint::chat_endpoint;
+use crate::core::llm::endpoint::{chat_endpoint, embeddings_endpoint};
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
 use crate::core::semantic::{Mode, SemanticConfig};
 use crate::wasm::reader::{range_error, type_error, Reader};
@@ -24,6 +24,12 @@ pub struct TargetConfig {
     pub headers: Vec<(String, String)>,
     /// Prices per million tokens, for cost tracking and cost budgets.
     pub pricing: Pricing,
+    /// `embeddingModel`: the model `embed()` asks this target for by default.
+    pub embedding_model: Option<String>,
+    /// Where its embeddings requests go; `None` for a provider without an embeddings API.
+    pub embeddings_endpoint: Option<String>,
+    /// `pricing.embeddingPerMTok`, as the input price of a [`Pricing`] with no output price.
+    pub embedding_pricing: Pricing,
 }
 
 /// Most targets in a chain.
@@ -38,7 +44,14 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             return Err(type_error(&path, "a target object", &item));
         };
         t.only(&[
-            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
+            "name",
+            "provider",
+            "baseUrl",
+            "apiKey",
+            "model",
+            "embeddingModel",
+            "headers",
+            "pricing",
         ])?;
         let provider_name = t
             .choice("provider", &["openai", "anthropic"])?
@@ -71,14 +84,16 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
                 &name.into(),
             ));
         }
+        let mut embedding_pricing = Pricing::default();
         let pricing = match t.object("pricing")? {
             None => Pricing::default(),
             Some(p) => {
-                p.only(&["inputPerMTok", "outputPerMTok"])?;
+                p.only(&["inputPerMTok", "outputPerMTok", "embeddingPerMTok"])?;
                 let micros = |key: &str| -> Result<u64, JsValue> {
                     Ok(p.number(key, 0.0, 1e6)?
                         .map_or(0, |usd| (usd * 1e6).round() as u64))
                 };
+                embedding_pricing.input_micros_per_mtok = micros("embeddingPerMTok")?;
                 Pricing {
                     input_micros_per_mtok: micros("inputPerMTok")?,
                     output_micros_per_mtok: micros("outputPerMTok")?,
@@ -93,6 +108,9 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             model,
             headers: t.string_map("headers")?.unwrap_or_default(),
             pricing,
+            embedding_model: t.string("embeddingModel")?,
+            embeddings_endpoint: embeddings_endpoint(provider, &base_url),
+            embedding_pricing,
         });
     }
     Ok(targets)
@@ -148,34 +166,34 @@ pub(crate) fn parse_semantic(
     if let Some(n) = s.integer("maxBytes", 1, 1 << 32)? {
         config.max_bytes = n as usize;
     }
-    let embeds = |t: &TargetConfig| t.provider != Provider::Anthropic;
-    match s.string("embeddingTarget")? {
-        Some(name) => match targets.iter().find(|t| t.name == name) {
-            Some(target) if embeds(target) => config.embedding_target = Some(name),
-            Some(_) => {
-                return Err(range_error(
-                    &format!("{}.embeddingTarget", s.path()),
-                    "a target with an embeddings API (Anthropic has none)",
-                    &name.into(),
-                ))
-            }
-            None => {
-                return Err(range_error(
-                    &format!("{}.embeddingTarget", s.path()),
+    // One embedder for every question, so that all vectors share one space.
+    let embeds = |t: &&TargetConfig| t.embeddings_endpoint.is_some() && t.embedding_model.is_some();
+    let path = format!("{}.embeddingTarget", s.path());
+    let embedder = match s.string("embeddingTarget")? {
+        Some(name) => {
+            let target = targets.iter().find(|t| t.name == name).ok_or_else(|| {
+                range_error(
+                    &path,
                     "the name of one of options.targets",
-                    &name.into(),
-                ))
-            }
-        },
-        None if !targets.iter().any(embeds) => {
-            return Err(js_sys::TypeError::new(&format!(
-                "{} needs a target with an embeddings API in options.targets (Anthropic has none), \
-                 to embed questions",
+                    &name.as_str().into(),
+                )
+            })?;
+            Some(target).filter(embeds).ok_or_else(|| {
+                range_error(
+                    &path,
+                    "a target with an embeddings API (Anthropic has none) and an embeddingModel",
+                    &name.as_str().into(),
+                )
+            })?
+        }
+        None => targets.iter().find(embeds).ok_or_else(|| {
+            js_sys::TypeError::new(&format!(
+                "{} needs a target that can embed questions: one with an embeddings API (Anthropic \
+                 has none) and an embeddingModel in options.targets",
                 s.path()
             ))
-            .into())
-        }
-        None => {}
-    }
+        })?,
+    };
+    config.embedding_target = Some(embedder.name.clone());
     Ok(config)
 }

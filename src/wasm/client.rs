@@ -96,6 +96,16 @@ impl ResilientClient {
         promise(async move { inner.chat(request).await })
     }
 
+    /// Embeddings of one text or many, each text cached on its own, across the fallback chain.
+    #[wasm_bindgen(unchecked_return_type = "Promise<EmbedResult>")]
+    pub fn embed(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "EmbedRequest")] request: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move { inner.embed(request).await })
+    }
+
     /// A streamed chat call (the package's `chatStream()` wraps it): text deltas, then `result`.
     #[wasm_bindgen(js_name = openChat)]
     pub fn open_chat(

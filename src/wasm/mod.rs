@@ -10,6 +10,8 @@ mod chat_options;
 mod chat_request;
 mod chat_result;
 mod client;
+mod embed;
+mod embed_request;
 mod errors;
 mod fan_out;
 mod fetch;

@@ -113,6 +113,37 @@ test("chromium: the IndexedDB cache answers after a page reload, with no credent
   await cachePage.close();
 });
 
+test("chromium: embeddings cached in IndexedDB answer after a page reload: of 100 texts, only the 10 new ones go upstream", async () => {
+  const embedPage = await browser.newPage();
+  await embedPage.goto(`${site.url}/tests/js/browser/index.html`);
+  const run = Date.now();
+  const texts = Array.from({ length: 100 }, (_, i) => `reload ${run} chunk ${i}`);
+  const embed = (input) =>
+    embedPage.evaluate(
+      async ({ mockUrl, input }) => {
+        const { ResilientClient } = await import("sturdy-llm");
+        const client = new ResilientClient({
+          cache: { store: "indexeddb", namespace: "embed-reload-test" },
+          targets: [{ name: "idb", provider: "openai", baseUrl: `${mockUrl}/t/idb/v1`, apiKey: "sk-idb", model: "m", embeddingModel: "e" }],
+        });
+        const result = await client.embed({ input });
+        return { cached: result.cached, vectors: result.embeddings.map((v) => Array.from(v)) };
+      },
+      { mockUrl: mock.url, input },
+    );
+  const first = await embed(texts.slice(0, 90));
+  assert.equal(first.cached, 0);
+  await embedPage.reload();
+  const upstream = mock.stats().total;
+  const second = await embed(texts);
+  assert.equal(second.cached, 90);
+  assert.equal(mock.stats().total, upstream + 1, "one upstream call");
+  const sent = JSON.parse((await (await fetch(`${mock.url}/control/last?target=idb`)).json()).body);
+  assert.deepEqual(sent.input, texts.slice(90));
+  assert.deepEqual(second.vectors.slice(0, 90), first.vectors, "cached vectors, value for value");
+  await embedPage.close();
+});
+
 test("chromium: a full IndexedDB quota evicts the oldest entries and never fails a request", async () => {
   const quotaPage = await browser.newPage();
   await quotaPage.goto(`${site.url}/tests/js/browser/index.html`);

@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { startMockLlm } from "../../www/mock-llm.mjs";
+import { mockEmbedding, startMockLlm } from "../../www/mock-llm.mjs";
 
 const MOCK_PATH = fileURLToPath(new URL("../../www/mock-llm.mjs", import.meta.url));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -847,5 +847,67 @@ describe("tools", () => {
     assert.equal(cutClaude.content[0].text, 'You said: "Hello there". The mock model ');
     assert.equal(cutClaude.stop_reason, "stop_sequence");
     assert.equal(cutClaude.stop_sequence, "weighs");
+  });
+});
+
+describe("embeddings", () => {
+  const cosine = (a, b) => a.reduce((sum, x, i) => sum + x * b[i], 0);
+  const floats = (b64) => {
+    const bytes = Buffer.from(b64, "base64");
+    return Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4));
+  };
+
+  test("deterministic unit vectors, close for paraphrases and far for unrelated texts", async () => {
+    const input = ["What is the capital of France?", "Tell me the capital of France", "How do I bake sourdough bread?"];
+    const res = await post("/t/emb/v1/embeddings", { model: "e-1", input });
+    assert.equal(res.status, 200);
+    const json = await res.json();
+    assert.equal(json.object, "list");
+    assert.equal(json.model, "e-1");
+    assert.deepEqual(json.data.map((d) => d.index), [0, 1, 2]);
+    const [a, b, c] = json.data.map((d) => d.embedding);
+    assert.equal(a.length, 64);
+    assert.ok(Math.abs(cosine(a, a) - 1) < 1e-6);
+    assert.ok(cosine(a, b) > 0.7, `paraphrase ${cosine(a, b)}`);
+    assert.ok(cosine(a, c) < 0.3, `unrelated ${cosine(a, c)}`);
+    assert.deepEqual(a, Array.from(mockEmbedding(input[0])));
+    const tokens = input.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+    assert.deepEqual(json.usage, { prompt_tokens: tokens, total_tokens: tokens });
+    const last = await (await fetch(`${mock.url}/control/last?target=emb`)).json();
+    assert.equal(last.path, "/v1/embeddings");
+    assert.deepEqual(JSON.parse(last.body).input, input);
+  });
+
+  test("dimensions, base64, floats despite base64, reversed order", async () => {
+    const body = { model: "e", input: ["one two", "three"], dimensions: 16, encoding_format: "base64" };
+    const b64 = await (await post("/v1/embeddings", body)).json();
+    assert.equal(typeof b64.data[0].embedding, "string");
+    assert.deepEqual(floats(b64.data[0].embedding), Array.from(mockEmbedding("one two", 16)));
+    const ignored = await (await post("/v1/embeddings", body, { headers: { "x-mock-encoding": "float" } })).json();
+    assert.deepEqual(ignored.data[1].embedding, Array.from(mockEmbedding("three", 16)));
+    const reversed = await (await post("/v1/embeddings", body, { headers: { "x-mock-order": "reverse" } })).json();
+    assert.deepEqual(reversed.data.map((d) => d.index), [1, 0]);
+    const single = await (await post("/v1/embeddings", { model: "e", input: "just one" })).json();
+    assert.equal(single.data.length, 1);
+  });
+
+  test("bad requests are 400s; faults apply", async () => {
+    for (const body of [
+      { model: "e", input: [] },
+      { model: "e", input: [1] },
+      { input: ["x"] },
+      { model: "e", input: ["x"], dimensions: 0 },
+      { model: "e", input: ["x"], encoding_format: "int8" },
+      { model: "e", input: Array(2049).fill("x") },
+    ]) {
+      const res = await post("/v1/embeddings", body);
+      assert.equal(res.status, 400, JSON.stringify(body).slice(0, 80));
+      assert.ok((await res.json()).error.message);
+    }
+    assert.equal((await post("/v1/embeddings", { model: "e", input: "x" }, { fault: "status=503" })).status, 503);
+    const malformed = await post("/v1/embeddings", { model: "e", input: "x" }, { fault: "malformed" });
+    await assert.rejects(malformed.json());
+    const stats = await (await fetch(`${mock.url}/control/stats`)).json();
+    assert.equal(stats.byTarget.default.byPath["/v1/embeddings"], 8);
   });
 });

@@ -2186,8 +2186,148 @@ export const scenarios = {
     equal(await joined.text(), await unread.text(), "same body");
     equal(await upstreamCount(mock), before + 2, "one upstream call per prompt");
   },
+
+  async "embed: of 100 texts with 90 cached, one upstream call carries exactly the 10 misses, in order, and the answer matches an uncached run"({ ResilientClient }, mock) {
+    const name = unique("emb");
+    const embedTarget = target(mock, name, { embeddingModel: "emb-1", pricing: { inputPerMTok: 1, outputPerMTok: 1, embeddingPerMTok: 20 } });
+    const texts = Array.from({ length: 100 }, (_, i) => `chunk ${i}: ${name} paragraph number ${i * 7}`);
+    const missing = new Set([3, 11, 25, 26, 40, 57, 63, 78, 90, 99]);
+    const client = new ResilientClient({ cache: true, retry: false, targets: [embedTarget] });
+    const warm = await client.embed({ input: texts.filter((_, i) => !missing.has(i)) });
+    equal(warm.cached, 0, "the warm-up's cached count");
+    const before = await upstreamCount(mock);
+    const result = await client.embed({ input: texts });
+    equal(await upstreamCount(mock), before + 1, "upstream calls for the batch of 100");
+    const sent = JSON.parse((await (await fetch(`${mock}/control/last?target=${name}`)).json()).body);
+    deepEqual(sent.input, texts.filter((_, i) => missing.has(i)), "the texts sent upstream");
+    equal(sent.encoding_format, "base64", "encoding_format asked for");
+    equal(sent.model, "emb-1", "the target's embeddingModel");
+    equal(result.cached, 90, "cached");
+    equal(result.target, name, "target");
+    equal(result.model, "emb-1", "model");
+    const tokens = texts.filter((_, i) => missing.has(i)).reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+    equal(result.usage.inputTokens, tokens, "input tokens of the misses");
+    equal(result.costUsd, Math.ceil(tokens * 20) / 1e6, "cost at embeddingPerMTok");
+    equal(result.embeddings.length, 100, "one vector per input");
+    check(result.embeddings.every((v) => v instanceof Float32Array && v.length === 64), "Float32Array vectors of 64");
+    const uncached = await new ResilientClient({ retry: false, targets: [embedTarget] }).embed({ input: texts });
+    equal(uncached.cached, 0, "no cache, nothing cached");
+    result.embeddings.forEach((v, i) => deepEqual(Array.from(v), Array.from(uncached.embeddings[i]), `vector ${i}`));
+    const again = await client.embed({ input: texts });
+    equal(again.cached, 100, "everything cached the third time");
+    equal(again.usage.inputTokens, 0, "no tokens billed");
+    equal(again.costUsd, 0, "costs nothing");
+    equal(await upstreamCount(mock), before + 2, "no upstream call for a fully cached batch");
+  },
+
+  async "embed: identical texts in one call are embedded once; a string input is a list of one"({ ResilientClient }, mock) {
+    const name = unique("emb-dup");
+    const client = new ResilientClient({ retry: false, targets: [target(mock, name, { embeddingModel: "e" })] });
+    const result = await client.embed({ input: ["alpha", "beta", "alpha", "alpha", "beta"] });
+    const sent = JSON.parse((await (await fetch(`${mock}/control/last?target=${name}`)).json()).body);
+    deepEqual(sent.input, ["alpha", "beta"], "unique texts sent");
+    equal(result.embeddings.length, 5, "one vector per input");
+    deepEqual(Array.from(result.embeddings[3]), Array.from(result.embeddings[0]), "same text, same vector");
+    deepEqual(Array.from(result.embeddings[4]), Array.from(result.embeddings[1]), "same text, same vector");
+    const one = await client.embed({ input: "alpha", dimensions: 8 });
+    equal(one.embeddings.length, 1, "a string input");
+    equal(one.embeddings[0].length, 8, "dimensions honoured");
+    equal(JSON.parse((await (await fetch(`${mock}/control/last?target=${name}`)).json()).body).dimensions, 8, "dimensions sent");
+  },
+
+  async "embed: a text cached under another credential, model or dimensions is a miss"({ ResilientClient }, mock) {
+    const name = unique("emb-key");
+    // One store shared by two clients, as a KV namespace would be.
+    const entries = new Map();
+    const store = { get: (k) => entries.get(k), put: (k, v) => void entries.set(k, v), delete: (k) => void entries.delete(k) };
+    const make = (apiKey) =>
+      new ResilientClient({ cache: { store }, retry: false, targets: [target(mock, name, { apiKey, embeddingModel: "e" })] });
+    const [first, sameKey, otherKey] = [make("sk-one"), make("sk-one"), make("sk-two")];
+    const input = ["shared text", "another shared text"];
+    equal((await first.embed({ input })).cached, 0, "first call");
+    check(entries.size === 2, `two entries stored, got ${entries.size}`);
+    const stored = [...entries.values()][0];
+    check(stored.body instanceof Uint8Array && stored.body.length === 64 * 4, "stored as float32 bytes");
+    equal((await sameKey.embed({ input })).cached, 2, "same credential, another client");
+    equal((await otherKey.embed({ input })).cached, 0, "another credential");
+    equal((await first.embed({ input, model: "e-2" })).cached, 0, "another model");
+    equal((await first.embed({ input, dimensions: 32 })).cached, 0, "other dimensions");
+    equal((await first.embed({ input: [...input, "new"] })).cached, 2, "the first two again");
+  },
+
+  async "embed: skips Anthropic and targets without an embedding model, falls back from a failing target"({ ResilientClient }, mock) {
+    const [down, up] = [unique("emb-down"), unique("emb-up")];
+    const fallbacks = [];
+    const client = new ResilientClient({
+      retry: false,
+      targets: [
+        { name: "claude", provider: "anthropic", baseUrl: `${mock}/t/claude`, apiKey: "k", model: "c", embeddingModel: "x" },
+        target(mock, unique("emb-none")),
+        target(mock, down, { embeddingModel: "e", headers: { "x-mock-fault": "status=503" } }),
+        target(mock, up, { embeddingModel: "e" }),
+      ],
+    });
+    client.on("fallback", (e) => fallbacks.push(e));
+    const result = await client.embed({ input: ["fall", "back"] });
+    equal(result.target, up, "answering target");
+    deepEqual(fallbacks.map((e) => e.reason), ["NO_EMBEDDINGS", "NO_EMBEDDINGS", "SERVER"], "fallback reasons");
+    const stats = await mockStats(mock);
+    equal(stats.byTarget.claude, undefined, "nothing sent to Anthropic");
+    equal(stats.byTarget[down].byStatus["503"], 1, "the failing target was asked once");
+    // A model named by the request makes a target without embeddingModel usable.
+    const named = await new ResilientClient({ targets: [target(mock, up)] }).embed({ input: "x", model: "m-2" });
+    equal(named.model, "m-2", "the request's model");
+    const claude = { provider: "anthropic", baseUrl: `${mock}/t/claude`, model: "c" };
+    const failing = target(mock, down, { embeddingModel: "e", headers: { "x-mock-fault": "status=503" } });
+    const all = await rejection(new ResilientClient({ retry: false, targets: [claude, failing] }).embed({ input: "x" }));
+    equal(all.name, "AllTargetsFailedError", "every target failed");
+    deepEqual(all.errors.map((e) => e.code), ["NO_EMBEDDINGS", "SERVER"], "each target's reason");
+  },
+
+  async "embed: numbers when the server ignores base64, answers placed by index, a malformed answer fails the target"({ ResilientClient }, mock) {
+    const [odd, broken, plain] = [unique("emb-odd"), unique("emb-broken"), unique("emb-plain")];
+    const input = ["first text", "second text", "third text"];
+    const reference = await new ResilientClient({ targets: [target(mock, plain, { embeddingModel: "e" })] }).embed({ input });
+    const headers = { "x-mock-encoding": "float", "x-mock-order": "reverse" };
+    const floats = await new ResilientClient({ targets: [target(mock, odd, { embeddingModel: "e", headers })] }).embed({ input });
+    floats.embeddings.forEach((v, i) => deepEqual(Array.from(v), Array.from(reference.embeddings[i]), `vector ${i}`));
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, broken, { embeddingModel: "e", headers: { "x-mock-fault": "malformed" } }), target(mock, plain, { embeddingModel: "e" })],
+    });
+    const moved = await client.embed({ input });
+    equal(moved.target, plain, "the chain moved on");
+    const error = await rejection(new ResilientClient({ retry: false, targets: [target(mock, broken, { embeddingModel: "e", headers: { "x-mock-fault": "malformed" } })] }).embed({ input }));
+    equal(error.code, "UNREADABLE_ANSWER", "the only target's error");
+  },
+
+  async "embed: requests are checked, budgets hold the misses"({ ResilientClient }, mock) {
+    const client = new ResilientClient({
+      cache: true,
+      budget: { perUserDailyTokens: 40 },
+      targets: [target(mock, unique("emb-budget"), { embeddingModel: "e" })],
+    });
+    for (const [request, name, field] of [
+      [{ input: 5 }, "TypeError", "request.input"],
+      [{ input: ["ok", 7] }, "TypeError", "request.input[1]"],
+      [{ input: "x", dimensions: 0 }, "RangeError", "request.dimensions"],
+      [{ input: "x", colour: "red" }, "TypeError", "colour"],
+    ]) {
+      const error = await rejection(client.embed(request));
+      equal(error.name, name, `error for ${JSON.stringify(request)}`);
+      check(error.message.includes(field), `message names ${field}: ${error.message}`);
+    }
+    const text = "x".repeat(100); // 25 tokens
+    equal((await client.embed({ input: text, user: "u" })).usage.inputTokens, 25, "tokens billed");
+    equal((await client.embed({ input: text, user: "u" })).cached, 1, "cached: no tokens needed");
+    const over = await rejection(client.embed({ input: "y".repeat(100), user: "u" }));
+    equal(over.name, "BudgetExceededError", "past the daily cap");
+    equal((await client.embed({ input: "y".repeat(100), user: "v" })).cached, 0, "another user's budget");
+  },
+
   async "cache.semantic options are checked, naming the field"({ ResilientClient }, mock) {
-    const openai = { name: "o", provider: "openai", baseUrl: `${mock}/v1`, model: "mock-1" };
+    const openai = { name: "o", provider: "openai", baseUrl: `${mock}/v1`, model: "mock-1", embeddingModel: "emb-1" };
+    const { embeddingModel, ...noEmbeddingModel } = openai;
     const anthropic = { name: "a", provider: "anthropic", baseUrl: mock, model: "mock-1" };
     const semantic = (options, targets = [openai, anthropic]) => ({ targets, cache: { semantic: options } });
     rejectsOptions(ResilientClient, [
@@ -2203,6 +2343,8 @@ export const scenarios = {
       [semantic({ threshold: 0.9, embeddingTarget: "a" }), "RangeError", "cache.semantic.embeddingTarget"],
       [semantic({ threshold: 0.9 }, [anthropic]), "TypeError", "cache.semantic"],
       [semantic({ threshold: 0.9 }, []), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9 }, [noEmbeddingModel, anthropic]), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9, embeddingTarget: "o" }, [noEmbeddingModel]), "RangeError", "cache.semantic.embeddingTarget"],
       [semantic({ threshold: 0.9, typo: 1 }), "TypeError", "cache.semantic.typo"],
       [semantic(true), "TypeError", "cache.semantic"],
     ]);

@@ -134,6 +134,46 @@ pub fn cache_key(parts: &KeyParts) -> String {
     hex(&hasher.finish())
 }
 
+/// Label opening every embedding key's hashed input.
+const EMBEDDING_LABEL: &[u8] = b"resilient-llm embedding key v1\0";
+
+/// What decides one text's embedding: [`embedding_key`].
+pub struct EmbeddingKeyParts<'a> {
+    /// The text embedded.
+    pub text: &'a str,
+    /// The embedding model.
+    pub model: &'a str,
+    /// The `dimensions` asked for, if any.
+    pub dimensions: Option<u32>,
+    /// Where the request goes (the same model name on two servers need not be one model).
+    pub url: &'a str,
+    /// Every request header, as for [`KeyParts::headers`]: the credential partitions the key.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// A caller-chosen partition of the key space.
+    pub namespace: &'a str,
+}
+
+/// The cache key of one text's embedding: lowercase hex SHA-256 over the text, model, dimensions,
+/// URL, a hash of the headers and the namespace, framed like [`cache_key`] under its own label (so
+/// no embedding key equals a response key).
+pub fn embedding_key(parts: &EmbeddingKeyParts) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(EMBEDDING_LABEL);
+    field(&mut hasher, parts.text.as_bytes());
+    field(&mut hasher, parts.model.as_bytes());
+    match parts.dimensions {
+        None => hasher.update(&[0]),
+        Some(n) => {
+            hasher.update(&[1]);
+            hasher.update(&n.to_be_bytes());
+        }
+    }
+    field(&mut hasher, parts.url.as_bytes());
+    hasher.update(&headers_digest(parts.headers));
+    field(&mut hasher, parts.namespace.as_bytes());
+    hex(&hasher.finish())
+}
+
 /// Feeds `bytes` preceded by its length.
 pub(crate) fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update(&(bytes.len() as u64).to_be_bytes());
@@ -494,6 +534,59 @@ mod tests {
         assert_eq!(
             key("GET", "u", None, &[("a", "1"), ("b", "2")], ""),
             key("GET", "u", None, &[("B", "2"), ("a", "1")], "")
+        );
+    }
+
+    #[test]
+    fn embedding_keys_partition_by_everything_but_header_spelling() {
+        let ek = |text, model, dimensions, url, headers: &[(&str, &str)], namespace| {
+            embedding_key(&EmbeddingKeyParts {
+                text,
+                model,
+                dimensions,
+                url,
+                headers,
+                namespace,
+            })
+        };
+        let creds = [("authorization", "Bearer sk-1")];
+        let base = ek("hello", "m", None, "u", &creds, "n");
+        assert_eq!(base.len(), 64);
+        assert_eq!(
+            base,
+            ek(
+                "hello",
+                "m",
+                None,
+                "u",
+                &[("Authorization", " Bearer sk-1")],
+                "n"
+            )
+        );
+        let variants = [
+            ek("hello ", "m", None, "u", &creds, "n"),
+            ek("hello", "m2", None, "u", &creds, "n"),
+            ek("hello", "m", Some(256), "u", &creds, "n"),
+            ek("hello", "m", None, "v", &creds, "n"),
+            ek(
+                "hello",
+                "m",
+                None,
+                "u",
+                &[("authorization", "Bearer sk-2")],
+                "n",
+            ),
+            ek("hello", "m", None, "u", &[], "n"),
+            ek("hello", "m", None, "u", &creds, ""),
+            ek("hellom", "", None, "u", &creds, "n"),
+            key("POST", "u", Some("hello"), &creds, "n"),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(&base, v, "variant {i}");
+        }
+        assert_ne!(
+            ek("a", "m", Some(0), "u", &[], ""),
+            ek("a", "m", None, "u", &[], "")
         );
     }
 

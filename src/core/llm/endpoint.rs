@@ -30,6 +30,18 @@ pub fn chat_endpoint(provider: Provider, base_url: &str) -> String {
     url
 }
 
+/// Where an OpenAI-compatible target's embeddings requests go under `base_url`: its chat
+/// endpoint's sibling (`.../v1/embeddings`). Anthropic has no embeddings API: `None`.
+pub fn embeddings_endpoint(provider: Provider, base_url: &str) -> Option<String> {
+    let chat = chat_endpoint(provider, base_url);
+    match provider {
+        Provider::OpenAi => chat
+            .strip_suffix("/chat/completions")
+            .map(|base| format!("{base}/embeddings")),
+        Provider::Anthropic => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +90,23 @@ mod tests {
         for (base, url) in cases {
             assert_eq!(chat_endpoint(Provider::OpenAi, base), url, "{base}");
         }
+    }
+
+    #[test]
+    fn embeddings_beside_chat() {
+        let openai = |base| embeddings_endpoint(Provider::OpenAi, base);
+        assert_eq!(
+            openai("https://api.openai.com/v1/").as_deref(),
+            Some("https://api.openai.com/v1/embeddings")
+        );
+        assert_eq!(
+            openai("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080/v1/embeddings")
+        );
+        assert_eq!(
+            embeddings_endpoint(Provider::Anthropic, "https://api.anthropic.com"),
+            None
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod budget;
 pub mod chain;
 pub mod charge;
 pub mod cost;
+pub mod embed;
+pub mod embed_answer;
 pub mod endpoint;
 pub mod errors;
 pub mod openai;

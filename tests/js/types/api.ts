@@ -3,7 +3,7 @@
 import {
   ResilientClient, ResilientError, TimeoutError, RateLimitError, CircuitOpenError, UpstreamError,
   AllTargetsFailedError, BudgetExceededError, IncompleteStreamError, SseParser,
-  type ChatRequest, type ChatResult, type ClientEvent, type ResilientResponse,
+  type ChatRequest, type ChatResult, type ClientEvent, type EmbedResult, type ResilientResponse, type Target,
 } from "sturdy-llm";
 
 const client = new ResilientClient();
@@ -58,7 +58,7 @@ for await (const delta of client.chatStream(request)) {
   const text: string = delta.text;
   const pieces = delta.toolCalls?.map((call) => call.argumentsDelta);
 }
-const fromCache: boolean | "semantic" = result.cached;
+const answeredFrom: boolean | "semantic" = result.cached;
 const similarity: number | undefined = result.cached === "semantic" ? result.similarity : undefined;
 const semantic = new ResilientClient({
   targets: [{ provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini" }],
@@ -71,6 +71,14 @@ new ResilientClient({ cache: { semantic: { threshold: 0.9, as: "always" } } });
 // @ts-expect-error: a tool message needs its toolCallId
 const bad: ChatRequest = { messages: [{ role: "tool", content: "x" }] };
 
+const embedder: Target = { provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini",
+  embeddingModel: "text-embedding-3-small", pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6, embeddingPerMTok: 0.02 } };
+const embedded: EmbedResult = await new ResilientClient({ targets: [embedder] }).embed({ input: ["a", "b"], dimensions: 256 });
+const vector: Float32Array = embedded.embeddings[0];
+const fromCache: number = embedded.cached + embedded.usage.inputTokens + embedded.costUsd;
+// @ts-expect-error: input is text
+client.embed({ input: [1, 2] });
+
 new SseParser().feed(new Uint8Array());
 client.free();
-export { waited, viaRequest, any, calls, fromCache, similarity, semantic };
+export { waited, viaRequest, any, calls, vector, fromCache, answeredFrom, similarity, semantic };

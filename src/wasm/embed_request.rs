@@ -1,0 +1,136 @@
+//! `embed(request)` in: the `EmbedRequest` read and bounded ([`parse_embed_request`]), and one
+//! batch of it prepared for a target like a chat request ([`Inner::embed_batch_request`]), so that
+//! retries, breakers, rate limits and timeouts apply as they do to `chat()`.
+
+use crate::core::llm::embed::MAX_DIMENSIONS;
+use crate::core::llm::embed_answer::embeddings_body;
+use crate::wasm::chat_options::TargetConfig;
+use crate::wasm::chat_result::TargetFailure;
+use crate::wasm::inner::Inner;
+use crate::wasm::js::ObjectBuilder;
+use crate::wasm::reader::{array, range_error, type_error, Reader};
+use crate::wasm::request::Prepared;
+use js_sys::JsString;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::Headers;
+
+/// Most texts in one `embed()` call (they are sent in batches the provider accepts).
+pub const MAX_EMBED_INPUTS: u32 = 100_000;
+/// Most text in one `embed()` call, in UTF-16 code units (32 Mi).
+pub const MAX_EMBED_CHARS: u32 = 1 << 25;
+
+/// A parsed `EmbedRequest`: what [`Inner::embed_texts`](crate::wasm::inner::Inner) embeds.
+pub struct EmbedCall {
+    /// `input`, as a list (a single string is a list of one).
+    pub texts: Vec<String>,
+    /// `model`: overrides each target's `embeddingModel`.
+    pub model: Option<String>,
+    /// `dimensions`.
+    pub dimensions: Option<u32>,
+    /// `user`, or "anonymous": budgets are per user.
+    pub user: String,
+    /// `signal`, passed on to every upstream call.
+    pub signal: JsValue,
+    /// `resilience`, passed on as the request policy.
+    pub resilience: JsValue,
+}
+
+/// Parses `embed(request)`.
+pub fn parse_embed_request(value: JsValue) -> Result<EmbedCall, JsValue> {
+    let Some(r) = Reader::root(value.clone(), "request")? else {
+        return Err(type_error("request", "an EmbedRequest object", &value));
+    };
+    r.only(&[
+        "input",
+        "model",
+        "dimensions",
+        "user",
+        "signal",
+        "resilience",
+    ])?;
+    let input = r.raw("input")?.unwrap_or(JsValue::UNDEFINED);
+    let items = if input.is_string() {
+        vec![input]
+    } else if input.is_object() {
+        array(&input, "request.input", MAX_EMBED_INPUTS)?
+    } else {
+        return Err(type_error(
+            "request.input",
+            "a string or an array of strings",
+            &input,
+        ));
+    };
+    let mut left = MAX_EMBED_CHARS;
+    let mut texts = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("request.input[{i}]");
+        let Some(text) = item.dyn_ref::<JsString>() else {
+            return Err(type_error(&path, "a string", item));
+        };
+        left = left.checked_sub(text.length()).ok_or_else(|| {
+            range_error(
+                &path,
+                &format!("within {MAX_EMBED_CHARS} characters for the whole request"),
+                &JsValue::UNDEFINED,
+            )
+        })?;
+        texts.push(String::from(text));
+    }
+    Ok(EmbedCall {
+        texts,
+        model: r.string("model")?,
+        dimensions: r
+            .integer("dimensions", 1, MAX_DIMENSIONS as u64)?
+            .map(|n| n as u32),
+        user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
+        signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
+        resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+    })
+}
+
+impl Inner {
+    /// The headers of `target`'s embeddings requests: the client's, the credential, the target's
+    /// (later ones win). They enter each text's cache key, so the credential partitions it.
+    pub(crate) fn embed_headers(&self, target: &TargetConfig) -> Vec<(String, String)> {
+        let mut headers = self.options.headers.clone();
+        headers.push(("content-type".into(), "application/json".into()));
+        if let Some(key) = &target.api_key {
+            headers.push(("authorization".into(), format!("Bearer {key}")));
+        }
+        headers.extend(target.headers.iter().cloned());
+        headers
+    }
+
+    /// The prepared request embedding `texts` with `model` on `target` (whose endpoint is `url`).
+    pub(crate) async fn embed_batch_request(
+        &self,
+        (target, url, model): (&TargetConfig, &str, &str),
+        call: &EmbedCall,
+        texts: &[&str],
+    ) -> Result<Prepared, TargetFailure> {
+        let headers = Headers::new().map_err(TargetFailure::unprepared)?;
+        for (name, value) in self
+            .embed_headers(target)
+            .iter()
+            .skip(self.options.headers.len())
+        {
+            let _ = headers.set(name, value);
+        }
+        let init = ObjectBuilder::new()
+            .str("method", "POST")
+            .value("headers", &headers)
+            .str("body", &embeddings_body(model, texts, call.dimensions))
+            .value("signal", &call.signal)
+            .value("resilience", &call.resilience)
+            .build();
+        let mut prepared = self
+            .prepare(url.into(), init)
+            .await
+            .map_err(TargetFailure::unprepared)?;
+        // The target's breaker and bucket, shared with its chat calls.
+        prepared.origin = format!("target:{}", target.name);
+        prepared.request.classify_errors = true;
+        Ok(prepared)
+    }
+}
