@@ -154,6 +154,25 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_run_out_by_outages_qualifies_and_a_stopped_one_does_not() {
+        use crate::core::llm::{Chain, Step};
+        let mut chain = Chain::new(2).unwrap();
+        chain.failed(Outcome::Unavailable, "a");
+        let step = chain.failed(Outcome::ErrorStatus(ErrorClass::Server), "b");
+        assert_eq!(step, Step::AllFailed(vec!["a", "b"]));
+        assert!(answers_failure(chain.outcomes()));
+        let mut chain = Chain::new(3).unwrap();
+        chain.failed(Outcome::Unavailable, "a");
+        let step = chain.failed(Outcome::ErrorStatus(ErrorClass::Auth), "b");
+        assert_eq!(step, Step::Stop("b"));
+        assert!(!answers_failure(chain.outcomes()));
+        // A chain of one ends with that target's own error: it qualifies all the same.
+        let mut chain = Chain::new(1).unwrap();
+        assert_eq!(chain.failed(Outcome::Unavailable, "a"), Step::Stop("a"));
+        assert!(answers_failure(chain.outcomes()));
+    }
+
+    #[test]
     fn first_mode_does_not_answer_failures_again() {
         let mut config = SemanticConfig::new(0.9);
         assert!(config.answers_failure(&[Outcome::Unavailable]));
