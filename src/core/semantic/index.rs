@@ -18,10 +18,6 @@ pub const MAX_DIMENSIONS: usize = 16_384;
 /// allocations' headers.
 pub const ENTRY_OVERHEAD: usize = 96;
 
-/// Similarity at or above which an inserted vector is the same question as an entry with the same
-/// digest: the entry is replaced rather than duplicated.
-const SAME_QUESTION: f32 = 1.0 - 1e-5;
-
 /// Rounding allowance on the threshold: a vector's dot product with itself may come out a few ulps
 /// under 1, and a threshold of 1 must still match it.
 const ROUNDING: f32 = 1e-6;
@@ -144,7 +140,9 @@ impl<T> SemanticIndex<T> {
 
     /// Stores `value` (of about `value_bytes` bytes) for the question `vector` under `digest`,
     /// evicting the least recently used entries past the bounds. An entry with the same digest and
-    /// the same question (similarity at least 1 - 1e-5) is replaced. Returns whether it was stored:
+    /// the same vector (the same question, embedded by the same model) is replaced: comparing
+    /// vectors for equality stops at the first differing component, so this costs far less than a
+    /// lookup. Returns whether it was stored:
     /// not when `vector` is no direction ([`normalized`]) or the entry alone is past `max_bytes`.
     pub fn insert(
         &mut self,
@@ -164,7 +162,8 @@ impl<T> SemanticIndex<T> {
         if bytes > self.max_bytes || self.max_entries == 0 {
             return false;
         }
-        if let Some((at, _)) = self.best(&digest, &unit, SAME_QUESTION) {
+        let same = |slot: &Slot<T>| slot.digest == digest && *slot.vector == *unit;
+        if let Some(at) = self.slots.iter().position(same) {
             let old = self.slots.swap_remove(at);
             self.bytes -= old.bytes;
         }
@@ -298,7 +297,7 @@ mod tests {
     fn the_same_question_replaces_its_entry() {
         let mut index = index();
         index.insert(A, &[1.0, 2.0, 3.0], "old", 8);
-        index.insert(A, &[2.0, 4.0, 6.0], "new", 8);
+        index.insert(A, &[1.0, 2.0, 3.0], "new", 8);
         index.insert(B, &[1.0, 2.0, 3.0], "other digest", 8);
         assert_eq!(index.len(), 2);
         assert_eq!(
