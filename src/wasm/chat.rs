@@ -22,7 +22,6 @@ use crate::core::llm::{
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::semantic::answers_failure;
 use crate::wasm::abort::is_aborted;
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
 use crate::wasm::chat_options::TargetConfig;
@@ -67,9 +66,9 @@ impl Inner {
                 self.remember(probe, stored, &call.resilience);
                 Ok(chat_result(target, &answered, cost))
             }
-            Err((error, outage)) => {
+            Err((error, outcomes)) => {
                 self.release(hold);
-                match self.answer_failure(probe.as_ref(), outage).await {
+                match self.answer_failure(probe.as_ref(), &outcomes).await {
                     Some(answer) => Ok(answer),
                     None => Err(error),
                 }
@@ -91,22 +90,22 @@ impl Inner {
         walked.map_err(|(error, _)| error)
     }
 
-    /// [`Inner::along_chain`], its error paired with whether the chain ran out on outages, which
-    /// the semantic cache may answer ([`answers_failure`]).
+    /// [`Inner::along_chain`], its error paired with how each target tried failed (what the
+    /// semantic cache decides on).
     pub(crate) async fn along_chain_telling<'t, T, F>(
         &'t self,
         mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
-    ) -> Result<T, (JsValue, bool)>
+    ) -> Result<T, (JsValue, Vec<Outcome>)>
     where
         F: Future<Output = Result<T, TargetFailure>>,
     {
         let targets = self.options.targets.len();
-        let mut chain = Chain::new(targets).ok_or_else(|| (no_targets().into(), false))?;
+        let mut chain = Chain::new(targets).ok_or_else(|| (no_targets().into(), Vec::new()))?;
         let mut step = chain.start();
         loop {
             let (index, target) = self
                 .next_target(&chain, step)
-                .map_err(|error| (error, answers_failure(chain.outcomes())))?;
+                .map_err(|error| (error, chain.outcomes().to_vec()))?;
             match attempt(index, target).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => step = chain.failed(failure.outcome, failure.error),

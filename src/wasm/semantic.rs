@@ -19,7 +19,7 @@
 //! I/O), so that a question asked right after an answer finds it.
 
 use crate::core::event::Event;
-use crate::core::llm::{Completion, MAX_TARGETS};
+use crate::core::llm::{Completion, Outcome, MAX_TARGETS};
 use crate::core::platform::Platform;
 use crate::core::semantic::{
     question, rest_of_request, semantic_key, storable, Mode, SemanticConfig, SemanticIndex,
@@ -159,16 +159,15 @@ impl Inner {
         self.semantic_answer(probe?).await
     }
 
-    /// The semantic cache's answer to a call that failed, if the failure is one it may answer
-    /// (`outage`: the chain ran out on outages, see
-    /// [`answers_failure`](crate::core::semantic::answers_failure)) and it has one.
+    /// The semantic cache's answer to a call whose targets failed with `outcomes`, if that is a
+    /// failure it may answer ([`SemanticConfig::answers_failure`]) and it has one.
     pub(crate) async fn answer_failure(
         &self,
         probe: Option<&Probe>,
-        outage: bool,
+        outcomes: &[Outcome],
     ) -> Option<JsValue> {
         let semantic = self.semantic.as_ref()?;
-        if !outage || semantic.config.mode != Mode::Fallback {
+        if !semantic.config.answers_failure(outcomes) {
             return None;
         }
         self.semantic_answer(probe?).await
