@@ -1,11 +1,12 @@
-//! Upstream bytes the core reads as JSON (stream events, usage, completions, error bodies, cache keys)
-//! never panic it, and the canonical form used in cache keys is a fixed point: canonicalizing it again
+//! Upstream bytes the core reads as JSON (stream events, usage, completions, embeddings, error bodies,
+//! cache keys) never panic it, an embeddings answer taken is one finite vector per input, all of one length, and the canonical form used in cache keys is a fixed point: canonicalizing it again
 //! changes nothing, and it parses to the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sturdy_llm::core::cache::canonical_json;
 use sturdy_llm::core::json::Json;
+use sturdy_llm::core::llm::embed_answer::parse_embeddings;
 use sturdy_llm::core::llm::{classify, error_message, parse_completion, Provider};
 use sturdy_llm::core::stream::StreamMonitor;
 
@@ -37,4 +38,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = classify(status, &text);
     }
     let _ = error_message(&text);
+    for (count, dims) in [(1, None), (2, None), (3, Some(2))] {
+        if let Ok(answer) = parse_embeddings(&text, count, dims) {
+            assert_eq!(answer.vectors.len(), count);
+            let width = dims.unwrap_or(answer.vectors[0].len());
+            assert!(answer
+                .vectors
+                .iter()
+                .all(|v| v.len() == width && width > 0 && v.iter().all(|x| x.is_finite())));
+        }
+    }
 });

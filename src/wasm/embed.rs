@@ -19,7 +19,7 @@ use crate::core::cache::memory::Freshness;
 use crate::core::cache::store::lookup_wait_ms;
 use crate::core::llm::charge::Charge;
 use crate::core::llm::embed::{
-    batches, estimate_tokens, from_bytes, to_bytes, Plan, MAX_BATCH_BYTES, MAX_BATCH_INPUTS,
+    batches, cached_vector, estimate_tokens, to_bytes, Plan, MAX_BATCH_BYTES, MAX_BATCH_INPUTS,
 };
 use crate::core::llm::embed_answer::parse_embeddings;
 use crate::core::llm::{Outcome, Usage};
@@ -246,8 +246,7 @@ impl Inner {
             });
             *slot = hit
                 .filter(|hit| hit.freshness == Freshness::Fresh)
-                .and_then(|hit| from_bytes(&hit.entry.body))
-                .filter(|v| *width.get_or_insert(v.len()) == v.len());
+                .and_then(|hit| cached_vector(&hit.entry.body, &mut width));
         }
         Ok(vectors)
     }

@@ -2301,6 +2301,17 @@ export const scenarios = {
     equal(error.code, "UNREADABLE_ANSWER", "the only target's error");
   },
 
+  async "embed: an answer past limits.maxResponseBytes fails its target with RESPONSE_TOO_LARGE, and the chain moves on"({ ResilientClient }, mock) {
+    const [big, spare] = [unique("emb-big"), unique("emb-spare")];
+    const huge = target(mock, big, { embeddingModel: "e", headers: { "x-mock-fault": "huge=1024" } });
+    const limits = { maxResponseBytes: 256 * 1024 };
+    const error = await rejection(new ResilientClient({ targets: [huge], limits }).embed({ input: "x" }));
+    equal(error.code, "RESPONSE_TOO_LARGE", "error code");
+    equal((await mockStats(mock)).byTarget[big].total, 1, "an answer too large is not asked for again");
+    const chain = new ResilientClient({ targets: [huge, target(mock, spare, { embeddingModel: "e" })], limits });
+    equal((await chain.embed({ input: "x" })).target, spare, "the next target answered");
+  },
+
   async "embed: requests are checked, budgets hold the misses"({ ResilientClient }, mock) {
     const client = new ResilientClient({
       cache: true,
@@ -2323,6 +2334,14 @@ export const scenarios = {
     const over = await rejection(client.embed({ input: "y".repeat(100), user: "u" }));
     equal(over.name, "BudgetExceededError", "past the daily cap");
     equal((await client.embed({ input: "y".repeat(100), user: "v" })).cached, 0, "another user's budget");
+    const controller = new AbortController();
+    controller.abort(new Error("stop embedding"));
+    const before = await upstreamCount(mock);
+    for (const aborting of [client, new ResilientClient({ targets: [target(mock, unique("emb-abort"), { embeddingModel: "e" })] })]) {
+      const aborted = await rejection(aborting.embed({ input: "z", signal: controller.signal }));
+      equal(aborted.message, "stop embedding", "rejects with the signal's reason");
+    }
+    equal(await upstreamCount(mock), before, "nothing sent once aborted");
   },
 
   async "cache.semantic options are checked, naming the field"({ ResilientClient }, mock) {

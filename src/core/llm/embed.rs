@@ -106,6 +106,14 @@ pub fn to_bytes(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// A cached vector from its stored `bytes`, if usable: readable ([`from_bytes`]) and as long as
+/// `width`, the length the call's vectors must share (the `dimensions` asked for, else set by the
+/// first vector taken). A stored vector of another length is a miss, not a failure: the store is
+/// not to be trusted.
+pub fn cached_vector(bytes: &[u8], width: &mut Option<usize>) -> Option<Vec<f32>> {
+    from_bytes(bytes).filter(|v| *width.get_or_insert(v.len()) == v.len())
+}
+
 /// A vector from little-endian float32 bytes; `None` unless it has 1..=[`MAX_DIMENSIONS`] whole
 /// values, all finite.
 pub fn from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
@@ -171,6 +179,21 @@ mod tests {
             estimate_tokens(&["abcd", "abcde", "", "héllo"]),
             1 + 2 + 1 + 2
         );
+    }
+
+    #[test]
+    fn cached_vectors_must_share_one_length() {
+        let mut width = None;
+        assert_eq!(
+            cached_vector(&to_bytes(&[1.0, 2.0]), &mut width),
+            Some(vec![1.0, 2.0])
+        );
+        assert_eq!(width, Some(2));
+        assert_eq!(cached_vector(&to_bytes(&[1.0]), &mut width), None);
+        assert_eq!(cached_vector(&[1, 2, 3], &mut width), None);
+        let mut asked = Some(3);
+        assert_eq!(cached_vector(&to_bytes(&[1.0, 2.0]), &mut asked), None);
+        assert_eq!(asked, Some(3));
     }
 
     #[test]
