@@ -59,7 +59,12 @@ export interface ChatRequest {
 export interface ChatResult {
   text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
   finishReason: "stop" | "length" | "tool_calls" | "content_filter" | (string & {});
-  usage: Usage; costUsd: number; cached: boolean; attempts: number;
+  usage: Usage; costUsd: number; attempts: number;
+  /** true: the response cache answered (same request); "semantic": the semantic cache answered with its
+   * entry for a similar question (`cache.semantic`), from the target and model named here, costing nothing. */
+  cached: boolean | "semantic";
+  /** With cached "semantic": the cosine similarity of this question to the cached one (threshold..1). */
+  similarity?: number;
 }
 export interface EmbedRequest {
   /** One text or many; identical texts are embedded once, and each text is cached on its own. */
@@ -133,6 +138,25 @@ export interface CacheOptions {
   /** [1000] the longest wait for a store call (custom stores, IndexedDB); a lookup also takes at most half
    * of what is left of `timeout.totalMs`. */
   timeoutMs?: number;
+  /** Off unless given: chat answers reused for similar questions (see SemanticCacheOptions). */
+  semantic?: SemanticCacheOptions;
+}
+/** The semantic cache: each complete chat answer is kept with the embedding of the conversation's last user
+ * turn; a later call whose last turn is similar (cosine >= threshold) and whose everything else is identical
+ * (system prompt, other messages, tools, response format, options, user, targets and credentials) may be
+ * answered with it. In memory in this client, exact search. */
+export interface SemanticCacheOptions {
+  /** Least cosine similarity for a hit, 0..1 (0.9 and up for paraphrases only; depends on the embedding model). */
+  threshold: number;
+  /** The target (by name) whose embeddings API embeds questions; default: the first target that has one. */
+  embeddingTarget?: string;
+  /** ["fallback"] answer from it only when the whole chain failed (outages, open breakers, rate limits);
+   * "first": before asking any target. */
+  as?: "fallback" | "first";
+  /** [1000] entries kept; the least recently used go first. */
+  maxEntries?: number;
+  /** [33554432] bytes kept (vectors, answers). */
+  maxBytes?: number;
 }
 /** Breaker and rate-limit state shared across isolates (see "sturdy-llm/workers"). Each question carries
  * the client's own settings, `{ breaker }` or `{ rateLimit }` as in `ClientOptions`, as JSON (the same settings
@@ -212,7 +236,8 @@ export interface ClientEventMap {
   /** A call waits for rate-limit capacity, or is rejected (`rejected: true`). */
   rateLimited: { type: "rateLimited"; key: string; waitMs: number; rejected: boolean };
   /** A cache lookup or write. */
-  cache: { type: "cache"; url: string; result: "hit" | "miss" | "stale" | (string & {}) };
+  /** A cache lookup or write; "semantic": the semantic cache answered a chat call (url: the stored answer's target). */
+  cache: { type: "cache"; url: string; result: "hit" | "miss" | "stale" | "semantic" | (string & {}) };
   /** chat() or chatStream() moves to the next target; `reason` is the failure's code or name. */
   fallback: { type: "fallback"; from: string; to: string; reason: string };
   /** A user's budget crossed 80% (`used: 0.8`) or 100% of the cap `cap`. */

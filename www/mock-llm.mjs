@@ -110,7 +110,7 @@
  * Global faults — POST /control/faults or setFaults(cfg), with
  *
  *   { target?, seed?, errorRate?, errorStatuses? = [500, 503], rate429?, retryAfterMs?,
- *     latencyMs?, stallRate?, resetRate?, outage? }
+ *     latencyMs?, stallRate?, resetRate?, outage?, paths? }
  *
  * Without `target` the config is the default for every target; with one it
  * replaces the default for that target. Each config owns a mulberry32 PRNG
@@ -120,6 +120,8 @@
  * Retry-After from retryAfterMs) > stall > reset (stream faults after 1..5 chunks).
  * latencyMs delays every request of the target. A request with an active
  * `x-mock-fault` header uses the header's faults instead (latency still applies).
+ * `paths` (e.g. ["/v1/chat/completions"]) limits a config to requests on those paths: the others
+ * get no global faults and draw nothing (a provider's chat endpoint down while its embeddings work).
  */
 import { createHash } from "node:crypto";
 import http from "node:http";
@@ -974,7 +976,7 @@ function parseEmbeddingsRequest(body) {
 async function handleEmbeddings(call, state) {
   const raw = await readBody(call.req);
   state.recorded.set(call.target, { path: call.path, headers: call.req.headers, body: raw });
-  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
+  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"], call.path);
   state.stats.faulted(plan.labels);
   call.extraHeaders = plan.headers;
   await wait(plan.delayMs, call.res);
@@ -1099,7 +1101,7 @@ function normalizeFaultConfig(cfg, defaultSeed) {
     throw new TypeError("fault config must be a JSON object");
   }
   const known = ["target", "seed", "errorRate", "errorStatuses", "rate429", "retryAfterMs",
-    "latencyMs", "stallRate", "resetRate", "outage"];
+    "latencyMs", "stallRate", "resetRate", "outage", "paths"];
   const unknown = Object.keys(cfg).filter((k) => !known.includes(k));
   if (unknown.length) throw new TypeError(`unknown fault option(s): ${unknown.join(", ")}`);
 
@@ -1124,6 +1126,8 @@ function normalizeFaultConfig(cfg, defaultSeed) {
     stallRate: rate("stallRate"),
     resetRate: rate("resetRate"),
     outage: check("outage", (v) => typeof v === "boolean", "a boolean", false),
+    paths: check("paths", (v) => v === undefined || (Array.isArray(v) && v.every((p) => typeof p === "string" && p.startsWith("/"))),
+      "an array of paths starting with /"),
   };
 }
 
@@ -1181,9 +1185,10 @@ class FaultState {
   }
 
   /** The plan for one completion request: header faults if active, else global ones. */
-  planFor(target, headerValue) {
+  planFor(target, headerValue, path) {
     const entry = this.configs.get(target) ?? this.configs.get(null);
-    const global = entry ? drawGlobalPlan(entry.cfg, entry.rng) : emptyPlan();
+    const applies = entry && (!entry.cfg.paths || entry.cfg.paths.includes(path));
+    const global = applies ? drawGlobalPlan(entry.cfg, entry.rng) : emptyPlan();
     const spec = headerValue ? this.gate(parseFaultHeader(headerValue), headerValue) : null;
     if (!spec) return global;
     const plan = planFromSpec(spec);
@@ -1338,7 +1343,7 @@ function sendCompletion(call, plan, answer) {
 async function handleCompletion(call, state) {
   const raw = await readBody(call.req);
   state.recorded.set(call.target, { path: call.path, headers: call.req.headers, body: raw });
-  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
+  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"], call.path);
   state.stats.faulted(plan.labels);
   call.extraHeaders = plan.headers;
 
@@ -1368,7 +1373,7 @@ async function handleCompletion(call, state) {
  * apply (e.g. `reset=2;times=1;key=k` cuts the first connection after two events).
  */
 async function handleTicker(call, state, search) {
-  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"]);
+  const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"], call.path);
   state.stats.faulted(plan.labels);
   call.extraHeaders = plan.headers;
   await wait(plan.delayMs, call.res);

@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod resume;
 pub mod retry;
 pub mod rng;
+pub mod semantic;
 pub mod sorted_map;
 pub mod sse;
 pub mod stable_order;

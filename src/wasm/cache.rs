@@ -9,6 +9,7 @@
 
 use crate::core::cache::memory::{Entry, Freshness, MemoryStore};
 use crate::core::cache::{checked_entry, RawEntry};
+use crate::core::semantic::SemanticConfig;
 use crate::core::stats::CacheStats;
 use crate::wasm::js::{get, ObjectBuilder};
 use js_sys::{Array, Map, Promise, Uint8Array};
@@ -86,6 +87,8 @@ pub struct CacheOptions {
     pub namespace: String,
     /// The longest wait for a store call (custom stores and IndexedDB).
     pub timeout_ms: u64,
+    /// The semantic cache, when enabled (it lives in memory, whatever the store).
+    pub semantic: Option<SemanticConfig>,
 }
 
 /// `cache.store`.

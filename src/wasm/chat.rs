@@ -48,19 +48,31 @@ impl Inner {
     pub(crate) async fn chat(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
         let call = parse_chat_request(request)?;
         let hold = self.reserve_budget(&call)?;
+        let probe = self.probe(&call, call.signal.clone());
+        if let Some(answer) = self.answer_first(probe.as_ref()).await {
+            self.release(hold);
+            return Ok(answer);
+        }
         let asked = &call;
         let answered = self
-            .along_chain(|_, target| async move { Ok((target, self.ask(target, asked).await?)) })
+            .along_chain_telling(|index, target| async move {
+                Ok((index, target, self.ask(target, asked).await?))
+            })
             .await;
         match answered {
-            Ok((target, answered)) => {
+            Ok((index, target, answered)) => {
                 let usage = (&answered.completion.usage, answered.cached);
                 let cost = self.settle(hold, &call, target, usage);
+                let stored = (index, &answered.completion);
+                self.remember(probe, stored, &call.resilience);
                 Ok(chat_result(target, &answered, cost))
             }
-            Err(error) => {
+            Err((error, outcomes)) => {
                 self.release(hold);
-                Err(error)
+                match self.answer_failure(probe.as_ref(), &outcomes).await {
+                    Some(answer) => Ok(answer),
+                    None => Err(error),
+                }
             }
         }
     }
@@ -70,15 +82,31 @@ impl Inner {
     /// target failed (`AllTargetsFailedError`). Each move to the next target emits `fallback`.
     pub(crate) async fn along_chain<'t, T, F>(
         &'t self,
-        mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
+        attempt: impl FnMut(usize, &'t TargetConfig) -> F,
     ) -> Result<T, JsValue>
     where
         F: Future<Output = Result<T, TargetFailure>>,
     {
-        let mut chain = Chain::new(self.options.targets.len()).ok_or_else(no_targets)?;
+        let walked = self.along_chain_telling(attempt).await;
+        walked.map_err(|(error, _)| error)
+    }
+
+    /// [`Inner::along_chain`], its error paired with how each target tried failed (what the
+    /// semantic cache decides on).
+    pub(crate) async fn along_chain_telling<'t, T, F>(
+        &'t self,
+        mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
+    ) -> Result<T, (JsValue, Vec<Outcome>)>
+    where
+        F: Future<Output = Result<T, TargetFailure>>,
+    {
+        let targets = self.options.targets.len();
+        let mut chain = Chain::new(targets).ok_or_else(|| (no_targets().into(), Vec::new()))?;
         let mut step = chain.start();
         loop {
-            let (index, target) = self.next_target(&chain, step)?;
+            let (index, target) = self
+                .next_target(&chain, step)
+                .map_err(|error| (error, chain.outcomes().to_vec()))?;
             match attempt(index, target).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => step = chain.failed(failure.outcome, failure.error),

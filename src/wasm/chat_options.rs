@@ -1,8 +1,9 @@
-//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain and the
-//! `budget`.
+//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain, the
+//! `budget`, and the semantic cache (`cache.semantic`, which embeds with one of the targets).
 
 use crate::core::llm::endpoint::{chat_endpoint, embeddings_endpoint};
 use crate::core::llm::{cache_prices, BudgetConfig, Pricing, Provider};
+use crate::core::semantic::{Mode, SemanticConfig};
 use crate::wasm::reader::{range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
 
@@ -146,4 +147,63 @@ pub(crate) fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
             .number("dailyCostUsd", 0.0, 1e9)?
             .map(|usd| (usd * 1e6).round() as u64),
     })
+}
+
+/// Parses `cache.semantic`: `threshold` (required, a cosine similarity from 0 to 1), `as`,
+/// `maxEntries`, `maxBytes`, and `embeddingTarget`, which must name one of `targets` that can embed
+/// (without it, some target must).
+pub(crate) fn parse_semantic(
+    s: &Reader,
+    targets: &[TargetConfig],
+) -> Result<SemanticConfig, JsValue> {
+    s.only(&[
+        "threshold",
+        "embeddingTarget",
+        "as",
+        "maxEntries",
+        "maxBytes",
+    ])?;
+    let threshold = s
+        .number("threshold", 0.0, 1.0)?
+        .ok_or_else(|| required(s.path(), "threshold"))?;
+    let mut config = SemanticConfig::new(threshold as f32);
+    if s.choice("as", &["fallback", "first"])? == Some("first") {
+        config.mode = Mode::First;
+    }
+    if let Some(n) = s.integer("maxEntries", 1, 1 << 20)? {
+        config.max_entries = n as usize;
+    }
+    if let Some(n) = s.integer("maxBytes", 1, 1 << 32)? {
+        config.max_bytes = n as usize;
+    }
+    // One embedder for every question, so that all vectors share one space.
+    let embeds = |t: &&TargetConfig| t.embeddings_endpoint.is_some() && t.embedding_model.is_some();
+    let path = format!("{}.embeddingTarget", s.path());
+    let embedder = match s.string("embeddingTarget")? {
+        Some(name) => {
+            let target = targets.iter().find(|t| t.name == name).ok_or_else(|| {
+                range_error(
+                    &path,
+                    "the name of one of options.targets",
+                    &name.as_str().into(),
+                )
+            })?;
+            Some(target).filter(embeds).ok_or_else(|| {
+                range_error(
+                    &path,
+                    "a target with an embeddings API (Anthropic has none) and an embeddingModel",
+                    &name.as_str().into(),
+                )
+            })?
+        }
+        None => targets.iter().find(embeds).ok_or_else(|| {
+            js_sys::TypeError::new(&format!(
+                "{} needs a target that can embed questions: one with an embeddings API (Anthropic \
+                 has none) and an embeddingModel in options.targets",
+                s.path()
+            ))
+        })?,
+    };
+    config.embedding_target = Some(embedder.name.clone());
+    Ok(config)
 }

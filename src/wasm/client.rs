@@ -8,6 +8,7 @@ use crate::wasm::js::{promise, promise_now};
 use crate::wasm::listeners::{in_listener, Listeners};
 use crate::wasm::options::parse_client_options;
 use crate::wasm::platform::JsPlatform;
+use crate::wasm::semantic::SemanticCache;
 use crate::wasm::shared_state::JsStateStore;
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;
@@ -36,6 +37,7 @@ impl ResilientClient {
         // store is asked from inside the pipeline, on these settings.
         let engine = Engine::new(std::mem::take(&mut options.config), 0);
         let store = options.shared_state.take().map(JsStateStore::new);
+        let semantic = options.cache.as_mut().and_then(|c| c.semantic.take());
         let cache = options.cache.take().map(Cache::new);
         let budget = options
             .budget
@@ -52,6 +54,7 @@ impl ResilientClient {
                 in_flight: JoinableCalls::default(),
                 streams: JoinableStreams::default(),
                 cache,
+                semantic: semantic.map(SemanticCache::new),
                 budget,
                 costs: RefCell::new(CostTally::default()),
                 seeded: Cell::new(false),

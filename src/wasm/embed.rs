@@ -102,6 +102,18 @@ impl Inner {
             .await
     }
 
+    /// Embeds `call.texts` with `target` alone, through the cache as [`Inner::embed_texts`] does:
+    /// the semantic cache's embedder (one target, so that all its vectors are in one space).
+    pub(crate) async fn embed_with(
+        self: &Rc<Self>,
+        target: &TargetConfig,
+        call: &EmbedCall,
+    ) -> Result<Embedded, JsValue> {
+        let plan = &Plan::new(&call.texts);
+        let embedded = self.embed_on(target, call, plan).await;
+        embedded.map_err(|failure| failure.error)
+    }
+
     /// One target's attempt: the cache, then the misses upstream.
     async fn embed_on(
         self: &Rc<Self>,

@@ -128,8 +128,11 @@ impl Inner {
             .prepare(url.into(), init)
             .await
             .map_err(TargetFailure::unprepared)?;
-        // The target's breaker and bucket, shared with its chat calls.
-        prepared.origin = format!("target:{}", target.name);
+        // A breaker and bucket of their own, apart from the target's chat calls: the embeddings
+        // endpoint fails and is rate-limited apart (providers limit each model), and an embedding
+        // that succeeds must not reset the count of a chat outage (the semantic cache embeds on
+        // every call).
+        prepared.origin = format!("target:{}:embeddings", target.name);
         prepared.request.classify_errors = true;
         Ok(prepared)
     }

@@ -12,6 +12,7 @@ use crate::wasm::errors::failure_to_js;
 use crate::wasm::options::ClientOptions;
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
+use crate::wasm::semantic::SemanticCache;
 use crate::wasm::tap::JoinableStreams;
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
@@ -25,6 +26,8 @@ pub(crate) struct Inner {
     /// Identical stream requests in flight, sharing one upstream body.
     pub(crate) streams: JoinableStreams,
     pub(crate) cache: Option<Cache>,
+    /// Answers to similar questions (`cache.semantic`), in memory.
+    pub(crate) semantic: Option<SemanticCache>,
     /// Token and cost budgets for chat calls.
     pub(crate) budget: Option<RefCell<Ledger>>,
     /// What chat calls have cost, per model and per user.
@@ -51,8 +54,11 @@ impl Inner {
         }
     }
 
-    /// Empties the cache.
+    /// Empties the cache, the semantic cache included.
     pub(crate) async fn clear_cache(&self) -> Result<JsValue, JsValue> {
+        if let Some(semantic) = &self.semantic {
+            semantic.clear();
+        }
         if let Some(cache) = &self.cache {
             cache.clear().await?;
         }

@@ -25,6 +25,7 @@ mod policy_board;
 mod reader;
 mod request;
 mod request_policy;
+mod semantic;
 mod shared_state;
 mod sse;
 mod stats;

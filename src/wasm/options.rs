@@ -10,7 +10,9 @@ use crate::core::llm::BudgetConfig;
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
-use crate::wasm::chat_options::{parse_budget, parse_targets, TargetConfig, MAX_TARGETS};
+use crate::wasm::chat_options::{
+    parse_budget, parse_semantic, parse_targets, TargetConfig, MAX_TARGETS,
+};
 use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -141,15 +143,16 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
     options.cache = match o.toggle("cache")? {
         Toggle::Off => None,
         Toggle::Default if o.raw("cache")?.is_none() => None,
-        Toggle::Default => Some(parse_cache(None)?),
-        Toggle::On(c) => Some(parse_cache(Some(&c))?),
+        Toggle::Default => Some(parse_cache(None, &options.targets)?),
+        Toggle::On(c) => Some(parse_cache(Some(&c), &options.targets)?),
     };
     Ok(options)
 }
 
 /// `cache`: off unless given (`true` or an object). Entries are fresh for `ttlMs` (5 min) and may
 /// answer for `staleIfErrorMs` more when the upstream fails; a store call waits `timeoutMs` at most.
-fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
+/// `semantic` (off unless given) embeds with one of `targets`.
+fn parse_cache(c: Option<&Reader>, targets: &[TargetConfig]) -> Result<CacheOptions, JsValue> {
     let mut options = CacheOptions {
         store: StoreChoice::Memory,
         ttl_ms: 300_000,
@@ -158,6 +161,7 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
         max_bytes: 50 << 20,
         namespace: String::new(),
         timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
+        semantic: None,
     };
     let Some(c) = c else {
         return Ok(options);
@@ -170,6 +174,7 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
         "staleIfErrorMs",
         "namespace",
         "timeoutMs",
+        "semantic",
     ])?;
     options.store = match c.raw("store")? {
         None => StoreChoice::Memory,
@@ -214,6 +219,9 @@ fn parse_cache(c: Option<&Reader>) -> Result<CacheOptions, JsValue> {
     }
     if let Some(ms) = c.integer("timeoutMs", 1, i32::MAX as u64)? {
         options.timeout_ms = ms;
+    }
+    if let Some(s) = c.object("semantic")? {
+        options.semantic = Some(parse_semantic(&s, targets)?);
     }
     Ok(options)
 }

@@ -465,6 +465,17 @@ describe("global faults", () => {
     assert.equal(faults.primary.outage, true);
   });
 
+  test("paths limits an outage to the chat endpoint while embeddings work", async () => {
+    await setFaults({ target: "chat-down", outage: true, paths: ["/v1/chat/completions"] });
+    assert.deepEqual(await statusSequence(2, "/t/chat-down/v1/chat/completions"), [503, 503]);
+    const embedded = await post("/t/chat-down/v1/embeddings", { model: "emb-1", input: "still up" });
+    assert.equal(embedded.status, 200);
+    assert.equal((await embedded.json()).data.length, 1);
+    const bad = await post("/control/faults", { paths: "/v1/chat/completions" });
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /paths/);
+  });
+
   test("per-request header faults take precedence over global ones", async () => {
     mock.setFaults({ outage: true });
     const res = await post("/v1/chat/completions", openaiBody(), { fault: "status=429" });

@@ -2455,4 +2455,132 @@ export const scenarios = {
     }
     equal(await upstreamCount(mock), before, "nothing sent once aborted");
   },
+
+  async "cache.semantic options are checked, naming the field"({ ResilientClient }, mock) {
+    const openai = { name: "o", provider: "openai", baseUrl: `${mock}/v1`, model: "mock-1", embeddingModel: "emb-1" };
+    const { embeddingModel, ...noEmbeddingModel } = openai;
+    const anthropic = { name: "a", provider: "anthropic", baseUrl: mock, model: "mock-1" };
+    const semantic = (options, targets = [openai, anthropic]) => ({ targets, cache: { semantic: options } });
+    rejectsOptions(ResilientClient, [
+      [semantic({}), "TypeError", "cache.semantic.threshold"],
+      [semantic({ threshold: 1.5 }), "RangeError", "cache.semantic.threshold"],
+      [semantic({ threshold: -0.1 }), "RangeError", "cache.semantic.threshold"],
+      [semantic({ threshold: "0.9" }), "TypeError", "cache.semantic.threshold"],
+      [semantic({ threshold: 0.9, as: "always" }), "RangeError", "cache.semantic.as"],
+      [semantic({ threshold: 0.9, maxEntries: 0 }), "RangeError", "cache.semantic.maxEntries"],
+      [semantic({ threshold: 0.9, maxEntries: 1.5 }), "RangeError", "cache.semantic.maxEntries"],
+      [semantic({ threshold: 0.9, maxBytes: -1 }), "RangeError", "cache.semantic.maxBytes"],
+      [semantic({ threshold: 0.9, embeddingTarget: "nope" }), "RangeError", "cache.semantic.embeddingTarget"],
+      [semantic({ threshold: 0.9, embeddingTarget: "a" }), "RangeError", "cache.semantic.embeddingTarget"],
+      [semantic({ threshold: 0.9 }, [anthropic]), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9 }, []), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9 }, [noEmbeddingModel, anthropic]), "TypeError", "cache.semantic"],
+      [semantic({ threshold: 0.9, embeddingTarget: "o" }, [noEmbeddingModel]), "RangeError", "cache.semantic.embeddingTarget"],
+      [semantic({ threshold: 0.9, typo: 1 }), "TypeError", "cache.semantic.typo"],
+      [semantic(true), "TypeError", "cache.semantic"],
+    ]);
+    new ResilientClient(semantic({ threshold: 0.9, embeddingTarget: "o", as: "first", maxEntries: 10, maxBytes: 1 << 20 })).free();
+    new ResilientClient(semantic({ threshold: 0 })).free();
+  },
+  async "semantic cache: with every target down, a paraphrase is answered from the cache and marked; an unrelated question, another system prompt or another user still fails"({ ResilientClient }, mock) {
+    const [a, b] = [unique("sem-a"), unique("sem-b")];
+    const client = new ResilientClient({
+      retry: false,
+      dedupe: true, // on in workerd too (off there by default): a lookup waits for the store under way
+      // Off so that each failure below is the targets' own 503 (embeddings share a target's breaker).
+      breaker: false,
+      targets: [target(mock, a, { embeddingModel: "emb-1" }), target(mock, b)],
+      cache: { semantic: { threshold: 0.8 } },
+    });
+    const events = [];
+    client.on("cache", (event) => events.push(event));
+    const ask = (content, { system = "Be brief.", user } = {}) =>
+      client.chat({ messages: [{ role: "system", content: system }, { role: "user", content }], user });
+    const question = "What is the capital city of France?";
+    const first = await ask(question);
+    equal(first.cached, false, "first answer cached");
+    const asBob = await ask(question, { user: "bob" });
+    // The chat endpoints go down, embeddings still work (the mock's bag-of-words vectors).
+    const down = { outage: true, paths: ["/v1/chat/completions"] };
+    await setFaults(mock, { target: a, ...down });
+    await setFaults(mock, { target: b, ...down });
+    try {
+      const paraphrase = await ask("Which city is the capital of France?");
+      equal(paraphrase.cached, "semantic", "paraphrase cached");
+      check(Math.abs(paraphrase.similarity - 0.866) < 0.001, `similarity ${paraphrase.similarity}`);
+      equal(paraphrase.text, first.text, "the cached answer");
+      equal(paraphrase.target, a, "target");
+      equal(paraphrase.costUsd, 0, "costUsd");
+      equal(paraphrase.attempts, 0, "attempts");
+      deepEqual(events.filter((e) => e.result === "semantic").map((e) => e.url), [`${mock}/t/${a}/v1/chat/completions`], "cache events");
+      // Below the threshold (0.67: another country), unrelated, or anything else different: the chain's error.
+      for (const [content, options, what] of [
+        ["What is the capital city of Germany?", {}, "a close but different question"],
+        ["How do bees make honey?", {}, "an unrelated question"],
+        [question, { system: "Be verbose." }, "another system prompt"],
+        [question, { user: "alice" }, "another user"],
+      ]) {
+        const error = await rejection(ask(content, options));
+        equal(error.name, "AllTargetsFailedError", what);
+        equal(error.errors.map((e) => e.status).join(), "503,503", `${what}: each target's error`);
+      }
+      equal((await ask("Which city is the capital of France?", { user: "bob" })).text, asBob.text, "bob's own entry");
+      await client.clearCache();
+      equal((await rejection(ask(question))).name, "AllTargetsFailedError", "after clearCache()");
+    } finally {
+      await setFaults(mock, { target: a });
+      await setFaults(mock, { target: b });
+    }
+  },
+
+  async "semantic cache: as \"first\" answers a paraphrase without asking any target; a chatStream() answer is stored too"({ ResilientClient }, mock) {
+    const name = unique("sem-first");
+    const client = new ResilientClient({
+      retry: false,
+      dedupe: true,
+      targets: [target(mock, name, { embeddingModel: "emb-1" })],
+      cache: { semantic: { threshold: 0.8, as: "first" } },
+    });
+    const ask = (content) => client.chat({ messages: [{ role: "user", content }] });
+    const chatCalls = async () => (await mockStats(mock)).byTarget[name]?.byPath["/v1/chat/completions"] ?? 0;
+    const first = await ask("What is the capital city of France?");
+    equal(first.cached, false, "first");
+    equal(await chatCalls(), 1, "chat calls after the first question");
+    const again = await ask("Which city is the capital of France?");
+    equal(again.cached, "semantic", "paraphrase");
+    equal(again.text, first.text, "the cached answer");
+    equal(await chatCalls(), 1, "no chat call for the paraphrase");
+    equal((await ask("How do bees make honey?")).cached, false, "an unrelated question");
+    equal(await chatCalls(), 2, "chat calls after an unrelated question");
+    const stream = client.chatStream({ messages: [{ role: "user", content: "Why is the sky blue at noon?" }] });
+    let streamed = "";
+    for await (const delta of stream) streamed += delta.text;
+    equal((await stream.result).text, streamed, "stream result");
+    const fromStream = await ask("Why is the sky so blue at noon?");
+    equal(fromStream.cached, "semantic", "a paraphrase of the streamed question");
+    equal(fromStream.text, streamed, "the streamed answer");
+    equal(await chatCalls(), 3, "chat calls in all");
+  },
+
+  async "semantic cache: an embedding that fails never fails the call"({ ResilientClient }, mock) {
+    const name = unique("sem-noembed");
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, name, { embeddingModel: "emb-1" })],
+      cache: { semantic: { threshold: 0.8, as: "first" } },
+    });
+    const errors = [];
+    client.on("error", (event) => errors.push(event.error));
+    await setFaults(mock, { target: name, outage: true, paths: ["/v1/embeddings"] });
+    try {
+      const answer = await client.chat({ messages: [{ role: "user", content: "What is the capital city of France?" }] });
+      equal(answer.cached, false, "answered by the target");
+      check(answer.text.includes("capital city of France"), answer.text);
+      const semantic = errors.filter((e) => e.message.includes("cache.semantic"));
+      equal(semantic.length, 1, "one error event for the embedding");
+      equal(semantic[0].name, "CacheStoreError", "error name");
+    } finally {
+      await setFaults(mock, { target: name });
+    }
+  },
 };

@@ -175,7 +175,7 @@ pub fn embedding_key(parts: &EmbeddingKeyParts) -> String {
 }
 
 /// Feeds `bytes` preceded by its length.
-fn field(hasher: &mut Sha256, bytes: &[u8]) {
+pub(crate) fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update(&(bytes.len() as u64).to_be_bytes());
     hasher.update(bytes);
 }
@@ -187,7 +187,7 @@ pub fn ignored_header(name: &str) -> bool {
 
 /// The digest of the headers alone: names lowercased, the ignored ones left out, values trimmed,
 /// pairs sorted stably by name, each field length-prefixed after a count.
-fn headers_digest(headers: &[(&str, &str)]) -> [u8; 32] {
+pub(crate) fn headers_digest(headers: &[(&str, &str)]) -> [u8; 32] {
     let mut pairs: Vec<(Cow<str>, &str)> = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let name = match name.bytes().any(|b| b.is_ascii_uppercase()) {

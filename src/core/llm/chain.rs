@@ -64,6 +64,7 @@ pub enum Step<E> {
 pub struct Chain<E> {
     len: usize,
     failures: Vec<E>,
+    outcomes: Vec<Outcome>,
 }
 
 impl<E> Chain<E> {
@@ -73,6 +74,7 @@ impl<E> Chain<E> {
         (targets > 0).then(|| Chain {
             len: targets.min(MAX_TARGETS),
             failures: Vec::new(),
+            outcomes: Vec::new(),
         })
     }
 
@@ -86,6 +88,7 @@ impl<E> Chain<E> {
 
     /// The current target failed with `failure`, classified as `outcome`: the next step.
     pub fn failed(&mut self, outcome: Outcome, failure: E) -> Step<E> {
+        self.outcomes.push(outcome);
         if !outcome.falls_back() {
             return Step::Stop(failure);
         }
@@ -112,5 +115,11 @@ impl<E> Chain<E> {
     /// fallback).
     pub fn failures(&self) -> &[E] {
         &self.failures
+    }
+
+    /// How each target tried so far failed, in order, the stopping failure included (what the
+    /// semantic cache decides on: [`crate::core::semantic::answers_failure`]).
+    pub fn outcomes(&self) -> &[Outcome] {
+        &self.outcomes
     }
 }

@@ -87,6 +87,9 @@ impl Stream {
             attempts: progress.attempts.get(),
             cached: progress.cached.get(),
         };
+        let probe = inner.probe(&progress.call, JsValue::UNDEFINED);
+        let stored = (progress.target.get(), &answered.completion);
+        inner.remember(probe, stored, &progress.call.resilience);
         let _ = progress
             .resolve
             .call1(&JsValue::NULL, &chat_result(target, &answered, micros));

@@ -1,7 +1,7 @@
 // The benchmark suite: runs every benchmark in its own Node process (one after another, so they do not
 // compete with each other) and prints one markdown table: benchmark | ours | peer (same run) | ratio |
 // target | met?.
-//   node tests/js/bench/suite.mjs [--quick] [--only sse,fetch,cache,cold,cpu,concurrency,size] [--json out.json]
+//   node tests/js/bench/suite.mjs [--quick] [--only sse,fetch,cache,cold,cpu,concurrency,semantic,size] [--json out.json]
 //   (tests/bench builds and installs the package first when needed, then runs this)
 // Quick mode (--quick or BENCH_QUICK=1) passes quick: true to every benchmark (fewer iterations).
 // The ratio column is always "how many times faster / smaller ours is": ours / peer for throughputs,
@@ -168,6 +168,15 @@ if (wanted("concurrency")) {
   row(`${int(r.requests)} concurrent requests: JS heap with all in flight`,
     `+${mb(r.resilient.heapDelta)} (wasm memory ${mb(r.wasmMemory.before)} → ${mb(r.wasmMemory.highWater)})`,
     `plain fetch +${mb(r.plain.heapDelta)}`, x(r.plain.heapDelta / r.resilient.heapDelta), "—", "—");
+}
+
+if (wanted("semantic")) {
+  const r = (results.semantic = await child("semantic-lookup.mjs", opts));
+  for (const { entries, dims, medianUs } of r.native.filter((row) => row.dims === 1536)) {
+    const wasm = r.wasm.rows.find((row) => row.entries === entries);
+    row(`semantic-cache lookup, ${int(entries)} entries of ${int(dims)} dimensions (exact cosine scan)`,
+      `${ms(wasm.lookupMs)} in wasm (Node)`, `native ${ms(medianUs / 1000)}`, "—", "—", "—");
+  }
 }
 
 if (wanted("size")) {

@@ -58,6 +58,16 @@ for await (const delta of client.chatStream(request)) {
   const text: string = delta.text;
   const pieces = delta.toolCalls?.map((call) => call.argumentsDelta);
 }
+const answeredFrom: boolean | "semantic" = result.cached;
+const similarity: number | undefined = result.cached === "semantic" ? result.similarity : undefined;
+const semantic = new ResilientClient({
+  targets: [{ provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini" }],
+  cache: { semantic: { threshold: 0.9, embeddingTarget: "openai:gpt-4o-mini", as: "first", maxEntries: 500 } },
+});
+// @ts-expect-error: the threshold is required
+new ResilientClient({ cache: { semantic: { as: "fallback" } } });
+// @ts-expect-error: "fallback" or "first"
+new ResilientClient({ cache: { semantic: { threshold: 0.9, as: "always" } } });
 // @ts-expect-error: a tool message needs its toolCallId
 const bad: ChatRequest = { messages: [{ role: "tool", content: "x" }] };
 
@@ -89,4 +99,4 @@ client.embed({ input: [1, 2] });
 
 new SseParser().feed(new Uint8Array());
 client.free();
-export { waited, viaRequest, any, calls, cachedTokens, written, saved, savedTotal, vector, fromCache };
+export { waited, viaRequest, any, calls, cachedTokens, written, saved, savedTotal, vector, fromCache, answeredFrom, similarity, semantic };
