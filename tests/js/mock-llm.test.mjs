@@ -931,6 +931,9 @@ describe("prompt caching", () => {
     assert.deepEqual(JSON.parse(events.at(-1).data).usage.prompt_tokens_details, { cached_tokens: 1152 });
     const short = await (await post("/v1/chat/completions", openaiBody())).json();
     assert.equal(short.usage.prompt_tokens_details, undefined, "no details under 1024 tokens");
+  });
+});
+
 describe("embeddings", () => {
   const cosine = (a, b) => a.reduce((sum, x, i) => sum + x * b[i], 0);
   const floats = (b64) => {

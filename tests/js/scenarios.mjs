@@ -2299,6 +2299,8 @@ export const scenarios = {
       [priced({ cacheWritePerMTok: "3.75" }), "TypeError", "targets[0].pricing.cacheWritePerMTok"],
       [priced({ cachedPerMTok: 1 }), "TypeError", "cachedPerMTok"],
     ]);
+  },
+
   async "embed: of 100 texts with 90 cached, one upstream call carries exactly the 10 misses, in order, and the answer matches an uncached run"({ ResilientClient }, mock) {
     const name = unique("emb");
     const embedTarget = target(mock, name, { embeddingModel: "emb-1", pricing: { inputPerMTok: 1, outputPerMTok: 1, embeddingPerMTok: 20 } });
