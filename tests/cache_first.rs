@@ -4,14 +4,14 @@
 
 mod sim;
 
+use sim::{Reply, Sim, SimPlatform, SimResponse};
+use std::rc::Rc;
 use sturdy_llm::core::cache::{cache_first, serves_stale, CacheFirst, Freshness};
 use sturdy_llm::core::config::{CacheMode, ClientConfig, Timeouts};
 use sturdy_llm::core::error::{Failure, TimeoutPhase};
 use sturdy_llm::core::pipeline::{CallSpec, Engine, UpstreamResponse};
 use sturdy_llm::core::platform::Platform;
 use sturdy_llm::core::retry::{Jitter, RetryConfig};
-use sim::{Reply, Sim, SimPlatform, SimResponse};
-use std::rc::Rc;
 
 type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
@@ -91,6 +91,7 @@ fn run(
             spent_ms: 0,
             retry: engine.config().retry.clone(),
             tokens: 0,
+            learn_limits: false,
         };
         let upstream = engine.execute(&platform, &call);
         answer(&platform, mode, found, upstream, failed).await

@@ -2,6 +2,11 @@
 
 mod sim;
 
+use sim::{Reply, Sim, SimPlatform, SimResponse};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use sturdy_llm::core::breaker::registry::MAX_BREAKERS;
 use sturdy_llm::core::breaker::{BreakerConfig, StateKind};
 use sturdy_llm::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
@@ -12,11 +17,6 @@ use sturdy_llm::core::policy_board::PolicyBoard;
 use sturdy_llm::core::race::{race, Either};
 use sturdy_llm::core::rate_limit::RateLimitConfig;
 use sturdy_llm::core::retry::{Jitter, RetryConfig};
-use sim::{Reply, Sim, SimPlatform, SimResponse};
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
 
 type Outcome = Result<UpstreamResponse<SimResponse>, Failure>;
 
@@ -47,6 +47,7 @@ fn call(engine: &Engine, label: &str) -> CallSpec<String> {
         spent_ms: 0,
         retry: engine.config().retry.clone(),
         tokens: 0,
+        learn_limits: false,
     }
 }
 
@@ -728,6 +729,7 @@ fn a_token_estimate_is_corrected_by_the_real_usage() {
     let engine = Rc::new(Engine::new(cfg, 7));
     let big = |label: &str| CallSpec {
         tokens: 750,
+        learn_limits: false,
         ..call(&engine, label)
     };
     let first = run_one(&sim, &engine, big("first")).unwrap();

@@ -266,6 +266,7 @@ impl Inner {
             .map_err(TargetFailure::unprepared)?;
         // One breaker and bucket per target, even for targets sharing an origin.
         prepared.origin = format!("target:{}", target.name);
+        prepared.learn_limits = target.learn_limits;
         prepared.request.classify_errors = true;
         Ok(prepared)
     }

@@ -22,6 +22,8 @@ pub struct TargetConfig {
     pub headers: Vec<(String, String)>,
     /// Prices per million tokens, for cost tracking and cost budgets.
     pub pricing: Pricing,
+    /// `learnLimits` (default true): adopt the rate limits the provider reports in its headers.
+    pub learn_limits: bool,
 }
 
 /// Most targets in a chain.
@@ -36,7 +38,14 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             return Err(type_error(&path, "a target object", &item));
         };
         t.only(&[
-            "name", "provider", "baseUrl", "apiKey", "model", "headers", "pricing",
+            "name",
+            "provider",
+            "baseUrl",
+            "apiKey",
+            "model",
+            "headers",
+            "pricing",
+            "learnLimits",
         ])?;
         let provider_name = t
             .choice("provider", &["openai", "anthropic"])?
@@ -91,6 +100,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             model,
             headers: t.string_map("headers")?.unwrap_or_default(),
             pricing,
+            learn_limits: t.boolean("learnLimits")?.unwrap_or(true),
         });
     }
     Ok(targets)

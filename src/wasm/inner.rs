@@ -101,6 +101,7 @@ impl Inner {
             spent_ms: platform.now_ms().saturating_sub(prepared.started_ms),
             retry,
             tokens: prepared.tokens,
+            learn_limits: prepared.learn_limits,
         };
         // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be
         // counted once per path a call can take (~10 KB per call in flight instead of ~4).
