@@ -7,13 +7,21 @@
 //! bucket adopts that, so that the next call waits for the refill (within `maxWaitMs`) or is refused
 //! at once, as a `RateLimitError` the fallback chain moves past, instead of earning a 429.
 //!
-//! The model is the provider's, taken at its word and nothing more: while a window reports requests
-//! (or tokens) left, a call goes and counts one (and its estimated tokens) down; at 0 (or fewer
-//! tokens than the call's estimate), calls wait for that window's reset. A reset past, the window is
-//! forgotten: the next answer says what the new one holds. A retry hint (Azure's
-//! `x-ms-retry-after-ms`, a 429's `Retry-After`) holds every call until it has passed. The next
-//! answer's report replaces the windows (it counts every call the provider has seen, ours among
-//! them); a hint only ever lengthens the hold.
+//! The model is the providers' own: OpenAI and Anthropic both document a bucket that refills
+//! continuously and is whole again at the reported reset. So a report of `left` of `limit`, whole in
+//! `reset` ms, is a bucket that holds `left` now and refills at `(limit - left - 1) / reset` (the
+//! count reported is rounded down, so one unit less than the deficit is what surely comes back). Each call
+//! admitted takes one request (and its estimated tokens) from it, in call order, booked in virtual
+//! time like [`rate_limit`](crate::core::rate_limit): the `n`-th call past what is left goes when
+//! the refill has brought its unit, so a crowd waiting for the refill leaves one by one, not all at
+//! the reset. A new report replaces the bucket, with the calls still waiting on the old one carried
+//! over (the provider has not seen them yet). Without a reported limit the refill is taken to be one unit per `reset` (what is
+//! certain). Once whole again (with our calls counted), the bucket is forgotten; the next answer
+//! says what it holds. A retry hint (Azure's `x-ms-retry-after-ms`, a 429's `Retry-After`) holds
+//! every call until it has passed; a hint only ever lengthens the hold. A report counts every call
+//! the provider has seen, ours and other clients'; calls already sent but not yet received may be
+//! missing from it, so a burst can still meet the odd 429, which the retry policy handles. A call
+//! that gives up while waiting keeps its booking: a slot wasted, never an overshoot.
 //!
 //! Why per target and not per origin? Providers limit per model (OpenAI) or per key and model
 //! class (Anthropic): one origin serves many limits, so learning per origin would let one model's
@@ -29,48 +37,90 @@ use crate::core::retry::limit_headers::{LimitReport, Remaining};
 /// Most keys whose limits are kept.
 pub const MAX_LEARNED: usize = 64;
 
-/// One window of a learned limit: `left` until `reset_at`.
+/// A reported limit as a refilling bucket: `left` at `at`, `refill` units every `period` ms, and
+/// `taken` units taken by calls admitted since the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
+struct Bucket {
+    at: u64,
     left: u64,
-    reset_at: u64,
+    refill: u64,
+    period: u64,
+    taken: u64,
 }
 
-impl Window {
-    fn from_report(remaining: Remaining, now_ms: u64) -> Window {
-        Window {
+impl Bucket {
+    /// The bucket a report describes; `None` when it is whole already (nothing to wait for).
+    fn from_report(remaining: Remaining, now_ms: u64) -> Option<Bucket> {
+        // What is left is rounded down: the true deficit may be a unit short of `limit - left`,
+        // so the refill is counted one unit short, never over (at least one unit per reset).
+        let limit = remaining.limit.unwrap_or(remaining.left);
+        (remaining.reset_in_ms > 0).then_some(Bucket {
+            at: now_ms,
             left: remaining.left,
-            reset_at: now_ms.saturating_add(remaining.reset_in_ms),
-        }
+            refill: limit
+                .saturating_sub(remaining.left.saturating_add(1))
+                .max(1),
+            period: remaining.reset_in_ms,
+            taken: 0,
+        })
     }
 
-    /// The window while it lasts; `None` once reset.
-    fn active(window: Option<Window>, now_ms: u64) -> Option<Window> {
-        window.filter(|w| w.reset_at > now_ms)
+    /// When `units` in all (those taken so far included) will have been available.
+    fn when(&self, units: u64) -> u64 {
+        let short = u128::from(units.saturating_sub(self.left));
+        let ms = (short * u128::from(self.period)).div_ceil(u128::from(self.refill));
+        self.at
+            .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    /// When the bucket is whole again, our calls counted: after that it tells nothing.
+    fn whole_at(&self) -> u64 {
+        let limit = self.left.saturating_add(self.refill);
+        self.when(self.taken.saturating_add(limit))
+    }
+
+    /// Units the bucket has held in all by `now_ms`, its capacity not counted.
+    fn supplied(&self, now_ms: u64) -> u64 {
+        let elapsed = u128::from(now_ms.saturating_sub(self.at));
+        let refilled = elapsed * u128::from(self.refill) / u128::from(self.period);
+        self.left
+            .saturating_add(u64::try_from(refilled).unwrap_or(u64::MAX))
+    }
+
+    /// Units available at `now_ms` (0 while calls are booked ahead).
+    fn available(&self, now_ms: u64) -> u64 {
+        let whole = self.left.saturating_add(self.refill);
+        self.supplied(now_ms).min(whole).saturating_sub(self.taken)
+    }
+
+    /// Units taken by calls booked after `now_ms`, still waiting to be sent: the provider has not
+    /// counted them yet, so the next report's bucket must.
+    fn waiting(&self, now_ms: u64) -> u64 {
+        self.taken.saturating_sub(self.supplied(now_ms))
+    }
+
+    /// The bucket a new report describes, with the calls still waiting on this one carried over.
+    fn replaced(old: Option<Bucket>, remaining: Remaining, now_ms: u64) -> Option<Bucket> {
+        let waiting = old.map_or(0, |b| b.waiting(now_ms));
+        Bucket::from_report(remaining, now_ms).map(|b| Bucket {
+            taken: waiting,
+            ..b
+        })
+    }
+
+    /// The bucket while it says something at `now_ms`.
+    fn live(bucket: Option<Bucket>, now_ms: u64) -> Option<Bucket> {
+        bucket.filter(|b| b.whole_at() > now_ms)
     }
 }
 
 #[derive(Debug, Clone)]
 struct Learned {
     key: String,
-    requests: Option<Window>,
-    tokens: Option<Window>,
+    requests: Option<Bucket>,
+    tokens: Option<Bucket>,
     held_until: u64,
     stamp: u64,
-}
-
-impl Learned {
-    /// The earliest instant a call estimated at `tokens` may go.
-    fn ready_at(&self, tokens: u64, now_ms: u64) -> u64 {
-        let mut at = self.held_until.max(now_ms);
-        if let Some(w) = Window::active(self.requests, now_ms).filter(|w| w.left == 0) {
-            at = at.max(w.reset_at);
-        }
-        if let Some(w) = Window::active(self.tokens, now_ms).filter(|w| w.left < tokens.max(1)) {
-            at = at.max(w.reset_at);
-        }
-        at
-    }
 }
 
 /// A snapshot of one key's learned limit, for `stats()`.
@@ -78,11 +128,11 @@ impl Learned {
 pub struct LearnedView {
     /// The bucket key (`target:<name>`).
     pub key: String,
-    /// Requests left, while the provider's window lasts.
+    /// Requests available now, while the provider's report holds.
     pub remaining_requests: Option<u64>,
-    /// Tokens left, while the provider's window lasts.
+    /// Tokens available now, while the provider's report holds.
     pub remaining_tokens: Option<u64>,
-    /// Milliseconds until the call that would wait longest could go (0: calls go now).
+    /// Milliseconds until the learned limit holds nothing back any more (0: it does not).
     pub reset_in_ms: u64,
 }
 
@@ -122,19 +172,19 @@ impl LearnedLimits {
         };
         entry.stamp = stamp;
         if let Some(requests) = report.requests {
-            entry.requests = Some(Window::from_report(requests, now_ms));
+            entry.requests = Bucket::replaced(entry.requests, requests, now_ms);
         }
         if let Some(tokens) = report.tokens {
-            entry.tokens = Some(Window::from_report(tokens, now_ms));
+            entry.tokens = Bucket::replaced(entry.tokens, tokens, now_ms);
         }
         if let Some(ms) = report.retry_after_ms {
             entry.held_until = entry.held_until.max(now_ms.saturating_add(ms));
         }
     }
 
-    /// Admits a call on `key` estimated at `tokens`: `Ok(0)` it goes now (and is counted down),
-    /// `Ok(wait)` it may go after `wait` ms (the refill it waits for), `Err(retry_after)` the wait
-    /// would pass `max_wait_ms`.
+    /// Admits a call on `key` estimated at `tokens`: `Ok(wait)` it goes after `wait` ms (booked
+    /// now, in call order), `Err(retry_after)` the wait would pass `max_wait_ms` (nothing is
+    /// booked).
     pub fn take(
         &mut self,
         key: &str,
@@ -145,17 +195,28 @@ impl LearnedLimits {
         let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) else {
             return Ok(0);
         };
-        let wait = entry.ready_at(tokens, now_ms) - now_ms;
+        let requests = Bucket::live(entry.requests, now_ms);
+        let token_bucket = Bucket::live(entry.tokens, now_ms);
+        let mut at = entry.held_until.max(now_ms);
+        if let Some(b) = requests {
+            at = at.max(b.when(b.taken.saturating_add(1)));
+        }
+        // Without an estimate, a call waits only for the first token to come back.
+        if let Some(b) = token_bucket {
+            at = at.max(b.when(b.taken.saturating_add(tokens.max(1))));
+        }
+        let wait = at - now_ms;
         if wait > max_wait_ms {
             return Err(wait);
         }
-        if wait == 0 {
-            for (window, cost) in [(&mut entry.requests, 1), (&mut entry.tokens, tokens)] {
-                if let Some(w) = window.as_mut().filter(|w| w.reset_at > now_ms) {
-                    w.left = w.left.saturating_sub(cost);
-                }
-            }
-        }
+        entry.requests = requests.map(|b| Bucket {
+            taken: b.taken.saturating_add(1),
+            ..b
+        });
+        entry.tokens = token_bucket.map(|b| Bucket {
+            taken: b.taken.saturating_add(tokens),
+            ..b
+        });
         Ok(wait)
     }
 
@@ -166,18 +227,18 @@ impl LearnedLimits {
         entries
             .into_iter()
             .map(|e| {
-                let windows = [e.requests, e.tokens].map(|w| Window::active(w, now_ms));
-                let until = windows
+                let buckets = [e.requests, e.tokens].map(|b| Bucket::live(b, now_ms));
+                let until = buckets
                     .iter()
                     .flatten()
-                    .map(|w| w.reset_at)
+                    .map(Bucket::whole_at)
                     .chain([e.held_until])
                     .max()
                     .unwrap_or(0);
                 LearnedView {
                     key: e.key.clone(),
-                    remaining_requests: windows[0].map(|w| w.left),
-                    remaining_tokens: windows[1].map(|w| w.left),
+                    remaining_requests: buckets[0].map(|b| b.available(now_ms)),
+                    remaining_tokens: buckets[1].map(|b| b.available(now_ms)),
                     reset_in_ms: until.saturating_sub(now_ms),
                 }
             })
@@ -189,12 +250,25 @@ impl LearnedLimits {
 mod tests {
     use super::*;
 
-    fn report(requests: Option<(u64, u64)>, tokens: Option<(u64, u64)>) -> LimitReport {
-        let window = |(left, reset_in_ms)| Remaining { left, reset_in_ms };
+    fn window(left: u64, limit: Option<u64>, reset_in_ms: u64) -> Remaining {
+        Remaining {
+            left,
+            limit,
+            reset_in_ms,
+        }
+    }
+
+    fn requests(left: u64, limit: Option<u64>, reset_in_ms: u64) -> LimitReport {
         LimitReport {
-            requests: requests.map(window),
-            tokens: tokens.map(window),
-            retry_after_ms: None,
+            requests: Some(window(left, limit, reset_in_ms)),
+            ..LimitReport::default()
+        }
+    }
+
+    fn tokens(left: u64, limit: Option<u64>, reset_in_ms: u64) -> LimitReport {
+        LimitReport {
+            tokens: Some(window(left, limit, reset_in_ms)),
+            ..LimitReport::default()
         }
     }
 
@@ -205,38 +279,50 @@ mod tests {
     }
 
     #[test]
-    fn the_last_request_left_goes_then_calls_wait_for_the_reset() {
+    fn what_is_left_goes_at_once_then_calls_leave_one_by_one_with_the_refill() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:a", &report(Some((2, 3000)), None), 1000);
-        assert_eq!(learned.take("target:a", 0, 1000, 5000), Ok(0));
-        assert_eq!(learned.take("target:a", 0, 1100, 5000), Ok(0));
-        // None left until t = 4000.
-        assert_eq!(learned.take("target:a", 0, 1500, 5000), Ok(2500));
-        assert_eq!(learned.take("target:a", 0, 1500, 2000), Err(2500));
-        // The window reset: forgotten until the next report.
-        assert_eq!(learned.take("target:a", 0, 4000, 0), Ok(0));
-        assert_eq!(learned.take("target:a", 0, 4000, 0), Ok(0));
+        // 2 of 7 left, whole in 4 s: at least 4 more in 4 s, one a second.
+        learned.adopt("target:a", &requests(2, Some(7), 4000), 1000);
+        let waits: Vec<_> = (0..5)
+            .map(|_| learned.take("target:a", 0, 1000, 5000))
+            .collect();
+        assert_eq!(waits, [Ok(0), Ok(0), Ok(1000), Ok(2000), Ok(3000)]);
+        // Past max_wait: refused, nothing booked.
+        assert_eq!(learned.take("target:a", 0, 1000, 3500), Err(4000));
+        assert_eq!(learned.take("target:a", 0, 1500, 5000), Ok(3500));
+        // Whole again once the refill has covered our calls: forgotten.
+        assert_eq!(learned.take("target:a", 0, 20_000, 0), Ok(0));
+        assert_eq!(learned.views(20_000)[0].remaining_requests, None);
     }
 
     #[test]
-    fn tokens_wait_when_fewer_are_left_than_the_estimate() {
+    fn without_a_reported_limit_one_unit_comes_back_per_reset() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:a", &report(None, Some((1000, 60_000))), 0);
+        learned.adopt("target:a", &requests(0, None, 2000), 0);
+        assert_eq!(learned.take("target:a", 0, 0, 10_000), Ok(2000));
+        assert_eq!(learned.take("target:a", 0, 0, 10_000), Ok(4000));
+    }
+
+    #[test]
+    fn tokens_wait_for_the_estimate_to_fit() {
+        let mut learned = LearnedLimits::default();
+        // 1000 of 60001 left, whole in 59 s: 59000 surely back by then, 1000 a second.
+        learned.adopt("target:a", &tokens(1000, Some(60_001), 59_000), 0);
         assert_eq!(learned.take("target:a", 800, 0, 0), Ok(0));
-        // 200 left: a 300-token call waits, a 100-token call goes.
-        assert_eq!(learned.take("target:a", 300, 0, 0), Err(60_000));
-        assert_eq!(learned.take("target:a", 100, 0, 0), Ok(0));
-        // Without an estimate, a call waits only when none is left.
-        assert_eq!(learned.take("target:a", 0, 0, 0), Ok(0));
-        learned.adopt("target:a", &report(None, Some((0, 1000))), 10);
-        assert_eq!(learned.take("target:a", 0, 10, 0), Err(1000));
+        // 200 left: a 300-token call waits 100 ms, a 1200-token one 1 s after it.
+        assert_eq!(learned.take("target:a", 300, 0, 0), Err(100));
+        assert_eq!(learned.take("target:a", 300, 0, 100), Ok(100));
+        assert_eq!(learned.take("target:a", 1000, 0, 5000), Ok(1100));
+        // Without an estimate, a call waits only for one token.
+        learned.adopt("target:b", &tokens(0, None, 1000), 10);
+        assert_eq!(learned.take("target:b", 0, 10, 0), Err(1000));
     }
 
     #[test]
-    fn a_new_report_replaces_the_windows_and_a_hint_only_lengthens_the_hold() {
+    fn a_new_report_replaces_the_bucket_and_a_hint_only_lengthens_the_hold() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:a", &report(Some((0, 10_000)), None), 0);
-        learned.adopt("target:a", &report(Some((5, 10_000)), None), 100);
+        learned.adopt("target:a", &requests(0, Some(10), 10_000), 0);
+        learned.adopt("target:a", &requests(5, Some(10), 10_000), 100);
         assert_eq!(learned.take("target:a", 0, 100, 0), Ok(0));
         let hold = |ms| LimitReport {
             retry_after_ms: Some(ms),
@@ -246,18 +332,36 @@ mod tests {
         learned.adopt("target:a", &hold(500), 200);
         assert_eq!(learned.take("target:a", 0, 200, 0), Err(1900));
         assert_eq!(learned.take("target:a", 0, 2100, 0), Ok(0));
+        // A report of a bucket already whole holds nothing back.
+        learned.adopt("target:a", &requests(0, Some(10), 0), 2100);
+        assert_eq!(learned.take("target:a", 0, 2100, 0), Ok(0));
         // Other keys are untouched.
         assert_eq!(learned.take("target:b", 0, 200, 0), Ok(0));
     }
 
     #[test]
-    fn views_show_what_is_left_while_it_lasts() {
+    fn calls_still_waiting_are_carried_into_the_next_report() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:b", &report(Some((3, 1000)), Some((900, 5000))), 0);
-        learned.adopt("target:a", &report(Some((0, 2000)), None), 0);
-        let views = learned.views(500);
+        learned.adopt("target:a", &requests(0, Some(1), 1000), 0);
+        assert_eq!(learned.take("target:a", 0, 0, 5000), Ok(1000));
+        assert_eq!(learned.take("target:a", 0, 0, 5000), Ok(2000));
+        // At 1500 the call booked at 2000 has not been sent: the provider's report cannot count it.
+        learned.adopt("target:a", &requests(0, Some(1), 500), 1500);
+        assert_eq!(learned.take("target:a", 0, 1500, 5000), Ok(1000));
+    }
+
+    #[test]
+    fn views_show_what_is_available_while_the_report_holds() {
+        let mut learned = LearnedLimits::default();
+        let both = LimitReport {
+            requests: Some(window(3, Some(4), 1000)),
+            tokens: Some(window(900, Some(1000), 5000)),
+            retry_after_ms: None,
+        };
+        learned.adopt("target:b", &both, 0);
+        learned.adopt("target:a", &requests(0, Some(2), 2000), 0);
         assert_eq!(
-            views,
+            learned.views(500),
             [
                 LearnedView {
                     key: "target:a".into(),
@@ -268,7 +372,7 @@ mod tests {
                 LearnedView {
                     key: "target:b".into(),
                     remaining_requests: Some(3),
-                    remaining_tokens: Some(900),
+                    remaining_tokens: Some(909),
                     reset_in_ms: 4500,
                 },
             ]
@@ -281,7 +385,7 @@ mod tests {
     #[test]
     fn at_most_max_learned_keys_are_kept_the_least_recently_reported_evicted() {
         let mut learned = LearnedLimits::default();
-        let none_left = report(Some((0, 60_000)), None);
+        let none_left = requests(0, None, 60_000);
         for i in 0..MAX_LEARNED {
             learned.adopt(&format!("target:{i}"), &none_left, 0);
         }

@@ -2,6 +2,11 @@
 //! timer when every task is waiting, and a scripted upstream. No test sleeps; every run is deterministic.
 #![allow(dead_code)]
 
+use std::cell::{Cell, OnceCell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 use sturdy_llm::core::breaker::{BreakerConfig, Verdict};
 use sturdy_llm::core::error::Failure;
 use sturdy_llm::core::event::Event;
@@ -9,11 +14,6 @@ use sturdy_llm::core::platform::{Platform, ResponseMeta, SendError};
 use sturdy_llm::core::policy_board::PolicyBoard;
 use sturdy_llm::core::rate_limit::{RateLimitConfig, Reservation};
 use sturdy_llm::core::state_store::StateStore;
-use std::cell::{Cell, OnceCell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::{Rc, Weak};
-use std::task::{Context, Poll, Waker};
 
 /// A scripted response.
 #[derive(Debug, Clone)]

@@ -28,6 +28,8 @@ use super::server_delay;
 pub struct Remaining {
     /// Requests or tokens left.
     pub left: u64,
+    /// The limit itself, when reported.
+    pub limit: Option<u64>,
     /// Milliseconds until the limit is replenished (0: already).
     pub reset_in_ms: u64,
 }
@@ -43,16 +45,10 @@ pub struct LimitReport {
     pub retry_after_ms: Option<u64>,
 }
 
-/// OpenAI's pairs: (remaining, reset).
-const OPENAI: [(&str, &str); 2] = [
-    (
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-reset-requests",
-    ),
-    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-];
+/// OpenAI's limits: `x-ratelimit-{remaining,limit,reset}-<name>`.
+const OPENAI: [&str; 2] = ["requests", "tokens"];
 
-/// Anthropic's limits: `anthropic-ratelimit-<name>-remaining` / `-reset`; the first is requests.
+/// Anthropic's limits: `anthropic-ratelimit-<name>-{remaining,limit,reset}`; the first is requests.
 const ANTHROPIC: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
 
 /// The limits reported by an answer of `status` with `headers`; `None` when it reports none.
@@ -63,20 +59,27 @@ pub fn read_limits(
     wall_now_ms: u64,
 ) -> Option<LimitReport> {
     let mut report = LimitReport::default();
-    let pair = |remaining: &str, reset: &str, reset_ms: &dyn Fn(&str) -> Option<u64>| {
-        let left = parse_decimal(headers(remaining)?.trim(), 0)?;
-        let reset_in_ms = reset_ms(&headers(reset)?)?;
-        Some(Remaining { left, reset_in_ms })
+    let count = |name: &str| parse_decimal(headers(name)?.trim(), 0);
+    let window = |[remaining, limit, reset]: [String; 3],
+                  reset_ms: &dyn Fn(&str) -> Option<u64>| {
+        Some(Remaining {
+            left: count(&remaining)?,
+            limit: count(&limit),
+            reset_in_ms: reset_ms(&headers(&reset)?)?,
+        })
     };
-    let [requests, tokens] =
-        OPENAI.map(|(remaining, reset)| pair(remaining, reset, &parse_duration));
+    let [requests, tokens] = OPENAI.map(|name| {
+        let names =
+            ["remaining", "limit", "reset"].map(|part| format!("x-ratelimit-{part}-{name}"));
+        window(names, &parse_duration)
+    });
     report.requests = requests;
     report.tokens = tokens;
     let until = |v: &str| parse_rfc3339(v).map(|at| at.saturating_sub(wall_now_ms));
     for (i, name) in ANTHROPIC.iter().enumerate() {
-        let remaining = format!("anthropic-ratelimit-{name}-remaining");
-        let reset = format!("anthropic-ratelimit-{name}-reset");
-        let Some(found) = pair(&remaining, &reset, &until) else {
+        let names = ["remaining", "limit", "reset"]
+            .map(|part| format!("anthropic-ratelimit-{name}-{part}"));
+        let Some(found) = window(names, &until) else {
             continue;
         };
         let slot = if i == 0 {
@@ -272,6 +275,7 @@ mod tests {
     fn openai_headers() {
         let headers = [
             ("x-ratelimit-remaining-requests", "59"),
+            ("x-ratelimit-limit-requests", "60"),
             ("x-ratelimit-reset-requests", "1s"),
             ("x-ratelimit-remaining-tokens", "149984"),
             ("x-ratelimit-reset-tokens", "6m0s"),
@@ -282,10 +286,12 @@ mod tests {
             Some(LimitReport {
                 requests: Some(Remaining {
                     left: 59,
+                    limit: Some(60),
                     reset_in_ms: 1000
                 }),
                 tokens: Some(Remaining {
                     left: 149_984,
+                    limit: None,
                     reset_in_ms: 360_000
                 }),
                 retry_after_ms: None,
@@ -304,6 +310,7 @@ mod tests {
                 "2026-01-01T00:00:05Z",
             ),
             ("anthropic-ratelimit-output-tokens-remaining", "100"),
+            ("anthropic-ratelimit-output-tokens-limit", "8000"),
             (
                 "anthropic-ratelimit-output-tokens-reset",
                 "2026-01-01T00:00:09Z",
@@ -317,6 +324,7 @@ mod tests {
             report.requests,
             Some(Remaining {
                 left: 0,
+                limit: None,
                 reset_in_ms: 2000
             })
         );
@@ -324,6 +332,7 @@ mod tests {
             report.tokens,
             Some(Remaining {
                 left: 100,
+                limit: Some(8000),
                 reset_in_ms: 9000
             })
         );
