@@ -22,19 +22,21 @@ use crate::core::llm::{
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::wasm::abort::is_aborted;
+use crate::core::rate_limit::RateLimitConfig;
+use crate::wasm::abort::{is_aborted, until_aborted};
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
 use crate::wasm::chat_result::{
-    all_targets_failed, budget_exceeded, chat_result, is_too_large, no_targets, target_error,
-    upstream_failure, TargetCompletion, TargetFailure,
+    all_targets_failed, back_in, budget_exceeded, chat_result, is_too_large, no_targets,
+    target_error, upstream_failure, TargetCompletion, TargetFailure,
 };
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fetch::FetchResponse;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, ObjectBuilder};
 use crate::wasm::request::Prepared;
+use crate::wasm::request_policy::parse_request_policy;
 use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -49,7 +51,9 @@ impl Inner {
         let hold = self.reserve_budget(&call)?;
         let asked = &call;
         let answered = self
-            .along_chain(|_, target| async move { Ok((target, self.ask(target, asked).await?)) })
+            .along_chain(asked, |_, target| async move {
+                Ok((target, self.ask(target, asked).await?))
+            })
             .await;
         match answered {
             Ok((target, answered)) => {
@@ -66,23 +70,57 @@ impl Inner {
 
     /// Walks the fallback chain ([`Chain`]): `attempt` is tried on each target in turn (with its
     /// index) until one answers, the chain stops on a failure no other target would fix, or every
-    /// target failed (`AllTargetsFailedError`). Each move to the next target emits `fallback`.
+    /// target failed (`AllTargetsFailedError`). Each move to the next target emits `fallback`. When
+    /// every target is out, the chain may say to wait for the first one back: the wait is a
+    /// platform sleep that the caller's signal cuts.
     pub(crate) async fn along_chain<'t, T, F>(
         &'t self,
+        call: &ChatCall,
         mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
     ) -> Result<T, JsValue>
     where
         F: Future<Output = Result<T, TargetFailure>>,
     {
-        let mut chain = Chain::new(self.options.targets.len()).ok_or_else(no_targets)?;
+        let deadline = self
+            .total_ms(call)
+            .map(|ms| self.platform.now_ms().saturating_add(ms));
+        let chain = Chain::new(self.options.targets.len()).ok_or_else(no_targets)?;
+        let mut chain = chain.waiting_up_to(self.outage_wait_ms(), deadline);
         let mut step = chain.start();
         loop {
+            if let Step::Wait { ms, .. } = step {
+                let signal = call.signal.dyn_ref::<AbortSignal>();
+                until_aborted(signal, self.platform.sleep(ms)).await?;
+            }
             let (index, target) = self.next_target(&chain, step)?;
             match attempt(index, target).await {
                 Ok(answer) => return Ok(answer),
-                Err(failure) => step = chain.failed(failure.outcome, failure.error),
+                Err(failure) => {
+                    let back = back_in(&failure.error);
+                    let now = self.platform.now_ms();
+                    step = chain.failed_at(failure.outcome, failure.error, back, now);
+                }
             }
         }
+    }
+
+    /// The longest a chat call may wait, in all, for a target to come back: `fallback.maxWaitMs`,
+    /// else the rate limiter's `maxWaitMs`.
+    fn outage_wait_ms(&self) -> u64 {
+        let limiter = self.engine.config().rate_limit.as_ref();
+        let limiter_wait = limiter.map_or(RateLimitConfig::default().max_wait_ms, |(cfg, _)| {
+            cfg.max_wait_ms
+        });
+        self.options.fallback.max_wait_ms.unwrap_or(limiter_wait)
+    }
+
+    /// The call's `timeout.totalMs` (its own `resilience.timeout`, else the client's).
+    fn total_ms(&self, call: &ChatCall) -> Option<u64> {
+        let client = self.engine.config();
+        // An invalid `resilience` is reported when the request is prepared; here it is the client's.
+        let own = parse_request_policy(call.resilience.clone(), client.retry.as_ref()).ok();
+        let timeout = own.map_or(client.timeout, |p| client.timeout.overridden_by(&p.timeout));
+        timeout.total_ms
     }
 
     /// The target `step` says to try (announcing a fallback to it), or the error that ends the
@@ -95,8 +133,12 @@ impl Inner {
         let targets = &self.options.targets;
         let (index, from) = match step {
             Step::Try { index, from } => (index, from),
+            Step::Wait { index, .. } => (index, None),
             Step::Stop(error) => return Err(error),
-            Step::AllFailed(errors) => return Err(all_targets_failed(targets, errors)),
+            Step::AllFailed(errors) => {
+                let back = chain.back_in(self.platform.now_ms());
+                return Err(all_targets_failed(targets, errors, back));
+            }
         };
         let target = targets.get(index).ok_or_else(no_targets)?;
         if let Some(from) = from.and_then(|from| targets.get(from)) {

@@ -1,4 +1,5 @@
-//! The client options `chat()` reads: the `targets` of its fallback chain and its `budget`.
+//! The client options `chat()` reads: the `targets` of its fallback chain, how it falls back
+//! (`fallback`) and its `budget`.
 
 use crate::core::llm::endpoint::chat_endpoint;
 use crate::core::llm::{BudgetConfig, Pricing, Provider};
@@ -126,5 +127,21 @@ pub(crate) fn parse_budget(b: &Reader) -> Result<BudgetConfig, JsValue> {
         daily_cost_micros: b
             .number("dailyCostUsd", 0.0, 1e9)?
             .map(|usd| (usd * 1e6).round() as u64),
+    })
+}
+
+/// `fallback`: how the chain falls back.
+#[derive(Default)]
+pub struct FallbackOptions {
+    /// `maxWaitMs`: how long a call may wait, in all, for the first target back when every target
+    /// is out (open or rate-limited); `None`: the rate limiter's `maxWaitMs`.
+    pub max_wait_ms: Option<u64>,
+}
+
+/// Parses `fallback`.
+pub(crate) fn parse_fallback(f: &Reader) -> Result<FallbackOptions, JsValue> {
+    f.only(&["maxWaitMs"])?;
+    Ok(FallbackOptions {
+        max_wait_ms: f.millis("maxWaitMs")?,
     })
 }

@@ -20,7 +20,7 @@ impl Stream {
         let inner = &self.inner;
         let client_retry = inner.engine.config().retry.as_ref();
         inner
-            .along_chain(|index, target| async move {
+            .along_chain(&progress.call, |index, target| async move {
                 let prepared = inner.chat_request(target, &progress.call, true).await?;
                 // Resumptions follow the request's own `resilience.retry`, else the client's.
                 let resumes = match prepared.retry(client_retry) {
