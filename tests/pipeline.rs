@@ -1075,3 +1075,88 @@ fn an_azure_retry_after_ms_holds_the_next_call() {
     // Read with the answer, at t = 10.
     assert_eq!(sim.send_times(), [0, 1210]);
 }
+
+/// A chat call's walk along targets `target:0`, `target:1`, ... through the pipeline, the way the
+/// binding drives [`Chain`]: the index of the target that answered, or every failure.
+async fn walk_chain(
+    engine: &Engine,
+    platform: &SimPlatform,
+    targets: usize,
+    max_wait_ms: u64,
+) -> Result<usize, Vec<String>> {
+    use sturdy_llm::core::llm::{Chain, Outcome as Fate, Step};
+    use sturdy_llm::core::platform::Platform;
+    let mut chain = Chain::new(targets)
+        .expect("targets")
+        .waiting_up_to(max_wait_ms, None);
+    let mut step = chain.start();
+    loop {
+        let index = match step {
+            Step::Try { index, .. } => index,
+            Step::Wait { index, ms } => {
+                platform.sleep(ms).await;
+                index
+            }
+            Step::Stop(failure) => return Err(vec![failure]),
+            Step::AllFailed(failures) => return Err(failures),
+        };
+        let spec = CallSpec {
+            origin: format!("target:{index}"),
+            ..call(engine, &format!("{index}"))
+        };
+        let outcome = engine.execute(platform, &spec).await;
+        let (failure, back_in) = match outcome {
+            Ok(answer) if answer.response.status < 400 => return Ok(index),
+            Ok(answer) => (format!("{index}: {}", answer.response.status), None),
+            Err(
+                Failure::CircuitOpen { retry_after_ms, .. }
+                | Failure::RateLimited { retry_after_ms, .. },
+            ) => (
+                format!("{index}: back in {retry_after_ms}"),
+                Some(retry_after_ms),
+            ),
+            Err(other) => (format!("{index}: {other:?}"), None),
+        };
+        step = chain.failed_at(Fate::Unavailable, failure, back_in, platform.now_ms());
+    }
+}
+
+#[test]
+fn a_full_outage_of_every_target_is_waited_out_for_the_first_probe() {
+    for max_wait_ms in [5000, 0] {
+        // Both targets fail until t = 1500; one failure opens a breaker for 2 s.
+        let sim = Sim::new(|now, _| Reply::status(if now < 1500 { 503 } else { 200 }).after(10));
+        let engine = Rc::new(Engine::new(
+            ClientConfig {
+                breaker: Some((
+                    BreakerConfig {
+                        failure_threshold: 1,
+                        reset_timeout_ms: 2000,
+                        ..BreakerConfig::default()
+                    },
+                    Scope::Origin,
+                )),
+                ..config(None)
+            },
+            7,
+        ));
+        let platform = SimPlatform(sim.clone());
+        let (e, p) = (engine.clone(), platform.clone());
+        // Two 503s say nothing of when they end: the first call fails at once.
+        let first = sim.block_on(async move { walk_chain(&e, &p, 2, max_wait_ms).await });
+        assert_eq!(first, Err(vec!["0: 503".to_string(), "1: 503".to_string()]));
+        assert_eq!(sim.now(), 20);
+        // Both breakers are open now: target 0 probes at 2010, target 1 at 2020.
+        sim.advance_to(100);
+        let (e, p) = (engine.clone(), platform.clone());
+        let second = sim.block_on(async move { walk_chain(&e, &p, 2, max_wait_ms).await });
+        if max_wait_ms > 0 {
+            assert_eq!(second, Ok(0), "waited for target 0's probe");
+            assert_eq!(sim.now(), 2020);
+        } else {
+            let failures = vec!["0: back in 1910".to_string(), "1: back in 1920".to_string()];
+            assert_eq!(second, Err(failures), "failed at once");
+            assert_eq!(sim.now(), 100);
+        }
+    }
+}
