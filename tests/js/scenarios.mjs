@@ -2186,4 +2186,80 @@ export const scenarios = {
     equal(await joined.text(), await unread.text(), "same body");
     equal(await upstreamCount(mock), before + 2, "one upstream call per prompt");
   },
+  async "a chat target learns the provider's rate limit from its headers and moves on instead of earning 429s"({ ResilientClient }, mock) {
+    for (const provider of ["openai", "anthropic"]) {
+      const count429 = async (name) => (await mockStats(mock)).byTarget[name]?.byStatus?.["429"] ?? 0;
+      const run = async (learnLimits) => {
+        const [limited, backup] = [unique(`limited-${provider}`), unique("backup")];
+        // Two requests a minute on the primary: the third would wait ~60 s, past maxWaitMs.
+        await setFaults(mock, { target: limited, limit: "2/1m" });
+        const client = new ResilientClient({
+          targets: [target(mock, limited, { provider, model: "mock-1", learnLimits }), target(mock, backup)],
+          retry: false,
+        });
+        const answered = [];
+        for (let i = 0; i < 4; i++) answered.push((await client.chat({ messages: [{ role: "user", content: "x" }] })).target);
+        await setFaults(mock, { target: limited });
+        return { client, limited, backup, answered, too_many: await count429(limited) };
+      };
+      const learning = await run(undefined);
+      equal(learning.answered.join(), [learning.limited, learning.limited, learning.backup, learning.backup].join(), `${provider}: who answered`);
+      equal(learning.too_many, 0, `${provider}: 429s received while learning`);
+      const [learned] = learning.client.stats().learnedLimits;
+      equal(learned?.key, `target:${learning.limited}`, `${provider}: stats().learnedLimits key`);
+      equal(learned.remainingRequests, 0, `${provider}: remainingRequests`);
+      equal(learned.remainingTokens, null, `${provider}: remainingTokens (not reported)`);
+      check(learned.resetInMs > 5000 && learned.resetInMs <= 60_000, `${provider}: resetInMs ${learned.resetInMs}`);
+      equal(learning.client.stats().rejected.rateLimit, 2, `${provider}: refused on the learned limit`);
+      check(learning.client.metrics().includes(`sturdy_llm_learned_remaining_requests{key="target:${learning.limited}"} 0`), "metrics()");
+      const blind = await run(false);
+      equal(blind.too_many, 2, `${provider}: 429s received with learnLimits: false`);
+      equal(blind.client.stats().learnedLimits.length, 0, `${provider}: nothing learned when opted out`);
+    }
+    rejectsOptions(ResilientClient, [
+      [{ targets: [{ ...target(mock, "t"), learnLimits: "no" }] }, "TypeError", "targets[0].learnLimits"],
+      [{ fallback: { maxWaitMs: -1 } }, "RangeError", "fallback.maxWaitMs"],
+      [{ fallback: { midstream: true } }, "TypeError", "midstream"],
+    ]);
+  },
+
+  async "a full outage of every target is waited out for the first one back"({ ResilientClient }, mock) {
+    const [a, b] = [unique("out-a"), unique("out-b")];
+    const options = (maxWaitMs) => ({
+      targets: [target(mock, a), target(mock, b)],
+      retry: false,
+      breaker: { failureThreshold: 1, resetTimeoutMs: 400 },
+      fallback: { maxWaitMs },
+    });
+    const ask = (client, signal) => client.chat({ messages: [{ role: "user", content: "x" }], signal });
+    for (const name of [a, b]) await setFaults(mock, { target: name, outage: true });
+    const waiting = new ResilientClient(options(2000));
+    const patient = new ResilientClient(options(0));
+    // 503s say nothing of when they end: the first calls fail at once, and open every breaker.
+    for (const client of [waiting, patient]) {
+      const error = await rejection(ask(client));
+      equal(error.name, "AllTargetsFailedError", "first call");
+      equal(error.retryAfterMs, undefined, "no target said when it is back");
+    }
+    for (const name of [a, b]) await setFaults(mock, { target: name });
+    // Every breaker open: without waiting, the call fails at once with the first one back.
+    const started = Date.now();
+    const error = await rejection(ask(patient));
+    equal(error.name, "AllTargetsFailedError", "maxWaitMs 0");
+    check(error.retryAfterMs > 0 && error.retryAfterMs <= 400, `retryAfterMs ${error.retryAfterMs}`);
+    check(Date.now() - started < 300, "failed at once");
+    // With waiting: the call sleeps until target a's probe, which the recovered upstream answers.
+    const answer = await ask(waiting);
+    equal(answer.target, a, "the first target back answered");
+    check(Date.now() - started >= 250, `waited ${Date.now() - started} ms`);
+    // The caller's signal cuts the wait.
+    for (const name of [a, b]) await setFaults(mock, { target: name, outage: true });
+    const aborting = new ResilientClient(options(5000));
+    await rejection(ask(aborting));
+    const controller = new AbortController();
+    const cut = rejection(ask(aborting, controller.signal));
+    setTimeout(() => controller.abort(new Error("enough")), 50);
+    equal((await cut).message, "enough", "aborted with the signal's reason");
+    for (const name of [a, b]) await setFaults(mock, { target: name });
+  },
 };
