@@ -1117,15 +1117,18 @@ async fn walk_chain(
             ),
             Err(other) => (format!("{index}: {other:?}"), None),
         };
-        step = chain.failed_at(Fate::Unavailable, failure, back_in, platform.now_ms());
+        // A failure that does not say when it ends may have opened the breaker, which does.
+        let now = platform.now_ms();
+        let back_in = back_in.or_else(|| engine.opens_in(&spec.origin, now));
+        step = chain.failed_at(Fate::Unavailable, failure, back_in, now);
     }
 }
 
 #[test]
 fn a_full_outage_of_every_target_is_waited_out_for_the_first_probe() {
     for max_wait_ms in [5000, 0] {
-        // Both targets fail until t = 1500; one failure opens a breaker for 2 s.
-        let sim = Sim::new(|now, _| Reply::status(if now < 1500 { 503 } else { 200 }).after(10));
+        // Both targets fail until t = 2500; one failure opens a breaker for 2 s.
+        let sim = Sim::new(|now, _| Reply::status(if now < 2500 { 503 } else { 200 }).after(10));
         let engine = Rc::new(Engine::new(
             ClientConfig {
                 breaker: Some((
@@ -1142,21 +1145,17 @@ fn a_full_outage_of_every_target_is_waited_out_for_the_first_probe() {
         ));
         let platform = SimPlatform(sim.clone());
         let (e, p) = (engine.clone(), platform.clone());
-        // Two 503s say nothing of when they end: the first call fails at once.
-        let first = sim.block_on(async move { walk_chain(&e, &p, 2, max_wait_ms).await });
-        assert_eq!(first, Err(vec!["0: 503".to_string(), "1: 503".to_string()]));
-        assert_eq!(sim.now(), 20);
-        // Both breakers are open now: target 0 probes at 2010, target 1 at 2020.
-        sim.advance_to(100);
-        let (e, p) = (engine.clone(), platform.clone());
-        let second = sim.block_on(async move { walk_chain(&e, &p, 2, max_wait_ms).await });
-        if max_wait_ms > 0 {
-            assert_eq!(second, Ok(0), "waited for target 0's probe");
-            assert_eq!(sim.now(), 2020);
-        } else {
-            let failures = vec!["0: back in 1910".to_string(), "1: back in 1920".to_string()];
-            assert_eq!(second, Err(failures), "failed at once");
-            assert_eq!(sim.now(), 100);
+        let outcome = sim.block_on(async move { walk_chain(&e, &p, 2, max_wait_ms).await });
+        if max_wait_ms == 0 {
+            let failures = vec!["0: 503".to_string(), "1: 503".to_string()];
+            assert_eq!(outcome, Err(failures), "failed at once");
+            assert_eq!(sim.now(), 20);
+            continue;
         }
+        // The 503s opened both breakers (probes at 2010 and 2020): target 0's probe at 2010 fails
+        // (reopened until 4020), target 1's at 2020 too (until 4030); target 0's next one answers.
+        assert_eq!(outcome, Ok(0));
+        assert_eq!(sim.send_times(), [0, 10, 2010, 2020, 4020]);
+        assert_eq!(sim.now(), 4030);
     }
 }

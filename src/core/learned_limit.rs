@@ -14,14 +14,14 @@
 //! admitted takes one request (and its estimated tokens) from it, in call order, booked in virtual
 //! time like [`rate_limit`](crate::core::rate_limit): the `n`-th call past what is left goes when
 //! the refill has brought its unit, so a crowd waiting for the refill leaves one by one, not all at
-//! the reset. A new report replaces the bucket, with the calls still waiting on the old one carried
-//! over (the provider has not seen them yet). Without a reported limit the refill is taken to be one unit per `reset` (what is
+//! the reset. A new report replaces the bucket, with the other calls in flight counted as taken: those
+//! still waiting have not reached the provider, and those sent may not have when it answered (a
+//! count kept until each call finishes). Without a reported limit the refill is taken to be one unit per `reset` (what is
 //! certain). Once whole again (with our calls counted), the bucket is forgotten; the next answer
 //! says what it holds. A retry hint (Azure's `x-ms-retry-after-ms`, a 429's `Retry-After`) holds
-//! every call until it has passed; a hint only ever lengthens the hold. A report counts every call
-//! the provider has seen, ours and other clients'; calls already sent but not yet received may be
-//! missing from it, so a burst can still meet the odd 429, which the retry policy handles. A call
-//! that gives up while waiting keeps its booking: a slot wasted, never an overshoot.
+//! every call until it has passed; a hint only ever lengthens the hold. A retry of a call is a
+//! request like any other: it is admitted on the learned limit too. A call that gives up while
+//! waiting keeps its booking: a slot wasted, never an overshoot.
 //!
 //! Why per target and not per origin? Providers limit per model (OpenAI) or per key and model
 //! class (Anthropic): one origin serves many limits, so learning per origin would let one model's
@@ -93,19 +93,10 @@ impl Bucket {
         self.supplied(now_ms).min(whole).saturating_sub(self.taken)
     }
 
-    /// Units taken by calls booked after `now_ms`, still waiting to be sent: the provider has not
-    /// counted them yet, so the next report's bucket must.
-    fn waiting(&self, now_ms: u64) -> u64 {
-        self.taken.saturating_sub(self.supplied(now_ms))
-    }
-
-    /// The bucket a new report describes, with the calls still waiting on this one carried over.
-    fn replaced(old: Option<Bucket>, remaining: Remaining, now_ms: u64) -> Option<Bucket> {
-        let waiting = old.map_or(0, |b| b.waiting(now_ms));
-        Bucket::from_report(remaining, now_ms).map(|b| Bucket {
-            taken: waiting,
-            ..b
-        })
+    /// The bucket a new report describes, the calls in flight besides the reporting one counted
+    /// as taken.
+    fn reported(remaining: Remaining, others: u64, now_ms: u64) -> Option<Bucket> {
+        Bucket::from_report(remaining, now_ms).map(|b| Bucket { taken: others, ..b })
     }
 
     /// The bucket while it says something at `now_ms`.
@@ -121,6 +112,10 @@ struct Learned {
     tokens: Option<Bucket>,
     held_until: u64,
     stamp: u64,
+    /// Requests and estimated tokens of the calls admitted and not finished yet.
+    in_flight: (u64, u64),
+    /// Whether the provider has reported anything yet (else there is nothing to show).
+    reported: bool,
 }
 
 /// A snapshot of one key's learned limit, for `stats()`.
@@ -144,8 +139,8 @@ pub struct LearnedLimits {
 }
 
 impl LearnedLimits {
-    /// Adopts what an answer for `key` reported at `now_ms`.
-    pub fn adopt(&mut self, key: &str, report: &LimitReport, now_ms: u64) {
+    /// `key`'s entry, made (evicting the least recently used one at the bound) if absent.
+    fn entry(&mut self, key: &str) -> &mut Learned {
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
         let index = match self.entries.iter().position(|e| e.key == key) {
@@ -163,38 +158,49 @@ impl LearnedLimits {
                     tokens: None,
                     held_until: 0,
                     stamp,
+                    in_flight: (0, 0),
+                    reported: false,
                 });
                 self.entries.len() - 1
             }
         };
-        let Some(entry) = self.entries.get_mut(index) else {
-            return;
-        };
+        let entry = &mut self.entries[index];
         entry.stamp = stamp;
+        entry
+    }
+
+    /// Adopts what an answer for `key` reported at `now_ms`, to a call (in flight, admitted with
+    /// `tokens`) that [`take`](Self::take) admitted.
+    pub fn adopt(&mut self, key: &str, report: &LimitReport, tokens: u64, now_ms: u64) {
+        let entry = self.entry(key);
+        entry.reported = true;
+        let (requests_out, tokens_out) = entry.in_flight;
         if let Some(requests) = report.requests {
-            entry.requests = Bucket::replaced(entry.requests, requests, now_ms);
+            let others = requests_out.saturating_sub(1);
+            entry.requests = Bucket::reported(requests, others, now_ms);
         }
-        if let Some(tokens) = report.tokens {
-            entry.tokens = Bucket::replaced(entry.tokens, tokens, now_ms);
+        if let Some(reported) = report.tokens {
+            let others = tokens_out.saturating_sub(tokens);
+            entry.tokens = Bucket::reported(reported, others, now_ms);
         }
         if let Some(ms) = report.retry_after_ms {
             entry.held_until = entry.held_until.max(now_ms.saturating_add(ms));
         }
     }
 
-    /// Admits a call on `key` estimated at `tokens`: `Ok(wait)` it goes after `wait` ms (booked
+    /// Admits a request on `key` estimated at `tokens`: `Ok(wait)` it goes after `wait` ms (booked
     /// now, in call order), `Err(retry_after)` the wait would pass `max_wait_ms` (nothing is
-    /// booked).
+    /// booked). A call's first request puts it in flight (`again`: a retry of a call in flight)
+    /// until [`done`](Self::done).
     pub fn take(
         &mut self,
         key: &str,
         tokens: u64,
         now_ms: u64,
         max_wait_ms: u64,
+        again: bool,
     ) -> Result<u64, u64> {
-        let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) else {
-            return Ok(0);
-        };
+        let entry = self.entry(key);
         let requests = Bucket::live(entry.requests, now_ms);
         let token_bucket = Bucket::live(entry.tokens, now_ms);
         let mut at = entry.held_until.max(now_ms);
@@ -217,12 +223,30 @@ impl LearnedLimits {
             taken: b.taken.saturating_add(tokens),
             ..b
         });
+        if !again {
+            let (requests_out, tokens_out) = entry.in_flight;
+            entry.in_flight = (
+                requests_out.saturating_add(1),
+                tokens_out.saturating_add(tokens),
+            );
+        }
         Ok(wait)
     }
 
-    /// Every key's learned limit at `now_ms`, by key.
+    /// A call [`take`](Self::take) admitted on `key` with `tokens` has finished.
+    pub fn done(&mut self, key: &str, tokens: u64) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
+            let (requests_out, tokens_out) = entry.in_flight;
+            entry.in_flight = (
+                requests_out.saturating_sub(1),
+                tokens_out.saturating_sub(tokens),
+            );
+        }
+    }
+
+    /// Every reported key's learned limit at `now_ms`, by key.
     pub fn views(&self, now_ms: u64) -> Vec<LearnedView> {
-        let mut entries: Vec<&Learned> = self.entries.iter().collect();
+        let mut entries: Vec<&Learned> = self.entries.iter().filter(|e| e.reported).collect();
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         entries
             .into_iter()
@@ -275,79 +299,80 @@ mod tests {
     #[test]
     fn an_unknown_key_goes_at_once() {
         let mut learned = LearnedLimits::default();
-        assert_eq!(learned.take("target:a", 1000, 0, 0), Ok(0));
+        assert_eq!(learned.take("target:a", 1000, 0, 0, false), Ok(0));
+        assert_eq!(learned.views(0), [], "nothing reported, nothing to show");
     }
 
     #[test]
     fn what_is_left_goes_at_once_then_calls_leave_one_by_one_with_the_refill() {
         let mut learned = LearnedLimits::default();
         // 2 of 7 left, whole in 4 s: at least 4 more in 4 s, one a second.
-        learned.adopt("target:a", &requests(2, Some(7), 4000), 1000);
+        learned.adopt("target:a", &requests(2, Some(7), 4000), 0, 1000);
         let waits: Vec<_> = (0..5)
-            .map(|_| learned.take("target:a", 0, 1000, 5000))
+            .map(|_| learned.take("target:a", 0, 1000, 5000, false))
             .collect();
         assert_eq!(waits, [Ok(0), Ok(0), Ok(1000), Ok(2000), Ok(3000)]);
         // Past max_wait: refused, nothing booked.
-        assert_eq!(learned.take("target:a", 0, 1000, 3500), Err(4000));
-        assert_eq!(learned.take("target:a", 0, 1500, 5000), Ok(3500));
+        assert_eq!(learned.take("target:a", 0, 1000, 3500, false), Err(4000));
+        assert_eq!(learned.take("target:a", 0, 1500, 5000, false), Ok(3500));
         // Whole again once the refill has covered our calls: forgotten.
-        assert_eq!(learned.take("target:a", 0, 20_000, 0), Ok(0));
+        assert_eq!(learned.take("target:a", 0, 20_000, 0, false), Ok(0));
         assert_eq!(learned.views(20_000)[0].remaining_requests, None);
     }
 
     #[test]
     fn without_a_reported_limit_one_unit_comes_back_per_reset() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:a", &requests(0, None, 2000), 0);
-        assert_eq!(learned.take("target:a", 0, 0, 10_000), Ok(2000));
-        assert_eq!(learned.take("target:a", 0, 0, 10_000), Ok(4000));
+        learned.adopt("target:a", &requests(0, None, 2000), 0, 0);
+        assert_eq!(learned.take("target:a", 0, 0, 10_000, false), Ok(2000));
+        assert_eq!(learned.take("target:a", 0, 0, 10_000, false), Ok(4000));
     }
 
     #[test]
     fn tokens_wait_for_the_estimate_to_fit() {
         let mut learned = LearnedLimits::default();
         // 1000 of 60001 left, whole in 59 s: 59000 surely back by then, 1000 a second.
-        learned.adopt("target:a", &tokens(1000, Some(60_001), 59_000), 0);
-        assert_eq!(learned.take("target:a", 800, 0, 0), Ok(0));
+        learned.adopt("target:a", &tokens(1000, Some(60_001), 59_000), 0, 0);
+        assert_eq!(learned.take("target:a", 800, 0, 0, false), Ok(0));
         // 200 left: a 300-token call waits 100 ms, a 1200-token one 1 s after it.
-        assert_eq!(learned.take("target:a", 300, 0, 0), Err(100));
-        assert_eq!(learned.take("target:a", 300, 0, 100), Ok(100));
-        assert_eq!(learned.take("target:a", 1000, 0, 5000), Ok(1100));
+        assert_eq!(learned.take("target:a", 300, 0, 0, false), Err(100));
+        assert_eq!(learned.take("target:a", 300, 0, 100, false), Ok(100));
+        assert_eq!(learned.take("target:a", 1000, 0, 5000, false), Ok(1100));
         // Without an estimate, a call waits only for one token.
-        learned.adopt("target:b", &tokens(0, None, 1000), 10);
-        assert_eq!(learned.take("target:b", 0, 10, 0), Err(1000));
+        learned.adopt("target:b", &tokens(0, None, 1000), 0, 10);
+        assert_eq!(learned.take("target:b", 0, 10, 0, false), Err(1000));
     }
 
     #[test]
     fn a_new_report_replaces_the_bucket_and_a_hint_only_lengthens_the_hold() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:a", &requests(0, Some(10), 10_000), 0);
-        learned.adopt("target:a", &requests(5, Some(10), 10_000), 100);
-        assert_eq!(learned.take("target:a", 0, 100, 0), Ok(0));
+        learned.adopt("target:a", &requests(0, Some(10), 10_000), 0, 0);
+        learned.adopt("target:a", &requests(5, Some(10), 10_000), 0, 100);
+        assert_eq!(learned.take("target:a", 0, 100, 0, false), Ok(0));
         let hold = |ms| LimitReport {
             retry_after_ms: Some(ms),
             ..LimitReport::default()
         };
-        learned.adopt("target:a", &hold(2000), 100);
-        learned.adopt("target:a", &hold(500), 200);
-        assert_eq!(learned.take("target:a", 0, 200, 0), Err(1900));
-        assert_eq!(learned.take("target:a", 0, 2100, 0), Ok(0));
+        learned.adopt("target:a", &hold(2000), 0, 100);
+        learned.adopt("target:a", &hold(500), 0, 200);
+        assert_eq!(learned.take("target:a", 0, 200, 0, false), Err(1900));
+        assert_eq!(learned.take("target:a", 0, 2100, 0, false), Ok(0));
         // A report of a bucket already whole holds nothing back.
-        learned.adopt("target:a", &requests(0, Some(10), 0), 2100);
-        assert_eq!(learned.take("target:a", 0, 2100, 0), Ok(0));
+        learned.adopt("target:a", &requests(0, Some(10), 0), 0, 2100);
+        assert_eq!(learned.take("target:a", 0, 2100, 0, false), Ok(0));
         // Other keys are untouched.
-        assert_eq!(learned.take("target:b", 0, 200, 0), Ok(0));
+        assert_eq!(learned.take("target:b", 0, 200, 0, false), Ok(0));
     }
 
     #[test]
     fn calls_still_waiting_are_carried_into_the_next_report() {
         let mut learned = LearnedLimits::default();
-        learned.adopt("target:a", &requests(0, Some(1), 1000), 0);
-        assert_eq!(learned.take("target:a", 0, 0, 5000), Ok(1000));
-        assert_eq!(learned.take("target:a", 0, 0, 5000), Ok(2000));
+        learned.adopt("target:a", &requests(0, Some(1), 1000), 0, 0);
+        assert_eq!(learned.take("target:a", 0, 0, 5000, false), Ok(1000));
+        assert_eq!(learned.take("target:a", 0, 0, 5000, false), Ok(2000));
         // At 1500 the call booked at 2000 has not been sent: the provider's report cannot count it.
-        learned.adopt("target:a", &requests(0, Some(1), 500), 1500);
-        assert_eq!(learned.take("target:a", 0, 1500, 5000), Ok(1000));
+        learned.adopt("target:a", &requests(0, Some(1), 500), 0, 1500);
+        assert_eq!(learned.take("target:a", 0, 1500, 5000, false), Ok(1000));
     }
 
     #[test]
@@ -358,8 +383,8 @@ mod tests {
             tokens: Some(window(900, Some(1000), 5000)),
             retry_after_ms: None,
         };
-        learned.adopt("target:b", &both, 0);
-        learned.adopt("target:a", &requests(0, Some(2), 2000), 0);
+        learned.adopt("target:b", &both, 0, 0);
+        learned.adopt("target:a", &requests(0, Some(2), 2000), 0, 0);
         assert_eq!(
             learned.views(500),
             [
@@ -387,14 +412,14 @@ mod tests {
         let mut learned = LearnedLimits::default();
         let none_left = requests(0, None, 60_000);
         for i in 0..MAX_LEARNED {
-            learned.adopt(&format!("target:{i}"), &none_left, 0);
+            learned.adopt(&format!("target:{i}"), &none_left, 0, 0);
         }
-        learned.adopt("target:0", &none_left, 1);
-        learned.adopt("target:new", &none_left, 2);
+        learned.adopt("target:0", &none_left, 0, 1);
+        learned.adopt("target:new", &none_left, 0, 2);
         assert_eq!(learned.views(2).len(), MAX_LEARNED);
         // target:1 was the least recently reported: forgotten, its calls go.
-        assert_eq!(learned.take("target:1", 0, 2, 0), Ok(0));
-        assert!(learned.take("target:0", 0, 2, 0).is_err());
-        assert!(learned.take("target:new", 0, 2, 0).is_err());
+        assert_eq!(learned.take("target:1", 0, 2, 0, false), Ok(0));
+        assert!(learned.take("target:0", 0, 2, 0, false).is_err());
+        assert!(learned.take("target:new", 0, 2, 0, false).is_err());
     }
 }

@@ -151,6 +151,12 @@ impl Engine {
         self.local.breakers(now_ms)
     }
 
+    /// While the client's own breaker for `key` is open at `now_ms`: how long until it allows a
+    /// probe (a failure that said nothing of when it ends may still have opened it).
+    pub fn opens_in(&self, key: &str, now_ms: u64) -> Option<u64> {
+        self.local.opens_in(key, now_ms)
+    }
+
     /// The limits learned from the providers' headers at `now_ms`, by key.
     pub fn learned_limits(&self, now_ms: u64) -> Vec<LearnedView> {
         self.local.learned(now_ms)
@@ -248,7 +254,7 @@ impl Engine {
         attempts: &Cell<u32>,
     ) -> Result<UpstreamResponse<P::Response>, Failure> {
         let mut tokens = self.wait_for_rate_limit(platform, call).await?;
-        self.wait_for_learned_limit(platform, call).await?;
+        let _in_flight = self.wait_for_learned_limit(platform, call, false).await?;
         let mut breaker = self.admit(platform, call).await?;
         let mut retry = call.retry.as_ref().map(RetryState::new);
         loop {
@@ -288,6 +294,8 @@ impl Engine {
                         platform.discard(response);
                     }
                     platform.sleep(delay_ms).await;
+                    // The retry is one more request on what the provider said is left.
+                    self.wait_for_learned_limit(platform, call, true).await?;
                     // Counted once the retry is really sent: an abort during the wait is no retry.
                     self.state.borrow_mut().stats.retries += 1;
                     continue;
@@ -418,14 +426,17 @@ impl Engine {
     }
 
     /// Waits for the refill of what the provider said is left of the call's learned limit (within
-    /// the rate limiter's `maxWaitMs`), or refuses the call at once.
-    async fn wait_for_learned_limit<P: Platform>(
-        &self,
+    /// the rate limiter's `maxWaitMs`), or refuses the call at once. The first request of a call
+    /// puts it in flight on the learned limit until the guard returned is dropped; a retry
+    /// (`again`) is booked as one more request of the same call.
+    async fn wait_for_learned_limit<'a, P: Platform>(
+        &'a self,
         platform: &P,
-        call: &CallSpec<P::Request>,
-    ) -> Result<(), Failure> {
+        call: &'a CallSpec<P::Request>,
+        again: bool,
+    ) -> Result<Option<InFlight<'a>>, Failure> {
         if !call.learn_limits {
-            return Ok(());
+            return Ok(None);
         }
         let max_wait_ms = self
             .config
@@ -435,20 +446,25 @@ impl Engine {
                 cfg.max_wait_ms
             });
         let now = platform.now_ms();
-        match self
+        let taken = self
             .local
-            .take_learned(&call.origin, call.tokens, now, max_wait_ms)
-        {
-            Ok(0) => Ok(()),
-            Ok(wait_ms) => {
-                self.announce_wait(platform, &call.origin, wait_ms);
-                platform.sleep(wait_ms).await;
-                Ok(())
-            }
+            .take_learned(&call.origin, call.tokens, now, (max_wait_ms, again));
+        let wait_ms = match taken {
+            Ok(wait_ms) => wait_ms,
             Err(retry_after_ms) => {
-                Err(self.refuse_rate(platform, call.origin.clone(), retry_after_ms))
+                return Err(self.refuse_rate(platform, call.origin.clone(), retry_after_ms))
             }
+        };
+        let in_flight = (!again).then_some(InFlight {
+            local: &self.local,
+            call_key: &call.origin,
+            tokens: call.tokens,
+        });
+        if wait_ms > 0 {
+            self.announce_wait(platform, &call.origin, wait_ms);
+            platform.sleep(wait_ms).await;
         }
+        Ok(in_flight)
     }
 
     /// Adopts the rate limits `response` reports, when the call learns them.
@@ -463,7 +479,8 @@ impl Engine {
         }
         let headers = |name: &str| response.header(name);
         if let Some(report) = read_limits(&headers, response.status(), platform.wall_ms()) {
-            self.local.learn(&call.origin, &report, platform.now_ms());
+            let now = platform.now_ms();
+            self.local.learn(&call.origin, &report, call.tokens, now);
         }
     }
 
@@ -630,6 +647,19 @@ impl<P: Platform> Drop for CallTally<'_, P> {
         if !self.done {
             self.finish(false);
         }
+    }
+}
+
+/// A call in flight on its learned limit, until it finishes (or is dropped).
+struct InFlight<'a> {
+    local: &'a LocalState,
+    call_key: &'a str,
+    tokens: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.local.learned_done(self.call_key, self.tokens);
     }
 }
 

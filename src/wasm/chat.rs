@@ -96,8 +96,11 @@ impl Inner {
             match attempt(index, target).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => {
-                    let back = back_in(&failure.error);
                     let now = self.platform.now_ms();
+                    // A failure that does not say when it ends (a probe's 503) may have opened
+                    // the target's breaker, which does.
+                    let key = format!("target:{}", target.name);
+                    let back = back_in(&failure.error).or_else(|| self.engine.opens_in(&key, now));
                     step = chain.failed_at(failure.outcome, failure.error, back, now);
                 }
             }

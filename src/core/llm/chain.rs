@@ -17,12 +17,15 @@
 //! then cost a few seconds, not a failed call. If one failure says nothing of when (a 5xx, a
 //! network error), or the earliest is too far, the call fails at once, and the earliest return is
 //! there to report ([`Chain::back_in`]). The waits of one call add up within the allowance, and
-//! there are at most as many as targets, so a target that keeps failing cannot hold a call forever.
+//! there are at most [`MAX_WAITS`], so a target that keeps failing cannot hold a call forever.
 
 use crate::core::llm::ErrorClass;
 
 /// Most targets tried for one call.
 pub const MAX_TARGETS: usize = 5;
+
+/// Most waits for a target to come back in one call (each ends in a new attempt).
+pub const MAX_WAITS: usize = 10;
 
 /// How one target's attempt failed, as far as the chain cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +175,7 @@ impl<E> Chain<E> {
             let before_deadline = self
                 .deadline_ms
                 .is_none_or(|deadline| now_ms.saturating_add(ms) < deadline);
-            if ms <= allowed && self.waits < self.len && before_deadline {
+            if ms <= allowed && self.waits < MAX_WAITS && before_deadline {
                 self.waited_ms += ms;
                 self.waits += 1;
                 self.current = index;
@@ -245,15 +248,20 @@ mod tests {
             chain.failed_at(OUT, "b2", Some(3000), 1010),
             Step::Wait { index: 2, ms: 1010 }
         );
-        // c again: a is back at 4000, 1980 ms away, within the 3000 ms left; then a fails too,
-        // and the waits (as many as targets) are used up.
+        // c again: a is back at 4000, 1980 ms away, within the 3000 ms left.
         assert_eq!(
             chain.failed_at(OUT, "c2", Some(9000), 2020),
             Step::Wait { index: 0, ms: 1980 }
         );
+        // a fails too, back in 2 s; b is back first (4010).
         assert_eq!(
-            chain.failed_at(OUT, "a2", Some(100), 4000),
-            Step::AllFailed(vec!["a2", "b2", "c2"])
+            chain.failed_at(OUT, "a2", Some(2000), 4000),
+            Step::Wait { index: 1, ms: 10 }
+        );
+        // b's probe fails without saying when it is back: no more waiting.
+        assert_eq!(
+            chain.failed_at(OUT, "b3", None, 4020),
+            Step::AllFailed(vec!["a2", "b3", "c2"])
         );
     }
 
