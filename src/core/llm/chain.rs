@@ -25,7 +25,11 @@ use crate::core::llm::ErrorClass;
 pub const MAX_TARGETS: usize = 5;
 
 /// Most waits for a target to come back in one call (each ends in a new attempt).
-pub const MAX_WAITS: usize = 10;
+pub const MAX_WAITS: usize = 20;
+
+/// The shortest wait for a target that said it is back "now" (an open breaker's probe is in flight
+/// for another call): that probe answers in about a round trip, and asking again at once would spin.
+pub const MIN_WAIT_MS: u64 = 50;
 
 /// How one target's attempt failed, as far as the chain cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +152,7 @@ impl<E> Chain<E> {
         if !outcome.falls_back() {
             return Step::Stop(failure);
         }
-        let back_at = retry_after_ms.map(|ms| now_ms.saturating_add(ms));
+        let back_at = retry_after_ms.map(|ms| now_ms.saturating_add(ms.max(MIN_WAIT_MS)));
         match (
             self.failures.get_mut(self.current),
             self.back_at.get_mut(self.current),
@@ -314,6 +318,32 @@ mod tests {
             Step::Wait { index: 0, ms: 800 }
         );
         assert_eq!(chain.failed_at(OUT, "a2", Some(800), 800), Step::Stop("a2"));
+        // "Back now" (a probe in flight for another call) is waited for briefly, within the
+        // allowance, and at most MAX_WAITS times.
+        let mut chain = Chain::new(1)
+            .map(|c| c.waiting_up_to(1000, None))
+            .expect("targets");
+        for i in 0..20 {
+            let step = chain.failed_at(OUT, "a", Some(0), i * MIN_WAIT_MS);
+            assert_eq!(
+                step,
+                Step::Wait {
+                    index: 0,
+                    ms: MIN_WAIT_MS
+                }
+            );
+        }
+        assert_eq!(chain.failed_at(OUT, "a", Some(0), 1000), Step::Stop("a"));
+        let mut chain = Chain::new(1)
+            .map(|c| c.waiting_up_to(u64::MAX, None))
+            .expect("targets");
+        for _ in 0..MAX_WAITS {
+            assert!(matches!(
+                chain.failed_at(OUT, "a", Some(0), 0),
+                Step::Wait { .. }
+            ));
+        }
+        assert_eq!(chain.failed_at(OUT, "a", Some(0), 0), Step::Stop("a"));
         let mut chain = Chain::new(2)
             .map(|c| c.waiting_up_to(1000, None))
             .expect("targets");

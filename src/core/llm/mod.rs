@@ -24,7 +24,7 @@ pub mod tokens;
 
 pub use crate::core::stream::Usage;
 pub use budget::{BudgetConfig, Cap, Exceeded, Hold, Ledger};
-pub use chain::{Chain, Outcome, Step, MAX_TARGETS, MAX_WAITS};
+pub use chain::{Chain, Outcome, Step, MAX_TARGETS, MAX_WAITS, MIN_WAIT_MS};
 pub use cost::{cost_micros, CostTally, Pricing};
 pub use errors::{classify, error_message, ErrorClass};
 pub use provider::{build_request, parse_completion, Completion, HttpRequest, Provider};
