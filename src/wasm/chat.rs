@@ -312,6 +312,11 @@ impl Inner {
         // One breaker and bucket per target, even for targets sharing an origin.
         prepared.origin = format!("target:{}", target.name);
         prepared.learn_limits = target.learn_limits;
+        if prepared.learn_limits && prepared.tokens == 0 {
+            // What a provider's token limit counts: the input, and the output asked for.
+            let output = call.max_tokens.map_or(0, u64::from);
+            prepared.tokens = estimate_tokens(&call.messages, &call.tools).saturating_add(output);
+        }
         prepared.request.classify_errors = true;
         Ok(prepared)
     }
