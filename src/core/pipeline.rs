@@ -157,6 +157,17 @@ impl Engine {
         self.local.opens_in(key, now_ms)
     }
 
+    /// The longest a call may wait for rate-limit capacity: `rateLimit.maxWaitMs`, else its
+    /// default (it also bounds the waits for a learned limit, configured or not).
+    pub fn max_wait_ms(&self) -> u64 {
+        let configured = self
+            .config
+            .rate_limit
+            .as_ref()
+            .map(|(cfg, _)| cfg.max_wait_ms);
+        configured.unwrap_or(RateLimitConfig::default().max_wait_ms)
+    }
+
     /// The limits learned from the providers' headers at `now_ms`, by key.
     pub fn learned_limits(&self, now_ms: u64) -> Vec<LearnedView> {
         self.local.learned(now_ms)
@@ -438,13 +449,7 @@ impl Engine {
         if !call.learn_limits {
             return Ok(None);
         }
-        let max_wait_ms = self
-            .config
-            .rate_limit
-            .as_ref()
-            .map_or(RateLimitConfig::default().max_wait_ms, |(cfg, _)| {
-                cfg.max_wait_ms
-            });
+        let max_wait_ms = self.max_wait_ms();
         let now = platform.now_ms();
         let taken = self
             .local

@@ -22,7 +22,6 @@ use crate::core::llm::{
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
-use crate::core::rate_limit::RateLimitConfig;
 use crate::wasm::abort::{is_aborted, until_aborted};
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
 use crate::wasm::chat_options::TargetConfig;
@@ -99,7 +98,7 @@ impl Inner {
                     let now = self.platform.now_ms();
                     // A failure that does not say when it ends (a probe's 503) may have opened
                     // the target's breaker, which does.
-                    let key = format!("target:{}", target.name);
+                    let key = target_key(target);
                     let back = back_in(&failure.error).or_else(|| self.engine.opens_in(&key, now));
                     step = chain.failed_at(failure.outcome, failure.error, back, now);
                 }
@@ -110,11 +109,8 @@ impl Inner {
     /// The longest a chat call may wait, in all, for a target to come back: `fallback.maxWaitMs`,
     /// else the rate limiter's `maxWaitMs`.
     fn outage_wait_ms(&self) -> u64 {
-        let limiter = self.engine.config().rate_limit.as_ref();
-        let limiter_wait = limiter.map_or(RateLimitConfig::default().max_wait_ms, |(cfg, _)| {
-            cfg.max_wait_ms
-        });
-        self.options.fallback.max_wait_ms.unwrap_or(limiter_wait)
+        let limiter = self.engine.max_wait_ms();
+        self.options.fallback.max_wait_ms.unwrap_or(limiter)
     }
 
     /// The call's `timeout.totalMs` (its own `resilience.timeout`, else the client's).
@@ -309,8 +305,7 @@ impl Inner {
             .prepare(target.endpoint.as_str().into(), init)
             .await
             .map_err(TargetFailure::unprepared)?;
-        // One breaker and bucket per target, even for targets sharing an origin.
-        prepared.origin = format!("target:{}", target.name);
+        prepared.origin = target_key(target);
         prepared.learn_limits = target.learn_limits;
         if prepared.learn_limits && prepared.tokens == 0 {
             // What a provider's token limit counts: the input, and the output asked for.
@@ -399,4 +394,9 @@ impl Inner {
         let mut ledger = self.budget.as_ref().map(|l| l.borrow_mut());
         charge::release(ledger.as_deref_mut(), hold);
     }
+}
+
+/// A target's breaker and bucket key: one per target, even for targets sharing an origin.
+fn target_key(target: &TargetConfig) -> String {
+    format!("target:{}", target.name)
 }
