@@ -45,11 +45,43 @@ pub struct LimitReport {
     pub retry_after_ms: Option<u64>,
 }
 
-/// OpenAI's limits: `x-ratelimit-{remaining,limit,reset}-<name>`.
-const OPENAI: [&str; 2] = ["requests", "tokens"];
+/// OpenAI's (remaining, limit, reset) headers: requests, then tokens.
+const OPENAI: [[&str; 3]; 2] = [
+    [
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-reset-requests",
+    ],
+    [
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-reset-tokens",
+    ],
+];
 
-/// Anthropic's limits: `anthropic-ratelimit-<name>-{remaining,limit,reset}`; the first is requests.
-const ANTHROPIC: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
+/// Anthropic's (remaining, limit, reset) headers: requests, then three token windows.
+const ANTHROPIC: [[&str; 3]; 4] = [
+    [
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-reset",
+    ],
+    [
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-reset",
+    ],
+    [
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-reset",
+    ],
+    [
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-limit",
+        "anthropic-ratelimit-output-tokens-reset",
+    ],
+];
 
 /// The limits reported by an answer of `status` with `headers`; `None` when it reports none.
 /// `wall_now_ms` (Unix-epoch milliseconds) turns Anthropic's reset times into delays.
@@ -60,25 +92,18 @@ pub fn read_limits(
 ) -> Option<LimitReport> {
     let mut report = LimitReport::default();
     let count = |name: &str| parse_decimal(headers(name)?.trim(), 0);
-    let window = |[remaining, limit, reset]: [String; 3],
-                  reset_ms: &dyn Fn(&str) -> Option<u64>| {
+    let window = |[remaining, limit, reset]: [&str; 3], reset_ms: &dyn Fn(&str) -> Option<u64>| {
         Some(Remaining {
-            left: count(&remaining)?,
-            limit: count(&limit),
-            reset_in_ms: reset_ms(&headers(&reset)?)?,
+            left: count(remaining)?,
+            limit: count(limit),
+            reset_in_ms: reset_ms(&headers(reset)?)?,
         })
     };
-    let [requests, tokens] = OPENAI.map(|name| {
-        let names =
-            ["remaining", "limit", "reset"].map(|part| format!("x-ratelimit-{part}-{name}"));
-        window(names, &parse_duration)
-    });
+    let [requests, tokens] = OPENAI.map(|names| window(names, &parse_duration));
     report.requests = requests;
     report.tokens = tokens;
     let until = |v: &str| parse_rfc3339(v).map(|at| at.saturating_sub(wall_now_ms));
-    for (i, name) in ANTHROPIC.iter().enumerate() {
-        let names = ["remaining", "limit", "reset"]
-            .map(|part| format!("anthropic-ratelimit-{name}-{part}"));
+    for (i, names) in ANTHROPIC.into_iter().enumerate() {
         let Some(found) = window(names, &until) else {
             continue;
         };
