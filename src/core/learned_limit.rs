@@ -33,6 +33,7 @@
 //! machine that read them does not matter.
 
 use crate::core::retry::limit_headers::{LimitReport, Remaining};
+use crate::core::wide;
 
 /// Most keys whose limits are kept.
 pub const MAX_LEARNED: usize = 64;
@@ -68,7 +69,7 @@ impl Bucket {
     /// When `units` in all (those taken so far included) will have been available.
     fn when(&self, units: u64) -> u64 {
         let short = u128::from(units.saturating_sub(self.left));
-        let ms = (short * u128::from(self.period)).div_ceil(u128::from(self.refill));
+        let ms = wide::div_ceil(short * u128::from(self.period), self.refill);
         self.at
             .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
     }
@@ -82,7 +83,7 @@ impl Bucket {
     /// Units the bucket has held in all by `now_ms`, its capacity not counted.
     fn supplied(&self, now_ms: u64) -> u64 {
         let elapsed = u128::from(now_ms.saturating_sub(self.at));
-        let refilled = elapsed * u128::from(self.refill) / u128::from(self.period);
+        let (refilled, _) = wide::div_rem(elapsed * u128::from(self.refill), self.period);
         self.left
             .saturating_add(u64::try_from(refilled).unwrap_or(u64::MAX))
     }
@@ -143,16 +144,18 @@ impl LearnedLimits {
     fn entry(&mut self, key: &str) -> &mut Learned {
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
-        let index = match self.entries.iter().position(|e| e.key == key) {
-            Some(index) => index,
-            None => {
+        // Kept in key order: found by binary search, and shown in order.
+        let index = match self.entries.binary_search_by(|e| e.key.as_str().cmp(key)) {
+            Ok(index) => index,
+            Err(mut index) => {
                 if self.entries.len() >= MAX_LEARNED {
                     let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].stamp);
                     if let Some(oldest) = oldest {
-                        self.entries.swap_remove(oldest);
+                        self.entries.remove(oldest);
+                        index -= usize::from(oldest < index);
                     }
                 }
-                self.entries.push(Learned {
+                let learned = Learned {
                     key: key.to_string(),
                     requests: None,
                     tokens: None,
@@ -160,8 +163,9 @@ impl LearnedLimits {
                     stamp,
                     in_flight: (0, 0),
                     reported: false,
-                });
-                self.entries.len() - 1
+                };
+                self.entries.insert(index, learned);
+                index
             }
         };
         let entry = &mut self.entries[index];
@@ -235,7 +239,8 @@ impl LearnedLimits {
 
     /// A call [`take`](Self::take) admitted on `key` with `tokens` has finished.
     pub fn done(&mut self, key: &str, tokens: u64) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
+        if let Ok(index) = self.entries.binary_search_by(|e| e.key.as_str().cmp(key)) {
+            let entry = &mut self.entries[index];
             let (requests_out, tokens_out) = entry.in_flight;
             entry.in_flight = (
                 requests_out.saturating_sub(1),
@@ -246,10 +251,9 @@ impl LearnedLimits {
 
     /// Every reported key's learned limit at `now_ms`, by key.
     pub fn views(&self, now_ms: u64) -> Vec<LearnedView> {
-        let mut entries: Vec<&Learned> = self.entries.iter().filter(|e| e.reported).collect();
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        entries
-            .into_iter()
+        self.entries
+            .iter()
+            .filter(|e| e.reported)
             .map(|e| {
                 let buckets = [e.requests, e.tokens].map(|b| Bucket::live(b, now_ms));
                 let until = buckets

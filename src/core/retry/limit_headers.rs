@@ -22,6 +22,7 @@
 
 use super::hints::{days_from_civil, days_in_month, digits, parse_decimal};
 use super::server_delay;
+use crate::core::wide;
 
 /// What is left of one limit, and when it is whole again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +149,7 @@ pub fn parse_duration(value: &str) -> Option<u64> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let unit_nanos: u128 = match unit {
+        let unit_nanos: u64 = match unit {
             "h" => 3_600_000_000_000,
             "m" => 60_000_000_000,
             "s" => 1_000_000_000,
@@ -158,13 +159,14 @@ pub fn parse_duration(value: &str) -> Option<u64> {
             _ => return None,
         };
         let thousandths = u128::from(parse_decimal(number, 3)?);
-        nanos = nanos.saturating_add(thousandths.saturating_mul(unit_nanos) / 1000);
+        let (part, _) = wide::div_rem(thousandths * u128::from(unit_nanos), 1000);
+        nanos = nanos.saturating_add(part);
         rest = after;
     }
     if v.is_empty() {
         return None;
     }
-    Some(u64::try_from(nanos.div_ceil(1_000_000)).unwrap_or(u64::MAX))
+    Some(u64::try_from(wide::div_ceil(nanos, 1_000_000)).unwrap_or(u64::MAX))
 }
 
 /// Unix-epoch milliseconds of an RFC 3339 date-time (`2026-01-01T00:00:30Z`, with an optional
