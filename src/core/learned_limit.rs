@@ -8,29 +8,30 @@
 //! at once, as a `RateLimitError` the fallback chain moves past, instead of earning a 429.
 //!
 //! The model is the providers' own: OpenAI and Anthropic both document a bucket that refills
-//! continuously and is whole again at the reported reset. So a report of `left` of `limit`, whole in
-//! `reset` ms, is a bucket that holds `left` now and refills at `(limit - left - 1) / reset` (the
-//! count reported is rounded down, so one unit less than the deficit is what surely comes back). Each call
-//! admitted takes one request (and its estimated tokens) from it, in call order, booked in virtual
-//! time like [`rate_limit`](crate::core::rate_limit): the `n`-th call past what is left goes when
-//! the refill has brought its unit, so a crowd waiting for the refill leaves one by one, not all at
-//! the reset. A new report replaces the bucket, with the other calls in flight counted as taken: those
-//! still waiting have not reached the provider, and those sent may not have when it answered (a
-//! count kept until each call finishes). Without a reported limit the refill is taken to be one unit per `reset` (what is
-//! certain). Once whole again (with our calls counted), the bucket is forgotten; the next answer
-//! says what it holds. A retry hint (Azure's `x-ms-retry-after-ms`, a 429's `Retry-After`) holds
-//! every call until it has passed; a hint only ever lengthens the hold. A retry of a call is a
-//! request like any other: it is admitted on the learned limit too. A call that gives up while
-//! waiting keeps its booking: a slot wasted, never an overshoot.
+//! continuously and is whole again at the reported reset. So a report of `left` of `limit`, whole
+//! in `reset` ms, is a bucket that holds `left` now and refills at `(limit - left - 1) / reset` (the
+//! count reported is rounded down, so one unit less than the deficit is what surely comes back;
+//! without a reported limit, one unit per `reset`, what is certain). Each call admitted takes one
+//! request (and its estimated tokens) from it, in call order, booked in virtual time like
+//! [`rate_limit`](crate::core::rate_limit): the `n`-th call past what is left goes when the refill
+//! has brought its unit, so a crowd waiting for the refill leaves one by one, not all at the reset.
+//! A retry of a call is a request like any other and is admitted the same way. A call that gives up
+//! while waiting keeps its booking: a slot wasted, never an overshoot.
+//!
+//! A new report replaces the bucket, with the other calls in flight counted as taken: those still
+//! waiting have not reached the provider, and those sent may not have when it answered (so a count
+//! is kept until each call finishes). Once whole again, our calls counted, the bucket is forgotten:
+//! the next answer says what it holds. A retry hint (Azure's `x-ms-retry-after-ms`, a 429's
+//! `Retry-After`) holds every call until it has passed; a hint only ever lengthens the hold.
 //!
 //! Why per target and not per origin? Providers limit per model (OpenAI) or per key and model
 //! class (Anthropic): one origin serves many limits, so learning per origin would let one model's
 //! exhausted limit hold back calls to another. A chat target is one model on one key. Plain
 //! `client.fetch` calls therefore learn nothing. The targets are few (a client has at most 16), but
-//! the store is bounded anyway, at [`MAX_LEARNED`] keys, the least recently reported evicted.
+//! the store is bounded anyway, at [`MAX_LEARNED`] keys, the least recently used evicted.
 //!
-//! Times are the platform's monotonic milliseconds; reports are relative delays, so the clock of the
-//! machine that read them does not matter.
+//! Times are the platform's monotonic milliseconds. OpenAI's resets are delays; Anthropic's are
+//! times, turned into delays on the wall clock when read (a skewed clock shifts them by its skew).
 
 use crate::core::retry::limit_headers::{LimitReport, Remaining};
 use crate::core::wide;

@@ -14,10 +14,11 @@
 //! breaker's next probe, a rate limit's refill: the failure's `retryAfterMs`), the chain waits for
 //! the earliest of them, if it comes within the wait allowed ([`Chain::waiting_up_to`], the client's
 //! `fallback.maxWaitMs`), and tries that target again ([`Step::Wait`]): a few seconds of outage
-//! then cost a few seconds, not a failed call. If one failure says nothing of when (a 5xx, a
-//! network error), or the earliest is too far, the call fails at once, and the earliest return is
-//! there to report ([`Chain::back_in`]). The waits of one call add up within the allowance, and
-//! there are at most [`MAX_WAITS`], so a target that keeps failing cannot hold a call forever.
+//! then cost a few seconds, not a failed call. If one failure says nothing of when (a 5xx that did
+//! not open its target's breaker, a network error), or the earliest is too far or past the call's
+//! deadline, the call fails at once, and the earliest return is there to report
+//! ([`Chain::back_in`]). The waits of one call add up within the allowance, and there are at most
+//! [`MAX_WAITS`], so a target that keeps failing cannot hold a call forever.
 
 use crate::core::llm::ErrorClass;
 
