@@ -124,6 +124,8 @@ export declare class UpstreamError extends ResilientError {
 export declare class AllTargetsFailedError extends ResilientError {
   readonly name: "AllTargetsFailedError";
   readonly errors: Error[];
+  /** When every target said when it is back (an open breaker, a rate limit): the first of them, in ms. */
+  readonly retryAfterMs?: number;
   static isInstance(value: unknown): value is AllTargetsFailedError;
 }
 /** A cache store call failed or timed out (reported in an `error` event; the call went on as a miss). */

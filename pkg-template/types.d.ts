@@ -24,6 +24,10 @@ export interface Target {
    * `embed()`'s input tokens. */
   pricing?: { inputPerMTok: number; outputPerMTok: number; cachedInputPerMTok?: number; cacheWritePerMTok?: number;
               embeddingPerMTok?: number };
+  /** [true] adopt the rate limits the provider reports in its answers' headers (OpenAI x-ratelimit-*,
+   * Anthropic anthropic-ratelimit-*, Azure x-ms-retry-after-ms): the next call waits for the refill
+   * (within rateLimit.maxWaitMs, 5000 without a rateLimit) or moves down the chain at once. */
+  learnLimits?: boolean;
 }
 /** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. `cache: true`:
  * the provider may cache the prompt up to here (Anthropic `cache_control`; at most 4 marks in a request;
@@ -189,6 +193,13 @@ export interface ClientOptions {
   /** Shared breaker and rate-limit state (the store plays them instead of this client's own). */
   sharedState?: SharedStateOptions;
   limits?: LimitOptions;
+  fallback?: FallbackOptions;
+}
+export interface FallbackOptions {
+  /** When every target of a chat call is out (breaker open, rate-limited) and each said when it is back, wait
+   * at most this long in all for the first one back, within timeout.totalMs, then try it; 0 never waits
+   * [the rate limiter's maxWaitMs: 5000 without a rateLimit]. */
+  maxWaitMs?: number;
 }
 export interface RequestPolicy {
   cache?: "default" | "bypass" | "force" | "only-if-cached";
@@ -211,6 +222,9 @@ export interface ClientStats {
   cache: { hits: number; misses: number; entries: number; hitRate: number };
   breakers: { key: string; state: "closed" | "open" | "half-open"; failures: number }[];
   rateLimit: { tokens: number; capacity: number } | null;
+  /** What each chat target's provider said is left (refilled since; null when not reported or whole again),
+   * and in how long the learned limit holds no call back. */
+  learnedLimits: { key: string; remainingRequests: number | null; remainingTokens: number | null; resetInMs: number }[];
   latencyMs: { p50: number; p95: number; p99: number };
   usage: Spend;
   /** The wasm module's memory (it only grows: the high-water mark of what was held at once). */

@@ -91,6 +91,7 @@ fn run(
             spent_ms: 0,
             retry: engine.config().retry.clone(),
             tokens: 0,
+            learn_limits: false,
         };
         let upstream = engine.execute(&platform, &call);
         answer(&platform, mode, found, upstream, failed).await

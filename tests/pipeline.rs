@@ -47,6 +47,7 @@ fn call(engine: &Engine, label: &str) -> CallSpec<String> {
         spent_ms: 0,
         retry: engine.config().retry.clone(),
         tokens: 0,
+        learn_limits: false,
     }
 }
 
@@ -728,6 +729,7 @@ fn a_token_estimate_is_corrected_by_the_real_usage() {
     let engine = Rc::new(Engine::new(cfg, 7));
     let big = |label: &str| CallSpec {
         tokens: 750,
+        learn_limits: false,
         ..call(&engine, label)
     };
     let first = run_one(&sim, &engine, big("first")).unwrap();
@@ -925,4 +927,235 @@ fn with_shared_state_the_clients_failure_threshold_opens_the_breaker() {
         Err(Failure::CircuitOpen { .. })
     ));
     assert_eq!(sim.sent.borrow().len(), 3);
+}
+
+/// A provider allowing `limit` requests per `period_ms`, as a bucket that refills continuously
+/// (OpenAI's and Anthropic's model), reporting what is left in OpenAI's headers (`anthropic`:
+/// Anthropic's, resets as RFC 3339 times) and answering 429 past it.
+fn limited_server(
+    limit: u64,
+    period_ms: u64,
+    anthropic: bool,
+) -> impl FnMut(u64, &str) -> Reply + 'static {
+    // The level in 1/period_ms requests: `limit` of them come back every millisecond.
+    let (capacity, cost) = (limit * period_ms, period_ms);
+    let (mut level, mut at) = (capacity, 0);
+    move |now, _| {
+        level = (level + (now - at) * limit).min(capacity);
+        at = now;
+        if level < cost {
+            let wait = (cost - level).div_ceil(limit);
+            let response =
+                SimResponse::status(429).with_header("retry-after-ms", &wait.to_string());
+            return Reply::ok(response).after(1);
+        }
+        level -= cost;
+        let left = (level / cost).to_string();
+        let reset_in = (capacity - level).div_ceil(limit);
+        let response = if anthropic {
+            // The simulated wall clock starts at 2026-01-01T00:00:00Z.
+            let t = now + reset_in;
+            let reset = format!(
+                "2026-01-01T00:{:02}:{:02}.{:03}Z",
+                t / 60_000,
+                t / 1000 % 60,
+                t % 1000
+            );
+            SimResponse::status(200)
+                .with_header("anthropic-ratelimit-requests-remaining", &left)
+                .with_header("anthropic-ratelimit-requests-limit", &limit.to_string())
+                .with_header("anthropic-ratelimit-requests-reset", &reset)
+        } else {
+            SimResponse::status(200)
+                .with_header("x-ratelimit-remaining-requests", &left)
+                .with_header("x-ratelimit-limit-requests", &limit.to_string())
+                .with_header("x-ratelimit-reset-requests", &format!("{reset_in}ms"))
+        };
+        Reply::ok(response).after(1)
+    }
+}
+
+/// `n` calls to `target:a`, one every `every_ms`, learning or not: (429s received, send times).
+fn against_a_limited_server(
+    learn: bool,
+    anthropic: bool,
+    n: u64,
+    every_ms: u64,
+) -> (usize, Vec<u64>) {
+    let sim = Sim::new(limited_server(3, 1000, anthropic));
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let calls = (0..n)
+        .map(|i| {
+            let spec = CallSpec {
+                origin: "target:a".to_string(),
+                learn_limits: learn,
+                ..call(&engine, &format!("{i}"))
+            };
+            (i * every_ms, spec)
+        })
+        .collect();
+    let outcomes = run_many(&sim, &engine, calls);
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    let too_many = outcomes.iter().filter(|o| status(o) == 429).count();
+    (too_many, sim.send_times())
+}
+
+#[test]
+fn learned_limits_hold_calls_until_the_refill_instead_of_earning_429s() {
+    for anthropic in [false, true] {
+        // 12 calls 100 ms apart against 3 per second: blind, half of them earn a 429.
+        let (blind, _) = against_a_limited_server(false, anthropic, 12, 100);
+        assert_eq!(blind, 6, "anthropic: {anthropic}");
+        let (learning, sent) = against_a_limited_server(true, anthropic, 12, 100);
+        assert_eq!(learning, 0, "anthropic: {anthropic}");
+        // The 4th call (t = 300) waits for the refill the report at t = 201 announced: 0 of 3
+        // left, whole in 800 ms, so at least 2 back by then (one unit is kept short, as the count
+        // left is rounded down), one per 400 ms.
+        assert_eq!(&sent[..4], [0, 100, 200, 601], "anthropic: {anthropic}");
+        // The server's limit is never passed: no more than 3 in any second, plus the refill.
+        for (i, t) in sent.iter().enumerate().skip(3) {
+            assert!(t - sent[i - 3] >= 1000 / 3, "{sent:?}");
+        }
+    }
+}
+
+#[test]
+fn a_learned_limit_past_max_wait_refuses_at_once_with_the_refill_time() {
+    let sim = Sim::new(|_, _| {
+        Reply::ok(
+            SimResponse::status(200)
+                .with_header("x-ratelimit-remaining-requests", "0")
+                .with_header("x-ratelimit-reset-requests", "1m0s"),
+        )
+    });
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let learning = |label: &str| CallSpec {
+        origin: "target:a".to_string(),
+        learn_limits: true,
+        ..call(&engine, label)
+    };
+    assert_eq!(status(&run_one(&sim, &engine, learning("first"))), 200);
+    sim.advance_to(10_000);
+    match run_one(&sim, &engine, learning("second")) {
+        Err(Failure::RateLimited {
+            key,
+            retry_after_ms,
+        }) => assert_eq!((key.as_str(), retry_after_ms), ("target:a", 50_010)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(engine.stats().rejected_rate_limit, 1);
+    let views = engine.learned_limits(10_000);
+    assert_eq!(views.len(), 1);
+    assert_eq!(
+        (views[0].remaining_requests, views[0].reset_in_ms),
+        (Some(0), 50_010)
+    );
+    // A call that does not learn (a target opted out, a plain fetch) is not held.
+    let blind = CallSpec {
+        origin: "target:a".to_string(),
+        ..call(&engine, "blind")
+    };
+    assert_eq!(status(&run_one(&sim, &engine, blind)), 200);
+}
+
+#[test]
+fn an_azure_retry_after_ms_holds_the_next_call() {
+    let sim = Sim::new(|now, _| match now {
+        0 => Reply::ok(SimResponse::status(200).with_header("x-ms-retry-after-ms", "1200")),
+        _ => Reply::status(200),
+    });
+    let engine = Rc::new(Engine::new(config(None), 7));
+    let learning = |label: &str| CallSpec {
+        origin: "target:azure".to_string(),
+        learn_limits: true,
+        ..call(&engine, label)
+    };
+    assert_eq!(status(&run_one(&sim, &engine, learning("first"))), 200);
+    assert_eq!(status(&run_one(&sim, &engine, learning("second"))), 200);
+    // Read with the answer, at t = 10.
+    assert_eq!(sim.send_times(), [0, 1210]);
+}
+
+/// A chat call's walk along targets `target:0`, `target:1`, ... through the pipeline, the way the
+/// binding drives [`Chain`]: the index of the target that answered, or every failure.
+async fn walk_chain(
+    engine: &Engine,
+    platform: &SimPlatform,
+    targets: usize,
+    max_wait_ms: u64,
+) -> Result<usize, Vec<String>> {
+    use sturdy_llm::core::llm::{Chain, Outcome as Fate, Step};
+    use sturdy_llm::core::platform::Platform;
+    let mut chain = Chain::new(targets)
+        .expect("targets")
+        .waiting_up_to(max_wait_ms, None);
+    let mut step = chain.start();
+    loop {
+        let index = match step {
+            Step::Try { index, .. } => index,
+            Step::Wait { index, ms } => {
+                platform.sleep(ms).await;
+                index
+            }
+            Step::Stop(failure) => return Err(vec![failure]),
+            Step::AllFailed(failures) => return Err(failures),
+        };
+        let spec = CallSpec {
+            origin: format!("target:{index}"),
+            ..call(engine, &format!("{index}"))
+        };
+        let outcome = engine.execute(platform, &spec).await;
+        let (failure, back_in) = match outcome {
+            Ok(answer) if answer.response.status < 400 => return Ok(index),
+            Ok(answer) => (format!("{index}: {}", answer.response.status), None),
+            Err(
+                Failure::CircuitOpen { retry_after_ms, .. }
+                | Failure::RateLimited { retry_after_ms, .. },
+            ) => (
+                format!("{index}: back in {retry_after_ms}"),
+                Some(retry_after_ms),
+            ),
+            Err(other) => (format!("{index}: {other:?}"), None),
+        };
+        // A failure that does not say when it ends may have opened the breaker, which does.
+        let now = platform.now_ms();
+        let back_in = back_in.or_else(|| engine.opens_in(&spec.origin, now));
+        step = chain.failed_at(Fate::Unavailable, failure, back_in, now);
+    }
+}
+
+#[test]
+fn a_full_outage_of_every_target_is_waited_out_for_the_first_probe() {
+    for max_wait_ms in [5000, 0] {
+        // Both targets fail until t = 2500; one failure opens a breaker for 2 s.
+        let sim = Sim::new(|now, _| Reply::status(if now < 2500 { 503 } else { 200 }).after(10));
+        let engine = Rc::new(Engine::new(
+            ClientConfig {
+                breaker: Some((
+                    BreakerConfig {
+                        failure_threshold: 1,
+                        reset_timeout_ms: 2000,
+                        ..BreakerConfig::default()
+                    },
+                    Scope::Origin,
+                )),
+                ..config(None)
+            },
+            7,
+        ));
+        let platform = SimPlatform(sim.clone());
+        let (e, p) = (engine.clone(), platform.clone());
+        let outcome = sim.block_on(async move { walk_chain(&e, &p, 2, max_wait_ms).await });
+        if max_wait_ms == 0 {
+            let failures = vec!["0: 503".to_string(), "1: 503".to_string()];
+            assert_eq!(outcome, Err(failures), "failed at once");
+            assert_eq!(sim.now(), 20);
+            continue;
+        }
+        // The 503s opened both breakers (probes at 2010 and 2020): target 0's probe at 2010 fails
+        // (reopened until 4020), target 1's at 2020 too (until 4030); target 0's next one answers.
+        assert_eq!(outcome, Ok(0));
+        assert_eq!(sim.send_times(), [0, 10, 2010, 2020, 4020]);
+        assert_eq!(sim.now(), 4030);
+    }
 }

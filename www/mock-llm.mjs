@@ -110,7 +110,7 @@
  * Global faults — POST /control/faults or setFaults(cfg), with
  *
  *   { target?, seed?, errorRate?, errorStatuses? = [500, 503], rate429?, retryAfterMs?,
- *     latencyMs?, stallRate?, resetRate?, outage?, paths? }
+ *     latencyMs?, stallRate?, resetRate?, outage?, paths?, limit? }
  *
  * Without `target` the config is the default for every target; with one it
  * replaces the default for that target. Each config owns a mulberry32 PRNG
@@ -122,6 +122,14 @@
  * `x-mock-fault` header uses the header's faults instead (latency still applies).
  * `paths` (e.g. ["/v1/chat/completions"]) limits a config to requests on those paths: the others
  * get no global faults and draw nothing (a provider's chat endpoint down while its embeddings work).
+ *
+ * `limit: "<n>/<window>"` (window in ms, or with a unit: "5/1s", "60/1m") is a server-side rate
+ * limit on the target, a bucket of n requests refilling continuously (n per window), as OpenAI's and
+ * Anthropic's are. Every completion request the target answers without another fault takes one;
+ * answers report what is left in the provider's dialect (OpenAI: x-ratelimit-limit-requests,
+ * -remaining-requests, -reset-requests as a duration such as "1.5s"; Anthropic:
+ * anthropic-ratelimit-requests-limit, -remaining, -reset as an RFC 3339 time), and past it the
+ * target answers 429 rate_limit_exceeded with those headers and retry-after-ms.
  */
 import { createHash } from "node:crypto";
 import http from "node:http";
@@ -1101,7 +1109,7 @@ function normalizeFaultConfig(cfg, defaultSeed) {
     throw new TypeError("fault config must be a JSON object");
   }
   const known = ["target", "seed", "errorRate", "errorStatuses", "rate429", "retryAfterMs",
-    "latencyMs", "stallRate", "resetRate", "outage", "paths"];
+    "latencyMs", "stallRate", "resetRate", "outage", "paths", "limit"];
   const unknown = Object.keys(cfg).filter((k) => !known.includes(k));
   if (unknown.length) throw new TypeError(`unknown fault option(s): ${unknown.join(", ")}`);
 
@@ -1128,6 +1136,58 @@ function normalizeFaultConfig(cfg, defaultSeed) {
     outage: check("outage", (v) => typeof v === "boolean", "a boolean", false),
     paths: check("paths", (v) => v === undefined || (Array.isArray(v) && v.every((p) => typeof p === "string" && p.startsWith("/"))),
       "an array of paths starting with /"),
+    limit: check("limit", (v) => v === undefined || parseLimit(v) !== null,
+      'a limit "<n>/<window>" such as "5/1s", "60/1m" or "3/500" (ms)'),
+  };
+}
+
+/** `"<n>/<window>"` -> { n, windowMs }, or null. */
+function parseLimit(text) {
+  const m = typeof text === "string" ? /^(\d+)\/(\d+)(ms|s|m)?$/.exec(text.trim()) : null;
+  if (!m) return null;
+  const [n, span] = [Number(m[1]), Number(m[2])];
+  const windowMs = span * { ms: 1, s: 1000, m: 60_000 }[m[3] ?? "ms"];
+  return n > 0 && windowMs > 0 ? { n, windowMs } : null;
+}
+
+/** A server-side limit (`limit`): n requests, refilled continuously at n per window. */
+class LimitBucket {
+  constructor({ n, windowMs }) {
+    Object.assign(this, { n, windowMs, level: n, at: Date.now() });
+  }
+
+  /** Takes one request: { ok, left, limit, resetMs, retryAfterMs }. */
+  take() {
+    const now = Date.now();
+    this.level = Math.min(this.n, this.level + ((now - this.at) * this.n) / this.windowMs);
+    this.at = now;
+    const ok = this.level >= 1;
+    if (ok) this.level -= 1;
+    const msFor = (units) => Math.ceil((units * this.windowMs) / this.n);
+    return {
+      ok,
+      left: Math.floor(this.level),
+      limit: this.n,
+      resetMs: msFor(this.n - this.level),
+      retryAfterMs: ok ? 0 : msFor(1 - this.level),
+    };
+  }
+}
+
+/** The headers a provider of `dialect` ("openai" | "anthropic") sends about a limit taken. */
+function limitHeaders(dialect, taken) {
+  if (dialect === "anthropic") {
+    return {
+      "anthropic-ratelimit-requests-limit": String(taken.limit),
+      "anthropic-ratelimit-requests-remaining": String(taken.left),
+      "anthropic-ratelimit-requests-reset": new Date(Date.now() + taken.resetMs).toISOString(),
+    };
+  }
+  const seconds = taken.resetMs / 1000;
+  return {
+    "x-ratelimit-limit-requests": String(taken.limit),
+    "x-ratelimit-remaining-requests": String(taken.left),
+    "x-ratelimit-reset-requests": taken.resetMs < 1000 ? `${taken.resetMs}ms` : `${seconds}s`,
   };
 }
 
@@ -1176,8 +1236,23 @@ class FaultState {
 
   set(rawCfg) {
     const cfg = normalizeFaultConfig(rawCfg, this.seed);
-    this.configs.set(cfg.target ?? null, { cfg, rng: mulberry32(cfg.seed) });
+    const limit = cfg.limit === undefined ? null : new LimitBucket(parseLimit(cfg.limit));
+    this.configs.set(cfg.target ?? null, { cfg, rng: mulberry32(cfg.seed), limit });
     return this.describe();
+  }
+
+  /** A completion request `plan` would answer takes from the target's `limit`: a 429 past it. */
+  limit(target, plan, dialect) {
+    const bucket = (this.configs.get(target) ?? this.configs.get(null))?.limit;
+    if (!bucket || plan.status !== undefined) return;
+    const taken = bucket.take();
+    Object.assign(plan.headers, limitHeaders(dialect, taken));
+    if (!taken.ok) {
+      plan.status = 429;
+      plan.errorType = "rate_limit_exceeded";
+      plan.headers["retry-after-ms"] = String(taken.retryAfterMs);
+      plan.labels.push("global:limit");
+    }
   }
 
   describe() {
@@ -1344,6 +1419,7 @@ async function handleCompletion(call, state) {
   const raw = await readBody(call.req);
   state.recorded.set(call.target, { path: call.path, headers: call.req.headers, body: raw });
   const plan = state.faults.planFor(call.target, call.req.headers["x-mock-fault"], call.path);
+  state.faults.limit(call.target, plan, call.provider === anthropic ? "anthropic" : "openai");
   state.stats.faulted(plan.labels);
   call.extraHeaders = plan.headers;
 

@@ -9,7 +9,9 @@
 use crate::core::breaker::registry::Breakers;
 use crate::core::breaker::{BreakerConfig, Permit, StateKind, Verdict};
 use crate::core::error::Failure;
+use crate::core::learned_limit::{LearnedLimits, LearnedView};
 use crate::core::rate_limit::{KeyedRateLimiter, RateLimitConfig, Reservation};
+use crate::core::retry::limit_headers::LimitReport;
 use crate::core::state_store::StateStore;
 use std::cell::RefCell;
 
@@ -27,11 +29,12 @@ pub struct BreakerView {
     pub failures: u32,
 }
 
-/// One client's breakers and rate-limit buckets. Each is borrowed only within a call, never across
-/// an await.
+/// One client's breakers and rate-limit buckets, and the limits its targets' providers reported.
+/// Each is borrowed only within a call, never across an await.
 pub struct LocalState {
     breakers: RefCell<Breakers>,
     buckets: RefCell<KeyedRateLimiter>,
+    learned: RefCell<LearnedLimits>,
 }
 
 impl LocalState {
@@ -43,7 +46,47 @@ impl LocalState {
                 rate_limit.cloned().unwrap_or_default(),
                 MAX_RATE_KEYS,
             )),
+            learned: RefCell::new(LearnedLimits::default()),
         }
+    }
+
+    /// Adopts the limits an answer for `key` reported to a call admitted with `tokens` (see
+    /// [`LearnedLimits`]).
+    pub fn learn(&self, key: &str, report: &LimitReport, tokens: u64, now_ms: u64) {
+        self.learned.borrow_mut().adopt(key, report, tokens, now_ms);
+    }
+
+    /// Admits a request on `key`'s learned limit (`again`: a retry of a call admitted before): the
+    /// wait before it may go, or `Err(retry_after)` past `max_wait_ms`.
+    pub fn take_learned(
+        &self,
+        key: &str,
+        tokens: u64,
+        now_ms: u64,
+        (max_wait_ms, again): (u64, bool),
+    ) -> Result<u64, u64> {
+        self.learned
+            .borrow_mut()
+            .take(key, tokens, now_ms, max_wait_ms, again)
+    }
+
+    /// A call admitted on `key`'s learned limit with `tokens` has finished.
+    pub fn learned_done(&self, key: &str, tokens: u64) {
+        self.learned.borrow_mut().done(key, tokens);
+    }
+
+    /// Every learned limit at `now_ms`, by key.
+    pub fn learned(&self, now_ms: u64) -> Vec<LearnedView> {
+        self.learned.borrow().views(now_ms)
+    }
+
+    /// While `key`'s breaker is open at `now_ms`: how long until it allows a probe.
+    pub fn opens_in(&self, key: &str, now_ms: u64) -> Option<u64> {
+        self.breakers
+            .borrow_mut()
+            .get_mut(key)?
+            .breaker
+            .opens_in(now_ms)
     }
 
     /// Every breaker's state at `now_ms`, by key.

@@ -3,6 +3,7 @@
 //! Hand-written and integer-only: a metrics library or float formatting would cost more wasm than the
 //! rest of the pipeline. Latency quantiles are whole milliseconds; bucket levels are floored.
 
+use crate::core::learned_limit::LearnedView;
 use crate::core::llm::CostTally;
 use crate::core::local_state::BreakerView;
 use crate::core::stats::{CacheStats, Stats};
@@ -192,6 +193,43 @@ pub fn prometheus(
     out
 }
 
+/// The limits learned from the providers' headers (appended to [`prometheus`]'s text): requests
+/// and tokens available, and milliseconds until the learned limit holds nothing back, per key.
+pub fn learned_limits(views: &[LearnedView]) -> String {
+    let mut out = String::new();
+    if views.is_empty() {
+        return out;
+    }
+    type Gauge = (&'static str, &'static str, fn(&LearnedView) -> Option<u64>);
+    let gauges: [Gauge; 3] = [
+        (
+            "learned_remaining_requests",
+            "Requests the provider said are left, refilled since.",
+            |v| v.remaining_requests,
+        ),
+        (
+            "learned_remaining_tokens",
+            "Tokens the provider said are left, refilled since.",
+            |v| v.remaining_tokens,
+        ),
+        (
+            "learned_reset_ms",
+            "Milliseconds until the learned limit holds no call back.",
+            |v| Some(v.reset_in_ms),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        header(&mut out, name, help, "gauge");
+        for view in views {
+            if let Some(value) = value(view) {
+                let key = escape_label(&view.key);
+                let _ = writeln!(out, "sturdy_llm_{name}{{key=\"{key}\"}} {value}");
+            }
+        }
+    }
+    out
+}
+
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP sturdy_llm_{name} {help}");
     let _ = writeln!(out, "# TYPE sturdy_llm_{name} {kind}");
@@ -209,6 +247,20 @@ fn escape_label(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::core::breaker::StateKind;
+
+    #[test]
+    fn renders_learned_limits_per_key() {
+        assert_eq!(learned_limits(&[]), "");
+        let text = learned_limits(&[LearnedView {
+            key: "target:a\"".into(),
+            remaining_requests: Some(3),
+            remaining_tokens: None,
+            reset_in_ms: 1200,
+        }]);
+        assert!(text.contains("sturdy_llm_learned_remaining_requests{key=\"target:a\\\"\"} 3\n"));
+        assert!(text.contains("sturdy_llm_learned_reset_ms{key=\"target:a\\\"\"} 1200\n"));
+        assert!(!text.contains("sturdy_llm_learned_remaining_tokens{"));
+    }
 
     #[test]
     fn renders_counters_and_escaped_breaker_keys() {

@@ -8,6 +8,7 @@ pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod json;
+pub mod learned_limit;
 pub mod limits;
 pub mod llm;
 pub mod local_state;

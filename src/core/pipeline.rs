@@ -16,11 +16,13 @@ use crate::core::config::{ClientConfig, Scope, Timeouts};
 use crate::core::dedupe::{Flights, Role};
 use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::event::{Event, RetryReason};
+use crate::core::learned_limit::LearnedView;
 use crate::core::local_state::{BreakerView, LocalState};
 use crate::core::platform::{Platform, ResponseMeta, SendError};
 use crate::core::race::{race, Either};
-use crate::core::rate_limit::Reservation;
+use crate::core::rate_limit::{RateLimitConfig, Reservation};
 use crate::core::retry::budget::{DEFAULT_MIN_PER_SEC, DEFAULT_TTL_MS};
+use crate::core::retry::limit_headers::read_limits;
 use crate::core::retry::{Decision, Outcome, RetryBudget, RetryConfig, RetryState};
 use crate::core::rng::Rng;
 use crate::core::state_store::{OwnOrShared, StateStore};
@@ -47,6 +49,9 @@ pub struct CallSpec<R> {
     pub retry: Option<RetryConfig>,
     /// Estimated tokens, charged to a tokens-per-minute bucket.
     pub tokens: u64,
+    /// Learn the provider's rate limits from its answers' headers, keyed by `origin`, and admit
+    /// the call on what was learned (a chat target's; see [`learned_limit`](crate::core::learned_limit)).
+    pub learn_limits: bool,
 }
 
 /// The upstream's final response, with what it took to get it (attempts, a too-long Retry-After,
@@ -146,6 +151,28 @@ impl Engine {
         self.local.breakers(now_ms)
     }
 
+    /// While the client's own breaker for `key` is open at `now_ms`: how long until it allows a
+    /// probe (a failure that said nothing of when it ends may still have opened it).
+    pub fn opens_in(&self, key: &str, now_ms: u64) -> Option<u64> {
+        self.local.opens_in(key, now_ms)
+    }
+
+    /// The longest a call may wait for rate-limit capacity: `rateLimit.maxWaitMs`, else its
+    /// default (it also bounds the waits for a learned limit, configured or not).
+    pub fn max_wait_ms(&self) -> u64 {
+        let configured = self
+            .config
+            .rate_limit
+            .as_ref()
+            .map(|(cfg, _)| cfg.max_wait_ms);
+        configured.unwrap_or(RateLimitConfig::default().max_wait_ms)
+    }
+
+    /// The limits learned from the providers' headers at `now_ms`, by key.
+    pub fn learned_limits(&self, now_ms: u64) -> Vec<LearnedView> {
+        self.local.learned(now_ms)
+    }
+
     /// The client-wide request bucket's (tokens, capacity), when a client-scoped requests limit is set.
     pub fn rate_level(&self, now_ms: u64) -> Option<(f64, f64)> {
         let key = match self.config.rate_limit.as_ref()?.1 {
@@ -238,6 +265,7 @@ impl Engine {
         attempts: &Cell<u32>,
     ) -> Result<UpstreamResponse<P::Response>, Failure> {
         let mut tokens = self.wait_for_rate_limit(platform, call).await?;
+        let _in_flight = self.wait_for_learned_limit(platform, call, false).await?;
         let mut breaker = self.admit(platform, call).await?;
         let mut retry = call.retry.as_ref().map(RetryState::new);
         loop {
@@ -255,6 +283,7 @@ impl Engine {
                     attempt,
                     elapsed_ms: platform.now_ms().saturating_sub(breaker.started_ms),
                 });
+                self.learn_limits(platform, call, response);
             }
             let decision = match (&call.retry, &mut retry) {
                 (Some(cfg), Some(state)) => self.decide(platform, cfg, state, &outcome),
@@ -276,6 +305,8 @@ impl Engine {
                         platform.discard(response);
                     }
                     platform.sleep(delay_ms).await;
+                    // The retry is one more request on what the provider said is left.
+                    self.wait_for_learned_limit(platform, call, true).await?;
                     // Counted once the retry is really sent: an abort during the wait is no retry.
                     self.state.borrow_mut().stats.retries += 1;
                     continue;
@@ -403,6 +434,59 @@ impl Engine {
         platform.sleep(wait_ms).await;
         let reservation = guard.keep();
         Ok(reservation.and_then(|r| TokenTicket::new(key, r)))
+    }
+
+    /// Waits for the refill of what the provider said is left of the call's learned limit (within
+    /// the rate limiter's `maxWaitMs`), or refuses the call at once. The first request of a call
+    /// puts it in flight on the learned limit until the guard returned is dropped; a retry
+    /// (`again`) is booked as one more request of the same call.
+    async fn wait_for_learned_limit<'a, P: Platform>(
+        &'a self,
+        platform: &P,
+        call: &'a CallSpec<P::Request>,
+        again: bool,
+    ) -> Result<Option<InFlight<'a>>, Failure> {
+        if !call.learn_limits {
+            return Ok(None);
+        }
+        let max_wait_ms = self.max_wait_ms();
+        let now = platform.now_ms();
+        let taken = self
+            .local
+            .take_learned(&call.origin, call.tokens, now, (max_wait_ms, again));
+        let wait_ms = match taken {
+            Ok(wait_ms) => wait_ms,
+            Err(retry_after_ms) => {
+                return Err(self.refuse_rate(platform, call.origin.clone(), retry_after_ms))
+            }
+        };
+        let in_flight = (!again).then_some(InFlight {
+            local: &self.local,
+            call_key: &call.origin,
+            tokens: call.tokens,
+        });
+        if wait_ms > 0 {
+            self.announce_wait(platform, &call.origin, wait_ms);
+            platform.sleep(wait_ms).await;
+        }
+        Ok(in_flight)
+    }
+
+    /// Adopts the rate limits `response` reports, when the call learns them.
+    fn learn_limits<P: Platform>(
+        &self,
+        platform: &P,
+        call: &CallSpec<P::Request>,
+        response: &P::Response,
+    ) {
+        if !call.learn_limits {
+            return;
+        }
+        let headers = |name: &str| response.header(name);
+        if let Some(report) = read_limits(&headers, response.status(), platform.wall_ms()) {
+            let now = platform.now_ms();
+            self.local.learn(&call.origin, &report, call.tokens, now);
+        }
     }
 
     /// Counts and emits a rate-limit refusal: the failure to end the call with.
@@ -568,6 +652,19 @@ impl<P: Platform> Drop for CallTally<'_, P> {
         if !self.done {
             self.finish(false);
         }
+    }
+}
+
+/// A call in flight on its learned limit, until it finishes (or is dropped).
+struct InFlight<'a> {
+    local: &'a LocalState,
+    call_key: &'a str,
+    tokens: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.local.learned_done(self.call_key, self.tokens);
     }
 }
 

@@ -18,25 +18,24 @@ use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::request::has_cache_marks;
 use crate::core::llm::{
-    build_request, estimate_tokens, parse_completion, Chain, Hold, Outcome, Pricing, Step, Usage,
-    MAX_TARGETS,
+    build_request, estimate_tokens, parse_completion, Hold, Outcome, Pricing, Usage, MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::abort::is_aborted;
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
+use crate::wasm::chain_walk::target_key;
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
 use crate::wasm::chat_result::{
-    all_targets_failed, budget_exceeded, chat_result, is_too_large, no_targets, target_error,
-    upstream_failure, TargetCompletion, TargetFailure,
+    budget_exceeded, chat_result, is_too_large, target_error, upstream_failure, TargetCompletion,
+    TargetFailure,
 };
 use crate::wasm::errors::{abort_error, named_error, past_limit, timeout_error};
 use crate::wasm::fetch::FetchResponse;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, ObjectBuilder};
 use crate::wasm::request::Prepared;
-use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -55,9 +54,10 @@ impl Inner {
         }
         let asked = &call;
         let answered = self
-            .along_chain_telling(|index, target| async move {
-                Ok((index, target, self.ask(target, asked).await?))
-            })
+            .along_chain_telling(
+                (&call.signal, &call.resilience),
+                |index, target| async move { Ok((index, target, self.ask(target, asked).await?)) },
+            )
             .await;
         match answered {
             Ok((index, target, answered)) => {
@@ -75,72 +75,6 @@ impl Inner {
                 }
             }
         }
-    }
-
-    /// Walks the fallback chain ([`Chain`]): `attempt` is tried on each target in turn (with its
-    /// index) until one answers, the chain stops on a failure no other target would fix, or every
-    /// target failed (`AllTargetsFailedError`). Each move to the next target emits `fallback`.
-    pub(crate) async fn along_chain<'t, T, F>(
-        &'t self,
-        attempt: impl FnMut(usize, &'t TargetConfig) -> F,
-    ) -> Result<T, JsValue>
-    where
-        F: Future<Output = Result<T, TargetFailure>>,
-    {
-        let walked = self.along_chain_telling(attempt).await;
-        walked.map_err(|(error, _)| error)
-    }
-
-    /// [`Inner::along_chain`], its error paired with how each target tried failed (what the
-    /// semantic cache decides on).
-    pub(crate) async fn along_chain_telling<'t, T, F>(
-        &'t self,
-        mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
-    ) -> Result<T, (JsValue, Vec<Outcome>)>
-    where
-        F: Future<Output = Result<T, TargetFailure>>,
-    {
-        let targets = self.options.targets.len();
-        let mut chain = Chain::new(targets).ok_or_else(|| (no_targets().into(), Vec::new()))?;
-        let mut step = chain.start();
-        loop {
-            let (index, target) = self
-                .next_target(&chain, step)
-                .map_err(|error| (error, chain.outcomes().to_vec()))?;
-            match attempt(index, target).await {
-                Ok(answer) => return Ok(answer),
-                Err(failure) => step = chain.failed(failure.outcome, failure.error),
-            }
-        }
-    }
-
-    /// The target `step` says to try (announcing a fallback to it), or the error that ends the
-    /// call.
-    fn next_target(
-        &self,
-        chain: &Chain<JsValue>,
-        step: Step<JsValue>,
-    ) -> Result<(usize, &TargetConfig), JsValue> {
-        let targets = &self.options.targets;
-        let (index, from) = match step {
-            Step::Try { index, from } => (index, from),
-            Step::Stop(error) => return Err(error),
-            Step::AllFailed(errors) => return Err(all_targets_failed(targets, errors)),
-        };
-        let target = targets.get(index).ok_or_else(no_targets)?;
-        if let Some(from) = from.and_then(|from| targets.get(from)) {
-            let reason = chain.failures().last().and_then(|e| {
-                get(e, "code")
-                    .as_string()
-                    .or_else(|| get(e, "name").as_string())
-            });
-            self.platform.emit(Event::Fallback {
-                from: &from.name,
-                to: &target.name,
-                reason: &reason.unwrap_or_default(),
-            });
-        }
-        Ok((index, target))
     }
 
     /// One target, through dedupe, the cache and the pipeline. An answer whose body fails after its
@@ -293,8 +227,13 @@ impl Inner {
             .prepare(target.endpoint.as_str().into(), init)
             .await
             .map_err(TargetFailure::unprepared)?;
-        // One breaker and bucket per target, even for targets sharing an origin.
-        prepared.origin = format!("target:{}", target.name);
+        prepared.origin = target_key(target);
+        prepared.learn_limits = target.learn_limits;
+        if prepared.learn_limits && prepared.tokens == 0 {
+            // What a provider's token limit counts: the input, and the output asked for.
+            let output = call.max_tokens.map_or(0, u64::from);
+            prepared.tokens = estimate_tokens(&call.messages, &call.tools).saturating_add(output);
+        }
         prepared.request.classify_errors = true;
         Ok(prepared)
     }

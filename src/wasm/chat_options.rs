@@ -1,5 +1,6 @@
-//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain, the
-//! `budget`, and the semantic cache (`cache.semantic`, which embeds with one of the targets).
+//! The client options `chat()` and `embed()` read: the `targets` of their fallback chain, how it
+//! falls back (`fallback`), the `budget`, and the semantic cache (`cache.semantic`, which embeds
+//! with one of the targets).
 
 use crate::core::llm::endpoint::{chat_endpoint, embeddings_endpoint};
 use crate::core::llm::{cache_prices, BudgetConfig, Pricing, Provider};
@@ -30,6 +31,8 @@ pub struct TargetConfig {
     pub embeddings_endpoint: Option<String>,
     /// `pricing.embeddingPerMTok`, as the input price of a [`Pricing`] with no output price.
     pub embedding_pricing: Pricing,
+    /// `learnLimits` (default true): adopt the rate limits the provider reports in its headers.
+    pub learn_limits: bool,
 }
 
 /// Most targets in a chain.
@@ -52,6 +55,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             "embeddingModel",
             "headers",
             "pricing",
+            "learnLimits",
         ])?;
         let provider_name = t
             .choice("provider", &["openai", "anthropic"])?
@@ -121,6 +125,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             embedding_model: t.string("embeddingModel")?,
             embeddings_endpoint: embeddings_endpoint(provider, &base_url),
             embedding_pricing,
+            learn_limits: t.boolean("learnLimits")?.unwrap_or(true),
         });
     }
     Ok(targets)
@@ -206,4 +211,20 @@ pub(crate) fn parse_semantic(
     };
     config.embedding_target = Some(embedder.name.clone());
     Ok(config)
+}
+
+/// `fallback`: how the chain falls back.
+#[derive(Default)]
+pub struct FallbackOptions {
+    /// `maxWaitMs`: how long a call may wait, in all, for the first target back when every target
+    /// is out (open or rate-limited); `None`: the rate limiter's `maxWaitMs`.
+    pub max_wait_ms: Option<u64>,
+}
+
+/// Parses `fallback`.
+pub(crate) fn parse_fallback(f: &Reader) -> Result<FallbackOptions, JsValue> {
+    f.only(&["maxWaitMs"])?;
+    Ok(FallbackOptions {
+        max_wait_ms: f.millis("maxWaitMs")?,
+    })
 }

@@ -84,6 +84,13 @@ pub(crate) fn target_error(target: &TargetConfig, error: JsValue, aborted: bool)
     TargetFailure { outcome, error }
 }
 
+/// When the target that failed with `error` said it is back: the `retryAfterMs` of an open breaker,
+/// a rate limit (the client's or the provider's, learned) or a too-long retry hint.
+pub(crate) fn back_in(error: &JsValue) -> Option<u64> {
+    let ms = get(error, "retryAfterMs").as_f64()?;
+    (ms.is_finite() && ms >= 0.0).then_some(ms as u64)
+}
+
 /// The error for a target's non-2xx answer: classified from its status and body.
 pub(crate) async fn upstream_failure(
     target: &TargetConfig,
@@ -107,6 +114,11 @@ pub(crate) async fn upstream_failure(
     set(&error, "kind", &class.as_str().into());
     set(&error, "attempts", &attempts.into());
     set(&error, "target", &target.name.as_str().into());
+    // A retry hint too long to wait for within the call (set by the pipeline's caller).
+    let hinted = get(response, "retryAfterMs");
+    if hinted.as_f64().is_some() {
+        set(&error, "retryAfterMs", &hinted);
+    }
     TargetFailure {
         outcome: Outcome::ErrorStatus(class),
         error: error.into(),
@@ -140,8 +152,13 @@ pub(crate) fn budget_exceeded(user: &str, exceeded: &Exceeded) -> JsValue {
     error.into()
 }
 
-/// `AllTargetsFailedError` with every target's error (`errors[i]` is `targets[i]`'s).
-pub(crate) fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>) -> JsValue {
+/// `AllTargetsFailedError` with every target's error (`errors[i]` is `targets[i]`'s), and when the
+/// first of them is back, if every one said (`retryAfterMs`).
+pub(crate) fn all_targets_failed(
+    targets: &[TargetConfig],
+    errors: Vec<JsValue>,
+    back_in_ms: Option<u64>,
+) -> JsValue {
     let mut summary = String::from("Every target failed. ");
     for (i, (target, e)) in targets.iter().zip(&errors).enumerate() {
         let message = get(e, "message").as_string().unwrap_or_default();
@@ -151,6 +168,9 @@ pub(crate) fn all_targets_failed(targets: &[TargetConfig], errors: Vec<JsValue>)
     let error = named_error("AllTargetsFailedError", "ALL_TARGETS_FAILED", &summary);
     let list: Array = errors.into_iter().collect();
     set(&error, "errors", &list);
+    if let Some(ms) = back_in_ms {
+        set(&error, "retryAfterMs", &(ms as f64).into());
+    }
     error.into()
 }
 

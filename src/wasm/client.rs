@@ -8,7 +8,7 @@ use crate::wasm::js::{promise, promise_now};
 use crate::wasm::listeners::{in_listener, Listeners};
 use crate::wasm::options::parse_client_options;
 use crate::wasm::platform::JsPlatform;
-use crate::wasm::semantic::SemanticCache;
+use crate::wasm::semantic_cache::SemanticCache;
 use crate::wasm::shared_state::JsStateStore;
 use crate::wasm::stats::{metrics_text, stats_to_js};
 use crate::wasm::stream::SseStream;

@@ -98,8 +98,10 @@ impl Inner {
         call: &EmbedCall,
     ) -> Result<Embedded, JsValue> {
         let plan = &Plan::new(&call.texts);
-        self.along_chain(|_, target| async move { self.embed_on(target, call, plan).await })
-            .await
+        self.along_chain((&call.signal, &call.resilience), |_, target| async move {
+            self.embed_on(target, call, plan).await
+        })
+        .await
     }
 
     /// Embeds `call.texts` with `target` alone, through the cache as [`Inner::embed_texts`] does:

@@ -12,7 +12,7 @@ use crate::wasm::errors::failure_to_js;
 use crate::wasm::options::ClientOptions;
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
-use crate::wasm::semantic::SemanticCache;
+use crate::wasm::semantic_cache::SemanticCache;
 use crate::wasm::tap::JoinableStreams;
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
@@ -107,6 +107,7 @@ impl Inner {
             spent_ms: platform.now_ms().saturating_sub(prepared.started_ms),
             retry,
             tokens: prepared.tokens,
+            learn_limits: prepared.learn_limits,
         };
         // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be
         // counted once per path a call can take (~10 KB per call in flight instead of ~4).

@@ -11,7 +11,8 @@ use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
 use crate::wasm::chat_options::{
-    parse_budget, parse_semantic, parse_targets, TargetConfig, MAX_TARGETS,
+    parse_budget, parse_fallback, parse_semantic, parse_targets, FallbackOptions, TargetConfig,
+    MAX_TARGETS,
 };
 use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
@@ -47,13 +48,15 @@ pub struct ClientOptions {
     pub targets: Vec<TargetConfig>,
     /// Token and cost budgets for `chat()` / `chatStream()`.
     pub budget: Option<BudgetConfig>,
+    /// How the chain falls back (`fallback`).
+    pub fallback: FallbackOptions,
     /// Breaker and rate-limit state shared across isolates, when set.
     pub shared_state: Option<SharedStateOptions>,
     /// Byte limits on what upstreams send.
     pub limits: Limits,
 }
 
-const CLIENT_KEYS: [&str; 12] = [
+const CLIENT_KEYS: [&str; 13] = [
     "baseUrl",
     "headers",
     "timeout",
@@ -66,6 +69,7 @@ const CLIENT_KEYS: [&str; 12] = [
     "budget",
     "sharedState",
     "limits",
+    "fallback",
 ];
 
 /// Parses `new ResilientClient(options)`.
@@ -78,6 +82,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         cache: None,
         targets: Vec::new(),
         budget: None,
+        fallback: FallbackOptions::default(),
         shared_state: None,
         limits: Limits::default(),
     };
@@ -139,6 +144,9 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
     }
     if let Some(b) = o.object("budget")? {
         options.budget = Some(parse_budget(&b)?);
+    }
+    if let Some(f) = o.object("fallback")? {
+        options.fallback = parse_fallback(&f)?;
     }
     options.cache = match o.toggle("cache")? {
         Toggle::Off => None,

@@ -46,6 +46,9 @@ pub struct Prepared {
     /// namespace): its cache entry, and the identity under which identical calls in flight share
     /// one upstream call. `None` for requests that must not be shared or cached.
     pub key: Option<String>,
+    /// Learn the provider's rate limits from the answers (a chat target's, unless it opted out;
+    /// plain `fetch` calls learn nothing, see [`learned_limit`](crate::core::learned_limit)).
+    pub learn_limits: bool,
 }
 
 impl Prepared {
@@ -205,6 +208,7 @@ pub async fn prepare(
 
     Ok(Prepared {
         key,
+        learn_limits: false,
         request: JsRequest {
             url,
             init: out,

@@ -22,8 +22,7 @@ use crate::core::event::Event;
 use crate::core::llm::{Completion, Outcome, MAX_TARGETS};
 use crate::core::platform::Platform;
 use crate::core::semantic::{
-    question, rest_of_request, semantic_key, storable, Mode, SemanticConfig, SemanticIndex,
-    SemanticKeyParts, TargetIdentity,
+    question, rest_of_request, semantic_key, storable, Mode, SemanticKeyParts, TargetIdentity,
 };
 use crate::wasm::abort::is_aborted;
 use crate::wasm::chat_request::ChatCall;
@@ -31,71 +30,14 @@ use crate::wasm::chat_result::{chat_result, TargetCompletion};
 use crate::wasm::embed_request::EmbedCall;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, promise, set};
+use crate::wasm::semantic_cache::{Keyed, Probe, Stored};
 use js_sys::{Array, Function, Promise};
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
-
-/// A client's semantic cache: its settings, its index, and the stores under way.
-pub(crate) struct SemanticCache {
-    config: SemanticConfig,
-    index: RefCell<SemanticIndex<Stored>>,
-    /// Settles once every store started so far is done (it never rejects).
-    stores: RefCell<Promise>,
-}
-
-/// A stored answer: the target that gave it (its index in `targets`) and what it said.
-struct Stored {
-    target: usize,
-    completion: Completion,
-}
-
-/// A question's vector and the digest it is filed under.
-struct Keyed {
-    vector: Vec<f32>,
-    digest: [u8; 32],
-}
-
-/// A call's question being embedded: `done` settles once `keyed` is set, or the embedding failed.
-pub(crate) struct Probe {
-    keyed: Rc<OnceCell<Keyed>>,
-    done: Promise,
-}
-
-impl Probe {
-    /// The question's vector and digest, once embedded; `None` if that failed.
-    async fn keyed(&self) -> Option<&Keyed> {
-        let _ = JsFuture::from(self.done.clone()).await;
-        self.keyed.get()
-    }
-}
-
-impl SemanticCache {
-    /// An empty cache with these settings.
-    pub(crate) fn new(config: SemanticConfig) -> SemanticCache {
-        SemanticCache {
-            index: RefCell::new(SemanticIndex::new(config.max_entries, config.max_bytes)),
-            config,
-            stores: RefCell::new(Promise::resolve(&JsValue::UNDEFINED)),
-        }
-    }
-
-    /// Drops every entry (`clearCache()`).
-    pub(crate) fn clear(&self) {
-        self.index.borrow_mut().clear();
-    }
-
-    fn insert(&self, keyed: &Keyed, stored: Stored) {
-        let completion = &stored.completion;
-        let bytes = completion.text.len() + completion.finish_reason.len() + 64;
-        self.index
-            .borrow_mut()
-            .insert(keyed.digest, &keyed.vector, stored, bytes);
-    }
-}
 
 impl Inner {
     /// Starts embedding `call`'s question for the semantic cache (the embedding aborts with

@@ -1,7 +1,7 @@
 //! `stats()` and `metrics()` for JS.
 
 use crate::core::llm::{CostTally, Spend};
-use crate::core::metrics::prometheus;
+use crate::core::metrics::{learned_limits, prometheus};
 use crate::core::pipeline::Engine;
 use crate::wasm::cache::Cache;
 use crate::wasm::js::ObjectBuilder;
@@ -63,6 +63,7 @@ pub fn stats_to_js(
         .value("cache", &cache)
         .value("breakers", &breakers)
         .value("rateLimit", &rate_limit)
+        .value("learnedLimits", &learned_to_js(engine, now_ms))
         .value(
             "latencyMs",
             &ObjectBuilder::new()
@@ -90,6 +91,24 @@ pub fn stats_to_js(
                 .build(),
         )
         .build()
+}
+
+/// `[{ key, remainingRequests, remainingTokens, resetInMs }]`: what the providers said is left
+/// (null when they did not say, or it is refilled since).
+fn learned_to_js(engine: &Engine, now_ms: u64) -> js_sys::Array {
+    let count = |n: Option<u64>| n.map_or(JsValue::NULL, |n| (n as f64).into());
+    engine
+        .learned_limits(now_ms)
+        .into_iter()
+        .map(|view| {
+            ObjectBuilder::new()
+                .str("key", &view.key)
+                .value("remainingRequests", &count(view.remaining_requests))
+                .value("remainingTokens", &count(view.remaining_tokens))
+                .num("resetInMs", view.reset_in_ms as f64)
+                .build()
+        })
+        .collect()
 }
 
 /// `{ inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, costUsd, cacheSavedUsd }`.
@@ -125,11 +144,13 @@ pub fn metrics_text(
     costs: &CostTally,
     now_ms: u64,
 ) -> String {
-    prometheus(
+    let mut text = prometheus(
         &engine.stats(),
         &engine.breakers(now_ms),
         rate_level(engine, shared, now_ms),
         cache.map(Cache::counts),
         costs,
-    )
+    );
+    text.push_str(&learned_limits(&engine.learned_limits(now_ms)));
+    text
 }

@@ -2585,4 +2585,74 @@ export const scenarios = {
       await setFaults(mock, { target: name });
     }
   },
+
+  async "a chat target learns the provider's rate limit from its headers and moves on instead of earning 429s"({ ResilientClient }, mock) {
+    for (const provider of ["openai", "anthropic"]) {
+      const count429 = async (name) => (await mockStats(mock)).byTarget[name]?.byStatus?.["429"] ?? 0;
+      const run = async (learnLimits) => {
+        const [limited, backup] = [unique(`limited-${provider}`), unique("backup")];
+        // Two requests a minute on the primary: the third would wait ~60 s, past maxWaitMs.
+        await setFaults(mock, { target: limited, limit: "2/1m" });
+        const client = new ResilientClient({
+          targets: [target(mock, limited, { provider, model: "mock-1", learnLimits }), target(mock, backup)],
+          retry: false,
+        });
+        const answered = [];
+        for (let i = 0; i < 4; i++) answered.push((await client.chat({ messages: [{ role: "user", content: "x" }] })).target);
+        await setFaults(mock, { target: limited });
+        return { client, limited, backup, answered, too_many: await count429(limited) };
+      };
+      const learning = await run(undefined);
+      equal(learning.answered.join(), [learning.limited, learning.limited, learning.backup, learning.backup].join(), `${provider}: who answered`);
+      equal(learning.too_many, 0, `${provider}: 429s received while learning`);
+      const [learned] = learning.client.stats().learnedLimits;
+      equal(learned?.key, `target:${learning.limited}`, `${provider}: stats().learnedLimits key`);
+      equal(learned.remainingRequests, 0, `${provider}: remainingRequests`);
+      equal(learned.remainingTokens, null, `${provider}: remainingTokens (not reported)`);
+      check(learned.resetInMs > 5000 && learned.resetInMs <= 60_000, `${provider}: resetInMs ${learned.resetInMs}`);
+      equal(learning.client.stats().rejected.rateLimit, 2, `${provider}: refused on the learned limit`);
+      check(learning.client.metrics().includes(`sturdy_llm_learned_remaining_requests{key="target:${learning.limited}"} 0`), "metrics()");
+      const blind = await run(false);
+      equal(blind.too_many, 2, `${provider}: 429s received with learnLimits: false`);
+      equal(blind.client.stats().learnedLimits.length, 0, `${provider}: nothing learned when opted out`);
+    }
+    rejectsOptions(ResilientClient, [
+      [{ targets: [{ ...target(mock, "t"), learnLimits: "no" }] }, "TypeError", "targets[0].learnLimits"],
+      [{ fallback: { maxWaitMs: -1 } }, "RangeError", "fallback.maxWaitMs"],
+      [{ fallback: { midstream: true } }, "TypeError", "midstream"],
+    ]);
+  },
+
+  async "a full outage of every target is waited out for the first one back"({ ResilientClient }, mock) {
+    const [a, b] = [unique("out-a"), unique("out-b")];
+    const options = (maxWaitMs) => ({
+      targets: [target(mock, a), target(mock, b)],
+      retry: false,
+      breaker: { failureThreshold: 1, resetTimeoutMs: 400 },
+      fallback: { maxWaitMs },
+    });
+    const ask = (client, signal) => client.chat({ messages: [{ role: "user", content: "x" }], signal });
+    const down = (outage) => Promise.all([a, b].map((name) => setFaults(mock, { target: name, outage })));
+    await down(true);
+    // Without waiting: the 503s opened both breakers, and the call fails at once with the first one back.
+    let started = Date.now();
+    const error = await rejection(ask(new ResilientClient(options(0))));
+    equal(error.name, "AllTargetsFailedError", "maxWaitMs 0");
+    check(error.retryAfterMs > 0 && error.retryAfterMs <= 400, `retryAfterMs ${error.retryAfterMs}`);
+    check(Date.now() - started < 300, "failed at once");
+    // With waiting: the call sleeps until target a's probe, which the recovered upstream answers.
+    started = Date.now();
+    const recovery = new Promise((resolve) => setTimeout(() => resolve(down(false)), 150));
+    const answer = await ask(new ResilientClient(options(2000)));
+    await recovery;
+    equal(answer.target, a, "the first target back answered");
+    check(Date.now() - started >= 300, `waited ${Date.now() - started} ms`);
+    // The caller's signal cuts the wait.
+    await down(true);
+    const controller = new AbortController();
+    const cut = rejection(ask(new ResilientClient(options(5000)), controller.signal));
+    setTimeout(() => controller.abort(new Error("enough")), 100);
+    equal((await cut).message, "enough", "aborted with the signal's reason");
+    await down(false);
+  },
 };

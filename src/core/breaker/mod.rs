@@ -293,6 +293,20 @@ impl Breaker {
         }
     }
 
+    /// While open at `now_ms`: how long until a probe is allowed.
+    pub fn opens_in(&mut self, now_ms: u64) -> Option<u64> {
+        self.advance(now_ms);
+        match self.state {
+            State::Open { opened_at } => Some(
+                opened_at
+                    .saturating_add(self.cfg.reset_timeout_ms)
+                    .saturating_sub(now_ms)
+                    .min(self.cfg.reset_timeout_ms),
+            ),
+            _ => None,
+        }
+    }
+
     /// Failures since the last success while closed; 0 when open or half-open.
     pub fn consecutive_failures(&self) -> u32 {
         match self.state {

@@ -26,7 +26,7 @@ pub mod tokens;
 
 pub use crate::core::stream::Usage;
 pub use budget::{BudgetConfig, Cap, Exceeded, Hold, Ledger};
-pub use chain::{Chain, Outcome, Step, MAX_TARGETS};
+pub use chain::{Chain, Outcome, Step, MAX_TARGETS, MAX_WAITS, MIN_WAIT_MS};
 pub use cost::{cache_prices, cost_micros, saved_micros, CostTally, Pricing, Spend};
 pub use errors::{classify, error_message, ErrorClass};
 pub use provider::{build_request, parse_completion, Completion, HttpRequest, Provider};

@@ -51,7 +51,7 @@ pub fn parse_retry_after(value: &str, wall_now_ms: u64) -> Option<u64> {
 
 /// A non-negative decimal number scaled by `10^frac_digits`, extra fraction digits truncated,
 /// saturating at `u64::MAX`. At least one digit is required; no sign, no exponent.
-fn parse_decimal(s: &str, frac_digits: u32) -> Option<u64> {
+pub(super) fn parse_decimal(s: &str, frac_digits: u32) -> Option<u64> {
     let (int_part, frac_part) = match s.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (s, None),
@@ -122,7 +122,7 @@ fn number(s: &str, max_len: usize) -> Option<u32> {
     digits(s.as_bytes(), max_len)
 }
 
-fn digits(s: &[u8], max_len: usize) -> Option<u32> {
+pub(super) fn digits(s: &[u8], max_len: usize) -> Option<u32> {
     if s.is_empty() || s.len() > max_len || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -156,7 +156,7 @@ fn is_leap(year: u32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
+pub(super) fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         2 if is_leap(year) => 29,
         2 => 28,
@@ -166,7 +166,7 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

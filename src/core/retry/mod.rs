@@ -30,6 +30,7 @@ use crate::core::llm::ErrorClass;
 pub mod backoff;
 pub mod budget;
 pub mod hints;
+pub mod limit_headers;
 
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
@@ -229,7 +230,10 @@ impl RetryState {
 
 /// The server's requested delay: `retry-after-ms`, else `Retry-After`; unparseable values are
 /// skipped.
-fn server_delay(headers: &dyn Fn(&str) -> Option<String>, wall_now_ms: u64) -> Option<u64> {
+pub(crate) fn server_delay(
+    headers: &dyn Fn(&str) -> Option<String>,
+    wall_now_ms: u64,
+) -> Option<u64> {
     headers(RETRY_AFTER_MS)
         .as_deref()
         .and_then(hints::parse_retry_after_ms)

@@ -20,38 +20,41 @@ impl Stream {
         let inner = &self.inner;
         let client_retry = inner.engine.config().retry.as_ref();
         inner
-            .along_chain(|index, target| async move {
-                let prepared = inner.chat_request(target, &progress.call, true).await?;
-                // Resumptions follow the request's own `resilience.retry`, else the client's.
-                let resumes = match prepared.retry(client_retry) {
-                    Some(retry) if retry.resume_streams => retry.max_retries,
-                    _ => 0,
-                };
-                self.recoveries.set(Recoveries::resumes(resumes));
-                let opened = self.open_prepared(prepared, chat_start()).await;
-                let failure = match (opened, self.oversized_before_output()) {
-                    (Err(error), _) => {
-                        target_error(target, error, is_aborted(self.signal.as_ref()))
-                    }
-                    // Past a bound before its first delta: nothing was delivered, so the next
-                    // target may answer instead, as for a chat() answer too large.
-                    (Ok(_), Some(error)) => TargetFailure::unavailable(error),
-                    (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
-                        TargetFailure::unavailable(not_a_stream(&opened.response))
-                    }
-                    (Ok(opened), None) if opened.response.ok() => {
-                        progress.target.set(index);
-                        progress.attempts.set(opened.attempts);
-                        progress.cached.set(opened.cached);
-                        progress.joined.set(opened.joined);
-                        return Ok(opened.response.into());
-                    }
-                    (Ok(opened), None) => {
-                        upstream_failure(target, &opened.response, opened.attempts).await
-                    }
-                };
-                Err(failure)
-            })
+            .along_chain(
+                (&progress.call.signal, &progress.call.resilience),
+                |index, target| async move {
+                    let prepared = inner.chat_request(target, &progress.call, true).await?;
+                    // Resumptions follow the request's own `resilience.retry`, else the client's.
+                    let resumes = match prepared.retry(client_retry) {
+                        Some(retry) if retry.resume_streams => retry.max_retries,
+                        _ => 0,
+                    };
+                    self.recoveries.set(Recoveries::resumes(resumes));
+                    let opened = self.open_prepared(prepared, chat_start()).await;
+                    let failure = match (opened, self.oversized_before_output()) {
+                        (Err(error), _) => {
+                            target_error(target, error, is_aborted(self.signal.as_ref()))
+                        }
+                        // Past a bound before its first delta: nothing was delivered, so the next
+                        // target may answer instead, as for a chat() answer too large.
+                        (Ok(_), Some(error)) => TargetFailure::unavailable(error),
+                        (Ok(opened), None) if opened.response.ok() && !self.is_live() => {
+                            TargetFailure::unavailable(not_a_stream(&opened.response))
+                        }
+                        (Ok(opened), None) if opened.response.ok() => {
+                            progress.target.set(index);
+                            progress.attempts.set(opened.attempts);
+                            progress.cached.set(opened.cached);
+                            progress.joined.set(opened.joined);
+                            return Ok(opened.response.into());
+                        }
+                        (Ok(opened), None) => {
+                            upstream_failure(target, &opened.response, opened.attempts).await
+                        }
+                    };
+                    Err(failure)
+                },
+            )
             .await
     }
 

@@ -7,6 +7,17 @@ import {
 } from "sturdy-llm";
 
 const client = new ResilientClient();
+const learning = new ResilientClient({
+  targets: [{ provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini", learnLimits: false }],
+  fallback: { maxWaitMs: 3000 },
+});
+for (const limit of learning.stats().learnedLimits) {
+  const left: number | null = limit.remainingRequests;
+  const tokens: number | null = limit.remainingTokens;
+  const ms: number = limit.resetInMs;
+}
+// @ts-expect-error: learnLimits is a boolean
+new ResilientClient({ targets: [{ provider: "openai", baseUrl: "https://x/v1", model: "m", learnLimits: "no" }] });
 const response: ResilientResponse = await client.fetch("https://example.com/");
 const waited: number | undefined = response.retryAfterMs;
 const viaRequest: Response = await client.fetcher(new Request("https://example.com/"));
@@ -18,7 +29,7 @@ try {
   if (error instanceof RateLimitError) { const ms: number = error.retryAfterMs; const key: string = error.key; }
   if (error instanceof CircuitOpenError) { const ms: number = error.retryAfterMs; }
   if (error instanceof UpstreamError) { const status: number | undefined = error.status; const target: string | undefined = error.target; }
-  if (error instanceof AllTargetsFailedError) { const first: Error | undefined = error.errors[0]; }
+  if (error instanceof AllTargetsFailedError) { const first: Error | undefined = error.errors[0]; const back: number | undefined = error.retryAfterMs; }
   if (error instanceof BudgetExceededError) { const cap: "perRequestTokens" | "perUserDailyTokens" | "perUserMonthlyTokens" | "dailyCostUsd" = error.cap; }
   if (error instanceof IncompleteStreamError) { const text: string | undefined = error.partialText; }
   if (ResilientError.isInstance(error)) { const code: string = error.code; }
