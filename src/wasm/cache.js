@@ -33,10 +33,10 @@ function storeError(message, cause) {
   return Object.assign(new Error(message), { name: "CacheStoreError", code: "CACHE_STORE" });
 }
 
-/** `store[method](...args)` as a promise that settles within `ms`, or when `signal` aborts (rejecting
- * with its reason): a throw, a rejection or the time running out rejects with a CacheStoreError. A store
- * promise that never settles is left behind, not awaited (nothing but it holds on to its callbacks). */
-export function callStore(store, method, args, ms, signal) {
+/** A promise that `start(settle)` settles, or the time running out (`timedOut(settle)`) after `ms`, or
+ * `signal` aborting (rejecting with its reason), whichever comes first. `settle(done, value)` settles it
+ * once with `done` (resolve or reject) and stops listening. */
+function bounded(ms, signal, timedOut, start) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const settle = (done, value) => {
@@ -46,18 +46,25 @@ export function callStore(store, method, args, ms, signal) {
       try {
         signal?.removeEventListener("abort", aborted);
       } catch {}
-      done(value);
+      done === "resolve" ? resolve(value) : reject(value);
     };
-    const aborted = () => settle(reject, signal.reason);
-    const timer = setTimeout(() => settle(reject, storeError(`cache.store.${method}() did not settle within ${ms} ms`)), ms);
+    const aborted = () => settle("reject", signal.reason);
+    const timer = setTimeout(() => timedOut(settle), ms);
     signal?.addEventListener("abort", aborted);
+    start(settle);
+  });
+}
+
+/** `store[method](...args)` as a promise that settles within `ms`, or when `signal` aborts (rejecting
+ * with its reason): a throw, a rejection or the time running out rejects with a CacheStoreError. A store
+ * promise that never settles is left behind, not awaited (nothing but it holds on to its callbacks). */
+export function callStore(store, method, args, ms, signal) {
+  const failed = (settle, error) => settle("reject", storeError(`cache.store.${method}() failed`, error));
+  return bounded(ms, signal, (settle) => settle("reject", storeError(`cache.store.${method}() did not settle within ${ms} ms`)), (settle) => {
     try {
-      Promise.resolve(store[method](...args)).then(
-        (value) => settle(resolve, value),
-        (error) => settle(reject, storeError(`cache.store.${method}() failed`, error)),
-      );
+      Promise.resolve(store[method](...args)).then((value) => settle("resolve", value), (error) => failed(settle, error));
     } catch (error) {
-      settle(reject, storeError(`cache.store.${method}() failed`, error));
+      failed(settle, error);
     }
   });
 }
@@ -141,18 +148,5 @@ export function beginWrite(writes, key, done) {
 export function joinWrite(writes, key, ms, signal) {
   const write = writes.get(key);
   if (!write) return undefined;
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const settle = (done, value) => {
-      clearTimeout(timer);
-      try {
-        signal?.removeEventListener("abort", aborted);
-      } catch {}
-      done(value);
-    };
-    const aborted = () => settle(reject, signal.reason);
-    const timer = setTimeout(() => settle(resolve), ms);
-    signal?.addEventListener("abort", aborted);
-    write.then(() => settle(resolve));
-  });
+  return bounded(ms, signal, (settle) => settle("resolve"), (settle) => write.then(() => settle("resolve")));
 }
