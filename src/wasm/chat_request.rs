@@ -9,9 +9,10 @@
 //! read: one past [`MAX_CACHE_BREAKPOINTS`](crate::core::llm::request::MAX_CACHE_BREAKPOINTS) is a
 //! `RangeError` naming it and the count (see [`crate::wasm::chat_request_bounds`]).
 
+use crate::core::json::Json;
 use crate::core::llm::request::{
     parse_data_url, CacheMarks as Marks, ChatParams, Message, Part, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice,
+    ToolCall, ToolChoice, RESERVED_OPTIONS,
 };
 use crate::core::llm::Provider;
 use crate::wasm::chat_options::TargetConfig;
@@ -356,13 +357,30 @@ fn seed(r: &Reader) -> Result<Option<i64>, JsValue> {
     Ok(Some(n as i64))
 }
 
-/// `providerOptions`: `{ openai?, anthropic? }`, objects merged into that dialect's body.
+/// `providerOptions`: `{ openai?, anthropic? }`, objects merged into that dialect's body, without
+/// the members the layer sets ([`RESERVED_OPTIONS`]).
 fn provider_options(r: &Reader, chars: &mut Chars) -> Result<[Option<String>; 2], JsValue> {
     let Some(o) = r.object("providerOptions")? else {
         return Ok([None, None]);
     };
     o.only(&["openai", "anthropic"])?;
-    Ok([chars.json(&o, "openai")?, chars.json(&o, "anthropic")?])
+    let options = [chars.json(&o, "openai")?, chars.json(&o, "anthropic")?];
+    for (dialect, text) in ["openai", "anthropic"].iter().zip(&options) {
+        let Some(Json::Object(members)) = text.as_deref().and_then(Json::parse) else {
+            continue;
+        };
+        if let Some((key, _)) = members
+            .iter()
+            .find(|(key, _)| RESERVED_OPTIONS.contains(&key.as_ref()))
+        {
+            let message = format!(
+                "request.providerOptions.{dialect}.{key} cannot be set: the layer sets it \
+                 (the target's model, the conversation, and whether and how the answer streams)"
+            );
+            return Err(js_sys::TypeError::new(&message).into());
+        }
+    }
+    Ok(options)
 }
 
 impl ChatCall {

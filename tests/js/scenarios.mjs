@@ -2585,4 +2585,27 @@ export const scenarios = {
       await setFaults(mock, { target: name });
     }
   },
+
+  // Before, `stream: false` in chatStream() (or `true` in chat()) reached the body and the answer could not be
+  // read; `model` ran another (unpriced, unbudgeted) model under the target's name.
+  async "chat: providerOptions may not set model, messages, stream or stream_options, named in the error"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("reserved"))] });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [dialect, key, value] of [
+      ["openai", "stream", true],
+      ["openai", "stream_options", { include_usage: false }],
+      ["anthropic", "stream", false],
+      ["openai", "model", "another-model"],
+      ["anthropic", "messages", []],
+    ]) {
+      const providerOptions = { [dialect]: { reasoning_effort: "low", [key]: value } };
+      for (const call of [() => client.chat({ messages, providerOptions }), async () => client.chatStream({ messages, providerOptions }).result]) {
+        const error = await rejection(call());
+        equal(error.name, "TypeError", `${dialect}.${key}`);
+        check(error.message.includes(`request.providerOptions.${dialect}.${key}`), error.message);
+      }
+    }
+    const answer = await client.chat({ messages, providerOptions: { openai: { reasoning_effort: "low" } } });
+    check(answer.text.length > 0, "other options are sent");
+  },
 };
