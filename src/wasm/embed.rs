@@ -29,7 +29,7 @@ use crate::wasm::chat_result::TargetFailure;
 use crate::wasm::embed_request::{parse_embed_request, EmbedCall};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::inner::Inner;
-use crate::wasm::js::ObjectBuilder;
+use crate::wasm::js::{abort_reason, ObjectBuilder};
 use js_sys::{Array, Float32Array};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -232,10 +232,10 @@ impl Inner {
         let wait = lookup_wait_ms(cache.options.timeout_ms, None);
         let now = self.platform.wall_ms();
         let found = cache.lookup_many(&attempt.keys, now, wait, signal).await;
-        if let Some(signal) = signal.filter(|signal| signal.aborted()) {
+        if let Some(reason) = signal.and_then(abort_reason) {
             return Err(TargetFailure {
                 outcome: Outcome::Aborted,
-                error: abort_error(&signal.reason()),
+                error: abort_error(&reason),
             });
         }
         let mut width = call.dimensions.map(|n| n as usize);

@@ -2608,4 +2608,22 @@ export const scenarios = {
     const answer = await client.chat({ messages, providerOptions: { openai: { reasoning_effort: "low" } } });
     check(answer.text.length > 0, "other options are sent");
   },
+
+  // Before, a cached client read such a signal through a getter that did not catch: the throw escaped the wasm
+  // as an uncaught exception (the Node process ended) and the call never settled.
+  async "a signal that throws when read rejects chat() and embed() of a cached client with a TypeError, and the client lives"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, cache: {}, targets: [target(mock, unique("proxy-signal"), { embeddingModel: "emb-1" })] });
+    const hostile = () => new Proxy(new AbortController().signal, { get() { throw new Error("a getter on the signal"); } });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [what, call] of [
+      ["chat", () => client.chat({ messages, signal: hostile() })],
+      ["embed", () => client.embed({ input: ["a", "b"], signal: hostile() })],
+    ]) {
+      const error = await rejection(call());
+      equal(error.name, "TypeError", what);
+      check(error.message.includes("signal"), `${what}: ${error.message}`);
+    }
+    check((await client.chat({ messages })).text.length > 0, "chat after");
+    equal((await client.embed({ input: ["a", "b"] })).embeddings.length, 2, "embed after");
+  },
 };
