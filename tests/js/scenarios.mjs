@@ -2626,4 +2626,23 @@ export const scenarios = {
     check((await client.chat({ messages })).text.length > 0, "chat after");
     equal((await client.embed({ input: ["a", "b"] })).embeddings.length, 2, "embed after");
   },
+
+  // Before, an empty part cost nothing against the bound: one shared array of 10,000 empty parts in each of
+  // 400 messages took 300 MiB of wasm memory for good (and 10,000 such messages more than wasm32 can hold).
+  async "chat: each message and content part counts against the request's character bound, so their number is bounded"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("parts"))] });
+    const before = client.stats().memory.wasmBytes;
+    const content = Array(10_000).fill({ type: "text", text: "" });
+    const error = await rejection(client.chat({ messages: Array(10_000).fill({ role: "user", content }) }));
+    equal(error.name, "RangeError", error.message);
+    check(/request\.messages\[\d+\]\.content\[\d+\] is past 8388608 characters/.test(error.message), error.message);
+    const grown = client.stats().memory.wasmBytes - before;
+    check(grown <= 64 * 2 ** 20, `wasm memory grew by ${grown} bytes`);
+    const calls = Array(128).fill({ id: "", name: "", arguments: "" });
+    const history = Array(5000).fill({ role: "assistant", content: null, toolCalls: calls });
+    const tooMany = await rejection(client.chat({ messages: [...history, { role: "user", content: "hi" }] }));
+    equal(tooMany.name, "RangeError", tooMany.message);
+    check(/toolCalls\[\d+\] is past/.test(tooMany.message), tooMany.message);
+    check((await client.chat({ messages: [{ role: "user", content: [{ type: "text", text: "hi" }] }] })).text.length > 0, "a request within the bound");
+  },
 };
