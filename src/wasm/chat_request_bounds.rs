@@ -66,6 +66,14 @@ impl Chars {
             .ok_or_else(|| type_error(&path, "an object", &value))?;
         let written =
             js_sys::JSON::stringify(&value).map_err(|thrown| unreadable(&path, &thrown))?;
+        // A `toJSON` may give back what JSON.stringify writes as nothing (`undefined`).
+        if !written.is_string() {
+            return Err(type_error(
+                &path,
+                "an object JSON.stringify can write",
+                &value,
+            ));
+        }
         let text = self.string(&written.into(), &path)?;
         match Json::parse(&text) {
             Some(Json::Object(_)) => Ok(Some(text)),

@@ -2645,4 +2645,18 @@ export const scenarios = {
     check(/toolCalls\[\d+\] is past/.test(tooMany.message), tooMany.message);
     check((await client.chat({ messages: [{ role: "user", content: [{ type: "text", text: "hi" }] }] })).text.length > 0, "a request within the bound");
   },
+
+  // Before, a toJSON giving back undefined read as "must be a string, got undefined".
+  async "chat: a JSON value whose toJSON gives back nothing is a TypeError saying JSON.stringify cannot write it"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("tojson"))] });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [request, path] of [
+      [{ messages, tools: [{ name: "f", parameters: { toJSON: () => undefined } }] }, "request.tools[0].parameters"],
+      [{ messages, providerOptions: { openai: { toJSON: () => () => 1 } } }, "request.providerOptions.openai"],
+    ]) {
+      const error = await rejection(client.chat(request));
+      equal(error.name, "TypeError", path);
+      check(error.message.startsWith(`${path} must be an object JSON.stringify can write`), error.message);
+    }
+  },
 };
