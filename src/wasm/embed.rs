@@ -271,7 +271,7 @@ impl Inner {
             let texts: Vec<&str> = slots.iter().map(|&i| attempt.unique[i]).collect();
             let answer = self.embed_batch(attempt, call, &texts, width).await;
             let (fresh, used) = answer.map_err(|failure| (tokens, failure))?;
-            tokens += used;
+            tokens = used.saturating_add(tokens); // counts from upstream are hostile
             width = width.or_else(|| fresh.first().map(Vec::len));
             self.store_vectors(attempt, slots, &fresh).await;
             for (&slot, vector) in slots.iter().zip(fresh) {
