@@ -2659,4 +2659,23 @@ export const scenarios = {
       check(error.message.startsWith(`${path} must be an object JSON.stringify can write`), error.message);
     }
   },
+
+  // Before, "bypass" (go to the upstream, never share) still answered from the semantic cache.
+  async "semantic cache: a call with resilience.cache \"bypass\" is neither answered from it nor stored in it"({ ResilientClient }, mock) {
+    const name = unique("sem-bypass");
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, name, { embeddingModel: "emb-1" })],
+      cache: { semantic: { threshold: 0.8, as: "first" } },
+    });
+    const ask = (content, resilience) => client.chat({ messages: [{ role: "user", content }], resilience });
+    const chatCalls = async () => (await mockStats(mock)).byTarget[name]?.byPath["/v1/chat/completions"] ?? 0;
+    equal((await ask("What is the capital city of France?")).cached, false, "first");
+    equal((await ask("Which city is the capital of France?")).cached, "semantic", "a paraphrase");
+    equal((await ask("Which city is the capital of France?", { cache: "bypass" })).cached, false, "bypass");
+    equal(await chatCalls(), 2, "the bypassing call went to the target");
+    equal((await ask("How do bees make honey?", { cache: "bypass" })).cached, false, "bypass, another question");
+    equal((await ask("How do bees make honey?")).cached, false, "its answer was not stored");
+    equal(await chatCalls(), 4, "chat calls in all");
+  },
 };
