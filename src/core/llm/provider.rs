@@ -16,7 +16,8 @@
 //! URL, a tool result with no call before it) is sent for the API to judge, with its own message.
 //!
 //! Provider options (`providerOptions.openai` / `.anthropic`) win: a member they set is left out
-//! of what the portable request writes, then all of theirs are written as given ([`Body`]).
+//! of what the portable request writes, then all of theirs are written as given ([`Body`]), but
+//! for the members the layer keeps to itself ([`RESERVED_OPTIONS`]), which are dropped.
 
 use super::request::{ChatParams, Part, ToolCall, RESERVED_OPTIONS};
 use super::{anthropic, openai};

@@ -234,7 +234,7 @@ pub struct ChatParams<'a> {
     pub user: Option<&'a str>,
     /// Members merged as is into this provider's body (`providerOptions.openai` or
     /// `.anthropic`), as the JSON text of an object: they win over the fields written from the
-    /// portable request.
+    /// portable request, but for [`RESERVED_OPTIONS`].
     pub provider_options: Option<&'a str>,
     /// Ask for a server-sent-event stream.
     pub stream: bool,
