@@ -57,7 +57,8 @@ export interface ChatRequest {
   seed?: number;
   /** Budgets are per user ("anonymous" when absent). */
   user?: string; signal?: AbortSignal; resilience?: RequestPolicy;
-  /** Members merged as is into that provider's request body (they win): e.g. { openai: { reasoning_effort: "low" } }. */
+  /** Members merged as is into that provider's request body (they win): e.g. { openai: { reasoning_effort: "low" } }.
+   * `model`, `messages`, `stream` and `stream_options` are refused with a TypeError naming the key. */
   providerOptions?: { openai?: Record<string, unknown>; anthropic?: Record<string, unknown> };
 }
 export interface ChatResult {

@@ -233,10 +233,13 @@ impl StreamMonitor {
     fn observe_anthropic(&mut self, kind: &str, json: &Json) -> (Option<Delta>, Observation) {
         self.dialect = Dialect::Anthropic;
         let block_index = json.get("index").and_then(Json::as_u64).unwrap_or(0);
+        // Blocks are kept in increasing block index (a start at an index not past the last one's
+        // is ignored), so finding one takes a binary search, not a scan per event.
         let block = self
             .blocks
-            .iter()
-            .find(|(index, _)| *index == block_index)
+            .binary_search_by_key(&block_index, |(index, _)| *index)
+            .ok()
+            .and_then(|at| self.blocks.get(at))
             .map(|(_, block)| *block);
         match kind {
             "message_start" => {
@@ -253,6 +256,13 @@ impl StreamMonitor {
                 else {
                     return (None, Observation::Continue);
                 };
+                if self
+                    .blocks
+                    .last()
+                    .is_some_and(|(last, _)| *last >= block_index)
+                {
+                    return (None, Observation::Continue);
+                }
                 let field = |name| start.get(name).and_then(Json::as_str);
                 // The input is `{}` here and streams after; a server that sends it whole here is
                 // read too.
@@ -261,6 +271,12 @@ impl StreamMonitor {
                     input => arguments_text(input),
                 };
                 if field("name") == Some(ANSWER_TOOL) {
+                    // Each block counts like a tool call: a stream of empty answer blocks must not
+                    // grow the list unbounded.
+                    if self.kept.saturating_add(TOOL_CALL_BYTES) > self.max_text {
+                        return (None, Observation::TooLarge);
+                    }
+                    self.kept += TOOL_CALL_BYTES;
                     self.blocks.push((block_index, JsonBlock::Answer));
                     return self.append(&input, Vec::new());
                 }
@@ -804,6 +820,48 @@ mod tests {
         assert_eq!(monitor.see(&call("1", "")), (None, Observation::TooLarge));
         assert_eq!(monitor.tool_calls().len(), 1);
         assert_eq!(monitor.tool_calls()[0].arguments, "12345678");
+    }
+
+    /// A hostile Anthropic stream of empty answer-tool blocks kept no text, so nothing bounded
+    /// the list of blocks, and each event scanned it: memory and CPU grew without end.
+    #[test]
+    fn anthropic_blocks_count_against_the_bound_and_only_go_forward() {
+        let start = |index: u64, name: &str| {
+            format!(
+                r#"{{"type":"content_block_start","index":{index},"content_block":{{"type":"tool_use","id":"t{index}","name":"{name}","input":{{}}}}}}"#
+            )
+        };
+        let delta = |index: u64, json: &str| {
+            format!(
+                r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"input_json_delta","partial_json":"{json}"}}}}"#
+            )
+        };
+        let mut monitor = StreamMonitor::with_max_text(3 * TOOL_CALL_BYTES);
+        let mut seen = Vec::new();
+        for index in 0..10 {
+            seen.push(
+                monitor
+                    .observe("content_block_start", &start(index, ANSWER_TOOL))
+                    .1,
+            );
+        }
+        assert_eq!(
+            seen.iter().filter(|s| **s == Observation::Continue).count(),
+            3
+        );
+        assert_eq!(seen.last(), Some(&Observation::TooLarge));
+        assert_eq!(monitor.blocks.len(), 3);
+
+        // A block index seen again (or going back) starts nothing; deltas go to the first block.
+        let mut monitor = StreamMonitor::new();
+        monitor.observe("content_block_start", &start(1, "f"));
+        monitor.observe("content_block_start", &start(1, "g"));
+        monitor.observe("content_block_start", &start(0, "h"));
+        monitor.observe("content_block_delta", &delta(1, "{}"));
+        monitor.observe("content_block_delta", &delta(7, "lost"));
+        assert_eq!(monitor.tool_calls().len(), 1);
+        assert_eq!(monitor.tool_calls()[0].name, "f");
+        assert_eq!(monitor.tool_calls()[0].arguments, "{}");
     }
 
     #[test]

@@ -3,15 +3,18 @@
 //!
 //! Every string and every JSON value (a tool's parameter schema, a response schema, provider
 //! options) counts against one budget for the whole request, [`MAX_CHAT_CHARS`], measured in JS
-//! before the copy. JSON values are taken as `JSON.stringify` writes them (a throwing getter, a
+//! before the copy; each message, content part and tool call counts
+//! [`ITEM_CHARS`](crate::wasm::chat_request_bounds::ITEM_CHARS) more, so their number is bounded
+//! too. JSON values are taken as `JSON.stringify` writes them (a throwing getter, a
 //! cycle or a BigInt is a `TypeError` naming the field) and must be objects the core's reader
 //! accepts (nesting at most 64 deep). Prompt-cache marks (`cache: true`) are counted as they are
 //! read: one past [`MAX_CACHE_BREAKPOINTS`](crate::core::llm::request::MAX_CACHE_BREAKPOINTS) is a
 //! `RangeError` naming it and the count (see [`crate::wasm::chat_request_bounds`]).
 
+use crate::core::json::Json;
 use crate::core::llm::request::{
     parse_data_url, CacheMarks as Marks, ChatParams, Message, Part, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice,
+    ToolCall, ToolChoice, RESERVED_OPTIONS,
 };
 use crate::core::llm::Provider;
 use crate::wasm::chat_options::TargetConfig;
@@ -138,6 +141,7 @@ fn message(
     path: &str,
     (chars, marks): (&mut Chars, &mut Marks),
 ) -> Result<Message, JsValue> {
+    chars.item(path)?;
     let Some(m) = Reader::root(item.clone(), path)? else {
         return Err(type_error(path, "a { role, content } object", &item));
     };
@@ -169,6 +173,7 @@ fn message(
             let calls = m.list("toolCalls", MAX_ITEMS)?.unwrap_or_default();
             for (i, call) in calls.into_iter().enumerate() {
                 let call_path = format!("{path}.toolCalls[{i}]");
+                chars.item(&call_path)?;
                 let Some(c) = Reader::root(call.clone(), &call_path)? else {
                     return Err(type_error(
                         &call_path,
@@ -212,6 +217,7 @@ fn parts(
     let mut cached = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let part_path = format!("{path}[{i}]");
+        chars.item(&part_path)?;
         let Some(p) = Reader::root(item.clone(), &part_path)? else {
             return Err(type_error(&part_path, "a content part object", &item));
         };
@@ -356,13 +362,30 @@ fn seed(r: &Reader) -> Result<Option<i64>, JsValue> {
     Ok(Some(n as i64))
 }
 
-/// `providerOptions`: `{ openai?, anthropic? }`, objects merged into that dialect's body.
+/// `providerOptions`: `{ openai?, anthropic? }`, objects merged into that dialect's body, without
+/// the members the layer sets ([`RESERVED_OPTIONS`]).
 fn provider_options(r: &Reader, chars: &mut Chars) -> Result<[Option<String>; 2], JsValue> {
     let Some(o) = r.object("providerOptions")? else {
         return Ok([None, None]);
     };
     o.only(&["openai", "anthropic"])?;
-    Ok([chars.json(&o, "openai")?, chars.json(&o, "anthropic")?])
+    let options = [chars.json(&o, "openai")?, chars.json(&o, "anthropic")?];
+    for (dialect, text) in ["openai", "anthropic"].iter().zip(&options) {
+        let Some(Json::Object(members)) = text.as_deref().and_then(Json::parse) else {
+            continue;
+        };
+        if let Some((key, _)) = members
+            .iter()
+            .find(|(key, _)| RESERVED_OPTIONS.contains(&key.as_ref()))
+        {
+            let message = format!(
+                "request.providerOptions.{dialect}.{key} cannot be set: the layer sets it \
+                 (the target's model, the conversation, and whether and how the answer streams)"
+            );
+            return Err(js_sys::TypeError::new(&message).into());
+        }
+    }
+    Ok(options)
 }
 
 impl ChatCall {

@@ -14,10 +14,27 @@ use wasm_bindgen::JsCast;
 /// UTF-16 code units (8 Mi, about 2M tokens: past the largest context windows).
 pub const MAX_CHAT_CHARS: u32 = 1 << 23;
 
+/// Characters each message, content part and tool call counts on top of its text: the bound on
+/// characters is then a bound on how many there are (an empty text part is still some 32 bytes of
+/// wasm memory; one shared array of 10,000 empty parts in each of 10,000 messages took gigabytes).
+pub const ITEM_CHARS: u32 = 16;
+
 /// What is left of a request's [`MAX_CHAT_CHARS`].
 pub(crate) struct Chars(pub(crate) u32);
 
 impl Chars {
+    /// One more message, content part or tool call, at `path`: [`ITEM_CHARS`] of what is left.
+    pub(crate) fn item(&mut self, path: &str) -> Result<(), JsValue> {
+        self.0 = self.0.checked_sub(ITEM_CHARS).ok_or_else(|| {
+            let message = format!(
+                "{path} is past {MAX_CHAT_CHARS} characters for the whole request (each message, \
+                 content part and tool call counts {ITEM_CHARS} on top of its text)"
+            );
+            JsValue::from(js_sys::RangeError::new(&message))
+        })?;
+        Ok(())
+    }
+
     /// `value` at `path` copied in if it is a string that fits in what is left.
     pub(crate) fn string(&mut self, value: &JsValue, path: &str) -> Result<String, JsValue> {
         let Some(text) = value.dyn_ref::<JsString>() else {
@@ -49,6 +66,14 @@ impl Chars {
             .ok_or_else(|| type_error(&path, "an object", &value))?;
         let written =
             js_sys::JSON::stringify(&value).map_err(|thrown| unreadable(&path, &thrown))?;
+        // A `toJSON` may give back what JSON.stringify writes as nothing (`undefined`).
+        if !written.is_string() {
+            return Err(type_error(
+                &path,
+                "an object JSON.stringify can write",
+                &value,
+            ));
+        }
         let text = self.string(&written.into(), &path)?;
         match Json::parse(&text) {
             Some(Json::Object(_)) => Ok(Some(text)),

@@ -29,7 +29,7 @@ use crate::wasm::chat_result::TargetFailure;
 use crate::wasm::embed_request::{parse_embed_request, EmbedCall};
 use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::inner::Inner;
-use crate::wasm::js::ObjectBuilder;
+use crate::wasm::js::{abort_reason, ObjectBuilder};
 use js_sys::{Array, Float32Array};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -234,10 +234,10 @@ impl Inner {
         let wait = lookup_wait_ms(cache.options.timeout_ms, None);
         let now = self.platform.wall_ms();
         let found = cache.lookup_many(&attempt.keys, now, wait, signal).await;
-        if let Some(signal) = signal.filter(|signal| signal.aborted()) {
+        if let Some(reason) = signal.and_then(abort_reason) {
             return Err(TargetFailure {
                 outcome: Outcome::Aborted,
-                error: abort_error(&signal.reason()),
+                error: abort_error(&reason),
             });
         }
         let mut width = call.dimensions.map(|n| n as usize);
@@ -273,7 +273,7 @@ impl Inner {
             let texts: Vec<&str> = slots.iter().map(|&i| attempt.unique[i]).collect();
             let answer = self.embed_batch(attempt, call, &texts, width).await;
             let (fresh, used) = answer.map_err(|failure| (tokens, failure))?;
-            tokens += used;
+            tokens = used.saturating_add(tokens); // counts from upstream are hostile
             width = width.or_else(|| fresh.first().map(Vec::len));
             self.store_vectors(attempt, slots, &fresh).await;
             for (&slot, vector) in slots.iter().zip(fresh) {

@@ -18,7 +18,7 @@ use crate::wasm::body::{read_within, Past};
 use crate::wasm::cache::{mark_miss, response_from, Cache, Hit, StoreChoice};
 use crate::wasm::errors::abort_error;
 use crate::wasm::inner::Inner;
-use crate::wasm::js::{get, promise, set};
+use crate::wasm::js::{abort_reason, get, promise, set};
 use crate::wasm::reader::unreadable;
 use crate::wasm::request::Prepared;
 use js_sys::{Function, Promise};
@@ -253,8 +253,8 @@ impl Inner {
             Ok(found) => return Ok(found),
             Err(error) => error,
         };
-        match signal.filter(|signal| signal.aborted()) {
-            Some(signal) => Err(abort_error(&signal.reason())),
+        match signal.and_then(abort_reason) {
+            Some(reason) => Err(abort_error(&reason)),
             None => {
                 self.store_error(&prepared.url, &error);
                 Ok(None)

@@ -18,6 +18,7 @@
 //! on each other (`dedupe`, off by default in workerd, where a request must not wait on another's
 //! I/O), so that a question asked right after an answer finds it.
 
+use crate::core::config::CacheMode;
 use crate::core::event::Event;
 use crate::core::llm::{Completion, Outcome, MAX_TARGETS};
 use crate::core::platform::Platform;
@@ -30,6 +31,7 @@ use crate::wasm::chat_result::{chat_result, TargetCompletion};
 use crate::wasm::embed_request::EmbedCall;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, promise, set};
+use crate::wasm::request_policy::parse_request_policy;
 use crate::wasm::semantic_cache::{Keyed, Probe, Stored};
 use js_sys::{Array, Function, Promise};
 use std::cell::OnceCell;
@@ -41,9 +43,14 @@ use web_sys::AbortSignal;
 
 impl Inner {
     /// Starts embedding `call`'s question for the semantic cache (the embedding aborts with
-    /// `signal`); `None` when the cache is off or the call has no question it may use.
+    /// `signal`); `None` when the cache is off, the call says `resilience.cache: "bypass"` (go to
+    /// the upstream, never share: no similar answer, none stored), or it has no question it may use.
     pub(crate) fn probe(self: &Rc<Self>, call: &ChatCall, signal: JsValue) -> Option<Probe> {
         let semantic = self.semantic.as_ref()?;
+        let policy = parse_request_policy(call.resilience.clone(), None);
+        if policy.is_ok_and(|policy| policy.cache == CacheMode::Bypass) {
+            return None;
+        }
         let asked = question(&call.messages)?;
         let targets = &self.options.targets;
         let embedder = semantic.config.embedding_target.as_deref();

@@ -98,3 +98,26 @@ test("node: a body chunk that is not bytes fails the call, and the instance keep
   const client = new ResilientClient({ targets: [{ provider: "openai", baseUrl: `${mock.url}/t/after/v1`, model: "m" }] });
   assert.match((await client.chat({ messages: [{ role: "user", content: "still here" }] })).text, /still here/);
 });
+
+// Before, the batches' counts were summed with `+`: u64::MAX then 2 wrapped to 1 token billed.
+test("node: embed() sums hostile token counts over its batches without wrapping", async () => {
+  const realFetch = globalThis.fetch;
+  const counts = ["18446744073709551615", "2"];
+  globalThis.fetch = async (url, init) => {
+    const { input } = JSON.parse(init.body);
+    const data = input.map((_, index) => ({ index, embedding: [1, 0] }));
+    return new Response(`{"data":${JSON.stringify(data)},"usage":{"prompt_tokens":${counts.shift()}}}`);
+  };
+  try {
+    const client = new ResilientClient({
+      retry: false,
+      targets: [{ provider: "openai", baseUrl: "http://upstream.invalid/v1", model: "m", embeddingModel: "e" }],
+    });
+    const answer = await client.embed({ input: Array.from({ length: 2049 }, (_, i) => `text ${i}`) });
+    assert.equal(answer.embeddings.length, 2049);
+    assert.equal(counts.length, 0, "two batches");
+    assert.ok(answer.usage.inputTokens >= 2 ** 64 - 2 ** 12, `inputTokens ${answer.usage.inputTokens}`);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});

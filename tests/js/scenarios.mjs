@@ -2655,4 +2655,97 @@ export const scenarios = {
     equal((await cut).message, "enough", "aborted with the signal's reason");
     await down(false);
   },
+
+  // Before, `stream: false` in chatStream() (or `true` in chat()) reached the body and the answer could not be
+  // read; `model` ran another (unpriced, unbudgeted) model under the target's name.
+  async "chat: providerOptions may not set model, messages, stream or stream_options, named in the error"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("reserved"))] });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [dialect, key, value] of [
+      ["openai", "stream", true],
+      ["openai", "stream_options", { include_usage: false }],
+      ["anthropic", "stream", false],
+      ["openai", "model", "another-model"],
+      ["anthropic", "messages", []],
+    ]) {
+      const providerOptions = { [dialect]: { reasoning_effort: "low", [key]: value } };
+      for (const call of [() => client.chat({ messages, providerOptions }), async () => client.chatStream({ messages, providerOptions }).result]) {
+        const error = await rejection(call());
+        equal(error.name, "TypeError", `${dialect}.${key}`);
+        check(error.message.includes(`request.providerOptions.${dialect}.${key}`), error.message);
+      }
+    }
+    const answer = await client.chat({ messages, providerOptions: { openai: { reasoning_effort: "low" } } });
+    check(answer.text.length > 0, "other options are sent");
+  },
+
+  // Before, a cached client read such a signal through a getter that did not catch: the throw escaped the wasm
+  // as an uncaught exception (the Node process ended) and the call never settled.
+  async "a signal that throws when read rejects chat() and embed() of a cached client with a TypeError, and the client lives"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, cache: {}, targets: [target(mock, unique("proxy-signal"), { embeddingModel: "emb-1" })] });
+    const hostile = () => new Proxy(new AbortController().signal, { get() { throw new Error("a getter on the signal"); } });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [what, call] of [
+      ["chat", () => client.chat({ messages, signal: hostile() })],
+      ["embed", () => client.embed({ input: ["a", "b"], signal: hostile() })],
+    ]) {
+      const error = await rejection(call());
+      equal(error.name, "TypeError", what);
+      check(error.message.includes("signal"), `${what}: ${error.message}`);
+    }
+    check((await client.chat({ messages })).text.length > 0, "chat after");
+    equal((await client.embed({ input: ["a", "b"] })).embeddings.length, 2, "embed after");
+  },
+
+  // Before, an empty part cost nothing against the bound: one shared array of 10,000 empty parts in each of
+  // 400 messages took 300 MiB of wasm memory for good (and 10,000 such messages more than wasm32 can hold).
+  async "chat: each message and content part counts against the request's character bound, so their number is bounded"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("parts"))] });
+    const before = client.stats().memory.wasmBytes;
+    const content = Array(10_000).fill({ type: "text", text: "" });
+    const error = await rejection(client.chat({ messages: Array(10_000).fill({ role: "user", content }) }));
+    equal(error.name, "RangeError", error.message);
+    check(/request\.messages\[\d+\]\.content\[\d+\] is past 8388608 characters/.test(error.message), error.message);
+    const grown = client.stats().memory.wasmBytes - before;
+    check(grown <= 64 * 2 ** 20, `wasm memory grew by ${grown} bytes`);
+    const calls = Array(128).fill({ id: "", name: "", arguments: "" });
+    const history = Array(5000).fill({ role: "assistant", content: null, toolCalls: calls });
+    const tooMany = await rejection(client.chat({ messages: [...history, { role: "user", content: "hi" }] }));
+    equal(tooMany.name, "RangeError", tooMany.message);
+    check(/toolCalls\[\d+\] is past/.test(tooMany.message), tooMany.message);
+    check((await client.chat({ messages: [{ role: "user", content: [{ type: "text", text: "hi" }] }] })).text.length > 0, "a request within the bound");
+  },
+
+  // Before, a toJSON giving back undefined read as "must be a string, got undefined".
+  async "chat: a JSON value whose toJSON gives back nothing is a TypeError saying JSON.stringify cannot write it"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("tojson"))] });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [request, path] of [
+      [{ messages, tools: [{ name: "f", parameters: { toJSON: () => undefined } }] }, "request.tools[0].parameters"],
+      [{ messages, providerOptions: { openai: { toJSON: () => () => 1 } } }, "request.providerOptions.openai"],
+    ]) {
+      const error = await rejection(client.chat(request));
+      equal(error.name, "TypeError", path);
+      check(error.message.startsWith(`${path} must be an object JSON.stringify can write`), error.message);
+    }
+  },
+
+  // Before, "bypass" (go to the upstream, never share) still answered from the semantic cache.
+  async "semantic cache: a call with resilience.cache \"bypass\" is neither answered from it nor stored in it"({ ResilientClient }, mock) {
+    const name = unique("sem-bypass");
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, name, { embeddingModel: "emb-1" })],
+      cache: { semantic: { threshold: 0.8, as: "first" } },
+    });
+    const ask = (content, resilience) => client.chat({ messages: [{ role: "user", content }], resilience });
+    const chatCalls = async () => (await mockStats(mock)).byTarget[name]?.byPath["/v1/chat/completions"] ?? 0;
+    equal((await ask("What is the capital city of France?")).cached, false, "first");
+    equal((await ask("Which city is the capital of France?")).cached, "semantic", "a paraphrase");
+    equal((await ask("Which city is the capital of France?", { cache: "bypass" })).cached, false, "bypass");
+    equal(await chatCalls(), 2, "the bypassing call went to the target");
+    equal((await ask("How do bees make honey?", { cache: "bypass" })).cached, false, "bypass, another question");
+    equal((await ask("How do bees make honey?")).cached, false, "its answer was not stored");
+    equal(await chatCalls(), 4, "chat calls in all");
+  },
 };

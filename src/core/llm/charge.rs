@@ -135,7 +135,7 @@ pub fn reported_or_estimated(
     input: u64,
     (text, tool_calls): (&str, &[ToolCall]),
 ) -> Usage {
-    if reported.input_tokens + reported.output_tokens > 0 {
+    if reported.input_tokens.saturating_add(reported.output_tokens) > 0 {
         return reported;
     }
     let chars = |s: &str| s.chars().count() as u64;
@@ -146,5 +146,24 @@ pub fn reported_or_estimated(
         input_tokens: input,
         output_tokens: generated.div_ceil(4),
         ..Usage::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream's counts are hostile: `u64::MAX` input tokens and one output token overflowed
+    /// the sum (a panic with overflow checks, else a wrap to 0 that dropped the reported usage).
+    #[test]
+    fn a_hostile_reported_usage_is_kept_without_overflow() {
+        let reported = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: 1,
+            ..Usage::default()
+        };
+        assert_eq!(reported_or_estimated(reported, 5, ("abcd", &[])), reported);
+        let estimated = reported_or_estimated(Usage::default(), 5, ("abcde", &[]));
+        assert_eq!((estimated.input_tokens, estimated.output_tokens), (5, 2));
     }
 }

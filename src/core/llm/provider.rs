@@ -16,9 +16,10 @@
 //! URL, a tool result with no call before it) is sent for the API to judge, with its own message.
 //!
 //! Provider options (`providerOptions.openai` / `.anthropic`) win: a member they set is left out
-//! of what the portable request writes, then all of theirs are written as given ([`Body`]).
+//! of what the portable request writes, then all of theirs are written as given ([`Body`]), but
+//! for the members the layer keeps to itself ([`RESERVED_OPTIONS`]), which are dropped.
 
-use super::request::{ChatParams, Part, ToolCall};
+use super::request::{ChatParams, Part, ToolCall, RESERVED_OPTIONS};
 use super::{anthropic, openai};
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
@@ -134,11 +135,13 @@ pub struct Body<'p> {
 
 impl<'p> Body<'p> {
     fn new(params: &ChatParams<'p>) -> Body<'p> {
-        // Options that are not a JSON object (the request reader refuses them) are ignored.
-        let options = match params.provider_options.and_then(Json::parse) {
+        // Options that are not a JSON object, or members the layer keeps to itself (the request
+        // reader refuses both), are ignored.
+        let mut options = match params.provider_options.and_then(Json::parse) {
             Some(Json::Object(members)) => members,
             _ => Vec::new(),
         };
+        options.retain(|(key, _)| !RESERVED_OPTIONS.contains(&key.as_ref()));
         let size: usize = params.messages.iter().map(message_size).sum();
         let mut out = String::with_capacity(256 + size);
         out.push('{');
@@ -423,12 +426,28 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"max_tokens":null,"reasoning_effort":"low","max_completion_tokens":9,"nested":{"a":[1,2.5e-3,"x\"y"]}}"#
         );
         p.provider_options =
-            Some(r#"{"thinking":{"type":"enabled","budget_tokens":2048},"model":"m2"}"#);
+            Some(r#"{"thinking":{"type":"enabled","budget_tokens":2048},"top_k":5}"#);
         let r = build_request(Provider::Anthropic, &p, None);
         assert_eq!(
             r.body,
-            r#"{"max_tokens":50,"messages":[{"role":"user","content":"hi"}],"temperature":0.5,"thinking":{"type":"enabled","budget_tokens":2048},"model":"m2"}"#
+            r#"{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"hi"}],"temperature":0.5,"thinking":{"type":"enabled","budget_tokens":2048},"top_k":5}"#
         );
+        // The members the layer keeps to itself are never taken from the options.
+        p.stream = true;
+        p.provider_options = Some(
+            r#"{"model":"m2","messages":[],"stream":false,"stream_options":{"include_usage":false}}"#,
+        );
+        for provider in [Provider::OpenAi, Provider::Anthropic] {
+            let r = build_request(provider, &p, None);
+            assert!(r.body.starts_with(r#"{"model":"m","#), "{}", r.body);
+            assert!(r.body.contains(r#""stream":true"#), "{}", r.body);
+            assert!(
+                !r.body.contains("m2") && !r.body.contains("false"),
+                "{}",
+                r.body
+            );
+        }
+        p.stream = false;
         // Options that are not an object are ignored (the request reader refuses them).
         for bad in ["[1]", "not json", "\"x\"", ""] {
             p.provider_options = Some(bad);

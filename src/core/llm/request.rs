@@ -197,6 +197,12 @@ pub enum ResponseFormat {
     },
 }
 
+/// Members `providerOptions` may not set, since the layer's own guarantees rest on them: `model` is
+/// the target's (its price, its breaker, its cache entries), `messages` is the conversation the
+/// budget estimated, `stream` and `stream_options` decide how the answer is read and that a stream
+/// reports its usage. The request reader refuses them by name; the body writer drops them.
+pub const RESERVED_OPTIONS: [&str; 4] = ["model", "messages", "stream", "stream_options"];
+
 /// What to ask, independent of the provider.
 #[derive(Debug, Clone, Default)]
 pub struct ChatParams<'a> {
@@ -228,7 +234,7 @@ pub struct ChatParams<'a> {
     pub user: Option<&'a str>,
     /// Members merged as is into this provider's body (`providerOptions.openai` or
     /// `.anthropic`), as the JSON text of an object: they win over the fields written from the
-    /// portable request.
+    /// portable request, but for [`RESERVED_OPTIONS`].
     pub provider_options: Option<&'a str>,
     /// Ask for a server-sent-event stream.
     pub stream: bool,
