@@ -68,6 +68,10 @@ pub fn parse_embed_request(value: JsValue) -> Result<EmbedCall, JsValue> {
         let Some(text) = item.dyn_ref::<JsString>() else {
             return Err(type_error(&path, "a string", item));
         };
+        // OpenAI refuses a whole batch for one empty input: refused here, naming it.
+        if text.length() == 0 {
+            return Err(range_error(&path, "a non-empty string", item));
+        }
         left = left.checked_sub(text.length()).ok_or_else(|| {
             range_error(
                 &path,

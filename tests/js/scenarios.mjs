@@ -2435,6 +2435,8 @@ export const scenarios = {
     for (const [request, name, field] of [
       [{ input: 5 }, "TypeError", "request.input"],
       [{ input: ["ok", 7] }, "TypeError", "request.input[1]"],
+      // OpenAI refuses a whole batch for one empty input.
+      [{ input: ["ok", ""] }, "RangeError", "request.input[1]"],
       [{ input: "x", dimensions: 0 }, "RangeError", "request.dimensions"],
       [{ input: "x", colour: "red" }, "TypeError", "colour"],
     ]) {

@@ -395,7 +395,7 @@ fn write_tool_choice(choice: &ToolChoice, out: &mut String) {
 /// The `text` of every `content[*]` block of type `text`, concatenated (citations split one answer
 /// into several blocks meant to be read back to back); each `tool_use` block a tool call (its
 /// `input` written back as JSON text), the [`ANSWER_TOOL`]'s appended to the text instead;
-/// `stop_reason` through [`finish_reason`]; the usage through [`merge_usage`]. `None`
+/// `stop_reason` through [`finish_reason`]; the usage through `merge_usage`. `None`
 /// without a `content` array.
 pub fn read_completion(json: &Json) -> Option<Completion> {
     let Json::Array(blocks) = json.get("content")? else {

@@ -1,6 +1,6 @@
 //! What an embeddings call decides before and after its upstream calls, for `client.embed()`.
 //!
-//! Embeddings are deterministic, so each text is cached on its own (its key: [`embedding_key`]) and
+//! Embeddings are deterministic, so each text is cached on its own (its key: [`embedding_key`](crate::core::cache::key::embedding_key)) and
 //! only the texts not cached go upstream. A call's texts are first deduplicated ([`Plan::new`]:
 //! the same text twice is embedded once), the unique texts looked up, and the misses split into
 //! batches the provider accepts ([`batches`]: at most [`MAX_BATCH_INPUTS`] texts and

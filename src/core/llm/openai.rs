@@ -195,7 +195,7 @@ fn write_response_format(format: &ResponseFormat, out: &mut String) {
 
 /// `choices[0].message.content` (`null` reads as empty), its `tool_calls` (`function.arguments`
 /// as sent; an object, as some compatible servers send, written back as JSON text),
-/// `choices[0].finish_reason` as sent, the usage through [`read_usage`]. `None`
+/// `choices[0].finish_reason` as sent, the usage through `read_usage`. `None`
 /// without `choices[0].message`.
 pub fn read_completion(json: &Json) -> Option<Completion> {
     let choice = json.get("choices")?.at(0)?;

@@ -6,7 +6,7 @@
 //! left; a client that listens can wait for the refill, or go to another target, before it is told
 //! off (see [`learned_limit`](crate::core::learned_limit)).
 //!
-//! Three dialects, parsed by hand like [`hints`] (whose number and date helpers this reuses), and
+//! Three dialects, parsed by hand like [`hints`](super::hints) (whose number and date helpers this reuses), and
 //! totally: a value this does not understand is skipped, never an error.
 //! - OpenAI (and most OpenAI-compatible servers): `x-ratelimit-remaining-requests` /
 //!   `x-ratelimit-remaining-tokens`, each with `x-ratelimit-reset-requests` /
@@ -15,7 +15,7 @@
 //! - Anthropic: `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-remaining`, each
 //!   with its `-reset`, an RFC 3339 time (`2026-01-01T00:00:30Z`, `...30.5+01:00`).
 //! - Azure: `x-ms-retry-after-ms` on any answer; and on a 429, the `retry-after-ms` or `Retry-After`
-//!   the retry policy reads too ([`server_delay`](super::server_delay)).
+//!   the retry policy reads too (`server_delay`).
 //!
 //! A remaining count without its reset is skipped: "0 left" without "until when" cannot be acted
 //! on. Of several token windows (Anthropic's input and output ones), the tightest one is kept.
