@@ -156,7 +156,8 @@ test("chromium: a full IndexedDB quota evicts the oldest entries and never fails
   const outcome = await quotaPage.evaluate(
     async ({ mockUrl }) => {
       const { ResilientClient } = await import("sturdy-llm");
-      const client = new ResilientClient({ cache: { store: "indexeddb", namespace: `quota-${Date.now()}` } });
+      const namespace = `quota-${Date.now()}`;
+      const client = new ResilientClient({ cache: { store: "indexeddb", namespace } });
       const errors = [];
       client.on("error", (e) => errors.push(String(e.error?.message ?? e.error)));
       const stores = [];
@@ -179,11 +180,31 @@ test("chromium: a full IndexedDB quota evicts the oldest entries and never fails
         // Each write settles before the next request, so the quota fills in order.
         for (let t = 0; t < 300 && stores.length === before; t++) await new Promise((r) => setTimeout(r, 10));
       }
-      return { asked, last: await ask(9), first: await ask(0), errors };
+      const answered = { asked, last: await ask(9), first: await ask(0), errors };
+      // What the store holds, read back: its entries' bytes are what the quota bounds. (Chrome's own
+      // usage figure is no measure of that: it counts deleted records until the database compacts, and
+      // went past the quota while the store held less than it.)
+      const db = await new Promise((resolve, reject) => {
+        const open = indexedDB.open(`resilient-llm:${namespace}`);
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+      });
+      const records = await new Promise((resolve, reject) => {
+        const all = db.transaction("entries").objectStore("entries").getAll();
+        all.onsuccess = () => resolve(all.result);
+        all.onerror = () => reject(all.error);
+      });
+      db.close();
+      const bytes = (value) =>
+        typeof value === "string" ? value.length
+        : ArrayBuffer.isView(value) || value instanceof ArrayBuffer ? value.byteLength
+        : value && typeof value === "object" ? Object.values(value).reduce((sum, v) => sum + bytes(v), 0)
+        : 8;
+      return { ...answered, stored: { count: records.length, bytes: bytes(records) } };
     },
     { mockUrl: mock.url },
   );
-  const { usage, quota, overrideActive } = await cdp.send("Storage.getUsageAndQuota", { origin });
+  const { quota, overrideActive } = await cdp.send("Storage.getUsageAndQuota", { origin });
   await cdp.send("Storage.overrideQuotaForOrigin", { origin }); // back to the default
   await quotaPage.close();
   assert.ok(overrideActive && quota === 2 * 1024 * 1024, `the quota override applies: ${quota}`);
@@ -191,7 +212,9 @@ test("chromium: a full IndexedDB quota evicts the oldest entries and never fails
   assert.deepEqual(outcome.errors, [], "a full quota is not an error");
   assert.equal(outcome.last.cache, "HIT", "the newest entry was written after the eviction");
   assert.equal(outcome.first.cache, "MISS", "the oldest entry was evicted to make room");
-  assert.ok(usage <= quota, `usage ${usage} within the quota ${quota}`);
+  const { count, bytes } = outcome.stored;
+  assert.ok(count >= 1 && count < 10, `the store holds some entries, not all ten: ${count}`);
+  assert.ok(bytes <= quota, `the stored entries (${bytes} bytes) fit the quota ${quota}`);
 });
 
 // The package bundled by esbuild for a page, with the command the README gives. esbuild does not
