@@ -418,6 +418,27 @@ test("demo: the model calls get_time, the page answers it, the answer uses it; t
   }
 });
 
+test("demo: a server-side limit's headers show on the primary's row as the limit the client learned", { timeout: 60_000 }, async () => {
+  const learned = page.locator('[data-testid="learned-primary"]');
+  await page.locator("#fault-server-limit").fill("10");
+  await page.waitForSelector('#faults[data-applied="true"]');
+  assert.equal(await page.locator("#fault-server-limit-out").textContent(), "10 / min");
+  try {
+    for (const question of ["Limits, first question", "Limits, second question"]) {
+      const message = await ask(question);
+      assert.equal(await settled(message), "done");
+      assert.equal(await message.getAttribute("data-target"), "primary");
+    }
+    // 10 a minute, two taken: the provider said 8 are left (9 once one refilled: one every 6 s).
+    await learned.waitFor({ state: "visible" });
+    assert.match(await learned.textContent(), /^provider says: [89] requests left/);
+  } finally {
+    await page.locator("#fault-reset").click();
+    await page.waitForSelector('#faults[data-applied="true"]');
+  }
+  assert.equal(await page.locator("#fault-server-limit-out").textContent(), "off");
+});
+
 test("demo: with LLM_BASE_URL the page talks to that server: one target, no fault controls", { timeout: 60_000 }, async () => {
   // Another mock plays the "real" OpenAI-compatible server (no /t/<name> prefix: target "default").
   const upstream = await startMockLlm({ port: 0 });

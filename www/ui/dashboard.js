@@ -143,7 +143,8 @@ export class Dashboard {
           <span class="b-name"><strong></strong><small></small></span>
           <span class="pill" data-role="state">closed</span>
           <span class="b-detail" data-role="detail"></span>
-          <span class="b-bar" aria-hidden="true"><span data-role="bar"></span></span>`;
+          <span class="b-bar" aria-hidden="true"><span data-role="bar"></span></span>
+          <span class="b-limit" data-role="limit" data-testid="learned-${name}" hidden></span>`;
         li.querySelector("strong").textContent = name;
         li.querySelector("small").textContent = t.provider;
         li.querySelector(".b-name").title = `${t.provider} · ${t.model}`;
@@ -214,6 +215,10 @@ export class Dashboard {
       }
       li.querySelector('[data-role="detail"]').textContent = detail;
       li.querySelector('[data-role="bar"]').style.width = `${Math.min(1, fill) * 100}%`;
+      const learned = stats.learnedLimits?.find((l) => l.key === key);
+      const limit = li.querySelector('[data-role="limit"]');
+      limit.hidden = !learned;
+      if (learned) limit.textContent = describeLearned(learned);
     }
 
     const chart = drawChart($("chart"), this.timeline, now);
@@ -231,6 +236,16 @@ export class Dashboard {
     const b = client.breakers[this.watch];
     this.timeline.breaker(b?.state ?? "closed", Date.now());
   }
+}
+
+/** What the provider's headers said is left, as the target's bucket adopted it. */
+function describeLearned({ remainingRequests, remainingTokens, resetInMs }) {
+  const left = [
+    remainingRequests === null ? "" : `${fmtInt(remainingRequests)} request${remainingRequests === 1 ? "" : "s"}`,
+    remainingTokens === null ? "" : `${fmtInt(remainingTokens)} tokens`,
+  ].filter(Boolean);
+  const held = resetInMs > 0 ? ` · holds calls ${(resetInMs / 1000).toFixed(1)} s` : "";
+  return `provider says: ${left.length ? `${left.join(", ")} left` : "full again"}${held}`;
 }
 
 function set(id, text) {

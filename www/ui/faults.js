@@ -9,11 +9,12 @@ const SLIDERS = {
   "fault-retry-after": (v) => `${(v / 1000).toFixed(1)} s`,
   "fault-latency": (v) => (v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 2 : 1)} s` : `${v} ms`),
   "fault-stall": (v) => `${v}%`,
+  "fault-server-limit": (v) => (v ? `${v} / min` : "off"),
   "fault-pace": (v) => `${v} ms`,
 };
 const DEFAULTS = {
   "fault-outage": false, "fault-backup-outage": false, "fault-error-rate": 0, "fault-429-rate": 0,
-  "fault-retry-after": 1000, "fault-latency": 0, "fault-stall": 0, "fault-pace": 40,
+  "fault-retry-after": 1000, "fault-latency": 0, "fault-stall": 0, "fault-server-limit": 0, "fault-pace": 40,
 };
 
 /**
@@ -42,6 +43,8 @@ export function setupFaults({ mockUrl, onChange, onPace, onError, onStats }) {
     retryAfterMs: num("fault-retry-after"),
     latencyMs: num("fault-latency"),
     stallRate: num("fault-stall") / 100,
+    // A server-side limit whose answers report what is left (the client learns it from the headers).
+    ...(num("fault-server-limit") ? { limit: `${num("fault-server-limit")}/1m` } : {}),
   });
   const backupConfig = () => ({ target: "backup", outage: $("fault-backup-outage").checked });
 
@@ -62,6 +65,7 @@ export function setupFaults({ mockUrl, onChange, onPace, onError, onStats }) {
     if (cfg.rate429) parts.push(`${Math.round(cfg.rate429 * 100)}% 429 (Retry-After ${cfg.retryAfterMs} ms)`);
     if (cfg.latencyMs) parts.push(`${cfg.latencyMs} ms latency`);
     if (cfg.stallRate) parts.push(`${Math.round(cfg.stallRate * 100)}% stalls`);
+    if (cfg.limit) parts.push(`server limit ${cfg.limit.replace("/1m", " per minute")}`);
     return parts.length ? parts.join(", ") : "no faults";
   };
 
@@ -154,6 +158,8 @@ export function setupFaults({ mockUrl, onChange, onPace, onError, onStats }) {
         if (primary.retryAfterMs !== undefined) $("fault-retry-after").value = String(primary.retryAfterMs);
         $("fault-latency").value = String(primary.latencyMs);
         $("fault-stall").value = String(Math.round(primary.stallRate * 100));
+        const perMinute = /^(\d+)\/1m$/.exec(primary.limit ?? "");
+        $("fault-server-limit").value = perMinute ? perMinute[1] : "0";
       }
       if (backup) $("fault-backup-outage").checked = backup.outage;
     } catch {
