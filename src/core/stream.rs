@@ -111,6 +111,10 @@ impl Delta {
 /// must not grow the list unbounded.
 const TOOL_CALL_BYTES: usize = 64;
 
+/// Most reused OpenAI tool-call indexes remembered (the latest win): each piece looks them up, so a
+/// hostile stream reusing every index cannot make that quadratic.
+const MAX_REUSED: usize = 8;
+
 /// An Anthropic content block that streams JSON (`input_json_delta`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum JsonBlock {
@@ -129,6 +133,9 @@ pub struct StreamMonitor {
     tool_calls: Vec<ToolCall>,
     /// Anthropic's JSON blocks by their block index.
     blocks: Vec<(u64, JsonBlock)>,
+    /// OpenAI tool-call indexes the server reused for another call (told apart by a new id; some
+    /// OpenAI-compatible servers number every call 0), each with the index of our call it now means.
+    reused: Vec<(usize, usize)>,
     /// Bytes kept: the text, the tool calls' ids, names and arguments, [`TOOL_CALL_BYTES`] each.
     kept: usize,
     usage: Usage,
@@ -156,6 +163,7 @@ impl StreamMonitor {
             text: String::new(),
             tool_calls: Vec::new(),
             blocks: Vec::new(),
+            reused: Vec::new(),
             kept: 0,
             usage: Usage::default(),
             finish_reason: None,
@@ -209,15 +217,42 @@ impl StreamMonitor {
             .unwrap_or("");
         let mut pieces = Vec::new();
         if let Some(Json::Array(calls)) = delta.and_then(|d| d.get("tool_calls")) {
+            // Calls this event opens, counted as `append` does, so a reused index maps to its call.
+            let mut calls_so_far = self.tool_calls.len();
+            let mut opened_ids: Vec<&str> = Vec::new();
             for call in calls {
                 let function = call.get("function");
                 let id = call.get("id").and_then(Json::as_str);
                 // A call without an index continues the last one, unless it opens with an id.
-                let index = match call.get("index").and_then(Json::as_u64) {
-                    Some(index) => usize::try_from(index).unwrap_or(usize::MAX),
+                let mut index = match call.get("index").and_then(Json::as_u64) {
+                    Some(index) => self.our_index(usize::try_from(index).unwrap_or(usize::MAX)),
                     None if id.is_some() => usize::MAX,
-                    None => self.tool_calls.len().saturating_sub(1),
+                    None => calls_so_far.saturating_sub(1),
                 };
+                if let (Some(given), Some(server)) = (id, call.get("index").and_then(Json::as_u64))
+                {
+                    let known = match self.tool_calls.get(index) {
+                        Some(call) => Some(call.id.as_str()),
+                        None => index
+                            .checked_sub(self.tool_calls.len())
+                            .and_then(|i| opened_ids.get(i).copied()),
+                    };
+                    if known.is_some_and(|known| {
+                        !known.is_empty() && !given.is_empty() && known != given
+                    }) {
+                        let server = usize::try_from(server).unwrap_or(usize::MAX);
+                        self.reused.retain(|(reused, _)| *reused != server);
+                        if self.reused.len() == MAX_REUSED {
+                            self.reused.remove(0);
+                        }
+                        self.reused.push((server, calls_so_far));
+                        index = usize::MAX;
+                    }
+                }
+                if index >= calls_so_far {
+                    calls_so_far += 1;
+                    opened_ids.push(id.unwrap_or(""));
+                }
                 let arguments = arguments_text(function.and_then(|f| f.get("arguments")));
                 pieces.push(Piece {
                     index,
@@ -331,6 +366,14 @@ impl StreamMonitor {
             }
             _ => (None, Observation::Continue),
         }
+    }
+
+    /// Our index for a tool call the server numbered `server`.
+    fn our_index(&self, server: usize) -> usize {
+        self.reused
+            .iter()
+            .find(|(reused, _)| *reused == server)
+            .map_or(server, |(_, ours)| *ours)
     }
 
     /// Adds an event's text and tool-call pieces, all or nothing: refused whole when they would
@@ -701,6 +744,51 @@ mod tests {
             ]
         );
         assert_eq!(monitor.finish_reason(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn calls_that_reuse_index_0_with_new_ids_stay_apart() {
+        let chunk = |calls: &str| {
+            event(
+                "message",
+                &format!(r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":{calls}}}}}]}}"#),
+            )
+        };
+        let events = [
+            chunk(
+                r#"[{"index":0,"id":"a","function":{"name":"weather","arguments":"{\"city\""}}]"#,
+            ),
+            chunk(r#"[{"index":0,"function":{"arguments":":\"Oslo\"}"}}]"#),
+            // The same id again is the same call; a new id at index 0 is the next call.
+            chunk(r#"[{"index":0,"id":"a","function":{"arguments":""}}]"#),
+            chunk(r#"[{"index":0,"id":"b","function":{"name":"now","arguments":"{"}}]"#),
+            chunk(r#"[{"index":0,"function":{"arguments":"}"}}]"#),
+            // Two in one event, both numbered 0.
+            chunk(
+                r#"[{"index":0,"id":"c","function":{"name":"x","arguments":"1"}},{"index":0,"id":"d","function":{"name":"y","arguments":"2"}}]"#,
+            ),
+        ];
+        let mut monitor = StreamMonitor::new();
+        let seen = deltas(&mut monitor, &events);
+        let indexes: Vec<u32> = seen
+            .iter()
+            .flat_map(|d| d.tool_calls.iter().map(|c| c.index))
+            .collect();
+        assert_eq!(indexes, [0, 0, 1, 1, 2, 3]);
+        let calls: Vec<(&str, &str, &str)> = monitor
+            .tool_calls()
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("a", "weather", r#"{"city":"Oslo"}"#),
+                ("b", "now", "{}"),
+                ("c", "x", "1"),
+                ("d", "y", "2"),
+            ]
+        );
     }
 
     #[test]
