@@ -160,6 +160,18 @@ pub fn written_usage(reported: Usage, input: u64, generated: (&str, &[ToolCall])
     }
 }
 
+/// What an answer's parts used together.
+pub fn total(usages: impl IntoIterator<Item = Usage>) -> Usage {
+    usages.into_iter().fold(Usage::default(), |sum, u| Usage {
+        input_tokens: sum.input_tokens.saturating_add(u.input_tokens),
+        output_tokens: sum.output_tokens.saturating_add(u.output_tokens),
+        cached_input_tokens: sum
+            .cached_input_tokens
+            .saturating_add(u.cached_input_tokens),
+        cache_write_tokens: sum.cache_write_tokens.saturating_add(u.cache_write_tokens),
+    })
+}
+
 /// Each part's range of `text` in UTF-16 code units (what JavaScript's `text.slice` counts), from
 /// the byte offsets where each part ends (in order; the last is `text`'s end).
 pub fn utf16_ranges(text: &str, ends: &[usize]) -> Vec<(usize, usize)> {

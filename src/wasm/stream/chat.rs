@@ -1,16 +1,18 @@
 //! The chat side of a stream (`chatStream()`): the chain's targets tried until one streams its first
 //! delta, a cut stream resumed past the text already delivered, and the `result` settled once.
 
+use super::mid_stream::{input_tokens, Written};
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::{estimate_tokens, Completion};
+use crate::core::llm::mid_stream::total;
+use crate::core::llm::Completion;
 use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Recoveries};
 use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
 use crate::wasm::chat_result::{
-    chat_result, target_error, upstream_failure, TargetCompletion, TargetFailure,
+    chat_result, set_parts, target_error, upstream_failure, TargetCompletion, TargetFailure,
 };
 use wasm_bindgen::prelude::*;
 
@@ -58,7 +60,8 @@ impl Stream {
             .await
     }
 
-    /// A chat stream that ended cleanly: settle its budget and resolve `result`.
+    /// A chat stream that ended cleanly: settle its budget (each target's part, when a mid-stream
+    /// fallback continued it) and resolve `result`.
     pub(super) fn finish_chat(&self, body: &LiveStream) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
@@ -71,21 +74,28 @@ impl Stream {
             return;
         };
         let monitor = &body.watch.monitor;
-        let input = estimate_tokens(&progress.call.messages, &progress.call.tools);
+        let continues = &body.watch.continues;
+        let input = input_tokens(&progress.call, continues.before());
         let generated = (monitor.text(), monitor.tool_calls());
-        let usage = reported_or_estimated(monitor.usage(), input, generated);
-        let micros = inner.settle(
-            progress.hold.take(),
-            &progress.call,
-            target,
-            (&usage, progress.cached.get() || progress.joined.get()),
-        );
+        let text = continues.whole(monitor.text());
+        let mut parts = progress.written.take();
+        parts.push(Written {
+            target: progress.target.get(),
+            end: text.len(),
+            usage: reported_or_estimated(monitor.usage(), input, generated),
+            free: progress.cached.get() || progress.joined.get(),
+        });
+        let charges: Vec<_> = parts
+            .iter()
+            .filter_map(|p| progress.charge(inner, p))
+            .collect();
+        let (micros, costs) = inner.settle_parts(progress.hold.take(), &charges);
         let answered = TargetCompletion {
             completion: Completion {
-                text: monitor.text().to_string(),
+                text,
                 tool_calls: monitor.tool_calls().to_vec(),
                 finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
-                usage,
+                usage: total(parts.iter().map(|p| p.usage)),
             },
             attempts: progress.attempts.get(),
             cached: progress.cached.get(),
@@ -93,9 +103,21 @@ impl Stream {
         let probe = inner.probe(&progress.call, JsValue::UNDEFINED);
         let stored = (progress.target.get(), &answered.completion);
         inner.remember(probe, stored, &progress.call.resilience);
-        let _ = progress
-            .resolve
-            .call1(&JsValue::NULL, &chat_result(target, &answered, micros));
+        let result = chat_result(target, &answered, micros);
+        if parts.len() > 1 {
+            let parts: Vec<_> = parts
+                .iter()
+                .zip(costs)
+                .map(|(p, c)| (p.target, p.end, c))
+                .collect();
+            set_parts(
+                &result,
+                &inner.options.targets,
+                &answered.completion.text,
+                &parts,
+            );
+        }
+        let _ = progress.resolve.call1(&JsValue::NULL, &result);
     }
 
     /// A chat stream that failed: give the budget hold back (or charge what was generated) and
