@@ -133,12 +133,6 @@ impl Stream {
         let reason = get(error, "code").as_string().unwrap_or_default();
         let mut from = writer;
         loop {
-            if self.cancelled.get() {
-                return Ok(true);
-            }
-            if let Some(aborted) = self.aborted() {
-                return Err(aborted);
-            }
             let Some(target) = targets.get(index) else {
                 return Ok(false);
             };
@@ -148,6 +142,13 @@ impl Stream {
                     to: &target.name,
                     reason: &reason,
                 });
+            }
+            // A listener of the event, or the caller meanwhile, may have ended the stream.
+            if self.cancelled.get() {
+                return Ok(true);
+            }
+            if let Some(aborted) = self.aborted() {
+                return Err(aborted);
             }
             let failure = match inner.chat_request(target, &call, true).await {
                 Err(failure) => failure,
