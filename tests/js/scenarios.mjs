@@ -85,6 +85,12 @@ async function settle(condition) {
   check(condition(), "timed out waiting for background work");
 }
 
+/**
+ * Headers that make the mock cut a stream after `n` chunks, spaced out so that every runtime has read
+ * them before the reset (a browser may drop bytes that arrive with it).
+ */
+const cutAt = (n) => ({ "x-mock-fault": `reset=${n}`, "x-mock-chunk-delay-ms": "20" });
+
 /** Reads a chat stream to its end: the text, each delta's text, tool-call pieces, and the error it ended with. */
 async function readStream(stream) {
   const read = { text: "", deltas: [], toolDeltas: 0, error: undefined };
@@ -1723,7 +1729,7 @@ export const scenarios = {
     const pricing = { inputPerMTok: 1, outputPerMTok: 2 };
     const client = new ResilientClient({
       targets: [
-        target(mock, primary, { headers: { "x-mock-fault": "reset=6" }, pricing }),
+        target(mock, primary, { headers: cutAt(6), pricing }),
         target(mock, backup, { provider: "anthropic", model: "claude-x", pricing: { inputPerMTok: 3, outputPerMTok: 15 } }),
       ],
       retry: { ...fast, maxRetries: 1 },
@@ -1759,7 +1765,7 @@ export const scenarios = {
   async "mid-stream fallback is opt-in, skips a target that cannot prefill, and never follows a tool-call delta"({ ResilientClient }, mock) {
     const messages = [{ role: "user", content: unique("midstream-off") }];
     const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
-    const cutting = (name) => target(mock, name, { headers: { "x-mock-fault": "reset=6" } });
+    const cutting = (name) => target(mock, name, { headers: cutAt(6) });
     // Off (the default): the cut stands, as before.
     const [off, offBackup] = [unique("off"), unique("off-backup")];
     const plain = new ResilientClient({ targets: [cutting(off), target(mock, offBackup, { provider: "anthropic" })], retry: false });
@@ -1786,7 +1792,7 @@ export const scenarios = {
     const [caller, callerBackup] = [unique("caller"), unique("caller-backup")];
     const tools = [{ name: "get_time", description: "The local time in a city", parameters: { type: "object", properties: { city: { type: "string" } } } }];
     const calling = new ResilientClient({
-      targets: [target(mock, caller, { headers: { "x-mock-fault": "reset=2" } }), target(mock, callerBackup, { provider: "anthropic" })],
+      targets: [target(mock, caller, { headers: cutAt(2) }), target(mock, callerBackup, { provider: "anthropic" })],
       retry: false,
       fallback: { midStream: true },
     });
@@ -1808,9 +1814,9 @@ export const scenarios = {
     const names = [unique("a"), unique("b"), unique("c"), unique("d")];
     const client = new ResilientClient({
       targets: [
-        target(mock, names[0], { headers: { "x-mock-fault": "reset=6" } }),
+        target(mock, names[0], { headers: cutAt(6) }),
         // Anthropic frames: message_start, content_block_start, ping, then a delta each.
-        target(mock, names[1], { provider: "anthropic", headers: { "x-mock-fault": "reset=6" } }),
+        target(mock, names[1], { provider: "anthropic", headers: cutAt(6) }),
         target(mock, names[2], { provider: "anthropic" }),
         target(mock, names[3], { provider: "anthropic" }),
       ],
@@ -1830,7 +1836,7 @@ export const scenarios = {
     // Every target cuts: the stream fails once the chain is used up, with every word delivered once.
     const cuts = Array.from({ length: 3 }, () => unique("cuts"));
     const hopeless = new ResilientClient({
-      targets: cuts.map((name, i) => target(mock, name, { provider: i ? "anthropic" : "openai", headers: { "x-mock-fault": "reset=5" } })),
+      targets: cuts.map((name, i) => target(mock, name, { provider: i ? "anthropic" : "openai", headers: cutAt(5) })),
       retry: false,
       fallback: { midStream: true },
     });
@@ -1845,7 +1851,7 @@ export const scenarios = {
     const messages = [{ role: "user", content: unique("midstream-attack") }];
     const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
     const chain = (extra = {}) => [
-      target(mock, unique("cut"), { headers: { "x-mock-fault": "reset=6" } }),
+      target(mock, unique("cut"), { headers: cutAt(6) }),
       target(mock, unique("backup"), { provider: "anthropic", headers: { "x-mock-fault": "delay=200" }, ...extra }),
     ];
     // cancel() as the move starts: iteration ends, result rejects with an AbortError, the
@@ -1853,7 +1859,7 @@ export const scenarios = {
     const openBefore = (await mockStats(mock)).inFlight;
     const cancelling = new ResilientClient({ targets: chain(), retry: false, fallback: { midStream: true } });
     const cancelled = cancelling.chatStream({ messages });
-    cancelling.on("fallback", () => cancelled.cancel());
+    cancelling.on("fallback", (e) => e.reason === "INCOMPLETE_STREAM" && cancelled.cancel());
     const read = await readStream(cancelled);
     equal(read.error, undefined, "a cancelled stream just ends");
     check(expected.startsWith(read.text), "what was delivered is the start of the answer");
@@ -1865,7 +1871,7 @@ export const scenarios = {
     const controller = new AbortController();
     const reason = new Error("stop now");
     const aborting = new ResilientClient({ targets: chain(), retry: false, fallback: { midStream: true } });
-    aborting.on("fallback", () => setTimeout(() => controller.abort(reason), 50));
+    aborting.on("fallback", (e) => e.reason === "INCOMPLETE_STREAM" && setTimeout(() => controller.abort(reason), 50));
     const aborted = aborting.chatStream({ messages, signal: controller.signal });
     equal((await readStream(aborted)).error, reason, "iteration rejects with the reason");
     equal(await rejection(aborted.result), reason, "so does result");
@@ -1882,7 +1888,7 @@ export const scenarios = {
     // the text delivered, the backup never asked, and the hold given back.
     const backup = unique("budget-backup");
     const budgeted = new ResilientClient({
-      targets: [target(mock, unique("cut"), { headers: { "x-mock-fault": "reset=6" } }), target(mock, backup, { provider: "anthropic" })],
+      targets: [target(mock, unique("cut"), { headers: cutAt(6) }), target(mock, backup, { provider: "anthropic" })],
       retry: false,
       fallback: { midStream: true },
       budget: { perRequestTokens: 150 },

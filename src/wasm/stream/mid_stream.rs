@@ -186,6 +186,11 @@ impl Stream {
                     }
                 }
             };
+            // The caller's abort wins over the failure it caused (a browser may fail the fetch
+            // first): the call rejects with the signal's reason.
+            if let Some(aborted) = self.aborted() {
+                return Err(aborted);
+            }
             if !failure.outcome.falls_back() {
                 return Err(failure.error);
             }
