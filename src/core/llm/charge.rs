@@ -37,7 +37,7 @@ pub fn hold<'p>(
     prices: impl IntoIterator<Item = &'p Pricing>,
     now_ms: u64,
 ) -> Result<Hold, Exceeded> {
-    let (tokens, cost) = worst_case(call, prices);
+    let (tokens, cost) = worst_case(call, &mut prices.into_iter());
     ledger.reserve(user, tokens, cost, now_ms)
 }
 
@@ -51,15 +51,16 @@ pub fn hold_more<'p>(
     prices: impl IntoIterator<Item = &'p Pricing>,
     now_ms: u64,
 ) -> Result<(), Exceeded> {
-    let (tokens, cost) = worst_case(call, prices);
+    let (tokens, cost) = worst_case(call, &mut prices.into_iter());
     ledger.extend(hold, tokens, cost, now_ms)
 }
 
 /// The tokens and the cost (micro-dollars) a call of `input` tokens with `max_tokens`, `marked` for
-/// the prompt cache or not, may use at most, at the dearest of `prices`.
-fn worst_case<'p>(
+/// the prompt cache or not, may use at most, at the dearest of `prices` (not generic: one copy in
+/// the wasm for every caller).
+fn worst_case(
     (input, max_tokens, marked): (u64, Option<u32>, bool),
-    prices: impl IntoIterator<Item = &'p Pricing>,
+    prices: &mut dyn Iterator<Item = &Pricing>,
 ) -> (u64, u64) {
     let worst = Usage {
         input_tokens: input,
@@ -71,7 +72,6 @@ fn worst_case<'p>(
         ..worst
     };
     let cost = prices
-        .into_iter()
         .flat_map(|pricing| [cost_micros(pricing, &worst), cost_micros(pricing, &written)])
         .max()
         .unwrap_or(0);

@@ -11,8 +11,10 @@ use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Recoveries};
 use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
+use crate::wasm::chat_request::ChatCall;
 use crate::wasm::chat_result::{
-    chat_result, set_parts, target_error, upstream_failure, TargetCompletion, TargetFailure,
+    chat_result, no_targets, set_parts, target_error, upstream_failure, TargetCompletion,
+    TargetFailure,
 };
 use wasm_bindgen::prelude::*;
 
@@ -142,44 +144,64 @@ impl Stream {
         progress: &ChatProgress,
         delivered: &Delivered,
     ) -> Result<bool, JsValue> {
-        let inner = &self.inner;
-        let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return Ok(false);
-        };
         if self.cancelled.get() {
             return Ok(false);
         }
-        let prepared = match inner.chat_request(target, &progress.call, true).await {
-            Ok(prepared) => prepared,
-            Err(failure) if failure.outcome.falls_back() => return Ok(false),
-            Err(failure) => return Err(failure.error),
-        };
-        inner.platform.emit(Event::Retry {
-            url: &prepared.url,
-            attempt: progress.attempts.get() + 1,
-            delay_ms: 0,
-            reason: RetryReason::StreamCut,
-            from_server: false,
-        });
         let start = StreamStart {
             delivered: delivered.clone(),
             ..chat_start()
         };
+        let attempt = progress.attempts.get() + 1;
+        let announce = |url: &str| {
+            self.inner.platform.emit(Event::Retry {
+                url,
+                attempt,
+                delay_ms: 0,
+                reason: RetryReason::StreamCut,
+                from_server: false,
+            })
+        };
+        let writer = (progress.target.get(), &progress.call);
+        match self.reopen(progress, writer, start, &announce).await {
+            Ok(()) => Ok(true),
+            Err(failure) if failure.outcome.falls_back() => Ok(false),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Opens `call` on the target at `index` from `start` as the stream's new body (a resumption,
+    /// or a mid-stream fallback's continuation), `announce`d with its URL once prepared: `Ok` once
+    /// it is live (its attempts counted; the answer free only if it was so far and this is too),
+    /// else how the target failed.
+    pub(super) async fn reopen(
+        &self,
+        progress: &ChatProgress,
+        (index, call): (usize, &ChatCall),
+        start: StreamStart,
+        announce: &dyn Fn(&str),
+    ) -> Result<(), TargetFailure> {
+        let inner = &self.inner;
+        let Some(target) = inner.options.targets.get(index) else {
+            return Err(TargetFailure::unavailable(no_targets().into()));
+        };
+        let prepared = inner.chat_request(target, call, true).await?;
+        announce(&prepared.url);
         match self.open_prepared(prepared, start).await {
             Ok(opened) if self.is_live() => {
+                progress.target.set(index);
                 progress
                     .attempts
                     .set(progress.attempts.get() + opened.attempts);
-                // Free only if no part of the answer made an upstream call of its own.
                 progress.cached.set(progress.cached.get() && opened.cached);
                 progress.joined.set(progress.joined.get() && opened.joined);
-                Ok(true)
+                Ok(())
             }
-            Ok(_) => Ok(false),
-            Err(error) => match target_error(target, error, is_aborted(self.signal.as_ref())) {
-                failure if failure.outcome.falls_back() => Ok(false),
-                failure => Err(failure.error),
-            },
+            Ok(opened) => Err(TargetFailure::unavailable(not_a_stream(&opened.response))),
+            Err(error) => Err(target_error(
+                target,
+                error,
+                is_aborted(self.signal.as_ref()),
+            )),
         }
     }
 }

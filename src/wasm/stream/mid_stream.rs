@@ -12,10 +12,9 @@ use crate::core::llm::request::has_cache_marks;
 use crate::core::llm::{estimate_tokens, with_prefill, Usage, MAX_TARGETS};
 use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Failure, Recoveries};
-use crate::wasm::abort::is_aborted;
-use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
+use crate::wasm::answer::{chat_start, LiveStream, StreamStart};
 use crate::wasm::chat_request::ChatCall;
-use crate::wasm::chat_result::{budget_exceeded, target_error, upstream_failure, TargetFailure};
+use crate::wasm::chat_result::budget_exceeded;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, set};
 use wasm_bindgen::prelude::*;
@@ -133,72 +132,56 @@ impl Stream {
         let reason = get(error, "code").as_string().unwrap_or_default();
         let mut from = writer;
         loop {
-            let Some(target) = targets.get(index) else {
+            let Some(to) = targets.get(index) else {
                 return Ok(false);
             };
             if let Some(from) = targets.get(from) {
                 inner.platform.emit(Event::Fallback {
                     from: &from.name,
-                    to: &target.name,
+                    to: &to.name,
                     reason: &reason,
                 });
             }
-            // A listener of the event, or the caller meanwhile, may have ended the stream.
-            if self.cancelled.get() {
-                return Ok(true);
-            }
-            if let Some(aborted) = self.aborted() {
-                return Err(aborted);
-            }
-            let failure = match inner.chat_request(target, &call, true).await {
-                Err(failure) => failure,
-                Ok(prepared) => {
-                    // A continuation cut in turn moves on, rather than being resumed: its answer
-                    // would have to repeat itself exactly.
-                    self.recoveries.set(Recoveries::resumes(0));
-                    let start = StreamStart {
-                        continues: Continuation::after(whole.clone(), target.provider),
-                        ..chat_start()
-                    };
-                    let opened = self.open_prepared(prepared, start).await;
-                    match (opened, self.oversized_before_output()) {
-                        (Err(error), _) => {
-                            target_error(target, error, is_aborted(self.signal.as_ref()))
-                        }
-                        // The whole answer passed the bound: final, whoever writes the rest.
-                        (Ok(_), Some(error)) => return Err(error),
-                        (Ok(_), None) if self.cancelled.get() => return Ok(true),
-                        (Ok(opened), None) if opened.response.ok() && self.is_live() => {
-                            progress.written.borrow_mut().push(cut.part);
-                            progress.target.set(index);
-                            let attempts = progress.attempts.get() + opened.attempts;
-                            progress.attempts.set(attempts);
-                            progress.cached.set(opened.cached);
-                            progress.joined.set(opened.joined);
-                            return Ok(true);
-                        }
-                        (Ok(opened), None) if opened.response.ok() => {
-                            TargetFailure::unavailable(not_a_stream(&opened.response))
-                        }
-                        (Ok(opened), None) => {
-                            upstream_failure(target, &opened.response, opened.attempts).await
-                        }
-                    }
-                }
+            // A continuation cut in turn moves on, rather than being resumed: its answer would
+            // have to repeat itself exactly.
+            self.recoveries.set(Recoveries::resumes(0));
+            let start = StreamStart {
+                continues: Continuation::after(whole.clone(), to.provider),
+                ..chat_start()
             };
-            // The caller's abort wins over the failure it caused (a browser may fail the fetch
-            // first): the call rejects with the signal's reason.
-            if let Some(aborted) = self.aborted() {
-                return Err(aborted);
+            // Free only if the continuation is (a stream shared with an identical request).
+            progress.cached.set(true);
+            progress.joined.set(true);
+            // A listener of the event, or the caller meanwhile, may have ended the stream.
+            let opened = match self.stopped() {
+                None => self.reopen(progress, (index, &call), start, &|_| {}).await,
+                Some(stopped) => return stopped,
+            };
+            if let Some(stopped) = self.stopped() {
+                return stopped;
             }
-            if !failure.outcome.falls_back() {
-                return Err(failure.error);
-            }
-            match handover.failed(index, failure.outcome) {
-                Some(next) => (from, index) = (index, next),
-                None => return Ok(false),
+            match opened {
+                Ok(()) => {
+                    progress.written.borrow_mut().push(cut.part);
+                    return Ok(true);
+                }
+                Err(failure) if !failure.outcome.falls_back() => return Err(failure.error),
+                Err(failure) => match handover.failed(index, failure.outcome) {
+                    Some(next) => (from, index) = (index, next),
+                    None => return Ok(false),
+                },
             }
         }
+    }
+
+    /// Whether the stream was ended during a move: cancelled (`Ok`: nothing more to do) or aborted
+    /// (the signal's reason, which wins over the failure it may have caused: a browser may fail
+    /// the fetch first).
+    fn stopped(&self) -> Option<Result<bool, JsValue>> {
+        if self.cancelled.get() {
+            return Some(Ok(true));
+        }
+        self.aborted().map(Err)
     }
 
     /// Adds the continuation's worst case to the call's budget hold, priced at the dearest target
