@@ -7,7 +7,9 @@
 //! `IncompleteStreamError` carrying the text received so far, a gap longer than `timeout.idleMs` a
 //! `TimeoutError`, an in-band error event an `UpstreamError`. Two recoveries hand out nothing twice: a
 //! GET stream may reconnect with `Last-Event-ID`, and a cut `chatStream()` is sent again and resumed
-//! past the text already delivered when the new answer starts with exactly that text. Events cross to
+//! past the text already delivered when the new answer starts with exactly that text; with
+//! `fallback.midStream`, one that cannot be resumed continues on another target (see `mid_stream`,
+//! which drives [`crate::core::llm::mid_stream`]). Events cross to
 //! JS one batch per network chunk. A line or event past `limits.maxEventBytes`, or generated text
 //! past `limits.maxResponseBytes`, fails the stream with `RESPONSE_TOO_LARGE` (final: not retried,
 //! reconnected or resumed). Cancelling (`break`, `cancel()`, the caller's signal) cancels the
