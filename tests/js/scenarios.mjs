@@ -1760,6 +1760,27 @@ export const scenarios = {
     // trailing whitespace (Anthropic refuses it), and no prompt text of ours.
     const sent = JSON.parse((await (await fetch(`${mock}/control/last?target=${backup}`)).json()).body);
     deepEqual(sent.messages, [...messages, { role: "assistant", content: expected.slice(0, first.end).trimEnd() }], "the prefill");
+
+    // A primary that samples (every answer different) is resumed after the cut, but its new answer
+    // does not start with the text delivered: the backup continues instead. The mock's backup does
+    // not know that start either, so it writes its whole answer after it; what counts is that the
+    // caller gets every delta once and result.parts says who wrote which.
+    const sampling = new ResilientClient({
+      targets: [
+        target(mock, unique("sampling"), { headers: { ...cutAt(6), "x-mock-fault": "sampled;reset=6" } }),
+        target(mock, unique("claude"), { provider: "anthropic", model: "claude-x" }),
+      ],
+      retry: { ...fast, maxRetries: 1 },
+      fallback: { midStream: true },
+    });
+    const diverged = sampling.chatStream({ messages });
+    const read = await readStream(diverged);
+    equal(read.error, undefined, "completed");
+    const continued = await diverged.result;
+    equal(continued.text, read.text, "result.text is what was handed out");
+    equal(continued.parts.length, 2, "two parts");
+    check(read.text.startsWith("Take "), read.text);
+    equal(read.text.slice(continued.parts[1].start), expected, "the backup's part");
   },
 
   async "mid-stream fallback is opt-in, skips a target that cannot prefill, and never follows a tool-call delta"({ ResilientClient }, mock) {

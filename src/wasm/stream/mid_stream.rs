@@ -53,12 +53,14 @@ impl ChatProgress {
 
 impl Stream {
     /// The cut of a chat stream `body` that a mid-stream fallback may continue (`fallback.midStream`
-    /// on, the stream cut rather than failed otherwise).
+    /// on): the stream was cut, or resumed after a cut with an answer that came out differently
+    /// (its own target cannot resume it either; what the caller has is what was delivered before).
     pub(super) fn cut_of(&self, body: &LiveStream) -> Option<Cut> {
         let Purpose::Chat(progress) = &self.purpose else {
             return None;
         };
-        if !self.inner.options.fallback.mid_stream || body.failure() != Failure::Cut {
+        let cut = body.failure() == Failure::Cut || body.watch.resume.diverged();
+        if !self.inner.options.fallback.mid_stream || !cut {
             return None;
         }
         let own = body.delivered();
