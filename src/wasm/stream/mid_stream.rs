@@ -38,7 +38,7 @@ pub(super) struct Cut {
 }
 
 impl ChatProgress {
-    /// What `call` (the call, or a continuation of it) is charged for `part`.
+    /// What the call is charged for `part`: its writer's model and prices, its usage.
     pub(super) fn charge<'a>(&'a self, inner: &'a Inner, part: &Written) -> Option<Charge<'a>> {
         let target = inner.options.targets.get(part.target)?;
         Some(Charge {
