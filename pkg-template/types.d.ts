@@ -28,6 +28,11 @@ export interface Target {
    * Anthropic anthropic-ratelimit-*, Azure x-ms-retry-after-ms): the next call waits for the refill
    * (within rateLimit.maxWaitMs, 5000 without a rateLimit) or moves down the chain at once. */
   learnLimits?: boolean;
+  /** The server continues a final assistant message (a prefill), for `fallback.midStream`. Default: true for
+   * "anthropic" (false opts an Anthropic-compatible server out), false for "openai": say true for a server that
+   * does (llama.cpp, OpenRouter, vLLM with providerOptions.openai `{ continue_final_message: true,
+   * add_generation_prompt: false }`); OpenAI's own API does not. */
+  prefill?: boolean;
 }
 /** Text, or an image by URL: https: (fetched by the provider) or a data:image/...;base64, URL. `cache: true`:
  * the provider may cache the prompt up to here (Anthropic `cache_control`; at most 4 marks in a request;
@@ -70,7 +75,13 @@ export interface ChatResult {
   cached: boolean | "semantic";
   /** With cached "semantic": the cosine similarity of this question to the cached one (threshold..1). */
   similarity?: number;
+  /** Who wrote `text.slice(start, end)` (UTF-16 offsets, as slice counts) and what that part cost: one part,
+   * unless a mid-stream fallback (`fallback.midStream`) continued the answer on other targets, in order.
+   * `target`, `provider` and `model` above are then the last writer's; `costUsd` and `usage` the sum. */
+  parts: ChatPart[];
 }
+/** One target's part of an answer (see `ChatResult.parts`). */
+export interface ChatPart { target: string; model: string; start: number; end: number; costUsd: number }
 export interface EmbedRequest {
   /** One text or many; identical texts are embedded once, and each text is cached on its own. */
   input: string | string[];
@@ -201,6 +212,12 @@ export interface FallbackOptions {
    * at most this long in all for the first one back, within timeout.totalMs, then try it; 0 never waits
    * [the rate limiter's maxWaitMs: 5000 without a rateLimit]. */
   maxWaitMs?: number;
+  /** [false] A chatStream() cut after its first delta that cannot be resumed on its own target continues on the
+   * next target in the chain that can prefill (`Target.prefill`; not an Anthropic one for a responseFormat) and
+   * is not out: it gets the same request plus the text already delivered as a final assistant message, and only
+   * what it writes next is handed out (no prompt text is added). Not after a tool-call delta. A `fallback`
+   * event marks the move; `result.parts` says who wrote what, each part charged to its target. */
+  midStream?: boolean;
 }
 export interface RequestPolicy {
   cache?: "default" | "bypass" | "force" | "only-if-cached";

@@ -1436,3 +1436,175 @@ fn a_cached_prompt_is_held_at_the_write_price_and_pays_as_billed() {
         )]
     );
 }
+
+/// An OpenAI stream event carrying `text`.
+fn openai_chunk(text: &str) -> String {
+    let mut data = String::from(r#"{"choices":[{"index":0,"delta":{"content":"#);
+    sturdy_llm::core::json::write_string(text, &mut data);
+    data.push_str(r#"},"finish_reason":null}]}"#);
+    data
+}
+
+/// An Anthropic text delta event carrying `text`.
+fn anthropic_delta(text: &str) -> String {
+    let mut data = String::from(
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
+    );
+    sturdy_llm::core::json::write_string(text, &mut data);
+    data.push_str("}}");
+    data
+}
+
+/// Mid-stream fallback end to end in the core: an OpenAI stream cut after "Once upon a " with no
+/// resumption left; the chain's next target cannot prefill, the one after (Anthropic) can; it is
+/// sent the text delivered without its trailing space, writes " time there was" (repeating the
+/// space), and the caller is handed "time there was"; each part is charged to its own model and
+/// the budget, extended at the move, settles their sum.
+#[test]
+fn a_stream_cut_past_resuming_is_continued_by_the_next_target_that_can_prefill() {
+    use sturdy_llm::core::llm::mid_stream::{
+        can_prefill, total, utf16_ranges, written_usage, Continuation, Handover,
+    };
+    let messages = [msg(Role::User, "Tell me a story.")];
+    let input = estimate_tokens(&messages, &[]);
+    let targets = [
+        (Provider::OpenAi, None),
+        (Provider::OpenAi, None),
+        (Provider::Anthropic, None),
+    ];
+    let cheap = Pricing {
+        input_micros_per_mtok: 1_000_000,
+        output_micros_per_mtok: 2_000_000,
+        ..Pricing::default()
+    };
+    let dear = Pricing {
+        input_micros_per_mtok: 3_000_000,
+        output_micros_per_mtok: 15_000_000,
+        ..Pricing::default()
+    };
+    let mut ledger = daily(10_000);
+    let mut hold = charge::hold(
+        &mut ledger,
+        "ada",
+        (input, Some(100), false),
+        [&cheap, &dear],
+        0,
+    )
+    .expect("room");
+
+    // The first target streams two deltas, then the connection is cut; no resumption is left.
+    let mut first = StreamMonitor::new();
+    for piece in ["Once ", "upon a "] {
+        first.observe("", &openai_chunk(piece));
+    }
+    assert!(!first.complete());
+    let mut recoveries = Recoveries::resumes(0);
+    assert!(!recoveries.after(Failure::Cut));
+    let delivered = Delivered {
+        text: first.text().to_string(),
+        tool_calls: Vec::new(),
+    };
+    let handover = Handover::new(targets.iter().map(|&(p, c)| can_prefill(p, c, false)));
+    let next = handover.cut(0, &delivered).expect("a target can continue");
+    assert_eq!(next, 2, "the OpenAI target without prefill is skipped");
+    let part1 = written_usage(first.usage(), input, (first.text(), first.tool_calls()));
+
+    // The continuation's request: the same conversation, the delivered text as a prefill.
+    let params = ChatParams {
+        model: "claude-x",
+        messages: &messages,
+        stream: true,
+        prefill: Some(&delivered.text),
+        ..ChatParams::default()
+    };
+    let request = build_request(Provider::Anthropic, &params, None);
+    let body = Json::parse(&request.body).expect("json");
+    let sent = body
+        .get("messages")
+        .and_then(|m| m.at(1))
+        .expect("a prefill");
+    assert_eq!(sent.get("role").and_then(Json::as_str), Some("assistant"));
+    assert_eq!(
+        sent.get("content").and_then(Json::as_str),
+        Some("Once upon a")
+    );
+    let prefilled = sturdy_llm::core::llm::with_prefill(&messages, Some(&delivered.text));
+    let continuation_input = estimate_tokens(&prefilled, &[]);
+    charge::hold_more(
+        &mut ledger,
+        &mut hold,
+        (continuation_input, Some(100), false),
+        [&dear],
+        0,
+    )
+    .expect("the budget takes the continuation");
+
+    // The continuation streams; what is handed out follows the delivered text, the repeated space
+    // dropped.
+    let mut continues = Continuation::after(delivered.text.clone(), Provider::Anthropic);
+    let mut second = StreamMonitor::new();
+    let mut handed = delivered.text.clone();
+    for (event, data) in [
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#.to_string(),
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_string(),
+        ),
+        ("content_block_delta", anthropic_delta(" time")),
+        ("content_block_delta", anthropic_delta(" there was.")),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#.to_string(),
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#.to_string()),
+    ] {
+        if let (Some(delta), _) = second.observe(event, &data) {
+            handed.push_str(continues.fresh(&delta.text));
+        }
+    }
+    assert!(second.complete());
+    let whole = continues.whole(second.text());
+    assert_eq!(handed, "Once upon a time there was.");
+    assert_eq!(whole, handed, "the result's text is what was handed out");
+
+    // Each part charged to its target; the ledger settles the sum once.
+    let part2 = second.usage();
+    let charges = [
+        Charge {
+            user: "ada",
+            model: "gpt-x",
+            pricing: &cheap,
+            usage: part1,
+            free: false,
+        },
+        Charge {
+            user: "ada",
+            model: "claude-x",
+            pricing: &dear,
+            usage: part2,
+            free: false,
+        },
+    ];
+    let mut tally = CostTally::default();
+    let (settled, costs) =
+        charge::settle_parts(Some(&mut ledger), &mut tally, Some(hold), &charges, 0);
+    assert_eq!(
+        costs,
+        vec![cost_micros(&cheap, &part1), cost_micros(&dear, &part2)]
+    );
+    assert_eq!(settled.cost_micros, costs.iter().sum::<u64>());
+    let used = total([part1, part2]);
+    assert_eq!(
+        ledger.spent("ada", 0).0,
+        used.input_tokens + used.output_tokens
+    );
+    let models: Vec<String> = tally.by_model().into_iter().map(|(m, _)| m).collect();
+    assert!(models.contains(&"gpt-x".to_string()) && models.contains(&"claude-x".to_string()));
+    assert_eq!(
+        utf16_ranges(&whole, &[delivered.text.len(), whole.len()]),
+        vec![(0, 12), (12, 27)]
+    );
+}

@@ -65,6 +65,15 @@
  * real APIs do. `response_format` json_object / json_schema (Anthropic `output_format` /
  * `output_config.format`) is answered with JSON that fits the schema, streamed in 8-character pieces.
  *
+ * Prefill, both dialects, JSON and streamed. A conversation ending in an assistant message of text
+ * only (OpenAI: without tool_calls) asks the model to continue it: the answer is the mock's answer
+ * to the conversation without that message, past the prefill when it starts with it (the prefill
+ * may end anywhere, mid-word too), else all of it, as a model starting over would; only the new
+ * text is sent, `max_tokens` and `stop` bound it, and its tokens are the pieces sent (the prefill
+ * counts in the prompt tokens). Anthropic refuses a prefill ending in whitespace with a 400
+ * ("final assistant content cannot end with trailing whitespace"), as the API does; a trimmed
+ * prefill is continued with the whitespace the answer has there (" said" after "You").
+ *
  * Prompt caching, per target, deterministic. The prompt is read in the provider's cache order
  * (Anthropic: tools, system, messages, block by block; OpenAI: the tools, then message by message);
  * a prefix's tokens are floor(its characters / 4), counted as the prompt tokens are. Anthropic: each
@@ -338,6 +347,41 @@ function buildAnswer(request, take = "") {
   return piecesAnswer(wordPieces(text), request);
 }
 
+/**
+ * A conversation ending in an assistant message that `continuable` accepts (text only): the
+ * messages before it and its text, the prefill the answer continues; else the messages as they are.
+ */
+function prefillOf(all, continuable) {
+  const last = all.at(-1);
+  if (!isObject(last) || last.role !== "assistant" || !continuable(last)) return { messages: all, prefill: undefined };
+  return { messages: all.slice(0, -1), prefill: textOf(last.content) };
+}
+
+/** `pieces` past the `prefill` they start with (the first piece it ends in cut there); all of them otherwise. */
+function continuePieces(pieces, prefill) {
+  if (!pieces.join("").startsWith(prefill)) return pieces;
+  let skip = prefill.length;
+  return pieces.flatMap((piece) => {
+    const rest = piece.slice(Math.min(skip, piece.length));
+    skip = Math.max(0, skip - piece.length);
+    return rest ? [rest] : [];
+  });
+}
+
+/**
+ * The answer to a request, continuing its prefill if it has one (see the header): the whole answer
+ * to the conversation without it, past the prefill, then `max_tokens` and `stop` applied to what
+ * is left (they bound what is generated).
+ */
+function answerTo(request, take) {
+  if (request.prefill === undefined) return buildAnswer(request, take);
+  const whole = buildAnswer({ ...request, maxTokens: undefined, stop: [] }, take);
+  const pieces = continuePieces(whole.pieces, request.prefill);
+  if (!whole.toolCalls.length) return piecesAnswer(pieces, request);
+  const argTokens = whole.toolCalls.reduce((sum, c) => sum + textPieces(c.arguments).length, 0);
+  return { ...whole, pieces, text: pieces.join(""), outputTokens: pieces.length + argTokens };
+}
+
 // ---------------------------------------------------------------------------
 // Tools and structured output: which tool the mock calls, and arguments that fit its schema
 // ---------------------------------------------------------------------------
@@ -590,16 +634,18 @@ const openai = {
 
   /** Normalize a request body into what the answer needs (throws HttpError 400). */
   parse(body) {
-    const messages = requireMessages(body);
+    const all = requireMessages(body);
+    const { messages, prefill } = prefillOf(all, (m) => !(Array.isArray(m.tool_calls) && m.tool_calls.length));
     const toolResults = openaiMessages(messages);
     return {
+      prefill,
       model: body.model ?? DEFAULT_MODEL,
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
       maxTokens: positiveInt(body.max_tokens ?? body.max_completion_tokens, "max_tokens"),
       stop: stopSequences(body.stop, "stop"),
       userText: lastUserText(messages),
-      promptTokens: promptTokens(messages, undefined, body.tools),
+      promptTokens: promptTokens(all, undefined, body.tools),
       messageCount: messages.length,
       ...openaiTools(body),
       parallel: body.parallel_tool_calls !== false,
@@ -762,18 +808,24 @@ const anthropic = {
   name: "anthropic",
 
   parse(body) {
-    const messages = requireMessages(body);
+    const all = requireMessages(body);
     const maxTokens = positiveInt(body.max_tokens, "max_tokens");
     if (maxTokens === undefined) throw new HttpError(400, "max_tokens: Field required");
+    const textOnly = (m) => typeof m.content === "string" || (Array.isArray(m.content) && m.content.every((b) => b?.type === "text"));
+    const { messages, prefill } = prefillOf(all, textOnly);
+    if (prefill !== undefined && /\s$/.test(prefill)) {
+      throw new HttpError(400, "messages: final assistant content cannot end with trailing whitespace");
+    }
     const toolResults = anthropicMessages(messages);
     const tools = anthropicTools(body);
     return {
+      prefill,
       model: body.model ?? DEFAULT_MODEL,
       stream: body.stream === true,
       maxTokens,
       stop: stopSequences(body.stop_sequences, "stop_sequences"),
       userText: lastUserText(messages),
-      promptTokens: promptTokens(messages, body.system, body.tools),
+      promptTokens: promptTokens(all, body.system, body.tools),
       messageCount: messages.length,
       ...tools,
       preamble: tools.toolChoice.mode === "auto",
@@ -1440,7 +1492,7 @@ async function handleCompletion(call, state) {
   call.id = `${call.provider === anthropic ? "msg_mock_" : "chatcmpl-mock-"}${state.nextId++}`;
   call.created = Math.floor(Date.now() / 1000);
   const take = plan.sampled ? `Take ${call.id}: ` : "";
-  return sendCompletion(call, plan, buildAnswer(call.request, take));
+  return sendCompletion(call, plan, answerTo(call.request, take));
 }
 
 /**

@@ -5,6 +5,7 @@
 
 use crate::core::error::TimeoutPhase;
 use crate::core::limits::{Bound, Limits};
+use crate::core::llm::mid_stream::Continuation;
 use crate::core::llm::{ErrorClass, ToolCall};
 use crate::core::platform::ResponseMeta;
 use crate::core::resume::{Delivered, Failure, Resume};
@@ -76,6 +77,9 @@ pub(crate) struct Watch {
     pub(crate) resume: Resume,
     /// A bound was passed (nothing more is passed on).
     pub(crate) oversized: Option<Bound>,
+    /// A mid-stream fallback's continuation: what earlier targets wrote, and the whitespace its
+    /// prefill was sent without (not handed out again).
+    pub(crate) continues: Continuation,
 }
 
 /// What a stream hands to JS.
@@ -116,7 +120,9 @@ impl EventSink for Watch {
             (_, Output::Events(packed)) => packed.event(event_type, data, id, id_changed),
             ((Some(delta), _), Output::Deltas(batch)) => {
                 // Past the part of it a resumed stream already delivered.
-                if let Some(fresh) = self.resume.fresh(&delta) {
+                if let Some(mut fresh) = self.resume.fresh(&delta) {
+                    let kept = self.continues.fresh(&fresh.text).len();
+                    fresh.text.drain(..fresh.text.len() - kept);
                     batch.extend(fresh);
                 }
             }
@@ -133,6 +139,7 @@ impl LiveStream {
             deltas,
             delivered,
             limits,
+            continues,
             ..
         } = start;
         LiveStream {
@@ -148,6 +155,7 @@ impl LiveStream {
                 error: None,
                 resume: Resume::after(delivered),
                 oversized: None,
+                continues,
             },
             ended: false,
             failed: None,
@@ -193,7 +201,7 @@ impl LiveStream {
             self.watch.resume.completed();
         } else if self.ended && !self.watch.monitor.complete() {
             let error = incomplete(
-                self.partial_text(),
+                &self.partial_text(),
                 "the stream ended before its end marker",
             );
             self.cut = self.failed.is_none();
@@ -202,7 +210,7 @@ impl LiveStream {
         }
         if self.watch.resume.diverged() {
             let error = incomplete(
-                self.partial_text(),
+                &self.partial_text(),
                 "it was resumed, but the new answer does not start with the text already delivered",
             );
             self.fail(error);
@@ -221,12 +229,12 @@ impl LiveStream {
             ReadFailure::Aborted(abort) => (abort, false),
             ReadFailure::Broken(message) => (
                 incomplete(
-                    self.partial_text(),
+                    &self.partial_text(),
                     &format!("the connection failed ({message})"),
                 ),
                 true,
             ),
-            ReadFailure::Quiet(idle) => (idle_timeout(idle, self.partial_text()), true),
+            ReadFailure::Quiet(idle) => (idle_timeout(idle, &self.partial_text()), true),
         };
         self.cut = cut && self.failed.is_none();
         if self.cut {
@@ -244,10 +252,11 @@ impl LiveStream {
         }
     }
 
-    /// The text the caller has received: all of this stream's, unless it resumed one and has not
-    /// caught up with (or diverged from) what was already delivered.
-    pub(crate) fn partial_text(&self) -> &str {
-        self.partial().0
+    /// The text the caller has received: all of this stream's (after what earlier targets wrote,
+    /// for a continuation), unless it resumed one and has not caught up with (or diverged from)
+    /// what was already delivered.
+    pub(crate) fn partial_text(&self) -> String {
+        self.watch.continues.whole(self.partial().0)
     }
 
     /// What the caller has received (text and tool calls), for a resumption to check.
@@ -292,6 +301,8 @@ pub struct StreamStart {
     pub(crate) deltas: bool,
     /// Resuming a cut chat stream: what was already delivered (checked, not handed out again).
     pub(crate) delivered: Delivered,
+    /// Continuing another target's cut chat stream (its text is not part of this stream's).
+    pub(crate) continues: Continuation,
     /// The byte limits of the request.
     pub(crate) limits: Limits,
 }
@@ -301,7 +312,10 @@ impl StreamStart {
     pub(crate) fn bounded(self, limits: Limits) -> StreamStart {
         StreamStart {
             parser: SseParser::with_max_event_bytes(limits.max_event_bytes),
-            monitor: StreamMonitor::with_max_text(limits.max_response_bytes),
+            // A continuation's text adds to what earlier targets wrote.
+            monitor: StreamMonitor::with_max_text(
+                (limits.max_response_bytes).saturating_sub(self.continues.before().len()),
+            ),
             limits,
             ..self
         }

@@ -319,22 +319,27 @@ impl Inner {
     /// Replaces the budget hold with what `charged` says was used ([`charge::settle`]), announcing
     /// a crossed threshold; returns the cost in micro-dollars.
     pub(crate) fn settle_charge(&self, hold: Option<Hold>, charged: Charge) -> u64 {
-        let user = charged.user;
-        let settled = charge::settle(
+        self.settle_parts(hold, &[charged]).0
+    }
+
+    /// [`Inner::settle_charge`] for an answer in parts ([`charge::settle_parts`]); returns its cost
+    /// and each part's, in micro-dollars.
+    pub(crate) fn settle_parts(&self, hold: Option<Hold>, charges: &[Charge]) -> (u64, Vec<u64>) {
+        let (settled, costs) = charge::settle_parts(
             self.budget.as_ref().map(|l| l.borrow_mut()).as_deref_mut(),
             &mut self.costs.borrow_mut(),
             hold,
-            charged,
+            charges,
             self.platform.wall_ms(),
         );
-        if let Some((cap, used)) = settled.crossed {
+        if let (Some((cap, used)), Some(charged)) = (settled.crossed, charges.first()) {
             self.platform.emit(Event::Budget {
-                user,
+                user: charged.user,
                 cap: cap.as_str(),
                 used_per_mille: used,
             });
         }
-        settled.cost_micros
+        (settled.cost_micros, costs)
     }
 
     /// Gives a budget hold back (the call failed).

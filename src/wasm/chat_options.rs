@@ -33,6 +33,9 @@ pub struct TargetConfig {
     pub embedding_pricing: Pricing,
     /// `learnLimits` (default true): adopt the rate limits the provider reports in its headers.
     pub learn_limits: bool,
+    /// `prefill`: the server continues a final assistant message (`None`: the dialect's default;
+    /// see [`can_prefill`](crate::core::llm::mid_stream::can_prefill)).
+    pub prefill: Option<bool>,
 }
 
 /// Most targets in a chain.
@@ -56,6 +59,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             "headers",
             "pricing",
             "learnLimits",
+            "prefill",
         ])?;
         let provider_name = t
             .choice("provider", &["openai", "anthropic"])?
@@ -126,6 +130,7 @@ pub(crate) fn parse_targets(items: Vec<JsValue>) -> Result<Vec<TargetConfig>, Js
             embeddings_endpoint: embeddings_endpoint(provider, &base_url),
             embedding_pricing,
             learn_limits: t.boolean("learnLimits")?.unwrap_or(true),
+            prefill: t.boolean("prefill")?,
         });
     }
     Ok(targets)
@@ -219,12 +224,16 @@ pub struct FallbackOptions {
     /// `maxWaitMs`: how long a call may wait, in all, for the first target back when every target
     /// is out (open or rate-limited); `None`: the rate limiter's `maxWaitMs`.
     pub max_wait_ms: Option<u64>,
+    /// `midStream`: a `chatStream()` cut past resuming continues on the next target that can
+    /// prefill ([`crate::core::llm::mid_stream`]).
+    pub mid_stream: bool,
 }
 
 /// Parses `fallback`.
 pub(crate) fn parse_fallback(f: &Reader) -> Result<FallbackOptions, JsValue> {
-    f.only(&["maxWaitMs"])?;
+    f.only(&["maxWaitMs", "midStream"])?;
     Ok(FallbackOptions {
         max_wait_ms: f.millis("maxWaitMs")?,
+        mid_stream: f.boolean("midStream")?.unwrap_or(false),
     })
 }

@@ -30,6 +30,7 @@ pub const MAX_TOOLS: u32 = 128;
 pub const MAX_ITEMS: u32 = 128;
 
 /// A parsed `ChatRequest`.
+#[derive(Clone)]
 pub struct ChatCall {
     /// The conversation.
     pub messages: Vec<Message>,
@@ -57,6 +58,8 @@ pub struct ChatCall {
     pub signal: JsValue,
     /// `resilience`, passed on as the request policy.
     pub resilience: JsValue,
+    /// Text the answer continues (a mid-stream fallback's continuation; never the caller's).
+    pub prefill: Option<String>,
 }
 
 /// Parses `chat(request)`.
@@ -131,6 +134,7 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
         user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
         signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
         resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+        prefill: None,
     })
 }
 
@@ -409,6 +413,7 @@ impl ChatCall {
             user: (self.user != "anonymous").then_some(self.user.as_str()),
             provider_options: options.as_deref(),
             stream,
+            prefill: self.prefill.as_deref(),
         }
     }
 }

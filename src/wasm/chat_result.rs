@@ -1,6 +1,7 @@
 //! What a chat call hands back: the `ChatResult` (and a stream's `ChatDelta`s), and the errors of a
 //! target, a budget and a chain (each naming the target, cap or limit concerned).
 
+use crate::core::llm::mid_stream::utf16_ranges;
 use crate::core::llm::{classify, error_message, Cap, Completion, Exceeded, Outcome, ToolCall};
 use crate::core::stream::Delta;
 use crate::wasm::body::error_text;
@@ -206,9 +207,45 @@ pub(crate) fn chat_result(
         .num("costUsd", cost_micros as f64 / 1e6)
         .bool("cached", answered.cached)
         .num("attempts", answered.attempts)
+        .value(
+            "parts",
+            &Array::of1(&part(
+                target,
+                (0, completion.text.encode_utf16().count()),
+                cost_micros,
+            )),
+        )
         .build()
 }
 
+/// One `{ target, model, start, end, costUsd }` of `result.parts`: who wrote `text.slice(start, end)`.
+fn part(target: &TargetConfig, (start, end): (usize, usize), cost_micros: u64) -> JsValue {
+    ObjectBuilder::new()
+        .str("target", &target.name)
+        .str("model", &target.model)
+        .num("start", start as f64)
+        .num("end", end as f64)
+        .num("costUsd", cost_micros as f64 / 1e6)
+        .build()
+}
+
+/// Sets `result.parts` for an answer that several targets wrote (a mid-stream fallback): each
+/// `(target index, where its part ends in text (bytes), its cost in micro-dollars)`, its range of
+/// `text` given in UTF-16 code units.
+pub(crate) fn set_parts(
+    result: &JsValue,
+    targets: &[TargetConfig],
+    text: &str,
+    parts: &[(usize, usize, u64)],
+) {
+    let ends: Vec<usize> = parts.iter().map(|&(_, end, _)| end).collect();
+    let list: Array = parts
+        .iter()
+        .zip(utf16_ranges(text, &ends))
+        .filter_map(|(&(index, _, cost), range)| Some(part(targets.get(index)?, range, cost)))
+        .collect();
+    set(result, "parts", &list);
+}
 /// `[{ id, name, arguments }]`.
 fn tool_calls(calls: &[ToolCall]) -> Array {
     calls

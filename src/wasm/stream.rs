@@ -7,7 +7,9 @@
 //! `IncompleteStreamError` carrying the text received so far, a gap longer than `timeout.idleMs` a
 //! `TimeoutError`, an in-band error event an `UpstreamError`. Two recoveries hand out nothing twice: a
 //! GET stream may reconnect with `Last-Event-ID`, and a cut `chatStream()` is sent again and resumed
-//! past the text already delivered when the new answer starts with exactly that text. Events cross to
+//! past the text already delivered when the new answer starts with exactly that text; with
+//! `fallback.midStream`, one that cannot be resumed continues on another target (see `mid_stream`,
+//! which drives [`crate::core::llm::mid_stream`]). Events cross to
 //! JS one batch per network chunk. A line or event past `limits.maxEventBytes`, or generated text
 //! past `limits.maxResponseBytes`, fails the stream with `RESPONSE_TOO_LARGE` (final: not retried,
 //! reconnected or resumed). Cancelling (`break`, `cancel()`, the caller's signal) cancels the
@@ -18,7 +20,6 @@ use crate::core::llm::Hold;
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::core::resume::Recoveries;
-use crate::core::sse::Packed;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::{not_a_stream, LiveStream, ReadFailure, StreamStart};
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
@@ -26,13 +27,14 @@ use crate::wasm::errors::{abort_error, named_error};
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
 use crate::wasm::tap::{Chunk, Cursor};
-use js_sys::{Object, Promise};
+use js_sys::Promise;
+use mid_stream::{Cut, Written};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, Response};
+use web_sys::{AbortSignal, Response};
 
 /// What `next_batch` does next, decided under the borrow and done after it.
 enum Step {
@@ -99,6 +101,8 @@ struct ChatProgress {
     joined: Cell<bool>,
     /// `result` was resolved or rejected (a listener run while settling may cancel the stream).
     settled: Cell<bool>,
+    /// The parts of the answer earlier targets wrote (a mid-stream fallback), in order.
+    written: RefCell<Vec<Written>>,
     resolve: js_sys::Function,
     reject: js_sys::Function,
 }
@@ -112,9 +116,6 @@ struct StreamResponse {
     /// Joined an identical request's stream (no upstream call of its own).
     joined: bool,
 }
-
-/// Wait before reconnecting when the server sent no `retry:` field.
-const DEFAULT_RECONNECT_MS: u64 = 1000;
 
 /// The wasm side of an `EventStream` (the JS wrapper in the package adds async iteration).
 #[wasm_bindgen]
@@ -151,6 +152,7 @@ impl SseStream {
             cached: Cell::new(false),
             joined: Cell::new(false),
             settled: Cell::new(false),
+            written: RefCell::default(),
             resolve,
             reject,
         };
@@ -218,7 +220,9 @@ impl SseStream {
 }
 
 mod chat;
+mod mid_stream;
 mod open;
+mod reconnect;
 
 impl Stream {
     /// Sends the request (or answers it from the cache) and reads up to the first event.
@@ -290,11 +294,13 @@ impl Stream {
                         }
                         Some(error) => error,
                     };
+                    let cut = self.cut_of(&body);
                     if !self.recovering(|r| r.after(body.failure())) {
-                        self.fail_chat(&error);
-                        return Err(error);
+                        drop(body);
+                        self.hand_over(cut, error).await?;
+                        continue;
                     }
-                    self.recover(body, error).await?;
+                    self.recover(body, error, cut).await?;
                 }
                 Step::Read(cursor) => {
                     let chunk = self.read_guarded(&cursor).await;
@@ -313,8 +319,14 @@ impl Stream {
 
     /// Reconnects an event stream or resumes a chat stream after `body` failed with `error`; the
     /// new body becomes the stream's phase. A resumption that could not even open uses up a
-    /// resumption too.
-    async fn recover(&self, body: Box<LiveStream>, error: JsValue) -> Result<(), JsValue> {
+    /// resumption too; with none left, the stream is continued on another target if it may
+    /// (`cut`), else fails.
+    async fn recover(
+        &self,
+        body: Box<LiveStream>,
+        error: JsValue,
+        cut: Option<Cut>,
+    ) -> Result<(), JsValue> {
         let progress = match &self.purpose {
             Purpose::Events { input, init } => {
                 let resumed = self.reconnect(input, init, *body).await?;
@@ -342,8 +354,7 @@ impl Stream {
                 Ok(false) => {}
             }
             if !self.recovering(Recoveries::again) {
-                self.fail_chat(&error);
-                return Err(error);
+                return self.hand_over(cut, error).await;
             }
         }
     }
@@ -381,36 +392,6 @@ impl Stream {
     /// The caller's abort, once its signal fired.
     fn aborted(&self) -> Option<JsValue> {
         Some(abort_error(&abort_reason(self.signal.as_ref()?)?))
-    }
-
-    /// Connects again after a cut, with `Last-Event-ID` and after the server's `retry:` delay; the
-    /// new connection is retried like any call until its first event.
-    async fn reconnect(
-        &self,
-        input: &JsValue,
-        init: &JsValue,
-        mut old: LiveStream,
-    ) -> Result<LiveStream, JsValue> {
-        let mut parser = std::mem::take(&mut old.parser);
-        parser.end(&mut Packed::default());
-        let delay = parser.retry().unwrap_or(DEFAULT_RECONNECT_MS);
-        until_aborted(self.signal.as_ref(), self.inner.platform.sleep(delay)).await?;
-        let headers = Headers::new_with_headers(get(init, "headers").unchecked_ref())
-            .or_else(|_| Headers::new())?;
-        if !parser.last_event_id().is_empty() {
-            headers.set("last-event-id", parser.last_event_id())?;
-        }
-        let init = Object::try_assign(&Object::new(), &Object::from(init.clone()))?;
-        set(&init, "headers", &headers);
-        let mut prepared = self.inner.prepare(input.clone(), init.into()).await?;
-        prepared.request.stream = Some(StreamStart {
-            parser,
-            monitor: std::mem::take(&mut old.watch.monitor),
-            limits: old.limits,
-            ..StreamStart::default()
-        });
-        let answer = self.inner.call(prepared, None).await?.response;
-        answer.stream.ok_or_else(|| not_a_stream(&answer.response))
     }
 
     /// Asks the stream's recoveries whether to recover (see [`Recoveries`]).

@@ -995,3 +995,75 @@ describe("embeddings", () => {
     assert.equal(stats.byTarget.default.byPath["/v1/embeddings"], 8);
   });
 });
+
+describe("prefill: a final assistant message is continued", () => {
+  const openaiText = async (body) => (await (await post("/v1/chat/completions", body)).json()).choices[0].message.content;
+  const anthropicText = async (body) => (await (await post("/v1/messages", body)).json()).content[0].text;
+  const streamedOpenai = async (body) =>
+    parseSse(await (await post("/v1/chat/completions", { ...body, stream: true })).text())
+      .filter((e) => e.data !== "[DONE]")
+      .map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? "")
+      .join("");
+  const streamedAnthropic = async (body) =>
+    parseSse(await (await post("/v1/messages", { ...body, stream: true })).text())
+      .map((e) => JSON.parse(e.data))
+      .filter((d) => d.type === "content_block_delta")
+      .map((d) => d.delta.text)
+      .join("");
+
+  test("OpenAI, JSON and streamed: only what follows the prefill, wherever it ends", async () => {
+    const full = await openaiText(openaiBody());
+    for (const at of [1, 7, 13, full.length - 1]) {
+      const body = openaiBody();
+      body.messages.push({ role: "assistant", content: full.slice(0, at) });
+      assert.equal(await openaiText(body), full.slice(at), `at ${at}`);
+      assert.equal(await streamedOpenai(body), full.slice(at), `streamed at ${at}`);
+    }
+  });
+
+  test("Anthropic, JSON and streamed: a trimmed prefill goes on with the whitespace; usage counts the new text", async () => {
+    const full = await anthropicText(anthropicBody());
+    const cut = full.indexOf(" ", 12);
+    const body = anthropicBody();
+    body.messages.push({ role: "assistant", content: full.slice(0, cut) });
+    const json = await (await post("/v1/messages", body)).json();
+    assert.equal(json.content[0].text, full.slice(cut));
+    assert.ok(json.content[0].text.startsWith(" "));
+    assert.equal(await streamedAnthropic(body), full.slice(cut));
+    const whole = await (await post("/v1/messages", anthropicBody())).json();
+    assert.ok(json.usage.output_tokens < whole.usage.output_tokens);
+    assert.ok(json.usage.input_tokens > whole.usage.input_tokens, "the prefill is prompt");
+    // As blocks, too.
+    const blocks = anthropicBody();
+    blocks.messages.push({ role: "assistant", content: [{ type: "text", text: full.slice(0, cut) }] });
+    assert.equal(await anthropicText(blocks), full.slice(cut));
+  });
+
+  test("Anthropic refuses a prefill ending in whitespace", async () => {
+    const body = anthropicBody();
+    body.messages.push({ role: "assistant", content: "You said: " });
+    const res = await post("/v1/messages", body);
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error.message, /final assistant content cannot end with trailing whitespace/);
+  });
+
+  test("a prefill the answer does not start with is followed by the whole answer; max_tokens bounds the new text", async () => {
+    const full = await openaiText(openaiBody());
+    const body = openaiBody();
+    body.messages.push({ role: "assistant", content: "Something else" });
+    assert.equal(await openaiText(body), full);
+    const bounded = openaiBody({ max_tokens: 2 });
+    bounded.messages.push({ role: "assistant", content: full.slice(0, 4) });
+    const json = await (await post("/v1/chat/completions", bounded)).json();
+    assert.equal(json.usage.completion_tokens, 2);
+    assert.equal(json.choices[0].finish_reason, "length");
+    assert.ok(full.slice(4).startsWith(json.choices[0].message.content));
+  });
+
+  test("an assistant message with tool calls is not a prefill", async () => {
+    const body = openaiBody();
+    body.messages.push({ role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }] });
+    body.messages.push({ role: "tool", tool_call_id: "c1", content: "{\"ok\":true}" });
+    assert.match(await openaiText(body), /says ok: true/);
+  });
+});

@@ -85,6 +85,27 @@ async function settle(condition) {
   check(condition(), "timed out waiting for background work");
 }
 
+/**
+ * Headers that make the mock cut a stream after `n` chunks, spaced out so that every runtime has read
+ * them before the reset (a browser may drop bytes that arrive with it).
+ */
+const cutAt = (n) => ({ "x-mock-fault": `reset=${n}`, "x-mock-chunk-delay-ms": "20" });
+
+/** Reads a chat stream to its end: the text, each delta's text, tool-call pieces, and the error it ended with. */
+async function readStream(stream) {
+  const read = { text: "", deltas: [], toolDeltas: 0, error: undefined };
+  try {
+    for await (const delta of stream) {
+      read.text += delta.text;
+      read.deltas.push(delta.text);
+      read.toolDeltas += delta.toolCalls?.length ?? 0;
+    }
+  } catch (error) {
+    read.error = error;
+  }
+  return read;
+}
+
 export const scenarios = {
   async "answers a JSON chat request"({ ResilientClient }, mock) {
     const client = new ResilientClient();
@@ -1697,6 +1718,208 @@ export const scenarios = {
     const noRetry = perRequest.chatStream({ messages, resilience: { retry: false } });
     equal((await rejection(read(noRetry))).name, "IncompleteStreamError", "not resumed per request");
     equal((await mockStats(mock)).byTarget[own].total, 1, "one upstream request");
+  },
+
+  // Mid-stream fallback (fallback.midStream): a primary whose streams are cut after 6 chunks, every
+  // time, so that resuming on it fails too; the next target that can prefill continues the answer.
+  async "mid-stream fallback: a cut the primary cannot resume is continued by an Anthropic backup, every word once"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream") }];
+    const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
+    const [primary, backup] = [unique("cut-primary"), unique("claude-backup")];
+    const pricing = { inputPerMTok: 1, outputPerMTok: 2 };
+    const client = new ResilientClient({
+      targets: [
+        target(mock, primary, { headers: cutAt(6), pricing }),
+        target(mock, backup, { provider: "anthropic", model: "claude-x", pricing: { inputPerMTok: 3, outputPerMTok: 15 } }),
+      ],
+      retry: { ...fast, maxRetries: 1 },
+      fallback: { midStream: true },
+    });
+    const fallbacks = [];
+    client.on("fallback", (e) => fallbacks.push(e));
+    const stream = client.chatStream({ messages });
+    const { text } = await readStream(stream);
+    equal(text, expected, "the deltas make the whole answer, every word once");
+    const result = await stream.result;
+    equal(result.text, expected, "result.text");
+    equal(result.target, backup, "result.target is the last writer");
+    equal(result.model, "claude-x", "result.model");
+    equal(result.parts.length, 2, "two parts");
+    const [first, second] = result.parts;
+    deepEqual([first.target, first.model, first.start], [primary, "mock-1", 0], "the first part");
+    deepEqual([second.target, second.model, second.start, second.end], [backup, "claude-x", first.end, expected.length], "the second");
+    check(first.end > 0 && first.end < expected.length, `the primary wrote a part: ${first.end}`);
+    check(first.costUsd > 0 && second.costUsd > 0, `each part is charged: ${JSON.stringify(result.parts)}`);
+    check(Math.abs(result.costUsd - first.costUsd - second.costUsd) < 1e-12, "the call costs the sum");
+    const byModel = Object.fromEntries(client.stats().costs.byModel.map((line) => [line.model, line.costUsd]));
+    check(Math.abs(byModel["mock-1"] - first.costUsd) < 1e-12, `stats per model count the primary: ${JSON.stringify(byModel)}`);
+    check(Math.abs(byModel["claude-x"] - second.costUsd) < 1e-12, "and the backup");
+    deepEqual(fallbacks.map((e) => [e.from, e.to, e.reason]), [[primary, backup, "INCOMPLETE_STREAM"]], "one fallback event at the move");
+    equal((await mockStats(mock)).byTarget[primary].total, 2, "the primary was asked, then resumed once");
+    // The backup got the same conversation plus the text delivered, as a prefill without its
+    // trailing whitespace (Anthropic refuses it), and no prompt text of ours.
+    const sent = JSON.parse((await (await fetch(`${mock}/control/last?target=${backup}`)).json()).body);
+    deepEqual(sent.messages, [...messages, { role: "assistant", content: expected.slice(0, first.end).trimEnd() }], "the prefill");
+
+    // A primary that samples (every answer different) is resumed after the cut, but its new answer
+    // does not start with the text delivered: the backup continues instead. The mock's backup does
+    // not know that start either, so it writes its whole answer after it; what counts is that the
+    // caller gets every delta once and result.parts says who wrote which.
+    const sampling = new ResilientClient({
+      targets: [
+        target(mock, unique("sampling"), { headers: { ...cutAt(6), "x-mock-fault": "sampled;reset=6" } }),
+        target(mock, unique("claude"), { provider: "anthropic", model: "claude-x" }),
+      ],
+      retry: { ...fast, maxRetries: 1 },
+      fallback: { midStream: true },
+    });
+    const diverged = sampling.chatStream({ messages });
+    const read = await readStream(diverged);
+    equal(read.error, undefined, "completed");
+    const continued = await diverged.result;
+    equal(continued.text, read.text, "result.text is what was handed out");
+    equal(continued.parts.length, 2, "two parts");
+    check(read.text.startsWith("Take "), read.text);
+    equal(read.text.slice(continued.parts[1].start), expected, "the backup's part");
+  },
+
+  async "mid-stream fallback is opt-in, skips a target that cannot prefill, and never follows a tool-call delta"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-off") }];
+    const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
+    const cutting = (name) => target(mock, name, { headers: cutAt(6) });
+    // Off (the default): the cut stands, as before.
+    const [off, offBackup] = [unique("off"), unique("off-backup")];
+    const plain = new ResilientClient({ targets: [cutting(off), target(mock, offBackup, { provider: "anthropic" })], retry: false });
+    const stopped = await readStream(plain.chatStream({ messages }));
+    equal(stopped.error?.name, "IncompleteStreamError", "without midStream the cut stands");
+    equal(stopped.error.partialText, stopped.text, "partialText");
+    equal((await mockStats(mock)).byTarget[offBackup], undefined, "the backup was never asked");
+
+    // An OpenAI-compatible target without prefill is skipped; one with prefill: true continues.
+    const [primary, noPrefill, withPrefill] = [unique("p"), unique("no-prefill"), unique("with-prefill")];
+    const client = new ResilientClient({
+      targets: [cutting(primary), target(mock, noPrefill), target(mock, withPrefill, { prefill: true })],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const stream = client.chatStream({ messages });
+    equal((await readStream(stream)).text, expected, "continued on the target that can prefill");
+    deepEqual((await stream.result).parts.map((p) => p.target), [primary, withPrefill], "who wrote what");
+    equal((await mockStats(mock)).byTarget[noPrefill], undefined, "the target without prefill was skipped");
+    const sent = JSON.parse((await (await fetch(`${mock}/control/last?target=${withPrefill}`)).json()).body);
+    equal(sent.messages.at(-1).content, (await stream.result).text.slice(0, (await stream.result).parts[0].end), "sent whole: no trimming for OpenAI");
+
+    // After a tool-call delta: no continuation (a half-written call cannot be continued).
+    const [caller, callerBackup] = [unique("caller"), unique("caller-backup")];
+    const tools = [{ name: "get_time", description: "The local time in a city", parameters: { type: "object", properties: { city: { type: "string" } } } }];
+    const calling = new ResilientClient({
+      targets: [target(mock, caller, { headers: cutAt(2) }), target(mock, callerBackup, { provider: "anthropic" })],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const called = await readStream(calling.chatStream({ messages: [{ role: "user", content: "What time is it in Paris?" }], tools }));
+    check(called.toolDeltas > 0, "a tool-call delta was delivered");
+    equal(called.error?.name, "IncompleteStreamError", "the stream fails as before");
+    equal((await mockStats(mock)).byTarget[callerBackup], undefined, "no continuation was asked for");
+
+    // Options are checked, naming the field.
+    rejectsOptions(ResilientClient, [
+      [{ fallback: { midStream: "yes" } }, "TypeError", "fallback.midStream"],
+      [{ targets: [target(mock, "x", { prefill: 1 })] }, "TypeError", "targets[0].prefill"],
+    ]);
+  },
+
+  async "mid-stream fallback: a continuation cut in turn moves on along the chain, bounded by it"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-again") }];
+    const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
+    const names = [unique("a"), unique("b"), unique("c"), unique("d")];
+    const client = new ResilientClient({
+      targets: [
+        target(mock, names[0], { headers: cutAt(6) }),
+        // Anthropic frames: message_start, content_block_start, ping, then a delta each.
+        target(mock, names[1], { provider: "anthropic", headers: cutAt(6) }),
+        target(mock, names[2], { provider: "anthropic" }),
+        target(mock, names[3], { provider: "anthropic" }),
+      ],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const hops = [];
+    client.on("fallback", (e) => hops.push(`${e.from}->${e.to}`));
+    const stream = client.chatStream({ messages });
+    equal((await readStream(stream)).text, expected, "three writers, every word once");
+    const result = await stream.result;
+    deepEqual(result.parts.map((p) => p.target), names.slice(0, 3), "who wrote what");
+    equal(result.parts.map((p) => result.text.slice(p.start, p.end)).join(""), expected, "the parts tile the text");
+    deepEqual(hops, [`${names[0]}->${names[1]}`, `${names[1]}->${names[2]}`], "a fallback event per move");
+    equal((await mockStats(mock)).byTarget[names[3]], undefined, "the last target was not needed");
+
+    // Every target cuts: the stream fails once the chain is used up, with every word delivered once.
+    const cuts = Array.from({ length: 3 }, () => unique("cuts"));
+    const hopeless = new ResilientClient({
+      targets: cuts.map((name, i) => target(mock, name, { provider: i ? "anthropic" : "openai", headers: cutAt(5) })),
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const failed = await readStream(hopeless.chatStream({ messages }));
+    equal(failed.error?.name, "IncompleteStreamError", "the last cut stands");
+    equal(failed.error.partialText, failed.text, "partialText is everything delivered");
+    check(expected.startsWith(failed.text), `nothing twice: ${JSON.stringify(failed.text)}`);
+    for (const name of cuts) equal((await mockStats(mock)).byTarget[name].total, 1, `${name} asked once`);
+  },
+
+  async "mid-stream fallback: a cancel or an abort during the move ends it; limits and budgets hold at the move"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-attack") }];
+    const expected = (await new ResilientClient({ targets: [target(mock, unique("plain"))] }).chat({ messages })).text;
+    const chain = (extra = {}) => [
+      target(mock, unique("cut"), { headers: cutAt(6) }),
+      target(mock, unique("backup"), { provider: "anthropic", headers: { "x-mock-fault": "delay=200" }, ...extra }),
+    ];
+    // cancel() as the move starts: iteration ends, result rejects with an AbortError, the
+    // continuation's request is not left open.
+    const openBefore = (await mockStats(mock)).inFlight;
+    const cancelling = new ResilientClient({ targets: chain(), retry: false, fallback: { midStream: true } });
+    const cancelled = cancelling.chatStream({ messages });
+    cancelling.on("fallback", (e) => e.reason === "INCOMPLETE_STREAM" && cancelled.cancel());
+    const read = await readStream(cancelled);
+    equal(read.error, undefined, "a cancelled stream just ends");
+    check(expected.startsWith(read.text), "what was delivered is the start of the answer");
+    equal((await rejection(cancelled.result)).name, "AbortError", "result rejects with an AbortError");
+    for (let i = 0; i < 50 && (await mockStats(mock)).inFlight > openBefore; i++) await new Promise((r) => setTimeout(r, 20));
+    equal((await mockStats(mock)).inFlight, openBefore, "no request left open");
+
+    // An abort during the move rejects with the signal's reason, iteration and result alike.
+    const controller = new AbortController();
+    const reason = new Error("stop now");
+    const aborting = new ResilientClient({ targets: chain(), retry: false, fallback: { midStream: true } });
+    aborting.on("fallback", (e) => e.reason === "INCOMPLETE_STREAM" && setTimeout(() => controller.abort(reason), 50));
+    const aborted = aborting.chatStream({ messages, signal: controller.signal });
+    equal((await readStream(aborted)).error, reason, "iteration rejects with the reason");
+    equal(await rejection(aborted.result), reason, "so does result");
+
+    // A delivered text near limits.maxResponseBytes: the continuation may not take the answer
+    // past it; the error carries every word delivered, once.
+    const bounded = new ResilientClient({ targets: chain(), retry: false, fallback: { midStream: true }, limits: { maxResponseBytes: 40 } });
+    const large = await readStream(bounded.chatStream({ messages }));
+    equal(large.error?.code, "RESPONSE_TOO_LARGE", "past the bound");
+    equal(large.error.partialText, large.text, "partialText is what was delivered");
+    check(new TextEncoder().encode(large.text).length <= 40 && expected.startsWith(large.text), JSON.stringify(large.text));
+
+    // A budget that cannot hold the continuation: the stream fails with BudgetExceededError and
+    // the text delivered, the backup never asked, and the hold given back.
+    const backup = unique("budget-backup");
+    const budgeted = new ResilientClient({
+      targets: [target(mock, unique("cut"), { headers: cutAt(6) }), target(mock, backup, { provider: "anthropic" })],
+      retry: false,
+      fallback: { midStream: true },
+      budget: { perRequestTokens: 150 },
+    });
+    const refused = await readStream(budgeted.chatStream({ messages, maxTokens: 100 }));
+    equal(refused.error?.name, "BudgetExceededError", "the budget ends it");
+    equal(refused.error.cap, "perRequestTokens", "which cap");
+    equal(refused.error.partialText, refused.text, "with the text delivered");
+    equal((await mockStats(mock)).byTarget[backup], undefined, "the backup was never asked");
+    equal(budgeted.stats().rejected.budget, 1, "counted as a budget rejection");
   },
 
   async "a chat answer that stalls after its headers is asked again, then falls back"({ ResilientClient }, mock) {

@@ -42,7 +42,8 @@ use super::provider::{
     text_of, write_array, write_json_text, Body, Completion, DEFAULT_ANTHROPIC_MAX_TOKENS,
 };
 use super::request::{
-    parse_data_url, ChatParams, Message, Part, ResponseFormat, Role, ToolCall, ToolChoice,
+    parse_data_url, with_prefill, ChatParams, Message, Part, ResponseFormat, Role, ToolCall,
+    ToolChoice,
 };
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
@@ -65,6 +66,13 @@ pub fn finish_reason(reason: &str, tool_calls: bool) -> &str {
     }
 }
 
+/// What of a [`prefill`](ChatParams::prefill) is sent: the API refuses a final assistant message
+/// that ends in whitespace, so it is cut off (the stream reader then drops it from the start of the
+/// continuation if the model writes it again: [`crate::core::llm::mid_stream`]).
+pub fn sent_prefill(prefill: &str) -> &str {
+    prefill.trim_end()
+}
+
 /// Writes `{"model","max_tokens","system"?,"messages","tools"?,"tool_choice"?,"temperature"?,
 /// "top_p"?,"stop_sequences"?,"metadata":{"user_id"}?,"stream"?}` (see the module doc).
 /// `max_tokens` is [`DEFAULT_ANTHROPIC_MAX_TOKENS`] when unset. Nothing else is repaired: a
@@ -85,7 +93,8 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
         }
     }
     if let Some(out) = body.member("messages") {
-        write_array(&turns(params.messages), out, write_turn);
+        let messages = with_prefill(params.messages, params.prefill.map(sent_prefill));
+        write_array(&turns(&messages), out, write_turn);
     }
     let answer = params.response_format;
     if !params.tools.is_empty() || answer.is_some() {

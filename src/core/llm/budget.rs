@@ -276,6 +276,36 @@ impl Ledger {
         })
     }
 
+    /// Adds `tokens` and `cost_micros` to a call's `hold` (one more upstream call of the same call:
+    /// a mid-stream fallback's continuation), admitted as [`Ledger::reserve`] admits a call, the
+    /// per-request cap counting what the hold has already; refused, the hold is unchanged. Taken in
+    /// another day or month than the hold (the clock passed midnight meanwhile), the addition stays
+    /// counted in its own period until that ends: a hold of two periods would settle in one.
+    pub fn extend(
+        &mut self,
+        hold: &mut Hold,
+        tokens: u64,
+        cost_micros: u64,
+        now_ms: u64,
+    ) -> Result<(), Exceeded> {
+        if let Some(limit) = self.cfg.per_request_tokens {
+            if hold.tokens.saturating_add(tokens) > limit {
+                return Err(Exceeded {
+                    cap: Cap::PerRequestTokens,
+                    limit,
+                    remaining: limit.saturating_sub(hold.tokens),
+                    needed: tokens,
+                });
+            }
+        }
+        let more = self.reserve(&hold.user, tokens, cost_micros, now_ms)?;
+        if (more.day, more.month) == (hold.day, hold.month) {
+            hold.tokens = hold.tokens.saturating_add(more.tokens);
+            hold.cost_micros = hold.cost_micros.saturating_add(more.cost_micros);
+        }
+        Ok(())
+    }
+
     /// The call finished: replaces the hold by the real usage, which may be more or less than was
     /// held, in the hold's own day and month (a period already over is not charged). Spend never
     /// goes below zero.
@@ -561,6 +591,30 @@ mod tests {
             fresh.usage_per_mille("v", 0),
             Some((Cap::UserDailyTokens, 850))
         );
+    }
+
+    #[test]
+    fn an_extended_hold_counts_both_calls_and_settles_once() {
+        let mut ledger = Ledger::new(BudgetConfig {
+            per_request_tokens: Some(1000),
+            per_user_daily_tokens: Some(1500),
+            ..BudgetConfig::default()
+        });
+        let mut hold = ledger.reserve("u", 600, 0, 0).expect("room");
+        // Past the per-request cap with what the hold has already: refused, the hold unchanged.
+        let refused = ledger
+            .extend(&mut hold, 500, 0, 0)
+            .expect_err("per request");
+        assert_eq!(refused.cap, Cap::PerRequestTokens);
+        assert_eq!((refused.remaining, refused.needed), (400, 500));
+        assert_eq!(hold.tokens(), 600);
+        ledger.extend(&mut hold, 400, 0, 0).expect("room");
+        assert_eq!(hold.tokens(), 1000);
+        // Another call sees both held.
+        let other = ledger.reserve("u", 600, 0, 0).expect_err("daily");
+        assert_eq!((other.cap, other.remaining), (Cap::UserDailyTokens, 500));
+        ledger.settle(hold, 700, 0);
+        assert_eq!(ledger.spent("u", 0).0, 700);
     }
 
     #[test]

@@ -33,10 +33,35 @@ const MARKS: [u64; 2] = [800, 1000];
 pub fn hold<'p>(
     ledger: &mut Ledger,
     user: &str,
-    (input, max_tokens, marked): (u64, Option<u32>, bool),
+    call: (u64, Option<u32>, bool),
     prices: impl IntoIterator<Item = &'p Pricing>,
     now_ms: u64,
 ) -> Result<Hold, Exceeded> {
+    let (tokens, cost) = worst_case(call, &mut prices.into_iter());
+    ledger.reserve(user, tokens, cost, now_ms)
+}
+
+/// Adds to `hold` the worst case of one more upstream call of the same call (a mid-stream
+/// fallback's continuation: its input, prefill included, and its output), as [`hold`] reckons it;
+/// what cap it would pass otherwise (the hold is then unchanged).
+pub fn hold_more<'p>(
+    ledger: &mut Ledger,
+    hold: &mut Hold,
+    call: (u64, Option<u32>, bool),
+    prices: impl IntoIterator<Item = &'p Pricing>,
+    now_ms: u64,
+) -> Result<(), Exceeded> {
+    let (tokens, cost) = worst_case(call, &mut prices.into_iter());
+    ledger.extend(hold, tokens, cost, now_ms)
+}
+
+/// The tokens and the cost (micro-dollars) a call of `input` tokens with `max_tokens`, `marked` for
+/// the prompt cache or not, may use at most, at the dearest of `prices` (not generic: one copy in
+/// the wasm for every caller).
+fn worst_case(
+    (input, max_tokens, marked): (u64, Option<u32>, bool),
+    prices: &mut dyn Iterator<Item = &Pricing>,
+) -> (u64, u64) {
     let worst = Usage {
         input_tokens: input,
         output_tokens: max_tokens.map_or(DEFAULT_MAX_OUTPUT, u64::from),
@@ -47,12 +72,10 @@ pub fn hold<'p>(
         ..worst
     };
     let cost = prices
-        .into_iter()
         .flat_map(|pricing| [cost_micros(pricing, &worst), cost_micros(pricing, &written)])
         .max()
         .unwrap_or(0);
-    let tokens = worst.input_tokens.saturating_add(worst.output_tokens);
-    ledger.reserve(user, tokens, cost, now_ms)
+    (worst.input_tokens.saturating_add(worst.output_tokens), cost)
 }
 
 /// What an answered call is charged for.
@@ -86,38 +109,58 @@ pub fn settle(
     charge: Charge,
     now_ms: u64,
 ) -> Settled {
-    if charge.free {
-        release(ledger, hold);
-        return Settled {
-            cost_micros: 0,
-            crossed: None,
+    settle_parts(ledger, tally, hold, &[charge], now_ms).0
+}
+
+/// [`settle`] for an answer written in parts by several targets (a mid-stream fallback): each part
+/// tallied to its own model, the hold replaced once by their sum. Returns the settlement (the sum's
+/// cost) and each part's cost, in micro-dollars.
+pub fn settle_parts(
+    ledger: Option<&mut Ledger>,
+    tally: &mut CostTally,
+    hold: Option<Hold>,
+    charges: &[Charge],
+    now_ms: u64,
+) -> (Settled, Vec<u64>) {
+    let mut costs = Vec::with_capacity(charges.len());
+    let (mut tokens, mut micros) = (0u64, 0u64);
+    for charge in charges {
+        if charge.free {
+            costs.push(0);
+            continue;
+        }
+        let usage = &charge.usage;
+        let cost = cost_micros(charge.pricing, usage);
+        let spend = Spend {
+            usage: *usage,
+            micros: cost,
+            saved_micros: saved_micros(charge.pricing, usage),
         };
+        tally.add(charge.model, charge.user, &spend);
+        costs.push(cost);
+        tokens = tokens.saturating_add(usage.input_tokens.saturating_add(usage.output_tokens));
+        micros = micros.saturating_add(cost);
     }
-    let usage = &charge.usage;
-    let micros = cost_micros(charge.pricing, usage);
-    let spend = Spend {
-        usage: *usage,
-        micros,
-        saved_micros: saved_micros(charge.pricing, usage),
-    };
-    tally.add(charge.model, charge.user, &spend);
     let settled = Settled {
         cost_micros: micros,
         crossed: None,
     };
-    let (Some(ledger), Some(hold)) = (ledger, hold) else {
-        return settled;
+    if charges.iter().all(|charge| charge.free) {
+        release(ledger, hold);
+        return (settled, costs);
+    }
+    let (Some(ledger), Some(hold), Some(first)) = (ledger, hold, charges.first()) else {
+        return (settled, costs);
     };
     let before = ledger.usage_per_mille_without(&hold, now_ms);
-    let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
     ledger.settle(hold, tokens, micros);
     let crossed = ledger
-        .usage_per_mille(charge.user, now_ms)
+        .usage_per_mille(first.user, now_ms)
         .filter(|&(_, used)| {
             let was = before.map_or(0, |(_, used)| used);
             MARKS.iter().any(|&mark| was < mark && used >= mark)
         });
-    Settled { crossed, ..settled }
+    (Settled { crossed, ..settled }, costs)
 }
 
 /// Gives a failed call's hold back.
@@ -152,6 +195,64 @@ pub fn reported_or_estimated(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::llm::BudgetConfig;
+
+    /// Parts written by two targets: each tallied to its model at its price, the budget settled once
+    /// with the sum (the hold extended at the move covers both).
+    #[test]
+    fn an_answer_in_parts_is_charged_per_target_and_settled_as_one() {
+        let mut ledger = Ledger::new(BudgetConfig {
+            per_user_daily_tokens: Some(10_000),
+            ..BudgetConfig::default()
+        });
+        let cheap = Pricing {
+            input_micros_per_mtok: 1_000_000,
+            output_micros_per_mtok: 2_000_000,
+            ..Pricing::default()
+        };
+        let dear = Pricing {
+            input_micros_per_mtok: 3_000_000,
+            output_micros_per_mtok: 15_000_000,
+            ..Pricing::default()
+        };
+        let mut held = hold(
+            &mut ledger,
+            "u",
+            (100, Some(200), false),
+            [&cheap, &dear],
+            0,
+        )
+        .expect("room");
+        assert_eq!(held.tokens(), 300);
+        hold_more(&mut ledger, &mut held, (120, Some(200), false), [&dear], 0).expect("room");
+        assert_eq!(held.tokens(), 620);
+        let usage = |input, output| Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        };
+        let charges = [
+            Charge {
+                user: "u",
+                model: "first",
+                pricing: &cheap,
+                usage: usage(100, 10),
+                free: false,
+            },
+            Charge {
+                user: "u",
+                model: "second",
+                pricing: &dear,
+                usage: usage(120, 40),
+                free: false,
+            },
+        ];
+        let mut tally = CostTally::default();
+        let (settled, costs) = settle_parts(Some(&mut ledger), &mut tally, Some(held), &charges, 0);
+        assert_eq!(costs, vec![120, 960]);
+        assert_eq!(settled.cost_micros, 1080);
+        assert_eq!(ledger.spent("u", 0).0, 270);
+    }
 
     /// An upstream's counts are hostile: `u64::MAX` input tokens and one output token overflowed
     /// the sum (a panic with overflow checks, else a wrap to 0 that dropped the reported usage).

@@ -19,6 +19,7 @@ pub mod embed;
 pub mod embed_answer;
 pub mod endpoint;
 pub mod errors;
+pub mod mid_stream;
 pub mod openai;
 pub mod provider;
 pub mod request;
@@ -31,7 +32,7 @@ pub use cost::{cache_prices, cost_micros, saved_micros, CostTally, Pricing, Spen
 pub use errors::{classify, error_message, ErrorClass};
 pub use provider::{build_request, parse_completion, Completion, HttpRequest, Provider};
 pub use request::{
-    parse_data_url, CacheMarks, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall,
-    ToolCallDelta, ToolChoice,
+    parse_data_url, with_prefill, CacheMarks, ChatParams, Message, Part, ResponseFormat, Role,
+    Tool, ToolCall, ToolCallDelta, ToolChoice,
 };
 pub use tokens::estimate_tokens;

@@ -9,7 +9,9 @@
 use super::provider::{
     count, text_of, write_array, write_json_text, write_milli, Body, Completion,
 };
-use super::request::{ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice};
+use super::request::{
+    with_prefill, ChatParams, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+};
 use crate::core::json::{write_string, Json};
 use crate::core::stream::Usage;
 
@@ -19,6 +21,10 @@ use crate::core::stream::Usage;
 /// usage, and budgets could not be settled).
 ///
 /// `tool_choice` is `"auto"`, `"none"`, `"required"` or `{"type":"function","function":{"name"}}`;
+/// A [`prefill`](ChatParams::prefill) is the final assistant message, as written: a server that
+/// continues one (llama.cpp, vLLM with `continue_final_message`, OpenRouter, DeepSeek's and
+/// Mistral's `prefix`) answers with what follows it; the target's `prefill` option says it does.
+///
 /// `response_format` `{"type":"json_object"}` or `{"type":"json_schema","json_schema":{"name",
 /// "schema","strict"?}}`. Note that OpenAI's reasoning models (o1, o3…) refuse `max_tokens` and
 /// want `max_completion_tokens`: leave `max_tokens` unset and pass it in the provider options.
@@ -27,7 +33,11 @@ pub fn write_body(params: &ChatParams, body: &mut Body) {
         write_string(params.model, out);
     }
     if let Some(out) = body.member("messages") {
-        write_array(params.messages, out, write_message);
+        write_array(
+            &with_prefill(params.messages, params.prefill),
+            out,
+            write_message,
+        );
     }
     if !params.tools.is_empty() {
         if let Some(out) = body.member("tools") {

@@ -505,6 +505,7 @@ mod tests {
             user: Some(hostile),
             provider_options: Some(hostile),
             stream: true,
+            prefill: Some(hostile),
         };
         for provider in [Provider::OpenAi, Provider::Anthropic] {
             let r = build_request(provider, &p, Some(hostile));
@@ -512,6 +513,58 @@ mod tests {
             assert_eq!(json.get("model").and_then(Json::as_str), Some(hostile));
             let texts = r.body.matches("\\\"q\\\"").count();
             assert!(texts >= 10, "{provider:?}: {texts}");
+        }
+    }
+
+    /// Both dialects end the conversation with the prefill as an assistant message; Anthropic's
+    /// without its trailing whitespace (the API refuses it), and a caller's own final assistant
+    /// message continued rather than followed by a second one.
+    #[test]
+    fn a_prefill_is_the_final_assistant_message_in_both_dialects() {
+        let messages = [msg(Role::User, "Hi")];
+        let p = ChatParams {
+            prefill: Some("Hello, \n"),
+            ..params(&messages)
+        };
+        let last = |provider| {
+            let body = build_request(provider, &p, None).body;
+            let json = Json::parse(&body).expect("json");
+            let messages = json.get("messages").expect("messages");
+            let last = messages.at(1).expect("two messages");
+            let role = last.get("role").and_then(Json::as_str).map(str::to_string);
+            let content = last
+                .get("content")
+                .and_then(Json::as_str)
+                .map(str::to_string);
+            (role, content)
+        };
+        let assistant = Some("assistant".to_string());
+        assert_eq!(
+            last(Provider::OpenAi),
+            (assistant.clone(), Some("Hello, \n".into()))
+        );
+        assert_eq!(
+            last(Provider::Anthropic),
+            (assistant, Some("Hello,".into()))
+        );
+        // Whitespace only: Anthropic gets no prefill at all (an empty one is refused too).
+        let blank = ChatParams {
+            prefill: Some(" \n"),
+            ..params(&messages)
+        };
+        let body = build_request(Provider::Anthropic, &blank, None).body;
+        assert!(!body.contains("assistant"), "{body}");
+        let own = [msg(Role::User, "Hi"), msg(Role::Assistant, "{")];
+        let continued = ChatParams {
+            prefill: Some("\"a\""),
+            ..params(&own)
+        };
+        for provider in [Provider::OpenAi, Provider::Anthropic] {
+            let body = build_request(provider, &continued, None).body;
+            assert!(
+                body.contains(r#""content":"{\"a\"""#),
+                "{provider:?}: {body}"
+            );
         }
     }
 

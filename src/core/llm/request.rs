@@ -14,6 +14,8 @@
 //! takes at most [`MAX_CACHE_BREAKPOINTS`] of them in a request; the request reader refuses more,
 //! naming the one too many, rather than let the provider answer 400 on one target of a chain.
 
+use std::borrow::Cow;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -238,6 +240,31 @@ pub struct ChatParams<'a> {
     pub provider_options: Option<&'a str>,
     /// Ask for a server-sent-event stream.
     pub stream: bool,
+    /// Text the answer must continue (a mid-stream fallback: what another target already wrote),
+    /// sent as the final assistant message ([`with_prefill`]); the answer is only what follows it.
+    pub prefill: Option<&'a str>,
+}
+
+/// `messages` ending in an assistant message holding `prefill`: appended to the last text of a
+/// final assistant message without tool calls (a caller's own prefill, which the text continues),
+/// else added as a new assistant message. Both dialects write it from here, so the model sees one
+/// message to continue, not two (Anthropic would join two with a blank line). An empty prefill
+/// changes nothing.
+pub fn with_prefill<'m>(messages: &'m [Message], prefill: Option<&str>) -> Cow<'m, [Message]> {
+    let Some(prefill) = prefill.filter(|p| !p.is_empty()) else {
+        return Cow::Borrowed(messages);
+    };
+    let mut messages = messages.to_vec();
+    match messages.last_mut() {
+        Some(last) if last.role == Role::Assistant && last.tool_calls.is_empty() => {
+            match last.content.last_mut() {
+                Some(Part::Text(text)) => text.push_str(prefill),
+                _ => last.content.push(Part::Text(prefill.to_string())),
+            }
+        }
+        _ => messages.push(Message::text(Role::Assistant, prefill)),
+    }
+    Cow::Owned(messages)
 }
 
 /// A piece of a tool call as it streams, in OpenAI's shape whichever provider answers.
@@ -266,6 +293,30 @@ mod tests {
         assert_eq!(MAX_CACHE_BREAKPOINTS, 4);
         assert_eq!(marks.add(), Err(5));
         assert_eq!(marks.add(), Err(6));
+    }
+
+    #[test]
+    fn a_prefill_continues_a_final_assistant_text_or_is_a_new_message() {
+        let user = Message::text(Role::User, "Hi");
+        let plain = [user.clone()];
+        assert!(matches!(with_prefill(&plain, None), Cow::Borrowed(_)));
+        assert!(matches!(with_prefill(&plain, Some("")), Cow::Borrowed(_)));
+        let added = with_prefill(&plain, Some("Hel"));
+        assert_eq!(added[1], Message::text(Role::Assistant, "Hel"));
+        // The caller's own prefill is continued, not followed by a second assistant message.
+        let own = [user.clone(), Message::text(Role::Assistant, "{\"a\":")];
+        let joined = with_prefill(&own, Some("1,"));
+        assert_eq!(joined.len(), 2);
+        assert_eq!(joined[1], Message::text(Role::Assistant, "{\"a\":1,"));
+        // After an assistant's tool calls, the prefill is a message of its own.
+        let mut calls = Message::text(Role::Assistant, "");
+        calls.tool_calls.push(ToolCall {
+            id: "c".into(),
+            name: "n".into(),
+            arguments: "{}".into(),
+        });
+        let after_calls = [user, calls];
+        assert_eq!(with_prefill(&after_calls, Some("x")).len(), 3);
     }
 
     #[test]

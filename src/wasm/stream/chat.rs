@@ -1,16 +1,20 @@
 //! The chat side of a stream (`chatStream()`): the chain's targets tried until one streams its first
 //! delta, a cut stream resumed past the text already delivered, and the `result` settled once.
 
+use super::mid_stream::{input_tokens, Written};
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::{estimate_tokens, Completion};
+use crate::core::llm::mid_stream::total;
+use crate::core::llm::Completion;
 use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Recoveries};
 use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
+use crate::wasm::chat_request::ChatCall;
 use crate::wasm::chat_result::{
-    chat_result, target_error, upstream_failure, TargetCompletion, TargetFailure,
+    chat_result, no_targets, set_parts, target_error, upstream_failure, TargetCompletion,
+    TargetFailure,
 };
 use wasm_bindgen::prelude::*;
 
@@ -58,7 +62,8 @@ impl Stream {
             .await
     }
 
-    /// A chat stream that ended cleanly: settle its budget and resolve `result`.
+    /// A chat stream that ended cleanly: settle its budget (each target's part, when a mid-stream
+    /// fallback continued it) and resolve `result`.
     pub(super) fn finish_chat(&self, body: &LiveStream) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
@@ -71,21 +76,28 @@ impl Stream {
             return;
         };
         let monitor = &body.watch.monitor;
-        let input = estimate_tokens(&progress.call.messages, &progress.call.tools);
+        let continues = &body.watch.continues;
+        let input = input_tokens(&progress.call, continues.before());
         let generated = (monitor.text(), monitor.tool_calls());
-        let usage = reported_or_estimated(monitor.usage(), input, generated);
-        let micros = inner.settle(
-            progress.hold.take(),
-            &progress.call,
-            target,
-            (&usage, progress.cached.get() || progress.joined.get()),
-        );
+        let text = continues.whole(monitor.text());
+        let mut parts = progress.written.take();
+        parts.push(Written {
+            target: progress.target.get(),
+            end: text.len(),
+            usage: reported_or_estimated(monitor.usage(), input, generated),
+            free: progress.cached.get() || progress.joined.get(),
+        });
+        let charges: Vec<_> = parts
+            .iter()
+            .filter_map(|p| progress.charge(inner, p))
+            .collect();
+        let (micros, costs) = inner.settle_parts(progress.hold.take(), &charges);
         let answered = TargetCompletion {
             completion: Completion {
-                text: monitor.text().to_string(),
+                text,
                 tool_calls: monitor.tool_calls().to_vec(),
                 finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
-                usage,
+                usage: total(parts.iter().map(|p| p.usage)),
             },
             attempts: progress.attempts.get(),
             cached: progress.cached.get(),
@@ -93,9 +105,21 @@ impl Stream {
         let probe = inner.probe(&progress.call, JsValue::UNDEFINED);
         let stored = (progress.target.get(), &answered.completion);
         inner.remember(probe, stored, &progress.call.resilience);
-        let _ = progress
-            .resolve
-            .call1(&JsValue::NULL, &chat_result(target, &answered, micros));
+        let result = chat_result(target, &answered, micros);
+        if parts.len() > 1 {
+            let parts: Vec<_> = parts
+                .iter()
+                .zip(costs)
+                .map(|(p, c)| (p.target, p.end, c))
+                .collect();
+            set_parts(
+                &result,
+                &inner.options.targets,
+                &answered.completion.text,
+                &parts,
+            );
+        }
+        let _ = progress.resolve.call1(&JsValue::NULL, &result);
     }
 
     /// A chat stream that failed: give the budget hold back (or charge what was generated) and
@@ -120,44 +144,64 @@ impl Stream {
         progress: &ChatProgress,
         delivered: &Delivered,
     ) -> Result<bool, JsValue> {
-        let inner = &self.inner;
-        let Some(target) = inner.options.targets.get(progress.target.get()) else {
-            return Ok(false);
-        };
         if self.cancelled.get() {
             return Ok(false);
         }
-        let prepared = match inner.chat_request(target, &progress.call, true).await {
-            Ok(prepared) => prepared,
-            Err(failure) if failure.outcome.falls_back() => return Ok(false),
-            Err(failure) => return Err(failure.error),
-        };
-        inner.platform.emit(Event::Retry {
-            url: &prepared.url,
-            attempt: progress.attempts.get() + 1,
-            delay_ms: 0,
-            reason: RetryReason::StreamCut,
-            from_server: false,
-        });
         let start = StreamStart {
             delivered: delivered.clone(),
             ..chat_start()
         };
+        let attempt = progress.attempts.get() + 1;
+        let announce = |url: &str| {
+            self.inner.platform.emit(Event::Retry {
+                url,
+                attempt,
+                delay_ms: 0,
+                reason: RetryReason::StreamCut,
+                from_server: false,
+            })
+        };
+        let writer = (progress.target.get(), &progress.call);
+        match self.reopen(progress, writer, start, &announce).await {
+            Ok(()) => Ok(true),
+            Err(failure) if failure.outcome.falls_back() => Ok(false),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Opens `call` on the target at `index` from `start` as the stream's new body (a resumption,
+    /// or a mid-stream fallback's continuation), `announce`d with its URL once prepared: `Ok` once
+    /// it is live (its attempts counted; the answer free only if it was so far and this is too),
+    /// else how the target failed.
+    pub(super) async fn reopen(
+        &self,
+        progress: &ChatProgress,
+        (index, call): (usize, &ChatCall),
+        start: StreamStart,
+        announce: &dyn Fn(&str),
+    ) -> Result<(), TargetFailure> {
+        let inner = &self.inner;
+        let Some(target) = inner.options.targets.get(index) else {
+            return Err(TargetFailure::unavailable(no_targets().into()));
+        };
+        let prepared = inner.chat_request(target, call, true).await?;
+        announce(&prepared.url);
         match self.open_prepared(prepared, start).await {
             Ok(opened) if self.is_live() => {
+                progress.target.set(index);
                 progress
                     .attempts
                     .set(progress.attempts.get() + opened.attempts);
-                // Free only if no part of the answer made an upstream call of its own.
                 progress.cached.set(progress.cached.get() && opened.cached);
                 progress.joined.set(progress.joined.get() && opened.joined);
-                Ok(true)
+                Ok(())
             }
-            Ok(_) => Ok(false),
-            Err(error) => match target_error(target, error, is_aborted(self.signal.as_ref())) {
-                failure if failure.outcome.falls_back() => Ok(false),
-                failure => Err(failure.error),
-            },
+            Ok(opened) => Err(TargetFailure::unavailable(not_a_stream(&opened.response))),
+            Err(error) => Err(target_error(
+                target,
+                error,
+                is_aborted(self.signal.as_ref()),
+            )),
         }
     }
 }

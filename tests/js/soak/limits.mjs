@@ -4,7 +4,7 @@
  * run with the feature on and off against the same mock, on the same seed and the same schedule.
  *
  *   node tests/js/soak/limits.mjs [--requests 300] [--concurrency 8] [--limit 20/1s] [--seed 42]
- *        [--outage-ms 5000] [--json]
+ *        [--outage-ms 5000] [--streams 200] [--cut-rate 0.5] [--json]
  *
  * 1. Learned rate limits. Target `a` has a server-side limit (`--limit`, the mock's `limit` fault: a
  *    bucket refilling continuously, reporting what is left in OpenAI's headers, 429 past it); target
@@ -15,6 +15,11 @@
  *    calls (4 at a time) that lasts until 2 s after the outage. Breakers open after 5 failures and probe
  *    after 1 s. Counted: the calls started during the outage, and how many of them succeeded; all
  *    calls and successes. Off: `fallback.maxWaitMs: 0`.
+ * 3. Mid-stream fallback. `--streams` chatStream() calls, 8 at a time, to an OpenAI-compatible primary
+ *    whose streams are cut after 1..5 chunks with probability `--cut-rate` (the mock's `resetRate`) and
+ *    cannot be resumed on it (`retry.resumeStreams: false`), with an Anthropic backup. Counted: streams
+ *    completed, those continued by the backup, failed, and intact (the deltas joined equal the mock's
+ *    whole answer: every word once). Off: `fallback.midStream` unset.
  *
  * Both use the chaos soak's retry and timeout overrides (retry.baseDelayMs 50, maxDelayMs 1000,
  * timeout.idleMs 1000, firstByteMs 2000); everything else is the library's default.
@@ -23,7 +28,7 @@ import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { pathToFileURL } from "node:url";
 
-export const LIMITS_DEFAULTS = { requests: 300, concurrency: 8, limit: "20/1s", seed: 42, outageMs: 5000 };
+export const LIMITS_DEFAULTS = { requests: 300, concurrency: 8, limit: "20/1s", seed: 42, outageMs: 5000, streams: 200, cutRate: 0.5 };
 const OVERRIDES = { retry: { baseDelayMs: 50, maxDelayMs: 1000 }, timeout: { idleMs: 1000, firstByteMs: 2000 } };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -108,12 +113,50 @@ async function outage(o, wait) {
   }
 }
 
+async function midStream(o, on) {
+  const mock = await startMockLlm({ port: 0, seed: o.seed });
+  try {
+    mock.setFaults({ target: "a", resetRate: o.cutRate });
+    const client = new ResilientClient({
+      ...OVERRIDES,
+      retry: { ...OVERRIDES.retry, resumeStreams: false },
+      targets: [targetOn(mock, "a"), targetOn(mock, "b", { provider: "anthropic", model: "mock-2" })],
+      ...(on ? { fallback: { midStream: true } } : {}),
+    });
+    const reference = new ResilientClient({ targets: [targetOn(mock, "ref")] });
+    const counts = { completed: 0, continued: 0, failed: 0, intact: 0 };
+    let next = 0;
+    const started = Date.now();
+    const worker = async () => {
+      while (next < o.streams) {
+        const messages = [{ role: "user", content: `stream ${next++}` }];
+        const stream = client.chatStream({ messages });
+        let text = "";
+        try {
+          for await (const delta of stream) text += delta.text;
+          const result = await stream.result;
+          counts.completed++;
+          if (result.parts.length > 1) counts.continued++;
+          if (text === (await reference.chat({ messages })).text) counts.intact++;
+        } catch {
+          counts.failed++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    return { feature: on ? "on" : "off", streams: o.streams, ...counts, wallMs: Date.now() - started };
+  } finally {
+    await mock.close();
+  }
+}
+
 export async function runLimits(options = {}) {
   const o = { ...LIMITS_DEFAULTS, ...options };
   return {
     options: o,
     learning: [await learning(o, true), await learning(o, false)],
     outage: [await outage(o, true), await outage(o, false)],
+    midStream: [await midStream(o, true), await midStream(o, false)],
   };
 }
 
@@ -124,7 +167,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     return i < 0 ? undefined : args[i + 1];
   };
   const options = {};
-  for (const [flag, key] of [["requests", "requests"], ["concurrency", "concurrency"], ["seed", "seed"], ["outage-ms", "outageMs"]]) {
+  for (const [flag, key] of [["requests", "requests"], ["concurrency", "concurrency"], ["seed", "seed"], ["outage-ms", "outageMs"],
+    ["streams", "streams"], ["cut-rate", "cutRate"]]) {
     if (value(flag) !== undefined) options[key] = Number(value(flag));
   }
   if (value("limit") !== undefined) options.limit = value("limit");
@@ -137,5 +181,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     console.table(figures.learning);
     console.log(`full outage: both targets down for ${o.outageMs} ms, 4 callers, breakers probe after 1 s`);
     console.table(figures.outage);
+    console.log(`mid-stream fallback: ${o.streams} chatStream() calls, 8 at a time, primary cut with probability ${o.cutRate}, not resumable on it, Anthropic backup`);
+    console.table(figures.midStream);
   }
 }

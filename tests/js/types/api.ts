@@ -70,6 +70,21 @@ for await (const delta of client.chatStream(request)) {
   const pieces = delta.toolCalls?.map((call) => call.argumentsDelta);
 }
 const answeredFrom: boolean | "semantic" = result.cached;
+for (const part of result.parts) {
+  const written: string = result.text.slice(part.start, part.end);
+  const by: string = `${part.target} ${part.model} ${part.costUsd.toFixed(6)}`;
+}
+const continuing = new ResilientClient({
+  targets: [
+    { provider: "openai", baseUrl: "http://127.0.0.1:8080/v1", model: "local", prefill: true },
+    { provider: "anthropic", baseUrl: "https://api.anthropic.com", model: "claude-sonnet-4-5" },
+  ],
+  fallback: { midStream: true, maxWaitMs: 0 },
+});
+// @ts-expect-error: midStream is a boolean
+new ResilientClient({ fallback: { midStream: "on" } });
+// @ts-expect-error: prefill is a boolean
+new ResilientClient({ targets: [{ provider: "openai", baseUrl: "https://x/v1", model: "m", prefill: 1 }] });
 const similarity: number | undefined = result.cached === "semantic" ? result.similarity : undefined;
 const semantic = new ResilientClient({
   targets: [{ provider: "openai", baseUrl: "https://api.openai.com/v1", model: "gpt-4o-mini" }],
