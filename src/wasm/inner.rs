@@ -2,6 +2,7 @@
 //! modules ([`crate::wasm::fetch`], [`crate::wasm::chat`], [`crate::wasm::stream`]) build on it; the
 //! exported class ([`crate::wasm::client`]) owns it.
 
+use crate::core::hedge::FirstTokens;
 use crate::core::llm::{CostTally, Ledger};
 use crate::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
 use crate::core::platform::Platform;
@@ -32,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) budget: Option<RefCell<Ledger>>,
     /// What chat calls have cost, per model and per user.
     pub(crate) costs: RefCell<CostTally>,
+    /// Each target's recent times to first token, and the hedges started and won.
+    pub(crate) first_tokens: RefCell<FirstTokens>,
     pub(crate) seeded: Cell<bool>,
 }
 

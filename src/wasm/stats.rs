@@ -1,5 +1,6 @@
 //! `stats()` and `metrics()` for JS.
 
+use crate::core::hedge::FirstTokens;
 use crate::core::llm::{CostTally, Spend};
 use crate::core::metrics::{learned_limits, prometheus};
 use crate::core::pipeline::Engine;
@@ -18,6 +19,7 @@ pub fn stats_to_js(
     shared: bool,
     cache: Option<&Cache>,
     costs: &CostTally,
+    first_tokens: &FirstTokens,
     now_ms: u64,
 ) -> JsValue {
     let stats = engine.stats();
@@ -73,6 +75,13 @@ pub fn stats_to_js(
                 .build(),
         )
         .value("usage", &spend_to_js(&costs.total()))
+        .value(
+            "hedges",
+            &ObjectBuilder::new()
+                .num("started", first_tokens.started as f64)
+                .num("won", first_tokens.won as f64)
+                .build(),
+        )
         .value(
             "memory",
             // wasm memory only grows: this is the high-water mark of what the client held at once.
