@@ -233,14 +233,14 @@ pub(crate) fn parse_fallback(f: &Reader) -> Result<FallbackOptions, JsValue> {
 /// Parses the `hedge` option of `o` (the client's options or a request): `false` turns hedging
 /// off (`Some(None)`), `{ afterMs: number | "p95" }` turns it on; `None` when absent.
 pub(crate) fn parse_hedge(o: &Reader) -> Result<Option<Option<HedgeAfter>>, JsValue> {
-    let h = match o.toggle("hedge")? {
-        Toggle::Off => return Ok(Some(None)),
-        Toggle::Default if o.raw("hedge")?.is_none() => return Ok(None),
-        Toggle::Default => {
+    let h = match (o.toggle("hedge")?, o.raw("hedge")?) {
+        (Toggle::Off, _) => return Ok(Some(None)),
+        (Toggle::Default, None) => return Ok(None),
+        (Toggle::Default, Some(given)) => {
             let path = format!("{}.hedge", o.path());
-            return Err(type_error(&path, "false or { afterMs }", &JsValue::TRUE));
+            return Err(type_error(&path, "false or { afterMs }", &given));
         }
-        Toggle::On(h) => h,
+        (Toggle::On(h), _) => h,
     };
     h.only(&["afterMs"])?;
     let after = h.raw("afterMs")?.unwrap_or(JsValue::UNDEFINED);

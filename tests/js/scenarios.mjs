@@ -2904,6 +2904,7 @@ export const scenarios = {
       [{ targets, hedge: { afterMs: "p50" } }, "TypeError", "hedge.afterMs"],
       [{ targets, hedge: {} }, "TypeError", "hedge.afterMs"],
       [{ targets, hedge: true }, "TypeError", "hedge"],
+      [{ targets, hedge: null }, "TypeError", "hedge"],
       [{ targets, hedge: { afterMs: 10, after: 1 } }, "TypeError", "hedge.after"],
     ]);
     const client = new ResilientClient({ targets });
