@@ -17,6 +17,7 @@
 //! failure at all: it is dropped with `superseding` set, which the pipeline reads as "cancelled,
 //! neither success nor failure" (its breaker permit is given back unjudged either way).
 
+use crate::core::llm::MAX_TARGETS;
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use std::cell::Cell;
@@ -42,46 +43,73 @@ pub enum HedgeAfter {
     P95,
 }
 
-/// Recent times to first token, per target (by index), and the hedges started and won.
-#[derive(Debug, Clone, Default)]
+/// One target's most recent times to first token: a ring.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    times: [u32; WINDOW],
+    len: usize,
+    next: usize,
+}
+
+impl Window {
+    const EMPTY: Window = Window {
+        times: [0; WINDOW],
+        len: 0,
+        next: 0,
+    };
+}
+
+/// Recent times to first token, per target (by index, the first [`MAX_TARGETS`]), and the hedges
+/// started and won. Fixed-size: nothing grows however many calls there are.
+#[derive(Debug, Clone)]
 pub struct FirstTokens {
-    /// Per target: a ring of its most recent times, and where the next one goes.
-    windows: Vec<(Vec<u32>, usize)>,
+    windows: [Window; MAX_TARGETS],
     /// Hedges started.
     pub started: u64,
     /// Hedges that produced their first token first.
     pub won: u64,
 }
 
+impl Default for FirstTokens {
+    fn default() -> Self {
+        FirstTokens {
+            windows: [Window::EMPTY; MAX_TARGETS],
+            started: 0,
+            won: 0,
+        }
+    }
+}
+
 impl FirstTokens {
     /// Records that `target` produced its first token `ms` after it was asked.
     pub fn record(&mut self, target: usize, ms: u64) {
-        if self.windows.len() <= target {
-            self.windows.resize_with(target + 1, Default::default);
-        }
-        let Some((ring, next)) = self.windows.get_mut(target) else {
+        let Some(window) = self.windows.get_mut(target) else {
             return;
         };
-        let ms = u32::try_from(ms).unwrap_or(u32::MAX);
-        if ring.len() < WINDOW {
-            ring.push(ms);
-        } else if let Some(slot) = ring.get_mut(*next) {
-            *slot = ms;
+        if let Some(slot) = window.times.get_mut(window.next) {
+            *slot = u32::try_from(ms).unwrap_or(u32::MAX);
         }
-        *next = (*next + 1) % WINDOW;
+        window.next = (window.next + 1) % WINDOW;
+        window.len = (window.len + 1).min(WINDOW);
     }
 
     /// The 95th percentile (nearest rank) of `target`'s recent times to first token, once
     /// [`MIN_SAMPLES`] are known.
     pub fn p95(&self, target: usize) -> Option<u64> {
-        let (ring, _) = self.windows.get(target)?;
-        if ring.len() < MIN_SAMPLES {
+        let window = self.windows.get(target)?;
+        let times = window.times.get(..window.len)?;
+        if times.len() < MIN_SAMPLES {
             return None;
         }
-        let mut sorted = ring.clone();
-        sorted.sort_unstable();
-        let rank = (sorted.len() * 95).div_ceil(100);
-        sorted.get(rank.saturating_sub(1)).map(|&ms| u64::from(ms))
+        // The value whose rank range holds the 95th percentile's rank (no sort: at most 100 values,
+        // and a sort would cost more code than it saves time).
+        let rank = (times.len() * 95).div_ceil(100);
+        let count = |keep: &dyn Fn(u32) -> bool| times.iter().filter(|&&t| keep(t)).count();
+        let p95 = times
+            .iter()
+            .copied()
+            .find(|&x| count(&|t| t < x) < rank && rank <= count(&|t| t <= x));
+        p95.map(u64::from)
     }
 
     /// How long to wait for `target`'s first token before hedging; `None`: no hedge.
@@ -224,5 +252,21 @@ mod tests {
         assert_eq!(times.p95(2), Some(5));
         times.record(2, u64::MAX);
         assert_eq!(times.p95(2), Some(5));
+        // Past the targets tried, nothing is kept.
+        times.record(MAX_TARGETS, 1);
+        assert_eq!(times.p95(MAX_TARGETS), None);
+    }
+
+    #[test]
+    fn p95_is_the_nearest_rank_with_ties() {
+        let mut times = FirstTokens::default();
+        for ms in [7, 7, 7, 1, 1, 9, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3] {
+            times.record(0, ms);
+        }
+        // Sorted: 1 1 3x15 7 7 7 9 -> rank 19 is a 7.
+        assert_eq!(times.p95(0), Some(7));
+        times.record(0, 100);
+        // 21 values: rank 20 is the 9.
+        assert_eq!(times.p95(0), Some(9));
     }
 }

@@ -17,6 +17,8 @@ use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, set};
 use crate::wasm::request_policy::parse_request_policy;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::AbortSignal;
@@ -28,8 +30,131 @@ pub(crate) struct Hedging<'c> {
     pub(crate) call: &'c ChatCall,
 }
 
+/// One side of a hedged race: an attempt up to its first token, with how long that took.
+type Attempt<'a, U> = Pin<Box<dyn Future<Output = Result<(U, Option<u64>), TargetFailure>> + 'a>>;
+
 /// A target's place in the configured list, and its configuration.
 type Indexed<'t> = (usize, &'t TargetConfig);
+
+/// What a failed step leaves the chain: the failure of the target tried, then, when its hedge
+/// ran and failed too, the hedge's target and failure (reported after it, as if tried next).
+type Failed<'t> = (TargetFailure, Option<(Indexed<'t>, TargetFailure)>);
+
+/// How a walk tries one step: the target given, and, when `hedge_to` says which target the chain
+/// would try next, maybe that one too. Separate from the walk so that a call that never hedges
+/// (`embed()`) carries none of the hedging code.
+trait Attempts<'t> {
+    type Answer;
+    async fn step(
+        &mut self,
+        inner: &'t Inner,
+        tried: Indexed<'t>,
+        hedge_to: Option<usize>,
+    ) -> Result<Self::Answer, Failed<'t>>;
+}
+
+/// One attempt per step.
+struct Plain<A, F, T>(A, PhantomData<fn() -> (F, T)>);
+
+impl<'t, A, F, T> Attempts<'t> for Plain<A, F, T>
+where
+    A: FnMut(usize, &'t TargetConfig) -> F,
+    F: Future<Output = Result<T, TargetFailure>>,
+{
+    type Answer = T;
+
+    async fn step(
+        &mut self,
+        _: &'t Inner,
+        (i, target): Indexed<'t>,
+        _: Option<usize>,
+    ) -> Result<T, Failed<'t>> {
+        (self.0)(i, target).await.map_err(|failure| (failure, None))
+    }
+}
+
+/// The types of a step's two phases (its first and its rest, and what passes between them).
+type Phases<F, G, U> = PhantomData<fn() -> (F, G, U)>;
+
+/// Two phases per step, the first one hedged ([`Inner::along_chain_telling`]).
+struct Racing<'c, A, F, R, G, U> {
+    hedging: Option<Hedging<'c>>,
+    first: A,
+    rest: R,
+    phases: Phases<F, G, U>,
+}
+
+impl<'t, A, F, R, G, U, T> Attempts<'t> for Racing<'_, A, F, R, G, U>
+where
+    A: FnMut(usize, &'t TargetConfig) -> F,
+    F: Future<Output = Result<(U, bool), TargetFailure>> + 't,
+    R: FnMut(usize, &'t TargetConfig, U) -> G,
+    G: Future<Output = Result<T, TargetFailure>>,
+    U: 't,
+{
+    type Answer = T;
+
+    async fn step(
+        &mut self,
+        inner: &'t Inner,
+        (index, target): Indexed<'t>,
+        hedge_to: Option<usize>,
+    ) -> Result<T, Failed<'t>> {
+        let hedge = self.hedging.as_ref().and_then(|hedging| {
+            let to = hedge_to?;
+            let after_ms = inner.first_tokens.borrow().delay(hedging.after, index)?;
+            let to = inner.options.targets.get(to).map(|t| (to, t))?;
+            Some((hedging.call, to, after_ms))
+        });
+        let first = &mut self.first;
+        // Boxed: the two sides are polled from one place, and each attempt's code is kept once
+        // rather than inlined at both.
+        let primary: Attempt<'t, U> = Box::pin(inner.timed(first(index, target)));
+        let mut extra_hold = None;
+        let start_hedge = || {
+            let (call, (to, hedge_target), _) = hedge?;
+            // A budget that cannot hold both means no hedge: the call goes on without one.
+            extra_hold = Some(inner.hold_call(call).ok()?);
+            inner.first_tokens.borrow_mut().started += 1;
+            Some(Box::pin(inner.timed(first(to, hedge_target))) as Attempt<'t, U>)
+        };
+        let after_ms = hedge.map(|(_, _, ms)| ms);
+        let superseding = inner.engine.superseding();
+        let raced = hedged(&inner.platform, primary, after_ms, start_hedge, superseding).await;
+        inner.release(extra_hold.flatten());
+        let hedge = hedge.filter(|_| raced.hedged).map(|(_, to, ms)| (to, ms));
+        inner.decided(&raced, (index, target), hedge);
+        let failed = match (raced.won, hedge) {
+            (Some((Side::Primary, (answer, _))), _) => {
+                match (self.rest)(index, target, answer).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(failure) => (Some(failure), raced.hedge),
+                }
+            }
+            (Some((Side::Hedge, (answer, _))), Some(((to, to_target), ms))) => {
+                match (self.rest)(to, to_target, answer).await {
+                    Ok(answer) => return Ok(answer),
+                    // Its primary was cancelled, not failed, but the chain has passed it.
+                    Err(failure) => (
+                        raced
+                            .primary
+                            .or_else(|| Some(superseded(target, to_target, ms))),
+                        Some(failure),
+                    ),
+                }
+            }
+            (_, _) => (raced.primary, raced.hedge),
+        };
+        let hedge_failed = match (failed.1, hedge) {
+            (Some(failure), Some((to, _))) => Some((to, failure)),
+            _ => None,
+        };
+        let primary = failed
+            .0
+            .unwrap_or_else(|| TargetFailure::unavailable(no_targets().into()));
+        Err((primary, hedge_failed))
+    }
+}
 
 impl Inner {
     /// Walks the fallback chain ([`Chain`]): `attempt` is tried on each target in turn (with its
@@ -40,17 +165,12 @@ impl Inner {
     pub(crate) async fn along_chain<'t, T, F>(
         &'t self,
         call: (&JsValue, &JsValue),
-        mut attempt: impl FnMut(usize, &'t TargetConfig) -> F,
+        attempt: impl FnMut(usize, &'t TargetConfig) -> F,
     ) -> Result<T, JsValue>
     where
         F: Future<Output = Result<T, TargetFailure>>,
     {
-        let first = |index, target| {
-            let attempt = attempt(index, target);
-            async move { attempt.await.map(|answer| (answer, false)) }
-        };
-        let rest = |_, _, answer| std::future::ready(Ok(answer));
-        let walked = self.along_chain_telling(call, None, first, rest).await;
+        let walked = self.walk(call, Plain(attempt, PhantomData)).await;
         walked.map_err(|(error, _)| error)
     }
 
@@ -62,15 +182,32 @@ impl Inner {
     /// cache decides on; a caller's abort during a wait is [`Outcome::Aborted`]).
     pub(crate) async fn along_chain_telling<'t, T, U, F, G>(
         &'t self,
-        (signal, resilience): (&JsValue, &JsValue),
+        call: (&JsValue, &JsValue),
         hedging: Option<Hedging<'_>>,
-        mut first: impl FnMut(usize, &'t TargetConfig) -> F,
-        mut rest: impl FnMut(usize, &'t TargetConfig, U) -> G,
+        first: impl FnMut(usize, &'t TargetConfig) -> F,
+        rest: impl FnMut(usize, &'t TargetConfig, U) -> G,
     ) -> Result<T, (JsValue, Vec<Outcome>)>
     where
-        F: Future<Output = Result<(U, bool), TargetFailure>>,
+        F: Future<Output = Result<(U, bool), TargetFailure>> + 't,
         G: Future<Output = Result<T, TargetFailure>>,
+        U: 't,
     {
+        let phases = PhantomData;
+        let racing = Racing {
+            hedging,
+            first,
+            rest,
+            phases,
+        };
+        self.walk(call, racing).await
+    }
+
+    /// The walk itself: each step's failures told to the chain, in its order.
+    async fn walk<'t, W: Attempts<'t>>(
+        &'t self,
+        (signal, resilience): (&JsValue, &JsValue),
+        mut attempts: W,
+    ) -> Result<W::Answer, (JsValue, Vec<Outcome>)> {
         let deadline = self
             .total_ms(resilience)
             .map(|ms| self.platform.now_ms().saturating_add(ms));
@@ -90,62 +227,14 @@ impl Inner {
             let (index, target) = self
                 .next_target(&chain, step)
                 .map_err(|error| (error, chain.outcomes().to_vec()))?;
-            let hedge = hedging.as_ref().and_then(|hedging| {
-                let to = chain.hedge_index()?;
-                let after_ms = self.first_tokens.borrow().delay(hedging.after, index)?;
-                Some((
-                    hedging.call,
-                    self.options.targets.get(to).map(|t| (to, t))?,
-                    after_ms,
-                ))
-            });
-            let primary = self.timed(first(index, target));
-            let mut extra_hold = None;
-            let start_hedge = || {
-                let (call, (to, hedge_target), _) = hedge?;
-                // A budget that cannot hold both means no hedge: the call goes on without one.
-                extra_hold = Some(self.hold_call(call).ok()?);
-                self.first_tokens.borrow_mut().started += 1;
-                Some(self.timed(first(to, hedge_target)))
+            let hedge_to = chain.hedge_index();
+            let (failure, hedge) = match attempts.step(self, (index, target), hedge_to).await {
+                Ok(answer) => return Ok(answer),
+                Err(failed) => failed,
             };
-            let raced = hedged(
-                &self.platform,
-                primary,
-                hedge.map(|(_, _, ms)| ms),
-                start_hedge,
-                self.engine.superseding(),
-            )
-            .await;
-            self.release(extra_hold.flatten());
-            let hedge = hedge.filter(|_| raced.hedged).map(|(_, to, ms)| (to, ms));
-            self.decided(&raced, (index, target), hedge);
-            let (primary, other) = match (raced.won, hedge) {
-                (Some((Side::Primary, (answer, _))), _) => {
-                    match rest(index, target, answer).await {
-                        Ok(answer) => return Ok(answer),
-                        Err(failure) => (Some(failure), raced.hedge),
-                    }
-                }
-                (Some((Side::Hedge, (answer, _))), Some(((to, to_target), ms))) => {
-                    match rest(to, to_target, answer).await {
-                        Ok(answer) => return Ok(answer),
-                        // Its primary was cancelled, not failed, but the chain has passed it.
-                        Err(failure) => (
-                            raced
-                                .primary
-                                .or_else(|| Some(superseded(target, to_target, ms))),
-                            Some(failure),
-                        ),
-                    }
-                }
-                (_, _) => (raced.primary, raced.hedge),
-            };
-            let Some(primary) = primary else {
-                return Err((no_targets().into(), chain.outcomes().to_vec()));
-            };
-            step = self.record(&mut chain, target, primary);
+            step = self.record(&mut chain, target, failure);
             // The hedge's failure follows, as if it had been tried next (unless the chain stopped).
-            if let (Some(failure), Some(((to, to_target), _))) = (other, hedge) {
+            if let Some(((to, to_target), failure)) = hedge {
                 if matches!(step, Step::Try { index, .. } if index == to) {
                     step = self.record(&mut chain, to_target, failure);
                 }
