@@ -9,7 +9,8 @@ use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::JsResponse;
 use crate::wasm::cache::Cache;
-use crate::wasm::errors::failure_to_js;
+use crate::wasm::errors::{abort_error, failure_to_js};
+use crate::wasm::js::abort_reason;
 use crate::wasm::options::ClientOptions;
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
@@ -122,7 +123,13 @@ impl Inner {
                 None => Box::pin(self.engine.execute(platform, &call)).await,
             }
         };
-        let result = until_aborted(prepared.signal.as_ref(), work).await?;
-        result.map_err(|failure| failure_to_js(&failure))
+        let signal = prepared.signal.as_ref();
+        let result = until_aborted(signal, work).await?;
+        // The caller's abort also fails the fetch in flight; when that failure is seen before the
+        // abort itself (the order of the two is the runtime's), it is still the abort.
+        result.map_err(|failure| match signal.and_then(abort_reason) {
+            Some(reason) => abort_error(&reason),
+            None => failure_to_js(&failure),
+        })
     }
 }
