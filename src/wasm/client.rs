@@ -147,6 +147,7 @@ impl ResilientClient {
             self.inner.platform.store.is_some(),
             self.inner.cache.as_ref(),
             &self.inner.costs.borrow(),
+            &self.inner.first_tokens.borrow(),
             self.inner.platform_now(),
         )
     }

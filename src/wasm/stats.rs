@@ -2,7 +2,7 @@
 
 use crate::core::hedge::FirstTokens;
 use crate::core::llm::{CostTally, Spend};
-use crate::core::metrics::{learned_limits, prometheus};
+use crate::core::metrics::{hedges, learned_limits, prometheus};
 use crate::core::pipeline::Engine;
 use crate::wasm::cache::Cache;
 use crate::wasm::js::ObjectBuilder;
@@ -151,6 +151,7 @@ pub fn metrics_text(
     shared: bool,
     cache: Option<&Cache>,
     costs: &CostTally,
+    first_tokens: &FirstTokens,
     now_ms: u64,
 ) -> String {
     let mut text = prometheus(
@@ -160,6 +161,7 @@ pub fn metrics_text(
         cache.map(Cache::counts),
         costs,
     );
+    text.push_str(&hedges(first_tokens));
     text.push_str(&learned_limits(&engine.learned_limits(now_ms)));
     text
 }

@@ -2784,6 +2784,7 @@ export const scenarios = {
     // The hedge's budget hold was given back: the next call can hold two again, and hedges.
     equal((await ask("and again?")).target, b, "second call");
     deepEqual(client.stats().hedges, { started: 2, won: 2 }, "stats().hedges after two calls");
+    check(/\nsturdy_llm_hedges_started_total 2\n[^]*\nsturdy_llm_hedges_won_total 2\n/.test(client.metrics()), "metrics()");
     await setFaults(mock, { target: a });
   },
 
