@@ -1813,6 +1813,36 @@ export const scenarios = {
     equal((await client.fetch(`${mock}/health`)).status, 200, "the same client");
   },
 
+  // Before, a fetch failure seen before the abort itself (the order is the runtime's: Chromium showed
+  // it on a hedged chat aborted mid-race) rejected with a NETWORK TypeError instead of the reason.
+  async "an abort whose fetch failure is seen before the abort itself still rejects with the signal's reason"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("abort-order"))] });
+    const original = globalThis.fetch;
+    let controller;
+    // The fetch fails, then, in the same task, the caller aborts.
+    globalThis.fetch = () =>
+      new Promise((_, reject) =>
+        setTimeout(() => {
+          reject(new TypeError("fetch failed"));
+          controller.abort(new Error("gave up"));
+        }, 20),
+      );
+    const outcomes = [];
+    try {
+      for (const call of [
+        (signal) => client.fetch(`${mock}/health`, { signal }),
+        (signal) => client.chat({ messages: [{ role: "user", content: "hi" }], signal }),
+      ]) {
+        controller = new AbortController();
+        const error = await rejection(call(controller.signal));
+        outcomes.push(error === controller.signal.reason ? "reason" : `${error.name} ${error.code}`);
+      }
+    } finally {
+      globalThis.fetch = original;
+    }
+    deepEqual(outcomes, ["reason", "reason"], "fetch() and chat() reject with the signal's reason");
+  },
+
   async "a global fetch replaced by one that throws at once is a network error, not a crash"({ ResilientClient }, mock) {
     const client = new ResilientClient({ retry: false });
     const original = globalThis.fetch;
