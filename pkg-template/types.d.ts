@@ -65,6 +65,8 @@ export interface ChatRequest {
   /** Members merged as is into that provider's request body (they win): e.g. { openai: { reasoning_effort: "low" } }.
    * `model`, `messages`, `stream` and `stream_options` are refused with a TypeError naming the key. */
   providerOptions?: { openai?: Record<string, unknown>; anthropic?: Record<string, unknown> };
+  /** This call's hedging, instead of the client's `hedge`; `false`: never hedge it. */
+  hedge?: false | HedgeOptions;
 }
 export interface ChatResult {
   text: string; toolCalls: ToolCall[]; target: string; provider: string; model: string;
@@ -206,6 +208,15 @@ export interface ClientOptions {
   sharedState?: SharedStateOptions;
   limits?: LimitOptions;
   fallback?: FallbackOptions;
+  /** [off] chat() and chatStream(): start the next target of the chain too when the first token is late; the
+   * first to produce one wins, the other is cancelled (no failure for its breaker). Per call: `ChatRequest.hedge`. */
+  hedge?: false | HedgeOptions;
+}
+export interface HedgeOptions {
+  /** How late is late: ms without a first token (chatStream(): the first delta; chat(): the response
+   * headers), from 0 to 86400000; or "p95": the target's own 95th percentile time to first token, over
+   * its last 100 (no hedge until it has produced 20). */
+  afterMs: number | "p95";
 }
 export interface FallbackOptions {
   /** When every target of a chat call is out (breaker open, rate-limited) and each said when it is back, wait
@@ -245,6 +256,8 @@ export interface ClientStats {
   learnedLimits: { key: string; remainingRequests: number | null; remainingTokens: number | null; resetInMs: number }[];
   latencyMs: { p50: number; p95: number; p99: number };
   usage: Spend;
+  /** Hedges started (a first token was late and the next target was asked too), and won by that target. */
+  hedges: { started: number; won: number };
   /** The wasm module's memory (it only grows: the high-water mark of what was held at once). */
   memory: { wasmBytes: number };
   /** Chat usage, cost and prompt-cache savings per model and per user. */
@@ -272,6 +285,9 @@ export interface ClientEventMap {
   cache: { type: "cache"; url: string; result: "hit" | "miss" | "stale" | "semantic" | (string & {}) };
   /** chat() or chatStream() moves to the next target; `reason` is the failure's code or name. */
   fallback: { type: "fallback"; from: string; to: string; reason: string };
+  /** A hedged call's race was decided: `from` was `afterMs` late, `to` was asked too; `winner` produced its
+   * first token first (null when both failed). */
+  hedge: { type: "hedge"; from: string; to: string; afterMs: number; winner: string | null };
   /** A user's budget crossed 80% (`used: 0.8`) or 100% of the cap `cap`. */
   budget: { type: "budget"; user: string; cap: BudgetCap; used: number };
   /** A call failed (with the error it rejects with), or a cache store failed (CacheStoreError). */

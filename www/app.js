@@ -28,6 +28,9 @@ const OPTIONS = {
   retry: { maxRetries: 2, baseDelayMs: 200 },
   timeout: { firstByteMs: 4_000, idleMs: 5_000, totalMs: 60_000 },
   rateLimit: { requestsPerMinute: 60, burst: 10, maxWaitMs: 5_000 },
+  // A first token 1 s late asks the backup too; the first to answer wins (the fault panel's "Slow
+  // sometimes" shows it).
+  hedge: { afterMs: 1_000 },
   cache: { store: "indexeddb", ttlMs: 60 * 60 * 1000, namespace: "resilient-llm-demo" },
 };
 
@@ -101,7 +104,7 @@ const pool = {
       const targets = this.chain.split(",").map((name) => ({ ...TARGETS[name], ...(headers ? { headers } : {}) }));
       const client = new ResilientClient({ ...OPTIONS, targets });
       entry = { key, id: this.clients.size + 1, client, chain: this.chain.split(","), breakers: {}, stats: null };
-      for (const type of ["request", "response", "retry", "breaker", "cache", "rateLimited", "fallback", "budget", "error"]) {
+      for (const type of ["request", "response", "retry", "breaker", "cache", "rateLimited", "fallback", "hedge", "budget", "error"]) {
         client.on(type, (e) => {
           dashboard.event(e, entry, entry === this.active);
           current?.onEvent(e);
@@ -199,7 +202,7 @@ async function send(text) {
   let firstAt;
   let answer = "";
   let frame = 0;
-  const seen = { retries: 0, fallbacks: [], targets: new Set() };
+  const seen = { retries: 0, fallbacks: [], hedges: [], targets: new Set() };
   const draw = () => {
     frame = 0;
     const follow = nearBottom();
@@ -219,6 +222,9 @@ async function send(text) {
       } else if (e.type === "fallback") {
         seen.fallbacks.push(e);
         live.textContent = `${e.from} failed (${reasonLabel(e.reason)}) — falling back to ${e.to}`;
+      } else if (e.type === "hedge") {
+        seen.hedges.push(e);
+        live.textContent = e.winner ? `${e.from} was ${Math.round(e.afterMs)} ms late — ${e.winner} answered first` : "";
       } else if (e.type === "rateLimited" && !e.rejected) {
         live.textContent = `rate limit: waiting ${Math.round(e.waitMs)} ms for a token`;
       }
@@ -242,6 +248,10 @@ async function send(text) {
       parts.push(badge(`target target-${result.target}`, result.target, `${result.provider} · ${result.model}`));
       if (result.cached) parts.push(badge("cache", "⚡ from cache", "replayed from IndexedDB, no request sent"));
       for (const f of seen.fallbacks) parts.push(badge("fallback", `↪ fell back from ${f.from} · ${reasonLabel(f.reason)}`, f.reason));
+      for (const h of seen.hedges) {
+        const text = h.winner === h.to ? `⇉ hedged: ${h.to} beat ${h.from}` : `⇉ hedged on ${h.to}; ${h.from} won`;
+        parts.push(badge("hedge", text, `${h.from} had no first token after ${h.afterMs} ms, so ${h.to} was asked too; the other request was cancelled`));
+      }
       parts.push(`<span>${escapeHtml(result.model)}</span>`);
       parts.push(`<span>${usage.inputTokens} → ${usage.outputTokens} tokens</span>`);
       if (usage.costUsd > 0 || !result.cached) parts.push(`<span>${fmtUsd(usage.costUsd)}</span>`);

@@ -23,9 +23,11 @@
  *   POST /control/reset         clear faults, per-key counters and stats
  *   GET  /control/last?target=<name>   the last completion request that target received, as sent:
  *                               { path, headers, body } (body as text; 404 when none yet)
- *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus } },
+ *   GET  /control/stats         { total, byTarget: { <name>: { total, byPath, byStatus, abandoned? } },
  *                               byFault, byIdempotencyKey, inFlight } — completion/unknown-path requests only
- *                               (not /control/*, /health or OPTIONS preflights)
+ *                               (not /control/*, /health or OPTIONS preflights); `abandoned` (there once
+ *                               one happened): requests whose client closed the connection before the
+ *                               answer was complete (an aborted fetch, a cancelled stream)
  *
  * Every response carries permissive CORS headers; OPTIONS preflights get a 204.
  *
@@ -119,7 +121,7 @@
  * Global faults — POST /control/faults or setFaults(cfg), with
  *
  *   { target?, seed?, errorRate?, errorStatuses? = [500, 503], rate429?, retryAfterMs?,
- *     latencyMs?, stallRate?, resetRate?, outage?, paths?, limit? }
+ *     latencyMs?, stallRate?, resetRate?, outage?, paths?, limit?, slowRate?, slowMs? = 1500 }
  *
  * Without `target` the config is the default for every target; with one it
  * replaces the default for that target. Each config owns a mulberry32 PRNG
@@ -127,7 +129,10 @@
  * in a fixed order, whatever the outcome — so a seed replays the same sequence.
  * Precedence: outage (503) > error (errorStatuses) > 429 (retry-after-ms and
  * Retry-After from retryAfterMs) > stall > reset (stream faults after 1..5 chunks).
- * latencyMs delays every request of the target. A request with an active
+ * latencyMs delays every request of the target. slowRate makes that fraction of its requests
+ * slowMs slower before the headers (a queue at the provider: the long tail of time to first token),
+ * whatever else they draw; a config with a slowRate draws a seventh number per request for it (after
+ * the six), so configs without one replay as before. A request with an active
  * `x-mock-fault` header uses the header's faults instead (latency still applies).
  * `paths` (e.g. ["/v1/chat/completions"]) limits a config to requests on those paths: the others
  * get no global faults and draw nothing (a provider's chat endpoint down while its embeddings work).
@@ -220,6 +225,7 @@ const isOpen = (res) =>
   !res.writableEnded && !res.destroyed && res.socket != null && !res.socket.destroyed;
 
 function destroySocket(res) {
+  res.resetByServer = true;
   (res.socket ?? res).destroy();
 }
 
@@ -1161,7 +1167,7 @@ function normalizeFaultConfig(cfg, defaultSeed) {
     throw new TypeError("fault config must be a JSON object");
   }
   const known = ["target", "seed", "errorRate", "errorStatuses", "rate429", "retryAfterMs",
-    "latencyMs", "stallRate", "resetRate", "outage", "paths", "limit"];
+    "latencyMs", "stallRate", "resetRate", "outage", "paths", "limit", "slowRate", "slowMs"];
   const unknown = Object.keys(cfg).filter((k) => !known.includes(k));
   if (unknown.length) throw new TypeError(`unknown fault option(s): ${unknown.join(", ")}`);
 
@@ -1190,6 +1196,8 @@ function normalizeFaultConfig(cfg, defaultSeed) {
       "an array of paths starting with /"),
     limit: check("limit", (v) => v === undefined || parseLimit(v) !== null,
       'a limit "<n>/<window>" such as "5/1s", "60/1m" or "3/500" (ms)'),
+    slowRate: rate("slowRate"),
+    slowMs: check("slowMs", nonNegative, "a non-negative number", 1500),
   };
 }
 
@@ -1250,6 +1258,10 @@ function drawGlobalPlan(cfg, rng) {
   const afterChunks = 1 + Math.floor(rChunks * 5);
   plan.delayMs = cfg.latencyMs;
   if (cfg.latencyMs > 0) plan.labels.push("global:latency");
+  if (cfg.slowRate > 0 && rng() < cfg.slowRate) {
+    plan.delayMs += cfg.slowMs;
+    plan.labels.push("global:slow");
+  }
 
   if (cfg.outage) {
     plan.status = 503;
@@ -1361,6 +1373,11 @@ class Stats {
     this.inFlight += 1;
     t.total += 1;
     t.byPath[path] = (t.byPath[path] ?? 0) + 1;
+  }
+
+  abandoned(target) {
+    const t = this.target(target);
+    t.abandoned = (t.abandoned ?? 0) + 1;
   }
 
   responded(target, status) {
@@ -1571,7 +1588,10 @@ async function route(call, state) {
   call.target = target;
   call.counted = true;
   state.stats.received(target, path, req.headers["idempotency-key"]);
-  call.res.once("close", () => state.stats.finished());
+  call.res.once("close", () => {
+    state.stats.finished();
+    if (!call.res.writableFinished && !call.res.resetByServer) state.stats.abandoned(target);
+  });
   if (path === "/v1/events" && req.method === "GET") {
     call.provider = openai;
     return handleTicker(call, state, searchParams);

@@ -87,6 +87,17 @@ pub enum Event<'a> {
         /// Why: the failed target's error code.
         reason: &'a str,
     },
+    /// A hedged call's race was decided ([`crate::core::hedge`]).
+    Hedge {
+        /// The target whose first token was late.
+        from: &'a str,
+        /// The target started beside it.
+        to: &'a str,
+        /// How late the first token was when the hedge started.
+        after_ms: u64,
+        /// The target that produced its first token first; `None` when both failed.
+        winner: Option<&'a str>,
+    },
     /// A budget crossed a threshold (80% or 100% of a cap) for a user.
     Budget {
         /// The user (or "anonymous").
@@ -123,6 +134,7 @@ impl Event<'_> {
             Event::RateLimited { .. } => "rateLimited",
             Event::Cache { .. } => "cache",
             Event::Fallback { .. } => "fallback",
+            Event::Hedge { .. } => "hedge",
             Event::Budget { .. } => "budget",
             Event::StoreError { .. } | Event::Error { .. } => "error",
         }

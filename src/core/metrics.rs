@@ -3,6 +3,7 @@
 //! Hand-written and integer-only: a metrics library or float formatting would cost more wasm than the
 //! rest of the pipeline. Latency quantiles are whole milliseconds; bucket levels are floored.
 
+use crate::core::hedge::FirstTokens;
 use crate::core::learned_limit::LearnedView;
 use crate::core::llm::CostTally;
 use crate::core::local_state::BreakerView;
@@ -193,6 +194,27 @@ pub fn prometheus(
     out
 }
 
+/// The hedges started and won ([`FirstTokens`]), as counters.
+pub fn hedges(first_tokens: &FirstTokens) -> String {
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "hedges_started_total",
+            "Chat calls whose first token was late, so the next target was asked too.",
+            first_tokens.started,
+        ),
+        (
+            "hedges_won_total",
+            "Hedges whose target produced its first token first.",
+            first_tokens.won,
+        ),
+    ] {
+        header(&mut out, name, help, "counter");
+        let _ = writeln!(out, "sturdy_llm_{name} {value}");
+    }
+    out
+}
+
 /// The limits learned from the providers' headers (appended to [`prometheus`]'s text): requests
 /// and tokens available, and milliseconds until the learned limit holds nothing back, per key.
 pub fn learned_limits(views: &[LearnedView]) -> String {
@@ -247,6 +269,18 @@ fn escape_label(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::core::breaker::StateKind;
+
+    #[test]
+    fn renders_the_hedges_as_counters() {
+        let mut first_tokens = FirstTokens::default();
+        first_tokens.started = 3;
+        first_tokens.won = 2;
+        let text = hedges(&first_tokens);
+        assert!(text.contains(
+            "# TYPE sturdy_llm_hedges_started_total counter\nsturdy_llm_hedges_started_total 3\n"
+        ));
+        assert!(text.contains("sturdy_llm_hedges_won_total 2\n"));
+    }
 
     #[test]
     fn renders_learned_limits_per_key() {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dedupe;
 pub mod error;
 pub mod event;
+pub mod hedge;
 pub mod json;
 pub mod learned_limit;
 pub mod limits;

@@ -87,6 +87,8 @@ pub struct Engine {
     config: ClientConfig,
     local: LocalState,
     state: RefCell<State>,
+    /// Set while a hedged race drops its loser: a call dropped then was cancelled, not failed.
+    superseding: Cell<bool>,
 }
 
 struct State {
@@ -116,7 +118,15 @@ impl Engine {
                 rng: Rng::new(seed),
                 stats: Stats::default(),
             }),
+            superseding: Cell::new(false),
         }
+    }
+
+    /// The flag a hedged race ([`crate::core::hedge::hedged`]) sets while it drops its loser: a
+    /// call dropped meanwhile counts as neither a success nor a failure (its breaker permit is
+    /// given back unjudged, as for any dropped call).
+    pub fn superseding(&self) -> &Cell<bool> {
+        &self.superseding
     }
 
     /// Counts a call refused by a token or cost budget (checked before the pipeline).
@@ -611,7 +621,8 @@ fn retry_reason<R: ResponseMeta>(outcome: &Result<R, AttemptFailure>) -> RetryRe
     }
 }
 
-/// Counts a call as it ends; a call dropped mid-way (aborted) counts as a failure.
+/// Counts a call as it ends; a call dropped mid-way (aborted) counts as a failure, unless a hedge
+/// superseded it (then it was cancelled: neither).
 struct CallTally<'a, P: Platform> {
     engine: &'a Engine,
     platform: &'a P,
@@ -649,7 +660,7 @@ impl<'a, P: Platform> CallTally<'a, P> {
 
 impl<P: Platform> Drop for CallTally<'_, P> {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !self.engine.superseding.get() {
             self.finish(false);
         }
     }

@@ -11,6 +11,9 @@
 //! An answer is read chunk by chunk within `limits.maxResponseBytes`, each chunk's length checked
 //! before it is copied: past the bound the body is cancelled and the target has failed (like an
 //! unreadable answer, it is the target's fault, so the chain moves on; it is not asked again).
+//!
+//! A call is asked in two phases, up to the answer's headers ([`Inner::send_first`]) and its body
+//! ([`Inner::read_rest`]), so that a hedge ([`crate::core::hedge`]) races on the first byte only.
 
 use crate::core::error::TimeoutPhase;
 use crate::core::event::{Event, RetryReason};
@@ -18,13 +21,14 @@ use crate::core::limits::{Bound, Limits};
 use crate::core::llm::charge::{self, Charge};
 use crate::core::llm::request::has_cache_marks;
 use crate::core::llm::{
-    build_request, estimate_tokens, parse_completion, Hold, Outcome, Pricing, Usage, MAX_TARGETS,
+    build_request, estimate_tokens, parse_completion, Exceeded, Hold, Outcome, Pricing, Usage,
+    MAX_TARGETS,
 };
 use crate::core::platform::Platform;
 use crate::core::race::{race, Either};
 use crate::wasm::abort::is_aborted;
 use crate::wasm::body::{chunk_of, decode_text, reader_of, Chunks};
-use crate::wasm::chain_walk::target_key;
+use crate::wasm::chain_walk::{target_key, Hedging};
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
 use crate::wasm::chat_result::{
@@ -42,6 +46,15 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Response};
 
+/// An answer whose headers arrived, and how to read its body.
+struct Sent {
+    response: FetchResponse,
+    /// Times its body may be asked again after failing.
+    again: u32,
+    limits: Limits,
+    idle: Option<(TimeoutPhase, u64)>,
+}
+
 impl Inner {
     /// `client.chat(request)`.
     pub(crate) async fn chat(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
@@ -56,7 +69,11 @@ impl Inner {
         let answered = self
             .along_chain_telling(
                 (&call.signal, &call.resilience),
-                |index, target| async move { Ok((index, target, self.ask(target, asked).await?)) },
+                self.hedging(&call),
+                |_, target| self.send_first(target, asked),
+                |index, target, sent| async move {
+                    Ok((index, target, self.read_rest(target, asked, sent).await?))
+                },
             )
             .await;
         match answered {
@@ -77,34 +94,64 @@ impl Inner {
         }
     }
 
-    /// One target, through dedupe, the cache and the pipeline. An answer whose body fails after its
-    /// headers (a stall, a reset) is asked again, up to `retry.maxRetries` times (the request's own
-    /// `resilience.retry`, else the client's), before the chain moves on: nothing was delivered yet.
-    async fn ask(
+    /// How `call` hedges: its own `hedge`, else the client's; `None`: it does not.
+    pub(crate) fn hedging<'c>(&self, call: &'c ChatCall) -> Option<Hedging<'c>> {
+        let after = call.hedge.unwrap_or(self.options.hedge)?;
+        Some(Hedging { after, call })
+    }
+
+    /// One target, through dedupe, the cache and the pipeline, up to the answer's headers (its
+    /// first byte: what a hedge races on); `true` beside it when it came from the upstream.
+    async fn send_first(
         self: &Rc<Self>,
         target: &TargetConfig,
         call: &ChatCall,
-    ) -> Result<TargetCompletion, TargetFailure> {
-        let mut prepared = self.chat_request(target, call, false).await?;
+    ) -> Result<(Sent, bool), TargetFailure> {
+        let prepared = self.chat_request(target, call, false).await?;
         let client_retry = self.engine.config().retry.as_ref();
-        let mut again = prepared.retry(client_retry).map_or(0, |r| r.max_retries);
+        let again = prepared.retry(client_retry).map_or(0, |r| r.max_retries);
         let limits = self.options.limits.overridden_by(&prepared.policy.limits);
         let idle = prepared.timeout.idle_bound();
-        let mut attempts = 0;
-        let (response, text) = loop {
-            let response = self.send_to(target, prepared).await?;
-            attempts += response.attempts;
+        let response = self.send_to(target, prepared).await?;
+        let live = !response.cached;
+        let sent = Sent {
+            response,
+            again,
+            limits,
+            idle,
+        };
+        Ok((sent, live))
+    }
+
+    /// The rest of one target's answer: its body, read and parsed. An answer whose body fails
+    /// after its headers (a stall, a reset) is asked again, up to `retry.maxRetries` times (the
+    /// request's own `resilience.retry`, else the client's), before the chain moves on: nothing
+    /// was delivered yet.
+    async fn read_rest(
+        self: &Rc<Self>,
+        target: &TargetConfig,
+        call: &ChatCall,
+        sent: Sent,
+    ) -> Result<TargetCompletion, TargetFailure> {
+        let Sent {
+            mut response,
+            mut again,
+            limits,
+            idle,
+        } = sent;
+        let mut attempts = response.attempts;
+        let text = loop {
             match self
                 .read_answer(&response.response, &call.signal, &limits, idle)
                 .await
             {
-                Ok(text) => break (response, text),
+                Ok(text) => break text,
                 Err(TargetFailure {
                     outcome: Outcome::Unavailable,
                     error,
                 }) if again > 0 && !is_too_large(&error) => {
                     again -= 1;
-                    prepared = self.chat_request(target, call, false).await?;
+                    let prepared = self.chat_request(target, call, false).await?;
                     let timed_out =
                         get(&error, "name").as_string().as_deref() == Some("TimeoutError");
                     self.platform.emit(Event::Retry {
@@ -118,6 +165,8 @@ impl Inner {
                         },
                         from_server: false,
                     });
+                    response = self.send_to(target, prepared).await?;
+                    attempts += response.attempts;
                 }
                 Err(failure) => return Err(failure),
             }
@@ -257,8 +306,15 @@ impl Inner {
 
     /// Holds the call's worst case in the budgets; `BudgetExceededError` when a cap would be passed.
     pub(crate) fn reserve_budget(&self, call: &ChatCall) -> Result<Option<Hold>, JsValue> {
+        self.hold_call(call)
+            .map_err(|exceeded| self.refused(&call.user, &exceeded))
+    }
+
+    /// Holds the call's worst case in the budgets (a second hold for a hedge), or says which cap
+    /// would be passed; nothing is counted.
+    pub(crate) fn hold_call(&self, call: &ChatCall) -> Result<Option<Hold>, Exceeded> {
         let prices = self.options.targets.iter().take(MAX_TARGETS);
-        self.hold_budget(
+        self.try_hold(
             &call.user,
             (
                 estimate_tokens(&call.messages, &call.tools),
@@ -278,6 +334,17 @@ impl Inner {
         tokens: (u64, Option<u32>, bool),
         prices: impl IntoIterator<Item = &'p Pricing>,
     ) -> Result<Option<Hold>, JsValue> {
+        self.try_hold(user, tokens, prices)
+            .map_err(|exceeded| self.refused(user, &exceeded))
+    }
+
+    /// [`Inner::hold_budget`], uncounted, with the cap that refused.
+    fn try_hold<'p>(
+        &self,
+        user: &str,
+        tokens: (u64, Option<u32>, bool),
+        prices: impl IntoIterator<Item = &'p Pricing>,
+    ) -> Result<Option<Hold>, Exceeded> {
         let Some(ledger) = &self.budget else {
             return Ok(None);
         };
@@ -288,10 +355,13 @@ impl Inner {
             prices,
             self.platform.wall_ms(),
         );
-        held.map(Some).map_err(|exceeded| {
-            self.engine.count_budget_rejection();
-            budget_exceeded(user, &exceeded)
-        })
+        held.map(Some)
+    }
+
+    /// Counts a call a budget refused; its `BudgetExceededError`.
+    fn refused(&self, user: &str, exceeded: &Exceeded) -> JsValue {
+        self.engine.count_budget_rejection();
+        budget_exceeded(user, exceeded)
     }
 
     /// Replaces the budget hold with the real usage and tallies the cost (an answer that made no

@@ -1,11 +1,12 @@
 //! The client options `chat()` and `embed()` read: the `targets` of their fallback chain, how it
-//! falls back (`fallback`), the `budget`, and the semantic cache (`cache.semantic`, which embeds
-//! with one of the targets).
+//! falls back (`fallback`), when it hedges (`hedge`, also per request), the `budget`, and the
+//! semantic cache (`cache.semantic`, which embeds with one of the targets).
 
+use crate::core::hedge::{HedgeAfter, MAX_AFTER_MS};
 use crate::core::llm::endpoint::{chat_endpoint, embeddings_endpoint};
 use crate::core::llm::{cache_prices, BudgetConfig, Pricing, Provider};
 use crate::core::semantic::{Mode, SemanticConfig};
-use crate::wasm::reader::{range_error, type_error, Reader};
+use crate::wasm::reader::{range_error, type_error, Reader, Toggle};
 use wasm_bindgen::prelude::*;
 
 /// One entry of `targets`.
@@ -236,4 +237,35 @@ pub(crate) fn parse_fallback(f: &Reader) -> Result<FallbackOptions, JsValue> {
         max_wait_ms: f.millis("maxWaitMs")?,
         mid_stream: f.boolean("midStream")?.unwrap_or(false),
     })
+}
+
+/// Parses the `hedge` option of `o` (the client's options or a request): `false` turns hedging
+/// off (`Some(None)`), `{ afterMs: number | "p95" }` turns it on; `None` when absent.
+pub(crate) fn parse_hedge(o: &Reader) -> Result<Option<Option<HedgeAfter>>, JsValue> {
+    let h = match (o.toggle("hedge")?, o.raw("hedge")?) {
+        (Toggle::Off, _) => return Ok(Some(None)),
+        (Toggle::Default, None) => return Ok(None),
+        (Toggle::Default, Some(given)) => {
+            let path = format!("{}.hedge", o.path());
+            return Err(type_error(&path, "false or { afterMs }", &given));
+        }
+        (Toggle::On(h), _) => h,
+    };
+    h.only(&["afterMs"])?;
+    let after = h.raw("afterMs")?.unwrap_or(JsValue::UNDEFINED);
+    if after.as_string().as_deref() == Some("p95") {
+        return Ok(Some(Some(HedgeAfter::P95)));
+    }
+    if after.as_f64().is_none() {
+        let path = format!("{}.afterMs", h.path());
+        return Err(type_error(
+            &path,
+            "a number of milliseconds or \"p95\"",
+            &after,
+        ));
+    }
+    let ms = h
+        .number("afterMs", 0.0, MAX_AFTER_MS as f64)?
+        .unwrap_or(0.0);
+    Ok(Some(Some(HedgeAfter::Ms(ms as u64))))
 }

@@ -11,13 +11,14 @@
 //! read: one past [`MAX_CACHE_BREAKPOINTS`](crate::core::llm::request::MAX_CACHE_BREAKPOINTS) is a
 //! `RangeError` naming it and the count (see [`crate::wasm::chat_request_bounds`]).
 
+use crate::core::hedge::HedgeAfter;
 use crate::core::json::Json;
 use crate::core::llm::request::{
     parse_data_url, CacheMarks as Marks, ChatParams, Message, Part, ResponseFormat, Role, Tool,
     ToolCall, ToolChoice, RESERVED_OPTIONS,
 };
 use crate::core::llm::Provider;
-use crate::wasm::chat_options::TargetConfig;
+use crate::wasm::chat_options::{parse_hedge, TargetConfig};
 use crate::wasm::chat_request_bounds::{cache_mark, Chars, MAX_CHAT_CHARS};
 use crate::wasm::reader::{array, range_error, type_error, Reader};
 use wasm_bindgen::prelude::*;
@@ -60,6 +61,8 @@ pub struct ChatCall {
     pub resilience: JsValue,
     /// Text the answer continues (a mid-stream fallback's continuation; never the caller's).
     pub prefill: Option<String>,
+    /// `hedge`: `None` follows the client's; `Some(None)` (`false`) never hedges.
+    pub hedge: Option<Option<HedgeAfter>>,
 }
 
 /// Parses `chat(request)`.
@@ -81,6 +84,7 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
         "signal",
         "resilience",
         "providerOptions",
+        "hedge",
     ])?;
     let mut chars = Chars(MAX_CHAT_CHARS);
     let mut marks = Marks::default();
@@ -135,6 +139,7 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
         signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
         resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
         prefill: None,
+        hedge: parse_hedge(&r)?,
     })
 }
 

@@ -57,6 +57,7 @@ impl ResilientClient {
                 semantic: semantic.map(SemanticCache::new),
                 budget,
                 costs: RefCell::new(CostTally::default()),
+                first_tokens: RefCell::default(),
                 seeded: Cell::new(false),
             }),
         })
@@ -134,6 +135,7 @@ impl ResilientClient {
             self.inner.platform.store.is_some(),
             self.inner.cache.as_ref(),
             &self.inner.costs.borrow(),
+            &self.inner.first_tokens.borrow(),
             self.inner.platform_now(),
         )
     }
@@ -145,6 +147,7 @@ impl ResilientClient {
             self.inner.platform.store.is_some(),
             self.inner.cache.as_ref(),
             &self.inner.costs.borrow(),
+            &self.inner.first_tokens.borrow(),
             self.inner.platform_now(),
         )
     }

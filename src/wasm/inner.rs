@@ -2,13 +2,15 @@
 //! modules ([`crate::wasm::fetch`], [`crate::wasm::chat`], [`crate::wasm::stream`]) build on it; the
 //! exported class ([`crate::wasm::client`]) owns it.
 
+use crate::core::hedge::FirstTokens;
 use crate::core::llm::{CostTally, Ledger};
 use crate::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::JsResponse;
 use crate::wasm::cache::Cache;
-use crate::wasm::errors::failure_to_js;
+use crate::wasm::errors::{abort_error, failure_to_js};
+use crate::wasm::js::abort_reason;
 use crate::wasm::options::ClientOptions;
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
@@ -32,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) budget: Option<RefCell<Ledger>>,
     /// What chat calls have cost, per model and per user.
     pub(crate) costs: RefCell<CostTally>,
+    /// Each target's recent times to first token, and the hedges started and won.
+    pub(crate) first_tokens: RefCell<FirstTokens>,
     pub(crate) seeded: Cell<bool>,
 }
 
@@ -119,7 +123,13 @@ impl Inner {
                 None => Box::pin(self.engine.execute(platform, &call)).await,
             }
         };
-        let result = until_aborted(prepared.signal.as_ref(), work).await?;
-        result.map_err(|failure| failure_to_js(&failure))
+        let signal = prepared.signal.as_ref();
+        let result = until_aborted(signal, work).await?;
+        // The caller's abort also fails the fetch in flight; when that failure is seen before the
+        // abort itself (the order of the two is the runtime's), it is still the abort.
+        result.map_err(|failure| match signal.and_then(abort_reason) {
+            Some(reason) => abort_error(&reason),
+            None => failure_to_js(&failure),
+        })
     }
 }

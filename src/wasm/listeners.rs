@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 
 /// The event types `on()` accepts.
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "request",
     "response",
     "retry",
@@ -23,6 +23,7 @@ pub const EVENT_TYPES: [&str; 9] = [
     "cache",
     "rateLimited",
     "fallback",
+    "hedge",
     "budget",
     "error",
 ];
@@ -135,6 +136,19 @@ fn event_to_js(event: &Event) -> JsValue {
         Event::Cache { url, result } => o.str("url", url).str("result", result),
         Event::Fallback { from, to, reason } => {
             o.str("from", from).str("to", to).str("reason", reason)
+        }
+        Event::Hedge {
+            from,
+            to,
+            after_ms,
+            winner,
+        } => {
+            let o = o.str("from", from).str("to", to);
+            let o = o.num("afterMs", *after_ms as f64);
+            match winner {
+                Some(winner) => o.str("winner", winner),
+                None => o.value("winner", &JsValue::NULL),
+            }
         }
         Event::Budget {
             user,

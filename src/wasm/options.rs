@@ -5,14 +5,15 @@
 use crate::core::breaker::BreakerConfig;
 use crate::core::cache::DEFAULT_STORE_TIMEOUT_MS;
 use crate::core::config::{ClientConfig, Scope, TimeoutOverrides, Timeouts};
+use crate::core::hedge::HedgeAfter;
 use crate::core::limits::{LimitOverrides, Limits, MAX_LIMIT_BYTES};
 use crate::core::llm::BudgetConfig;
 use crate::core::rate_limit::RateLimitConfig;
 use crate::core::retry::{Jitter, RetryConfig, MAX_RETRIES_CAP};
 use crate::wasm::cache::{CacheOptions, StoreChoice};
 use crate::wasm::chat_options::{
-    parse_budget, parse_fallback, parse_semantic, parse_targets, FallbackOptions, TargetConfig,
-    MAX_TARGETS,
+    parse_budget, parse_fallback, parse_hedge, parse_semantic, parse_targets, FallbackOptions,
+    TargetConfig, MAX_TARGETS,
 };
 use crate::wasm::reader::{range_error, short_string, type_error, Reader, Toggle};
 use crate::wasm::shared_state::SharedStateOptions;
@@ -50,13 +51,15 @@ pub struct ClientOptions {
     pub budget: Option<BudgetConfig>,
     /// How the chain falls back (`fallback`).
     pub fallback: FallbackOptions,
+    /// When a late first token starts the next target too (`hedge`); `None`: never.
+    pub hedge: Option<HedgeAfter>,
     /// Breaker and rate-limit state shared across isolates, when set.
     pub shared_state: Option<SharedStateOptions>,
     /// Byte limits on what upstreams send.
     pub limits: Limits,
 }
 
-const CLIENT_KEYS: [&str; 13] = [
+const CLIENT_KEYS: [&str; 14] = [
     "baseUrl",
     "headers",
     "timeout",
@@ -70,6 +73,7 @@ const CLIENT_KEYS: [&str; 13] = [
     "sharedState",
     "limits",
     "fallback",
+    "hedge",
 ];
 
 /// Parses `new ResilientClient(options)`.
@@ -83,6 +87,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
         targets: Vec::new(),
         budget: None,
         fallback: FallbackOptions::default(),
+        hedge: None,
         shared_state: None,
         limits: Limits::default(),
     };
@@ -148,6 +153,7 @@ pub fn parse_client_options(value: JsValue) -> Result<ClientOptions, JsValue> {
     if let Some(f) = o.object("fallback")? {
         options.fallback = parse_fallback(&f)?;
     }
+    options.hedge = parse_hedge(&o)?.flatten();
     options.cache = match o.toggle("cache")? {
         Toggle::Off => None,
         Toggle::Default if o.raw("cache")?.is_none() => None,

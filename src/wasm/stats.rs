@@ -1,7 +1,8 @@
 //! `stats()` and `metrics()` for JS.
 
+use crate::core::hedge::FirstTokens;
 use crate::core::llm::{CostTally, Spend};
-use crate::core::metrics::{learned_limits, prometheus};
+use crate::core::metrics::{hedges, learned_limits, prometheus};
 use crate::core::pipeline::Engine;
 use crate::wasm::cache::Cache;
 use crate::wasm::js::ObjectBuilder;
@@ -18,6 +19,7 @@ pub fn stats_to_js(
     shared: bool,
     cache: Option<&Cache>,
     costs: &CostTally,
+    first_tokens: &FirstTokens,
     now_ms: u64,
 ) -> JsValue {
     let stats = engine.stats();
@@ -73,6 +75,13 @@ pub fn stats_to_js(
                 .build(),
         )
         .value("usage", &spend_to_js(&costs.total()))
+        .value(
+            "hedges",
+            &ObjectBuilder::new()
+                .num("started", first_tokens.started as f64)
+                .num("won", first_tokens.won as f64)
+                .build(),
+        )
         .value(
             "memory",
             // wasm memory only grows: this is the high-water mark of what the client held at once.
@@ -142,6 +151,7 @@ pub fn metrics_text(
     shared: bool,
     cache: Option<&Cache>,
     costs: &CostTally,
+    first_tokens: &FirstTokens,
     now_ms: u64,
 ) -> String {
     let mut text = prometheus(
@@ -151,6 +161,7 @@ pub fn metrics_text(
         cache.map(Cache::counts),
         costs,
     );
+    text.push_str(&hedges(first_tokens));
     text.push_str(&learned_limits(&engine.learned_limits(now_ms)));
     text
 }

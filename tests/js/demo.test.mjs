@@ -439,6 +439,25 @@ test("demo: a server-side limit's headers show on the primary's row as the limit
   assert.equal(await page.locator("#fault-server-limit-out").textContent(), "off");
 });
 
+test("demo: a primary made slow is hedged: the backup answers first and the dashboard counts it", { timeout: 60_000 }, async () => {
+  await page.locator("#fault-slow").fill("100");
+  await page.waitForSelector('#faults[data-applied="true"]');
+  try {
+    const message = await ask("Who answers first when the primary queues?");
+    assert.equal(await settled(message), "done");
+    assert.equal(await message.getAttribute("data-target"), "backup");
+    assert.match(await message.locator('[data-testid="message-meta"]').textContent(), /hedged: backup beat primary/);
+    await page.waitForFunction(() => /^[1-9]\d* \/ [1-9]/.test(document.getElementById("m-hedges").textContent));
+    assert.match(await page.locator("#m-hedges-sub").textContent(), /last: backup won \(primary 1\.0 s late\)/);
+    await page.locator('[data-testid="log"] li[data-type="hedge"][data-winner="backup"]').first().waitFor({ state: "attached" });
+    // The primary's request was cancelled on the wire.
+    await until(() => (demo.mock.stats().byTarget.primary?.abandoned ?? 0) >= 1, "the mock to see the primary's request closed");
+  } finally {
+    await page.locator("#fault-reset").click();
+    await page.waitForSelector('#faults[data-applied="true"]');
+  }
+});
+
 test("demo: with LLM_BASE_URL the page talks to that server: one target, no fault controls", { timeout: 60_000 }, async () => {
   // Another mock plays the "real" OpenAI-compatible server (no /t/<name> prefix: target "default").
   const upstream = await startMockLlm({ port: 0 });

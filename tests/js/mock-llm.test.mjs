@@ -447,6 +447,48 @@ describe("global faults", () => {
     assert.ok(performance.now() - started >= 115);
   });
 
+  test("slowRate makes that fraction of a target's requests slowMs slow before the headers, by its seed", async () => {
+    const cfg = { target: "slowpoke", seed: 7, slowRate: 0.5, slowMs: 150 };
+    const times = async () => {
+      const out = [];
+      for (let i = 0; i < 12; i += 1) {
+        const started = performance.now();
+        const res = await post("/t/slowpoke/v1/chat/completions", openaiBody());
+        out.push(performance.now() - started >= 140 ? "slow" : "fast");
+        await res.arrayBuffer();
+      }
+      return out;
+    };
+    await setFaults(cfg);
+    const first = await times();
+    assert.ok(first.includes("slow") && first.includes("fast"), first.join(","));
+    assert.equal(mock.stats().byFault["global:slow"], first.filter((t) => t === "slow").length);
+    await setFaults(cfg);
+    assert.deepEqual(await times(), first, "the same seed, the same slow requests");
+    // Other targets are not slowed; a config without slowRate draws as before.
+    const started = performance.now();
+    await (await post("/t/other/v1/chat/completions", openaiBody())).arrayBuffer();
+    assert.ok(performance.now() - started < 140);
+    for (const bad of [{ slowRate: 2 }, { slowMs: -1 }]) assert.equal((await post("/control/faults", bad)).status, 400);
+  });
+
+  test("a request whose client goes away before the answer is counted abandoned", async () => {
+    const controller = new AbortController();
+    const sent = fetch(`${mock.url}/t/leaver/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify(openaiBody()),
+      headers: { "x-mock-fault": "delay=2000" },
+      signal: controller.signal,
+    });
+    await sleep(100);
+    controller.abort();
+    await assert.rejects(sent);
+    for (let i = 0; i < 50 && !mock.stats().byTarget.leaver?.abandoned; i += 1) await sleep(10);
+    assert.equal(mock.stats().byTarget.leaver.abandoned, 1);
+    await (await post("/t/leaver/v1/chat/completions", openaiBody())).arrayBuffer();
+    assert.equal(mock.stats().byTarget.leaver.abandoned, 1, "a completed answer is not");
+  });
+
   test("resetRate: 1 breaks streams after 1..5 chunks", async () => {
     mock.setFaults({ resetRate: 1, seed: 9 });
     const res = await post("/v1/chat/completions", openaiBody({ stream: true }));

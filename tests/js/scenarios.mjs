@@ -2036,6 +2036,36 @@ export const scenarios = {
     equal((await client.fetch(`${mock}/health`)).status, 200, "the same client");
   },
 
+  // Before, a fetch failure seen before the abort itself (the order is the runtime's: Chromium showed
+  // it on a hedged chat aborted mid-race) rejected with a NETWORK TypeError instead of the reason.
+  async "an abort whose fetch failure is seen before the abort itself still rejects with the signal's reason"({ ResilientClient }, mock) {
+    const client = new ResilientClient({ retry: false, targets: [target(mock, unique("abort-order"))] });
+    const original = globalThis.fetch;
+    let controller;
+    // The fetch fails, then, in the same task, the caller aborts.
+    globalThis.fetch = () =>
+      new Promise((_, reject) =>
+        setTimeout(() => {
+          reject(new TypeError("fetch failed"));
+          controller.abort(new Error("gave up"));
+        }, 20),
+      );
+    const outcomes = [];
+    try {
+      for (const call of [
+        (signal) => client.fetch(`${mock}/health`, { signal }),
+        (signal) => client.chat({ messages: [{ role: "user", content: "hi" }], signal }),
+      ]) {
+        controller = new AbortController();
+        const error = await rejection(call(controller.signal));
+        outcomes.push(error === controller.signal.reason ? "reason" : `${error.name} ${error.code}`);
+      }
+    } finally {
+      globalThis.fetch = original;
+    }
+    deepEqual(outcomes, ["reason", "reason"], "fetch() and chat() reject with the signal's reason");
+  },
+
   async "a global fetch replaced by one that throws at once is a network error, not a crash"({ ResilientClient }, mock) {
     const client = new ResilientClient({ retry: false });
     const original = globalThis.fetch;
@@ -2972,5 +3002,171 @@ export const scenarios = {
     equal((await ask("How do bees make honey?", { cache: "bypass" })).cached, false, "bypass, another question");
     equal((await ask("How do bees make honey?")).cached, false, "its answer was not stored");
     equal(await chatCalls(), 4, "chat calls in all");
+  },
+  async "hedge: a late primary loses to the next target, cancelled on the wire, no failure, its budget hold back"({ ResilientClient }, mock) {
+    const name = unique("hedge");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 3000 });
+    const client = new ResilientClient({
+      retry: false,
+      breaker: { failureThreshold: 1 },
+      targets: [target(mock, a), target(mock, b)],
+      hedge: { afterMs: 100 },
+      // Room for two holds of a call at once (~110 tokens each: maxTokens 100), not three: a hold
+      // left behind would leave no room for the second call's hedge.
+      budget: { perUserDailyTokens: 280 },
+    });
+    const events = [];
+    client.on("hedge", (e) => events.push(e));
+    client.on("fallback", (e) => events.push(e));
+    const ask = (content) => client.chat({ messages: [{ role: "user", content }], maxTokens: 100 });
+    const started = Date.now();
+    const result = await ask("who answers first?");
+    check(Date.now() - started < 2500, `answered in ${Date.now() - started} ms, not after the primary's 3 s`);
+    equal(result.target, b, "the hedge's answer");
+    deepEqual(events, [{ type: "hedge", from: a, to: b, afterMs: 100, winner: b }], "events");
+    // The primary's request was aborted: the mock saw its connection closed before the answer.
+    for (let i = 0; i < 100 && !(await mockStats(mock)).byTarget[a]?.abandoned; i++) await new Promise((r) => setTimeout(r, 20));
+    equal((await mockStats(mock)).byTarget[a]?.abandoned, 1, "the primary's request cancelled on the wire");
+    const stats = client.stats();
+    deepEqual(stats.hedges, { started: 1, won: 1 }, "stats().hedges");
+    equal(stats.failures, 0, "the cancelled primary is no failure");
+    const breaker = stats.breakers.find((x) => x.key === `target:${a}`);
+    equal(breaker?.state ?? "closed", "closed", "the primary's breaker");
+    equal(breaker?.failures ?? 0, 0, "the primary's breaker counted nothing");
+    // The hedge's budget hold was given back: the next call can hold two again, and hedges.
+    equal((await ask("and again?")).target, b, "second call");
+    deepEqual(client.stats().hedges, { started: 2, won: 2 }, "stats().hedges after two calls");
+    check(/\nsturdy_llm_hedges_started_total 2\n[^]*\nsturdy_llm_hedges_won_total 2\n/.test(client.metrics()), "metrics()");
+    await setFaults(mock, { target: a });
+  },
+
+  async "hedge: chatStream races to the first delta; hedge: false per request; none when the primary is in time or alone"({ ResilientClient }, mock) {
+    const name = unique("hedge-stream");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 1500 });
+    const client = new ResilientClient({ retry: false, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 50 } });
+    const events = [];
+    client.on("hedge", (e) => events.push(e));
+    const stream = client.chatStream({ messages: [{ role: "user", content: "stream it" }] });
+    let text = "";
+    for await (const delta of stream) text += delta.text;
+    const result = await stream.result;
+    equal(result.target, b, "streamed by the hedge");
+    equal(result.text, text, "the text streamed");
+    deepEqual(events, [{ type: "hedge", from: a, to: b, afterMs: 50, winner: b }], "hedge event");
+    // hedge: false on the request: the slow primary answers, nothing else is asked.
+    const before = (await mockStats(mock)).byTarget[b]?.total ?? 0;
+    const plain = await client.chat({ messages: [{ role: "user", content: "no hedge" }], hedge: false });
+    equal(plain.target, a, "hedge: false waits for the primary");
+    equal((await mockStats(mock)).byTarget[b]?.total ?? 0, before, "the backup was not asked");
+    // A primary in time is not hedged.
+    await setFaults(mock, { target: a });
+    equal((await client.chat({ messages: [{ role: "user", content: "in time" }], hedge: { afterMs: 1000 } })).target, a, "in time");
+    equal(events.length, 1, "no more hedges");
+    // A chain of one target has nothing to hedge with.
+    await setFaults(mock, { target: a, latencyMs: 300 });
+    const alone = new ResilientClient({ retry: false, targets: [target(mock, a)], hedge: { afterMs: 0 } });
+    equal((await alone.chat({ messages: [{ role: "user", content: "alone" }] })).target, a, "alone");
+    deepEqual(alone.stats().hedges, { started: 0, won: 0 }, "no hedge on a chain of one");
+    // Nor a call whose budget cannot hold a second worst case (~105 tokens each) while both run.
+    const targets = [target(mock, a), target(mock, b)];
+    const tight = new ResilientClient({ retry: false, targets, hedge: { afterMs: 0 }, budget: { perUserDailyTokens: 200 } });
+    equal((await tight.chat({ messages: [{ role: "user", content: "tight" }], maxTokens: 100 })).target, a, "no room to hedge");
+    deepEqual(tight.stats().hedges, { started: 0, won: 0 }, "no hedge past the budget");
+    equal(tight.stats().rejected.budget, 0, "a hedge the budget refused is no rejection");
+    await setFaults(mock, { target: a });
+  },
+
+  async "hedge: \"p95\" waits for 20 first tokens, then hedges past the primary's own p95"({ ResilientClient }, mock) {
+    const name = unique("hedge-p95");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    const client = new ResilientClient({ retry: false, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: "p95" } });
+    const events = [];
+    client.on("hedge", (e) => events.push(e));
+    const ask = (i) => client.chat({ messages: [{ role: "user", content: `question ${i}` }] });
+    // Before 20 first tokens are known there is no p95, so no hedge, however late.
+    await setFaults(mock, { target: a, latencyMs: 400 });
+    equal((await ask(0)).target, a, "a late primary, unhedged");
+    await setFaults(mock, { target: a });
+    for (let i = 1; i < 20; i++) equal((await ask(i)).target, a, `fast answer ${i}`);
+    equal(events.length, 0, "no hedge while learning");
+    // 20 known (one of 400 ms, 19 fast): the p95 is a fast one; a late primary is now hedged.
+    await setFaults(mock, { target: a, latencyMs: 3000 });
+    equal((await ask(20)).target, b, "hedged past the p95");
+    equal(events.length, 1, "one hedge");
+    check(events[0].afterMs < 400, `the delay is the p95 of the fast answers: ${events[0].afterMs} ms`);
+    await setFaults(mock, { target: a });
+  },
+
+  async "hedge: an abort during the race cancels both and rejects with the reason; a zero delay starts both at once"({ ResilientClient }, mock) {
+    const name = unique("hedge-abort");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 3000 });
+    await setFaults(mock, { target: b, latencyMs: 3000 });
+    const client = new ResilientClient({ retry: false, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 50 } });
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    setTimeout(() => controller.abort(reason), 300);
+    const started = Date.now();
+    const error = await rejection(client.chat({ messages: [{ role: "user", content: "abort me" }], signal: controller.signal }));
+    equal(error, reason, "rejects with the signal's reason");
+    check(Date.now() - started < 2000, "at once");
+    const abandoned = async () => {
+      const stats = await mockStats(mock);
+      return [stats.byTarget[a]?.abandoned ?? 0, stats.byTarget[b]?.abandoned ?? 0];
+    };
+    for (let i = 0; i < 100 && (await abandoned()).join() !== "1,1"; i++) await new Promise((r) => setTimeout(r, 20));
+    deepEqual(await abandoned(), [1, 1], "both requests cancelled on the wire");
+    equal(client.stats().hedges.started, 1, "the hedge had started");
+    // afterMs 0: the backup is asked at once too, and the faster wins.
+    await setFaults(mock, { target: b });
+    const events = [];
+    client.on("hedge", (e) => events.push(e));
+    equal((await client.chat({ messages: [{ role: "user", content: "both" }], hedge: { afterMs: 0 } })).target, b, "afterMs 0");
+    equal(events[0]?.afterMs, 0, "afterMs in the event");
+    await setFaults(mock, { target: a });
+  },
+
+  async "hedge: 100 hedged calls at once all answer, with no failure counted and no connection left open"({ ResilientClient }, mock) {
+    const name = unique("hedge-many");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    // (A browser sends at most 6 at once to one host: there, many primaries answer before their
+    // hedge gets a connection.)
+    await setFaults(mock, { target: a, latencyMs: 200 });
+    const client = new ResilientClient({ retry: false, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 30 } });
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => client.chat({ messages: [{ role: "user", content: `many ${i}` }] })),
+    );
+    check(results.every((r) => r.target === a || r.target === b), "every call answered");
+    const stats = client.stats();
+    equal(stats.failures, 0, "no failure counted");
+    check(stats.hedges.won <= stats.hedges.started && stats.hedges.started <= 100, JSON.stringify(stats.hedges));
+    equal(results.filter((r) => r.target === b).length, stats.hedges.won, "hedges won = answers by the backup");
+    for (let i = 0; i < 100 && (await mockStats(mock)).inFlight > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    equal((await mockStats(mock)).inFlight, 0, "no request left open at the mock");
+    await setFaults(mock, { target: a });
+  },
+
+  async "hedge: bad values are refused, naming the field"({ ResilientClient }) {
+    const targets = [{ name: "x", provider: "openai", baseUrl: "http://127.0.0.1:9/v1", model: "m" }];
+    rejectsOptions(ResilientClient, [
+      [{ targets, hedge: { afterMs: -1 } }, "RangeError", "hedge.afterMs"],
+      [{ targets, hedge: { afterMs: NaN } }, "RangeError", "hedge.afterMs"],
+      [{ targets, hedge: { afterMs: 1e12 } }, "RangeError", "hedge.afterMs"],
+      [{ targets, hedge: { afterMs: Infinity } }, "RangeError", "hedge.afterMs"],
+      [{ targets, hedge: { afterMs: "p50" } }, "TypeError", "hedge.afterMs"],
+      [{ targets, hedge: {} }, "TypeError", "hedge.afterMs"],
+      [{ targets, hedge: true }, "TypeError", "hedge"],
+      [{ targets, hedge: null }, "TypeError", "hedge"],
+      [{ targets, hedge: { afterMs: 10, after: 1 } }, "TypeError", "hedge.after"],
+    ]);
+    const client = new ResilientClient({ targets });
+    const messages = [{ role: "user", content: "hi" }];
+    for (const [hedge, name] of [[{ afterMs: NaN }, "RangeError"], [{ afterMs: -5 }, "RangeError"], ["soon", "TypeError"]]) {
+      const error = await rejection(client.chat({ messages, hedge }));
+      equal(error.name, name, `request hedge ${JSON.stringify(hedge)}`);
+      check(error.message.includes("request.hedge"), error.message);
+    }
   },
 };

@@ -33,6 +33,7 @@ export class Dashboard {
     this.watch = watch;
     this.timeline = new Timeline();
     this.fallbacks = 0;
+    this.lastHedge = null;
     this.chainKey = "";
     this.verbose = $("log-verbose");
     this.verbose.addEventListener("change", () => $("log").classList.toggle("verbose", this.verbose.checked));
@@ -82,6 +83,13 @@ export class Dashboard {
         this.fallbacks += 1;
         this.timeline.add("fallbacks", now);
         this.log("fallback", `${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`, { level: "warn" });
+        break;
+      case "hedge":
+        this.lastHedge = e;
+        this.log("hedge", `${e.from} ${fmtMs(e.afterMs)} late → asked ${e.to} too; ${e.winner ? `${e.winner} won` : "both failed"}`, {
+          level: e.winner === e.to ? "good" : undefined,
+          attrs: { winner: e.winner ?? "" },
+        });
         break;
       case "budget":
         this.log("budget", `${e.user}: ${e.cap} at ${Math.round(e.used * 100)}%`, { level: "warn" });
@@ -173,6 +181,10 @@ export class Dashboard {
     set("m-requests-sub", `${fmtInt(successes)} ok · ${fmtInt(failures)} failed${rejected ? ` · ${fmtInt(rejected)} rejected` : ""}`);
     set("m-retries", fmtInt(retries));
     set("m-fallbacks", fmtInt(this.fallbacks));
+    const hedges = { started: sum((s) => s.hedges.started), won: sum((s) => s.hedges.won) };
+    set("m-hedges", `${fmtInt(hedges.won)} / ${fmtInt(hedges.started)}`);
+    const last = this.lastHedge;
+    set("m-hedges-sub", last ? `last: ${last.winner ?? "none"} won (${last.from} ${fmtMs(last.afterMs)} late)` : "won / started");
     set("m-cache", hits + misses ? `${Math.round((hits / (hits + misses)) * 100)}%` : "–");
     set("m-cache-sub", `${fmtInt(hits)} hit${hits === 1 ? "" : "s"} · ${fmtInt(misses)} miss${misses === 1 ? "" : "es"}`);
     set("m-latency", stats.requests ? fmtPair(stats.latencyMs.p50, stats.latencyMs.p95) : "–");

@@ -8,13 +8,16 @@ const SLIDERS = {
   "fault-429-rate": (v) => `${v}%`,
   "fault-retry-after": (v) => `${(v / 1000).toFixed(1)} s`,
   "fault-latency": (v) => (v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 2 : 1)} s` : `${v} ms`),
+  "fault-slow": (v) => `${v}%`,
   "fault-stall": (v) => `${v}%`,
   "fault-server-limit": (v) => (v ? `${v} / min` : "off"),
   "fault-pace": (v) => `${v} ms`,
 };
+/** How late the "Slow sometimes" answers are (the client hedges after 1 s). */
+const SLOW_MS = 2000;
 const DEFAULTS = {
   "fault-outage": false, "fault-backup-outage": false, "fault-error-rate": 0, "fault-429-rate": 0,
-  "fault-retry-after": 1000, "fault-latency": 0, "fault-stall": 0, "fault-server-limit": 0, "fault-pace": 40,
+  "fault-retry-after": 1000, "fault-latency": 0, "fault-slow": 0, "fault-stall": 0, "fault-server-limit": 0, "fault-pace": 40,
 };
 
 /**
@@ -42,6 +45,9 @@ export function setupFaults({ mockUrl, onChange, onPace, onError, onStats }) {
     rate429: num("fault-429-rate") / 100,
     retryAfterMs: num("fault-retry-after"),
     latencyMs: num("fault-latency"),
+    // A fraction of the primary's answers queue 2 s before their headers: the client hedges them.
+    slowRate: num("fault-slow") / 100,
+    slowMs: SLOW_MS,
     stallRate: num("fault-stall") / 100,
     // A server-side limit whose answers report what is left (the client learns it from the headers).
     ...(num("fault-server-limit") ? { limit: `${num("fault-server-limit")}/1m` } : {}),
@@ -64,6 +70,7 @@ export function setupFaults({ mockUrl, onChange, onPace, onError, onStats }) {
     if (cfg.errorRate) parts.push(`${Math.round(cfg.errorRate * 100)}% errors`);
     if (cfg.rate429) parts.push(`${Math.round(cfg.rate429 * 100)}% 429 (Retry-After ${cfg.retryAfterMs} ms)`);
     if (cfg.latencyMs) parts.push(`${cfg.latencyMs} ms latency`);
+    if (cfg.slowRate) parts.push(`${Math.round(cfg.slowRate * 100)}% slow by ${cfg.slowMs / 1000} s`);
     if (cfg.stallRate) parts.push(`${Math.round(cfg.stallRate * 100)}% stalls`);
     if (cfg.limit) parts.push(`server limit ${cfg.limit.replace("/1m", " per minute")}`);
     return parts.length ? parts.join(", ") : "no faults";
@@ -157,6 +164,7 @@ export function setupFaults({ mockUrl, onChange, onPace, onError, onStats }) {
         $("fault-429-rate").value = String(Math.round(primary.rate429 * 100));
         if (primary.retryAfterMs !== undefined) $("fault-retry-after").value = String(primary.retryAfterMs);
         $("fault-latency").value = String(primary.latencyMs);
+        $("fault-slow").value = String(Math.round((primary.slowRate ?? 0) * 100));
         $("fault-stall").value = String(Math.round(primary.stallRate * 100));
         const perMinute = /^(\d+)\/1m$/.exec(primary.limit ?? "");
         $("fault-server-limit").value = perMinute ? perMinute[1] : "0";

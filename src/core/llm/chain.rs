@@ -8,7 +8,9 @@
 //! abort, the client-wide rate limit, a request that could not be prepared. Everything else (an
 //! outage, an open breaker, an exhausted quota, a context too long for the model, a refused prompt,
 //! an unreadable or oversized answer) is this target's problem, and the next one may answer.
-//! At most [`MAX_TARGETS`] are tried, so a long list cannot turn one call into dozens.
+//! At most [`MAX_TARGETS`] are tried, so a long list cannot turn one call into dozens. A hedged
+//! attempt ([`crate::core::hedge`]) runs the next target early ([`Chain::hedge_index`]); their
+//! failures are reported in chain order, so the walk ends as it would have tried them in turn.
 //!
 //! A full outage waited out. When every target failed and each said when it is back (an open
 //! breaker's next probe, a rate limit's refill: the failure's `retryAfterMs`), the chain waits for
@@ -138,6 +140,14 @@ impl<E> Chain<E> {
         }
     }
 
+    /// The target a hedge of the current attempt would ask ([`crate::core::hedge`]): the next one
+    /// the chain would try, when the current target is tried for the first time and is not the
+    /// last. A hedge's failure is reported after its primary's, as if it had been tried next.
+    pub fn hedge_index(&self) -> Option<usize> {
+        let next = self.current + 1;
+        (self.current == self.failures.len() && next < self.len).then_some(next)
+    }
+
     /// The current target failed with `failure`, classified as `outcome`: the next step. The chain
     /// never waits after a failure reported this way (it does not say when the target is back).
     pub fn failed(&mut self, outcome: Outcome, failure: E) -> Step<E> {
@@ -238,6 +248,37 @@ mod tests {
     use super::*;
 
     const OUT: Outcome = Outcome::Unavailable;
+
+    #[test]
+    fn a_hedge_asks_the_next_target_and_its_failure_follows_its_primarys() {
+        let mut chain = Chain::new(3)
+            .map(|c| c.waiting_up_to(5000, None))
+            .expect("targets");
+        assert_eq!(chain.hedge_index(), Some(1));
+        // Both failed: the primary's failure first, then the hedge's, as if tried in turn.
+        assert!(matches!(
+            chain.failed_at(OUT, "a", None, 0),
+            Step::Try { index: 1, .. }
+        ));
+        assert_eq!(chain.hedge_index(), Some(2));
+        assert!(matches!(
+            chain.failed_at(OUT, "b", None, 0),
+            Step::Try { index: 2, .. }
+        ));
+        // The last target has nothing to hedge with, nor has a chain of one.
+        assert_eq!(chain.hedge_index(), None);
+        assert_eq!(Chain::<&str>::new(1).and_then(|c| c.hedge_index()), None);
+        // Nor a target tried again after a wait.
+        let mut chain = Chain::new(2)
+            .map(|c| c.waiting_up_to(5000, None))
+            .expect("targets");
+        chain.failed_at(OUT, "a", Some(100), 0);
+        assert!(matches!(
+            chain.failed_at(OUT, "b", Some(500), 0),
+            Step::Wait { index: 0, .. }
+        ));
+        assert_eq!(chain.hedge_index(), None);
+    }
 
     #[test]
     fn a_full_outage_is_waited_out_on_the_target_back_first() {

@@ -19,13 +19,18 @@ use crate::wasm::chat_result::{
 use wasm_bindgen::prelude::*;
 
 impl Stream {
-    /// Tries the chain's targets in order until one streams its first delta.
+    /// Tries the chain's targets in order until one streams its first delta (hedged: the first of
+    /// two to stream one; the other is dropped before it touches the stream's state).
     pub(super) async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
         let client_retry = inner.engine.config().retry.as_ref();
+        let call = (&progress.call.signal, &progress.call.resilience);
+        let hedging = inner.hedging(&progress.call);
+        let rest = |_, _, response| std::future::ready(Ok(response));
         inner
-            .along_chain(
-                (&progress.call.signal, &progress.call.resilience),
+            .along_chain_telling(
+                call,
+                hedging,
                 |index, target| async move {
                     let prepared = inner.chat_request(target, &progress.call, true).await?;
                     // Resumptions follow the request's own `resilience.retry`, else the client's.
@@ -50,7 +55,8 @@ impl Stream {
                             progress.attempts.set(opened.attempts);
                             progress.cached.set(opened.cached);
                             progress.joined.set(opened.joined);
-                            return Ok(opened.response.into());
+                            let live = !(opened.cached || opened.joined);
+                            return Ok((JsValue::from(opened.response), live));
                         }
                         (Ok(opened), None) => {
                             upstream_failure(target, &opened.response, opened.attempts).await
@@ -58,8 +64,10 @@ impl Stream {
                     };
                     Err(failure)
                 },
+                rest,
             )
             .await
+            .map_err(|(error, _)| error)
     }
 
     /// A chat stream that ended cleanly: settle its budget (each target's part, when a mid-stream

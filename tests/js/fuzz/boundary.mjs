@@ -213,6 +213,7 @@ function generator(random) {
     perUserMonthlyTokens: count,
     dailyCostUsd: ratio,
   });
+  const hedge = either(() => false, object({ afterMs: () => pick([0, 25, "p95", "p50", -1, NaN, Infinity, 1e12]) }));
   const stateStore = () => ({
     admit: async () => ({ ok: true, state: "closed" }),
     record: async () => {},
@@ -230,6 +231,7 @@ function generator(random) {
     targets: () => Array.from({ length: Math.floor(random() * 7) }, () => field(target)),
     budget,
     sharedState: object({ store: stateStore, failOpen: bool, leaseMs: ms }),
+    hedge,
   });
   const policy = object({
     cache: () => pick(["default", "bypass", "force", "only-if-cached", "sometimes"]),
@@ -251,6 +253,7 @@ function generator(random) {
     user: text,
     signal: () => pick([AbortSignal.abort(), new AbortController().signal, "signal"]),
     resilience: policy,
+    hedge,
   });
   const init = object({
     method: () => pick(["GET", "POST", "DELETE", "BREW"]),

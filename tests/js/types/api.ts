@@ -50,6 +50,21 @@ client.on("error", (event) => { const error: Error = event.error; });
 const any = (event: ClientEvent) => (event.type === "fallback" ? event.from : event.type);
 // @ts-expect-error: not an event type
 client.on("nope", () => {});
+const hedging = new ResilientClient({ hedge: { afterMs: "p95" } });
+new ResilientClient({ hedge: false });
+// @ts-expect-error: afterMs is a number or "p95"
+new ResilientClient({ hedge: { afterMs: "p50" } });
+// @ts-expect-error: afterMs is required
+new ResilientClient({ hedge: {} });
+hedging.on("hedge", (event) => {
+  const from: string = event.from;
+  const after: number = event.afterMs;
+  const winner: string | null = event.winner;
+});
+const hedges: { started: number; won: number } = hedging.stats().hedges;
+await hedging.chat({ messages: [{ role: "user", content: "hi" }], hedge: false });
+await hedging.chat({ messages: [{ role: "user", content: "hi" }], hedge: { afterMs: 250 } });
+const winnerOf = (event: ClientEvent) => (event.type === "hedge" ? event.winner : null);
 
 const request: ChatRequest = {
   messages: [

@@ -1,0 +1,242 @@
+//! Hedged first tokens in simulated time: the race of two pipeline calls, who wins, and what the
+//! loser costs (nothing: no failure, no leaked probe slot).
+
+mod sim;
+
+use sim::{Reply, Sim, SimPlatform};
+use std::cell::Cell;
+use std::rc::Rc;
+use sturdy_llm::core::breaker::{BreakerConfig, StateKind};
+use sturdy_llm::core::config::{ClientConfig, Scope, Timeouts};
+use sturdy_llm::core::hedge::{hedged, Raced, Side};
+use sturdy_llm::core::pipeline::{CallSpec, Engine};
+
+/// An upstream where "slow" answers after `slow_ms`, "fast" after 100 ms and "down" fails after
+/// 50 ms.
+fn world(slow_ms: u64) -> Rc<Sim> {
+    Sim::new(move |_, request| match request {
+        "slow" => Reply::status(200).after(slow_ms),
+        "down" => Reply::status(503).after(50),
+        "broken" => Reply::network().after(50),
+        _ => Reply::status(200).after(100),
+    })
+}
+
+fn engine() -> Rc<Engine> {
+    let cfg = ClientConfig {
+        timeout: Timeouts::default(),
+        retry: None,
+        breaker: Some((
+            BreakerConfig {
+                failure_threshold: 1,
+                reset_timeout_ms: 2_000,
+                ..BreakerConfig::default()
+            },
+            Scope::Origin,
+        )),
+        rate_limit: None,
+    };
+    Rc::new(Engine::new(cfg, 7))
+}
+
+fn spec(engine: &Engine, label: &str) -> CallSpec<String> {
+    CallSpec {
+        request: label.to_string(),
+        url: format!("https://{label}.example/v1"),
+        origin: label.to_string(),
+        rate_key: None,
+        timeout: engine.config().timeout,
+        spent_ms: 0,
+        retry: None,
+        tokens: 0,
+        learn_limits: false,
+    }
+}
+
+/// Races `primary` against `hedge` (started `after_ms` later); what happened, and when it ended.
+fn race(
+    sim: &Rc<Sim>,
+    engine: &Rc<Engine>,
+    (primary, hedge): (&str, Option<&str>),
+    after_ms: Option<u64>,
+) -> (Raced<u16, String>, u64) {
+    let (platform, engine) = (SimPlatform(sim.clone()), engine.clone());
+    let (a, b) = (spec(&engine, primary), hedge.map(|h| spec(&engine, h)));
+    let asked = Rc::new(Cell::new(false));
+    let seen = asked.clone();
+    let sim2 = sim.clone();
+    let raced = sim.block_on(async move {
+        let send = |spec: CallSpec<String>| {
+            let (engine, platform) = (engine.clone(), platform.clone());
+            async move {
+                let answer = engine.execute(&platform, &spec).await;
+                match answer {
+                    Ok(r) if r.response.status < 400 => Ok(r.response.status),
+                    Ok(r) => Err(format!("status {}", r.response.status)),
+                    Err(failure) => Err(format!("{failure:?}")),
+                }
+            }
+        };
+        let start = || {
+            seen.set(true);
+            b.map(send)
+        };
+        hedged(&platform, send(a), after_ms, start, engine.superseding()).await
+    });
+    if hedge.is_some() {
+        // Asked for a hedge exactly when one was started.
+        assert_eq!(asked.get(), raced.hedged);
+    }
+    (raced, sim2.now())
+}
+
+#[test]
+fn a_late_primary_loses_to_the_hedge_and_its_cancellation_is_no_failure() {
+    let sim = world(1500);
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("slow", Some("fast")), Some(300));
+    assert!(raced.hedged);
+    assert!(matches!(raced.won, Some((Side::Hedge, 200))));
+    assert!(raced.primary.is_none() && raced.hedge.is_none());
+    // The hedge started at 300 and answered 100 ms later; the primary was dropped then.
+    assert_eq!(ended, 400);
+    assert_eq!(sim.send_times(), vec![0, 300]);
+    let stats = engine.stats();
+    assert_eq!((stats.requests, stats.successes, stats.failures), (2, 1, 0));
+    let slow = engine.breakers(ended);
+    let slow = slow.iter().find(|b| b.key == "slow").expect("breaker");
+    assert_eq!((slow.state, slow.failures), (StateKind::Closed, 0));
+}
+
+#[test]
+fn a_superseded_half_open_probe_gives_its_slot_back() {
+    let sim = world(1500);
+    let engine = engine();
+    // "slow" opens its breaker once ("down" shares its key through the origin below).
+    let platform = SimPlatform(sim.clone());
+    let mut down = spec(&engine, "down");
+    down.origin = "slow".into();
+    let e = engine.clone();
+    let _ = sim.block_on(async move { e.execute(&platform, &down).await });
+    sim.advance_to(2_100);
+    // Half-open: the primary is its one probe, superseded by the hedge.
+    let (raced, ended) = race(&sim, &engine, ("slow", Some("fast")), Some(300));
+    assert!(matches!(raced.won, Some((Side::Hedge, 200))));
+    let views = engine.breakers(ended);
+    let slow = views.iter().find(|b| b.key == "slow").expect("breaker");
+    assert_eq!(slow.state, StateKind::HalfOpen);
+    // The slot is free again: the next call is admitted as a probe at once, and closes it.
+    let (raced, _) = race(&sim, &engine, ("slow", None), None);
+    assert!(matches!(raced.won, Some((Side::Primary, 200))));
+    let views = engine.breakers(sim.now());
+    let slow = views.iter().find(|b| b.key == "slow").expect("breaker");
+    assert_eq!(slow.state, StateKind::Closed);
+}
+
+#[test]
+fn a_primary_in_time_is_not_hedged() {
+    let sim = world(200);
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("slow", Some("fast")), Some(300));
+    assert!(!raced.hedged);
+    assert!(matches!(raced.won, Some((Side::Primary, 200))));
+    assert_eq!((ended, sim.send_times()), (200, vec![0]));
+}
+
+#[test]
+fn a_primary_failing_before_the_delay_ends_the_race_unhedged() {
+    let sim = world(200);
+    let engine = engine();
+    let (raced, _) = race(&sim, &engine, ("down", Some("fast")), Some(300));
+    assert!(!raced.hedged && raced.won.is_none());
+    assert_eq!(raced.primary.as_deref(), Some("status 503"));
+    assert_eq!(sim.send_times(), vec![0]);
+}
+
+#[test]
+fn a_failing_hedge_waits_for_the_primary_and_the_other_way_round() {
+    let sim = world(1000);
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("slow", Some("down")), Some(300));
+    assert!(raced.hedged);
+    assert!(matches!(raced.won, Some((Side::Primary, 200))));
+    assert_eq!(raced.hedge.as_deref(), Some("status 503"));
+    assert_eq!(ended, 1000);
+    // A primary failing while its hedge runs is not the call's failure either.
+    let sim = Sim::new(|_, request| match request {
+        "late-down" => Reply::network().after(500),
+        _ => Reply::status(200).after(400),
+    });
+    let (raced, ended) = race(&sim, &engine, ("late-down", Some("fast")), Some(300));
+    assert!(matches!(raced.won, Some((Side::Hedge, 200))));
+    assert!(raced.primary.is_some());
+    assert_eq!(ended, 700);
+    // Both failing: both reported, nobody won.
+    let sim = Sim::new(|_, _| Reply::network().after(400));
+    let (raced, _) = race(&sim, &engine, ("a", Some("b")), Some(100));
+    assert!(raced.won.is_none() && raced.primary.is_some() && raced.hedge.is_some());
+}
+
+#[test]
+fn a_declined_hedge_and_no_delay_leave_the_primary_alone() {
+    let sim = world(1000);
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("slow", None), Some(300));
+    assert!(!raced.hedged && matches!(raced.won, Some((Side::Primary, 200))));
+    assert_eq!(ended, 1000);
+    let (raced, _) = race(&sim, &engine, ("slow", Some("fast")), None);
+    assert!(!raced.hedged && matches!(raced.won, Some((Side::Primary, 200))));
+}
+
+#[test]
+fn a_zero_delay_starts_both_at_once() {
+    let sim = world(1000);
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("slow", Some("fast")), Some(0));
+    assert!(matches!(raced.won, Some((Side::Hedge, 200))));
+    assert_eq!((ended, sim.send_times()), (100, vec![0, 0]));
+}
+
+#[test]
+fn thousands_of_hedged_races_at_once_cancel_every_loser() {
+    let sim = world(1500);
+    let engine = engine();
+    let platform = SimPlatform(sim.clone());
+    let won = Rc::new(Cell::new(0u32));
+    let tasks = (0..2000)
+        .map(|_| {
+            let (engine, platform, won) = (engine.clone(), platform.clone(), won.clone());
+            Box::pin(async move {
+                let send = |label: &str| {
+                    let spec = spec(&engine, label);
+                    let (engine, platform) = (engine.clone(), platform.clone());
+                    async move {
+                        engine
+                            .execute(&platform, &spec)
+                            .await
+                            .map(|r| r.response.status)
+                    }
+                };
+                let raced = hedged(
+                    &platform,
+                    send("slow"),
+                    Some(300),
+                    || Some(send("fast")),
+                    engine.superseding(),
+                )
+                .await;
+                if matches!(raced.won, Some((Side::Hedge, 200))) {
+                    won.set(won.get() + 1);
+                }
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+        })
+        .collect();
+    sim.run(tasks);
+    assert_eq!(won.get(), 2000);
+    assert_eq!(sim.now(), 400);
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.requests, stats.successes, stats.failures),
+        (4000, 2000, 0)
+    );
+}
