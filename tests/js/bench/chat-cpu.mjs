@@ -71,6 +71,26 @@ function topSelfTime(profile, n) {
     .map(([name, us]) => ({ name, us, share: us / total }));
 }
 
+/** Shares of a profile's self time: the wasm, the package's JS (glue and wrappers), the runtime's JS
+ * (fetch, streams, timers), the garbage collector, and the rest (native code, idle). */
+function categories(profile) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const out = { wasm: 0, packageJs: 0, runtimeJs: 0, gc: 0, other: 0 };
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const { url, functionName } = byId.get(id).callFrame;
+    const dt = profile.timeDeltas[i] ?? 0;
+    total += dt;
+    const key = url.startsWith("wasm://") ? "wasm"
+      : url.includes("/sturdy-llm/") ? "packageJs"
+      : url.startsWith("node:") ? "runtimeJs"
+      : functionName === "(garbage collector)" ? "gc" : "other";
+    out[key] += dt;
+  });
+  for (const key of Object.keys(out)) out[key] /= total;
+  return out;
+}
+
 async function profiled(call, count) {
   const session = new Session();
   session.connect();
@@ -134,6 +154,7 @@ export async function run({ calls, rounds, profile: profilePath, quick = process
       calls, rounds, us, samples,
       packageUs: { chat: us.chat - us.plainJson, chatStream: us.chatStream - us.plainStream },
       profile: { chat: topSelfTime(chatProfile, 12), chatStream: topSelfTime(streamProfile, 12) },
+      categories: { chat: categories(chatProfile), chatStream: categories(streamProfile) },
     };
   } finally {
     mock.stop();
@@ -148,7 +169,8 @@ function print(r) {
   console.log(`  chatStream()              ${f(r.us.chatStream)}   package +${f(r.packageUs.chatStream)}`);
   console.log(`  plain fetch + text() SSE  ${f(r.us.plainStream)}`);
   for (const [name, top] of Object.entries(r.profile)) {
-    console.log(`profile of ${name}, self time:`);
+    const shares = Object.entries(r.categories[name]).map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`).join(", ");
+    console.log(`profile of ${name}, self time: ${shares}`);
     for (const { name: fn, share } of top) console.log(`  ${(share * 100).toFixed(1).padStart(5)}%  ${fn}`);
   }
 }

@@ -81,7 +81,8 @@ function split(bytes, chunkSize) {
 // ---- the two parsers: each pass parses every chunk and consumes every event ----
 
 function runSseParser(chunks) {
-  const parser = new SseParser();
+  // Events of (b) are up to 8 MB: past the default bound of 1 MiB, which a caller raises so.
+  const parser = new SseParser({ maxEventBytes: 16 * MB });
   const tally = { events: 0, dataLength: 0 };
   const consume = (events) => {
     for (const event of events) {
