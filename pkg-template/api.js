@@ -13,10 +13,14 @@ function unpack(packed, events = []) {
   for (let at = 0; at < packed.length; ) {
     const a = packed.indexOf("\r", at);
     const b = packed.indexOf("\r", a + 1);
-    const c = packed.indexOf("\r", b + 1);
-    const field = packed.slice(b + 1, c);
-    if (field !== "\0") id = field;
-    events.push({ event: packed.slice(at, a), data: packed.slice(a + 1, b), id });
+    // Most records keep the previous id ("\0" CR): read without a search or a slice (a quarter of
+    // the unpacking, measured on chat streams).
+    let c = b + 2;
+    if (packed.charCodeAt(b + 1) !== 0 || packed.charCodeAt(c) !== 13) {
+      c = packed.indexOf("\r", b + 1);
+      id = packed.slice(b + 1, c);
+    }
+    events.push({ event: a === at ? "" : packed.slice(at, a), data: packed.slice(a + 1, b), id });
     at = c + 1;
   }
   return events;

@@ -33,6 +33,7 @@ mod sse;
 mod stats;
 mod stream;
 mod tap;
+mod timer;
 
 pub use client::ResilientClient;
 pub use options::isolate_requests;
