@@ -33,7 +33,6 @@ mod sse;
 mod stats;
 mod stream;
 mod tap;
-mod timer;
 
 pub use client::ResilientClient;
 pub use options::isolate_requests;

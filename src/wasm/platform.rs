@@ -1,4 +1,4 @@
-//! The [`Platform`] for JS runtimes: global `fetch`, `setTimeout` (through [`Sleep`]) and `Date.now`.
+//! The [`Platform`] for JS runtimes: global `fetch`, `setTimeout` (through gloo-timers) and `Date.now`.
 //!
 //! `fetch` and the timers are bound from the global scope, never through `Window`, so the same module
 //! runs in a page, a Web Worker, Node and workerd. Every attempt gets its own `AbortController` that is
@@ -14,7 +14,6 @@ use crate::wasm::fan_out;
 use crate::wasm::js::ignore_rejection;
 use crate::wasm::listeners::Listeners;
 use crate::wasm::shared_state::JsStateStore;
-use crate::wasm::timer::Sleep;
 use js_sys::{Object, Promise, Reflect};
 use std::future::Future;
 use std::rc::Rc;
@@ -101,7 +100,7 @@ impl Platform for JsPlatform {
         let mut left = ms;
         loop {
             let slice = left.min(MAX_TIMER_MS);
-            Sleep::new(slice as u32).await;
+            gloo_timers::future::TimeoutFuture::new(slice as u32).await;
             left -= slice;
             if left == 0 {
                 break;
