@@ -24,7 +24,8 @@ export declare class ResilientClient {
   /** Embeddings across the fallback chain: each text cached on its own (when the cache is on), only the misses
    * sent upstream in batches, the answer in input order. */
   embed(request: EmbedRequest): Promise<EmbedResult>;
-  /** A streamed chat across the fallback chain: falls back only before the first delta. */
+  /** A streamed chat across the fallback chain: falls back only before the first delta. An invalid request
+   * (its messages, options or `resilience`) throws at once, as `chat()` rejects with the same error. */
   chatStream(request: ChatRequest): ChatStream;
   stats(): ClientStats;
   /** Prometheus text exposition format. */

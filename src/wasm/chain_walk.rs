@@ -15,7 +15,7 @@ use crate::wasm::chat_result::{all_targets_failed, back_in, no_targets, TargetFa
 use crate::wasm::errors::named_error;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, set};
-use crate::wasm::request_policy::parse_request_policy;
+use crate::wasm::request_policy::RequestPolicy;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -164,7 +164,7 @@ impl Inner {
     /// platform sleep that the caller's signal cuts.
     pub(crate) async fn along_chain<'t, T, F>(
         &'t self,
-        call: (&JsValue, &JsValue),
+        call: (&JsValue, &RequestPolicy),
         attempt: impl FnMut(usize, &'t TargetConfig) -> F,
     ) -> Result<T, JsValue>
     where
@@ -174,7 +174,7 @@ impl Inner {
         walked.map_err(|(error, _)| error)
     }
 
-    /// [`Inner::along_chain`] for a call of `(signal, resilience)` in two phases: `first` runs up
+    /// [`Inner::along_chain`] for a call of `(signal, its request policy)` in two phases: `first` runs up
     /// to the target's first token (`true` beside it when it came from the upstream, so its time
     /// counts for `"p95"`), `rest` completes the answer. With `hedging`, a first token later than
     /// the delay starts `first` on the next target too ([`hedged`]); the first to produce one goes
@@ -182,7 +182,7 @@ impl Inner {
     /// cache decides on; a caller's abort during a wait is [`Outcome::Aborted`]).
     pub(crate) async fn along_chain_telling<'t, T, U, F, G>(
         &'t self,
-        call: (&JsValue, &JsValue),
+        call: (&JsValue, &RequestPolicy),
         hedging: Option<Hedging<'_>>,
         first: impl FnMut(usize, &'t TargetConfig) -> F,
         rest: impl FnMut(usize, &'t TargetConfig, U) -> G,
@@ -205,11 +205,11 @@ impl Inner {
     /// The walk itself: each step's failures told to the chain, in its order.
     async fn walk<'t, W: Attempts<'t>>(
         &'t self,
-        (signal, resilience): (&JsValue, &JsValue),
+        (signal, policy): (&JsValue, &RequestPolicy),
         mut attempts: W,
     ) -> Result<W::Answer, (JsValue, Vec<Outcome>)> {
         let deadline = self
-            .total_ms(resilience)
+            .total_ms(policy)
             .map(|ms| self.platform.now_ms().saturating_add(ms));
         let targets = self.options.targets.len();
         let chain = Chain::new(targets).ok_or_else(|| (no_targets().into(), Vec::new()))?;
@@ -312,12 +312,9 @@ impl Inner {
     }
 
     /// A call's `timeout.totalMs` (its own `resilience.timeout`, else the client's).
-    fn total_ms(&self, resilience: &JsValue) -> Option<u64> {
+    fn total_ms(&self, policy: &RequestPolicy) -> Option<u64> {
         let client = self.engine.config();
-        // An invalid `resilience` is reported when the request is prepared; here it is the client's.
-        let own = parse_request_policy(resilience.clone(), client.retry.as_ref()).ok();
-        let timeout = own.map_or(client.timeout, |p| client.timeout.overridden_by(&p.timeout));
-        timeout.total_ms
+        client.timeout.overridden_by(&policy.timeout).total_ms
     }
 
     /// The target `step` says to try (announcing a fallback to it), or the error that ends the

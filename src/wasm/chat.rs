@@ -58,7 +58,7 @@ struct Sent {
 impl Inner {
     /// `client.chat(request)`.
     pub(crate) async fn chat(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
-        let call = parse_chat_request(request)?;
+        let call = parse_chat_request(request, self.engine.config().retry.as_ref())?;
         let hold = self.reserve_budget(&call)?;
         let probe = self.probe(&call, call.signal.clone());
         if let Some(answer) = self.answer_first(probe.as_ref()).await {
@@ -68,7 +68,7 @@ impl Inner {
         let asked = &call;
         let answered = self
             .along_chain_telling(
-                (&call.signal, &call.resilience),
+                (&call.signal, &call.policy),
                 self.hedging(&call),
                 |_, target| self.send_first(target, asked),
                 |index, target, sent| async move {
@@ -81,7 +81,7 @@ impl Inner {
                 let usage = (&answered.completion.usage, answered.cached);
                 let cost = self.settle(hold, &call, target, usage);
                 let stored = (index, &answered.completion);
-                self.remember(probe, stored, &call.resilience);
+                self.remember(probe, stored, &call.policy);
                 Ok(chat_result(target, &answered, cost))
             }
             Err((error, outcomes)) => {
@@ -270,10 +270,9 @@ impl Inner {
             .value("headers", &headers)
             .str("body", &http.body)
             .value("signal", &call.signal)
-            .value("resilience", &call.resilience)
             .build();
         let mut prepared = self
-            .prepare(target.endpoint.as_str().into(), init)
+            .prepare_with(target.endpoint.as_str().into(), init, call.policy.clone())
             .await
             .map_err(TargetFailure::unprepared)?;
         prepared.origin = target_key(target);

@@ -18,9 +18,11 @@ use crate::core::llm::request::{
     ToolCall, ToolChoice, RESERVED_OPTIONS,
 };
 use crate::core::llm::Provider;
+use crate::core::retry::RetryConfig;
 use crate::wasm::chat_options::{parse_hedge, TargetConfig};
 use crate::wasm::chat_request_bounds::{cache_mark, Chars, MAX_CHAT_CHARS};
 use crate::wasm::reader::{array, range_error, type_error, Reader};
+use crate::wasm::request_policy::{parse_request_policy, RequestPolicy};
 use wasm_bindgen::prelude::*;
 
 /// Most messages in one chat request.
@@ -57,16 +59,19 @@ pub struct ChatCall {
     pub user: String,
     /// `signal`, passed on to every attempt.
     pub signal: JsValue,
-    /// `resilience`, passed on as the request policy.
-    pub resilience: JsValue,
+    /// `resilience`, parsed once over the client's retry settings: every target's request runs on it.
+    pub policy: RequestPolicy,
     /// Text the answer continues (a mid-stream fallback's continuation; never the caller's).
     pub prefill: Option<String>,
     /// `hedge`: `None` follows the client's; `Some(None)` (`false`) never hedges.
     pub hedge: Option<Option<HedgeAfter>>,
 }
 
-/// Parses `chat(request)`.
-pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
+/// Parses `chat(request)`; a partial `resilience.retry` is read over `client_retry`.
+pub fn parse_chat_request(
+    value: JsValue,
+    client_retry: Option<&RetryConfig>,
+) -> Result<ChatCall, JsValue> {
     let Some(r) = Reader::root(value.clone(), "request")? else {
         return Err(type_error("request", "a ChatRequest object", &value));
     };
@@ -137,7 +142,10 @@ pub fn parse_chat_request(value: JsValue) -> Result<ChatCall, JsValue> {
         provider_options: provider_options(&r, &mut chars)?,
         user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
         signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
-        resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+        policy: parse_request_policy(
+            r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+            client_retry,
+        )?,
         prefill: None,
         hedge: parse_hedge(&r)?,
     })

@@ -15,9 +15,11 @@ use wasm_bindgen::JsCast;
 pub const MAX_CHAT_CHARS: u32 = 1 << 23;
 
 /// Characters each message, content part and tool call counts on top of its text: the bound on
-/// characters is then a bound on how many there are (an empty text part is still some 32 bytes of
-/// wasm memory; one shared array of 10,000 empty parts in each of 10,000 messages took gigabytes).
-pub const ITEM_CHARS: u32 = 16;
+/// characters is then a bound on how many there are, at most 131,072 (an empty text part is still
+/// some 32 bytes of wasm memory, and reading one from JS takes microseconds: one shared array of
+/// 10,000 empty parts in each of 10,000 messages took gigabytes, and at 16 a part the refusal still
+/// held the event loop for 3 s).
+pub const ITEM_CHARS: u32 = 64;
 
 /// What is left of a request's [`MAX_CHAT_CHARS`].
 pub(crate) struct Chars(pub(crate) u32);

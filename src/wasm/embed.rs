@@ -65,7 +65,7 @@ struct Attempt<'a> {
 impl Inner {
     /// `client.embed(request)`.
     pub(crate) async fn embed(self: &Rc<Self>, request: JsValue) -> Result<JsValue, JsValue> {
-        let call = parse_embed_request(request)?;
+        let call = parse_embed_request(request, self.engine.config().retry.as_ref())?;
         let embedded = self.embed_texts(&call).await?;
         let embeddings: Array = embedded
             .vectors
@@ -98,7 +98,7 @@ impl Inner {
         call: &EmbedCall,
     ) -> Result<Embedded, JsValue> {
         let plan = &Plan::new(&call.texts);
-        self.along_chain((&call.signal, &call.resilience), |_, target| async move {
+        self.along_chain((&call.signal, &call.policy), |_, target| async move {
             self.embed_on(target, call, plan).await
         })
         .await

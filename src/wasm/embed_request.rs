@@ -4,12 +4,14 @@
 
 use crate::core::llm::embed::MAX_DIMENSIONS;
 use crate::core::llm::embed_answer::embeddings_body;
+use crate::core::retry::RetryConfig;
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_result::TargetFailure;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::ObjectBuilder;
 use crate::wasm::reader::{array, range_error, type_error, Reader};
 use crate::wasm::request::Prepared;
+use crate::wasm::request_policy::{parse_request_policy, RequestPolicy};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -32,12 +34,15 @@ pub struct EmbedCall {
     pub user: String,
     /// `signal`, passed on to every upstream call.
     pub signal: JsValue,
-    /// `resilience`, passed on as the request policy.
-    pub resilience: JsValue,
+    /// `resilience`, parsed once over the client's retry settings: every batch runs on it.
+    pub policy: RequestPolicy,
 }
 
-/// Parses `embed(request)`.
-pub fn parse_embed_request(value: JsValue) -> Result<EmbedCall, JsValue> {
+/// Parses `embed(request)`; a partial `resilience.retry` is read over `client_retry`.
+pub fn parse_embed_request(
+    value: JsValue,
+    client_retry: Option<&RetryConfig>,
+) -> Result<EmbedCall, JsValue> {
     let Some(r) = Reader::root(value.clone(), "request")? else {
         return Err(type_error("request", "an EmbedRequest object", &value));
     };
@@ -89,7 +94,10 @@ pub fn parse_embed_request(value: JsValue) -> Result<EmbedCall, JsValue> {
             .map(|n| n as u32),
         user: r.string("user")?.unwrap_or_else(|| "anonymous".to_string()),
         signal: r.raw("signal")?.unwrap_or(JsValue::UNDEFINED),
-        resilience: r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+        policy: parse_request_policy(
+            r.raw("resilience")?.unwrap_or(JsValue::UNDEFINED),
+            client_retry,
+        )?,
     })
 }
 
@@ -126,10 +134,9 @@ impl Inner {
             .value("headers", &headers)
             .str("body", &embeddings_body(model, texts, call.dimensions))
             .value("signal", &call.signal)
-            .value("resilience", &call.resilience)
             .build();
         let mut prepared = self
-            .prepare(url.into(), init)
+            .prepare_with(url.into(), init, call.policy.clone())
             .await
             .map_err(TargetFailure::unprepared)?;
         // A breaker and bucket of their own, apart from the target's chat calls: the embeddings

@@ -14,6 +14,7 @@ use crate::wasm::js::abort_reason;
 use crate::wasm::options::ClientOptions;
 use crate::wasm::platform::JsPlatform;
 use crate::wasm::request::{prepare, Prepared, RequestDefaults};
+use crate::wasm::request_policy::RequestPolicy;
 use crate::wasm::semantic_cache::SemanticCache;
 use crate::wasm::tap::JoinableStreams;
 use std::cell::{Cell, RefCell};
@@ -71,6 +72,26 @@ impl Inner {
 
     /// Normalises fetch arguments with the client's defaults.
     pub(crate) async fn prepare(&self, input: JsValue, init: JsValue) -> Result<Prepared, JsValue> {
+        self.prepare_policy(input, init, None).await
+    }
+
+    /// [`Inner::prepare`] for a request whose `resilience` was parsed already (a chat or embed
+    /// call's, once for all its targets): `init` carries none.
+    pub(crate) async fn prepare_with(
+        &self,
+        input: JsValue,
+        init: JsValue,
+        policy: RequestPolicy,
+    ) -> Result<Prepared, JsValue> {
+        self.prepare_policy(input, init, Some(policy)).await
+    }
+
+    async fn prepare_policy(
+        &self,
+        input: JsValue,
+        init: JsValue,
+        policy: Option<RequestPolicy>,
+    ) -> Result<Prepared, JsValue> {
         self.seed_once();
         let defaults = RequestDefaults {
             base_url: self.options.base_url.as_deref(),
@@ -90,7 +111,7 @@ impl Inner {
                 .is_some_and(|(limit, _)| limit.tokens_per_minute.is_some()),
             now_ms: self.platform.now_ms(),
         };
-        prepare(input, init, &defaults).await
+        prepare(input, init, &defaults, policy).await
     }
 
     /// Runs a prepared request through the pipeline on `platform`, racing the caller's signal;

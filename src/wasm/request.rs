@@ -119,6 +119,7 @@ pub async fn prepare(
     input: JsValue,
     init: JsValue,
     defaults: &RequestDefaults<'_>,
+    parsed: Option<RequestPolicy>,
 ) -> Result<Prepared, JsValue> {
     if !(init.is_undefined() || init.is_null() || init.is_object()) {
         return Err(type_error("init", "an object", &init));
@@ -132,9 +133,14 @@ pub async fn prepare(
     let read = |field: &str, value: Result<JsValue, JsValue>| {
         value.map_err(|thrown| unreadable(&format!("init.{field}"), &thrown))
     };
-    // Only the caller's own `resilience`: one set on `Object.prototype` elsewhere is not a policy.
-    let resilience = read("resilience", own(&init, "resilience"))?;
-    let policy = parse_request_policy(resilience, defaults.retry)?;
+    let policy = match parsed {
+        Some(policy) => policy,
+        None => {
+            // Only the caller's own `resilience`: one set on `Object.prototype` is not a policy.
+            let resilience = read("resilience", own(&init, "resilience"))?;
+            parse_request_policy(resilience, defaults.retry)?
+        }
+    };
     let source = match input.dyn_ref::<Request>() {
         Some(request) => Some(Source::read(request)?),
         None => None,

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 /// A per-request `resilience` object, parsed.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct RequestPolicy {
     /// `resilience.cache`.
     pub cache: CacheMode,

@@ -31,9 +31,9 @@ use crate::wasm::chat_result::{chat_result, TargetCompletion};
 use crate::wasm::embed_request::EmbedCall;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{get, promise, set};
-use crate::wasm::request_policy::parse_request_policy;
+use crate::wasm::request_policy::RequestPolicy;
 use crate::wasm::semantic_cache::{Keyed, Probe, Stored};
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Promise};
 use std::cell::OnceCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -47,8 +47,7 @@ impl Inner {
     /// the upstream, never share: no similar answer, none stored), or it has no question it may use.
     pub(crate) fn probe(self: &Rc<Self>, call: &ChatCall, signal: JsValue) -> Option<Probe> {
         let semantic = self.semantic.as_ref()?;
-        let policy = parse_request_policy(call.resilience.clone(), None);
-        if policy.is_ok_and(|policy| policy.cache == CacheMode::Bypass) {
+        if call.policy.cache == CacheMode::Bypass {
             return None;
         }
         let asked = question(&call.messages)?;
@@ -65,7 +64,7 @@ impl Inner {
             dimensions: None,
             user: call.user.clone(),
             signal,
-            resilience: call.resilience.clone(),
+            policy: call.policy.clone(),
         };
         let keyed = Rc::new(OnceCell::new());
         let (inner, slot) = (self.clone(), keyed.clone());
@@ -163,7 +162,7 @@ impl Inner {
         self: &Rc<Self>,
         probe: Option<Probe>,
         (target, completion): (usize, &Completion),
-        resilience: &JsValue,
+        policy: &RequestPolicy,
     ) {
         let (Some(semantic), Some(probe)) = (&self.semantic, probe) else {
             return;
@@ -188,7 +187,7 @@ impl Inner {
         });
         let all = Promise::all(&Array::of2(&semantic.stores.borrow(), &store));
         *semantic.stores.borrow_mut() = all;
-        if let Ok(wait_until) = get(resilience, "waitUntil").dyn_into::<Function>() {
+        if let Some(wait_until) = &policy.wait_until {
             let _ = wait_until.call1(&JsValue::NULL, &store);
         }
     }

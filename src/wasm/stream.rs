@@ -136,7 +136,7 @@ impl SseStream {
         inner: Rc<Inner>,
         request: JsValue,
     ) -> Result<(SseStream, Promise), JsValue> {
-        let call = parse_chat_request(request)?;
+        let call = parse_chat_request(request, inner.engine.config().retry.as_ref())?;
         let hold = inner.reserve_budget(&call)?;
         let signal = call.signal.dyn_ref::<AbortSignal>().cloned();
         let mut settle = None;

@@ -2001,8 +2001,16 @@ export const scenarios = {
       const error = await rejection(client.chat({ messages }));
       equal(error.name, "TypeError", `error for ${field}`);
       check(error.message.startsWith(`${field} could not be read`), `names ${field}: ${error.message}`);
-      const stream = client.chatStream({ messages: [{ role: "user", content: "x" }], resilience: revoked });
-      equal((await rejection(stream.result)).name, "TypeError", "a revoked resilience in chatStream");
+      // Read with the rest of the request, once: chatStream() throws at once, as for its messages.
+      let thrown;
+      try {
+        client.chatStream({ messages: [{ role: "user", content: "x" }], resilience: revoked });
+      } catch (error) {
+        thrown = error;
+      }
+      equal(thrown?.name, "TypeError", "a revoked resilience in chatStream");
+      check(thrown.message.startsWith("resilience could not be read"), `names resilience: ${thrown.message}`);
+      equal((await rejection(client.chat({ messages: [{ role: "user", content: "x" }], resilience: revoked }))).name, "TypeError", "and in chat()");
     }
     equal((await client.chat({ messages: [{ role: "user", content: "still fine" }] })).target.startsWith("hostile"), true, "the client still answers");
   },

@@ -24,7 +24,7 @@ impl Stream {
     pub(super) async fn start_chat(&self, progress: &ChatProgress) -> Result<JsValue, JsValue> {
         let inner = &self.inner;
         let client_retry = inner.engine.config().retry.as_ref();
-        let call = (&progress.call.signal, &progress.call.resilience);
+        let call = (&progress.call.signal, &progress.call.policy);
         let hedging = inner.hedging(&progress.call);
         let rest = |_, _, response| std::future::ready(Ok(response));
         inner
@@ -112,7 +112,7 @@ impl Stream {
         };
         let probe = inner.probe(&progress.call, JsValue::UNDEFINED);
         let stored = (progress.target.get(), &answered.completion);
-        inner.remember(probe, stored, &progress.call.resilience);
+        inner.remember(probe, stored, &progress.call.policy);
         let result = chat_result(target, &answered, micros);
         if parts.len() > 1 {
             let parts: Vec<_> = parts
