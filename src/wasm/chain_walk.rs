@@ -6,7 +6,7 @@
 
 use crate::core::event::Event;
 use crate::core::hedge::{hedged, HedgeAfter, Raced, Side};
-use crate::core::llm::{Chain, Outcome, Step};
+use crate::core::llm::{Chain, Hold, Outcome, Step};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::chat_options::TargetConfig;
@@ -28,6 +28,15 @@ use web_sys::AbortSignal;
 pub(crate) struct Hedging<'c> {
     pub(crate) after: HedgeAfter,
     pub(crate) call: &'c ChatCall,
+}
+
+/// A hedge's budget hold, given back when dropped.
+struct HeldBack<'i>(&'i Inner, Option<Hold>);
+
+impl Drop for HeldBack<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1.take());
+    }
 }
 
 /// One side of a hedged race: an attempt up to its first token, with how long that took.
@@ -110,18 +119,19 @@ where
         // Boxed: the two sides are polled from one place, and each attempt's code is kept once
         // rather than inlined at both.
         let primary: Attempt<'t, U> = Box::pin(inner.timed(first(index, target)));
-        let mut extra_hold = None;
+        // Given back when the race is decided, or if the step is dropped (a cancelled stream).
+        let mut extra_hold = HeldBack(inner, None);
         let start_hedge = || {
             let (call, (to, hedge_target), _) = hedge?;
             // A budget that cannot hold both means no hedge: the call goes on without one.
-            extra_hold = Some(inner.hold_call(call).ok()?);
+            extra_hold.1 = inner.hold_call(call).ok()?;
             inner.first_tokens.borrow_mut().started += 1;
             Some(Box::pin(inner.timed(first(to, hedge_target))) as Attempt<'t, U>)
         };
         let after_ms = hedge.map(|(_, _, ms)| ms);
         let superseding = inner.engine.superseding();
         let raced = hedged(&inner.platform, primary, after_ms, start_hedge, superseding).await;
-        inner.release(extra_hold.flatten());
+        drop(extra_hold);
         let hedge = hedge.filter(|_| raced.hedged).map(|(_, to, ms)| (to, ms));
         inner.decided(&raced, (index, target), hedge);
         let failed = match (raced.won, hedge) {

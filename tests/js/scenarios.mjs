@@ -3169,4 +3169,42 @@ export const scenarios = {
       check(error.message.includes("request.hedge"), error.message);
     }
   },
+
+  async "hedge: cancel() during a chatStream's race cancels both requests at once, gives both budget holds back, counts no failure"({ ResilientClient }, mock) {
+    const name = unique("hedge-cancel");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 2000 });
+    await setFaults(mock, { target: b, latencyMs: 2000 });
+    // Room for two holds at once (~105 tokens each), not three: a hold left behind stops the next hedge.
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, a), target(mock, b)],
+      hedge: { afterMs: 30 },
+      budget: { perUserDailyTokens: 250 },
+    });
+    const abandoned = async () => {
+      const stats = await mockStats(mock);
+      return [stats.byTarget[a]?.abandoned ?? 0, stats.byTarget[b]?.abandoned ?? 0].join();
+    };
+    for (let i = 1; i <= 2; i++) {
+      const stream = client.chatStream({ messages: [{ role: "user", content: `cancel ${i}` }], maxTokens: 100 });
+      await new Promise((r) => setTimeout(r, 200));
+      equal(client.stats().hedges.started, i, `call ${i} hedged (the budget holds both)`);
+      const started = Date.now();
+      stream.cancel();
+      let deltas = 0;
+      for await (const _ of stream) deltas++;
+      equal(deltas, 0, "nothing handed out");
+      equal((await rejection(stream.result)).name, "AbortError", "result rejects with an AbortError");
+      check(Date.now() - started < 1000, `iteration ended at once, not when the upstream answered (${Date.now() - started} ms)`);
+      for (let n = 0; n < 50 && (await abandoned()) !== `${i},${i}`; n++) await new Promise((r) => setTimeout(r, 20));
+      equal(await abandoned(), `${i},${i}`, "both requests cancelled on the wire");
+      check(Date.now() - started < 1500, "before the upstream answered");
+    }
+    const stats = client.stats();
+    equal(stats.failures, 0, "a cancel is no failure");
+    deepEqual(stats.hedges, { started: 2, won: 0 }, "no winner");
+    await setFaults(mock, { target: a });
+    await setFaults(mock, { target: b });
+  },
 };

@@ -152,7 +152,7 @@ impl Stream {
         progress: &ChatProgress,
         delivered: &Delivered,
     ) -> Result<bool, JsValue> {
-        if self.cancelled.get() {
+        if self.cancelled.is_set() {
             return Ok(false);
         }
         let start = StreamStart {

@@ -180,7 +180,7 @@ impl Stream {
     /// (the signal's reason, which wins over the failure it may have caused: a browser may fail
     /// the fetch first).
     fn stopped(&self) -> Option<Result<bool, JsValue>> {
-        if self.cancelled.get() {
+        if self.cancelled.is_set() {
             return Some(Ok(true));
         }
         self.aborted().map(Err)
