@@ -3170,6 +3170,33 @@ export const scenarios = {
     }
   },
 
+  async "hedge: the loser leaves no listener on the caller's signal (a long-lived signal kept one per hedged call)"({ ResilientClient }, mock) {
+    const name = unique("hedge-signal");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 1000 });
+    const client = new ResilientClient({ retry: false, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 30 } });
+    // One signal for every call, never aborted (a UI's stop button), counting its listeners.
+    const signal = new AbortController().signal;
+    let listening = 0;
+    const [add, remove] = [signal.addEventListener, signal.removeEventListener];
+    signal.addEventListener = function (...args) {
+      if (args[0] === "abort") listening++;
+      return add.apply(this, args);
+    };
+    signal.removeEventListener = function (...args) {
+      if (args[0] === "abort") listening--;
+      return remove.apply(this, args);
+    };
+    const messages = [{ role: "user", content: "who listens?" }];
+    equal((await client.chat({ messages, signal })).target, b, "chat(): the hedge answered");
+    const stream = client.chatStream({ messages, signal });
+    for await (const _ of stream);
+    equal((await stream.result).target, b, "chatStream(): the hedge answered");
+    deepEqual(client.stats().hedges, { started: 2, won: 2 }, "both hedged");
+    equal(listening, 0, "no abort listener left on the signal");
+    await setFaults(mock, { target: a });
+  },
+
   async "hedge: cancel() during a chatStream's race cancels both requests at once, gives both budget holds back, counts no failure"({ ResilientClient }, mock) {
     const name = unique("hedge-cancel");
     const [a, b] = [`${name}-a`, `${name}-b`];
