@@ -46,8 +46,9 @@ type Attempt<'a, U> = Pin<Box<dyn Future<Output = Result<(U, Option<u64>), Targe
 type Indexed<'t> = (usize, &'t TargetConfig);
 
 /// What a failed step leaves the chain: the failure of the target tried, then, when its hedge
-/// ran and failed too, the hedge's target and failure (reported after it, as if tried next).
-type Failed<'t> = (TargetFailure, Option<(Indexed<'t>, TargetFailure)>);
+/// ran and failed too, the hedge's target and failure (reported after it, as if tried next), and
+/// whether a hedge was started (the call's one).
+type Failed<'t> = (TargetFailure, Option<(Indexed<'t>, TargetFailure)>, bool);
 
 /// How a walk tries one step: the target given, and, when `hedge_to` says which target the chain
 /// would try next, maybe that one too. Separate from the walk so that a call that never hedges
@@ -78,7 +79,9 @@ where
         (i, target): Indexed<'t>,
         _: Option<usize>,
     ) -> Result<T, Failed<'t>> {
-        (self.0)(i, target).await.map_err(|failure| (failure, None))
+        (self.0)(i, target)
+            .await
+            .map_err(|failure| (failure, None, false))
     }
 }
 
@@ -162,7 +165,7 @@ where
         let primary = failed
             .0
             .unwrap_or_else(|| TargetFailure::unavailable(no_targets().into()));
-        Err((primary, hedge_failed))
+        Err((primary, hedge_failed, raced.hedged))
     }
 }
 
@@ -238,10 +241,14 @@ impl Inner {
                 .next_target(&chain, step)
                 .map_err(|error| (error, chain.outcomes().to_vec()))?;
             let hedge_to = chain.hedge_index();
-            let (failure, hedge) = match attempts.step(self, (index, target), hedge_to).await {
-                Ok(answer) => return Ok(answer),
-                Err(failed) => failed,
-            };
+            let (failure, hedge, hedged) =
+                match attempts.step(self, (index, target), hedge_to).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(failed) => failed,
+                };
+            if hedged {
+                chain.hedge_started();
+            }
             step = self.record(&mut chain, target, failure);
             // The hedge's failure follows, as if it had been tried next (unless the chain stopped).
             if let Some(((to, to_target), failure)) = hedge {

@@ -3170,6 +3170,24 @@ export const scenarios = {
     }
   },
 
+  async "hedge: at most one per call, even when the chain moves on past a hedge that failed"({ ResilientClient }, mock) {
+    const name = unique("hedge-once");
+    const [a, b, c, d] = ["a", "b", "c", "d"].map((x) => `${name}-${x}`);
+    const fault = (value) => ({ headers: { "x-mock-fault": value } });
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, a, fault("delay=200;status=503")), target(mock, b, fault("delay=300;status=500")), target(mock, c, fault("delay=600")), target(mock, d)],
+      hedge: { afterMs: 50 },
+    });
+    const events = [];
+    client.on("hedge", (e) => events.push(e));
+    const result = await client.chat({ messages: [{ role: "user", content: "one hedge" }] });
+    equal(result.target, c, "the late third target answers, unhedged");
+    deepEqual(events, [{ type: "hedge", from: a, to: b, afterMs: 50, winner: null }], "one hedge event");
+    deepEqual(client.stats().hedges, { started: 1, won: 0 }, "one hedge started");
+    equal((await mockStats(mock)).byTarget[d], undefined, "the fourth target was not asked");
+  },
+
   async "hedge: the loser leaves no listener on the caller's signal (a long-lived signal kept one per hedged call)"({ ResilientClient }, mock) {
     const name = unique("hedge-signal");
     const [a, b] = [`${name}-a`, `${name}-b`];
