@@ -130,8 +130,8 @@ impl Stream {
         let _ = progress.resolve.call1(&JsValue::NULL, &result);
     }
 
-    /// A chat stream that failed: give the budget hold back (or charge what was generated) and
-    /// reject `result`.
+    /// A chat stream that failed (or was cancelled): give the budget hold back, every part's, and
+    /// reject `result`. Nothing is charged, whatever was delivered.
     pub(super) fn fail_chat(&self, error: &JsValue) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
