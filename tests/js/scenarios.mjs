@@ -1922,6 +1922,25 @@ export const scenarios = {
     equal(budgeted.stats().rejected.budget, 1, "counted as a budget rejection");
   },
 
+  async "mid-stream fallback: cancel() during a slow continuation's start cancels its request at once"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-slow-cancel") }];
+    const backup = unique("slow-backup");
+    const client = new ResilientClient({
+      targets: [target(mock, unique("cut"), { headers: cutAt(6) }), target(mock, backup, { provider: "anthropic", headers: { "x-mock-fault": "delay=3000" } })],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const stream = client.chatStream({ messages });
+    let cancelledAt;
+    client.on("fallback", () => setTimeout(() => { cancelledAt = Date.now(); stream.cancel(); }, 100));
+    equal((await readStream(stream)).error, undefined, "a cancelled stream just ends");
+    equal((await rejection(stream.result)).name, "AbortError", "result rejects with an AbortError");
+    const abandoned = async () => (await mockStats(mock)).byTarget[backup]?.abandoned ?? 0;
+    for (let i = 0; i < 50 && (await abandoned()) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    equal(await abandoned(), 1, "the continuation's request was cancelled on the wire");
+    check(Date.now() - cancelledAt < 1500, `at once, not when the backup answered (${Date.now() - cancelledAt} ms)`);
+  },
+
   async "a chat answer that stalls after its headers is asked again, then falls back"({ ResilientClient }, mock) {
     const stalls = unique("stalls");
     const backup = unique("backup");
