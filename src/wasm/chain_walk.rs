@@ -11,10 +11,12 @@ use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::ChatCall;
-use crate::wasm::chat_result::{all_targets_failed, back_in, no_targets, TargetFailure};
+use crate::wasm::chat_result::{
+    all_targets_failed, back_in, failure_reason, no_targets, TargetFailure,
+};
 use crate::wasm::errors::named_error;
 use crate::wasm::inner::Inner;
-use crate::wasm::js::{get, set};
+use crate::wasm::js::set;
 use crate::wasm::request_policy::parse_request_policy;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -356,11 +358,7 @@ impl Inner {
         };
         let target = targets.get(index).ok_or_else(no_targets)?;
         if let Some(from) = from.and_then(|from| targets.get(from)) {
-            let reason = chain.failures().last().and_then(|e| {
-                get(e, "code")
-                    .as_string()
-                    .or_else(|| get(e, "name").as_string())
-            });
+            let reason = chain.failures().last().map(failure_reason);
             self.platform.emit(Event::Fallback {
                 from: &from.name,
                 to: &target.name,

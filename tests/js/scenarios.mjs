@@ -1922,6 +1922,28 @@ export const scenarios = {
     equal(budgeted.stats().rejected.budget, 1, "counted as a budget rejection");
   },
 
+  async "mid-stream fallback: each fallback event gives the reason of the move it announces"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-reasons") }];
+    const [cut, failing, last] = [unique("cut"), unique("failing"), unique("last")];
+    const client = new ResilientClient({
+      targets: [
+        target(mock, cut, { headers: cutAt(6) }),
+        target(mock, failing, { prefill: true, headers: { "x-mock-fault": "status=500" } }),
+        target(mock, last, { provider: "anthropic" }),
+      ],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const hops = [];
+    client.on("fallback", (e) => hops.push([e.from, e.to, e.reason]));
+    const stream = client.chatStream({ messages });
+    equal((await readStream(stream)).error, undefined, "continued");
+    deepEqual((await stream.result).parts.map((p) => p.target), [cut, last], "who wrote what");
+    // The move past the target that answered 500 is for its answer (a status, not a stream), not
+    // for the first cut.
+    deepEqual(hops, [[cut, failing, "INCOMPLETE_STREAM"], [failing, last, "UPSTREAM_STATUS"]], "the reasons");
+  },
+
   async "mid-stream fallback: cancel() during a slow continuation's start cancels its request at once"({ ResilientClient }, mock) {
     const messages = [{ role: "user", content: unique("midstream-slow-cancel") }];
     const backup = unique("slow-backup");
