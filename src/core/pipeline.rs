@@ -124,8 +124,9 @@ impl Engine {
     }
 
     /// The flag a hedged race ([`crate::core::hedge::hedged`]) sets while it drops its loser (and
-    /// [`crate::core::race::unless_cancelled`] while it drops cancelled work): a call dropped meanwhile counts as neither a success nor a failure (its breaker permit is
-    /// given back unjudged, as for any dropped call).
+    /// [`crate::core::race::unless_cancelled`] while it drops cancelled work): a call dropped
+    /// meanwhile counts as neither a success nor a failure (its breaker permit is given back
+    /// unjudged, as for any dropped call).
     pub fn superseding(&self) -> &Cell<bool> {
         &self.superseding
     }

@@ -70,8 +70,8 @@ struct Stream {
     recoveries: Cell<Recoveries>,
     /// Where a completed stream is stored, when it is cacheable.
     recording: RefCell<Option<Recording>>,
-    /// `cancel()` was called: the start in flight is dropped (see [`SseStream::cancel`]); a
-    /// resumption in flight stops where it lands.
+    /// `cancel()` was called: the opening in flight (the start, a resumption, a continuation) is
+    /// dropped at once (see [`SseStream::cancel`]).
     cancelled: Cancel,
 }
 
