@@ -240,3 +240,66 @@ fn thousands_of_hedged_races_at_once_cancel_every_loser() {
         (4000, 2000, 0)
     );
 }
+
+#[test]
+fn a_race_cancelled_by_its_caller_drops_both_at_once_as_no_failure_and_frees_the_probe() {
+    use sturdy_llm::core::platform::Platform;
+    use sturdy_llm::core::race::{race as either, unless_cancelled, Cancel};
+    let sim = world(1500);
+    let engine = engine();
+    // "slow" opens its breaker once, then is half-open: the primary below is its one probe.
+    let platform = SimPlatform(sim.clone());
+    let mut down = spec(&engine, "down");
+    down.origin = "slow".into();
+    let e = engine.clone();
+    let p = platform.clone();
+    let _ = sim.block_on(async move { e.execute(&p, &down).await });
+    sim.advance_to(2_100);
+    let before = engine.stats();
+    let e = engine.clone();
+    let cancelled = sim.block_on(async move {
+        let cancel = Cancel::default();
+        let send = |label: &str| {
+            let (spec, engine, platform) = (spec(&e, label), e.clone(), platform.clone());
+            async move {
+                engine
+                    .execute(&platform, &spec)
+                    .await
+                    .map(|r| r.response.status)
+            }
+        };
+        let hedging = hedged(
+            &platform,
+            send("slow"),
+            Some(450),
+            || Some(send("fast")),
+            e.superseding(),
+        );
+        // The caller cancels 500 ms in, with both sides running (the hedge would answer at 550).
+        let caller = async {
+            platform.sleep(500).await;
+            cancel.cancel();
+            std::future::pending::<()>().await
+        };
+        either(caller, unless_cancelled(hedging, &cancel, e.superseding())).await
+    });
+    assert!(
+        matches!(cancelled, sturdy_llm::core::race::Either::Right(None)),
+        "{cancelled:?}"
+    );
+    assert_eq!(sim.now(), 2_600, "ended at the cancel");
+    let stats = engine.stats();
+    assert_eq!(stats.requests - before.requests, 2, "both sides were sent");
+    assert_eq!(sim.send_times().len(), 3);
+    assert_eq!(
+        (stats.successes, stats.failures),
+        (before.successes, before.failures),
+        "a cancel is neither success nor failure"
+    );
+    // The probe's slot is free again: the next call is admitted as a probe at once.
+    let views = engine.breakers(sim.now());
+    let slow = views.iter().find(|b| b.key == "slow").expect("breaker");
+    assert_eq!(slow.state, StateKind::HalfOpen);
+    let (raced, _) = race(&sim, &engine, ("fast", None), None);
+    assert!(matches!(raced.won, Some((Side::Primary, 200))));
+}

@@ -87,7 +87,8 @@ pub struct Engine {
     config: ClientConfig,
     local: LocalState,
     state: RefCell<State>,
-    /// Set while a hedged race drops its loser: a call dropped then was cancelled, not failed.
+    /// Set while a hedged race drops its loser, or a cancelled stream its start: a call dropped
+    /// then was cancelled, not failed.
     superseding: Cell<bool>,
 }
 
@@ -122,9 +123,10 @@ impl Engine {
         }
     }
 
-    /// The flag a hedged race ([`crate::core::hedge::hedged`]) sets while it drops its loser: a
-    /// call dropped meanwhile counts as neither a success nor a failure (its breaker permit is
-    /// given back unjudged, as for any dropped call).
+    /// The flag a hedged race ([`crate::core::hedge::hedged`]) sets while it drops its loser (and
+    /// [`crate::core::race::unless_cancelled`] while it drops cancelled work): a call dropped
+    /// meanwhile counts as neither a success nor a failure (its breaker permit is given back
+    /// unjudged, as for any dropped call).
     pub fn superseding(&self) -> &Cell<bool> {
         &self.superseding
     }
@@ -621,8 +623,8 @@ fn retry_reason<R: ResponseMeta>(outcome: &Result<R, AttemptFailure>) -> RetryRe
     }
 }
 
-/// Counts a call as it ends; a call dropped mid-way (aborted) counts as a failure, unless a hedge
-/// superseded it (then it was cancelled: neither).
+/// Counts a call as it ends; a call dropped mid-way (aborted) counts as a failure, unless it was
+/// cancelled (a hedge superseded it, or a stream's `cancel()` came before its first event: neither).
 struct CallTally<'a, P: Platform> {
     engine: &'a Engine,
     platform: &'a P,

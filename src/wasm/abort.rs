@@ -21,13 +21,26 @@ pub(crate) async fn until_aborted<T>(
         return Err(abort_error(&reason));
     }
     let (aborted, unsubscribe) = abort_future(signal);
+    // Run when this future ends or is dropped mid-way (a hedge's loser, a cancelled stream's
+    // start): a listener left on a long-lived signal would keep its promise's callbacks forever.
+    let _unsubscribe = OnDrop(Some(unsubscribe));
     let outcome = race(work, aborted).await;
-    unsubscribe();
     match outcome {
         Either::Left(value) => Ok(value),
         Either::Right(_) => Err(abort_error(
             &abort_reason(signal).unwrap_or(JsValue::UNDEFINED),
         )),
+    }
+}
+
+/// Runs its function once, when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            run();
+        }
     }
 }
 

@@ -6,15 +6,17 @@
 
 use crate::core::event::Event;
 use crate::core::hedge::{hedged, HedgeAfter, Raced, Side};
-use crate::core::llm::{Chain, Outcome, Step};
+use crate::core::llm::{Chain, Hold, Outcome, Step};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::chat_options::TargetConfig;
 use crate::wasm::chat_request::ChatCall;
-use crate::wasm::chat_result::{all_targets_failed, back_in, no_targets, TargetFailure};
+use crate::wasm::chat_result::{
+    all_targets_failed, back_in, failure_reason, no_targets, TargetFailure,
+};
 use crate::wasm::errors::named_error;
 use crate::wasm::inner::Inner;
-use crate::wasm::js::{get, set};
+use crate::wasm::js::set;
 use crate::wasm::request_policy::RequestPolicy;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -30,6 +32,15 @@ pub(crate) struct Hedging<'c> {
     pub(crate) call: &'c ChatCall,
 }
 
+/// A hedge's budget hold, given back when dropped.
+struct HeldBack<'i>(&'i Inner, Option<Hold>);
+
+impl Drop for HeldBack<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1.take());
+    }
+}
+
 /// One side of a hedged race: an attempt up to its first token, with how long that took.
 type Attempt<'a, U> = Pin<Box<dyn Future<Output = Result<(U, Option<u64>), TargetFailure>> + 'a>>;
 
@@ -37,8 +48,9 @@ type Attempt<'a, U> = Pin<Box<dyn Future<Output = Result<(U, Option<u64>), Targe
 type Indexed<'t> = (usize, &'t TargetConfig);
 
 /// What a failed step leaves the chain: the failure of the target tried, then, when its hedge
-/// ran and failed too, the hedge's target and failure (reported after it, as if tried next).
-type Failed<'t> = (TargetFailure, Option<(Indexed<'t>, TargetFailure)>);
+/// ran and failed too, the hedge's target and failure (reported after it, as if tried next), and
+/// whether a hedge was started (the call's one).
+type Failed<'t> = (TargetFailure, Option<(Indexed<'t>, TargetFailure)>, bool);
 
 /// How a walk tries one step: the target given, and, when `hedge_to` says which target the chain
 /// would try next, maybe that one too. Separate from the walk so that a call that never hedges
@@ -69,7 +81,9 @@ where
         (i, target): Indexed<'t>,
         _: Option<usize>,
     ) -> Result<T, Failed<'t>> {
-        (self.0)(i, target).await.map_err(|failure| (failure, None))
+        (self.0)(i, target)
+            .await
+            .map_err(|failure| (failure, None, false))
     }
 }
 
@@ -110,18 +124,19 @@ where
         // Boxed: the two sides are polled from one place, and each attempt's code is kept once
         // rather than inlined at both.
         let primary: Attempt<'t, U> = Box::pin(inner.timed(first(index, target)));
-        let mut extra_hold = None;
+        // Given back when the race is decided, or if the step is dropped (a cancelled stream).
+        let mut extra_hold = HeldBack(inner, None);
         let start_hedge = || {
             let (call, (to, hedge_target), _) = hedge?;
             // A budget that cannot hold both means no hedge: the call goes on without one.
-            extra_hold = Some(inner.hold_call(call).ok()?);
+            extra_hold.1 = inner.hold_call(call).ok()?;
             inner.first_tokens.borrow_mut().started += 1;
             Some(Box::pin(inner.timed(first(to, hedge_target))) as Attempt<'t, U>)
         };
         let after_ms = hedge.map(|(_, _, ms)| ms);
         let superseding = inner.engine.superseding();
         let raced = hedged(&inner.platform, primary, after_ms, start_hedge, superseding).await;
-        inner.release(extra_hold.flatten());
+        drop(extra_hold);
         let hedge = hedge.filter(|_| raced.hedged).map(|(_, to, ms)| (to, ms));
         inner.decided(&raced, (index, target), hedge);
         let failed = match (raced.won, hedge) {
@@ -152,7 +167,7 @@ where
         let primary = failed
             .0
             .unwrap_or_else(|| TargetFailure::unavailable(no_targets().into()));
-        Err((primary, hedge_failed))
+        Err((primary, hedge_failed, raced.hedged))
     }
 }
 
@@ -228,10 +243,14 @@ impl Inner {
                 .next_target(&chain, step)
                 .map_err(|error| (error, chain.outcomes().to_vec()))?;
             let hedge_to = chain.hedge_index();
-            let (failure, hedge) = match attempts.step(self, (index, target), hedge_to).await {
-                Ok(answer) => return Ok(answer),
-                Err(failed) => failed,
-            };
+            let (failure, hedge, hedged) =
+                match attempts.step(self, (index, target), hedge_to).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(failed) => failed,
+                };
+            if hedged {
+                chain.hedge_started();
+            }
             step = self.record(&mut chain, target, failure);
             // The hedge's failure follows, as if it had been tried next (unless the chain stopped).
             if let Some(((to, to_target), failure)) = hedge {
@@ -336,11 +355,7 @@ impl Inner {
         };
         let target = targets.get(index).ok_or_else(no_targets)?;
         if let Some(from) = from.and_then(|from| targets.get(from)) {
-            let reason = chain.failures().last().and_then(|e| {
-                get(e, "code")
-                    .as_string()
-                    .or_else(|| get(e, "name").as_string())
-            });
+            let reason = chain.failures().last().map(failure_reason);
             self.platform.emit(Event::Fallback {
                 from: &from.name,
                 to: &target.name,

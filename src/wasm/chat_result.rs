@@ -85,6 +85,13 @@ pub(crate) fn target_error(target: &TargetConfig, error: JsValue, aborted: bool)
     TargetFailure { outcome, error }
 }
 
+/// What a `fallback` event gives as its reason for `error`: its code, else its name.
+pub(crate) fn failure_reason(error: &JsValue) -> String {
+    let code = get(error, "code").as_string();
+    code.or_else(|| get(error, "name").as_string())
+        .unwrap_or_default()
+}
+
 /// When the target that failed with `error` said it is back: the `retryAfterMs` of an open breaker,
 /// a rate limit (the client's or the provider's, learned) or a too-long retry hint.
 pub(crate) fn back_in(error: &JsValue) -> Option<u64> {

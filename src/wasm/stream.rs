@@ -18,17 +18,18 @@
 use crate::core::error::TimeoutPhase;
 use crate::core::llm::Hold;
 use crate::core::platform::Platform;
-use crate::core::race::{race, Either};
+use crate::core::race::{race, Cancel, Either};
 use crate::core::resume::Recoveries;
 use crate::wasm::abort::until_aborted;
 use crate::wasm::answer::{not_a_stream, LiveStream, ReadFailure, StreamStart};
 use crate::wasm::chat_request::{parse_chat_request, ChatCall};
-use crate::wasm::errors::{abort_error, named_error};
+use crate::wasm::errors::abort_error;
 use crate::wasm::inner::Inner;
 use crate::wasm::js::{abort_reason, get, ignore_rejection, promise, set};
 use crate::wasm::tap::{Chunk, Cursor};
 use js_sys::Promise;
 use mid_stream::{Cut, Written};
+use open::cancelled;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -69,8 +70,9 @@ struct Stream {
     recoveries: Cell<Recoveries>,
     /// Where a completed stream is stored, when it is cacheable.
     recording: RefCell<Option<Recording>>,
-    /// `cancel()` was called (a resumption in flight then stops where it lands).
-    cancelled: Cell<bool>,
+    /// `cancel()` was called: the opening in flight (the start, a resumption, a continuation) is
+    /// dropped at once (see [`SseStream::cancel`]).
+    cancelled: Cancel,
 }
 
 /// A cacheable stream being recorded: stored once it completes cleanly.
@@ -171,12 +173,12 @@ impl SseStream {
             purpose,
             recoveries: Cell::default(),
             recording: RefCell::new(None),
-            cancelled: Cell::new(false),
+            cancelled: Cancel::default(),
         });
         // The request starts now; `started` settles with its response (or its failure).
         let starter = Rc::clone(&stream);
         let started = promise(async move {
-            let started = starter.start().await;
+            let started = starter.start_or_cancelled().await;
             if let Err(error) = &started {
                 starter.fail_chat(error);
             }
@@ -205,17 +207,14 @@ impl SseStream {
         promise(async move { stream.next_batch(started).await })
     }
 
-    /// Stops the stream and cancels its body on the wire (unless identical streams still read it).
+    /// Stops the stream and cancels it on the wire: its start in flight (both sides of a hedge), or
+    /// its body (unless identical streams still read it).
     /// A chat stream's `result`, if still pending, rejects with an AbortError and its budget hold is
     /// given back.
     pub fn cancel(&self) {
-        self.stream.cancelled.set(true);
+        self.stream.cancelled.cancel();
         self.stream.phase.replace(Phase::Closed);
-        self.stream.fail_chat(&named_error(
-            "AbortError",
-            "CANCELLED",
-            "The stream was cancelled before it ended.",
-        ));
+        self.stream.fail_chat(&cancelled());
     }
 }
 
@@ -247,7 +246,11 @@ impl Stream {
     }
 
     async fn next_batch(&self, started: Promise) -> Result<JsValue, JsValue> {
-        let response: Response = JsFuture::from(started).await?.unchecked_into();
+        let response: Response = match JsFuture::from(started).await {
+            Ok(response) => response.unchecked_into(),
+            Err(_) if self.cancelled.is_set() => return Ok(JsValue::NULL),
+            Err(error) => return Err(error),
+        };
         loop {
             // The caller's signal ends the stream between reads too (a shared body does not error
             // with it, and stored chunks are read without waiting).
@@ -338,7 +341,7 @@ impl Stream {
         let delivered = body.delivered();
         drop(body);
         loop {
-            if self.cancelled.get() {
+            if self.cancelled.is_set() {
                 return Ok(());
             }
             if let Some(aborted) = self.aborted() {
@@ -362,7 +365,7 @@ impl Stream {
     /// Makes `body` the stream's phase, unless the stream was cancelled meanwhile (then the body is
     /// released at once).
     fn go_live(&self, body: LiveStream) {
-        if !self.cancelled.get() {
+        if !self.cancelled.is_set() {
             *self.phase.borrow_mut() = Phase::Live(Box::new(body));
         }
     }

@@ -1922,6 +1922,47 @@ export const scenarios = {
     equal(budgeted.stats().rejected.budget, 1, "counted as a budget rejection");
   },
 
+  async "mid-stream fallback: each fallback event gives the reason of the move it announces"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-reasons") }];
+    const [cut, failing, last] = [unique("cut"), unique("failing"), unique("last")];
+    const client = new ResilientClient({
+      targets: [
+        target(mock, cut, { headers: cutAt(6) }),
+        target(mock, failing, { prefill: true, headers: { "x-mock-fault": "status=500" } }),
+        target(mock, last, { provider: "anthropic" }),
+      ],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const hops = [];
+    client.on("fallback", (e) => hops.push([e.from, e.to, e.reason]));
+    const stream = client.chatStream({ messages });
+    equal((await readStream(stream)).error, undefined, "continued");
+    deepEqual((await stream.result).parts.map((p) => p.target), [cut, last], "who wrote what");
+    // The move past the target that answered 500 is for its answer (a status, not a stream), not
+    // for the first cut.
+    deepEqual(hops, [[cut, failing, "INCOMPLETE_STREAM"], [failing, last, "UPSTREAM_STATUS"]], "the reasons");
+  },
+
+  async "mid-stream fallback: cancel() during a slow continuation's start cancels its request at once"({ ResilientClient }, mock) {
+    const messages = [{ role: "user", content: unique("midstream-slow-cancel") }];
+    const backup = unique("slow-backup");
+    const client = new ResilientClient({
+      targets: [target(mock, unique("cut"), { headers: cutAt(6) }), target(mock, backup, { provider: "anthropic", headers: { "x-mock-fault": "delay=3000" } })],
+      retry: false,
+      fallback: { midStream: true },
+    });
+    const stream = client.chatStream({ messages });
+    let cancelledAt;
+    client.on("fallback", () => setTimeout(() => { cancelledAt = Date.now(); stream.cancel(); }, 100));
+    equal((await readStream(stream)).error, undefined, "a cancelled stream just ends");
+    equal((await rejection(stream.result)).name, "AbortError", "result rejects with an AbortError");
+    const abandoned = async () => (await mockStats(mock)).byTarget[backup]?.abandoned ?? 0;
+    for (let i = 0; i < 50 && (await abandoned()) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    equal(await abandoned(), 1, "the continuation's request was cancelled on the wire");
+    check(Date.now() - cancelledAt < 1500, `at once, not when the backup answered (${Date.now() - cancelledAt} ms)`);
+  },
+
   async "a chat answer that stalls after its headers is asked again, then falls back"({ ResilientClient }, mock) {
     const stalls = unique("stalls");
     const backup = unique("backup");
@@ -3176,5 +3217,88 @@ export const scenarios = {
       equal(error.name, name, `request hedge ${JSON.stringify(hedge)}`);
       check(error.message.includes("request.hedge"), error.message);
     }
+  },
+
+  async "hedge: at most one per call, even when the chain moves on past a hedge that failed"({ ResilientClient }, mock) {
+    const name = unique("hedge-once");
+    const [a, b, c, d] = ["a", "b", "c", "d"].map((x) => `${name}-${x}`);
+    const fault = (value) => ({ headers: { "x-mock-fault": value } });
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, a, fault("delay=200;status=503")), target(mock, b, fault("delay=300;status=500")), target(mock, c, fault("delay=600")), target(mock, d)],
+      hedge: { afterMs: 50 },
+    });
+    const events = [];
+    client.on("hedge", (e) => events.push(e));
+    const result = await client.chat({ messages: [{ role: "user", content: "one hedge" }] });
+    equal(result.target, c, "the late third target answers, unhedged");
+    deepEqual(events, [{ type: "hedge", from: a, to: b, afterMs: 50, winner: null }], "one hedge event");
+    deepEqual(client.stats().hedges, { started: 1, won: 0 }, "one hedge started");
+    equal((await mockStats(mock)).byTarget[d], undefined, "the fourth target was not asked");
+  },
+
+  async "hedge: the loser leaves no listener on the caller's signal (a long-lived signal kept one per hedged call)"({ ResilientClient }, mock) {
+    const name = unique("hedge-signal");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 1000 });
+    const client = new ResilientClient({ retry: false, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 30 } });
+    // One signal for every call, never aborted (a UI's stop button), counting its listeners.
+    const signal = new AbortController().signal;
+    let listening = 0;
+    const [add, remove] = [signal.addEventListener, signal.removeEventListener];
+    signal.addEventListener = function (...args) {
+      if (args[0] === "abort") listening++;
+      return add.apply(this, args);
+    };
+    signal.removeEventListener = function (...args) {
+      if (args[0] === "abort") listening--;
+      return remove.apply(this, args);
+    };
+    const messages = [{ role: "user", content: "who listens?" }];
+    equal((await client.chat({ messages, signal })).target, b, "chat(): the hedge answered");
+    const stream = client.chatStream({ messages, signal });
+    for await (const _ of stream);
+    equal((await stream.result).target, b, "chatStream(): the hedge answered");
+    deepEqual(client.stats().hedges, { started: 2, won: 2 }, "both hedged");
+    equal(listening, 0, "no abort listener left on the signal");
+    await setFaults(mock, { target: a });
+  },
+
+  async "hedge: cancel() during a chatStream's race cancels both requests at once, gives both budget holds back, counts no failure"({ ResilientClient }, mock) {
+    const name = unique("hedge-cancel");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 2000 });
+    await setFaults(mock, { target: b, latencyMs: 2000 });
+    // Room for two holds at once (~105 tokens each), not three: a hold left behind stops the next hedge.
+    const client = new ResilientClient({
+      retry: false,
+      targets: [target(mock, a), target(mock, b)],
+      hedge: { afterMs: 30 },
+      budget: { perUserDailyTokens: 250 },
+    });
+    const abandoned = async () => {
+      const stats = await mockStats(mock);
+      return [stats.byTarget[a]?.abandoned ?? 0, stats.byTarget[b]?.abandoned ?? 0].join();
+    };
+    for (let i = 1; i <= 2; i++) {
+      const stream = client.chatStream({ messages: [{ role: "user", content: `cancel ${i}` }], maxTokens: 100 });
+      await new Promise((r) => setTimeout(r, 200));
+      equal(client.stats().hedges.started, i, `call ${i} hedged (the budget holds both)`);
+      const started = Date.now();
+      stream.cancel();
+      let deltas = 0;
+      for await (const _ of stream) deltas++;
+      equal(deltas, 0, "nothing handed out");
+      equal((await rejection(stream.result)).name, "AbortError", "result rejects with an AbortError");
+      check(Date.now() - started < 1000, `iteration ended at once, not when the upstream answered (${Date.now() - started} ms)`);
+      for (let n = 0; n < 50 && (await abandoned()) !== `${i},${i}`; n++) await new Promise((r) => setTimeout(r, 20));
+      equal(await abandoned(), `${i},${i}`, "both requests cancelled on the wire");
+      check(Date.now() - started < 1500, "before the upstream answered");
+    }
+    const stats = client.stats();
+    equal(stats.failures, 0, "a cancel is no failure");
+    deepEqual(stats.hedges, { started: 2, won: 0 }, "no winner");
+    await setFaults(mock, { target: a });
+    await setFaults(mock, { target: b });
   },
 };

@@ -104,6 +104,8 @@ pub struct Chain<E> {
     waits: usize,
     /// The call's total deadline (platform ms): no wait reaches it.
     deadline_ms: Option<u64>,
+    /// A hedge was started: there is no other in this call.
+    hedged: bool,
 }
 
 impl<E> Chain<E> {
@@ -120,6 +122,7 @@ impl<E> Chain<E> {
             waited_ms: 0,
             waits: 0,
             deadline_ms: None,
+            hedged: false,
         })
     }
 
@@ -142,10 +145,17 @@ impl<E> Chain<E> {
 
     /// The target a hedge of the current attempt would ask ([`crate::core::hedge`]): the next one
     /// the chain would try, when the current target is tried for the first time and is not the
-    /// last. A hedge's failure is reported after its primary's, as if it had been tried next.
+    /// last, and no hedge was started yet (at most one per call: a hedge at most doubles a call's
+    /// load). A hedge's failure is reported after its primary's, as if it had been tried next.
     pub fn hedge_index(&self) -> Option<usize> {
         let next = self.current + 1;
-        (self.current == self.failures.len() && next < self.len).then_some(next)
+        let first_try = self.current == self.failures.len();
+        (!self.hedged && first_try && next < self.len).then_some(next)
+    }
+
+    /// A hedge of the current attempt was started: no later attempt of this call hedges.
+    pub fn hedge_started(&mut self) {
+        self.hedged = true;
     }
 
     /// The current target failed with `failure`, classified as `outcome`: the next step. The chain
@@ -268,6 +278,12 @@ mod tests {
         // The last target has nothing to hedge with, nor has a chain of one.
         assert_eq!(chain.hedge_index(), None);
         assert_eq!(Chain::<&str>::new(1).and_then(|c| c.hedge_index()), None);
+        // At most one hedge per call: once one was started, the next attempts are not hedged.
+        let mut chain = Chain::new(4).expect("targets");
+        chain.hedge_started();
+        chain.failed(OUT, "a");
+        chain.failed(OUT, "b");
+        assert_eq!(chain.hedge_index(), None);
         // Nor a target tried again after a wait.
         let mut chain = Chain::new(2)
             .map(|c| c.waiting_up_to(5000, None))

@@ -10,7 +10,8 @@
 //! "please continue" prompt (which LiteLLM hard-codes, in English, and which a model may answer
 //! rather than obey). Only a dialect that continues a final assistant message can do it: Anthropic
 //! always does; an OpenAI-compatible server does if its target says so (`prefill: true`: llama.cpp,
-//! vLLM, OpenRouter, DeepSeek and Mistral do; OpenAI itself does not). An Anthropic answer to a
+//! OpenRouter, vLLM with `continue_final_message`; not OpenAI itself, nor DeepSeek and Mistral,
+//! which want `prefix: true` on that message). An Anthropic answer to a
 //! `responseFormat` is a forced tool's input ([`crate::core::llm::anthropic`]), which a text prefill
 //! cannot continue, so it is not a candidate for one.
 //!

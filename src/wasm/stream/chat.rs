@@ -2,12 +2,14 @@
 //! delta, a cut stream resumed past the text already delivered, and the `result` settled once.
 
 use super::mid_stream::{input_tokens, Written};
+use super::open::cancelled;
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
 use crate::core::llm::mid_stream::total;
 use crate::core::llm::Completion;
 use crate::core::platform::Platform;
+use crate::core::race::unless_cancelled;
 use crate::core::resume::{Delivered, Recoveries};
 use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{chat_start, not_a_stream, LiveStream, StreamStart};
@@ -130,8 +132,8 @@ impl Stream {
         let _ = progress.resolve.call1(&JsValue::NULL, &result);
     }
 
-    /// A chat stream that failed: give the budget hold back (or charge what was generated) and
-    /// reject `result`.
+    /// A chat stream that failed (or was cancelled): give the budget hold back, every part's, and
+    /// reject `result`. Nothing is charged, whatever was delivered.
     pub(super) fn fail_chat(&self, error: &JsValue) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
@@ -152,7 +154,7 @@ impl Stream {
         progress: &ChatProgress,
         delivered: &Delivered,
     ) -> Result<bool, JsValue> {
-        if self.cancelled.get() {
+        if self.cancelled.is_set() {
             return Ok(false);
         }
         let start = StreamStart {
@@ -180,7 +182,7 @@ impl Stream {
     /// Opens `call` on the target at `index` from `start` as the stream's new body (a resumption,
     /// or a mid-stream fallback's continuation), `announce`d with its URL once prepared: `Ok` once
     /// it is live (its attempts counted; the answer free only if it was so far and this is too),
-    /// else how the target failed.
+    /// else how the target failed (or that the stream was cancelled meanwhile).
     pub(super) async fn reopen(
         &self,
         progress: &ChatProgress,
@@ -194,7 +196,13 @@ impl Stream {
         };
         let prepared = inner.chat_request(target, call, true).await?;
         announce(&prepared.url);
-        match self.open_prepared(prepared, start).await {
+        // A `cancel()` meanwhile drops the opening at once (cancelled on the wire, no failure).
+        let superseding = inner.engine.superseding();
+        let opening = self.open_prepared(prepared, start);
+        let Some(opened) = unless_cancelled(opening, &self.cancelled, superseding).await else {
+            return Err(TargetFailure::unavailable(cancelled()));
+        };
+        match opened {
             Ok(opened) if self.is_live() => {
                 progress.target.set(index);
                 progress

@@ -14,9 +14,9 @@ use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Failure, Recoveries};
 use crate::wasm::answer::{chat_start, LiveStream, StreamStart};
 use crate::wasm::chat_request::ChatCall;
-use crate::wasm::chat_result::budget_exceeded;
+use crate::wasm::chat_result::{budget_exceeded, failure_reason};
 use crate::wasm::inner::Inner;
-use crate::wasm::js::{get, set};
+use crate::wasm::js::set;
 use wasm_bindgen::prelude::*;
 
 /// One target's part of a chat stream's answer.
@@ -131,7 +131,8 @@ impl Stream {
             ..progress.call.clone()
         };
         self.hold_continuation(progress, &call, index, &whole)?;
-        let reason = get(error, "code").as_string().unwrap_or_default();
+        // The reason of each move: the cut, then how the last candidate failed.
+        let mut reason = failure_reason(error);
         let mut from = writer;
         loop {
             let Some(to) = targets.get(index) else {
@@ -169,7 +170,10 @@ impl Stream {
                 }
                 Err(failure) if !failure.outcome.falls_back() => return Err(failure.error),
                 Err(failure) => match handover.failed(index, failure.outcome) {
-                    Some(next) => (from, index) = (index, next),
+                    Some(next) => {
+                        (from, index) = (index, next);
+                        reason = failure_reason(&failure.error);
+                    }
                     None => return Ok(false),
                 },
             }
@@ -180,7 +184,7 @@ impl Stream {
     /// (the signal's reason, which wins over the failure it may have caused: a browser may fail
     /// the fetch first).
     fn stopped(&self) -> Option<Result<bool, JsValue>> {
-        if self.cancelled.get() {
+        if self.cancelled.is_set() {
             return Some(Ok(true));
         }
         self.aborted().map(Err)

@@ -6,9 +6,11 @@ use crate::core::cache::{cache_first, CacheFirst};
 use crate::core::config::CacheMode;
 use crate::core::dedupe::Role;
 use crate::core::platform::Platform;
+use crate::core::race::unless_cancelled;
 use crate::wasm::abort::{is_aborted, until_aborted};
 use crate::wasm::answer::{prime, JsResponse, LiveStream, StreamStart};
 use crate::wasm::cache::response_from;
+use crate::wasm::errors::named_error;
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers, upstream_failed};
 use crate::wasm::request::Prepared;
@@ -17,6 +19,15 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Response, ResponseInit};
 
 impl Stream {
+    /// [`Stream::start`], unless `cancel()` comes first: then the attempts in flight (both sides
+    /// of a hedge) are dropped, which cancels them on the wire and gives their holds back, and
+    /// counts them neither failed nor succeeded, as a hedge's loser.
+    pub(super) async fn start_or_cancelled(&self) -> Result<JsValue, JsValue> {
+        let superseding = self.inner.engine.superseding();
+        let started = unless_cancelled(self.start(), &self.cancelled, superseding).await;
+        started.unwrap_or_else(|| Err(cancelled()))
+    }
+
     /// Answers from the cache (replaying a recorded stream) or opens the stream upstream, recording
     /// it when cacheable. A live body becomes the stream's phase; a response without one (an error
     /// status) is returned as is.
@@ -248,4 +259,14 @@ impl Stream {
             wait_until.as_ref(),
         );
     }
+}
+
+/// What a stream's `result` (and `response`) rejects with once it was cancelled.
+pub(super) fn cancelled() -> JsValue {
+    named_error(
+        "AbortError",
+        "CANCELLED",
+        "The stream was cancelled before it ended.",
+    )
+    .into()
 }

@@ -11,14 +11,15 @@
  *
  * The mock LLM runs in a child process (`node www/mock-llm.mjs --port 0`), so its sockets and
  * buffers are not in the heap measured here; faults are per request (`x-mock-fault`), streams use
- * `x-mock-chunk-delay-ms: 0`. The mix cycles through fourteen kinds: cache hits and misses (chat()
+ * `x-mock-chunk-delay-ms: 0`. The mix cycles through fifteen kinds: cache hits and misses (chat()
  * and fetch(), temperature 0, `cache: { maxEntries: 200 }` so the cache reaches its bound early),
  * aborted requests, attempt timeouts, SSE streams left with `break` after a few events, chatStreams
  * left with `break` (with a caller signal that is never aborted, as a UI's stop button), complete
  * chat() and chatStream() calls (cached and not), streams cut by the server (IncompleteStreamError),
  * fetches with a signal that is never aborted (as the OpenAI SDK sends every request), 503s
- * retried once, and pairs of identical streams sharing one upstream stream (one reader leaving
- * early). The breaker is off (the fault kinds share one origin with the rest).
+ * retried once, pairs of identical streams sharing one upstream stream (one reader leaving
+ * early), and chatStreams hedged at once on a second target (with a never-aborted signal). The
+ * breaker is off (the fault kinds share one origin with the rest).
  *
  * Every `sampleEvery` requests, once every call has settled: `global.gc()` (several passes, so the
  * FinalizationRegistry callbacks that free wasm objects have run), then heapUsed, arrayBuffers, rss,
@@ -139,6 +140,7 @@ const KINDS = [
   "fetch-503-retried",
   "chatStream",
   "chatStream-shared",
+  "chatStream-hedged+signal",
 ];
 const HOT_PROMPTS = 20;
 
@@ -162,6 +164,7 @@ const EXPECTED = {
   "fetch-503-retried": { outcome: "HTTP 503" },
   chatStream: { outcome: "ok" },
   "chatStream-shared": { outcome: "ok" },
+  "chatStream-hedged+signal": { outcome: "ok" },
 };
 
 /** The kinds whose outcomes differ from EXPECTED, as `kind: {outcome: count}` strings. */
@@ -265,6 +268,10 @@ async function makeRequest(client, url, i, signals) {
       const [whole] = await Promise.all([drainChat(client.chatStream(request)), drainChat(client.chatStream(request), 2)]);
       return whole;
     }
+    case "chatStream-hedged+signal":
+      // Hedged at once (afterMs 0): both targets asked, the loser dropped mid-way, with a signal
+      // that outlives the call (its listener must go with the loser).
+      return drainChat(client.chatStream({ messages: user(unique), hedge: { afterMs: 0 }, ...idleSignal() }));
     default:
       throw new Error(kind);
   }
@@ -288,7 +295,8 @@ export async function runLeak(options = {}) {
   let client;
   try {
     client = new ResilientClient({
-      targets: [{ name: "a", provider: "openai", baseUrl: `${mock.url}/t/a/v1`, model: "m", headers: { "x-mock-chunk-delay-ms": "0" } }],
+      // "b" only answers hedged calls (every other call is answered by "a").
+      targets: ["a", "b"].map((name) => ({ name, provider: "openai", baseUrl: `${mock.url}/t/${name}/v1`, model: "m", headers: { "x-mock-chunk-delay-ms": "0" } })),
       cache: { maxEntries: 200 },
       // The fault kinds (timeouts, 503s, cut streams) share the mock's origin with the rest: with a
       // breaker it would open and turn most of the mix into CircuitOpenError rejections.
