@@ -2,13 +2,17 @@
 //   - chaos: 5,000 chat calls (half chatStream), 32 at a time, ~30% of attempts failing, against 600
 //     plain fetches on the same faults (tests/js/soak/chaos.mjs);
 //   - leak: 20,000 mixed requests in a child `node --expose-gc` (tests/js/soak/leak.mjs), sampled every
-//     2,000, then the same run without never-aborted caller signals as a control.
+//     2,000, then the same run without never-aborted caller signals as a control;
+//   - hedging, learned limits, the outage wait and mid-stream fallback, each on and off on one seed
+//     (tests/js/soak/hedge.mjs and limits.mjs, smaller than BENCHMARKS.md's runs).
 // Run: node --test tests/js/soak.test.mjs   (full size: node tests/js/soak/chaos.mjs; node --expose-gc tests/js/soak/leak.mjs)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { runChaos, formatChaos } from "./soak/chaos.mjs";
+import { runHedge } from "./soak/hedge.mjs";
+import { runLimits } from "./soak/limits.mjs";
 
 // Regressions these soaks found and that are fixed: a chat() whose JSON body stalled after its
 // headers never settled (no deadline bounded the body read); a caller signal that was never aborted
@@ -143,4 +147,54 @@ for (const [label, settled] of [
       assert.ok(check.pass, `${check.name}: ${check.detail}`);
     });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The features of issue 21 on and off on the same seed, smaller than BENCHMARKS.md's runs: each
+// must beat its own "off" in CI, not only in a table (full size: node soak/hedge.mjs, node soak/limits.mjs).
+
+const hedged = await settle(runHedge({ requests: 120, slowRate: 0.2, slowMs: 1000, afterMs: 200, burst: 200 }));
+const limited = await settle(runLimits({ requests: 120, streams: 80 }));
+
+if (hedged.status === "rejected") {
+  test("hedge soak: ran", () => {
+    throw hedged.reason;
+  });
+} else {
+  const [off, fixed, p95] = hedged.value.firstTokens;
+  const { burst } = hedged.value;
+  test(`hedge soak: time to first token p95 ${off.p95Ms} ms off, ${fixed.p95Ms} ms with afterMs 200, ${p95.p95Ms} ms with "p95"`, () => {
+    assert.ok(off.slowAtA > 0, "the primary was slow for some calls");
+    assert.equal(off.failed + fixed.failed + p95.failed, 0, "no call failed");
+    assert.ok(off.p95Ms >= 1000, `off waits out the slow primary: ${off.p95Ms} ms`);
+    assert.ok(fixed.p95Ms < 1000 && fixed.p95Ms < off.p95Ms / 2, `a hedge after 200 ms cuts the tail: ${fixed.p95Ms} ms`);
+    assert.equal(fixed.hedgesStarted, fixed.slowAtA, "each late primary was hedged, no other");
+    assert.ok(fixed.abandoned >= fixed.hedgesWon, `every loser closed on the wire (${fixed.abandoned} of ${fixed.hedgesWon})`);
+  });
+  test(`hedge soak: a burst of ${burst.calls} hedged calls at once all answer, none left open at the mock`, () => {
+    assert.equal(burst.failed, 0, JSON.stringify(burst));
+    assert.equal(burst.answeredByA + burst.answeredByB, burst.calls, JSON.stringify(burst));
+    assert.equal(burst.leftOpen, 0, JSON.stringify(burst));
+  });
+}
+
+if (limited.status === "rejected") {
+  test("limits soak: ran", () => {
+    throw limited.reason;
+  });
+} else {
+  const { learning, outage, midStream } = limited.value;
+  test(`limits soak: learned limits ${learning[0].received429} 429s vs ${learning[1].received429} unlearned`, () => {
+    assert.ok(learning[1].received429 > 0, "without learning the tight server limit answers 429s");
+    assert.ok(learning[0].received429 * 4 <= learning[1].received429, JSON.stringify(learning));
+  });
+  test(`limits soak: an outage waited out: ${outage[0].succeededDuringOutage} of ${outage[0].startedDuringOutage} calls started in it succeed vs ${outage[1].succeededDuringOutage} of ${outage[1].startedDuringOutage}`, () => {
+    assert.ok(outage[0].succeededDuringOutage > outage[1].succeededDuringOutage, JSON.stringify(outage));
+  });
+  test(`limits soak: mid-stream fallback completes ${midStream[0].completed} of ${midStream[0].streams} cut streams vs ${midStream[1].completed}`, () => {
+    const [on, off] = midStream;
+    assert.equal(on.completed, on.streams, JSON.stringify(on));
+    assert.equal(on.intact, on.completed, "every continued answer is the whole answer, every word once");
+    assert.ok(on.continued > 0 && off.completed < on.completed, JSON.stringify(midStream));
+  });
 }
