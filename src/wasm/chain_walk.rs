@@ -242,7 +242,7 @@ impl Inner {
             let (index, target) = self
                 .next_target(&chain, step)
                 .map_err(|error| (error, chain.outcomes().to_vec()))?;
-            let hedge_to = chain.hedge_index();
+            let hedge_to = chain.hedge_index(|next| self.is_shut(next));
             let (failure, hedge, hedged) =
                 match attempts.step(self, (index, target), hedge_to).await {
                     Ok(answer) => return Ok(answer),
@@ -321,6 +321,15 @@ impl Inner {
         let key = target_key(target);
         let back = back_in(&failure.error).or_else(|| self.engine.opens_in(&key, now));
         chain.failed_at(failure.outcome, failure.error, back, now)
+    }
+
+    /// Whether target `index`'s breaker is open (and allows no probe yet).
+    fn is_shut(&self, index: usize) -> bool {
+        let Some(target) = self.options.targets.get(index) else {
+            return true;
+        };
+        let now = self.platform.now_ms();
+        (self.engine.opens_in(&target_key(target), now)).is_some_and(|ms| ms > 0)
     }
 
     /// The longest a chat call may wait, in all, for a target to come back: `fallback.maxWaitMs`,

@@ -3237,6 +3237,27 @@ export const scenarios = {
     equal((await mockStats(mock)).byTarget[d], undefined, "the fourth target was not asked");
   },
 
+  async "hedge: none to a target whose breaker is open (it would fail at once and spend the call's one hedge)"({ ResilientClient }, mock) {
+    const name = unique("hedge-open");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 300 });
+    await setFaults(mock, { target: b, outage: true });
+    const client = new ResilientClient({
+      retry: false,
+      breaker: { failureThreshold: 1, resetTimeoutMs: 60_000 },
+      targets: [target(mock, a), target(mock, b)],
+      hedge: { afterMs: 30 },
+    });
+    const messages = [{ role: "user", content: "hedge to an open breaker?" }];
+    // The first call's hedge fails at once (503) and opens b's breaker; a answers, late.
+    equal((await client.chat({ messages })).target, a);
+    equal(client.stats().breakers.find((x) => x.key === `target:${b}`)?.state, "open", "b's breaker opened");
+    // The second is not hedged: b is not asked, a answers.
+    equal((await client.chat({ messages })).target, a);
+    deepEqual(client.stats().hedges, { started: 1, won: 0 }, "one hedge, in the first call");
+    equal((await mockStats(mock)).byTarget[b].total, 1, "b was asked once");
+  },
+
   async "hedge: the loser leaves no listener on the caller's signal (a long-lived signal kept one per hedged call)"({ ResilientClient }, mock) {
     const name = unique("hedge-signal");
     const [a, b] = [`${name}-a`, `${name}-b`];

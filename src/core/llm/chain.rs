@@ -147,10 +147,12 @@ impl<E> Chain<E> {
     /// the chain would try, when the current target is tried for the first time and is not the
     /// last, and no hedge was started yet (at most one per call: a hedge at most doubles a call's
     /// load). A hedge's failure is reported after its primary's, as if it had been tried next.
-    pub fn hedge_index(&self) -> Option<usize> {
+    /// None either when `shut(next)` (its breaker is open): it would fail at once, and spend the
+    /// call's one hedge on nothing.
+    pub fn hedge_index(&self, shut: impl FnOnce(usize) -> bool) -> Option<usize> {
         let next = self.current + 1;
         let first_try = self.current == self.failures.len();
-        (!self.hedged && first_try && next < self.len).then_some(next)
+        (!self.hedged && first_try && next < self.len && !shut(next)).then_some(next)
     }
 
     /// A hedge of the current attempt was started: no later attempt of this call hedges.
@@ -264,26 +266,31 @@ mod tests {
         let mut chain = Chain::new(3)
             .map(|c| c.waiting_up_to(5000, None))
             .expect("targets");
-        assert_eq!(chain.hedge_index(), Some(1));
+        assert_eq!(chain.hedge_index(|_| false), Some(1));
         // Both failed: the primary's failure first, then the hedge's, as if tried in turn.
         assert!(matches!(
             chain.failed_at(OUT, "a", None, 0),
             Step::Try { index: 1, .. }
         ));
-        assert_eq!(chain.hedge_index(), Some(2));
+        assert_eq!(chain.hedge_index(|_| false), Some(2));
         assert!(matches!(
             chain.failed_at(OUT, "b", None, 0),
             Step::Try { index: 2, .. }
         ));
+        // Nor to a target that is shut (its breaker open).
+        assert_eq!(chain.hedge_index(|next| next == 2), None);
         // The last target has nothing to hedge with, nor has a chain of one.
-        assert_eq!(chain.hedge_index(), None);
-        assert_eq!(Chain::<&str>::new(1).and_then(|c| c.hedge_index()), None);
+        assert_eq!(chain.hedge_index(|_| false), None);
+        assert_eq!(
+            Chain::<&str>::new(1).and_then(|c| c.hedge_index(|_| false)),
+            None
+        );
         // At most one hedge per call: once one was started, the next attempts are not hedged.
         let mut chain = Chain::new(4).expect("targets");
         chain.hedge_started();
         chain.failed(OUT, "a");
         chain.failed(OUT, "b");
-        assert_eq!(chain.hedge_index(), None);
+        assert_eq!(chain.hedge_index(|_| false), None);
         // Nor a target tried again after a wait.
         let mut chain = Chain::new(2)
             .map(|c| c.waiting_up_to(5000, None))
@@ -293,7 +300,7 @@ mod tests {
             chain.failed_at(OUT, "b", Some(500), 0),
             Step::Wait { index: 0, .. }
         ));
-        assert_eq!(chain.hedge_index(), None);
+        assert_eq!(chain.hedge_index(|_| false), None);
     }
 
     #[test]
