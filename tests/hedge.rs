@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use sturdy_llm::core::breaker::{BreakerConfig, StateKind};
 use sturdy_llm::core::config::{ClientConfig, Scope, Timeouts};
+use sturdy_llm::core::error::Failure;
 use sturdy_llm::core::hedge::{hedged, Raced, Side};
 use sturdy_llm::core::pipeline::{CallSpec, Engine};
 
@@ -50,6 +51,19 @@ fn spec(engine: &Engine, label: &str) -> CallSpec<String> {
         retry: None,
         tokens: 0,
         learn_limits: false,
+    }
+}
+
+/// The status of the request labelled `label`, sent through `engine`, or how it failed.
+fn status_of(
+    engine: &Rc<Engine>,
+    platform: &SimPlatform,
+    label: &str,
+) -> impl std::future::Future<Output = Result<u16, Failure>> {
+    let (spec, engine, platform) = (spec(engine, label), engine.clone(), platform.clone());
+    async move {
+        let answer = engine.execute(&platform, &spec).await;
+        answer.map(|r| r.response.status)
     }
 }
 
@@ -207,16 +221,7 @@ fn thousands_of_hedged_races_at_once_cancel_every_loser() {
         .map(|_| {
             let (engine, platform, won) = (engine.clone(), platform.clone(), won.clone());
             Box::pin(async move {
-                let send = |label: &str| {
-                    let spec = spec(&engine, label);
-                    let (engine, platform) = (engine.clone(), platform.clone());
-                    async move {
-                        engine
-                            .execute(&platform, &spec)
-                            .await
-                            .map(|r| r.response.status)
-                    }
-                };
+                let send = |label| status_of(&engine, &platform, label);
                 let raced = hedged(
                     &platform,
                     send("slow"),
@@ -259,15 +264,7 @@ fn a_race_cancelled_by_its_caller_drops_both_at_once_as_no_failure_and_frees_the
     let e = engine.clone();
     let cancelled = sim.block_on(async move {
         let cancel = Cancel::default();
-        let send = |label: &str| {
-            let (spec, engine, platform) = (spec(&e, label), e.clone(), platform.clone());
-            async move {
-                engine
-                    .execute(&platform, &spec)
-                    .await
-                    .map(|r| r.response.status)
-            }
-        };
+        let send = |label| status_of(&e, &platform, label);
         let hedging = hedged(
             &platform,
             send("slow"),

@@ -22,6 +22,7 @@
 import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { pathToFileURL } from "node:url";
+import { readFlags } from "./flags.mjs";
 
 export const HEDGE_DEFAULTS = { requests: 400, concurrency: 8, slowRate: 0.2, slowMs: 1500, afterMs: 300, burst: 2000, seed: 42 };
 const OVERRIDES = { retry: { baseDelayMs: 50, maxDelayMs: 1000 }, timeout: { idleMs: 1000 } };
@@ -126,15 +127,8 @@ export async function runHedge(options = {}) {
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
-  const value = (name) => {
-    const i = args.indexOf(`--${name}`);
-    return i < 0 ? undefined : args[i + 1];
-  };
-  const options = {};
-  for (const [flag, key] of [["requests", "requests"], ["concurrency", "concurrency"], ["slow-rate", "slowRate"],
-    ["slow-ms", "slowMs"], ["after-ms", "afterMs"], ["burst", "burst"], ["seed", "seed"]]) {
-    if (value(flag) !== undefined) options[key] = Number(value(flag));
-  }
+  const options = readFlags(args, [["requests", "requests"], ["concurrency", "concurrency"], ["slow-rate", "slowRate"],
+    ["slow-ms", "slowMs"], ["after-ms", "afterMs"], ["burst", "burst"], ["seed", "seed"]]);
   const figures = await runHedge(options);
   if (args.includes("--json")) {
     console.log(JSON.stringify(figures, null, 2));

@@ -27,6 +27,7 @@
 import { ResilientClient } from "sturdy-llm";
 import { startMockLlm } from "../../../www/mock-llm.mjs";
 import { pathToFileURL } from "node:url";
+import { readFlags } from "./flags.mjs";
 
 export const LIMITS_DEFAULTS = { requests: 300, concurrency: 8, limit: "20/1s", seed: 42, outageMs: 5000, streams: 200, cutRate: 0.5 };
 const OVERRIDES = { retry: { baseDelayMs: 50, maxDelayMs: 1000 }, timeout: { idleMs: 1000, firstByteMs: 2000 } };
@@ -162,16 +163,8 @@ export async function runLimits(options = {}) {
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
-  const value = (name) => {
-    const i = args.indexOf(`--${name}`);
-    return i < 0 ? undefined : args[i + 1];
-  };
-  const options = {};
-  for (const [flag, key] of [["requests", "requests"], ["concurrency", "concurrency"], ["seed", "seed"], ["outage-ms", "outageMs"],
-    ["streams", "streams"], ["cut-rate", "cutRate"]]) {
-    if (value(flag) !== undefined) options[key] = Number(value(flag));
-  }
-  if (value("limit") !== undefined) options.limit = value("limit");
+  const options = readFlags(args, [["requests", "requests"], ["concurrency", "concurrency"], ["seed", "seed"],
+    ["outage-ms", "outageMs"], ["streams", "streams"], ["cut-rate", "cutRate"]], [["limit", "limit"]]);
   const figures = await runLimits(options);
   if (args.includes("--json")) {
     console.log(JSON.stringify(figures, null, 2));
