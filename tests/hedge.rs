@@ -67,6 +67,17 @@ fn status_of(
     }
 }
 
+/// Opens "slow"'s breaker with one failure ("down" sent on its origin), then moves past its reset
+/// timeout: it is half-open, and the next call to it is its one probe.
+fn half_open_slow(sim: &Rc<Sim>, engine: &Rc<Engine>) {
+    let platform = SimPlatform(sim.clone());
+    let mut down = spec(engine, "down");
+    down.origin = "slow".into();
+    let e = engine.clone();
+    let _ = sim.block_on(async move { e.execute(&platform, &down).await });
+    sim.advance_to(2_100);
+}
+
 /// Races `primary` against `hedge` (started `after_ms` later); what happened, and when it ended.
 fn race(
     sim: &Rc<Sim>,
@@ -126,13 +137,7 @@ fn a_late_primary_loses_to_the_hedge_and_its_cancellation_is_no_failure() {
 fn a_superseded_half_open_probe_gives_its_slot_back() {
     let sim = world(1500);
     let engine = engine();
-    // "slow" opens its breaker once ("down" shares its key through the origin below).
-    let platform = SimPlatform(sim.clone());
-    let mut down = spec(&engine, "down");
-    down.origin = "slow".into();
-    let e = engine.clone();
-    let _ = sim.block_on(async move { e.execute(&platform, &down).await });
-    sim.advance_to(2_100);
+    half_open_slow(&sim, &engine);
     // Half-open: the primary is its one probe, superseded by the hedge.
     let (raced, ended) = race(&sim, &engine, ("slow", Some("fast")), Some(300));
     assert!(matches!(raced.won, Some((Side::Hedge, 200))));
@@ -252,14 +257,8 @@ fn a_race_cancelled_by_its_caller_drops_both_at_once_as_no_failure_and_frees_the
     use sturdy_llm::core::race::{race as either, unless_cancelled, Cancel};
     let sim = world(1500);
     let engine = engine();
-    // "slow" opens its breaker once, then is half-open: the primary below is its one probe.
+    half_open_slow(&sim, &engine);
     let platform = SimPlatform(sim.clone());
-    let mut down = spec(&engine, "down");
-    down.origin = "slow".into();
-    let e = engine.clone();
-    let p = platform.clone();
-    let _ = sim.block_on(async move { e.execute(&p, &down).await });
-    sim.advance_to(2_100);
     let before = engine.stats();
     let e = engine.clone();
     let cancelled = sim.block_on(async move {

@@ -57,6 +57,8 @@ type Failed<'t> = (TargetFailure, Option<(Indexed<'t>, TargetFailure)>, bool);
 /// (`embed()`) carries none of the hedging code.
 trait Attempts<'t> {
     type Answer;
+    /// Whether a step may be hedged (the chain then names the target a hedge would ask).
+    fn hedges(&self) -> bool;
     async fn step(
         &mut self,
         inner: &'t Inner,
@@ -74,6 +76,10 @@ where
     F: Future<Output = Result<T, TargetFailure>>,
 {
     type Answer = T;
+
+    fn hedges(&self) -> bool {
+        false
+    }
 
     async fn step(
         &mut self,
@@ -107,6 +113,10 @@ where
     U: 't,
 {
     type Answer = T;
+
+    fn hedges(&self) -> bool {
+        self.hedging.is_some()
+    }
 
     async fn step(
         &mut self,
@@ -242,7 +252,10 @@ impl Inner {
             let (index, target) = self
                 .next_target(&chain, step)
                 .map_err(|error| (error, chain.outcomes().to_vec()))?;
-            let hedge_to = chain.hedge_index(|next| self.is_shut(next));
+            let hedge_to = attempts
+                .hedges()
+                .then(|| chain.hedge_index(|next| self.is_shut(next)))
+                .flatten();
             let (failure, hedge, hedged) =
                 match attempts.step(self, (index, target), hedge_to).await {
                     Ok(answer) => return Ok(answer),
