@@ -15,7 +15,7 @@
 //! bypass mode always win, and neither credentials nor per-transfer headers are ever stored.
 //!
 //! The pieces are separate so that the pipeline composes them and other stores can reuse the first
-//! three: [`sha256`](mod@sha256) (the hash, written here to keep the wasm small), [`key`], [`policy`]
+//! three: [`sha256`](mod@sha256) (the hash, written for this crate to keep the wasm small; its own crate so that it alone is built for speed), [`key`], [`policy`]
 //! (both reading a request [`body`] parsed once),
 //! [`memory`] (an LRU bounded in entries and bytes, with fresh and stale-if-error lifetimes),
 //! [`store`] (how long to wait for a store the cache does not own, and which of its entries to
@@ -27,7 +27,6 @@ pub mod first;
 pub mod key;
 pub mod memory;
 pub mod policy;
-pub mod sha256;
 pub mod store;
 
 pub use body::Body;
@@ -35,5 +34,6 @@ pub use first::{cache_first, CacheFirst, Upstream};
 pub use key::{cache_key, canonical_json, KeyParts};
 pub use memory::{Entry, Freshness, MemoryStore, ENTRY_OVERHEAD};
 pub use policy::{request_cacheable, response_storable, serves_stale, storable_headers};
+pub use resilient_llm_sha256 as sha256;
 pub use sha256::{hex, sha256, Sha256};
 pub use store::{checked_entry, lookup_wait_ms, RawEntry, DEFAULT_STORE_TIMEOUT_MS};

@@ -219,7 +219,7 @@ export function crateTable(wasmPath) {
   const debug = sections.filter((s) => s.id === 0 && s.custom !== "").reduce((a, s) => a + s.size, 0);
   const rest = sections.filter((s) => s.id !== 0 && s.id !== 10 && s.id !== 11).reduce((a, s) => a + s.size, 0);
   // Collapse small third-party crates into "others" (named), keep the groups the report asks for.
-  const fixed = /^(sturdy_llm|std\/|wasm_bindgen\/|dlmalloc$|hashbrown$|\(no name)/;
+  const fixed = /^(sturdy_llm|resilient_llm_|std\/|wasm_bindgen\/|dlmalloc$|hashbrown$|\(no name)/;
   const rows = [];
   const others = { name: "others", bytes: 0, functions: 0, members: [] };
   for (const group of groups.values()) {
@@ -236,7 +236,7 @@ export function crateTable(wasmPath) {
   functions.sort((a, b) => b.size - a.size);
   const sum = (test) => rows.filter((r) => test(r.name)).reduce((a, r) => a + r.bytes, 0);
   const subtotals = [
-    ["this package (sturdy_llm + resilient_llm_sse)", sum((n) => n.startsWith("sturdy_llm"))],
+    ["this package (sturdy_llm, resilient_llm_sse, resilient_llm_sha256)", sum((n) => /^(sturdy_llm|resilient_llm_)/.test(n))],
     ["std/core/alloc", sum((n) => n === "std/core/alloc")],
     ["wasm_bindgen/js_sys/web_sys", sum((n) => n.startsWith("wasm_bindgen"))],
     ["dlmalloc + hashbrown", sum((n) => n === "dlmalloc" || n === "hashbrown")],
