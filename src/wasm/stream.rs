@@ -103,10 +103,22 @@ struct ChatProgress {
     joined: Cell<bool>,
     /// `result` was resolved or rejected (a listener run while settling may cancel the stream).
     settled: Cell<bool>,
-    /// The parts of the answer earlier targets wrote (a mid-stream fallback), in order.
+    /// What each upstream answer that ended before the last used, in order: the parts of the
+    /// answer earlier targets wrote (a mid-stream fallback) and cut answers resumed or not
+    /// continued; all are charged.
     written: RefCell<Vec<Written>>,
     resolve: js_sys::Function,
     reject: js_sys::Function,
+}
+
+impl Phase {
+    /// The body, when events flow.
+    fn live(&self) -> Option<&LiveStream> {
+        match self {
+            Phase::Live(body) => Some(body),
+            _ => None,
+        }
+    }
 }
 
 /// The response a stream opened on (live, replayed from the cache or joined), and how.
@@ -180,7 +192,7 @@ impl SseStream {
         let started = promise(async move {
             let started = starter.start_or_cancelled().await;
             if let Err(error) = &started {
-                starter.fail_chat(error);
+                starter.fail_chat(error, None);
             }
             started
         });
@@ -213,8 +225,8 @@ impl SseStream {
     /// given back.
     pub fn cancel(&self) {
         self.stream.cancelled.cancel();
-        self.stream.phase.replace(Phase::Closed);
-        self.stream.fail_chat(&cancelled());
+        let phase = self.stream.phase.replace(Phase::Closed);
+        self.stream.fail_chat(&cancelled(), phase.live());
     }
 }
 
@@ -256,8 +268,8 @@ impl Stream {
             // with it, and stored chunks are read without waiting).
             if let Some(error) = self.aborted() {
                 if self.is_live() {
-                    self.phase.replace(Phase::Closed);
-                    self.fail_chat(&error);
+                    let phase = self.phase.replace(Phase::Closed);
+                    self.fail_chat(&error, phase.live());
                     return Err(error);
                 }
             }
@@ -267,7 +279,7 @@ impl Stream {
                     Phase::Starting => {
                         let error = not_a_stream(&response);
                         drop(phase);
-                        self.fail_chat(&error);
+                        self.fail_chat(&error, None);
                         return Err(error);
                     }
                     Phase::Closed => return Ok(JsValue::NULL),
@@ -298,6 +310,7 @@ impl Stream {
                         Some(error) => error,
                     };
                     let cut = self.cut_of(&body);
+                    self.spent(&body);
                     if !self.recovering(|r| r.after(body.failure())) {
                         drop(body);
                         self.hand_over(cut, error).await?;
@@ -345,12 +358,12 @@ impl Stream {
                 return Ok(());
             }
             if let Some(aborted) = self.aborted() {
-                self.fail_chat(&aborted);
+                self.fail_chat(&aborted, None);
                 return Err(aborted);
             }
             match self.resume(progress, &delivered).await {
                 Err(stop) => {
-                    self.fail_chat(&stop);
+                    self.fail_chat(&stop, None);
                     return Err(stop);
                 }
                 Ok(true) => return Ok(()),

@@ -1356,6 +1356,71 @@ export const scenarios = {
     equal(error.remaining, 0, "nothing remains");
   },
 
+  // The provider bills what it generated, delivered or not: a stream that ends early is charged its
+  // input estimate and a token per 4 characters generated; one that never streamed gives its hold back.
+  async "chatStream: a stream cancelled, aborted or cut after its answer started is charged what it generated"({ ResilientClient }, mock) {
+    const cap = 100_000;
+    const slow = { "x-mock-chunk-delay-ms": "20" };
+    const make = (headers) => new ResilientClient({
+      targets: [target(mock, unique("spent"), { headers, pricing: { inputPerMTok: 1, outputPerMTok: 2 } })],
+      retry: false,
+      budget: { perUserDailyTokens: cap },
+    });
+    // What the ledger holds against the user: the cap less what a refused call is told remains.
+    const spent = async (client) => cap - (await rejection(client.chat({ messages: [{ role: "user", content: "x" }], maxTokens: cap }))).remaining;
+    const messages = [{ role: "user", content: unique("spend") }];
+    const expectCharged = async (client, read, how) => {
+      const usage = client.stats().usage;
+      check(read.text.length > 0, `${how}: some text was delivered`);
+      check(usage.outputTokens >= Math.ceil(read.text.length / 4), `${how}: output charged for what was delivered: ${JSON.stringify(usage)} for ${read.text.length} characters`);
+      check(usage.inputTokens > 0 && usage.costUsd > 0, `${how}: input and cost charged: ${JSON.stringify(usage)}`);
+      equal(await spent(client), usage.inputTokens + usage.outputTokens, `${how}: the budget is charged the same tokens`);
+    };
+
+    // cancel() after three deltas.
+    const cancelling = make(slow);
+    const cancelled = cancelling.chatStream({ messages });
+    const read = { text: "" };
+    let deltas = 0;
+    for await (const delta of cancelled) {
+      read.text += delta.text;
+      if (++deltas === 3) cancelled.cancel();
+    }
+    equal((await rejection(cancelled.result)).name, "AbortError", "a cancelled stream's result rejects");
+    await expectCharged(cancelling, read, "cancelled");
+
+    // The caller's signal after two deltas.
+    const aborting = make(slow);
+    const controller = new AbortController();
+    const aborted = aborting.chatStream({ messages, signal: controller.signal });
+    const abortedRead = { text: "" };
+    deltas = 0;
+    try {
+      for await (const delta of aborted) {
+        abortedRead.text += delta.text;
+        if (++deltas === 2) controller.abort();
+      }
+    } catch (error) {
+      equal(error.name, "AbortError", "iteration rejects with the abort");
+    }
+    await rejection(aborted.result);
+    await expectCharged(aborting, abortedRead, "aborted");
+
+    // Cut by the upstream (no resumption, no fallback): IncompleteStreamError, charged all the same.
+    const cutting = make(cutAt(4));
+    const cut = await readStream(cutting.chatStream({ messages }));
+    equal(cut.error?.name, "IncompleteStreamError", "a cut stream fails");
+    await expectCharged(cutting, cut, "cut");
+
+    // A target that never streams an answer: nothing charged, the whole hold given back.
+    const failing = make({ "x-mock-fault": "status=500" });
+    const failed = await readStream(failing.chatStream({ messages }));
+    check(failed.error !== undefined && failed.text === "", "the stream fails before any delta");
+    const { inputTokens, outputTokens, costUsd } = failing.stats().usage;
+    deepEqual([inputTokens, outputTokens, costUsd], [0, 0, 0], "nothing is charged");
+    equal(await spent(failing), 0, "the hold is given back");
+  },
+
   async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
     const name = unique("free");
     const client = new ResilientClient({

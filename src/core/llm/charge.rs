@@ -9,8 +9,10 @@
 //! token caps (a cache read is still read), and the cost caps see the discounted cost. When
 //! it ends, the hold is replaced by what the answering target really used and cost, which is also
 //! tallied per model and user; an answer that made no upstream call of its own (a cache hit, a
-//! stream shared with an identical request) is free and only gives its hold back. A failed call
-//! gives its hold back. A settlement that takes the user's tightest cap across 80% or 100% is
+//! stream shared with an identical request) is free and only gives its hold back. A call that
+//! failed before any answer started gives its hold back; a stream that failed or was cancelled
+//! after its answer started is charged what its answers used, as providers bill what they
+//! generated whether or not it was delivered (an estimate: see below). A settlement that takes the user's tightest cap across 80% or 100% is
 //! reported once, for the `budget` event. A stream that reported no usage is charged an estimate:
 //! the input estimate, and a token per 4 characters generated.
 

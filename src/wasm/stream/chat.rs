@@ -1,12 +1,12 @@
 //! The chat side of a stream (`chatStream()`): the chain's targets tried until one streams its first
 //! delta, a cut stream resumed past the text already delivered, and the `result` settled once.
 
-use super::mid_stream::{input_tokens, Written};
+use super::mid_stream::Written;
 use super::open::cancelled;
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::mid_stream::total;
+use crate::core::llm::mid_stream::{total, written_usage};
 use crate::core::llm::Completion;
 use crate::core::platform::Platform;
 use crate::core::race::unless_cancelled;
@@ -72,8 +72,8 @@ impl Stream {
             .map_err(|(error, _)| error)
     }
 
-    /// A chat stream that ended cleanly: settle its budget (each target's part, when a mid-stream
-    /// fallback continued it) and resolve `result`.
+    /// A chat stream that ended cleanly: settle its budget (each upstream answer's part: the
+    /// targets that wrote the answer, and cut answers resumed or moved on from) and resolve `result`.
     pub(super) fn finish_chat(&self, body: &LiveStream) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
@@ -86,18 +86,13 @@ impl Stream {
             return;
         };
         let monitor = &body.watch.monitor;
-        let continues = &body.watch.continues;
-        let input = input_tokens(&progress.call, continues.before());
-        let generated = (monitor.text(), monitor.tool_calls());
-        let text = continues.whole(monitor.text());
-        let mut parts = progress.written.take();
-        parts.push(Written {
-            target: progress.target.get(),
-            end: text.len(),
-            usage: reported_or_estimated(monitor.usage(), input, generated),
-            free: progress.cached.get() || progress.joined.get(),
+        let text = body.watch.continues.whole(monitor.text());
+        let mut used = progress.written.take();
+        used.push(Written {
+            kept: true,
+            ..progress.part_of(body, reported_or_estimated)
         });
-        let charges: Vec<_> = parts
+        let charges: Vec<_> = used
             .iter()
             .filter_map(|p| progress.charge(inner, p))
             .collect();
@@ -107,7 +102,7 @@ impl Stream {
                 text,
                 tool_calls: monitor.tool_calls().to_vec(),
                 finish_reason: monitor.finish_reason().unwrap_or("stop").to_string(),
-                usage: total(parts.iter().map(|p| p.usage)),
+                usage: total(used.iter().map(|p| p.usage)),
             },
             attempts: progress.attempts.get(),
             cached: progress.cached.get(),
@@ -116,12 +111,16 @@ impl Stream {
         let stored = (progress.target.get(), &answered.completion);
         inner.remember(probe, stored, &progress.call.policy);
         let result = chat_result(target, &answered, micros);
+        // A cut answer not kept (resumed on its target) is paid with the part that replaced it.
+        let mut unkept = 0;
+        let mut parts = Vec::new();
+        for (part, cost) in used.iter().zip(costs) {
+            unkept = cost.saturating_add(unkept);
+            if part.kept {
+                parts.push((part.target, part.end, std::mem::take(&mut unkept)));
+            }
+        }
         if parts.len() > 1 {
-            let parts: Vec<_> = parts
-                .iter()
-                .zip(costs)
-                .map(|(p, c)| (p.target, p.end, c))
-                .collect();
             set_parts(
                 &result,
                 &inner.options.targets,
@@ -132,16 +131,23 @@ impl Stream {
         let _ = progress.resolve.call1(&JsValue::NULL, &result);
     }
 
-    /// A chat stream that failed (or was cancelled): give the budget hold back, every part's, and
-    /// reject `result`. Nothing is charged, whatever was delivered.
-    pub(super) fn fail_chat(&self, error: &JsValue) {
+    /// A chat stream that failed (or was cancelled), with its `live` body if one was streaming:
+    /// charge what its upstream answers used (the provider bills what they generated, delivered
+    /// or not; a call that got no answer streaming gives its hold back) and reject `result`.
+    pub(super) fn fail_chat(&self, error: &JsValue, live: Option<&LiveStream>) {
         let Purpose::Chat(progress) = &self.purpose else {
             return;
         };
         if progress.settled.replace(true) {
             return;
         }
-        self.inner.release(progress.hold.take());
+        let mut used = progress.written.take();
+        used.extend(live.map(|body| progress.part_of(body, written_usage)));
+        let charges: Vec<_> = used
+            .iter()
+            .filter_map(|p| progress.charge(&self.inner, p))
+            .collect();
+        self.inner.settle_parts(progress.hold.take(), &charges);
         let _ = progress.reject.call1(&JsValue::NULL, error);
     }
 

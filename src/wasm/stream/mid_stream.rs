@@ -9,7 +9,7 @@ use crate::core::event::Event;
 use crate::core::llm::charge::{hold_more, Charge};
 use crate::core::llm::mid_stream::{can_prefill, written_usage, Continuation, Handover};
 use crate::core::llm::request::has_cache_marks;
-use crate::core::llm::{estimate_tokens, with_prefill, Usage, MAX_TARGETS};
+use crate::core::llm::{estimate_tokens, with_prefill, ToolCall, Usage, MAX_TARGETS};
 use crate::core::platform::Platform;
 use crate::core::resume::{Delivered, Failure, Recoveries};
 use crate::wasm::answer::{chat_start, LiveStream, StreamStart};
@@ -19,7 +19,7 @@ use crate::wasm::inner::Inner;
 use crate::wasm::js::set;
 use wasm_bindgen::prelude::*;
 
-/// One target's part of a chat stream's answer.
+/// What one upstream answer of a chat stream used, and where its text ends in the answer.
 pub(crate) struct Written {
     /// The target's index.
     pub(crate) target: usize,
@@ -29,15 +29,37 @@ pub(crate) struct Written {
     pub(crate) usage: Usage,
     /// It made no upstream call of its own (a stream shared with an identical request).
     pub(crate) free: bool,
+    /// Its text is a part of the answer: false for a cut answer that was resumed, or that nothing
+    /// continued (it is charged all the same: the provider bills what it generated).
+    pub(crate) kept: bool,
 }
 
-/// A chat stream cut past resuming: what the caller has (every part), and the cut target's part.
+/// A chat stream cut past resuming: what the caller has (every part).
 pub(super) struct Cut {
     delivered: Delivered,
-    part: Written,
 }
 
 impl ChatProgress {
+    /// What `body` used (`usage` from what it reported, its input and what it generated) and
+    /// where its text ends in the answer; kept in the answer or not as its caller decides.
+    pub(super) fn part_of(
+        &self,
+        body: &LiveStream,
+        usage: fn(Usage, u64, (&str, &[ToolCall])) -> Usage,
+    ) -> Written {
+        let monitor = &body.watch.monitor;
+        let continues = &body.watch.continues;
+        let input = input_tokens(&self.call, continues.before());
+        let generated = (monitor.text(), monitor.tool_calls());
+        Written {
+            target: self.target.get(),
+            end: continues.whole(&body.delivered().text).len(),
+            usage: usage(monitor.usage(), input, generated),
+            free: self.cached.get() || self.joined.get(),
+            kept: false,
+        }
+    }
+
     /// What the call is charged for `part`: its writer's model and prices, its usage.
     pub(super) fn charge<'a>(&'a self, inner: &'a Inner, part: &Written) -> Option<Charge<'a>> {
         let target = inner.options.targets.get(part.target)?;
@@ -56,7 +78,7 @@ impl Stream {
     /// on): the stream was cut, or resumed after a cut with an answer that came out differently
     /// (its own target cannot resume it either; what the caller has is what was delivered before).
     pub(super) fn cut_of(&self, body: &LiveStream) -> Option<Cut> {
-        let Purpose::Chat(progress) = &self.purpose else {
+        let Purpose::Chat(_) = &self.purpose else {
             return None;
         };
         let cut = body.failure() == Failure::Cut || body.watch.resume.diverged();
@@ -64,26 +86,22 @@ impl Stream {
             return None;
         }
         let own = body.delivered();
-        let continues = &body.watch.continues;
-        let input = input_tokens(&progress.call, continues.before());
-        let usage = written_usage(
-            body.watch.monitor.usage(),
-            input,
-            (&own.text, &own.tool_calls),
-        );
-        let text = continues.whole(&own.text);
         Some(Cut {
-            part: Written {
-                target: progress.target.get(),
-                end: text.len(),
-                usage,
-                free: progress.cached.get() || progress.joined.get(),
-            },
             delivered: Delivered {
-                text,
+                text: body.watch.continues.whole(&own.text),
                 tool_calls: own.tool_calls,
             },
         })
+    }
+
+    /// Notes what a chat stream's `body` used as it ends without completing the answer (cut,
+    /// failed or cancelled): the call is charged for it whatever happens next. Its text is not (yet)
+    /// a part of the answer: a continuation on another target makes it one.
+    pub(super) fn spent(&self, body: &LiveStream) {
+        if let Purpose::Chat(progress) = &self.purpose {
+            let part = progress.part_of(body, written_usage);
+            progress.written.borrow_mut().push(part);
+        }
     }
 
     /// A chat stream failed with `error` and was not recovered on its own target: continues it on
@@ -101,7 +119,7 @@ impl Stream {
             Ok(false) => error,
             Err(stop) => stop,
         };
-        self.fail_chat(&error);
+        self.fail_chat(&error, None);
         Err(error)
     }
 
@@ -165,7 +183,10 @@ impl Stream {
             }
             match opened {
                 Ok(()) => {
-                    progress.written.borrow_mut().push(cut.part);
+                    // The cut answer, noted last when it ended, is the answer's part before this.
+                    if let Some(part) = progress.written.borrow_mut().last_mut() {
+                        part.kept = true;
+                    }
                     return Ok(true);
                 }
                 Err(failure) if !failure.outcome.falls_back() => return Err(failure.error),
