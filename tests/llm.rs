@@ -1608,3 +1608,18 @@ fn a_stream_cut_past_resuming_is_continued_by_the_next_target_that_can_prefill()
         vec![(0, 12), (12, 27)]
     );
 }
+
+/// Every upstream answer of a stream is paid for; a cut one resumed on its own target (not kept in
+/// the answer) is paid with the part that replaced it, so the parts still add up to the call's cost.
+#[test]
+fn a_resumed_cut_answer_is_paid_with_the_part_that_replaced_it() {
+    use sturdy_llm::core::llm::mid_stream::part_costs;
+    // Cut, resumed and cut again (kept: continued elsewhere), then the continuation.
+    assert_eq!(part_costs([(false, 5), (true, 7), (true, 11)]), [12, 11]);
+    // Two resumptions before the answer that completed.
+    assert_eq!(part_costs([(false, 1), (false, 2), (true, 3)]), [6]);
+    assert_eq!(part_costs([(true, 4)]), [4]);
+    // Nothing kept (the stream failed): no parts; never an overflow.
+    assert!(part_costs([(false, 9)]).is_empty());
+    assert_eq!(part_costs([(false, u64::MAX), (true, 1)]), [u64::MAX]);
+}

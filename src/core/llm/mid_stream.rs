@@ -173,6 +173,21 @@ pub fn total(usages: impl IntoIterator<Item = Usage>) -> Usage {
     })
 }
 
+/// What each part of an answer cost, given every upstream answer's cost in order and whether its
+/// text was kept in the answer: an answer not kept (a cut one resumed on its target) is paid with the
+/// kept part that follows it, the one that replaced it. One entry per kept answer, in order.
+pub fn part_costs(answers: impl IntoIterator<Item = (bool, u64)>) -> Vec<u64> {
+    let mut pending = 0u64;
+    let mut costs = Vec::new();
+    for (kept, cost) in answers {
+        pending = pending.saturating_add(cost);
+        if kept {
+            costs.push(std::mem::take(&mut pending));
+        }
+    }
+    costs
+}
+
 /// Each part's range of `text` in UTF-16 code units (what JavaScript's `text.slice` counts), from
 /// the byte offsets where each part ends (in order; the last is `text`'s end).
 pub fn utf16_ranges(text: &str, ends: &[usize]) -> Vec<(usize, usize)> {

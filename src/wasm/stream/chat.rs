@@ -6,7 +6,7 @@ use super::open::cancelled;
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::mid_stream::{total, written_usage};
+use crate::core::llm::mid_stream::{part_costs, total, written_usage};
 use crate::core::llm::Completion;
 use crate::core::platform::Platform;
 use crate::core::race::unless_cancelled;
@@ -111,15 +111,9 @@ impl Stream {
         let stored = (progress.target.get(), &answered.completion);
         inner.remember(probe, stored, &progress.call.policy);
         let result = chat_result(target, &answered, micros);
-        // A cut answer not kept (resumed on its target) is paid with the part that replaced it.
-        let mut unkept = 0;
-        let mut parts = Vec::new();
-        for (part, cost) in used.iter().zip(costs) {
-            unkept = cost.saturating_add(unkept);
-            if part.kept {
-                parts.push((part.target, part.end, std::mem::take(&mut unkept)));
-            }
-        }
+        let kept = used.iter().filter(|p| p.kept);
+        let paid = part_costs(used.iter().map(|p| p.kept).zip(costs));
+        let parts: Vec<_> = kept.zip(paid).map(|(p, c)| (p.target, p.end, c)).collect();
         if parts.len() > 1 {
             set_parts(
                 &result,
