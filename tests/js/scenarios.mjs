@@ -1421,6 +1421,37 @@ export const scenarios = {
     equal(await spent(failing), 0, "the hold is given back");
   },
 
+  async "chatStream: 150 streams cut, resumed, continued, hedged, cancelled and aborted at random: the budget is charged exactly what stats() tallies"({ ResilientClient }, mock) {
+    const cap = 10_000_000;
+    const client = new ResilientClient({
+      targets: [
+        target(mock, unique("chaos-cut"), { headers: { ...cutAt(4), "x-mock-chunk-delay-ms": "2" }, prefill: true, pricing: { inputPerMTok: 1, outputPerMTok: 2 } }),
+        target(mock, unique("chaos-ok"), { provider: "anthropic", model: "claude-x", headers: { "x-mock-chunk-delay-ms": "2" }, pricing: { inputPerMTok: 3, outputPerMTok: 4 } }),
+      ],
+      retry: { ...fast, maxRetries: 1 },
+      fallback: { midStream: true },
+      hedge: { afterMs: 15 },
+      budget: { perUserDailyTokens: cap },
+    });
+    let seed = 11;
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const outcomes = await Promise.all(Array.from({ length: 150 }, async (_, i) => {
+      const controller = new AbortController();
+      const stream = client.chatStream({ messages: [{ role: "user", content: `chaos ${i % 40}` }], signal: controller.signal });
+      const [stopAt, cancel] = [Math.floor(random() * 10), random() < 0.5];
+      let deltas = 0;
+      try {
+        for await (const _ of stream) if (++deltas === stopAt) cancel ? stream.cancel() : controller.abort();
+      } catch {}
+      return stream.result.then(() => "ok", (error) => error.name);
+    }));
+    check(outcomes.includes("ok") && outcomes.includes("AbortError"), `a mix of outcomes: ${outcomes}`);
+    const { inputTokens, outputTokens } = client.stats().usage;
+    check(outputTokens > 0, "output was charged");
+    const refused = await rejection(client.chat({ messages: [{ role: "user", content: "x" }], maxTokens: cap }));
+    equal(cap - refused.remaining, inputTokens + outputTokens, "the ledger holds what stats() tallies: no hold left behind, nothing charged twice");
+  },
+
   async "a chat answered from the cache or a shared stream costs nothing"({ ResilientClient }, mock) {
     const name = unique("free");
     const client = new ResilientClient({
