@@ -299,3 +299,58 @@ fn a_race_cancelled_by_its_caller_drops_both_at_once_as_no_failure_and_frees_the
     let (raced, _) = race(&sim, &engine, ("fast", None), None);
     assert!(matches!(raced.won, Some((Side::Primary, 200))));
 }
+
+#[test]
+fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it() {
+    use sturdy_llm::core::pipeline::JoinableCalls;
+    let sim = world(1500);
+    let engine = engine();
+    let platform = SimPlatform(sim.clone());
+    let flights = Rc::new(JoinableCalls::default());
+    let ended = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let shared = |engine: &Rc<Engine>, flights: &Rc<JoinableCalls<_>>| {
+        let (engine, platform, flights) = (engine.clone(), platform.clone(), flights.clone());
+        async move {
+            let spec = spec(&engine, "slow");
+            let answer = engine
+                .execute_or_join(&platform, &flights, &spec, "slow")
+                .await;
+            answer.map(|r| r.response.status).map_err(|f| format!("{f:?}"))
+        }
+    };
+    // The first call hedges at 300 ms and wins with "fast"; the second, identical, joined the
+    // first's call to "slow" and does not hedge: it must get that call's answer, at 1500.
+    let hedging = {
+        let (engine, platform, ended) = (engine.clone(), platform.clone(), ended.clone());
+        let primary = shared(&engine, &flights);
+        Box::pin(async move {
+            let fast = || {
+                let (engine, platform) = (engine.clone(), platform.clone());
+                async move {
+                    let spec = spec(&engine, "fast");
+                    let answer = engine.execute(&platform, &spec).await;
+                    answer.map(|r| r.response.status).map_err(|f| format!("{f:?}"))
+                }
+            };
+            let raced = hedged(&platform, primary, Some(300), || Some(fast()), engine.superseding()).await;
+            assert!(matches!(raced.won, Some((Side::Hedge, 200))));
+            ended.borrow_mut().push(("hedged", platform.0.now()));
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+    };
+    let joined = {
+        let (ended, platform) = (ended.clone(), platform.clone());
+        let call = shared(&engine, &flights);
+        Box::pin(async move {
+            platform.0.timer(10).await;
+            assert_eq!(call.await, Ok(200));
+            ended.borrow_mut().push(("joined", platform.0.now()));
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+    };
+    sim.run(vec![hedging, joined]);
+    assert_eq!(*ended.borrow(), vec![("hedged", 400), ("joined", 1500)]);
+    let slow: Vec<_> = sim.sent.borrow().iter().filter(|(_, r)| r == "slow").map(|(t, _)| *t).collect();
+    assert_eq!(slow, vec![0], "one call to the slow target, shared");
+    let stats = engine.stats();
+    assert_eq!((stats.requests, stats.successes, stats.failures, stats.deduplicated), (2, 2, 0, 1));
+    assert!(flights.is_empty());
+}
