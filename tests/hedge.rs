@@ -311,11 +311,13 @@ fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it()
     let shared = |engine: &Rc<Engine>, flights: &Rc<JoinableCalls<_>>| {
         let (engine, platform, flights) = (engine.clone(), platform.clone(), flights.clone());
         async move {
-            let spec = spec(&engine, "slow");
+            let spec = Rc::new(spec(&engine, "slow"));
             let answer = engine
                 .execute_or_join(&platform, &flights, &spec, "slow")
                 .await;
-            answer.map(|r| r.response.status).map_err(|f| format!("{f:?}"))
+            answer
+                .map(|r| r.response.status)
+                .map_err(|f| format!("{f:?}"))
         }
     };
     // The first call hedges at 300 ms and wins with "fast"; the second, identical, joined the
@@ -329,10 +331,19 @@ fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it()
                 async move {
                     let spec = spec(&engine, "fast");
                     let answer = engine.execute(&platform, &spec).await;
-                    answer.map(|r| r.response.status).map_err(|f| format!("{f:?}"))
+                    answer
+                        .map(|r| r.response.status)
+                        .map_err(|f| format!("{f:?}"))
                 }
             };
-            let raced = hedged(&platform, primary, Some(300), || Some(fast()), engine.superseding()).await;
+            let raced = hedged(
+                &platform,
+                primary,
+                Some(300),
+                || Some(fast()),
+                engine.superseding(),
+            )
+            .await;
             assert!(matches!(raced.won, Some((Side::Hedge, 200))));
             ended.borrow_mut().push(("hedged", platform.0.now()));
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
@@ -348,9 +359,23 @@ fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it()
     };
     sim.run(vec![hedging, joined]);
     assert_eq!(*ended.borrow(), vec![("hedged", 400), ("joined", 1500)]);
-    let slow: Vec<_> = sim.sent.borrow().iter().filter(|(_, r)| r == "slow").map(|(t, _)| *t).collect();
+    let slow: Vec<_> = sim
+        .sent
+        .borrow()
+        .iter()
+        .filter(|(_, r)| r == "slow")
+        .map(|(t, _)| *t)
+        .collect();
     assert_eq!(slow, vec![0], "one call to the slow target, shared");
     let stats = engine.stats();
-    assert_eq!((stats.requests, stats.successes, stats.failures, stats.deduplicated), (2, 2, 0, 1));
+    assert_eq!(
+        (
+            stats.requests,
+            stats.successes,
+            stats.failures,
+            stats.deduplicated
+        ),
+        (2, 2, 0, 1)
+    );
     assert!(flights.is_empty());
 }

@@ -61,12 +61,14 @@ pub struct JsRequest {
     pub signal: Option<AbortSignal>,
 }
 
-/// Global fetch and timers, the client's event listeners and its shared state store.
+/// Global fetch and timers, the client's event listeners and its shared state store (a clone is
+/// the same platform: a shared call's work holds one, [`crate::core::dedupe`]).
+#[derive(Clone)]
 pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
     /// Breaker and bucket state shared across isolates (`sharedState`), when set.
-    pub store: Option<JsStateStore>,
+    pub store: Option<Rc<JsStateStore>>,
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -154,7 +156,7 @@ impl Platform for JsPlatform {
     }
 
     fn store(&self) -> Option<&JsStateStore> {
-        self.store.as_ref()
+        self.store.as_deref()
     }
 }
 
