@@ -3131,6 +3131,51 @@ export const scenarios = {
     await setFaults(mock, { target: a });
   },
 
+  // Before, a hedge that won cancelled its losing call even when identical calls had joined it: they
+  // were released and sent it again from scratch (twice the wait, twice the upstream calls).
+  async "hedge: a losing call that identical calls joined goes on for them, in chat() and chatStream(), hedged or not"({ ResilientClient }, mock) {
+    const name = unique("hedge-dedupe");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, slowRate: 1, slowMs: 1000 });
+    const client = new ResilientClient({ retry: false, dedupe: true, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 50 } });
+    const asked = async () => {
+      const byTarget = (await mockStats(mock)).byTarget;
+      return [byTarget[a]?.total ?? 0, byTarget[b]?.total ?? 0];
+    };
+    const streamed = async (stream) => {
+      let text = "";
+      for await (const delta of stream) text += delta.text;
+      const result = await stream.result;
+      equal(result.text, text, "the text streamed is the result's");
+      return result;
+    };
+    // temperature 0: deterministic, so identical calls in flight share one upstream call.
+    const request = (content, extra) => ({ messages: [{ role: "user", content }], temperature: 0, ...extra });
+    const ways = {
+      "chat()": (content, extra) => client.chat(request(content, extra)),
+      "chatStream()": (content, extra) => streamed(client.chatStream(request(content, extra))),
+    };
+    for (const [way, ask] of Object.entries(ways)) {
+      // Both hedge: both are answered by the one hedge, and the slow call is dropped once neither wants it.
+      let before = await asked();
+      const both = await Promise.all([ask(`${way} both hedge`), ask(`${way} both hedge`)]);
+      deepEqual(both.map((r) => r.target), [b, b], `${way}: both answered by the hedge`);
+      check(both.every((r) => r.text.length > 0 && r.text === both[0].text), `${way}: whole answers`);
+      deepEqual((await asked()).map((n, i) => n - before[i]), [1, 1], `${way}: one call to each target`);
+      // Only the first hedges: the second joined its call to the slow target and gets that call's answer.
+      before = await asked();
+      const [hedged, plain] = await Promise.all([ask(`${way} one hedges`), ask(`${way} one hedges`, { hedge: false })]);
+      equal(hedged.target, b, `${way}: the hedging call, answered by the hedge`);
+      equal(plain.target, a, `${way}: the call that does not hedge, answered by the slow target`);
+      check(plain.text.length > 0, `${way}: a whole answer`);
+      deepEqual((await asked()).map((n, i) => n - before[i]), [1, 1], `${way}: the slow call was not sent again`);
+    }
+    const stats = client.stats();
+    equal(stats.failures, 0, "no failure");
+    equal(stats.breakers.find((x) => x.key === `target:${a}`)?.failures ?? 0, 0, "the slow target's breaker counted nothing");
+    await setFaults(mock, { target: a });
+  },
+
   async "hedge: \"p95\" waits for 20 first tokens, then hedges past the primary's own p95"({ ResilientClient }, mock) {
     const name = unique("hedge-p95");
     const [a, b] = [`${name}-a`, `${name}-b`];
