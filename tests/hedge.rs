@@ -379,3 +379,53 @@ fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it()
     );
     assert!(flights.is_empty());
 }
+
+#[test]
+fn a_callers_abort_seen_as_the_sends_failure_counts_no_breaker_failure_in_a_race_or_outside() {
+    use sturdy_llm::core::platform::SendError;
+    use sturdy_llm::core::retry::{Jitter, RetryConfig};
+    // The caller's signal also fails each send in flight; a runtime may show that failure before
+    // the abort itself. Here both sends fail so at 500 ms, during the race.
+    let aborted = || Reply {
+        after_ms: Some(500),
+        result: Err(SendError::Aborted),
+    };
+    let sim = Sim::new(move |_, _| aborted());
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("a", Some("b")), Some(300));
+    assert!(raced.hedged && raced.won.is_none());
+    assert_eq!(raced.primary.as_deref(), Some("Aborted { attempts: 1 }"));
+    assert_eq!(ended, 800, "the hedge's send failed last");
+    let no_failures = |engine: &Engine| {
+        let views = engine.breakers(sim.now());
+        views
+            .iter()
+            .all(|b| b.state == StateKind::Closed && b.failures == 0)
+    };
+    assert!(no_failures(&engine), "{:?}", engine.breakers(sim.now()));
+    assert!(
+        sim.events_of("error").is_empty(),
+        "an abort is no error event"
+    );
+    // Outside a race, and with retries: not retried, not counted by the breaker.
+    let sim = Sim::new(move |_, _| aborted());
+    let cfg = ClientConfig {
+        retry: Some(RetryConfig {
+            max_retries: 3,
+            jitter: Jitter::None,
+            ..RetryConfig::default()
+        }),
+        ..engine.config().clone()
+    };
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let (platform, e) = (SimPlatform(sim.clone()), engine.clone());
+    let mut call = spec(&engine, "a");
+    call.retry = engine.config().retry.clone();
+    let failure = sim.block_on(async move { e.execute(&platform, &call).await.err() });
+    assert_eq!(failure, Some(Failure::Aborted { attempts: 1 }));
+    assert_eq!(sim.sent.borrow().len(), 1, "not retried");
+    assert!(no_failures(&engine), "{:?}", engine.breakers(sim.now()));
+    // Counted as any call its caller's abort dropped: a failed call, not the upstream's failure.
+    let stats = engine.stats();
+    assert_eq!((stats.requests, stats.failures, stats.retries), (1, 1, 0));
+}

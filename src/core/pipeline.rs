@@ -226,6 +226,9 @@ impl Engine {
         };
         match &result {
             Ok(delivered) => tally.finish(delivered.response.status() < 400),
+            // Counted as a call dropped by its caller's abort is: the order in which the abort
+            // and the transport's failure are seen is the platform's.
+            Err(Failure::Aborted { .. }) => tally.finish(false),
             Err(failure) => {
                 tally.finish(false);
                 platform.emit(Event::Error {
@@ -333,7 +336,10 @@ impl Engine {
             };
             breaker.finish(match &outcome {
                 Ok(response) => verdict_for_status(response.status()),
-                Err(AttemptFailure::Send(SendError::Invalid(_))) => Verdict::Ignored,
+                // Neither says anything of the upstream's health.
+                Err(AttemptFailure::Send(SendError::Invalid(_) | SendError::Aborted)) => {
+                    Verdict::Ignored
+                }
                 Err(_) => Verdict::Failure,
             });
             return match outcome {
@@ -354,6 +360,9 @@ impl Engine {
                 }),
                 Err(AttemptFailure::Send(SendError::Invalid(message))) => {
                     Err(Failure::InvalidRequest { message })
+                }
+                Err(AttemptFailure::Send(SendError::Aborted)) => {
+                    Err(Failure::Aborted { attempts: attempt })
                 }
             };
         }
@@ -402,7 +411,7 @@ impl Engine {
             Err(AttemptFailure::Send(SendError::Network(_))) => {
                 retry.decide(cfg, &Outcome::Network, wall, &mut state.rng)
             }
-            Err(AttemptFailure::Send(SendError::Invalid(_))) => Decision::Done,
+            Err(AttemptFailure::Send(SendError::Invalid(_) | SendError::Aborted)) => Decision::Done,
         }
     }
 

@@ -8,6 +8,7 @@
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, SendError};
+use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{prime, JsResponse, StreamStart};
 use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
@@ -126,9 +127,15 @@ impl Platform for JsPlatform {
                 stream: None,
                 error_class: None,
             }),
-            Some(start) => prime(response, start.clone())
-                .await
-                .map_err(SendError::Network),
+            Some(start) => {
+                prime(response, start.clone()).await.map_err(|message| {
+                    match is_aborted(request.signal.as_ref()) {
+                        // The caller's signal errors the body too.
+                        true => SendError::Aborted,
+                        false => SendError::Network(message),
+                    }
+                })
+            }
         }
     }
 
@@ -178,6 +185,7 @@ impl JsPlatform {
         let promise = global_fetch(&request.url, &request.init)
             .unwrap_or_else(|thrown| Promise::reject(&thrown));
         let (url, init) = (request.url.clone(), request.init.clone());
+        let caller = request.signal.clone();
         async move {
             let mut guard = AbortOnDrop(controller);
             let result = JsFuture::from(promise).await;
@@ -186,6 +194,8 @@ impl JsPlatform {
                 Ok(value) => {
                     response(&value).map_err(|error| SendError::Network(network_message(&error)))
                 }
+                // The caller's signal fails the fetch too: its abort, not the upstream's failure.
+                Err(_) if is_aborted(caller.as_ref()) => Err(SendError::Aborted),
                 Err(error) if refused(&url, &init) => Err(SendError::Invalid(
                     Reflect::get(&error, &"message".into())
                         .ok()

@@ -3226,6 +3226,41 @@ export const scenarios = {
     await setFaults(mock, { target: a });
   },
 
+  // Before, the caller's abort also failed each fetch in flight, and a failure seen before the abort
+  // itself was counted against the upstream: a breaker failure per attempt (two in a hedge race).
+  async "an abort by the caller counts no breaker failure, in a hedge race or outside one"({ ResilientClient }, mock) {
+    const name = unique("abort-breaker");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 3000 });
+    await setFaults(mock, { target: b, latencyMs: 3000 });
+    const client = new ResilientClient({
+      retry: false,
+      breaker: { failureThreshold: 1 },
+      targets: [target(mock, a), target(mock, b)],
+      hedge: { afterMs: 50 },
+    });
+    const aborted = async (ms, call) => {
+      const controller = new AbortController();
+      const reason = new Error("caller gave up");
+      setTimeout(() => controller.abort(reason), ms);
+      equal(await rejection(call(controller.signal)), reason, "rejects with the signal's reason");
+    };
+    const messages = [{ role: "user", content: "abort me" }];
+    await aborted(300, (signal) => client.chat({ messages, signal }));
+    const stream = (signal) => client.chatStream({ messages, signal }).result;
+    await aborted(300, stream);
+    equal(client.stats().hedges.started, 2, "both were aborted during a race");
+    await aborted(30, (signal) => client.chat({ messages, signal, hedge: false }));
+    await aborted(30, (signal) => client.chatStream({ messages, signal, hedge: false }).result);
+    const breakers = client.stats().breakers;
+    for (const name of [a, b]) {
+      const breaker = breakers.find((x) => x.key === `target:${name}`);
+      deepEqual([breaker?.state ?? "closed", breaker?.failures ?? 0], ["closed", 0], `${name}'s breaker counted nothing`);
+    }
+    await setFaults(mock, { target: a });
+    await setFaults(mock, { target: b });
+  },
+
   async "hedge: 100 hedged calls at once all answer, with no failure counted and no connection left open"({ ResilientClient }, mock) {
     const name = unique("hedge-many");
     const [a, b] = [`${name}-a`, `${name}-b`];
