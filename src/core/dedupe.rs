@@ -16,7 +16,8 @@
 //! Copies are made all at once, when the call completes (the flight's `share` is told how many),
 //! so that the platform can arrange them: a JS `Response` tees its body on every clone, and clones
 //! made one after another read through a chain as long as their number (see
-//! `crate::wasm::fan_out`). The caller that saw the call complete keeps the outcome itself. A
+//! `crate::wasm::fan_out`). The call's own outcome goes to the caller who started it, or, when
+//! that one left, to the caller who saw it complete: that caller owns the call (it pays for it). A
 //! flight serves at most [`MAX_CALLERS`]: the next identical caller starts a new flight under the
 //! same key, which later callers join. So one upstream failure reaches a bounded number of
 //! callers, and one answer is copied a bounded number of times. A caller left without a copy (the
@@ -26,7 +27,7 @@ use crate::core::string_map::StringMap;
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
 
 /// Most callers one flight serves, the one who started it included; the next identical caller
@@ -44,6 +45,8 @@ pub type Share<T> = Box<dyn Fn(&T, usize) -> Vec<T>>;
 struct Slot<T> {
     outcome: Option<Option<T>>,
     waker: Option<Waker>,
+    /// The outcome is the call's own, not a copy.
+    own: bool,
 }
 
 /// A slot, held by its caller and by the flight that fills it.
@@ -55,6 +58,8 @@ struct Flight<T> {
     work: RefCell<Option<Work<T>>>,
     share: Share<T>,
     waiting: RefCell<Vec<SlotRef<T>>>,
+    /// The caller who started it.
+    starter: Weak<RefCell<Slot<T>>>,
 }
 
 /// The calls in flight, by key: the flight that the next identical caller joins.
@@ -77,6 +82,7 @@ impl<T> Flights<T> {
         let slot = Rc::new(RefCell::new(Slot {
             outcome: None,
             waker: None,
+            own: false,
         }));
         let open = self.open.borrow().get(key).cloned();
         if let Some(flight) = open {
@@ -99,6 +105,7 @@ impl<T> Flights<T> {
             work: RefCell::new(Some(work)),
             share,
             waiting: RefCell::new(vec![slot.clone()]),
+            starter: Rc::downgrade(&slot),
         });
         self.open
             .borrow_mut()
@@ -150,6 +157,12 @@ impl<'a, T> Seat<'a, T> {
         self.joined
     }
 
+    /// Whether the outcome this caller received is the call's own rather than a copy: it started
+    /// the call, or it saw the call complete after its starter left. Either way it owns the call.
+    pub fn owns(&self) -> bool {
+        self.slot.borrow().own
+    }
+
     /// The call's outcome (this caller's copy of it), or `None` when no copy could be made for
     /// it: then it makes its own call.
     pub fn outcome(&mut self) -> impl Future<Output = Option<T>> + use<'_, 'a, T> {
@@ -172,16 +185,26 @@ impl<'a, T> Seat<'a, T> {
         })
     }
 
-    /// The call completed with `outcome`: this caller keeps it, the others get their copies.
+    /// The call completed with `outcome`: its owner keeps it (its starter while it waits, else
+    /// this caller), the others get their copies.
     fn finish(&self, outcome: T) {
         self.flights.close(&self.key, &self.flight);
-        let waiting = std::mem::take(&mut *self.flight.waiting.borrow_mut());
-        let others: Vec<_> = waiting
-            .into_iter()
-            .filter(|slot| !Rc::ptr_eq(slot, &self.slot))
-            .collect();
+        let mut others = std::mem::take(&mut *self.flight.waiting.borrow_mut());
+        let starter = self.flight.starter.as_ptr();
+        let owner = others
+            .iter()
+            .position(|slot| Rc::as_ptr(slot) == starter)
+            .or_else(|| others.iter().position(|slot| Rc::ptr_eq(slot, &self.slot)))
+            .map(|at| others.remove(at));
         let mut copies = (self.flight.share)(&outcome, others.len()).into_iter();
-        self.slot.borrow_mut().outcome = Some(Some(outcome));
+        if let Some(owner) = owner {
+            let mut owner = owner.borrow_mut();
+            owner.outcome = Some(Some(outcome));
+            owner.own = true;
+            if let Some(waker) = owner.waker.take() {
+                waker.wake();
+            }
+        }
         for slot in others {
             let mut slot = slot.borrow_mut();
             slot.outcome = Some(copies.next());
@@ -299,17 +322,18 @@ mod tests {
         let mut second = flights.join("k", || unreachable!("joins"));
         let mut third = flights.join("k", || unreachable!("joins"));
         assert!(!first.joined() && second.joined() && third.joined());
-        let mut a = pin!(first.outcome());
-        assert!(poll_once(a.as_mut()).is_pending());
+        assert!(poll_once(pin!(first.outcome())).is_pending());
         upstream.answer.set(Some(7));
-        assert_eq!(poll_once(a.as_mut()), Poll::Ready(Some(7)));
+        // Whoever sees it complete, the caller who started it owns it.
+        assert_eq!(poll_once(pin!(third.outcome())), Poll::Ready(Some(7)));
         assert_eq!(
             *upstream.asked.borrow(),
             [2],
             "all copies are asked for at once"
         );
+        assert_eq!(poll_once(pin!(first.outcome())), Poll::Ready(Some(7)));
         assert_eq!(poll_once(pin!(second.outcome())), Poll::Ready(Some(7)));
-        assert_eq!(poll_once(pin!(third.outcome())), Poll::Ready(Some(7)));
+        assert!(first.owns() && !second.owns() && !third.owns());
         assert!(flights.is_empty());
     }
 
@@ -330,6 +354,8 @@ mod tests {
         assert_eq!(poll_once(pin!(second.outcome())), Poll::Ready(Some(5)));
         assert_eq!(poll_once(pin!(late.outcome())), Poll::Ready(Some(5)));
         assert_eq!(*upstream.asked.borrow(), [1]);
+        // Its starter gone, the caller who saw it complete owns it.
+        assert!(second.owns() && !late.owns());
         // Every caller leaving drops the call (cancelled on the wire), and the next one starts anew.
         let upstream = Upstream::new();
         let first = flights.join("k", upstream.start());

@@ -265,7 +265,7 @@ impl Engine {
                 (Box::pin(work) as Work<_>, Box::new(share) as Share<_>)
             });
             if let Some(outcome) = seat.outcome().await {
-                if seat.joined() {
+                if !seat.owns() {
                     self.count_deduplicated();
                 }
                 return outcome;

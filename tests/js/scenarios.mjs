@@ -276,13 +276,15 @@ export const scenarios = {
     equal(client.stats().deduplicated, 2, "stats().deduplicated");
     await (await leader).text();
 
-    // The leader aborts: its followers still get an answer (from a call of their own).
+    // The leader aborts: its follower still gets an answer, from the call it joined, which goes on for it.
     const body2 = chatBody(unique("dedupe-abort"), { temperature: 0 });
+    const beforeAbort = await upstreamCount(mock);
     const first = client.fetch(url, { method: "POST", headers: { "x-mock-fault": "delay=300" }, body: body2, signal: leaderAbort.signal });
     const second = client.fetch(url, { method: "POST", headers: { "x-mock-fault": "delay=300" }, body: body2 });
     setTimeout(() => leaderAbort.abort(), 50);
     equal((await rejection(first)).name, "AbortError", "the aborting caller");
     equal((await second).status, 200, "the other caller");
+    equal((await upstreamCount(mock)) - beforeAbort, 1, "the call was not sent again");
 
     // The leader aborts after the headers, while the body is still coming: only its own copy fails.
     const body3 = chatBody(unique("dedupe-abort-body"), { temperature: 0 });

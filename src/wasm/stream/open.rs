@@ -152,10 +152,11 @@ impl Stream {
                 let share = |opening: &Opening<LiveStream>, n| copies(opening, n);
                 (Box::pin(work) as Work<_>, Box::new(share) as Share<_>)
             });
-            let joined = seat.joined();
             // Its caller's abort takes this request out of the flight; the opening goes on for
             // the others.
-            match until_aborted(self.signal.as_ref(), seat.outcome()).await? {
+            let outcome = until_aborted(self.signal.as_ref(), seat.outcome()).await?;
+            let joined = !seat.owns();
+            match outcome {
                 None => {}
                 Some(Opening::Failed(error)) => return Err(error),
                 Some(Opening::NoStream(response)) => {
@@ -173,15 +174,16 @@ impl Stream {
                     return self.join(cursor, &response, start)
                 }
                 Some(Opening::Opened(body, response, attempts)) => {
-                    // Read from its first chunk with this request's own start, unless it is
-                    // the request that opened it.
-                    if joined {
-                        if let Some(cursor) = body.cursor.tap().join() {
-                            return self.join(cursor, &response, start);
-                        }
-                    }
+                    // This request owns the stream (it pays for it): it started it, or saw it
+                    // open after the one that started it left; then it reads it from its first
+                    // chunk with its own start.
+                    let tap = body.cursor.tap().clone();
+                    let body = match seat.joined().then(|| tap.join()).flatten() {
+                        Some(cursor) => LiveStream::new(cursor, start),
+                        None => *body,
+                    };
                     let record = (key, record);
-                    return Ok(self.adopt(response, Some(*body), attempts, Some(record)));
+                    return Ok(self.adopt(response, Some(body), attempts, Some(record)));
                 }
             }
         }
