@@ -15,7 +15,7 @@ use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers, upstream_failed};
 use crate::wasm::inner::Inner;
 use crate::wasm::request::Prepared;
-use crate::wasm::tap::{Cursor, Opening, Tap};
+use crate::wasm::tap::{Cursor, Opening};
 use js_sys::Function;
 use std::future::Future;
 use std::rc::Rc;
@@ -336,16 +336,13 @@ fn open_shared(
 /// first chunk, or copies of its response; fewer when they cannot be made.
 fn copies(opening: &Opening<LiveStream>, n: usize) -> Vec<Opening<LiveStream>> {
     let mut copies = Vec::with_capacity(n);
-    let reader = |tap: &Rc<Tap>, response: &Response| {
-        Some(Opening::Joined(tap.join()?, Clone::clone(response)))
-    };
     match opening {
-        Opening::Opened(body, response, _) => {
-            copies.extend((0..n).map_while(|_| reader(body.cursor.tap(), response)))
-        }
-        Opening::Joined(cursor, response) => {
-            copies.extend((0..n).map_while(|_| reader(cursor.tap(), response)))
-        }
+        Opening::Opened(body, response, _) => copies.extend((0..n).map_while(|_| {
+            let reader = body.cursor.tap().join()?;
+            Some(Opening::Joined(reader, Clone::clone(response)))
+        })),
+        // Never an opening's own outcome: only a copy of one.
+        Opening::Joined(..) => {}
         Opening::NoStream(response) => fan_out::copies(response, n, &mut |response| {
             copies.push(Opening::NoStream(response))
         }),
@@ -354,8 +351,9 @@ fn copies(opening: &Opening<LiveStream>, n: usize) -> Vec<Opening<LiveStream>> {
     copies
 }
 
-/// The failure of a request whose identical request's stream could not be shared with it after
-/// it had sent its own.
+/// The failure of a request asked to open a stream again after its own opening was shared (its
+/// request is spent): a flight hands its own outcome to the request that started it, so this
+/// does not happen; it fails rather than panics.
 fn not_shared() -> JsValue {
     named_error(
         "UpstreamError",
