@@ -300,73 +300,88 @@ fn a_race_cancelled_by_its_caller_drops_both_at_once_as_no_failure_and_frees_the
     assert!(matches!(raced.won, Some((Side::Primary, 200))));
 }
 
-#[test]
-fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it() {
+/// Identical callers of "slow" (started at `at` ms, hedging to "fast" at 300 ms when `hedges`),
+/// every call shared through one engine's flights: how each ended (who won, and when), and the
+/// flights left open.
+fn shared_callers(
+    sim: &Rc<Sim>,
+    engine: &Rc<Engine>,
+    callers: &[(u64, bool)],
+) -> (Vec<(Option<Side>, u64)>, usize) {
     use sturdy_llm::core::pipeline::JoinableCalls;
-    let sim = world(1500);
-    let engine = engine();
     let platform = SimPlatform(sim.clone());
     let flights = Rc::new(JoinableCalls::default());
-    let ended = Rc::new(std::cell::RefCell::new(Vec::new()));
-    let shared = |engine: &Rc<Engine>, flights: &Rc<JoinableCalls<_>>| {
-        let (engine, platform, flights) = (engine.clone(), platform.clone(), flights.clone());
+    let ended = Rc::new(std::cell::RefCell::new(vec![(None, 0); callers.len()]));
+    let (on, joinable) = (engine.clone(), flights.clone());
+    let shared = move |label: &'static str| {
+        let (engine, platform, flights) = (on.clone(), platform.clone(), joinable.clone());
         async move {
-            let spec = Rc::new(spec(&engine, "slow"));
-            let answer = engine
-                .execute_or_join(&platform, &flights, &spec, "slow")
-                .await;
+            let spec = Rc::new(spec(&engine, label));
+            let answer = engine.execute_or_join(&platform, &flights, &spec, label);
+            let answer = answer.await;
             answer
                 .map(|r| r.response.status)
                 .map_err(|f| format!("{f:?}"))
         }
     };
-    // The first call hedges at 300 ms and wins with "fast"; the second, identical, joined the
-    // first's call to "slow" and does not hedge: it must get that call's answer, at 1500.
-    let hedging = {
-        let (engine, platform, ended) = (engine.clone(), platform.clone(), ended.clone());
-        let primary = shared(&engine, &flights);
-        Box::pin(async move {
-            let fast = || {
-                let (engine, platform) = (engine.clone(), platform.clone());
-                async move {
-                    let spec = spec(&engine, "fast");
-                    let answer = engine.execute(&platform, &spec).await;
-                    answer
-                        .map(|r| r.response.status)
-                        .map_err(|f| format!("{f:?}"))
-                }
-            };
-            let raced = hedged(
-                &platform,
-                primary,
-                Some(300),
-                || Some(fast()),
-                engine.superseding(),
-            )
-            .await;
-            assert!(matches!(raced.won, Some((Side::Hedge, 200))));
-            ended.borrow_mut().push(("hedged", platform.0.now()));
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
-    };
-    let joined = {
-        let (ended, platform) = (ended.clone(), platform.clone());
-        let call = shared(&engine, &flights);
-        Box::pin(async move {
-            platform.0.timer(10).await;
-            assert_eq!(call.await, Ok(200));
-            ended.borrow_mut().push(("joined", platform.0.now()));
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
-    };
-    sim.run(vec![hedging, joined]);
-    assert_eq!(*ended.borrow(), vec![("hedged", 400), ("joined", 1500)]);
-    let slow: Vec<_> = sim
-        .sent
-        .borrow()
+    let tasks = callers
         .iter()
-        .filter(|(_, r)| r == "slow")
-        .map(|(t, _)| *t)
+        .enumerate()
+        .map(|(i, &(at, hedges))| {
+            let (sim, engine, ended, shared) =
+                (sim.clone(), engine.clone(), ended.clone(), shared.clone());
+            Box::pin(async move {
+                sim.timer(at).await;
+                let platform = SimPlatform(sim.clone());
+                let after = hedges.then_some(300);
+                let hedge = || Some(shared("fast"));
+                let raced = hedged(
+                    &platform,
+                    shared("slow"),
+                    after,
+                    hedge,
+                    engine.superseding(),
+                );
+                let won = raced.await.won.map(|(side, status)| {
+                    assert_eq!(status, 200);
+                    side
+                });
+                ended.borrow_mut()[i] = (won, sim.now());
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+        })
         .collect();
-    assert_eq!(slow, vec![0], "one call to the slow target, shared");
+    sim.run(tasks);
+    let ended = ended.borrow().clone();
+    (ended, flights.len())
+}
+
+/// When `label` was sent.
+fn sent(sim: &Sim, label: &str) -> Vec<u64> {
+    let sent = sim.sent.borrow();
+    sent.iter()
+        .filter(|(_, r)| r == label)
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+#[test]
+fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it() {
+    let sim = world(1500);
+    let engine = engine();
+    // The first call hedges at 300 ms and wins with "fast"; the second, identical, joined the
+    // first's call to "slow" and does not hedge: it gets that call's answer, at 1500 (before, the
+    // call was cancelled with the hedge's loser, and sent again for the second at 400).
+    let (ended, open) = shared_callers(&sim, &engine, &[(0, true), (10, false)]);
+    assert_eq!(
+        ended,
+        [(Some(Side::Hedge), 400), (Some(Side::Primary), 1500)]
+    );
+    assert_eq!(open, 0);
+    assert_eq!(
+        sent(&sim, "slow"),
+        [0],
+        "one call to the slow target, shared"
+    );
     let stats = engine.stats();
     // The call to "slow" answered one caller, who owns it now: nothing was deduplicated.
     assert_eq!(
@@ -378,7 +393,34 @@ fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it()
         ),
         (2, 2, 0, 0)
     );
-    assert!(flights.is_empty());
+}
+
+#[test]
+fn a_shared_call_every_caller_hedged_past_is_cancelled_with_the_last_as_no_failure() {
+    let sim = world(1500);
+    let engine = engine();
+    // Both hedge; the second joins the first's hedge too, and both win with it at 400: the call to
+    // "slow" is dropped when its last caller leaves, superseded, not failed.
+    let (ended, open) = shared_callers(&sim, &engine, &[(0, true), (10, true)]);
+    assert_eq!(ended, [(Some(Side::Hedge), 400), (Some(Side::Hedge), 400)]);
+    assert_eq!(open, 0);
+    assert_eq!(
+        (sent(&sim, "slow"), sent(&sim, "fast")),
+        (vec![0], vec![300])
+    );
+    let stats = engine.stats();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.successes,
+            stats.failures,
+            stats.deduplicated
+        ),
+        (2, 1, 0, 1)
+    );
+    let views = engine.breakers(sim.now());
+    let slow = views.iter().find(|b| b.key == "slow").expect("breaker");
+    assert_eq!((slow.state, slow.failures), (StateKind::Closed, 0));
 }
 
 #[test]
