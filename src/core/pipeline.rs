@@ -226,8 +226,8 @@ impl Engine {
         };
         match &result {
             Ok(delivered) => tally.finish(delivered.response.status() < 400),
-            // Counted as a call dropped by its caller's abort is: the order in which the abort
-            // and the transport's failure are seen is the platform's.
+            // Counted as a call that its caller's abort dropped (no error event): whether the
+            // abort or the transport's failure is seen first is the platform's choice.
             Err(Failure::Aborted { .. }) => tally.finish(false),
             Err(failure) => {
                 tally.finish(false);

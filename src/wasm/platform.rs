@@ -129,10 +129,11 @@ impl Platform for JsPlatform {
             }),
             Some(start) => {
                 prime(response, start.clone()).await.map_err(|message| {
-                    match is_aborted(request.signal.as_ref()) {
-                        // The caller's signal errors the body too.
-                        true => SendError::Aborted,
-                        false => SendError::Network(message),
+                    // The caller's signal errors the body too.
+                    if is_aborted(request.signal.as_ref()) {
+                        SendError::Aborted
+                    } else {
+                        SendError::Network(message)
                     }
                 })
             }
