@@ -279,8 +279,9 @@ pub enum Opening<B> {
     Opened(Box<B>, Response, u32),
     /// The stream is live: a reader on it from its first chunk, and its response's head.
     Joined(Cursor, Response),
-    /// It ended in a response without a stream (an error status), or a copy of one.
-    NoStream(Response),
+    /// It ended in a response without a stream (an error status), or a copy of one, and the
+    /// attempts it took (none for a copy).
+    NoStream(Response, u32),
     /// It failed.
     Failed(JsValue),
 }

@@ -159,13 +159,13 @@ impl Stream {
             match outcome {
                 None => {}
                 Some(Opening::Failed(error)) => return Err(error),
-                Some(Opening::NoStream(response)) => {
+                Some(Opening::NoStream(response, attempts)) => {
                     if joined {
                         inner.engine.count_deduplicated();
                     }
                     return Ok(StreamResponse {
                         response,
-                        attempts: 0,
+                        attempts,
                         cached: false,
                         joined,
                     });
@@ -326,7 +326,7 @@ fn open_shared(
                     inner.streams.offer(&key, body.cursor.tap(), &response);
                     Opening::Opened(Box::new(body), response, delivered.attempts)
                 }
-                JsResponse { response, .. } => Opening::NoStream(response),
+                JsResponse { response, .. } => Opening::NoStream(response, delivered.attempts),
             },
         }
     }
@@ -343,8 +343,8 @@ fn copies(opening: &Opening<LiveStream>, n: usize) -> Vec<Opening<LiveStream>> {
         })),
         // Never an opening's own outcome: only a copy of one.
         Opening::Joined(..) => {}
-        Opening::NoStream(response) => fan_out::copies(response, n, &mut |response| {
-            copies.push(Opening::NoStream(response))
+        Opening::NoStream(response, _) => fan_out::copies(response, n, &mut |response| {
+            copies.push(Opening::NoStream(response, 0))
         }),
         Opening::Failed(error) => copies.extend((0..n).map(|_| Opening::Failed(error.clone()))),
     }
