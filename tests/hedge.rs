@@ -299,3 +299,176 @@ fn a_race_cancelled_by_its_caller_drops_both_at_once_as_no_failure_and_frees_the
     let (raced, _) = race(&sim, &engine, ("fast", None), None);
     assert!(matches!(raced.won, Some((Side::Primary, 200))));
 }
+
+/// Identical callers of "slow" (started at `at` ms, hedging to "fast" at 300 ms when `hedges`),
+/// every call shared through one engine's flights: how each ended (who won, and when), and the
+/// flights left open.
+fn shared_callers(
+    sim: &Rc<Sim>,
+    engine: &Rc<Engine>,
+    callers: &[(u64, bool)],
+) -> (Vec<(Option<Side>, u64)>, usize) {
+    use sturdy_llm::core::pipeline::JoinableCalls;
+    let platform = SimPlatform(sim.clone());
+    let flights = Rc::new(JoinableCalls::default());
+    let ended = Rc::new(std::cell::RefCell::new(vec![(None, 0); callers.len()]));
+    let (on, joinable) = (engine.clone(), flights.clone());
+    let shared = move |label: &'static str| {
+        let (engine, platform, flights) = (on.clone(), platform.clone(), joinable.clone());
+        async move {
+            let spec = Rc::new(spec(&engine, label));
+            let answer = engine.execute_or_join(&platform, &flights, &spec, label);
+            let answer = answer.await;
+            answer
+                .map(|r| r.response.status)
+                .map_err(|f| format!("{f:?}"))
+        }
+    };
+    let tasks = callers
+        .iter()
+        .enumerate()
+        .map(|(i, &(at, hedges))| {
+            let (sim, engine, ended, shared) =
+                (sim.clone(), engine.clone(), ended.clone(), shared.clone());
+            Box::pin(async move {
+                sim.timer(at).await;
+                let platform = SimPlatform(sim.clone());
+                let after = hedges.then_some(300);
+                let hedge = || Some(shared("fast"));
+                let raced = hedged(
+                    &platform,
+                    shared("slow"),
+                    after,
+                    hedge,
+                    engine.superseding(),
+                );
+                let won = raced.await.won.map(|(side, status)| {
+                    assert_eq!(status, 200);
+                    side
+                });
+                ended.borrow_mut()[i] = (won, sim.now());
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+        })
+        .collect();
+    sim.run(tasks);
+    let ended = ended.borrow().clone();
+    (ended, flights.len())
+}
+
+/// When `label` was sent.
+fn sent(sim: &Sim, label: &str) -> Vec<u64> {
+    let sent = sim.sent.borrow();
+    sent.iter()
+        .filter(|(_, r)| r == label)
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+#[test]
+fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it() {
+    let sim = world(1500);
+    let engine = engine();
+    // The first call hedges at 300 ms and wins with "fast"; the second, identical, joined the
+    // first's call to "slow" and does not hedge: it gets that call's answer, at 1500 (before, the
+    // call was cancelled with the hedge's loser, and sent again for the second at 400).
+    let (ended, open) = shared_callers(&sim, &engine, &[(0, true), (10, false)]);
+    assert_eq!(
+        ended,
+        [(Some(Side::Hedge), 400), (Some(Side::Primary), 1500)]
+    );
+    assert_eq!(open, 0);
+    assert_eq!(
+        sent(&sim, "slow"),
+        [0],
+        "one call to the slow target, shared"
+    );
+    let stats = engine.stats();
+    // The call to "slow" answered one caller, who owns it now: nothing was deduplicated.
+    assert_eq!(
+        (
+            stats.requests,
+            stats.successes,
+            stats.failures,
+            stats.deduplicated
+        ),
+        (2, 2, 0, 0)
+    );
+}
+
+#[test]
+fn a_shared_call_every_caller_hedged_past_is_cancelled_with_the_last_as_no_failure() {
+    let sim = world(1500);
+    let engine = engine();
+    // Both hedge; the second joins the first's hedge too, and both win with it at 400: the call to
+    // "slow" is dropped when its last caller leaves, superseded, not failed.
+    let (ended, open) = shared_callers(&sim, &engine, &[(0, true), (10, true)]);
+    assert_eq!(ended, [(Some(Side::Hedge), 400), (Some(Side::Hedge), 400)]);
+    assert_eq!(open, 0);
+    assert_eq!(
+        (sent(&sim, "slow"), sent(&sim, "fast")),
+        (vec![0], vec![300])
+    );
+    let stats = engine.stats();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.successes,
+            stats.failures,
+            stats.deduplicated
+        ),
+        (2, 1, 0, 1)
+    );
+    let views = engine.breakers(sim.now());
+    let slow = views.iter().find(|b| b.key == "slow").expect("breaker");
+    assert_eq!((slow.state, slow.failures), (StateKind::Closed, 0));
+}
+
+#[test]
+fn a_callers_abort_seen_as_the_sends_failure_counts_no_breaker_failure_in_a_race_or_outside() {
+    use sturdy_llm::core::platform::SendError;
+    use sturdy_llm::core::retry::{Jitter, RetryConfig};
+    // The caller's signal also fails each send in flight; a runtime may show that failure before
+    // the abort itself. Here both sends fail so at 500 ms, during the race.
+    let aborted = || Reply {
+        after_ms: Some(500),
+        result: Err(SendError::Aborted),
+    };
+    let sim = Sim::new(move |_, _| aborted());
+    let engine = engine();
+    let (raced, ended) = race(&sim, &engine, ("a", Some("b")), Some(300));
+    assert!(raced.hedged && raced.won.is_none());
+    assert_eq!(raced.primary.as_deref(), Some("Aborted { attempts: 1 }"));
+    assert_eq!(ended, 800, "the hedge's send failed last");
+    let no_failures = |engine: &Engine| {
+        let views = engine.breakers(sim.now());
+        views
+            .iter()
+            .all(|b| b.state == StateKind::Closed && b.failures == 0)
+    };
+    assert!(no_failures(&engine), "{:?}", engine.breakers(sim.now()));
+    assert!(
+        sim.events_of("error").is_empty(),
+        "an abort is no error event"
+    );
+    // Outside a race, and with retries: not retried, not counted by the breaker.
+    let sim = Sim::new(move |_, _| aborted());
+    let cfg = ClientConfig {
+        retry: Some(RetryConfig {
+            max_retries: 3,
+            jitter: Jitter::None,
+            ..RetryConfig::default()
+        }),
+        ..engine.config().clone()
+    };
+    let engine = Rc::new(Engine::new(cfg, 7));
+    let (platform, e) = (SimPlatform(sim.clone()), engine.clone());
+    let mut call = spec(&engine, "a");
+    call.retry = engine.config().retry.clone();
+    let failure = sim.block_on(async move { e.execute(&platform, &call).await.err() });
+    assert_eq!(failure, Some(Failure::Aborted { attempts: 1 }));
+    assert_eq!(sim.sent.borrow().len(), 1, "not retried");
+    assert!(no_failures(&engine), "{:?}", engine.breakers(sim.now()));
+    // Counted as any call its caller's abort dropped: a failed call, not the upstream's failure.
+    let stats = engine.stats();
+    assert_eq!((stats.requests, stats.failures, stats.retries), (1, 1, 0));
+}

@@ -541,6 +541,7 @@ fn run_shared(
             Box::pin(async move {
                 sim.timer(at).await;
                 let platform = SimPlatform(sim.clone());
+                let spec = Rc::new(spec);
                 let work = engine.execute_or_join(&platform, &flights, &spec, "same");
                 let outcome = match give_up_after {
                     None => Some(work.await),
@@ -691,8 +692,11 @@ fn a_leader_that_aborts_does_not_fail_its_followers() {
     let outcomes = run_shared(&sim, &engine, &flights, calls);
     assert!(outcomes[0].is_none());
     assert_eq!(status(outcomes[1].as_ref().unwrap()), 200);
-    // The follower became the leader and made its own call when the first one was cancelled.
-    assert_eq!(sim.send_times(), vec![0, 50]);
+    // The call went on for the follower, who still wanted it: no second call (it was made again
+    // before, 50 ms later, and the follower waited for it from the start).
+    assert_eq!(sim.send_times(), vec![0]);
+    // It answered one caller, the one who owns it now: nothing was deduplicated.
+    assert_eq!(engine.stats().deduplicated, 0);
 }
 
 #[test]

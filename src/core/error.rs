@@ -44,6 +44,11 @@ pub enum Failure {
         /// The platform's message.
         message: String,
     },
+    /// The caller aborted the call: no failure of the upstream (no breaker counted it).
+    Aborted {
+        /// Attempts made, the aborted one included.
+        attempts: u32,
+    },
     /// The connection failed (fetch rejected).
     Network {
         /// The platform's message.

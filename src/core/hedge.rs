@@ -5,8 +5,9 @@
 //! nothing for those; a hedge does. Once the first token of the target being tried is `afterMs`
 //! late, the target the chain would try next is started too, and the first of the two to produce
 //! a first token wins. The other is dropped, and dropping a platform future cancels it on the
-//! wire ([`crate::core::race`]). At most one hedge runs per call, so a hedge at most doubles the
-//! load, and only for the late calls.
+//! wire ([`crate::core::race`]), unless identical calls joined it ([`crate::core::dedupe`]): then
+//! only the loser's seat is given up, and the call goes on for them. At most one hedge runs per
+//! call, so a hedge at most doubles the load, and only for the late calls.
 //!
 //! When is late? Either a fixed delay, or `"p95"`: the target's own observed time to first token,
 //! from a bounded window of its most recent first tokens ([`FirstTokens`]). Until

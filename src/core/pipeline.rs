@@ -13,7 +13,7 @@
 
 use crate::core::breaker::{verdict_for_status, Permit, Verdict};
 use crate::core::config::{ClientConfig, Scope, Timeouts};
-use crate::core::dedupe::{Flights, Role};
+use crate::core::dedupe::{Flights, Share, Work};
 use crate::core::error::{Failure, TimeoutPhase};
 use crate::core::event::{Event, RetryReason};
 use crate::core::learned_limit::LearnedView;
@@ -28,6 +28,7 @@ use crate::core::rng::Rng;
 use crate::core::state_store::{OwnOrShared, StateStore};
 use crate::core::stats::Stats;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 /// One call as the pipeline sees it.
 #[derive(Debug)]
@@ -225,6 +226,9 @@ impl Engine {
         };
         match &result {
             Ok(delivered) => tally.finish(delivered.response.status() < 400),
+            // Counted as a call that its caller's abort dropped (no error event): whether the
+            // abort or the transport's failure is seen first is the platform's choice.
+            Err(Failure::Aborted { .. }) => tally.finish(false),
             Err(failure) => {
                 tally.finish(false);
                 platform.emit(Event::Error {
@@ -237,30 +241,34 @@ impl Engine {
     }
 
     /// [`Engine::execute`], or joins an identical call in flight (same `key`): one upstream call
-    /// answers them all.
+    /// answers them all ([`crate::core::dedupe`]). The call belongs to its flight: it goes on while
+    /// any caller still waits for it, whoever started it.
     ///
     /// # Errors
-    /// As [`Engine::execute`]; followers receive the leader's failure.
-    pub async fn execute_or_join<P: Platform>(
-        &self,
+    /// As [`Engine::execute`]; the callers who joined receive the call's failure.
+    pub async fn execute_or_join<P>(
+        self: &Rc<Self>,
         platform: &P,
         flights: &JoinableCalls<P::Response>,
-        call: &CallSpec<P::Request>,
+        call: &Rc<CallSpec<P::Request>>,
         key: &str,
-    ) -> Result<UpstreamResponse<P::Response>, Failure> {
+    ) -> Result<UpstreamResponse<P::Response>, Failure>
+    where
+        P: Platform + Clone + 'static,
+    {
         loop {
-            match flights.join(key) {
-                Role::Leader(leader) => {
-                    let outcome = self.execute(platform, call).await;
-                    leader.complete(|copies| share_outcome(platform, &outcome, copies));
-                    return outcome;
+            let mut seat = flights.join(key, || {
+                let (engine, on, call) = (self.clone(), platform.clone(), call.clone());
+                let work = async move { engine.execute(&on, &call).await };
+                let on = platform.clone();
+                let share = move |outcome: &_, copies| share_outcome(&on, outcome, copies);
+                (Box::pin(work) as Work<_>, Box::new(share) as Share<_>)
+            });
+            if let Some(outcome) = seat.outcome().await {
+                if !seat.owns() {
+                    self.count_deduplicated();
                 }
-                Role::Follower(follower) => {
-                    if let Some(outcome) = follower.outcome().await {
-                        self.count_deduplicated();
-                        return outcome;
-                    }
-                }
+                return outcome;
             }
         }
     }
@@ -328,7 +336,10 @@ impl Engine {
             };
             breaker.finish(match &outcome {
                 Ok(response) => verdict_for_status(response.status()),
-                Err(AttemptFailure::Send(SendError::Invalid(_))) => Verdict::Ignored,
+                // Neither says anything of the upstream's health.
+                Err(AttemptFailure::Send(SendError::Invalid(_) | SendError::Aborted)) => {
+                    Verdict::Ignored
+                }
                 Err(_) => Verdict::Failure,
             });
             return match outcome {
@@ -349,6 +360,9 @@ impl Engine {
                 }),
                 Err(AttemptFailure::Send(SendError::Invalid(message))) => {
                     Err(Failure::InvalidRequest { message })
+                }
+                Err(AttemptFailure::Send(SendError::Aborted)) => {
+                    Err(Failure::Aborted { attempts: attempt })
                 }
             };
         }
@@ -397,7 +411,7 @@ impl Engine {
             Err(AttemptFailure::Send(SendError::Network(_))) => {
                 retry.decide(cfg, &Outcome::Network, wall, &mut state.rng)
             }
-            Err(AttemptFailure::Send(SendError::Invalid(_))) => Decision::Done,
+            Err(AttemptFailure::Send(SendError::Invalid(_) | SendError::Aborted)) => Decision::Done,
         }
     }
 

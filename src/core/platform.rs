@@ -30,6 +30,9 @@ pub enum SendError {
     /// The platform refused to send the request at all (a malformed method, header or body):
     /// retrying cannot help, and it says nothing about the upstream's health.
     Invalid(String),
+    /// The caller aborted the attempt (the platform sends with the caller's signal, and it
+    /// fired): nothing is known of the upstream, so no breaker counts it and it is not retried.
+    Aborted,
 }
 
 /// Clock, timers, transport and event sink. All futures are cancelled by dropping them.

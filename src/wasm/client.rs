@@ -35,8 +35,11 @@ impl ResilientClient {
         let mut options = parse_client_options(options)?;
         // The engine holds the one copy of the policy configuration, shared state or not: a shared
         // store is asked from inside the pipeline, on these settings.
-        let engine = Engine::new(std::mem::take(&mut options.config), 0);
-        let store = options.shared_state.take().map(JsStateStore::new);
+        let engine = Rc::new(Engine::new(std::mem::take(&mut options.config), 0));
+        let store = options
+            .shared_state
+            .take()
+            .map(|s| Rc::new(JsStateStore::new(s)));
         let semantic = options.cache.as_mut().and_then(|c| c.semantic.take());
         let cache = options.cache.take().map(Cache::new);
         let budget = options

@@ -89,6 +89,8 @@ pub fn failure_to_js(failure: &Failure) -> JsValue {
             set(&error, "code", &"INVALID_REQUEST".into());
             error.into()
         }
+        // The caller's own signal's reason is given where it is known (`Inner::call`).
+        Failure::Aborted { .. } => abort_error(&JsValue::UNDEFINED),
         Failure::Network { message, attempts } => {
             let error = js_sys::TypeError::new(&format!("{message} (after {attempts} attempt(s))"));
             set(&error, "code", &"NETWORK".into());

@@ -7,7 +7,7 @@ use crate::core::llm::{CostTally, Ledger};
 use crate::core::pipeline::{CallSpec, Engine, JoinableCalls, UpstreamResponse};
 use crate::core::platform::Platform;
 use crate::wasm::abort::until_aborted;
-use crate::wasm::answer::JsResponse;
+use crate::wasm::answer::{JsResponse, LiveStream};
 use crate::wasm::cache::Cache;
 use crate::wasm::errors::{abort_error, failure_to_js};
 use crate::wasm::js::abort_reason;
@@ -18,16 +18,18 @@ use crate::wasm::request_policy::RequestPolicy;
 use crate::wasm::semantic_cache::SemanticCache;
 use crate::wasm::tap::JoinableStreams;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 /// A client's state, shared (behind an `Rc`) by the class and every call in flight.
 pub(crate) struct Inner {
-    pub(crate) engine: Engine,
+    /// Shared with the calls in flight that identical calls joined (they outlive their starter).
+    pub(crate) engine: Rc<Engine>,
     pub(crate) platform: JsPlatform,
     pub(crate) options: ClientOptions,
     pub(crate) in_flight: JoinableCalls<JsResponse>,
     /// Identical stream requests in flight, sharing one upstream body.
-    pub(crate) streams: JoinableStreams,
+    pub(crate) streams: JoinableStreams<LiveStream>,
     pub(crate) cache: Option<Cache>,
     /// Answers to similar questions (`cache.semantic`), in memory.
     pub(crate) semantic: Option<SemanticCache>,
@@ -123,7 +125,7 @@ impl Inner {
     ) -> Result<UpstreamResponse<JsResponse>, JsValue> {
         let platform = &self.platform;
         let retry = prepared.retry(self.engine.config().retry.as_ref()).cloned();
-        let call = CallSpec {
+        let call = Rc::new(CallSpec {
             request: prepared.request,
             url: prepared.url,
             origin: prepared.origin,
@@ -133,7 +135,7 @@ impl Inner {
             retry,
             tokens: prepared.tokens,
             learn_limits: prepared.learn_limits,
-        };
+        });
         // Boxed: the pipeline's future is the bulk of a call's state, and kept inline it would be
         // counted once per path a call can take (~10 KB per call in flight instead of ~4).
         let work = async {

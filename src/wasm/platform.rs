@@ -8,6 +8,7 @@
 use crate::core::event::Event;
 use crate::core::llm::{classify, ErrorClass};
 use crate::core::platform::{Platform, SendError};
+use crate::wasm::abort::is_aborted;
 use crate::wasm::answer::{prime, JsResponse, StreamStart};
 use crate::wasm::body::error_text;
 use crate::wasm::fan_out;
@@ -61,12 +62,14 @@ pub struct JsRequest {
     pub signal: Option<AbortSignal>,
 }
 
-/// Global fetch and timers, the client's event listeners and its shared state store.
+/// Global fetch and timers, the client's event listeners and its shared state store (a clone is
+/// the same platform: a shared call's work holds one, [`crate::core::dedupe`]).
+#[derive(Clone)]
 pub struct JsPlatform {
     /// Where events go.
     pub listeners: Rc<Listeners>,
     /// Breaker and bucket state shared across isolates (`sharedState`), when set.
-    pub store: Option<JsStateStore>,
+    pub store: Option<Rc<JsStateStore>>,
 }
 
 /// Aborts the attempt's fetch when dropped before it finished.
@@ -124,9 +127,16 @@ impl Platform for JsPlatform {
                 stream: None,
                 error_class: None,
             }),
-            Some(start) => prime(response, start.clone())
-                .await
-                .map_err(SendError::Network),
+            Some(start) => {
+                prime(response, start.clone()).await.map_err(|message| {
+                    // The caller's signal errors the body too.
+                    if is_aborted(request.signal.as_ref()) {
+                        SendError::Aborted
+                    } else {
+                        SendError::Network(message)
+                    }
+                })
+            }
         }
     }
 
@@ -154,7 +164,7 @@ impl Platform for JsPlatform {
     }
 
     fn store(&self) -> Option<&JsStateStore> {
-        self.store.as_ref()
+        self.store.as_deref()
     }
 }
 
@@ -176,6 +186,7 @@ impl JsPlatform {
         let promise = global_fetch(&request.url, &request.init)
             .unwrap_or_else(|thrown| Promise::reject(&thrown));
         let (url, init) = (request.url.clone(), request.init.clone());
+        let caller = request.signal.clone();
         async move {
             let mut guard = AbortOnDrop(controller);
             let result = JsFuture::from(promise).await;
@@ -184,6 +195,8 @@ impl JsPlatform {
                 Ok(value) => {
                     response(&value).map_err(|error| SendError::Network(network_message(&error)))
                 }
+                // The caller's signal fails the fetch too: its abort, not the upstream's failure.
+                Err(_) if is_aborted(caller.as_ref()) => Err(SendError::Aborted),
                 Err(error) if refused(&url, &init) => Err(SendError::Invalid(
                     Reflect::get(&error, &"message".into())
                         .ok()

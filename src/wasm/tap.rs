@@ -271,25 +271,39 @@ impl Cursor {
     }
 }
 
-/// How an identical stream request's opening went, for the requests that waited on it.
-pub enum Opening {
-    /// Its stream is live: join it.
-    Live,
-    /// It ended in a response without a stream (an error status): a copy of it.
-    NoStream(Response),
+/// How a stream request's opening went, for the identical requests that waited on it; `B` is a
+/// live body.
+pub enum Opening<B> {
+    /// Its stream is live: the body (read by the request that saw it open), its response and
+    /// the attempts it took.
+    Opened(Box<B>, Response, u32),
+    /// The stream is live: a reader on it from its first chunk, and its response's head.
+    Joined(Cursor, Response),
+    /// It ended in a response without a stream (an error status), or a copy of one, and the
+    /// attempts it took (none for a copy).
+    NoStream(Response, u32),
     /// It failed.
     Failed(JsValue),
 }
 
-/// Identical stream requests: single flight while one is opening, then the live streams to join.
-#[derive(Default)]
-pub struct JoinableStreams {
+/// Identical stream requests: single flight while one is opening, then the live streams to join;
+/// `B` is a live body.
+pub struct JoinableStreams<B> {
     /// Requests still opening, by key.
-    pub opening: Flights<Opening>,
+    pub opening: Flights<Opening<B>>,
     live: RefCell<Vec<(String, Weak<Tap>, Response)>>,
 }
 
-impl JoinableStreams {
+impl<B> Default for JoinableStreams<B> {
+    fn default() -> Self {
+        JoinableStreams {
+            opening: Flights::default(),
+            live: RefCell::default(),
+        }
+    }
+}
+
+impl<B> JoinableStreams<B> {
     /// Makes `tap` joinable under `key`; `response` is the head its readers are given.
     pub fn offer(&self, key: &str, tap: &Rc<Tap>, response: &Response) {
         let mut live = self.live.borrow_mut();

@@ -276,13 +276,15 @@ export const scenarios = {
     equal(client.stats().deduplicated, 2, "stats().deduplicated");
     await (await leader).text();
 
-    // The leader aborts: its followers still get an answer (from a call of their own).
+    // The leader aborts: its follower still gets an answer, from the call it joined, which goes on for it.
     const body2 = chatBody(unique("dedupe-abort"), { temperature: 0 });
+    const beforeAbort = await upstreamCount(mock);
     const first = client.fetch(url, { method: "POST", headers: { "x-mock-fault": "delay=300" }, body: body2, signal: leaderAbort.signal });
     const second = client.fetch(url, { method: "POST", headers: { "x-mock-fault": "delay=300" }, body: body2 });
     setTimeout(() => leaderAbort.abort(), 50);
     equal((await rejection(first)).name, "AbortError", "the aborting caller");
     equal((await second).status, 200, "the other caller");
+    equal((await upstreamCount(mock)) - beforeAbort, 1, "the call was not sent again");
 
     // The leader aborts after the headers, while the body is still coming: only its own copy fails.
     const body3 = chatBody(unique("dedupe-abort-body"), { temperature: 0 });
@@ -3227,6 +3229,51 @@ export const scenarios = {
     await setFaults(mock, { target: a });
   },
 
+  // Before, a hedge that won cancelled its losing call even when identical calls had joined it: they
+  // were released and sent it again from scratch (twice the wait, twice the upstream calls).
+  async "hedge: a losing call that identical calls joined goes on for them, in chat() and chatStream(), hedged or not"({ ResilientClient }, mock) {
+    const name = unique("hedge-dedupe");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, slowRate: 1, slowMs: 1000 });
+    const client = new ResilientClient({ retry: false, dedupe: true, targets: [target(mock, a), target(mock, b)], hedge: { afterMs: 50 } });
+    const asked = async () => {
+      const byTarget = (await mockStats(mock)).byTarget;
+      return [byTarget[a]?.total ?? 0, byTarget[b]?.total ?? 0];
+    };
+    const streamed = async (stream) => {
+      let text = "";
+      for await (const delta of stream) text += delta.text;
+      const result = await stream.result;
+      equal(result.text, text, "the text streamed is the result's");
+      return result;
+    };
+    // temperature 0: deterministic, so identical calls in flight share one upstream call.
+    const request = (content, extra) => ({ messages: [{ role: "user", content }], temperature: 0, ...extra });
+    const ways = {
+      "chat()": (content, extra) => client.chat(request(content, extra)),
+      "chatStream()": (content, extra) => streamed(client.chatStream(request(content, extra))),
+    };
+    for (const [way, ask] of Object.entries(ways)) {
+      // Both hedge: both are answered by the one hedge, and the slow call is dropped once neither wants it.
+      let before = await asked();
+      const both = await Promise.all([ask(`${way} both hedge`), ask(`${way} both hedge`)]);
+      deepEqual(both.map((r) => r.target), [b, b], `${way}: both answered by the hedge`);
+      check(both.every((r) => r.text.length > 0 && r.text === both[0].text), `${way}: whole answers`);
+      deepEqual((await asked()).map((n, i) => n - before[i]), [1, 1], `${way}: one call to each target`);
+      // Only the first hedges: the second joined its call to the slow target and gets that call's answer.
+      before = await asked();
+      const [hedged, plain] = await Promise.all([ask(`${way} one hedges`), ask(`${way} one hedges`, { hedge: false })]);
+      equal(hedged.target, b, `${way}: the hedging call, answered by the hedge`);
+      equal(plain.target, a, `${way}: the call that does not hedge, answered by the slow target`);
+      check(plain.text.length > 0, `${way}: a whole answer`);
+      deepEqual((await asked()).map((n, i) => n - before[i]), [1, 1], `${way}: the slow call was not sent again`);
+    }
+    const stats = client.stats();
+    equal(stats.failures, 0, "no failure");
+    equal(stats.breakers.find((x) => x.key === `target:${a}`)?.failures ?? 0, 0, "the slow target's breaker counted nothing");
+    await setFaults(mock, { target: a });
+  },
+
   async "hedge: \"p95\" waits for 20 first tokens, then hedges past the primary's own p95"({ ResilientClient }, mock) {
     const name = unique("hedge-p95");
     const [a, b] = [`${name}-a`, `${name}-b`];
@@ -3275,6 +3322,41 @@ export const scenarios = {
     equal((await client.chat({ messages: [{ role: "user", content: "both" }], hedge: { afterMs: 0 } })).target, b, "afterMs 0");
     equal(events[0]?.afterMs, 0, "afterMs in the event");
     await setFaults(mock, { target: a });
+  },
+
+  // Before, the caller's abort also failed each fetch in flight, and a failure seen before the abort
+  // itself was counted against the upstream: a breaker failure per attempt (two in a hedge race).
+  async "an abort by the caller counts no breaker failure, in a hedge race or outside one"({ ResilientClient }, mock) {
+    const name = unique("abort-breaker");
+    const [a, b] = [`${name}-a`, `${name}-b`];
+    await setFaults(mock, { target: a, latencyMs: 3000 });
+    await setFaults(mock, { target: b, latencyMs: 3000 });
+    const client = new ResilientClient({
+      retry: false,
+      breaker: { failureThreshold: 1 },
+      targets: [target(mock, a), target(mock, b)],
+      hedge: { afterMs: 50 },
+    });
+    const aborted = async (ms, call) => {
+      const controller = new AbortController();
+      const reason = new Error("caller gave up");
+      setTimeout(() => controller.abort(reason), ms);
+      equal(await rejection(call(controller.signal)), reason, "rejects with the signal's reason");
+    };
+    const messages = [{ role: "user", content: "abort me" }];
+    await aborted(300, (signal) => client.chat({ messages, signal }));
+    const stream = (signal) => client.chatStream({ messages, signal }).result;
+    await aborted(300, stream);
+    equal(client.stats().hedges.started, 2, "both were aborted during a race");
+    await aborted(30, (signal) => client.chat({ messages, signal, hedge: false }));
+    await aborted(30, (signal) => client.chatStream({ messages, signal, hedge: false }).result);
+    const breakers = client.stats().breakers;
+    for (const name of [a, b]) {
+      const breaker = breakers.find((x) => x.key === `target:${name}`);
+      deepEqual([breaker?.state ?? "closed", breaker?.failures ?? 0], ["closed", 0], `${name}'s breaker counted nothing`);
+    }
+    await setFaults(mock, { target: a });
+    await setFaults(mock, { target: b });
   },
 
   async "hedge: 100 hedged calls at once all answer, with no failure counted and no connection left open"({ ResilientClient }, mock) {

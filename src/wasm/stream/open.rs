@@ -4,7 +4,7 @@
 use super::{Recording, Stream, StreamResponse};
 use crate::core::cache::{cache_first, CacheFirst};
 use crate::core::config::CacheMode;
-use crate::core::dedupe::Role;
+use crate::core::dedupe::{Share, Work};
 use crate::core::platform::Platform;
 use crate::core::race::unless_cancelled;
 use crate::wasm::abort::{is_aborted, until_aborted};
@@ -13,8 +13,12 @@ use crate::wasm::cache::response_from;
 use crate::wasm::errors::named_error;
 use crate::wasm::fan_out;
 use crate::wasm::fetch::{gateway_timeout, response_headers, upstream_failed};
+use crate::wasm::inner::Inner;
 use crate::wasm::request::Prepared;
-use crate::wasm::tap::Opening;
+use crate::wasm::tap::{Cursor, Opening};
+use js_sys::Function;
+use std::future::Future;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use web_sys::{Response, ResponseInit};
 
@@ -126,74 +130,83 @@ impl Stream {
         })
     }
 
-    /// A request identical streams may share: joins the one live or opening, else opens it for all.
+    /// A request identical streams may share: joins the one live or opening, else opens it for
+    /// all. The opening belongs to its flight ([`crate::core::dedupe`]): it goes on while any
+    /// request waiting for it still wants it, so the one that started it may leave (its caller's
+    /// abort, a hedge that streamed first) without cutting the others' stream.
     pub(super) async fn join_or_open(
         &self,
         prepared: Prepared,
         start: StreamStart,
         key: &str,
     ) -> Result<StreamResponse, JsValue> {
-        let streams = &self.inner.streams;
+        let inner = &self.inner;
+        let record = (prepared.url.clone(), prepared.policy.wait_until.clone());
+        let mut prepared = Some(prepared);
         loop {
-            if let Some((cursor, response)) = streams.join(key) {
-                self.inner.engine.count_deduplicated();
-                let head = ResponseInit::new();
-                head.set_status(response.status());
-                head.set_headers(&response.headers());
-                self.go_live(LiveStream::new(cursor, start));
-                return Ok(StreamResponse {
-                    response: Response::new_with_opt_str_and_init(None, &head)?,
-                    attempts: 0,
-                    cached: false,
-                    joined: true,
-                });
+            if let Some((cursor, response)) = inner.streams.join(key) {
+                return self.join(cursor, &response, start);
             }
-            match streams.opening.join(key) {
-                Role::Leader(leader) => {
-                    let opened = self.open_upstream(prepared, start, Some(key)).await;
-                    if opened.is_err() && self.aborted().is_some() {
-                        // Its own caller's abort: the others open the stream without it.
-                        drop(leader);
-                        return opened;
+            let mut seat = inner.streams.opening.join(key, || {
+                let work = open_shared(inner, prepared.take(), start.clone(), key);
+                let share = |opening: &Opening<LiveStream>, n| copies(opening, n);
+                (Box::pin(work) as Work<_>, Box::new(share) as Share<_>)
+            });
+            // Its caller's abort takes this request out of the flight; the opening goes on for
+            // the others.
+            let outcome = until_aborted(self.signal.as_ref(), seat.outcome()).await?;
+            let joined = !seat.owns();
+            match outcome {
+                None => {}
+                Some(Opening::Failed(error)) => return Err(error),
+                Some(Opening::NoStream(response, attempts)) => {
+                    if joined {
+                        inner.engine.count_deduplicated();
                     }
-                    leader.complete(|copies| {
-                        let mut openings = Vec::with_capacity(copies);
-                        match &opened {
-                            Ok(opened) if !self.is_live() => {
-                                fan_out::copies(&opened.response, copies, &mut |response| {
-                                    openings.push(Opening::NoStream(response))
-                                })
-                            }
-                            _ => {
-                                for _ in 0..copies {
-                                    openings.push(match &opened {
-                                        Err(error) => Opening::Failed(error.clone()),
-                                        Ok(_) => Opening::Live,
-                                    });
-                                }
-                            }
-                        }
-                        openings
+                    return Ok(StreamResponse {
+                        response,
+                        attempts,
+                        cached: false,
+                        joined,
                     });
-                    return opened;
                 }
-                Role::Follower(follower) => {
-                    match until_aborted(self.signal.as_ref(), follower.outcome()).await? {
-                        None | Some(Opening::Live) => {}
-                        Some(Opening::Failed(error)) => return Err(error),
-                        Some(Opening::NoStream(response)) => {
-                            self.inner.engine.count_deduplicated();
-                            return Ok(StreamResponse {
-                                response,
-                                attempts: 0,
-                                cached: false,
-                                joined: true,
-                            });
-                        }
-                    }
+                Some(Opening::Joined(cursor, response)) => {
+                    return self.join(cursor, &response, start)
+                }
+                Some(Opening::Opened(body, response, attempts)) => {
+                    // This request owns the stream (it pays for it): it started it, or saw it
+                    // open after the one that started it left; then it reads it from its first
+                    // chunk with its own start.
+                    let tap = body.cursor.tap().clone();
+                    let body = match seat.joined().then(|| tap.join()).flatten() {
+                        Some(cursor) => LiveStream::new(cursor, start),
+                        None => *body,
+                    };
+                    let record = (key, record);
+                    return Ok(self.adopt(response, Some(body), attempts, Some(record)));
                 }
             }
         }
+    }
+
+    /// Reads an identical request's live stream with `cursor` (its response's head `response`).
+    fn join(
+        &self,
+        cursor: Cursor,
+        response: &Response,
+        start: StreamStart,
+    ) -> Result<StreamResponse, JsValue> {
+        self.inner.engine.count_deduplicated();
+        let head = ResponseInit::new();
+        head.set_status(response.status());
+        head.set_headers(&response.headers());
+        self.go_live(LiveStream::new(cursor, start));
+        Ok(StreamResponse {
+            response: Response::new_with_opt_str_and_init(None, &head)?,
+            attempts: 0,
+            cached: false,
+            joined: true,
+        })
     }
 
     /// Sends the request through the pipeline; a live body becomes the stream's phase (recorded for
@@ -205,37 +218,48 @@ impl Stream {
         key: Option<&str>,
     ) -> Result<StreamResponse, JsValue> {
         let inner = &self.inner;
-        let url = prepared.url.clone();
-        let wait_until = prepared.policy.wait_until.clone();
+        let record = (prepared.url.clone(), prepared.policy.wait_until.clone());
         let shareable = prepared.method != "GET";
         prepared.request.stream = Some(start);
         let delivered = inner.call(prepared, None).await?;
         let JsResponse {
             response, stream, ..
         } = delivered.response;
-        if let Some(body) = stream {
-            if let Some(key) = key {
-                if shareable {
-                    inner.streams.offer(key, body.cursor.tap(), &response);
-                }
-                if inner.cache.is_some() {
-                    *self.recording.borrow_mut() = Some(Recording {
-                        url,
-                        key: key.to_string(),
-                        status: response.status(),
-                        headers: response_headers(&response),
-                        wait_until,
-                    });
-                }
+        if let (Some(body), Some(key)) = (&stream, key.filter(|_| shareable)) {
+            inner.streams.offer(key, body.cursor.tap(), &response);
+        }
+        let record = key.map(|key| (key, record));
+        Ok(self.adopt(response, stream, delivered.attempts, record))
+    }
+
+    /// Takes an opened stream `response` on: its live `body` becomes the stream's phase (recorded
+    /// for the cache when the client has one, under `record`'s key, with the request's URL and
+    /// `waitUntil`).
+    fn adopt(
+        &self,
+        response: Response,
+        body: Option<LiveStream>,
+        attempts: u32,
+        record: Option<Record>,
+    ) -> StreamResponse {
+        if let Some(body) = body {
+            if let (Some((key, (url, wait_until))), true) = (record, self.inner.cache.is_some()) {
+                *self.recording.borrow_mut() = Some(Recording {
+                    url,
+                    key: key.to_string(),
+                    status: response.status(),
+                    headers: response_headers(&response),
+                    wait_until,
+                });
             }
             self.go_live(body);
         }
-        Ok(StreamResponse {
+        StreamResponse {
             response,
-            attempts: delivered.attempts,
+            attempts,
             cached: false,
             joined: false,
-        })
+        }
     }
 
     /// Stores a stream that completed cleanly, if it was being recorded.
@@ -267,6 +291,74 @@ pub(super) fn cancelled() -> JsValue {
         "AbortError",
         "CANCELLED",
         "The stream was cancelled before it ended.",
+    )
+    .into()
+}
+
+/// What a stream's recording is stored under: its key, and the request's URL and `waitUntil`.
+type Record<'k> = (&'k str, (String, Option<Function>));
+
+/// Opens a stream request upstream for every identical request that joins it ([`Opening`]): on
+/// its own (no caller's signal: each request's abort takes only itself out), offered to identical
+/// requests under `key` once live. `None`: the request was already sent (its flight gave no copy
+/// to the request that started it), which is a failure.
+fn open_shared(
+    inner: &Rc<Inner>,
+    prepared: Option<Prepared>,
+    start: StreamStart,
+    key: &str,
+) -> impl Future<Output = Opening<LiveStream>> + 'static {
+    let (inner, key) = (inner.clone(), key.to_string());
+    async move {
+        let Some(mut prepared) = prepared else {
+            return Opening::Failed(not_shared());
+        };
+        prepared.signal = None;
+        prepared.request.stream = Some(start);
+        match inner.call(prepared, None).await {
+            Err(error) => Opening::Failed(error),
+            Ok(delivered) => match delivered.response {
+                JsResponse {
+                    response,
+                    stream: Some(body),
+                    ..
+                } => {
+                    inner.streams.offer(&key, body.cursor.tap(), &response);
+                    Opening::Opened(Box::new(body), response, delivered.attempts)
+                }
+                JsResponse { response, .. } => Opening::NoStream(response, delivered.attempts),
+            },
+        }
+    }
+}
+
+/// `n` copies of `opening` for the requests that joined it: readers on its live body from its
+/// first chunk, or copies of its response; fewer when they cannot be made.
+fn copies(opening: &Opening<LiveStream>, n: usize) -> Vec<Opening<LiveStream>> {
+    let mut copies = Vec::with_capacity(n);
+    match opening {
+        Opening::Opened(body, response, _) => copies.extend((0..n).map_while(|_| {
+            let reader = body.cursor.tap().join()?;
+            Some(Opening::Joined(reader, Clone::clone(response)))
+        })),
+        // Never an opening's own outcome: only a copy of one.
+        Opening::Joined(..) => {}
+        Opening::NoStream(response, _) => fan_out::copies(response, n, &mut |response| {
+            copies.push(Opening::NoStream(response, 0))
+        }),
+        Opening::Failed(error) => copies.extend((0..n).map(|_| Opening::Failed(error.clone()))),
+    }
+    copies
+}
+
+/// The failure of a request asked to open a stream again after its own opening was shared (its
+/// request is spent): a flight hands its own outcome to the request that started it, so this
+/// does not happen; it fails rather than panics.
+fn not_shared() -> JsValue {
+    named_error(
+        "UpstreamError",
+        "NOT_SHARED",
+        "The identical stream this request joined could not be shared.",
     )
     .into()
 }
