@@ -4,7 +4,8 @@
 //! Why not serde_json? It adds about 38 KB (gzip) to the wasm, more than the rest of the core, for
 //! documents whose shape we only probe. This reader is total (any input gives a value or `None`, never
 //! a panic), bounded (nesting deeper than [`MAX_DEPTH`] is rejected instead of overflowing the
-//! stack), and keeps numbers as their source text so no float parsing is linked in: integers are read
+//! stack, and a document whose tree would take more memory than [`tree_budget`] allows is refused:
+//! see there), and keeps numbers as their source text so no float parsing is linked in: integers are read
 //! by hand where needed ([`Json::as_u64`]). Text is sliced with `str::get`, never `&text[a..b]`:
 //! the index operator's char-boundary panic links some 4 KB of message formatting into the wasm.
 //!
@@ -17,6 +18,68 @@ use std::borrow::Cow;
 
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 64;
+
+/// The most memory the parsed tree of `text` may take, in bytes: three times the text, plus 64 KiB,
+/// each value counted at [`VALUE_BYTES`] and each object member's key at [`KEY_BYTES`].
+///
+/// A value takes a [`Json`] in the tree whatever its size in the text: `[0,0,0,…]` is 2 bytes of
+/// text per value and 16 of tree, in vectors that grow by doubling. Unbounded, one hostile 4 MB
+/// request body (parsed for its cache key) grew the wasm memory by 68 MB, which never shrinks: past
+/// half of a Worker's 128 MB. Real documents stay far below the budget: long text is one string,
+/// and the densest real shape, an embedding's numbers (`-0.0123456789,`: 14 bytes each), takes about
+/// its own size; a document of values of 5 bytes or less each (`[0,0,…]`, `[1.5,…]`) past its first
+/// 64 KiB is refused, before anything is built ([`fits_budget`]).
+pub fn tree_budget(text: &str) -> usize {
+    text.len().saturating_mul(3).saturating_add(64 << 10)
+}
+
+/// What one value is counted in the tree: the size of a [`Json`] in the wasm (the same on every
+/// target, so a document parses or not everywhere alike).
+pub const VALUE_BYTES: usize = 16;
+
+/// What an object member's key is counted, beside its value: a `Cow<str>` in the wasm.
+pub const KEY_BYTES: usize = 12;
+
+/// Text this short always fits [`tree_budget`] (at most a value per 2 bytes: 8 bytes of tree per
+/// byte of text, against 3 per byte plus 64 KiB), so is not scanned.
+const ALWAYS_FITS: usize = 8 << 10;
+
+/// Whether the tree of `text` would fit [`tree_budget`], told without building it, from an upper
+/// bound on its values (the root, and one more per comma and per opening bracket outside strings)
+/// and keys (one per colon outside strings). A pass over the bytes, for text past [`ALWAYS_FITS`].
+fn fits_budget(text: &str) -> bool {
+    if text.len() <= ALWAYS_FITS {
+        return true;
+    }
+    let (mut values, mut keys) = (1usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text.as_bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b',' | b'[' | b'{' => values += 1,
+            b':' => keys += 1,
+            _ => {}
+        }
+    }
+    let tree = values
+        .saturating_mul(VALUE_BYTES)
+        .saturating_add(keys.saturating_mul(KEY_BYTES));
+    tree <= tree_budget(text)
+}
+
+#[cfg(target_arch = "wasm32")]
+const _: () = assert!(
+    std::mem::size_of::<Json>() == VALUE_BYTES && std::mem::size_of::<Cow<str>>() == KEY_BYTES
+);
 
 /// A parsed JSON value, borrowing from the source where it can.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +99,12 @@ pub enum Json<'a> {
 }
 
 impl<'a> Json<'a> {
-    /// Parses a whole document (surrounding whitespace allowed); `None` if it is not valid JSON.
+    /// Parses a whole document (surrounding whitespace allowed); `None` if it is not valid JSON,
+    /// or its tree would pass [`tree_budget`].
     pub fn parse(text: &'a str) -> Option<Json<'a>> {
+        if !fits_budget(text) {
+            return None;
+        }
         let mut reader = Reader {
             text,
             bytes: text.as_bytes(),
@@ -413,6 +480,24 @@ mod tests {
     fn decodes_unicode_escapes_and_surrogate_pairs() {
         let doc = Json::parse(r#""\u00e9\ud83d\ude00\ud800x""#).unwrap();
         assert_eq!(doc.as_str(), Some("é😀\u{FFFD}x"));
+    }
+
+    #[test]
+    fn refuses_a_document_whose_tree_would_pass_its_budget() {
+        // 2 bytes of text per value (16 counted): refused once past the 64 KiB allowance.
+        let dense = format!("[{}0]", "0,".repeat(100_000));
+        assert_eq!(Json::parse(&dense), None);
+        let keys = format!("{{{}\"a\":0}}", "\"a\":0,".repeat(100_000));
+        assert_eq!(Json::parse(&keys), None);
+        // The same within the allowance, and real shapes at any size, parse.
+        assert!(Json::parse(&format!("[{}0]", "0,".repeat(3_000))).is_some());
+        let embedding = format!("[{}0.5]", "-0.0123456789,".repeat(200_000));
+        assert_eq!(
+            Json::parse(&embedding).and_then(|j| j.at(200_000).cloned()),
+            Some(Json::Number("0.5"))
+        );
+        let text = format!("{{\"content\":\"{}\"}}", "word ".repeat(1_000_000));
+        assert!(Json::parse(&text).is_some());
     }
 
     #[test]

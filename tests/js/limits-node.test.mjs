@@ -121,3 +121,38 @@ test("node: embed() sums hostile token counts over its batches without wrapping"
     globalThis.fetch = realFetch;
   }
 });
+
+// Before the JSON tree budget, the 4 MB body below grew the wasm memory by 68 MB (its cache key parsed
+// it into 2 million values, 16 bytes each, plus vector doubling), and a dense answer as much: a few
+// such calls put a Worker past its 128 MB. Such a document is now refused before anything is built.
+test("node: JSON of tiny values, from the caller or the upstream, grows the wasm memory by no more than its own size", async () => {
+  const dense = (values) => `[${"0,".repeat(values - 1)}0]`;
+  const { createServer } = await import("node:http");
+  const answer = `{"choices":[{"message":{"role":"assistant","content":"hi"}}],"pad":${dense(3_000_000)}}`;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(req.url.includes("chat") ? answer : "{}"));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const client = new ResilientClient({ cache: true, dedupe: true, retry: false, targets: [{ provider: "openai", baseUrl: `${base}/v1`, model: "m" }] });
+    const body = dense(2_000_000);
+    let before = client.stats().memory.wasmBytes;
+    const response = await client.fetch(`${base}/echo`, { method: "POST", body });
+    assert.equal(response.status, 200, "the call goes through (its body is keyed as text: it cannot be shared)");
+    await response.text();
+    let grown = client.stats().memory.wasmBytes - before;
+    assert.ok(grown <= body.length + MiB, `wasm memory grew by ${grown} bytes for a ${body.length}-byte body`);
+
+    before = client.stats().memory.wasmBytes;
+    const error = await client.chat({ messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+    assert.equal(error.name, "UpstreamError", `a dense answer is refused as unreadable: ${error}`);
+    grown = client.stats().memory.wasmBytes - before;
+    assert.ok(grown <= 2 * answer.length + MiB, `wasm memory grew by ${grown} bytes for a ${answer.length}-byte answer`);
+    const fine = await client.fetch(`${base}/echo`, { method: "POST", body: "{}" });
+    assert.equal(fine.status, 200, "and the instance keeps working");
+  } finally {
+    server.close();
+  }
+});

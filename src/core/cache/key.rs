@@ -12,7 +12,9 @@
 //! members sorted, no insignificant whitespace, strings re-escaped one way. Numbers are kept as
 //! written: `1`, `1.0` and `1e0` give different keys. Deciding that they are equal would take float
 //! parsing (which the wasm build avoids) and would also be wrong for servers that tell integers from
-//! floats. A body that is not JSON is hashed as is.
+//! floats. A body that is not JSON is hashed as is, and so is one too costly to parse
+//! ([`tree_budget`](crate::core::json::tree_budget): a hostile body of tiny values), which can only
+//! cost a miss.
 //!
 //! Headers. A cached answer must never reach a caller with other credentials, and credentials come
 //! in many headers (`authorization`, `x-api-key`, `x-goog-api-key`, `cookie`, a gateway's or a
