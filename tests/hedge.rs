@@ -356,6 +356,17 @@ fn shared_callers(
 }
 
 /// When `label` was sent.
+/// The engine's requests, successes, failures and deduplicated calls.
+fn outcomes(engine: &Engine) -> (u64, u64, u64, u64) {
+    let stats = engine.stats();
+    (
+        stats.requests,
+        stats.successes,
+        stats.failures,
+        stats.deduplicated,
+    )
+}
+
 fn sent(sim: &Sim, label: &str) -> Vec<u64> {
     let sent = sim.sent.borrow();
     sent.iter()
@@ -382,17 +393,8 @@ fn a_hedge_that_supersedes_a_shared_call_leaves_it_to_the_calls_that_joined_it()
         [0],
         "one call to the slow target, shared"
     );
-    let stats = engine.stats();
     // The call to "slow" answered one caller, who owns it now: nothing was deduplicated.
-    assert_eq!(
-        (
-            stats.requests,
-            stats.successes,
-            stats.failures,
-            stats.deduplicated
-        ),
-        (2, 2, 0, 0)
-    );
+    assert_eq!(outcomes(&engine), (2, 2, 0, 0));
 }
 
 #[test]
@@ -408,16 +410,7 @@ fn a_shared_call_every_caller_hedged_past_is_cancelled_with_the_last_as_no_failu
         (sent(&sim, "slow"), sent(&sim, "fast")),
         (vec![0], vec![300])
     );
-    let stats = engine.stats();
-    assert_eq!(
-        (
-            stats.requests,
-            stats.successes,
-            stats.failures,
-            stats.deduplicated
-        ),
-        (2, 1, 0, 1)
-    );
+    assert_eq!(outcomes(&engine), (2, 1, 0, 1));
     let views = engine.breakers(sim.now());
     let slow = views.iter().find(|b| b.key == "slow").expect("breaker");
     assert_eq!((slow.state, slow.failures), (StateKind::Closed, 0));

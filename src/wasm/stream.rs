@@ -114,10 +114,8 @@ struct ChatProgress {
 impl Phase {
     /// The body, when events flow.
     fn live(&self) -> Option<&LiveStream> {
-        match self {
-            Phase::Live(body) => Some(body),
-            _ => None,
-        }
+        let Phase::Live(body) = self else { return None };
+        Some(body)
     }
 }
 

@@ -7,6 +7,7 @@
 // Each DIR is a built package (a copy of pkg/ after pkg-template/build). Rounds alternate the sides;
 // medians of the rounds after two warm-up rounds (ROUNDS, default 10 for hit and 5 for fetch).
 import { Worker } from "node:worker_threads";
+import { timeoutFetch } from "./fetch-overhead.mjs";
 
 const [mode, ...dirs] = process.argv.slice(2);
 if (!["hit", "fetch"].includes(mode) || dirs.length === 0) {
@@ -56,15 +57,6 @@ async function sides() {
       ["floor", timed(() => new Response(bytes.slice(), { status: 200, headers }).text())],
     ];
   }
-  const timeoutFetch = async (input, init) => {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 10_000);
-    try {
-      return await fetch(input, { ...init, signal: controller.signal });
-    } finally {
-      clearTimeout(timer);
-    }
-  };
   const timed = (send) => async () => {
     let next = 0;
     const started = performance.now();

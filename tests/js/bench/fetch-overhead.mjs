@@ -41,6 +41,17 @@ async function measure(fetchImpl, url, REQUESTS, CONCURRENCY) {
   return REQUESTS / ((performance.now() - started) / 1000);
 }
 
+/** What any fetch with a cancellable timeout costs, in plain JS: the floor for a client with timeouts. */
+export async function timeoutFetch(input, init) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 10_000);
+  try {
+    return await fetch(input, { ...init, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Requests/s (medians over rounds) of plain fetch, fetch + an AbortController timeout, and client.fetch. */
@@ -57,16 +68,6 @@ export async function run({ requests, concurrency = 32, rounds, quick = process.
     dedupe: true,
   });
   const plainFetch = (input, init) => fetch(input, init);
-  // What any fetch with a cancellable timeout costs, in plain JS: the floor for a client with timeouts.
-  const timeoutFetch = async (input, init) => {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 10_000);
-    try {
-      return await fetch(input, { ...init, signal: controller.signal });
-    } finally {
-      clearTimeout(timer);
-    }
-  };
 
   await measure(plainFetch, server.url, REQUESTS, CONCURRENCY); // warm up connections and JIT
   await measure(client.fetcher, server.url, REQUESTS, CONCURRENCY);
