@@ -217,23 +217,26 @@ impl<'a, T> Seat<'a, T> {
 
 impl<T> Drop for Seat<'_, T> {
     fn drop(&mut self) {
-        let others = {
+        let (last, next) = {
             let mut waiting = self.flight.waiting.borrow_mut();
             waiting.retain(|slot| !Rc::ptr_eq(slot, &self.slot));
-            waiting.clone()
+            // One waiting caller is enough to poll the call on (it registers its own waker with
+            // it: this caller's may have been the one): waking them all, on every leave, made a
+            // thousand callers aborting one by one a million wake-ups.
+            let next = waiting
+                .iter()
+                .find_map(|slot| slot.borrow_mut().waker.take());
+            (waiting.is_empty(), next)
         };
-        if others.is_empty() {
+        if last {
             // The last caller left: the call is dropped (cancelled), with no borrow held.
             self.flights.close(&self.key, &self.flight);
             let work = self.flight.work.borrow_mut().take();
             drop(work);
             return;
         }
-        // Whoever polls the call next registers its own waker with it (this caller's was).
-        for slot in others {
-            if let Some(waker) = slot.borrow_mut().waker.take() {
-                waker.wake();
-            }
+        if let Some(waker) = next {
+            waker.wake();
         }
     }
 }

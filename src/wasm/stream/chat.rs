@@ -6,7 +6,7 @@ use super::open::cancelled;
 use super::{ChatProgress, Purpose, Stream};
 use crate::core::event::{Event, RetryReason};
 use crate::core::llm::charge::reported_or_estimated;
-use crate::core::llm::mid_stream::{part_costs, total, written_usage};
+use crate::core::llm::mid_stream::{part_costs, total};
 use crate::core::llm::Completion;
 use crate::core::platform::Platform;
 use crate::core::race::unless_cancelled;
@@ -90,7 +90,7 @@ impl Stream {
         let mut used = progress.written.take();
         used.push(Written {
             kept: true,
-            ..progress.part_of(body, reported_or_estimated)
+            ..progress.part_of(body, reported_or_estimated, text.len())
         });
         let charges: Vec<_> = used
             .iter()
@@ -136,7 +136,7 @@ impl Stream {
             return;
         }
         let mut used = progress.written.take();
-        used.extend(live.map(|body| progress.part_of(body, written_usage)));
+        used.extend(live.map(|body| progress.cut_short(body)));
         let charges: Vec<_> = used
             .iter()
             .filter_map(|p| progress.charge(&self.inner, p))

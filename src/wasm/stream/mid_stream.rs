@@ -40,12 +40,13 @@ pub(super) struct Cut {
 }
 
 impl ChatProgress {
-    /// What `body` used (`usage` from what it reported, its input and what it generated) and
-    /// where its text ends in the answer; kept in the answer or not as its caller decides.
+    /// What `body` used (`usage` from what it reported, its input and what it generated), its
+    /// text ending at `end` in the answer; kept in the answer or not as its caller decides.
     pub(super) fn part_of(
         &self,
         body: &LiveStream,
         usage: fn(Usage, u64, (&str, &[ToolCall])) -> Usage,
+        end: usize,
     ) -> Written {
         let monitor = &body.watch.monitor;
         let continues = &body.watch.continues;
@@ -53,11 +54,17 @@ impl ChatProgress {
         let generated = (monitor.text(), monitor.tool_calls());
         Written {
             target: self.target.get(),
-            end: continues.whole(&body.delivered().text).len(),
+            end,
             usage: usage(monitor.usage(), input, generated),
             free: self.cached.get() || self.joined.get(),
             kept: false,
         }
+    }
+
+    /// What `body`, ended before completing the answer, used: what it generated, at least (a cut
+    /// stream reports its input, not what it wrote after).
+    pub(super) fn cut_short(&self, body: &LiveStream) -> Written {
+        self.part_of(body, written_usage, body.partial_text().len())
     }
 
     /// What the call is charged for `part`: its writer's model and prices, its usage.
@@ -99,8 +106,7 @@ impl Stream {
     /// a part of the answer: a continuation on another target makes it one.
     pub(super) fn spent(&self, body: &LiveStream) {
         if let Purpose::Chat(progress) = &self.purpose {
-            let part = progress.part_of(body, written_usage);
-            progress.written.borrow_mut().push(part);
+            progress.written.borrow_mut().push(progress.cut_short(body));
         }
     }
 
